@@ -1,0 +1,36 @@
+# resdet: the two entry points are `make demo` and `make test` (see README.md).
+# Both install the Debian packages they need first (as root; skipped when the
+# packages are already there).
+
+APT_PACKAGES := pkg-config libopencv-dev libdnnl-dev libopenblas-dev python3-torch python3-torchvision
+GO ?= go
+DEMO_DIR ?= demo-out
+FUZZTIME ?= 10s
+
+export GOFLAGS := -mod=mod
+
+.PHONY: deps demo test vet unit fuzz bench
+
+deps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+demo: deps
+	$(GO) run ./cmd/train-det synth --out $(DEMO_DIR)/data --images 200 --seed 1
+
+vet: deps
+	$(GO) vet ./...
+
+unit: deps
+	$(GO) test -count=1 ./...
+
+fuzz: deps
+	scripts/fuzz.sh $(FUZZTIME)
+
+test: vet unit fuzz
