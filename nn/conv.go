@@ -1,0 +1,509 @@
+package nn
+
+import (
+	"fmt"
+	"hash"
+	"hash/fnv"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ConvOpts configures a 2-D convolution. Pairs are (H, W).
+type ConvOpts struct {
+	Stride, Pad, Dilation [2]int // zero values mean stride 1, pad 0, dilation 1
+	Groups                int    // 0 or 1: ordinary convolution
+
+	// BF16 runs the forward convolution in bfloat16 (x and w rounded to
+	// bf16; accumulation, bias, post-ops and output in float32). Meant for
+	// inference on CPUs with AVX-512 BF16 or AMX. Gradients, if asked for,
+	// are computed in float32 as if the forward pass were exact.
+	BF16 bool
+}
+
+// convGeom is a fully specified convolution: shapes and normalised options.
+// It is comparable and hashable.
+type convGeom struct {
+	X, W, Y          [4]int // x [N, C, H, W], w [OutC, C/Groups, KH, KW], y [N, OutC, OH, OW]
+	Stride, Pad, Dil [2]int
+	Groups           int
+	BF16             bool
+}
+
+// newConvGeom checks x and w against o and computes the output shape.
+func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
+	var g convGeom
+	if len(x) != 4 || len(w) != 4 {
+		return g, fmt.Errorf("nn: %s: x %v and w %v: want 4-D x [N, C, H, W] and w [OutC, C/Groups, KH, KW]", op, x, w)
+	}
+	copy(g.X[:], x)
+	copy(g.W[:], w)
+	g.Groups = max(o.Groups, 1)
+	g.BF16 = o.BF16
+	for i := 0; i < 2; i++ {
+		g.Stride[i] = o.Stride[i]
+		if g.Stride[i] == 0 {
+			g.Stride[i] = 1
+		}
+		g.Dil[i] = o.Dilation[i]
+		if g.Dil[i] == 0 {
+			g.Dil[i] = 1
+		}
+		g.Pad[i] = o.Pad[i]
+		if g.Stride[i] < 0 || g.Dil[i] < 0 || g.Pad[i] < 0 {
+			return g, fmt.Errorf("nn: %s: negative stride %v, dilation %v or pad %v", op, o.Stride, o.Dilation, o.Pad)
+		}
+	}
+	for _, d := range append(g.X[:], g.W[:]...) {
+		if d <= 0 {
+			return g, fmt.Errorf("nn: %s: x %v and w %v: every dimension must be positive", op, x, w)
+		}
+	}
+	if g.X[1] != g.W[1]*g.Groups || g.W[0]%g.Groups != 0 {
+		return g, fmt.Errorf("nn: %s: x %v and w %v with %d groups: want C = w[1]*groups and OutC divisible by groups", op, x, w, g.Groups)
+	}
+	g.Y = [4]int{g.X[0], g.W[0], 0, 0}
+	for i := 0; i < 2; i++ {
+		ext := g.Dil[i]*(g.W[2+i]-1) + 1
+		g.Y[2+i] = (g.X[2+i]+2*g.Pad[i]-ext)/g.Stride[i] + 1
+		if g.X[2+i]+2*g.Pad[i] < ext {
+			g.Y[2+i] = 0
+		}
+	}
+	if g.Y[2] <= 0 || g.Y[3] <= 0 {
+		return g, fmt.Errorf("nn: %s: x %v and w %v with pad %v, dilation %v: kernel larger than the padded input", op, x, w, g.Pad, g.Dil)
+	}
+	return g, nil
+}
+
+func (g convGeom) String() string {
+	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16)
+}
+
+// FLOPs returns the multiply-adds of the forward convolution times two.
+func (g convGeom) flops() float64 {
+	return 2 * float64(g.Y[0]*g.Y[1]*g.Y[2]*g.Y[3]) * float64(g.W[1]*g.W[2]*g.W[3])
+}
+
+// Conv2d builds a 2-D convolution (cross-correlation, as torch.nn.Conv2d).
+// x: [N, C, H, W]; w: [OutC, C/Groups, KH, KW] (torch layout); b: [OutC] or
+// nil. Returns [N, OutC, OH, OW] with OH = (H + 2*PadH - DilH*(KH-1) - 1)/StrideH + 1
+// (same for W). All float32. Differentiable w.r.t. x, w and b.
+func Conv2d(x, w, b *G.Node, o ConvOpts) (*G.Node, error) {
+	return Conv2dFused(x, w, b, nil, o, false)
+}
+
+// Conv2dFused builds y = act(conv(x, w) + b + residual), act = ReLU if relu,
+// else identity, in one oneDNN primitive (bias, sum and ReLU post-ops).
+// Shapes as in Conv2d; residual is nil or [N, OutC, OH, OW]. Frozen batch
+// norm folds into w and b (see FoldConvBN), so conv + BN + add + ReLU of a
+// ResNet block is one op. Differentiable w.r.t. every input.
+func Conv2dFused(x, w, b, residual *G.Node, o ConvOpts, relu bool) (*G.Node, error) {
+	const name = "Conv2d"
+	for _, n := range []*G.Node{x, w, b, residual} {
+		if n != nil && n.Dtype() != tensor.Float32 {
+			return nil, fmt.Errorf("nn: %s: input %s has dtype %v, want float32", name, n.Name(), n.Dtype())
+		}
+	}
+	g, err := newConvGeom(name, x.Shape(), w.Shape(), o)
+	if err != nil {
+		return nil, err
+	}
+	op := convOp{geom: g, bias: b != nil, residual: residual != nil, relu: relu}
+	in := []*G.Node{x, w}
+	if b != nil {
+		if s := b.Shape(); len(s) != 1 || s[0] != g.W[0] {
+			return nil, fmt.Errorf("nn: %s: w %v and b %v: want b [%d]", name, w.Shape(), s, g.W[0])
+		}
+		in = append(in, b)
+	}
+	if residual != nil {
+		if s := residual.Shape(); !s.Eq(tensor.Shape(g.Y[:])) {
+			return nil, fmt.Errorf("nn: %s: output %v and residual %v: want equal shapes", name, g.Y, s)
+		}
+		in = append(in, residual)
+	}
+	y, err := G.ApplyOp(op, in...)
+	if err != nil {
+		return nil, fmt.Errorf("nn: %s %v: %w", name, g, err)
+	}
+	return y, nil
+}
+
+// FoldConvBN folds a frozen per-channel affine y = conv(x, w)*scale + shift
+// into the weights and bias: it returns w' = w*scale[o] and b' = b*scale + shift
+// (b may be nil, meaning zero). w is [OutC, ...] flattened, scale and shift
+// [OutC]. FoldConvBN panics if the lengths disagree.
+func FoldConvBN(w, b, scale, shift []float32) (wf, bf []float32) {
+	oc := len(scale)
+	if oc == 0 || len(shift) != oc || len(w)%oc != 0 || (b != nil && len(b) != oc) {
+		panic(fmt.Sprintf("nn: FoldConvBN: len(w)=%d, len(b)=%d, len(scale)=%d, len(shift)=%d", len(w), len(b), len(scale), len(shift)))
+	}
+	per := len(w) / oc
+	wf = make([]float32, len(w))
+	bf = make([]float32, oc)
+	for o := 0; o < oc; o++ {
+		for i := o * per; i < (o+1)*per; i++ {
+			wf[i] = w[i] * scale[o]
+		}
+		bf[o] = shift[o]
+		if b != nil {
+			bf[o] += b[o] * scale[o]
+		}
+	}
+	return wf, bf
+}
+
+// convTensorType is the hm type of a float tensor of the given rank.
+func convTensorType(dims int) hm.Type {
+	return G.TensorType{Dims: dims, Of: hm.TypeVariable('a')}
+}
+
+func convHash(s fmt.Stringer) uint32 {
+	h := fnv.New32a()
+	fmt.Fprint(h, s.String())
+	return h.Sum32()
+}
+
+// convData returns the float32 data of v, which must have the given shape.
+func convData(op string, arg string, v G.Value, shape []int) ([]float32, error) {
+	t, ok := v.(tensor.Tensor)
+	if !ok {
+		return nil, fmt.Errorf("nn: %s: %s is %T, want a tensor", op, arg, v)
+	}
+	if t.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("nn: %s: %s has dtype %v, want float32", op, arg, t.Dtype())
+	}
+	if !t.Shape().Eq(tensor.Shape(shape)) {
+		return nil, fmt.Errorf("nn: %s: %s has shape %v, want %v", op, arg, t.Shape(), shape)
+	}
+	if d, ok := t.(*tensor.Dense); ok && d.RequiresIterator() {
+		t = d.Materialize()
+	}
+	data, ok := t.Data().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("nn: %s: %s holds %T, want []float32", op, arg, t.Data())
+	}
+	return data, nil
+}
+
+// convOut returns prealloc's data if it is a float32 dense tensor of the
+// given shape, else a new tensor.
+func convOut(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
+	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 &&
+		d.Shape().Eq(tensor.Shape(shape)) && !d.RequiresIterator() {
+		return d, d.Data().([]float32)
+	}
+	d := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
+	return d, d.Data().([]float32)
+}
+
+// convOp is the forward convolution with optional bias, residual (sum
+// post-op) and ReLU. Inputs: x, w, [b], [residual].
+type convOp struct {
+	geom     convGeom
+	bias     bool
+	residual bool
+	relu     bool
+}
+
+func (op convOp) Arity() int {
+	n := 2
+	if op.bias {
+		n++
+	}
+	if op.residual {
+		n++
+	}
+	return n
+}
+
+func (op convOp) Type() hm.Type {
+	ts := []hm.Type{convTensorType(4), convTensorType(4)}
+	if op.bias {
+		ts = append(ts, convTensorType(1))
+	}
+	if op.residual {
+		ts = append(ts, convTensorType(4))
+	}
+	return hm.NewFnType(append(ts, convTensorType(4))...)
+}
+
+func (op convOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.geom.Y[:]).Clone(), nil
+}
+
+func (op convOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("nn: %v: got %d inputs, want %d", op, len(in), op.Arity())
+	}
+	g := op.geom
+	name := op.String()
+	x, err := convData(name, "x", in[0], g.X[:])
+	if err != nil {
+		return nil, err
+	}
+	w, err := convData(name, "w", in[1], g.W[:])
+	if err != nil {
+		return nil, err
+	}
+	bufs := [][]float32{x, w}
+	k := 2
+	if op.bias {
+		b, err := convData(name, "b", in[k], g.W[:1])
+		if err != nil {
+			return nil, err
+		}
+		bufs = append(bufs, b)
+		k++
+	}
+	var res []float32
+	if op.residual {
+		if res, err = convData(name, "residual", in[k], g.Y[:]); err != nil {
+			return nil, err
+		}
+	}
+	out, y := convOut(prealloc, g.Y[:])
+	bufs = append(bufs, y)
+	d := dnnlConv{kind: dnnlFwd, geom: g, bias: op.bias, sum: op.residual, relu: op.relu}
+	if err := d.run(bufs, res); err != nil {
+		return nil, fmt.Errorf("nn: %v: %w", op, err)
+	}
+	return out, nil
+}
+
+func (op convOp) ReturnsPtr() bool     { return false }
+func (op convOp) CallsExtern() bool    { return false }
+func (op convOp) OverwritesInput() int { return -1 }
+func (op convOp) WriteHash(h hash.Hash) {
+	fmt.Fprint(h, op.String())
+}
+func (op convOp) Hashcode() uint32 { return convHash(op) }
+func (op convOp) String() string {
+	return fmt.Sprintf("Conv2d{%v bias=%v residual=%v relu=%v}", op.geom, op.bias, op.residual, op.relu)
+}
+
+func (op convOp) DiffWRT(n int) []bool {
+	r := make([]bool, n)
+	for i := range r {
+		r[i] = true
+	}
+	return r
+}
+
+// SymDiff returns the gradients of x, w, [b], [residual]. With ReLU the
+// incoming gradient is first masked by output > 0.
+func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("nn: %v: SymDiff got %d inputs, want %d", op, len(in), op.Arity())
+	}
+	g := op.geom
+	g.BF16 = false
+	dy := grad
+	var err error
+	if op.relu {
+		if dy, err = G.ApplyOp(convReLUGradOp{shape: g.Y}, output, grad); err != nil {
+			return nil, err
+		}
+	}
+	dx, err := G.ApplyOp(convBwdDataOp{geom: g}, in[1], dy)
+	if err != nil {
+		return nil, err
+	}
+	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g}, in[0], dy)
+	if err != nil {
+		return nil, err
+	}
+	ret := G.Nodes{dx, dw}
+	if op.bias {
+		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y}, dy)
+		if err != nil {
+			return nil, err
+		}
+		ret = append(ret, db)
+	}
+	if op.residual {
+		ret = append(ret, dy)
+	}
+	return ret, nil
+}
+
+// convBwdDataOp computes dx [N, C, H, W] from w and dy [N, OutC, OH, OW].
+type convBwdDataOp struct{ geom convGeom }
+
+func (op convBwdDataOp) Arity() int { return 2 }
+func (op convBwdDataOp) Type() hm.Type {
+	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
+}
+func (op convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.geom.X[:]).Clone(), nil
+}
+func (op convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	g := op.geom
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", name, len(in))
+	}
+	w, err := convData(name, "w", in[0], g.W[:])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := convData(name, "dy", in[1], g.Y[:])
+	if err != nil {
+		return nil, err
+	}
+	out, dx := convOut(prealloc, g.X[:])
+	if err := (dnnlConv{kind: dnnlBwdData, geom: g}).run([][]float32{w, dy, dx}, nil); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", name, err)
+	}
+	return out, nil
+}
+func (op convBwdDataOp) ReturnsPtr() bool      { return false }
+func (op convBwdDataOp) CallsExtern() bool     { return false }
+func (op convBwdDataOp) OverwritesInput() int  { return -1 }
+func (op convBwdDataOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convBwdDataOp) Hashcode() uint32      { return convHash(op) }
+func (op convBwdDataOp) String() string        { return fmt.Sprintf("Conv2dBwdData{%v}", op.geom) }
+
+// convBwdWeightsOp computes dw [OutC, C/Groups, KH, KW] from x and dy.
+type convBwdWeightsOp struct{ geom convGeom }
+
+func (op convBwdWeightsOp) Arity() int { return 2 }
+func (op convBwdWeightsOp) Type() hm.Type {
+	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
+}
+func (op convBwdWeightsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.geom.W[:]).Clone(), nil
+}
+func (op convBwdWeightsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	g := op.geom
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", name, len(in))
+	}
+	x, err := convData(name, "x", in[0], g.X[:])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := convData(name, "dy", in[1], g.Y[:])
+	if err != nil {
+		return nil, err
+	}
+	out, dw := convOut(prealloc, g.W[:])
+	if err := (dnnlConv{kind: dnnlBwdWeights, geom: g}).run([][]float32{x, dy, dw}, nil); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", name, err)
+	}
+	return out, nil
+}
+func (op convBwdWeightsOp) ReturnsPtr() bool      { return false }
+func (op convBwdWeightsOp) CallsExtern() bool     { return false }
+func (op convBwdWeightsOp) OverwritesInput() int  { return -1 }
+func (op convBwdWeightsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convBwdWeightsOp) Hashcode() uint32      { return convHash(op) }
+func (op convBwdWeightsOp) String() string        { return fmt.Sprintf("Conv2dBwdWeights{%v}", op.geom) }
+
+// convBiasGradOp sums dy [N, C, H, W] over N, H and W: the bias gradient [C].
+type convBiasGradOp struct{ shape [4]int }
+
+func (op convBiasGradOp) Arity() int { return 1 }
+func (op convBiasGradOp) Type() hm.Type {
+	return hm.NewFnType(convTensorType(4), convTensorType(1))
+}
+func (op convBiasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.shape[1]}, nil
+}
+func (op convBiasGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 1 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
+	}
+	dy, err := convData(name, "dy", in[0], op.shape[:])
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
+	out, db := convOut(prealloc, []int{c})
+	parallelFor(c, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			var s float64
+			for i := 0; i < n; i++ {
+				s += convSum(dy[(i*c+ch)*hw : (i*c+ch+1)*hw])
+			}
+			db[ch] = float32(s)
+		}
+	})
+	return out, nil
+}
+func (op convBiasGradOp) ReturnsPtr() bool      { return false }
+func (op convBiasGradOp) CallsExtern() bool     { return false }
+func (op convBiasGradOp) OverwritesInput() int  { return -1 }
+func (op convBiasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convBiasGradOp) Hashcode() uint32      { return convHash(op) }
+func (op convBiasGradOp) String() string        { return fmt.Sprintf("Conv2dBiasGrad{%v}", op.shape) }
+
+// convSum adds v with four float32 accumulators (pairwise enough for the
+// sizes of feature maps; the caller accumulates rows in float64).
+func convSum(v []float32) float64 {
+	var a, b, c, d float32
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		a += v[i]
+		b += v[i+1]
+		c += v[i+2]
+		d += v[i+3]
+	}
+	for ; i < len(v); i++ {
+		a += v[i]
+	}
+	return float64(a) + float64(b) + float64(c) + float64(d)
+}
+
+// convReLUGradOp computes dy * (y > 0) for y, dy of the same shape.
+type convReLUGradOp struct{ shape [4]int }
+
+func (op convReLUGradOp) Arity() int { return 2 }
+func (op convReLUGradOp) Type() hm.Type {
+	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
+}
+func (op convReLUGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.shape[:]).Clone(), nil
+}
+func (op convReLUGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", name, len(in))
+	}
+	y, err := convData(name, "y", in[0], op.shape[:])
+	if err != nil {
+		return nil, err
+	}
+	dy, err := convData(name, "dy", in[1], op.shape[:])
+	if err != nil {
+		return nil, err
+	}
+	out, dx := convOut(prealloc, op.shape[:])
+	parallelFor(len(dx)/4096+1, func(lo, hi int) {
+		lo, hi = lo*4096, min(hi*4096, len(dx))
+		for i := lo; i < hi; i++ {
+			if y[i] > 0 {
+				dx[i] = dy[i]
+			} else {
+				dx[i] = 0
+			}
+		}
+	})
+	return out, nil
+}
+func (op convReLUGradOp) ReturnsPtr() bool      { return false }
+func (op convReLUGradOp) CallsExtern() bool     { return false }
+func (op convReLUGradOp) OverwritesInput() int  { return -1 }
+func (op convReLUGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convReLUGradOp) Hashcode() uint32      { return convHash(op) }
+func (op convReLUGradOp) String() string        { return fmt.Sprintf("Conv2dReLUGrad{%v}", op.shape) }

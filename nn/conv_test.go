@@ -1,0 +1,388 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// convRef is a naive float64 convolution used as the reference.
+type convRef struct{ g convGeom }
+
+// idx calls f for every (output, input, weight) index triple of the
+// convolution that touches the input (padding taps are skipped).
+func (r convRef) each(f func(yi, xi, wi int)) {
+	g := r.g
+	N, C, H, W := g.X[0], g.X[1], g.X[2], g.X[3]
+	OC, CG, KH, KW := g.W[0], g.W[1], g.W[2], g.W[3]
+	OH, OW := g.Y[2], g.Y[3]
+	ocg := OC / g.Groups
+	for n := 0; n < N; n++ {
+		for oc := 0; oc < OC; oc++ {
+			grp := oc / ocg
+			for oh := 0; oh < OH; oh++ {
+				for ow := 0; ow < OW; ow++ {
+					yi := ((n*OC+oc)*OH+oh)*OW + ow
+					for ci := 0; ci < CG; ci++ {
+						c := grp*CG + ci
+						for kh := 0; kh < KH; kh++ {
+							ih := oh*g.Stride[0] - g.Pad[0] + kh*g.Dil[0]
+							if ih < 0 || ih >= H {
+								continue
+							}
+							for kw := 0; kw < KW; kw++ {
+								iw := ow*g.Stride[1] - g.Pad[1] + kw*g.Dil[1]
+								if iw < 0 || iw >= W {
+									continue
+								}
+								f(yi, ((n*C+c)*H+ih)*W+iw, ((oc*CG+ci)*KH+kh)*KW+kw)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func (r convRef) forward(x, w, b, res []float32, relu bool) []float32 {
+	acc := make([]float64, convNum(r.g.Y))
+	r.each(func(yi, xi, wi int) { acc[yi] += float64(x[xi]) * float64(w[wi]) })
+	hw := r.g.Y[2] * r.g.Y[3]
+	y := make([]float32, len(acc))
+	for i, v := range acc {
+		if b != nil {
+			v += float64(b[(i/hw)%r.g.Y[1]])
+		}
+		if res != nil {
+			v += float64(res[i])
+		}
+		if relu && v < 0 {
+			v = 0
+		}
+		y[i] = float32(v)
+	}
+	return y
+}
+
+func (r convRef) backward(x, w, dy []float32) (dx, dw, db []float32) {
+	ax := make([]float64, len(x))
+	aw := make([]float64, len(w))
+	r.each(func(yi, xi, wi int) {
+		ax[xi] += float64(w[wi]) * float64(dy[yi])
+		aw[wi] += float64(x[xi]) * float64(dy[yi])
+	})
+	hw := r.g.Y[2] * r.g.Y[3]
+	ab := make([]float64, r.g.Y[1])
+	for i, v := range dy {
+		ab[(i/hw)%r.g.Y[1]] += float64(v)
+	}
+	return convF32(ax), convF32(aw), convF32(ab)
+}
+
+func convF32(v []float64) []float32 {
+	r := make([]float32, len(v))
+	for i, x := range v {
+		r[i] = float32(x)
+	}
+	return r
+}
+
+func convNum(s [4]int) int { return s[0] * s[1] * s[2] * s[3] }
+
+func convRand(rng *rand.Rand, n int) []float32 {
+	v := make([]float32, n)
+	for i := range v {
+		v[i] = float32(rng.NormFloat64())
+	}
+	return v
+}
+
+// convMaxRelErr returns max|got-want| / max(1, max|want|).
+func convMaxRelErr(got, want []float32) float64 {
+	if len(got) != len(want) {
+		return math.Inf(1)
+	}
+	var d, m float64
+	for i := range got {
+		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
+		m = math.Max(m, math.Abs(float64(want[i])))
+	}
+	return d / math.Max(1, m)
+}
+
+func convDense(shape []int, v []float32) *tensor.Dense {
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float32(nil), v...)))
+}
+
+type convCase struct {
+	name string
+	x, w [4]int
+	o    ConvOpts
+}
+
+var convCases = []convCase{
+	{name: "3x3_pad1", x: [4]int{2, 3, 7, 6}, w: [4]int{5, 3, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
+	{name: "1x1", x: [4]int{1, 16, 5, 5}, w: [4]int{8, 16, 1, 1}},
+	{name: "3x3_stride2_odd", x: [4]int{1, 4, 9, 7}, w: [4]int{6, 4, 3, 3}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{1, 1}}},
+	{name: "7x7_stride2_pad3", x: [4]int{1, 3, 17, 13}, w: [4]int{8, 3, 7, 7}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}}},
+	{name: "1x1_stride2", x: [4]int{2, 8, 7, 9}, w: [4]int{16, 8, 1, 1}, o: ConvOpts{Stride: [2]int{2, 2}}},
+	{name: "dilation2", x: [4]int{1, 4, 10, 11}, w: [4]int{4, 4, 3, 3}, o: ConvOpts{Pad: [2]int{2, 2}, Dilation: [2]int{2, 2}}},
+	{name: "rect_kernel_mixed", x: [4]int{1, 5, 8, 12}, w: [4]int{3, 5, 3, 5}, o: ConvOpts{Stride: [2]int{1, 2}, Pad: [2]int{0, 2}, Dilation: [2]int{1, 2}}},
+	{name: "groups2", x: [4]int{1, 6, 6, 6}, w: [4]int{4, 3, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}, Groups: 2}},
+	{name: "depthwise", x: [4]int{2, 8, 5, 7}, w: [4]int{8, 1, 3, 3}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{1, 1}, Groups: 8}},
+	{name: "channels_17_to_33", x: [4]int{1, 17, 6, 5}, w: [4]int{33, 17, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
+}
+
+// TestConvOpsMatchReference runs the forward, backward-data, backward-weights
+// and bias-gradient ops directly against the naive reference.
+func TestConvOpsMatchReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(1))
+	for _, tc := range convCases {
+		for _, fused := range []bool{false, true} {
+			name := tc.name
+			if fused {
+				name += "/bias_residual_relu"
+			}
+			t.Run(name, func(t *testing.T) {
+				g, err := newConvGeom("test", tc.x[:], tc.w[:], tc.o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := convRand(rng, convNum(g.X))
+				w := convRand(rng, convNum(g.W))
+				dy := convRand(rng, convNum(g.Y))
+				var b, res []float32
+				in := []G.Value{convDense(g.X[:], x), convDense(g.W[:], w)}
+				if fused {
+					b = convRand(rng, g.W[0])
+					res = convRand(rng, convNum(g.Y))
+					in = append(in, convDense([]int{g.W[0]}, b), convDense(g.Y[:], res))
+				}
+				op := convOp{geom: g, bias: fused, residual: fused, relu: fused}
+				yv, err := op.Do(in...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				ref := convRef{g}
+				want := ref.forward(x, w, b, res, fused)
+				if e := convMaxRelErr(yv.Data().([]float32), want); e > 1e-5 {
+					t.Errorf("forward: max rel error %g", e)
+				}
+
+				dxv, err := convBwdDataOp{geom: g}.Do(convDense(g.W[:], w), convDense(g.Y[:], dy))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dwv, err := convBwdWeightsOp{geom: g}.Do(convDense(g.X[:], x), convDense(g.Y[:], dy))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dbv, err := convBiasGradOp{shape: g.Y}.Do(convDense(g.Y[:], dy))
+				if err != nil {
+					t.Fatal(err)
+				}
+				dx, dw, db := ref.backward(x, w, dy)
+				for _, c := range []struct {
+					name      string
+					got, want []float32
+				}{
+					{"dx", dxv.Data().([]float32), dx},
+					{"dw", dwv.Data().([]float32), dw},
+					{"db", dbv.Data().([]float32), db},
+				} {
+					if e := convMaxRelErr(c.got, c.want); e > 1e-5 {
+						t.Errorf("%s: max rel error %g", c.name, e)
+					}
+				}
+			})
+		}
+	}
+}
+
+// TestConvBF16 checks the bf16 forward path against the float32 reference
+// within bf16 rounding (8 mantissa bits on x and w).
+func TestConvBF16(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	g, err := newConvGeom("test", []int{1, 32, 9, 9}, []int{32, 32, 3, 3}, ConvOpts{Pad: [2]int{1, 1}, BF16: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := convRand(rng, convNum(g.X))
+	w := convRand(rng, convNum(g.W))
+	y, err := convOp{geom: g}.Do(convDense(g.X[:], x), convDense(g.W[:], w))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := convRef{g}.forward(x, w, nil, nil, false)
+	e := convMaxRelErr(y.Data().([]float32), want)
+	// Each product carries ~2*2^-9 relative error; 288 terms of random sign.
+	if e > 2e-2 || e < 1e-5 {
+		t.Errorf("bf16 forward: max rel error %g, want between 1e-5 (really rounded) and 2e-2", e)
+	}
+}
+
+func TestConv2dShapeErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		x, w []int
+		b    []int
+		o    ConvOpts
+	}{
+		{name: "channels", x: []int{1, 3, 8, 8}, w: []int{4, 2, 3, 3}},
+		{name: "groups", x: []int{1, 4, 8, 8}, w: []int{3, 2, 3, 3}, o: ConvOpts{Groups: 2}},
+		{name: "kernel_too_big", x: []int{1, 3, 2, 2}, w: []int{4, 3, 3, 3}},
+		{name: "rank", x: []int{3, 8, 8}, w: []int{4, 3, 3, 3}},
+		{name: "bias", x: []int{1, 3, 8, 8}, w: []int{4, 3, 3, 3}, b: []int{3}},
+		{name: "negative_pad", x: []int{1, 3, 8, 8}, w: []int{4, 3, 3, 3}, o: ConvOpts{Pad: [2]int{-1, 0}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			g := G.NewGraph()
+			x := G.NewTensor(g, tensor.Float32, len(tc.x), G.WithShape(tc.x...), G.WithName("x"))
+			w := G.NewTensor(g, tensor.Float32, len(tc.w), G.WithShape(tc.w...), G.WithName("w"))
+			var b *G.Node
+			if tc.b != nil {
+				b = G.NewTensor(g, tensor.Float32, 1, G.WithShape(tc.b...), G.WithName("b"))
+			}
+			if _, err := Conv2d(x, w, b, tc.o); err == nil {
+				t.Errorf("Conv2d(x %v, w %v, b %v, %+v): no error", tc.x, tc.w, tc.b, tc.o)
+			}
+		})
+	}
+}
+
+// convGraph builds cost = sum(Conv2dFused(x, w, b, res) * r) for a random
+// constant r and returns the machine-free pieces.
+type convGraph struct {
+	g              *G.ExprGraph
+	x, w, b, res   *G.Node
+	cost           *G.Node
+	grads          G.Nodes
+	xv, wv, bv, rv []float32
+	weight         []float32 // r in the cost
+}
+
+func newConvGraph(t *testing.T, rng *rand.Rand, tc convCase, relu bool) *convGraph {
+	t.Helper()
+	geom, err := newConvGeom("test", tc.x[:], tc.w[:], tc.o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &convGraph{g: G.NewGraph()}
+	c.xv = convRand(rng, convNum(geom.X))
+	c.wv = convRand(rng, convNum(geom.W))
+	c.bv = convRand(rng, geom.W[0])
+	c.rv = convRand(rng, convNum(geom.Y))
+	c.x = G.NewTensor(c.g, tensor.Float32, 4, G.WithShape(geom.X[:]...), G.WithName("x"), G.WithValue(convDense(geom.X[:], c.xv)))
+	c.w = G.NewTensor(c.g, tensor.Float32, 4, G.WithShape(geom.W[:]...), G.WithName("w"), G.WithValue(convDense(geom.W[:], c.wv)))
+	c.b = G.NewTensor(c.g, tensor.Float32, 1, G.WithShape(geom.W[0]), G.WithName("b"), G.WithValue(convDense([]int{geom.W[0]}, c.bv)))
+	c.res = G.NewTensor(c.g, tensor.Float32, 4, G.WithShape(geom.Y[:]...), G.WithName("res"), G.WithValue(convDense(geom.Y[:], c.rv)))
+	y, err := Conv2dFused(c.x, c.w, c.b, c.res, tc.o, relu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.weight = convRand(rng, convNum(geom.Y))
+	r := G.NewConstant(convDense(geom.Y[:], c.weight), G.WithName("r"))
+	c.cost = G.Must(G.Sum(G.Must(G.HadamardProd(y, r))))
+	if c.grads, err = G.Grad(c.cost, c.x, c.w, c.b, c.res); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestConv2dFiniteDifference checks G.Grad through Conv2dFused against
+// central differences of the cost, computed by re-running the graph.
+func TestConv2dFiniteDifference(t *testing.T) {
+	cases := []convCase{
+		{name: "3x3_stride2", x: [4]int{1, 2, 5, 6}, w: [4]int{3, 2, 3, 3}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{1, 1}}},
+		{name: "groups_dilation", x: [4]int{1, 4, 6, 5}, w: [4]int{2, 2, 2, 3}, o: ConvOpts{Dilation: [2]int{2, 1}, Groups: 2, Pad: [2]int{1, 0}}},
+	}
+	rng := rand.New(rand.NewSource(3))
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConvGraph(t, rng, tc, false)
+			m := G.NewTapeMachine(c.g)
+			defer m.Close()
+			if err := m.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			var analytic [][]float32
+			for _, gn := range c.grads {
+				analytic = append(analytic, append([]float32(nil), gn.Value().Data().([]float32)...))
+			}
+			cost := func() float64 {
+				m.Reset()
+				if err := m.RunAll(); err != nil {
+					t.Fatal(err)
+				}
+				return float64(c.cost.Value().Data().(float32))
+			}
+			for k, n := range []*G.Node{c.x, c.w, c.b, c.res} {
+				v := n.Value().Data().([]float32)
+				const eps = 1e-2
+				var maxErr float64
+				for i := range v {
+					old := v[i]
+					v[i] = old + eps
+					up := cost()
+					v[i] = old - eps
+					down := cost()
+					v[i] = old
+					num := (up - down) / (2 * eps)
+					maxErr = math.Max(maxErr, math.Abs(num-float64(analytic[k][i]))/math.Max(1, math.Abs(num)))
+				}
+				if maxErr > 2e-2 {
+					t.Errorf("%s: max rel error vs finite differences %g", n.Name(), maxErr)
+				}
+			}
+		})
+	}
+}
+
+// TestConv2dGradMatchesReference checks G.Grad of the fused conv with ReLU
+// (mask, bias and residual gradients) against the reference.
+func TestConv2dGradMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	for _, tc := range convCases[:4] {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newConvGraph(t, rng, tc, true)
+			m := G.NewTapeMachine(c.g)
+			defer m.Close()
+			if err := m.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			geom, _ := newConvGeom("test", tc.x[:], tc.w[:], tc.o)
+			ref := convRef{geom}
+			y := ref.forward(c.xv, c.wv, c.bv, c.rv, true)
+			r := c.weight
+			dy := make([]float32, len(y))
+			for i := range y {
+				if y[i] > 0 {
+					dy[i] = r[i]
+				}
+			}
+			dx, dw, db := ref.backward(c.xv, c.wv, dy)
+			for k, want := range [][]float32{dx, dw, db, dy} {
+				got := c.grads[k].Value().Data().([]float32)
+				if e := convMaxRelErr(got, want); e > 1e-5 {
+					t.Errorf("gradient %d (%s): max rel error %g", k, []string{"x", "w", "b", "res"}[k], e)
+				}
+			}
+		})
+	}
+}
+
+func TestFoldConvBN(t *testing.T) {
+	w := []float32{1, 2, 3, 4}
+	wf, bf := FoldConvBN(w, []float32{1, -1}, []float32{2, 0.5}, []float32{10, 20})
+	wantW := []float32{2, 4, 1.5, 2}
+	wantB := []float32{12, 19.5}
+	if fmt.Sprint(wf) != fmt.Sprint(wantW) || fmt.Sprint(bf) != fmt.Sprint(wantB) {
+		t.Errorf("FoldConvBN = %v, %v; want %v, %v", wf, bf, wantW, wantB)
+	}
+}

@@ -1,0 +1,510 @@
+package nn
+
+/*
+#cgo LDFLAGS: -ldnnl -lgomp
+#include <dnnl.h>
+#include <stdlib.h>
+#include <string.h>
+
+extern void omp_set_num_threads(int);
+extern int omp_get_max_threads(void);
+
+// All functions below run on the single engine thread (see dnnlEngine in
+// dnnl.go), so the engine, the stream and the arena need no locking.
+
+static dnnl_engine_t rd_eng;
+static dnnl_stream_t rd_strm;
+
+static int rd_init(void) {
+	dnnl_status_t s = dnnl_engine_create(&rd_eng, dnnl_cpu, 0);
+	if (s != dnnl_success) return s;
+	return dnnl_stream_create(&rd_strm, rd_eng, dnnl_stream_default_flags);
+}
+
+// The arena holds the blocked-layout copies of the arguments and the
+// scratchpad: one growing buffer per argument slot, shared by all primitives.
+#define RD_MAXARGS 6
+#define RD_SLOTS (RD_MAXARGS + 1)
+static void *rd_arena[RD_SLOTS];
+static size_t rd_arena_size[RD_SLOTS];
+
+static void *rd_buf(int slot, size_t size) {
+	if (size <= rd_arena_size[slot]) return rd_arena[slot];
+	free(rd_arena[slot]);
+	size_t sz = (size + 4095) & ~(size_t)4095;
+	rd_arena[slot] = aligned_alloc(4096, sz);
+	rd_arena_size[slot] = rd_arena[slot] ? sz : 0;
+	return rd_arena[slot];
+}
+
+static size_t rd_arena_bytes(void) {
+	size_t n = 0;
+	for (int i = 0; i < RD_SLOTS; i++) n += rd_arena_size[i];
+	return n;
+}
+
+static void rd_arena_free(void) {
+	for (int i = 0; i < RD_SLOTS; i++) {
+		free(rd_arena[i]);
+		rd_arena[i] = NULL;
+		rd_arena_size[i] = 0;
+	}
+}
+
+typedef struct {
+	int arg;     // DNNL_ARG_*
+	int output;  // 1 if the primitive writes it
+	int reorder; // 1 if the primitive's layout differs from the user's
+	dnnl_memory_desc_t user_md, prim_md;
+	dnnl_primitive_t to_prim, from_prim;
+	dnnl_memory_t user_mem, prim_mem;
+	size_t prim_size;
+} rd_arg;
+
+typedef struct {
+	dnnl_primitive_desc_t pd;
+	dnnl_primitive_t prim;
+	int nargs;
+	rd_arg a[RD_MAXARGS];
+	size_t scratch_size;
+	dnnl_memory_t scratch_mem;
+} rd_prim;
+
+static int rd_reorder(dnnl_primitive_t *r, const dnnl_memory_desc_t *from, const dnnl_memory_desc_t *to) {
+	dnnl_primitive_desc_t pd;
+	dnnl_status_t s = dnnl_reorder_primitive_desc_create(&pd, from, rd_eng, to, rd_eng, NULL);
+	if (s != dnnl_success) return s;
+	s = dnnl_primitive_create(r, pd);
+	dnnl_primitive_desc_destroy(pd);
+	return s;
+}
+
+// rd_add_arg registers argument `arg` with the user layout user_md. sum says
+// the output is pre-filled (sum post-op), so it needs a reorder both ways.
+static int rd_add_arg(rd_prim *p, int arg, int output, int sum, const dnnl_memory_desc_t *user_md) {
+	rd_arg *a = &p->a[p->nargs++];
+	memset(a, 0, sizeof(*a));
+	a->arg = arg;
+	a->output = output;
+	a->user_md = *user_md;
+	a->prim_md = *dnnl_primitive_desc_query_md(p->pd, dnnl_query_exec_arg_md, arg);
+	a->reorder = !dnnl_memory_desc_equal(&a->user_md, &a->prim_md);
+	dnnl_status_t s = dnnl_memory_create(&a->user_mem, &a->user_md, rd_eng, DNNL_MEMORY_NONE);
+	if (s != dnnl_success) return s;
+	if (!a->reorder) return dnnl_success;
+	a->prim_size = dnnl_memory_desc_get_size(&a->prim_md);
+	s = dnnl_memory_create(&a->prim_mem, &a->prim_md, rd_eng, DNNL_MEMORY_NONE);
+	if (s != dnnl_success) return s;
+	if (!output || sum) {
+		s = rd_reorder(&a->to_prim, &a->user_md, &a->prim_md);
+		if (s != dnnl_success) return s;
+	}
+	if (output) s = rd_reorder(&a->from_prim, &a->prim_md, &a->user_md);
+	return s;
+}
+
+static void rd_destroy(rd_prim *p) {
+	if (!p) return;
+	for (int i = 0; i < p->nargs; i++) {
+		rd_arg *a = &p->a[i];
+		if (a->to_prim) dnnl_primitive_destroy(a->to_prim);
+		if (a->from_prim) dnnl_primitive_destroy(a->from_prim);
+		if (a->user_mem) dnnl_memory_destroy(a->user_mem);
+		if (a->prim_mem) dnnl_memory_destroy(a->prim_mem);
+	}
+	if (p->scratch_mem) dnnl_memory_destroy(p->scratch_mem);
+	if (p->prim) dnnl_primitive_destroy(p->prim);
+	if (p->pd) dnnl_primitive_desc_destroy(p->pd);
+	free(p);
+}
+
+static int rd_run2(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
+	dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
+	return dnnl_primitive_execute(r, rd_strm, 2, args);
+}
+
+// rd_exec runs p on the user buffers ptrs (one per registered argument, in
+// registration order). If residual is not NULL, the output argument with index
+// sum_arg is first filled with it (for the sum post-op).
+static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg) {
+	dnnl_exec_arg_t args[RD_MAXARGS + 1];
+	dnnl_status_t s;
+	int n = 0;
+	for (int i = 0; i < p->nargs; i++) {
+		rd_arg *a = &p->a[i];
+		dnnl_memory_t m = a->user_mem;
+		if (a->reorder) {
+			void *b = rd_buf(i, a->prim_size);
+			if (!b) return dnnl_out_of_memory;
+			if ((s = dnnl_memory_set_data_handle(a->prim_mem, b)) != dnnl_success) return s;
+			m = a->prim_mem;
+		}
+		if (residual && i == sum_arg) {
+			if (a->reorder) {
+				if ((s = dnnl_memory_set_data_handle(a->user_mem, residual)) != dnnl_success) return s;
+				if ((s = rd_run2(a->to_prim, a->user_mem, a->prim_mem)) != dnnl_success) return s;
+			} else if (residual != ptrs[i]) {
+				memcpy(ptrs[i], residual, dnnl_memory_desc_get_size(&a->user_md));
+			}
+		}
+		if ((s = dnnl_memory_set_data_handle(a->user_mem, ptrs[i])) != dnnl_success) return s;
+		if (a->reorder && !a->output) {
+			if ((s = rd_run2(a->to_prim, a->user_mem, a->prim_mem)) != dnnl_success) return s;
+		}
+		args[n].arg = a->arg;
+		args[n].memory = m;
+		n++;
+	}
+	if (p->scratch_size > 0) {
+		void *b = rd_buf(RD_MAXARGS, p->scratch_size);
+		if (!b) return dnnl_out_of_memory;
+		if ((s = dnnl_memory_set_data_handle(p->scratch_mem, b)) != dnnl_success) return s;
+		args[n].arg = DNNL_ARG_SCRATCHPAD;
+		args[n].memory = p->scratch_mem;
+		n++;
+	}
+	if ((s = dnnl_primitive_execute(p->prim, rd_strm, n, args)) != dnnl_success) return s;
+	for (int i = 0; i < p->nargs; i++) {
+		rd_arg *a = &p->a[i];
+		if (a->reorder && a->output) {
+			if ((s = rd_run2(a->from_prim, a->prim_mem, a->user_mem)) != dnnl_success) return s;
+		}
+	}
+	return dnnl_stream_wait(rd_strm);
+}
+
+static int rd_exec4(rd_prim *p, void *a0, void *a1, void *a2, void *a3, void *residual, int sum_arg) {
+	void *ptrs[4] = {a0, a1, a2, a3};
+	return rd_exec(p, ptrs, residual, sum_arg);
+}
+
+static int rd_finish(rd_prim *p) {
+	dnnl_status_t s = dnnl_primitive_create(&p->prim, p->pd);
+	if (s != dnnl_success) return s;
+	const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(p->pd, dnnl_query_scratchpad_md, 0);
+	p->scratch_size = smd ? dnnl_memory_desc_get_size(smd) : 0;
+	if (p->scratch_size > 0) return dnnl_memory_create(&p->scratch_mem, smd, rd_eng, DNNL_MEMORY_NONE);
+	return dnnl_success;
+}
+
+static const char *rd_impl(rd_prim *p) {
+	const char *s = NULL;
+	dnnl_primitive_desc_query(p->pd, dnnl_query_impl_info_str, 0, &s);
+	return s ? s : "?";
+}
+
+enum { RD_FWD = 0, RD_BWD_DATA = 1, RD_BWD_WEIGHTS = 2 };
+
+typedef struct {
+	int kind;
+	int64_t x[4], w[4], y[4];
+	int64_t groups;
+	int64_t stride[2], dil[2], pad[2];
+	int bias, relu, sum, bf16, inference;
+} rd_conv_params;
+
+static void rd_wdims(const rd_conv_params *c, int *nd, dnnl_dim_t *d) {
+	if (c->groups > 1) {
+		*nd = 5;
+		d[0] = c->groups; d[1] = c->w[0] / c->groups;
+		d[2] = c->w[1]; d[3] = c->w[2]; d[4] = c->w[3];
+	} else {
+		*nd = 4;
+		for (int i = 0; i < 4; i++) d[i] = c->w[i];
+	}
+}
+
+// rd_conv_create builds a convolution primitive. Arguments are registered
+// in this order: forward: src, weights, [bias], dst; backward data:
+// weights, diff_dst, diff_src; backward weights: src, diff_dst, diff_weights.
+static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
+	dnnl_status_t s;
+	dnnl_memory_desc_t ux, uw, ub, uy, px, pw, pb, py;
+	dnnl_dims_t xd = {0}, yd = {0}, wd = {0}, bd = {0}, stride = {0}, dil = {0}, padl = {0}, padr = {0};
+	int wnd;
+	rd_wdims(c, &wnd, wd);
+	for (int i = 0; i < 4; i++) { xd[i] = c->x[i]; yd[i] = c->y[i]; }
+	bd[0] = c->w[0];
+	for (int i = 0; i < 2; i++) {
+		stride[i] = c->stride[i];
+		dil[i] = c->dil[i];
+		padl[i] = c->pad[i];
+		// oneDNN wants padding_r consistent with the output size.
+		int64_t ext = (c->w[2 + i] - 1) * (c->dil[i] + 1) + 1;
+		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + ext - c->x[2 + i] - c->pad[i];
+	}
+	dnnl_data_type_t lt = c->bf16 ? dnnl_bf16 : dnnl_f32;
+	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, dnnl_nchw))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, dnnl_nchw))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&uw, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&ub, 1, bd, dnnl_f32, dnnl_x))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&px, 4, xd, lt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, dnnl_f32, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&pw, wnd, wd, lt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&pb, 1, bd, dnnl_f32, dnnl_x))) return s;
+
+	dnnl_convolution_desc_t fd, bd_;
+	dnnl_prop_kind_t prop = (c->kind == RD_FWD && c->inference) ? dnnl_forward_inference : dnnl_forward_training;
+	if ((s = dnnl_dilated_convolution_forward_desc_init(&fd, prop, dnnl_convolution_direct, &px, &pw,
+			c->bias ? &pb : NULL, &py, stride, dil, padl, padr))) return s;
+
+	dnnl_primitive_attr_t attr;
+	if ((s = dnnl_primitive_attr_create(&attr))) return s;
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	if (c->kind == RD_FWD && (c->relu || c->sum)) {
+		dnnl_post_ops_t po;
+		dnnl_post_ops_create(&po);
+		if (c->sum) dnnl_post_ops_append_sum(po, 1.0f);
+		if (c->relu) dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f);
+		s = dnnl_primitive_attr_set_post_ops(attr, po);
+		dnnl_post_ops_destroy(po);
+		if (s) { dnnl_primitive_attr_destroy(attr); return s; }
+	}
+
+	rd_prim *p = calloc(1, sizeof(rd_prim));
+	if (c->kind == RD_FWD) {
+		s = dnnl_primitive_desc_create(&p->pd, &fd, attr, rd_eng, NULL);
+		if (!s) s = rd_add_arg(p, DNNL_ARG_SRC, 0, 0, &ux);
+		if (!s) s = rd_add_arg(p, DNNL_ARG_WEIGHTS, 0, 0, &uw);
+		if (!s && c->bias) s = rd_add_arg(p, DNNL_ARG_BIAS, 0, 0, &ub);
+		if (!s) s = rd_add_arg(p, DNNL_ARG_DST, 1, c->sum, &uy);
+	} else {
+		dnnl_primitive_desc_t hint;
+		s = dnnl_primitive_desc_create(&hint, &fd, NULL, rd_eng, NULL);
+		if (s) { dnnl_primitive_attr_destroy(attr); free(p); return s; }
+		if (c->kind == RD_BWD_DATA) {
+			s = dnnl_dilated_convolution_backward_data_desc_init(&bd_, dnnl_convolution_direct, &px, &pw, &py,
+				stride, dil, padl, padr);
+			if (!s) s = dnnl_primitive_desc_create(&p->pd, &bd_, attr, rd_eng, hint);
+			if (!s) s = rd_add_arg(p, DNNL_ARG_WEIGHTS, 0, 0, &uw);
+			if (!s) s = rd_add_arg(p, DNNL_ARG_DIFF_DST, 0, 0, &uy);
+			if (!s) s = rd_add_arg(p, DNNL_ARG_DIFF_SRC, 1, 0, &ux);
+		} else {
+			s = dnnl_dilated_convolution_backward_weights_desc_init(&bd_, dnnl_convolution_direct, &px, &pw, NULL, &py,
+				stride, dil, padl, padr);
+			if (!s) s = dnnl_primitive_desc_create(&p->pd, &bd_, attr, rd_eng, hint);
+			if (!s) s = rd_add_arg(p, DNNL_ARG_SRC, 0, 0, &ux);
+			if (!s) s = rd_add_arg(p, DNNL_ARG_DIFF_DST, 0, 0, &uy);
+			if (!s) s = rd_add_arg(p, DNNL_ARG_DIFF_WEIGHTS, 1, 0, &uw);
+		}
+		dnnl_primitive_desc_destroy(hint);
+	}
+	dnnl_primitive_attr_destroy(attr);
+	if (!s) s = rd_finish(p);
+	if (s) { rd_destroy(p); return s; }
+	*out = p;
+	return dnnl_success;
+}
+*/
+import "C"
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"unsafe"
+)
+
+// dnnlEngine runs every oneDNN call on one goroutine locked to its OS thread.
+// The Debian oneDNN uses OpenMP, which keeps a thread team per calling OS
+// thread; calling it from gorgonia's goroutines would create a team per
+// thread and oversubscribe the cores. Serialising the calls also makes the
+// shared arena and the cached primitives (which own scratch state) safe.
+type dnnlEngine struct {
+	jobs    chan func()
+	threads int // current OpenMP team size; touched only on the engine thread
+
+	// prims caches primitives by their parameters; touched only on the
+	// engine thread.
+	prims map[C.rd_conv_params]*C.rd_prim
+}
+
+var (
+	dnnlOnce sync.Once
+	dnnlEng  *dnnlEngine
+	dnnlErr  error
+)
+
+// dnnlGet starts the engine thread on first use.
+func dnnlGet() (*dnnlEngine, error) {
+	dnnlOnce.Do(func() {
+		e := &dnnlEngine{jobs: make(chan func()), prims: map[C.rd_conv_params]*C.rd_prim{}}
+		ready := make(chan error)
+		go e.loop(ready)
+		if err := <-ready; err != nil {
+			dnnlErr = err
+			return
+		}
+		dnnlEng = e
+	})
+	return dnnlEng, dnnlErr
+}
+
+func (e *dnnlEngine) loop(ready chan<- error) {
+	runtime.LockOSThread() // never unlocked: the thread keeps its OpenMP team
+	if s := C.rd_init(); s != 0 {
+		ready <- fmt.Errorf("nn: oneDNN engine: %s", dnnlStatus(s))
+		return
+	}
+	ready <- nil
+	for f := range e.jobs {
+		f()
+	}
+}
+
+// do runs f on the engine thread and waits for it.
+func (e *dnnlEngine) do(f func()) {
+	done := make(chan struct{})
+	e.jobs <- func() {
+		defer close(done)
+		if n := Threads(); n != e.threads {
+			C.omp_set_num_threads(C.int(n))
+			e.threads = n
+		}
+		f()
+	}
+	<-done
+}
+
+func dnnlStatus(s C.int) string {
+	switch s {
+	case C.dnnl_out_of_memory:
+		return "out of memory"
+	case C.dnnl_invalid_arguments:
+		return "invalid arguments"
+	case C.dnnl_unimplemented:
+		return "unimplemented"
+	case C.dnnl_runtime_error:
+		return "runtime error"
+	}
+	return fmt.Sprintf("status %d", int(s))
+}
+
+// Kinds of convolution primitives.
+const (
+	dnnlFwd        = C.RD_FWD
+	dnnlBwdData    = C.RD_BWD_DATA
+	dnnlBwdWeights = C.RD_BWD_WEIGHTS
+)
+
+// dnnlConv describes one convolution primitive.
+type dnnlConv struct {
+	kind            int
+	geom            convGeom
+	bias, relu, sum bool
+}
+
+func convBool(b bool) C.int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (d dnnlConv) params() C.rd_conv_params {
+	g := d.geom
+	var c C.rd_conv_params
+	c.kind = C.int(d.kind)
+	for i := 0; i < 4; i++ {
+		c.x[i] = C.int64_t(g.X[i])
+		c.w[i] = C.int64_t(g.W[i])
+		c.y[i] = C.int64_t(g.Y[i])
+	}
+	c.groups = C.int64_t(g.Groups)
+	for i := 0; i < 2; i++ {
+		c.stride[i] = C.int64_t(g.Stride[i])
+		c.dil[i] = C.int64_t(g.Dil[i] - 1) // oneDNN counts dilation from 0
+		c.pad[i] = C.int64_t(g.Pad[i])
+	}
+	c.bias = convBool(d.bias)
+	c.relu = convBool(d.relu)
+	c.sum = convBool(d.sum)
+	c.bf16 = convBool(g.BF16 && d.kind == dnnlFwd)
+	c.inference = c.bf16
+	return c
+}
+
+// prim returns the cached primitive for c, creating it if needed.
+// Must run on the engine thread.
+func (e *dnnlEngine) prim(c C.rd_conv_params) (*C.rd_prim, error) {
+	if p, ok := e.prims[c]; ok {
+		return p, nil
+	}
+	var p *C.rd_prim
+	if s := C.rd_conv_create(&p, &c); s != 0 {
+		return nil, fmt.Errorf("oneDNN convolution primitive: %s", dnnlStatus(s))
+	}
+	e.prims[c] = p
+	return p, nil
+}
+
+// run executes the convolution on bufs, in the argument order of
+// rd_conv_create (forward: x, w, [b], y; backward data: w, dy, dx; backward
+// weights: x, dy, dw). residual, if not nil, is added through the sum post-op.
+func (d dnnlConv) run(bufs [][]float32, residual []float32) error {
+	e, err := dnnlGet()
+	if err != nil {
+		return err
+	}
+	c := d.params()
+	e.do(func() {
+		p, perr := e.prim(c)
+		if perr != nil {
+			err = perr
+			return
+		}
+		var ptrs [4]unsafe.Pointer
+		for i, b := range bufs {
+			ptrs[i] = unsafe.Pointer(&b[0])
+		}
+		var res unsafe.Pointer
+		if residual != nil {
+			res = unsafe.Pointer(&residual[0])
+		}
+		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1)); s != 0 {
+			err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
+		}
+		runtime.KeepAlive(bufs)
+		runtime.KeepAlive(residual)
+	})
+	return err
+}
+
+// impl names the oneDNN kernel chosen for d (for benchmarks and reports).
+func (d dnnlConv) impl() (string, error) {
+	e, err := dnnlGet()
+	if err != nil {
+		return "", err
+	}
+	var name string
+	c := d.params()
+	e.do(func() {
+		p, perr := e.prim(c)
+		if perr != nil {
+			err = perr
+			return
+		}
+		name = C.GoString(C.rd_impl(p))
+	})
+	return name, err
+}
+
+// dnnlArenaBytes reports the bytes held by the engine's shared buffers.
+func dnnlArenaBytes() int {
+	e, err := dnnlGet()
+	if err != nil {
+		return 0
+	}
+	var n int
+	e.do(func() { n = int(C.rd_arena_bytes()) })
+	return n
+}
+
+// dnnlReleaseBuffers frees the engine's shared buffers (they regrow on use).
+func dnnlReleaseBuffers() {
+	e, err := dnnlGet()
+	if err != nil {
+		return
+	}
+	e.do(func() { C.rd_arena_free() })
+}
