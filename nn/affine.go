@@ -1,0 +1,504 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// AffineOpts selects the fused parts of Affine.
+type AffineOpts struct {
+	// ReLU applies max(·, 0) after the residual add.
+	ReLU bool
+	// FrozenParams declares scale and shift constant (frozen batch norm in a
+	// training graph): no gradient is built for them, which saves one pass over
+	// x and the incoming gradient per backward. G.Grad with respect to scale or
+	// shift then returns an error.
+	FrozenParams bool
+}
+
+// Affine returns y = x*scale[c] + shift[c] (+ residual), followed by a ReLU if
+// relu is set: frozen batch norm (see FoldBN) fused with the residual add and
+// the activation, in one pass over memory. x: [N, C, H, W]; scale, shift: [C];
+// residual: nil or [N, C, H, W]. Returns [N, C, H, W]. Gradients flow to x,
+// scale, shift and residual.
+func Affine(x, scale, shift, residual *G.Node, relu bool) (*G.Node, error) {
+	return AffineWith(x, scale, shift, residual, AffineOpts{ReLU: relu})
+}
+
+// AffineWith is Affine with options.
+func AffineWith(x, scale, shift, residual *G.Node, o AffineOpts) (*G.Node, error) {
+	s, err := nodeShape4("Affine", "x", x)
+	if err != nil {
+		return nil, err
+	}
+	if err := nodeVec("Affine", "scale", scale, s[1]); err != nil {
+		return nil, fmt.Errorf("%w (x is %v)", err, s)
+	}
+	if err := nodeVec("Affine", "shift", shift, s[1]); err != nil {
+		return nil, fmt.Errorf("%w (x is %v)", err, s)
+	}
+	op := &affineOp{shape: s, relu: o.ReLU, frozen: o.FrozenParams}
+	if residual == nil {
+		return G.ApplyOp(op, x, scale, shift)
+	}
+	rs, err := nodeShape4("Affine", "residual", residual)
+	if err != nil {
+		return nil, err
+	}
+	if !rs.Eq(s) {
+		return nil, fmt.Errorf("nn: Affine: residual has shape %v, x has %v", rs, s)
+	}
+	op.residual = true
+	return G.ApplyOp(op, x, scale, shift, residual)
+}
+
+// FoldBN folds frozen batch-norm parameters into a per-channel affine map:
+// scale = gamma/sqrt(variance+eps), shift = beta - mean*scale (computed in
+// float64, rounded once). All slices have length C. FoldBN panics if the
+// lengths differ.
+func FoldBN(gamma, beta, mean, variance []float32, eps float32) (scale, shift []float32) {
+	c := len(gamma)
+	if len(beta) != c || len(mean) != c || len(variance) != c {
+		panic(fmt.Sprintf("nn: FoldBN: lengths gamma %d, beta %d, mean %d, variance %d differ",
+			len(gamma), len(beta), len(mean), len(variance)))
+	}
+	scale = make([]float32, c)
+	shift = make([]float32, c)
+	for i := range gamma {
+		s := float64(gamma[i]) / math.Sqrt(float64(variance[i])+float64(eps))
+		scale[i] = float32(s)
+		shift[i] = float32(float64(beta[i]) - float64(mean[i])*s)
+	}
+	return scale, shift
+}
+
+// relu32 returns max(v, 0) without a branch: the sign bit, smeared over the
+// word, clears negative values (-0 and negative NaNs become +0).
+func relu32(v float32) float32 {
+	b := math.Float32bits(v)
+	return math.Float32frombits(b &^ uint32(int32(b)>>31))
+}
+
+// affineKernel computes y = x*scale[c] + shift[c] (+ r) (ReLU) over planes of hw
+// elements, c = plane mod len(scale). r may be nil.
+func affineKernel(y, x, r, scale, shift []float32, hw int, relu bool) {
+	n, nc := len(x), len(scale)
+	parallelParts(n, parts(n), func(_, lo, hi int) {
+		for lo < hi {
+			p := lo / hw
+			end := min(hi, (p+1)*hw)
+			c := p % nc
+			s, b := scale[c], shift[c]
+			switch {
+			case r == nil && !relu:
+				affineSeg(y[lo:end], x[lo:end], s, b)
+			case r == nil:
+				affineSegReLU(y[lo:end], x[lo:end], s, b)
+			case !relu:
+				affineSegRes(y[lo:end], x[lo:end], r[lo:end], s, b)
+			default:
+				affineSegResReLU(y[lo:end], x[lo:end], r[lo:end], s, b)
+			}
+			lo = end
+		}
+	})
+}
+
+func affineSeg(y, x []float32, s, b float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = v*s + b
+	}
+}
+
+func affineSegReLU(y, x []float32, s, b float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		y[i] = relu32(v*s + b)
+	}
+}
+
+func affineSegRes(y, x, r []float32, s, b float32) {
+	y = y[:len(x)]
+	r = r[:len(x)]
+	for i, v := range x {
+		y[i] = v*s + b + r[i]
+	}
+}
+
+func affineSegResReLU(y, x, r []float32, s, b float32) {
+	y = y[:len(x)]
+	r = r[:len(x)]
+	for i, v := range x {
+		y[i] = relu32(v*s + b + r[i])
+	}
+}
+
+// affineGradXKernel computes dx = g*scale[c], where g = gy, or gy masked by
+// y > 0 if y is not nil (the ReLU case).
+func affineGradXKernel(dx, y, gy, scale []float32, hw int) {
+	n, nc := len(gy), len(scale)
+	parallelParts(n, parts(n), func(_, lo, hi int) {
+		for lo < hi {
+			p := lo / hw
+			end := min(hi, (p+1)*hw)
+			s := scale[p%nc]
+			if y == nil {
+				affineSeg(dx[lo:end], gy[lo:end], s, 0)
+			} else {
+				maskScaleSeg(dx[lo:end], y[lo:end], gy[lo:end], s)
+			}
+			lo = end
+		}
+	})
+}
+
+func maskScaleSeg(dx, y, gy []float32, s float32) {
+	dx = dx[:len(y)]
+	gy = gy[:len(y)]
+	for i, v := range y {
+		g := gy[i] * s
+		if !(v > 0) {
+			g = 0
+		}
+		dx[i] = g
+	}
+}
+
+// affineGradParamsKernel returns dscale[c] = Σ g·x and dshift[c] = Σ g over the
+// planes of channel c, in out[0:C] and out[C:2C]; g is gy, or gy masked by
+// y > 0 if y is not nil. Sums are accumulated in float64.
+func affineGradParamsKernel(out, x, y, gy []float32, nc, hw int) {
+	n := len(x)
+	np := parts(n)
+	partial := make([]float64, np*2*nc)
+	parallelParts(n, np, func(part, lo, hi int) {
+		acc := partial[part*2*nc : (part+1)*2*nc]
+		for lo < hi {
+			p := lo / hw
+			end := min(hi, (p+1)*hw)
+			c := p % nc
+			var sgx, sg float64
+			if y == nil {
+				sgx, sg = dotSumSeg(gy[lo:end], x[lo:end])
+			} else {
+				sgx, sg = maskedDotSumSeg(gy[lo:end], x[lo:end], y[lo:end])
+			}
+			acc[c] += sgx
+			acc[nc+c] += sg
+			lo = end
+		}
+	})
+	for c := 0; c < 2*nc; c++ {
+		var s float64
+		for p := 0; p < np; p++ {
+			s += partial[p*2*nc+c]
+		}
+		out[c] = float32(s)
+	}
+}
+
+// dotSumSeg returns Σ g·x and Σ g, accumulated in float32 over runs of 64
+// elements and in float64 across runs.
+func dotSumSeg(g, x []float32) (float64, float64) {
+	x = x[:len(g)]
+	var sgx, sg float64
+	for len(g) > 0 {
+		k := min(len(g), 64)
+		gg, xx := g[:k], x[:k]
+		var a, b float32
+		for i, v := range gg {
+			a += v * xx[i]
+			b += v
+		}
+		sgx += float64(a)
+		sg += float64(b)
+		g, x = g[k:], x[k:]
+	}
+	return sgx, sg
+}
+
+// maskedDotSumSeg is dotSumSeg with g masked by y > 0.
+func maskedDotSumSeg(g, x, y []float32) (float64, float64) {
+	x = x[:len(g)]
+	y = y[:len(g)]
+	var sgx, sg float64
+	for len(g) > 0 {
+		k := min(len(g), 64)
+		gg, xx, yy := g[:k], x[:k], y[:k]
+		var a, b float32
+		for i, v := range gg {
+			if !(yy[i] > 0) {
+				v = 0
+			}
+			a += v * xx[i]
+			b += v
+		}
+		sgx += float64(a)
+		sg += float64(b)
+		g, x, y = g[k:], x[k:], y[k:]
+	}
+	return sgx, sg
+}
+
+// affineOp: (x, scale, shift[, residual]) -> y.
+type affineOp struct {
+	shape          tensor.Shape
+	relu, residual bool
+	frozen         bool
+}
+
+func (op *affineOp) Arity() int {
+	if op.residual {
+		return 4
+	}
+	return 3
+}
+func (op *affineOp) Type() hm.Type {
+	t, v := tensorT(4), tensorT(1)
+	if op.residual {
+		return hm.NewFnType(t, v, v, t, t)
+	}
+	return hm.NewFnType(t, v, v, t)
+}
+func (op *affineOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return op.shape.Clone(), nil
+}
+func (op *affineOp) Do(vals ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vals...) }
+func (op *affineOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	c := tensor.Shape{op.shape[1]}
+	want := []tensor.Shape{op.shape, c, c}
+	if op.residual {
+		want = append(want, op.shape)
+	}
+	in, err := inputsF32("Affine", vals, want...)
+	if err != nil {
+		return nil, err
+	}
+	t, y, err := outputF32("Affine", prealloc, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	var r []float32
+	if op.residual {
+		r = in[3]
+	}
+	affineKernel(y, in[0], r, in[1], in[2], op.shape[2]*op.shape[3], op.relu)
+	return t, nil
+}
+func (op *affineOp) ReturnsPtr() bool     { return false }
+func (op *affineOp) CallsExtern() bool    { return false }
+func (op *affineOp) OverwritesInput() int { return -1 }
+func (op *affineOp) String() string {
+	return fmt.Sprintf("nn.Affine%v(relu=%v,residual=%v,frozen=%v)", op.shape, op.relu, op.residual, op.frozen)
+}
+func (op *affineOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *affineOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *affineOp) DiffWRT(n int) []bool {
+	d := make([]bool, n)
+	for i := range d {
+		d[i] = !op.frozen || i == 0 || i == 3
+	}
+	return d
+}
+func (op *affineOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != op.Arity() {
+		return nil, fmt.Errorf("nn: Affine gradient: got %d inputs, want %d", len(inputs), op.Arity())
+	}
+	x, scale := inputs[0], inputs[1]
+	out := make(G.Nodes, len(inputs))
+	var err error
+	gx := &affineGradXOp{shape: op.shape, relu: op.relu}
+	if op.relu {
+		out[0], err = G.ApplyOp(gx, output, grad, scale)
+	} else {
+		out[0], err = G.ApplyOp(gx, grad, scale)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("nn: Affine gradient w.r.t. x: %w", err)
+	}
+	if !op.frozen {
+		gp := &affineGradParamsOp{shape: op.shape, relu: op.relu}
+		var p *G.Node
+		if op.relu {
+			p, err = G.ApplyOp(gp, x, output, grad)
+		} else {
+			p, err = G.ApplyOp(gp, x, grad)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("nn: Affine gradient w.r.t. scale and shift: %w", err)
+		}
+		for i := 0; i < 2; i++ {
+			if out[1+i], err = G.ApplyOp(&rowOp{rows: 2, cols: op.shape[1], row: i}, p); err != nil {
+				return nil, fmt.Errorf("nn: Affine gradient w.r.t. scale and shift: %w", err)
+			}
+		}
+	}
+	if op.residual {
+		out[3] = grad
+		if op.relu {
+			if out[3], err = G.ApplyOp(&reluGradOp{shape: op.shape}, output, grad); err != nil {
+				return nil, fmt.Errorf("nn: Affine gradient w.r.t. residual: %w", err)
+			}
+		}
+	}
+	return out, nil
+}
+
+// affineGradXOp: ([y,] gy, scale) -> dx = g*scale[c], g = gy masked by y > 0
+// when relu.
+type affineGradXOp struct {
+	shape tensor.Shape
+	relu  bool
+}
+
+func (op *affineGradXOp) Arity() int {
+	if op.relu {
+		return 3
+	}
+	return 2
+}
+func (op *affineGradXOp) Type() hm.Type {
+	t, v := tensorT(4), tensorT(1)
+	if op.relu {
+		return hm.NewFnType(t, t, v, t)
+	}
+	return hm.NewFnType(t, v, t)
+}
+func (op *affineGradXOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return op.shape.Clone(), nil
+}
+func (op *affineGradXOp) Do(vals ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vals...) }
+func (op *affineGradXOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	c := tensor.Shape{op.shape[1]}
+	want := []tensor.Shape{op.shape, c}
+	if op.relu {
+		want = []tensor.Shape{op.shape, op.shape, c}
+	}
+	in, err := inputsF32("Affine gradient", vals, want...)
+	if err != nil {
+		return nil, err
+	}
+	t, dx, err := outputF32("Affine gradient", prealloc, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	hw := op.shape[2] * op.shape[3]
+	if op.relu {
+		affineGradXKernel(dx, in[0], in[1], in[2], hw)
+	} else {
+		affineGradXKernel(dx, nil, in[0], in[1], hw)
+	}
+	return t, nil
+}
+func (op *affineGradXOp) ReturnsPtr() bool     { return false }
+func (op *affineGradXOp) CallsExtern() bool    { return false }
+func (op *affineGradXOp) OverwritesInput() int { return -1 }
+func (op *affineGradXOp) String() string {
+	return fmt.Sprintf("nn.AffineGradX%v(relu=%v)", op.shape, op.relu)
+}
+func (op *affineGradXOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *affineGradXOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *affineGradXOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op *affineGradXOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, errors.New("nn: Affine gradient: second derivative not implemented")
+}
+
+// affineGradParamsOp: (x, [y,] gy) -> [2, C]: row 0 = dscale, row 1 = dshift.
+type affineGradParamsOp struct {
+	shape tensor.Shape
+	relu  bool
+}
+
+func (op *affineGradParamsOp) Arity() int {
+	if op.relu {
+		return 3
+	}
+	return 2
+}
+func (op *affineGradParamsOp) Type() hm.Type {
+	t, m := tensorT(4), tensorT(2)
+	if op.relu {
+		return hm.NewFnType(t, t, t, m)
+	}
+	return hm.NewFnType(t, t, m)
+}
+func (op *affineGradParamsOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{2, op.shape[1]}, nil
+}
+func (op *affineGradParamsOp) Do(vals ...G.Value) (G.Value, error) {
+	return op.UsePreallocDo(nil, vals...)
+}
+func (op *affineGradParamsOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	want := []tensor.Shape{op.shape, op.shape}
+	if op.relu {
+		want = append(want, op.shape)
+	}
+	in, err := inputsF32("Affine parameter gradient", vals, want...)
+	if err != nil {
+		return nil, err
+	}
+	nc := op.shape[1]
+	t, out, err := outputF32("Affine parameter gradient", prealloc, tensor.Shape{2, nc})
+	if err != nil {
+		return nil, err
+	}
+	hw := op.shape[2] * op.shape[3]
+	if op.relu {
+		affineGradParamsKernel(out, in[0], in[1], in[2], nc, hw)
+	} else {
+		affineGradParamsKernel(out, in[0], nil, in[1], nc, hw)
+	}
+	return t, nil
+}
+func (op *affineGradParamsOp) ReturnsPtr() bool     { return false }
+func (op *affineGradParamsOp) CallsExtern() bool    { return false }
+func (op *affineGradParamsOp) OverwritesInput() int { return -1 }
+func (op *affineGradParamsOp) String() string {
+	return fmt.Sprintf("nn.AffineGradParams%v(relu=%v)", op.shape, op.relu)
+}
+func (op *affineGradParamsOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *affineGradParamsOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *affineGradParamsOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op *affineGradParamsOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, errors.New("nn: Affine parameter gradient: second derivative not implemented")
+}
+
+// rowOp: [rows, cols] -> [cols], a copy of row `row`. Used to split the packed
+// parameter gradients.
+type rowOp struct{ rows, cols, row int }
+
+func (op *rowOp) Arity() int                                     { return 1 }
+func (op *rowOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(2), tensorT(1)) }
+func (op *rowOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tensor.Shape{op.cols}, nil }
+func (op *rowOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
+func (op *rowOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	in, err := inputsF32("row", vals, tensor.Shape{op.rows, op.cols})
+	if err != nil {
+		return nil, err
+	}
+	t, out, err := outputF32("row", prealloc, tensor.Shape{op.cols})
+	if err != nil {
+		return nil, err
+	}
+	copy(out, in[0][op.row*op.cols:(op.row+1)*op.cols])
+	return t, nil
+}
+func (op *rowOp) ReturnsPtr() bool     { return false }
+func (op *rowOp) CallsExtern() bool    { return false }
+func (op *rowOp) OverwritesInput() int { return -1 }
+func (op *rowOp) String() string {
+	return fmt.Sprintf("nn.Row(%d of [%d %d])", op.row, op.rows, op.cols)
+}
+func (op *rowOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *rowOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *rowOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op *rowOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, errors.New("nn: row: not differentiable")
+}

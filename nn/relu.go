@@ -1,0 +1,133 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ReLU returns max(x, 0) elementwise, computed in one pass (NaN stays NaN, as in
+// torch). x is a float32 tensor of any shape; the result has x's shape. The
+// gradient is passed where the output is positive.
+func ReLU(x *G.Node) (*G.Node, error) {
+	if x == nil {
+		return nil, errors.New("nn: ReLU: x is nil")
+	}
+	if x.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("nn: ReLU: x has dtype %v, want float32", x.Dtype())
+	}
+	op := &reluOp{shape: x.Shape()}
+	return G.ApplyOp(op, x)
+}
+
+// reluKernel writes max(x, 0) to y (same length), split over Threads().
+func reluKernel(y, x []float32) {
+	parallelParts(len(x), parts(len(x)), func(_, lo, hi int) {
+		reluSpan(y[lo:hi], x[lo:hi])
+	})
+}
+
+func reluSpan(y, x []float32) {
+	y = y[:len(x)]
+	for i, v := range x {
+		if v < 0 {
+			v = 0
+		}
+		y[i] = v
+	}
+}
+
+// reluGradKernel writes gy where y > 0, else 0, to gx.
+func reluGradKernel(gx, y, gy []float32) {
+	parallelParts(len(y), parts(len(y)), func(_, lo, hi int) {
+		reluGradSpan(gx[lo:hi], y[lo:hi], gy[lo:hi])
+	})
+}
+
+func reluGradSpan(gx, y, gy []float32) {
+	gx = gx[:len(y)]
+	gy = gy[:len(y)]
+	for i, v := range y {
+		g := gy[i]
+		if !(v > 0) {
+			g = 0
+		}
+		gx[i] = g
+	}
+}
+
+// reluOp: y = max(x, 0).
+type reluOp struct{ shape tensor.Shape }
+
+func (op *reluOp) Arity() int    { return 1 }
+func (op *reluOp) Type() hm.Type { t := tensorT(len(op.shape)); return hm.NewFnType(t, t) }
+func (op *reluOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return op.shape.Clone(), nil
+}
+func (op *reluOp) Do(vals ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vals...) }
+func (op *reluOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	in, err := inputsF32("ReLU", vals, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	t, y, err := outputF32("ReLU", prealloc, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	reluKernel(y, in[0])
+	return t, nil
+}
+func (op *reluOp) ReturnsPtr() bool      { return false }
+func (op *reluOp) CallsExtern() bool     { return false }
+func (op *reluOp) OverwritesInput() int  { return -1 }
+func (op *reluOp) String() string        { return fmt.Sprintf("nn.ReLU%v", op.shape) }
+func (op *reluOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *reluOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *reluOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op *reluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	gx, err := G.ApplyOp(&reluGradOp{shape: op.shape}, output, grad)
+	if err != nil {
+		return nil, fmt.Errorf("nn: ReLU gradient: %w", err)
+	}
+	return G.Nodes{gx}, nil
+}
+
+// reluGradOp: (y, gy) -> gy where y > 0, else 0. Shared by the ops that end in
+// a ReLU.
+type reluGradOp struct{ shape tensor.Shape }
+
+func (op *reluGradOp) Arity() int { return 2 }
+func (op *reluGradOp) Type() hm.Type {
+	t := tensorT(len(op.shape))
+	return hm.NewFnType(t, t, t)
+}
+func (op *reluGradOp) InferShape(ds ...G.DimSizer) (tensor.Shape, error) {
+	return op.shape.Clone(), nil
+}
+func (op *reluGradOp) Do(vals ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, vals...) }
+func (op *reluGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	in, err := inputsF32("ReLU gradient", vals, op.shape, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	t, gx, err := outputF32("ReLU gradient", prealloc, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	reluGradKernel(gx, in[0], in[1])
+	return t, nil
+}
+func (op *reluGradOp) ReturnsPtr() bool      { return false }
+func (op *reluGradOp) CallsExtern() bool     { return false }
+func (op *reluGradOp) OverwritesInput() int  { return -1 }
+func (op *reluGradOp) String() string        { return fmt.Sprintf("nn.ReLUGrad%v", op.shape) }
+func (op *reluGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *reluGradOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *reluGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op *reluGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, errors.New("nn: ReLU gradient: second derivative not implemented")
+}
