@@ -128,3 +128,9 @@ func nodeVec(op, name string, n *G.Node, c int) error {
 	}
 	return nil
 }
+
+// tensorOf wraps data (not copied) in a float32 tensor of the given shape.
+// It panics if the sizes differ.
+func tensorOf(data []float32, shape ...int) *tensor.Dense {
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+}

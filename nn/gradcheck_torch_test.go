@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	G "gorgonia.org/gorgonia"
 )
 
 // opsFixtures holds the tensors written by testdata/gen_ops_fixtures.py.
@@ -107,4 +109,71 @@ func expectClose(t *testing.T, what string, got, want []float32, rtol, atol floa
 	if d, err := closeTo(got, want, rtol, atol); err != nil {
 		t.Errorf("%s: %v (max abs diff %g)", what, err, d)
 	}
+}
+
+// TestTorchParity compares every op with torch on the inputs written by
+// testdata/gen_ops_fixtures.py: outputs, gradients of Σ out·w, and the
+// running statistics of BatchNorm.
+func TestTorchParity(t *testing.T) {
+	fx := genOpsFixtures(t)
+	const rtol, atol = 1e-5, 1e-5
+	t.Run("affine", func(t *testing.T) {
+		for _, relu := range []int{0, 1} {
+			for _, res := range []int{0, 1} {
+				c := fx.load(t, fmt.Sprintf("affine_relu%d_res%d", relu, res))
+				inputs := []gradInput{
+					{name: "x", shape: c.shapes["x"], data: c.get(t, "x")},
+					{name: "scale", shape: c.shapes["scale"], data: c.get(t, "scale")},
+					{name: "shift", shape: c.shapes["shift"], data: c.get(t, "shift")},
+				}
+				if res == 1 {
+					inputs = append(inputs, gradInput{name: "residual", shape: c.shapes["residual"], data: c.get(t, "residual")})
+				}
+				r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+					var rn *G.Node
+					if res == 1 {
+						rn = in[3]
+					}
+					return Affine(in[0], in[1], in[2], rn, relu == 1)
+				}, inputs, gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
+				expectClose(t, c.name+" y", r.out, c.get(t, "y"), rtol, atol)
+				expectClose(t, c.name+" dx", r.grads[0], c.get(t, "dx"), rtol, atol)
+				expectClose(t, c.name+" dscale", r.grads[1], c.get(t, "dscale"), 1e-4, 1e-4)
+				expectClose(t, c.name+" dshift", r.grads[2], c.get(t, "dshift"), 1e-4, 1e-4)
+				if res == 1 {
+					expectClose(t, c.name+" dresidual", r.grads[3], c.get(t, "dresidual"), rtol, atol)
+				}
+			}
+		}
+	})
+	t.Run("batchnorm", func(t *testing.T) {
+		for _, training := range []int{1, 0} {
+			c := fx.load(t, fmt.Sprintf("batchnorm_train%d", training))
+			st := NewBNStats(c.shapes["gamma"][0])
+			copy(st.Mean, c.get(t, "mean0"))
+			copy(st.Var, c.get(t, "var0"))
+			r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+				return BatchNorm(in[0], in[1], in[2], st, training == 1)
+			}, []gradInput{
+				{name: "x", shape: c.shapes["x"], data: c.get(t, "x")},
+				{name: "gamma", shape: c.shapes["gamma"], data: c.get(t, "gamma")},
+				{name: "beta", shape: c.shapes["beta"], data: c.get(t, "beta")},
+			}, gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
+			expectClose(t, c.name+" y", r.out, c.get(t, "y"), 1e-4, 1e-4)
+			expectClose(t, c.name+" dx", r.grads[0], c.get(t, "dx"), 1e-4, 1e-4)
+			expectClose(t, c.name+" dgamma", r.grads[1], c.get(t, "dgamma"), 1e-4, 1e-4)
+			expectClose(t, c.name+" dbeta", r.grads[2], c.get(t, "dbeta"), 1e-4, 1e-4)
+			expectClose(t, c.name+" running mean", st.Mean, c.get(t, "mean1"), 1e-6, 1e-6)
+			expectClose(t, c.name+" running var", st.Var, c.get(t, "var1"), 1e-6, 1e-6)
+		}
+	})
+	t.Run("relu", func(t *testing.T) {
+		c := fx.load(t, "relu")
+		r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+			return ReLU(in[0])
+		}, []gradInput{{name: "x", shape: c.shapes["x"], data: c.get(t, "x")}},
+			gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
+		expectClose(t, "y", r.out, c.get(t, "y"), 0, 0)
+		expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 0, 0)
+	})
 }
