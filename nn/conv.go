@@ -303,6 +303,9 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	g := op.geom
 	g.BF16 = false
 	dy := grad
+	if dy.Graph() == nil { // a constant output gradient from G.Backpropagate
+		dy = output.Graph().AddNode(dy)
+	}
 	var err error
 	if op.relu {
 		if dy, err = G.ApplyOp(convReLUGradOp{shape: g.Y}, output, grad); err != nil {

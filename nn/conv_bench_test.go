@@ -1,0 +1,159 @@
+package nn
+
+import (
+	"math/rand"
+	"testing"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// convBenchLayers are the four representative layers of issue 4 (batch 1).
+// Each is conv + frozen BN + ReLU; frozen BN is folded into the weights and
+// bias (FoldConvBN), so a layer is one Conv2dFused with bias and ReLU.
+// scripts/bench_engine_layers.py runs the torch equivalent and matches the
+// names.
+var convBenchLayers = []struct {
+	name string
+	x, w [4]int
+	o    ConvOpts
+}{
+	{name: "3x3_256_38x63", x: [4]int{1, 256, 38, 63}, w: [4]int{256, 256, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
+	{name: "3x3_64_150x250", x: [4]int{1, 64, 150, 250}, w: [4]int{64, 64, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
+	{name: "1x1_1024to256_38x63", x: [4]int{1, 1024, 38, 63}, w: [4]int{256, 1024, 1, 1}},
+	{name: "7x7s2_3to64_600x1000", x: [4]int{1, 3, 600, 1000}, w: [4]int{64, 3, 7, 7}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}}},
+}
+
+func convReportGFLOPs(b *testing.B, flops float64, start time.Time) {
+	sec := time.Since(start).Seconds() / float64(b.N)
+	b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+	b.ReportMetric(sec*1e3, "ms/op")
+}
+
+// BenchmarkConvLayer times the four layers. Sub-benchmarks:
+//   - fwd, fwd_bf16: the forward op called directly with a reused output
+//     buffer (what an executor with buffer reuse does);
+//   - fwdbwd: forward, ReLU mask, backward-data, backward-weights and bias
+//     gradient, called directly with reused buffers;
+//   - fwd_tape, fwdbwd_tape: the same through gorgonia's TapeMachine
+//     (G.Backpropagate for the gradients), which reallocates every output.
+func BenchmarkConvLayer(b *testing.B) {
+	for _, l := range convBenchLayers {
+		g, err := newConvGeom("bench", l.x[:], l.w[:], l.o)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewSource(1))
+		x := convDense(g.X[:], convRand(rng, convNum(g.X)))
+		w := convDense(g.W[:], convRand(rng, convNum(g.W)))
+		bias := convDense([]int{g.W[0]}, convRand(rng, g.W[0]))
+		dy := convDense(g.Y[:], convRand(rng, convNum(g.Y)))
+		fwd := convOp{geom: g, bias: true, relu: true}
+
+		for _, bf16 := range []bool{false, true} {
+			name := l.name + "/fwd"
+			if bf16 {
+				name += "_bf16"
+			}
+			op := fwd
+			op.geom.BF16 = bf16
+			b.Run(name, func(b *testing.B) {
+				y, err := op.Do(x, w, bias)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if impl, err := (dnnlConv{kind: dnnlFwd, geom: op.geom, bias: true, relu: true}).impl(); err == nil {
+					b.Logf("%s: oneDNN %s", name, impl)
+				}
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < b.N; i++ {
+					if _, err := op.UsePreallocDo(y, x, w, bias); err != nil {
+						b.Fatal(err)
+					}
+				}
+				convReportGFLOPs(b, g.flops(), start)
+			})
+		}
+
+		b.Run(l.name+"/fwdbwd", func(b *testing.B) {
+			y, _ := convOut(nil, g.Y[:])
+			mask, _ := convOut(nil, g.Y[:])
+			dx, _ := convOut(nil, g.X[:])
+			dw, _ := convOut(nil, g.W[:])
+			db, _ := convOut(nil, []int{g.W[0]})
+			step := func() error {
+				if _, err := fwd.UsePreallocDo(y, x, w, bias); err != nil {
+					return err
+				}
+				if _, err := (convReLUGradOp{shape: g.Y}).UsePreallocDo(mask, y, dy); err != nil {
+					return err
+				}
+				if _, err := (convBwdDataOp{geom: g}).UsePreallocDo(dx, w, mask); err != nil {
+					return err
+				}
+				if _, err := (convBwdWeightsOp{geom: g}).UsePreallocDo(dw, x, mask); err != nil {
+					return err
+				}
+				_, err := convBiasGradOp{shape: g.Y}.UsePreallocDo(db, mask)
+				return err
+			}
+			if err := step(); err != nil {
+				b.Fatal(err)
+			}
+			for _, k := range []int{dnnlBwdData, dnnlBwdWeights} {
+				if impl, err := (dnnlConv{kind: k, geom: g}).impl(); err == nil {
+					b.Logf("kind %d: oneDNN %s", k, impl)
+				}
+			}
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if err := step(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			convReportGFLOPs(b, 3*g.flops(), start)
+		})
+
+		for _, train := range []bool{false, true} {
+			name := l.name + "/fwd_tape"
+			flops := g.flops()
+			if train {
+				name = l.name + "/fwdbwd_tape"
+				flops *= 3
+			}
+			b.Run(name, func(b *testing.B) {
+				eg := G.NewGraph()
+				xn := G.NewTensor(eg, tensor.Float32, 4, G.WithShape(g.X[:]...), G.WithName("x"), G.WithValue(x))
+				wn := G.NewTensor(eg, tensor.Float32, 4, G.WithShape(g.W[:]...), G.WithName("w"), G.WithValue(w))
+				bn := G.NewTensor(eg, tensor.Float32, 1, G.WithShape(g.W[0]), G.WithName("b"), G.WithValue(bias))
+				y, err := Conv2dFused(xn, wn, bn, nil, l.o, true)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if train {
+					dyn := G.NewConstant(dy, G.WithName("dy"))
+					if _, err := G.Backpropagate(G.Nodes{y}, G.Nodes{dyn}, G.Nodes{xn, wn, bn}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				m := G.NewTapeMachine(eg)
+				defer m.Close()
+				if err := m.RunAll(); err != nil {
+					b.Fatal(err)
+				}
+				b.ResetTimer()
+				start := time.Now()
+				for i := 0; i < b.N; i++ {
+					m.Reset()
+					if err := m.RunAll(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				convReportGFLOPs(b, flops, start)
+			})
+		}
+	}
+}
