@@ -1,0 +1,94 @@
+package main
+
+import (
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"resdet/internal/cli"
+)
+
+func TestNewCmdDetect(t *testing.T) {
+	def := DetectOptions{Weights: "w.safetensors", ScoreThreshold: 0.5, MinSize: 600, MaxSize: 1000}
+	tests := []struct {
+		name    string
+		argv    string
+		want    DetectOptions
+		images  []string
+		wantErr string
+	}{
+		{name: "minimal", argv: "--weights w.safetensors a.jpg", want: def, images: []string{"a.jpg"}},
+		{name: "all flags", argv: "-w m.pth --score-threshold 0.7 --min-size 800 --max-size 1333 -o shown --draw --json a.jpg b.png",
+			want:   DetectOptions{Weights: "m.pth", ScoreThreshold: 0.7, MinSize: 800, MaxSize: 1333, OutDir: "shown", Draw: true, JSON: true},
+			images: []string{"a.jpg", "b.png"}},
+		{name: "no images", argv: "--weights w.safetensors", wantErr: "no images given"},
+		{name: "no weights", argv: "a.jpg", wantErr: `required flag(s) "weights" not set`},
+		{name: "threshold", argv: "-w w --score-threshold 1.5 a.jpg", wantErr: "--score-threshold must be in [0, 1]"},
+		{name: "sizes", argv: "-w w --min-size 0 a.jpg", wantErr: "--min-size and --max-size must be positive"},
+		{name: "draw without out", argv: "-w w --draw a.jpg", wantErr: "--draw needs --out"},
+		{name: "bad number", argv: "-w w --min-size big a.jpg", wantErr: `invalid argument "big" for "--min-size"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, _, _ := cli.Test()
+			var got *DetectOptions
+			cmd := NewCmdDetect(ios, func(o *DetectOptions) error { got = o; return nil })
+			cmd.SetArgs(strings.Fields(tt.argv))
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got == nil {
+				t.Fatal("run function not called")
+			}
+			if !slices.Equal(got.Images, tt.images) {
+				t.Errorf("images %v, want %v", got.Images, tt.images)
+			}
+			g := *got
+			g.IO, g.Images = nil, nil
+			if !reflect.DeepEqual(g, tt.want) {
+				t.Errorf("options\n got %+v\nwant %+v", g, tt.want)
+			}
+		})
+	}
+}
+
+func TestDetectRoot(t *testing.T) {
+	tests := []struct {
+		name   string
+		argv   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{name: "not implemented", argv: []string{"--weights", "w.safetensors", "a.jpg"}, code: 1,
+			stderr: "detect: not implemented yet: the detector arrives with issue 6\n"},
+		{name: "version", argv: []string{"--version"}, stdout: "detect " + cli.Release},
+		{name: "help", argv: []string{"--help"}, stdout: "Examples:\n  detect --weights"},
+		{name: "completion", argv: []string{"completion", "bash"}, stdout: "# bash completion V2 for detect"},
+		{name: "usage", argv: []string{"--weights", "w"}, code: 2, stderr: "detect: no images given\nRun 'detect --help' for usage.\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, out, errOut := cli.Test()
+			root := NewCmdDetect(ios, nil)
+			root.SetArgs(tt.argv)
+			if code := cli.Main(root); code != tt.code {
+				t.Fatalf("exit code %d, want %d; stderr %q", code, tt.code, errOut.String())
+			}
+			if !strings.Contains(out.String(), tt.stdout) {
+				t.Errorf("stdout does not contain %q:\n%s", tt.stdout, out.String())
+			}
+			if tt.stderr != "" && errOut.String() != tt.stderr {
+				t.Errorf("stderr %q, want %q", errOut.String(), tt.stderr)
+			}
+		})
+	}
+}
