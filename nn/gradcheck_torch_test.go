@@ -167,6 +167,7 @@ func TestTorchParity(t *testing.T) {
 			expectClose(t, c.name+" running var", st.Var, c.get(t, "var1"), 1e-6, 1e-6)
 		}
 	})
+	torchParityPool(t, fx)
 	t.Run("relu", func(t *testing.T) {
 		c := fx.load(t, "relu")
 		r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
@@ -174,6 +175,30 @@ func TestTorchParity(t *testing.T) {
 		}, []gradInput{{name: "x", shape: c.shapes["x"], data: c.get(t, "x")}},
 			gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
 		expectClose(t, "y", r.out, c.get(t, "y"), 0, 0)
+		expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 0, 0)
+	})
+}
+
+func torchParityPool(t *testing.T, fx opsFixtures) {
+	for _, name := range []string{"stem", "k2", "k3s1"} {
+		t.Run("maxpool_"+name, func(t *testing.T) {
+			c := fx.load(t, "maxpool_"+name)
+			kp := c.get(t, "params")
+			r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+				return MaxPool2d(in[0], int(kp[0]), int(kp[1]), int(kp[2]))
+			}, []gradInput{{name: "x", shape: c.shapes["x"], data: c.get(t, "x")}},
+				gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
+			expectClose(t, "y", r.out, c.get(t, "y"), 0, 0)
+			expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 1e-6, 1e-6)
+		})
+	}
+	t.Run("gap", func(t *testing.T) {
+		c := fx.load(t, "gap")
+		r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+			return GlobalAvgPool(in[0])
+		}, []gradInput{{name: "x", shape: c.shapes["x"], data: c.get(t, "x")}},
+			gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
+		expectClose(t, "y", r.out, c.get(t, "y"), 1e-6, 1e-6)
 		expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 0, 0)
 	})
 }

@@ -1,0 +1,279 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// MaxPool2d returns the maximum over kernel×kernel windows moved by stride,
+// with torch.nn.MaxPool2d's semantics: x is padded with -inf by pad on every
+// side, the output size is floor((H + 2*pad - kernel)/stride) + 1 (floor mode,
+// no dilation), a NaN in a window wins, and among equal maxima the first in
+// row-major window order is the one that receives the gradient. x:
+// [N, C, H, W]; returns [N, C, OH, OW]. The ResNet stem uses (3, 2, 1).
+// It returns an error unless kernel >= 1, stride >= 1 and 0 <= pad <= kernel/2
+// (torch's limit) and the output is not empty.
+func MaxPool2d(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
+	s, err := nodeShape4("MaxPool2d", "x", x)
+	if err != nil {
+		return nil, err
+	}
+	if kernel < 1 || stride < 1 || pad < 0 || pad > kernel/2 {
+		return nil, fmt.Errorf("nn: MaxPool2d: kernel %d, stride %d, pad %d: want kernel >= 1, stride >= 1, 0 <= pad <= kernel/2",
+			kernel, stride, pad)
+	}
+	p := poolGeom{n: s[0], c: s[1], h: s[2], w: s[3], k: kernel, s: stride, p: pad}
+	p.oh = (p.h+2*pad-kernel)/stride + 1
+	p.ow = (p.w+2*pad-kernel)/stride + 1
+	if p.h+2*pad < kernel || p.w+2*pad < kernel {
+		return nil, fmt.Errorf("nn: MaxPool2d: x %v padded by %d is smaller than the kernel %d", s, pad, kernel)
+	}
+	return G.ApplyOp(&maxPoolOp{g: p}, x)
+}
+
+// poolGeom is the geometry of a max pooling: input [n, c, h, w], square
+// kernel k, stride s, padding p, output [n, c, oh, ow].
+type poolGeom struct {
+	n, c, h, w, k, s, p, oh, ow int
+}
+
+func (p poolGeom) in() tensor.Shape  { return tensor.Shape{p.n, p.c, p.h, p.w} }
+func (p poolGeom) out() tensor.Shape { return tensor.Shape{p.n, p.c, p.oh, p.ow} }
+
+// window returns the input rows [y0, y1) covered by output row oy (clipped to
+// the image), and likewise for columns.
+func (p poolGeom) window(o, size int) (int, int) {
+	a := o*p.s - p.p
+	return max(a, 0), min(a+p.k, size)
+}
+
+// argmax returns the index in x (one plane) of the maximum of the window of
+// output (oy, ox), torch's way: the first maximum in row-major order, or the
+// last NaN.
+func (p poolGeom) argmax(x []float32, oy, ox int) int {
+	y0, y1 := p.window(oy, p.h)
+	x0, x1 := p.window(ox, p.w)
+	best := y0*p.w + x0
+	m := float32(math.Inf(-1))
+	for iy := y0; iy < y1; iy++ {
+		row := x[iy*p.w+x0 : iy*p.w+x1]
+		for j, v := range row {
+			if v > m || v != v {
+				m = v
+				best = iy*p.w + x0 + j
+			}
+		}
+	}
+	return best
+}
+
+// maxPoolPlane writes the pooled plane y [oh*ow] of x [h*w].
+func (p poolGeom) maxPoolPlane(y, x []float32) {
+	negInf := float32(math.Inf(-1))
+	for oy := 0; oy < p.oh; oy++ {
+		y0, y1 := p.window(oy, p.h)
+		yrow := y[oy*p.ow : (oy+1)*p.ow]
+		for ox := range yrow {
+			x0, x1 := p.window(ox, p.w)
+			m := negInf
+			for iy := y0; iy < y1; iy++ {
+				for _, v := range x[iy*p.w+x0 : iy*p.w+x1] {
+					if v > m || v != v {
+						m = v
+					}
+				}
+			}
+			yrow[ox] = m
+		}
+	}
+}
+
+// maxPoolOp: x -> y.
+type maxPoolOp struct{ g poolGeom }
+
+func (op *maxPoolOp) Arity() int                                     { return 1 }
+func (op *maxPoolOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(4), tensorT(4)) }
+func (op *maxPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.g.out(), nil }
+func (op *maxPoolOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
+func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	p := op.g
+	in, err := inputsF32("MaxPool2d", vals, p.in())
+	if err != nil {
+		return nil, err
+	}
+	t, y, err := outputF32("MaxPool2d", prealloc, p.out())
+	if err != nil {
+		return nil, err
+	}
+	x := in[0]
+	ip, opl := p.h*p.w, p.oh*p.ow
+	parallelFor(p.n*p.c, func(lo, hi int) {
+		for q := lo; q < hi; q++ {
+			p.maxPoolPlane(y[q*opl:(q+1)*opl], x[q*ip:(q+1)*ip])
+		}
+	})
+	return t, nil
+}
+func (op *maxPoolOp) ReturnsPtr() bool     { return false }
+func (op *maxPoolOp) CallsExtern() bool    { return false }
+func (op *maxPoolOp) OverwritesInput() int { return -1 }
+func (op *maxPoolOp) String() string {
+	return fmt.Sprintf("nn.MaxPool2d%v(k=%d,s=%d,p=%d)", op.g.in(), op.g.k, op.g.s, op.g.p)
+}
+func (op *maxPoolOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *maxPoolOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *maxPoolOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(inputs) != 1 {
+		return nil, fmt.Errorf("nn: MaxPool2d gradient: got %d inputs, want 1", len(inputs))
+	}
+	dx, err := G.ApplyOp(&maxPoolGradOp{g: op.g}, inputs[0], grad)
+	if err != nil {
+		return nil, fmt.Errorf("nn: MaxPool2d gradient: %w", err)
+	}
+	return G.Nodes{dx}, nil
+}
+
+// maxPoolGradOp: (x, gy) -> dx: each output's gradient goes to its window's
+// argmax (recomputed from x).
+type maxPoolGradOp struct{ g poolGeom }
+
+func (op *maxPoolGradOp) Arity() int { return 2 }
+func (op *maxPoolGradOp) Type() hm.Type {
+	return hm.NewFnType(tensorT(4), tensorT(4), tensorT(4))
+}
+func (op *maxPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.g.in(), nil }
+func (op *maxPoolGradOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
+func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	p := op.g
+	in, err := inputsF32("MaxPool2d gradient", vals, p.in(), p.out())
+	if err != nil {
+		return nil, err
+	}
+	t, dx, err := outputF32("MaxPool2d gradient", prealloc, p.in())
+	if err != nil {
+		return nil, err
+	}
+	x, gy := in[0], in[1]
+	ip, opl := p.h*p.w, p.oh*p.ow
+	parallelFor(p.n*p.c, func(lo, hi int) {
+		for q := lo; q < hi; q++ {
+			xp, dp, gp := x[q*ip:(q+1)*ip], dx[q*ip:(q+1)*ip], gy[q*opl:(q+1)*opl]
+			clear(dp)
+			for oy := 0; oy < p.oh; oy++ {
+				for ox := 0; ox < p.ow; ox++ {
+					dp[p.argmax(xp, oy, ox)] += gp[oy*p.ow+ox]
+				}
+			}
+		}
+	})
+	return t, nil
+}
+func (op *maxPoolGradOp) ReturnsPtr() bool     { return false }
+func (op *maxPoolGradOp) CallsExtern() bool    { return false }
+func (op *maxPoolGradOp) OverwritesInput() int { return -1 }
+func (op *maxPoolGradOp) String() string {
+	return fmt.Sprintf("nn.MaxPool2dGrad%v(k=%d,s=%d,p=%d)", op.g.in(), op.g.k, op.g.s, op.g.p)
+}
+func (op *maxPoolGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *maxPoolGradOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *maxPoolGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op *maxPoolGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, errors.New("nn: MaxPool2d gradient: second derivative not implemented")
+}
+
+// GlobalAvgPool returns the mean of x over H and W (accumulated in float64).
+// x: [N, C, H, W]; returns [N, C]. The gradient spreads each output's
+// gradient evenly over its plane.
+func GlobalAvgPool(x *G.Node) (*G.Node, error) {
+	s, err := nodeShape4("GlobalAvgPool", "x", x)
+	if err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(&gapOp{shape: s}, x)
+}
+
+// gapOp: [N, C, H, W] -> [N, C].
+type gapOp struct{ shape tensor.Shape }
+
+func (op *gapOp) out() tensor.Shape                              { return tensor.Shape{op.shape[0], op.shape[1]} }
+func (op *gapOp) Arity() int                                     { return 1 }
+func (op *gapOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(4), tensorT(2)) }
+func (op *gapOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.out(), nil }
+func (op *gapOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
+func (op *gapOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	in, err := inputsF32("GlobalAvgPool", vals, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	t, y, err := outputF32("GlobalAvgPool", prealloc, op.out())
+	if err != nil {
+		return nil, err
+	}
+	x, hw := in[0], op.shape[2]*op.shape[3]
+	parallelFor(len(y), func(lo, hi int) {
+		for q := lo; q < hi; q++ {
+			y[q] = float32(sumSeg(x[q*hw:(q+1)*hw]) / float64(hw))
+		}
+	})
+	return t, nil
+}
+func (op *gapOp) ReturnsPtr() bool      { return false }
+func (op *gapOp) CallsExtern() bool     { return false }
+func (op *gapOp) OverwritesInput() int  { return -1 }
+func (op *gapOp) String() string        { return fmt.Sprintf("nn.GlobalAvgPool%v", op.shape) }
+func (op *gapOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *gapOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *gapOp) DiffWRT(int) []bool    { return []bool{true} }
+func (op *gapOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	dx, err := G.ApplyOp(&gapGradOp{shape: op.shape}, grad)
+	if err != nil {
+		return nil, fmt.Errorf("nn: GlobalAvgPool gradient: %w", err)
+	}
+	return G.Nodes{dx}, nil
+}
+
+// gapGradOp: gy [N, C] -> dx [N, C, H, W] = gy/(H*W).
+type gapGradOp struct{ shape tensor.Shape }
+
+func (op *gapGradOp) Arity() int                                     { return 1 }
+func (op *gapGradOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(2), tensorT(4)) }
+func (op *gapGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.shape.Clone(), nil }
+func (op *gapGradOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
+func (op *gapGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	in, err := inputsF32("GlobalAvgPool gradient", vals, tensor.Shape{op.shape[0], op.shape[1]})
+	if err != nil {
+		return nil, err
+	}
+	t, dx, err := outputF32("GlobalAvgPool gradient", prealloc, op.shape)
+	if err != nil {
+		return nil, err
+	}
+	gy, hw := in[0], op.shape[2]*op.shape[3]
+	parallelFor(len(gy), func(lo, hi int) {
+		for q := lo; q < hi; q++ {
+			v := gy[q] / float32(hw) // as torch's mean backward
+			d := dx[q*hw : (q+1)*hw]
+			for i := range d {
+				d[i] = v
+			}
+		}
+	})
+	return t, nil
+}
+func (op *gapGradOp) ReturnsPtr() bool      { return false }
+func (op *gapGradOp) CallsExtern() bool     { return false }
+func (op *gapGradOp) OverwritesInput() int  { return -1 }
+func (op *gapGradOp) String() string        { return fmt.Sprintf("nn.GlobalAvgPoolGrad%v", op.shape) }
+func (op *gapGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *gapGradOp) Hashcode() uint32      { return hashOf(op.String()) }
+func (op *gapGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }
+func (op *gapGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, errors.New("nn: GlobalAvgPool gradient: second derivative not implemented")
+}
