@@ -104,27 +104,43 @@ func sortedUnique(ids []int64) []int64 {
 	return slices.Compact(s)
 }
 
-// ImageEval is the matching of one image, category and area range
-// (pycocotools' evaluateImg result). The detections are the image's
-// detections of the category sorted by descending score (stable), at most
-// MaxDet of them; the ground truths are reordered so that the ones not
-// ignored in this area range come first (stable).
+// ImageEval is the matching of one image and category in every area range
+// (pycocotools' evaluateImg results for the A area ranges of the pair).
+// The detections are the image's detections of the category sorted by
+// descending score (stable), at most the last maxDets of them; for each area
+// range the ground truths are reordered so that the ones not ignored in that
+// range come first (stable). Dimensions are row-major: [A][G] is indexed
+// a*G+g, [A][T][D] (a*T+t)*D+d.
 type ImageEval struct {
 	ImageID, CategoryID int64
-	Area                AreaRange
-	MaxDet              int
+	A, T                int       // numbers of area ranges and IoU thresholds
 	DtIDs               []int64   // [D]
 	DtScores            []float64 // [D]
-	GtIDs               []int64   // [G]
-	GtIgnore            []bool    // [G]: crowd, or area field outside the range
-	// DtMatches [T*D] (row t = IoU threshold) holds the id of the GT each
-	// detection matched, 0 if none; GtMatches [T*G] the id of the
-	// detection each GT matched, 0 if none.
-	DtMatches []int64
-	GtMatches []int64
-	// DtIgnore [T*D]: matched to an ignored GT, or unmatched (DtMatches 0)
-	// with an area outside the range.
+	DtAreas             []float64 // [D]
+	GtIDs               []int64   // [A][G]: GT ids, reordered per area range
+	GtIgnore            []bool    // [A][G]: crowd, or area field outside the range
+	// DtMatches [A][T][D] is 1 + the position in the GtIDs row of the GT a
+	// detection matched at IoU threshold t, 0 if none; GtMatches [A][T][G]
+	// is 1 + the position in DtIDs of the detection a GT matched, 0 if
+	// none. (pycocotools stores ids instead; MatchedGT gives the id.)
+	DtMatches []int32
+	GtMatches []int32
+	// DtIgnore [A][T][D]: matched to an ignored GT, or with MatchedGT 0 and
+	// an area outside the range.
 	DtIgnore []bool
+}
+
+// MatchedGT returns the id of the GT detection d matched in area range a at
+// IoU threshold t, and 0 when it matched none, as pycocotools' dtMatches
+// (so a GT whose id is 0 is indistinguishable from no match: the
+// pycocotools quirk this package reproduces).
+func (e *ImageEval) MatchedGT(a, t, d int) int64 {
+	D, G := len(e.DtIDs), len(e.GtIDs)/e.A
+	m := e.DtMatches[(a*e.T+t)*D+d]
+	if m == 0 {
+		return 0
+	}
+	return e.GtIDs[a*G+int(m)-1]
 }
 
 // index maps ids to positions.
@@ -170,19 +186,46 @@ func bucket(anns []Annotation, imgIdx, catIdx map[int64]int32, nImg, nCat int) (
 }
 
 // EvaluateImages matches detections dt to ground truth gt for every
-// category, area range and image of p, as pycocotools' evaluate(). The
-// result has K*A*I entries, index (k*A + a)*I + i; an entry is nil when the
-// image has neither ground truth nor detections of the category.
-// Annotations of images or categories not in p are left out (pycocotools
-// selects with getAnnIds). The work is spread over GOMAXPROCS goroutines by
-// category.
+// category, image and area range of p, as pycocotools' evaluate(). The
+// result has K*I entries, index k*I + i; an entry is nil when the image has
+// neither ground truth nor detections of the category. Annotations of images
+// or categories not in p are left out (pycocotools selects with
+// getAnnIds). Detection ids are not used for matching. The work is spread
+// over GOMAXPROCS goroutines by category.
 func EvaluateImages(gt, dt []Annotation, p Params) []*ImageEval {
 	nI, nK, nA := len(p.ImageIDs), len(p.CategoryIDs), len(p.AreaRanges)
 	imgIdx, catIdx := index(p.ImageIDs), index(p.CategoryIDs)
 	gtStart, gtOrder := bucket(gt, imgIdx, catIdx, nI, nK)
 	dtStart, dtOrder := bucket(dt, imgIdx, catIdx, nI, nK)
-	evals := make([]*ImageEval, nK*nA*nI)
+	evals := make([]*ImageEval, nK*nI)
+	maxDet := p.MaxDets[len(p.MaxDets)-1]
+	T := len(p.IoUThresholds)
 	parallel(nK, func(k int) {
+		// One slab per field for the whole category: far fewer, larger
+		// allocations than one per image.
+		var sumD, sumG, nonEmpty int
+		for i := 0; i < nI; i++ {
+			g := k*nI + i
+			nd, ng := int(dtStart[g+1]-dtStart[g]), int(gtStart[g+1]-gtStart[g])
+			if nd+ng > 0 {
+				nonEmpty++
+				sumD += min(nd, maxDet)
+				sumG += ng
+			}
+		}
+		if nonEmpty == 0 {
+			return
+		}
+		sl := &slab{
+			evals:     make([]ImageEval, nonEmpty),
+			dtIDs:     make([]int64, sumD),
+			dtScores:  make([]float64, 2*sumD),
+			gtIDs:     make([]int64, nA*sumG),
+			gtIgnore:  make([]bool, nA*sumG),
+			dtMatches: make([]int32, nA*T*sumD),
+			gtMatches: make([]int32, nA*T*sumG),
+			dtIgnore:  make([]bool, nA*T*sumD),
+		}
 		var w imageWork
 		for i := 0; i < nI; i++ {
 			g := k*nI + i
@@ -191,14 +234,29 @@ func EvaluateImages(gt, dt []Annotation, p Params) []*ImageEval {
 			if len(gts) == 0 && len(dts) == 0 {
 				continue
 			}
-			res := w.evaluate(gt, dt, gts, dts, p)
-			for a := range res {
-				res[a].ImageID, res[a].CategoryID = p.ImageIDs[i], p.CategoryIDs[k]
-				evals[(k*nA+a)*nI+i] = &res[a]
-			}
+			e := &take(&sl.evals, 1)[0]
+			e.ImageID, e.CategoryID = p.ImageIDs[i], p.CategoryIDs[k]
+			w.evaluate(gt, dt, gts, dts, p, sl, e)
+			evals[k*nI+i] = e
 		}
 	})
 	return evals
+}
+
+// slab holds the storage of a category's ImageEvals, handed out in order.
+type slab struct {
+	evals                []ImageEval
+	dtIDs, gtIDs         []int64
+	dtScores             []float64
+	gtIgnore, dtIgnore   []bool
+	dtMatches, gtMatches []int32
+}
+
+// take cuts the first n elements off *s.
+func take[E any](s *[]E, n int) []E {
+	r := (*s)[:n:n]
+	*s = (*s)[n:]
+	return r
 }
 
 // parallel runs f(0..n-1) on GOMAXPROCS goroutines, handing out indices in
@@ -257,20 +315,27 @@ func iou(d, g *[4]float64, crowd bool) float64 {
 	return inter / (float64(da+ga) - inter)
 }
 
-// evaluate returns the A ImageEvals of one image and category. gts and dts
-// index gt and dt in input order.
-func (w *imageWork) evaluate(gt, dt []Annotation, gts, dts []int32, p Params) []ImageEval {
+// evaluate fills e (ids set) for one image and category, with storage
+// from sl. gts and dts index gt and dt in input order.
+func (w *imageWork) evaluate(gt, dt []Annotation, gts, dts []int32, p Params, sl *slab, e *ImageEval) {
 	maxDet := p.MaxDets[len(p.MaxDets)-1]
 	// Detections by descending score, stable; keep the first maxDet.
 	w.dts = append(w.dts[:0], dts...)
-	slices.SortStableFunc(w.dts, func(a, b int32) int { return cmp.Compare(dt[b].Score, dt[a].Score) })
+	slices.SortFunc(w.dts, func(a, b int32) int {
+		if c := cmp.Compare(dt[b].Score, dt[a].Score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a, b) // input order: a stable sort
+	})
 	sorted := w.dts[:min(len(w.dts), maxDet)]
 	D, G, T, A := len(sorted), len(gts), len(p.IoUThresholds), len(p.AreaRanges)
 
-	dtIDs := make([]int64, D)
-	dtScores := make([]float64, D)
+	e.A, e.T = A, T
+	e.DtIDs = take(&sl.dtIDs, D)
+	e.DtScores = take(&sl.dtScores, D)
+	e.DtAreas = take(&sl.dtScores, D)
 	for j, d := range sorted {
-		dtIDs[j], dtScores[j] = dt[d].ID, dt[d].Score
+		e.DtIDs[j], e.DtScores[j], e.DtAreas[j] = dt[d].ID, dt[d].Score, dt[d].Area
 	}
 	// IoU matrix [D, G] in the GT input order.
 	w.ious = slices.Grow(w.ious[:0], D*G)[:D*G]
@@ -283,23 +348,14 @@ func (w *imageWork) evaluate(gt, dt []Annotation, gts, dts []int32, p Params) []
 			w.ious[j*G+gi] = iou(&dt[d].BBox, &gt[g].BBox, gt[g].Crowd)
 		}
 	}
-
-	// One slab per field for all area ranges.
-	res := make([]ImageEval, A)
-	gtIDs := make([]int64, A*G)
-	gtIgnore := make([]bool, A*G)
-	dtMatches := make([]int64, A*T*D)
-	gtMatches := make([]int64, A*T*G)
-	dtIgnore := make([]bool, A*T*D)
+	e.GtIDs = take(&sl.gtIDs, A*G)
+	e.GtIgnore = take(&sl.gtIgnore, A*G)
+	e.DtMatches = take(&sl.dtMatches, A*T*D)
+	e.GtMatches = take(&sl.gtMatches, A*T*G)
+	e.DtIgnore = take(&sl.dtIgnore, A*T*D)
 	w.perm = slices.Grow(w.perm[:0], G)[:G]
 	for a, rng := range p.AreaRanges {
-		e := &res[a]
-		*e = ImageEval{
-			Area: rng, MaxDet: maxDet, DtIDs: dtIDs, DtScores: dtScores,
-			GtIDs: gtIDs[a*G : (a+1)*G], GtIgnore: gtIgnore[a*G : (a+1)*G],
-			DtMatches: dtMatches[a*T*D : (a+1)*T*D], GtMatches: gtMatches[a*T*G : (a+1)*T*G],
-			DtIgnore: dtIgnore[a*T*D : (a+1)*T*D],
-		}
+		gtIDs, gtIg := e.GtIDs[a*G:(a+1)*G], e.GtIgnore[a*G:(a+1)*G]
 		// Non-ignored GT first, file order inside each group.
 		n := 0
 		for pass := 0; pass < 2; pass++ {
@@ -307,47 +363,50 @@ func (w *imageWork) evaluate(gt, dt []Annotation, gts, dts []int32, p Params) []
 				ig := gt[g].Crowd || gt[g].Area < rng.Min || gt[g].Area > rng.Max
 				if ig == (pass == 1) {
 					w.perm[n] = gi
-					e.GtIDs[n] = gt[g].ID
-					e.GtIgnore[n] = ig
+					gtIDs[n] = gt[g].ID
+					gtIg[n] = ig
 					n++
 				}
 			}
 		}
+		dtm := e.DtMatches[a*T*D : (a+1)*T*D]
+		dtIg := e.DtIgnore[a*T*D : (a+1)*T*D]
 		if D > 0 && G > 0 {
-			w.match(e, p.IoUThresholds)
+			w.match(p.IoUThresholds, D, gtIg, dtm, e.GtMatches[a*T*G:(a+1)*T*G], dtIg)
 		}
-		for j, d := range sorted {
-			if ar := dt[d].Area; ar < rng.Min || ar > rng.Max {
+		// pycocotools: dtIg |= (dtm == 0) & area outside, where dtm holds the
+		// matched GT id (so a match to GT id 0 counts as unmatched).
+		for j := range D {
+			if ar := e.DtAreas[j]; ar < rng.Min || ar > rng.Max {
 				for t := 0; t < T; t++ {
-					if e.DtMatches[t*D+j] == 0 {
-						e.DtIgnore[t*D+j] = true
+					if m := dtm[t*D+j]; m == 0 || gtIDs[m-1] == 0 {
+						dtIg[t*D+j] = true
 					}
 				}
 			}
 		}
 	}
-	return res
 }
 
 // match is pycocotools' greedy matching, separately for each IoU
-// threshold, detections in score order. It fills DtMatches, GtMatches and
-// DtIgnore of e; w.perm maps e's GT order to the IoU matrix columns.
-func (w *imageWork) match(e *ImageEval, thresholds []float64) {
-	D, G := len(e.DtIDs), len(e.GtIDs)
+// threshold, detections in score order. gtIg [G] is in matching order;
+// w.perm maps that order to the IoU matrix columns. It fills dtm [T][D],
+// gtm [T][G] (1 + position, 0 = none) and dtIg [T][D].
+func (w *imageWork) match(thresholds []float64, D int, gtIg []bool, dtm, gtm []int32, dtIg []bool) {
+	G := len(gtIg)
 	for t, thr := range thresholds {
-		gtm := e.GtMatches[t*G : (t+1)*G]
+		gtmT := gtm[t*G : (t+1)*G]
 		for d := 0; d < D; d++ {
 			best := min(thr, 1-1e-10)
 			m := -1
 			row := w.ious[d*G : (d+1)*G]
 			for g := 0; g < G; g++ {
 				col := w.perm[g]
-				// A GT is taken when it holds a detection id > 0
-				// (pycocotools' gtm > 0; results ids start at 1).
-				if gtm[g] > 0 && !w.crowd[col] {
+				// A matched GT is skipped unless it is a crowd region.
+				if gtmT[g] > 0 && !w.crowd[col] {
 					continue
 				}
-				if m > -1 && !e.GtIgnore[m] && e.GtIgnore[g] {
+				if m > -1 && !gtIg[m] && gtIg[g] {
 					break
 				}
 				if row[col] < best {
@@ -359,9 +418,9 @@ func (w *imageWork) match(e *ImageEval, thresholds []float64) {
 			if m == -1 {
 				continue
 			}
-			e.DtIgnore[t*D+d] = e.GtIgnore[m]
-			e.DtMatches[t*D+d] = e.GtIDs[m]
-			e.GtMatches[t*G+m] = e.DtIDs[d]
+			dtIg[t*D+d] = gtIg[m]
+			dtm[t*D+d] = int32(m + 1)
+			gtmT[m] = int32(d + 1)
 		}
 	}
 }
@@ -395,7 +454,7 @@ const eps = 2.220446049250313e-16
 // dtRef is one detection of a category in accumulation order.
 type dtRef struct {
 	score float64
-	img   int32 // image position
+	orig  int32 // position in the image-by-image concatenation
 	rank  int32 // position in the image's sorted list
 }
 
@@ -405,8 +464,8 @@ type dtRef struct {
 func Accumulate(evals []*ImageEval, p Params) Accumulated {
 	T, R, K, A, M, I := len(p.IoUThresholds), len(p.RecallThresholds), len(p.CategoryIDs),
 		len(p.AreaRanges), len(p.MaxDets), len(p.ImageIDs)
-	if len(evals) != K*A*I {
-		panic(fmt.Sprintf("eval: Accumulate: %d image evaluations for K*A*I = %d", len(evals), K*A*I))
+	if len(evals) != K*I {
+		panic(fmt.Sprintf("eval: Accumulate: %d image evaluations for K*I = %d", len(evals), K*I))
 	}
 	acc := Accumulated{Params: p, Precision: make([]float64, T*R*K*A*M), Recall: make([]float64, T*K*A*M)}
 	for i := range acc.Precision {
@@ -415,98 +474,146 @@ func Accumulate(evals []*ImageEval, p Params) Accumulated {
 	for i := range acc.Recall {
 		acc.Recall[i] = -1
 	}
-	parallel(K, func(k int) {
-		// All detections of the category (max maxDets per image), sorted by
-		// descending score, stable over (image, rank): the order of
-		// pycocotools' mergesort over the concatenated per-image lists. The
-		// order for a smaller maxDet is the subsequence with rank < maxDet.
-		var all []dtRef
-		anyEval := false
-		for i := 0; i < I; i++ {
-			e := evals[(k*A)*I+i]
-			if e == nil {
+	parallel(K, func(k int) { accumulateCategory(&acc, evals, k) })
+	return acc
+}
+
+// Detection states in accumulation.
+const (
+	stIgnored uint8 = iota
+	stTP
+	stFP
+)
+
+// accumulateCategory fills acc's precision and recall entries of category k.
+func accumulateCategory(acc *Accumulated, evals []*ImageEval, k int) {
+	p := &acc.Params
+	T, R, K, A, M, I := len(p.IoUThresholds), len(p.RecallThresholds), len(p.CategoryIDs),
+		len(p.AreaRanges), len(p.MaxDets), len(p.ImageIDs)
+	// All detections of the category in pycocotools' concatenation order
+	// (image by image, each image's list in score order), then stably
+	// sorted by descending score: ties keep (image, rank) order. The order
+	// for a smaller maxDet is the subsequence with rank < maxDet.
+	var all []dtRef
+	var imgs []int32
+	for i := 0; i < I; i++ {
+		e := evals[k*I+i]
+		if e == nil {
+			continue
+		}
+		imgs = append(imgs, int32(i))
+		for r, s := range e.DtScores {
+			all = append(all, dtRef{score: s, orig: int32(len(all)), rank: int32(r)})
+		}
+	}
+	if len(imgs) == 0 {
+		return
+	}
+	slices.SortFunc(all, func(a, b dtRef) int {
+		if c := cmp.Compare(b.score, a.score); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.orig, b.orig) // = a stable sort
+	})
+	n := len(all)
+	pos := make([]int32, n) // concatenation index -> sorted position
+	for j, d := range all {
+		pos[d.orig] = int32(j)
+	}
+	// Compact states [A][T][n] in sorted order, so the running sums below
+	// read memory sequentially instead of chasing ImageEvals.
+	states := make([]uint8, A*T*n)
+	npig := make([]int, A)
+	for a := 0; a < A; a++ {
+		orig := 0
+		for _, i := range imgs {
+			e := evals[k*I+int(i)]
+			D, G := len(e.DtIDs), len(e.GtIDs)/A
+			gtIDs := e.GtIDs[a*G : (a+1)*G]
+			for _, ig := range e.GtIgnore[a*G : (a+1)*G] {
+				if !ig {
+					npig[a]++
+				}
+			}
+			dtm := e.DtMatches[a*T*D : (a+1)*T*D]
+			dtIg := e.DtIgnore[a*T*D : (a+1)*T*D]
+			for r := 0; r < D; r++ {
+				at := pos[orig]
+				orig++
+				for t := 0; t < T; t++ {
+					// True positive: matched (to a GT id other than 0,
+					// pycocotools' quirk) and not ignored.
+					st := stFP
+					switch j := t*D + r; {
+					case dtIg[j]:
+						st = stIgnored
+					case dtm[j] != 0 && gtIDs[dtm[j]-1] != 0:
+						st = stTP
+					}
+					states[(a*T+t)*n+int(at)] = st
+				}
+			}
+		}
+	}
+	sel := make([]int32, 0, n)
+	var tpRc, tpPr []float64
+	for m, maxDet := range p.MaxDets {
+		sel = sel[:0]
+		for j, d := range all {
+			if int(d.rank) < maxDet {
+				sel = append(sel, int32(j))
+			}
+		}
+		for a := 0; a < A; a++ {
+			if npig[a] == 0 {
 				continue
 			}
-			anyEval = true
-			for r, s := range e.DtScores {
-				all = append(all, dtRef{score: s, img: int32(i), rank: int32(r)})
-			}
-		}
-		if !anyEval {
-			return
-		}
-		slices.SortStableFunc(all, func(a, b dtRef) int { return cmp.Compare(b.score, a.score) })
-		sel := make([]dtRef, 0, len(all))
-		rc := make([]float64, 0, len(all))
-		pr := make([]float64, 0, len(all))
-		for m, maxDet := range p.MaxDets {
-			sel = sel[:0]
-			for _, d := range all {
-				if int(d.rank) < maxDet {
-					sel = append(sel, d)
-				}
-			}
-			for a := 0; a < A; a++ {
-				row := evals[(k*A+a)*I : (k*A+a+1)*I]
-				npig := 0
-				for _, e := range row {
-					if e == nil {
-						continue
-					}
-					for _, ig := range e.GtIgnore {
-						if !ig {
-							npig++
-						}
+			fnpig := float64(npig[a])
+			for t := 0; t < T; t++ {
+				// pycocotools computes recall tp/npig and precision
+				// tp/(fp+tp+eps) at every position, takes the envelope
+				// (suffix maximum) of precision and samples it at the first
+				// position whose recall reaches each threshold. Recall only
+				// grows at true positives, precision only drops elsewhere,
+				// so the first position reaching a threshold r > 0 is a true
+				// positive and the suffix maximum from a true positive is the
+				// maximum over the later true positives: the same numbers
+				// come from the true positives alone. For r = 0 (position 0)
+				// the same holds unless there is no true positive, when all
+				// precisions are 0.
+				row := states[(a*T+t)*n : (a*T+t+1)*n]
+				tpRc, tpPr = tpRc[:0], tpPr[:0]
+				tp, fp := 0.0, 0.0
+				for _, at := range sel {
+					switch row[at] {
+					case stTP:
+						tp++
+						tpRc = append(tpRc, tp/fnpig)
+						tpPr = append(tpPr, tp/(float64(fp+tp)+eps))
+					case stFP:
+						fp++
 					}
 				}
-				if npig == 0 {
-					continue
+				acc.Recall[((t*K+k)*A+a)*M+m] = tp / fnpig // 0 without detections
+				for i := len(tpPr) - 1; i > 0; i-- {
+					if tpPr[i] > tpPr[i-1] {
+						tpPr[i-1] = tpPr[i]
+					}
 				}
-				for t := 0; t < T; t++ {
-					rc, pr = rc[:0], pr[:0]
-					tp, fp := 0.0, 0.0
-					for _, d := range sel {
-						e := row[d.img]
-						j := t*len(e.DtIDs) + int(d.rank)
-						if !e.DtIgnore[j] {
-							if e.DtMatches[j] != 0 {
-								tp++
-							} else {
-								fp++
-							}
-						}
-						rc = append(rc, tp/float64(npig))
-						pr = append(pr, tp/(float64(fp+tp)+eps))
+				at := 0
+				for r, thr := range p.RecallThresholds {
+					for at < len(tpRc) && tpRc[at] < thr {
+						at++
 					}
-					nd := len(rc)
-					rec := 0.0
-					if nd > 0 {
-						rec = rc[nd-1]
+					q := 0.0
+					if at < len(tpRc) {
+						q = tpPr[at]
 					}
-					acc.Recall[((t*K+k)*A+a)*M+m] = rec
-					for i := nd - 1; i > 0; i-- {
-						if pr[i] > pr[i-1] {
-							pr[i-1] = pr[i]
-						}
-					}
-					// First position with recall >= threshold; recall
-					// thresholds ascend, so the search resumes.
-					pos := 0
-					for r, thr := range p.RecallThresholds {
-						for pos < nd && rc[pos] < thr {
-							pos++
-						}
-						q := 0.0
-						if pos < nd {
-							q = pr[pos]
-						}
-						acc.Precision[(((t*R+r)*K+k)*A+a)*M+m] = q
-					}
+					acc.Precision[(((t*R+r)*K+k)*A+a)*M+m] = q
 				}
 			}
 		}
-	})
-	return acc
+	}
 }
 
 // Stats are pycocotools' 12 summary numbers, in the order of Names: AP,

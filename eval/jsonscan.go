@@ -150,10 +150,10 @@ func (s *scanner) object(f func(key []byte) error) error {
 // rawString returns the string token at the current position, quotes
 // included, and whether it contains escapes.
 func (s *scanner) rawString() (raw []byte, escaped bool, err error) {
-	start := s.pos
 	if s.peek() != '"' {
 		return nil, false, s.errorf("expected a string, found %s", s.describe())
 	}
+	start := s.pos
 	i := s.pos + 1
 	for i < len(s.data) {
 		c := s.data[i]

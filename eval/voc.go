@@ -190,13 +190,13 @@ func evaluateVOCClass(images []VOCImage, imgIdx map[string]int, dets []VOCDetect
 		o := &recs[imgIdx[d.Image]]
 		ovmax, jmax := math.Inf(-1), -1
 		bb := &d.Box
-		da := float64((bb[2]-bb[0]+1)*(bb[3]-bb[1]+1))
+		da := float64((bb[2] - bb[0] + 1) * (bb[3] - bb[1] + 1))
 		for g := range o.boxes {
 			gb := &o.boxes[g]
 			iw := max(min(gb[2], bb[2])-max(gb[0], bb[0])+1, 0)
 			ih := max(min(gb[3], bb[3])-max(gb[1], bb[1])+1, 0)
 			inter := float64(iw * ih)
-			ga := float64((gb[2]-gb[0]+1)*(gb[3]-gb[1]+1))
+			ga := float64((gb[2] - gb[0] + 1) * (gb[3] - gb[1] + 1))
 			ov := inter / (float64(da+ga) - inter)
 			if ov > ovmax || jmax < 0 { // first largest (numpy argmax)
 				ovmax, jmax = ov, g
