@@ -157,3 +157,108 @@ func BenchmarkConvLayer(b *testing.B) {
 		}
 	}
 }
+
+// convResNetLayer is one fused convolution of a ResNet forward pass.
+type convResNetLayer struct {
+	x, w     [4]int
+	o        ConvOpts
+	residual bool // adds the block input (or its downsampled copy), then ReLU
+	relu     bool
+}
+
+// convResNet101 lists the convolutions of torchvision's ResNet-101 (v1.5:
+// stride on the 3x3) for one image of h x w, in execution order, with frozen
+// BN folded: stem, then per bottleneck [downsample], 1x1, 3x3, 1x1+residual.
+func convResNet101(h, w int) []convResNetLayer {
+	var ls []convResNetLayer
+	ls = append(ls, convResNetLayer{x: [4]int{1, 3, h, w}, w: [4]int{64, 3, 7, 7}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}}, relu: true})
+	h, w = (h+6-7)/2+1, (w+6-7)/2+1
+	h, w = (h+2-3)/2+1, (w+2-3)/2+1 // max pool 3x3/2 pad 1
+	in := 64
+	for i, st := range []struct{ planes, blocks, stride int }{{64, 3, 1}, {128, 4, 2}, {256, 23, 2}, {512, 3, 2}} {
+		_ = i
+		for b := 0; b < st.blocks; b++ {
+			s := 1
+			if b == 0 {
+				s = st.stride
+			}
+			oh, ow := (h-1)/s+1, (w-1)/s+1
+			if b == 0 {
+				ls = append(ls, convResNetLayer{x: [4]int{1, in, h, w}, w: [4]int{4 * st.planes, in, 1, 1}, o: ConvOpts{Stride: [2]int{s, s}}})
+			}
+			ls = append(ls,
+				convResNetLayer{x: [4]int{1, in, h, w}, w: [4]int{st.planes, in, 1, 1}, relu: true},
+				convResNetLayer{x: [4]int{1, st.planes, h, w}, w: [4]int{st.planes, st.planes, 3, 3}, o: ConvOpts{Stride: [2]int{s, s}, Pad: [2]int{1, 1}}, relu: true},
+				convResNetLayer{x: [4]int{1, st.planes, oh, ow}, w: [4]int{4 * st.planes, st.planes, 1, 1}, residual: true, relu: true})
+			in, h, w = 4*st.planes, oh, ow
+		}
+	}
+	return ls
+}
+
+// BenchmarkResNet101Convs runs every convolution of a ResNet-101 forward
+// pass at 600x1000 (BN folded, ReLU and residual add fused) through the ops
+// directly with reused buffers: the convolution part of the network's time
+// (max pool and gorgonia overhead excluded). Inputs are random tensors of the
+// right shapes, not the previous layer's output.
+func BenchmarkResNet101Convs(b *testing.B) {
+	layers := convResNet101(600, 1000)
+	for _, bf16 := range []bool{false, true} {
+		name := "fp32"
+		if bf16 {
+			name = "bf16"
+		}
+		b.Run(name, func(b *testing.B) {
+			rng := rand.New(rand.NewSource(1))
+			type step struct {
+				op  convOp
+				in  []G.Value
+				out G.Value
+			}
+			bufs := map[[4]int]*tensor.Dense{}
+			buf := func(s [4]int) *tensor.Dense {
+				if d, ok := bufs[s]; ok {
+					return d
+				}
+				d := convDense(s[:], convRand(rng, convNum(s)))
+				bufs[s] = d
+				return d
+			}
+			var steps []step
+			var flops float64
+			for _, l := range layers {
+				o := l.o
+				o.BF16 = bf16
+				g, err := newConvGeom("bench", l.x[:], l.w[:], o)
+				if err != nil {
+					b.Fatal(err)
+				}
+				flops += g.flops()
+				w := convDense(g.W[:], convRand(rng, convNum(g.W)))
+				bias := convDense([]int{g.W[0]}, convRand(rng, g.W[0]))
+				in := []G.Value{buf(g.X), w, bias}
+				if l.residual {
+					in = append(in, buf(g.Y))
+				}
+				out, _ := convOut(nil, g.Y[:])
+				steps = append(steps, step{op: convOp{geom: g, bias: true, residual: l.residual, relu: l.relu}, in: in, out: out})
+			}
+			run := func() {
+				for _, s := range steps {
+					if _, err := s.op.UsePreallocDo(s.out, s.in...); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			run()
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				run()
+			}
+			convReportGFLOPs(b, flops, start)
+			b.ReportMetric(float64(len(steps)), "convs")
+			b.ReportMetric(float64(dnnlArenaBytes())/1e6, "arenaMB")
+		})
+	}
+}

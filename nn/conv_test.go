@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"os"
+	"runtime"
+	"sync"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -385,4 +388,59 @@ func TestFoldConvBN(t *testing.T) {
 	if fmt.Sprint(wf) != fmt.Sprint(wantW) || fmt.Sprint(bf) != fmt.Sprint(wantB) {
 		t.Errorf("FoldConvBN = %v, %v; want %v, %v", wf, bf, wantW, wantB)
 	}
+}
+
+// convOSThreads counts the threads of this process.
+func convOSThreads(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Skipf("cannot count threads: %v", err)
+	}
+	return len(ents)
+}
+
+// TestConvThreadsStayBounded calls convolutions from many goroutines with a
+// high GOMAXPROCS: all oneDNN calls run on the engine thread, so the OpenMP
+// team is created once and the thread count must not grow with the callers
+// (calling oneDNN directly from each goroutine created a team per OS thread).
+func TestConvThreadsStayBounded(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(16))
+	g, err := newConvGeom("test", []int{1, 32, 24, 24}, []int{32, 32, 3, 3}, ConvOpts{Pad: [2]int{1, 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewSource(5))
+	x := convDense(g.X[:], convRand(rng, convNum(g.X)))
+	w := convDense(g.W[:], convRand(rng, convNum(g.W)))
+	op := convOp{geom: g}
+	if _, err := op.Do(x, w); err != nil {
+		t.Fatal(err)
+	}
+	before := convOSThreads(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for i := 0; i < 64; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 5; j++ {
+				if _, err := op.Do(x, w); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// The Go runtime may add up to one thread per P; an OpenMP team per
+	// calling OS thread would add Threads()-1 more for each of them.
+	if after := convOSThreads(t); after > before+16+Threads() {
+		t.Errorf("threads grew from %d to %d with concurrent callers", before, after)
+	}
+	t.Logf("threads: %d before, %d after", before, convOSThreads(t))
 }
