@@ -168,6 +168,7 @@ func TestTorchParity(t *testing.T) {
 		}
 	})
 	torchParityPool(t, fx)
+	torchParityLinear(t, fx)
 	t.Run("relu", func(t *testing.T) {
 		c := fx.load(t, "relu")
 		r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
@@ -201,4 +202,32 @@ func torchParityPool(t *testing.T, fx opsFixtures) {
 		expectClose(t, "y", r.out, c.get(t, "y"), 1e-6, 1e-6)
 		expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 0, 0)
 	})
+}
+
+func torchParityLinear(t *testing.T, fx opsFixtures) {
+	for _, bias := range []int{1, 0} {
+		t.Run(fmt.Sprintf("linear_bias%d", bias), func(t *testing.T) {
+			c := fx.load(t, fmt.Sprintf("linear_bias%d", bias))
+			inputs := []gradInput{
+				{name: "x", shape: c.shapes["x"], data: c.get(t, "x")},
+				{name: "w", shape: c.shapes["weight"], data: c.get(t, "weight")},
+			}
+			if bias == 1 {
+				inputs = append(inputs, gradInput{name: "b", shape: c.shapes["bias"], data: c.get(t, "bias")})
+			}
+			r := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+				var bn *G.Node
+				if bias == 1 {
+					bn = in[2]
+				}
+				return Linear(in[0], in[1], bn)
+			}, inputs, gradCheckOpts{w: c.get(t, "w"), skipNumeric: true})
+			expectClose(t, "y", r.out, c.get(t, "y"), 1e-5, 1e-5)
+			expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 1e-5, 1e-5)
+			expectClose(t, "dw", r.grads[1], c.get(t, "dweight"), 1e-5, 1e-5)
+			if bias == 1 {
+				expectClose(t, "db", r.grads[2], c.get(t, "dbias"), 1e-5, 1e-5)
+			}
+		})
+	}
 }
