@@ -1,0 +1,101 @@
+package detection
+
+import (
+	"fmt"
+	"math"
+
+	"resdet/box"
+)
+
+// AnchorGenerator places anchors over a feature map as torchvision's
+// AnchorGenerator with a single feature level.
+type AnchorGenerator struct {
+	// Sizes are the anchor sides sqrt(w*h) in input pixels: (128, 256, 512)
+	// for the paper's C4 detector (COCO adds 64).
+	Sizes []float32
+	// AspectRatios are heights over widths: (0.5, 1, 2).
+	AspectRatios []float32
+}
+
+// DefaultAnchorGenerator returns the paper's anchors: 3 sizes (128, 256,
+// 512) x 3 aspect ratios (0.5, 1, 2).
+func DefaultAnchorGenerator() AnchorGenerator {
+	return AnchorGenerator{Sizes: []float32{128, 256, 512}, AspectRatios: []float32{0.5, 1, 2}}
+}
+
+// NumAnchors returns A, the number of anchors per feature-map cell.
+func (g AnchorGenerator) NumAnchors() int { return len(g.Sizes) * len(g.AspectRatios) }
+
+// Validate returns an error naming the field if a size or aspect ratio is
+// not a positive finite number, or if either list is empty.
+func (g AnchorGenerator) Validate() error {
+	if len(g.Sizes) == 0 || len(g.AspectRatios) == 0 {
+		return fmt.Errorf("detection: anchor generator: %d sizes and %d aspect ratios, want at least one of each",
+			len(g.Sizes), len(g.AspectRatios))
+	}
+	for i, s := range g.Sizes {
+		if !(s > 0) || math.IsInf(float64(s), 0) {
+			return fmt.Errorf("detection: anchor generator: Sizes[%d] = %v, want > 0", i, s)
+		}
+	}
+	for i, r := range g.AspectRatios {
+		if !(r > 0) || math.IsInf(float64(r), 0) {
+			return fmt.Errorf("detection: anchor generator: AspectRatios[%d] = %v, want > 0", i, r)
+		}
+	}
+	return nil
+}
+
+// CellAnchors returns the A anchors of the cell at the origin, centred on
+// (0, 0), ratio-major: for each aspect ratio r (h/w), for each size s, the
+// box of width s/sqrt(r) and height s*sqrt(r). As in torchvision, the
+// half-sides are computed in float32 and each coordinate is rounded to an
+// integer (half to even), so e.g. ratio 0.5, size 128 gives
+// (-91, -45, 91, 45).
+func (g AnchorGenerator) CellAnchors() []box.Box {
+	out := make([]box.Box, 0, g.NumAnchors())
+	for _, r := range g.AspectRatios {
+		hr := float32(math.Sqrt(float64(r)))
+		wr := 1 / hr
+		for _, s := range g.Sizes {
+			w, h := wr*s, hr*s
+			out = append(out, box.Box{X1: round(-w / 2), Y1: round(-h / 2), X2: round(w / 2), Y2: round(h / 2)})
+		}
+	}
+	return out
+}
+
+func round(v float32) float32 { return float32(math.RoundToEven(float64(v))) }
+
+// Anchors returns the L = featH*featW*A anchors of a feature map of featH x
+// featW cells with the given strides in input pixels: cell (y, x) shifts the
+// cell anchors by (x*strideW, y*strideH). The order is cell-major (y, then
+// x), anchor-minor, the order of the RPN head outputs after FlattenRPN.
+//
+// torchvision computes the stride of each dimension as the padded batch
+// image size divided (integer division) by the feature size: see Stride.
+func (g AnchorGenerator) Anchors(featH, featW, strideH, strideW int) []box.Box {
+	cell := g.CellAnchors()
+	out := make([]box.Box, 0, featH*featW*len(cell))
+	for y := 0; y < featH; y++ {
+		sy := float32(y * strideH)
+		for x := 0; x < featW; x++ {
+			sx := float32(x * strideW)
+			for _, a := range cell {
+				out = append(out, box.Box{X1: sx + a.X1, Y1: sy + a.Y1, X2: sx + a.X2, Y2: sy + a.Y2})
+			}
+		}
+	}
+	return out
+}
+
+// Stride returns torchvision's anchor stride for one dimension: the padded
+// image size divided by the feature-map size, rounded down (16 for a C4
+// trunk on an image padded to a multiple of 16 or 32). It panics if
+// featSize < 1.
+func Stride(imageSize, featSize int) int {
+	if featSize < 1 {
+		panic(fmt.Sprintf("detection.Stride: feature size %d", featSize))
+	}
+	return imageSize / featSize
+}

@@ -1,0 +1,138 @@
+package detection
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"resdet/box"
+)
+
+var update = flag.Bool("update", false, "regenerate the torchvision fixtures in testdata/ with testdata/gen_fixtures.py")
+
+// fixtureArray is one array of a fixture: see the gen_fixtures.py docstring.
+type fixtureArray struct {
+	Shape []int  `json:"shape"`
+	Dtype string `json:"dtype"`
+	B64   string `json:"b64"`
+}
+
+// fixtureCase is one named case of a fixture file: field name -> raw JSON.
+type fixtureCase map[string]json.RawMessage
+
+// loadFixture reads testdata/name (regenerating the whole directory first
+// when -update is set) and returns its cases.
+func loadFixture(t *testing.T, name string) map[string]fixtureCase {
+	t.Helper()
+	if *update {
+		regenerate(t)
+	}
+	data, err := os.ReadFile(filepath.Join("testdata", name))
+	if err != nil {
+		t.Fatalf("read fixture: %v (regenerate with go test -update)", err)
+	}
+	var cases map[string]fixtureCase
+	if err := json.Unmarshal(data, &cases); err != nil {
+		t.Fatalf("parse fixture %s: %v", name, err)
+	}
+	if len(cases) == 0 {
+		t.Fatalf("fixture %s has no cases", name)
+	}
+	return cases
+}
+
+var regenerated bool
+
+func regenerate(t *testing.T) {
+	t.Helper()
+	if regenerated {
+		return
+	}
+	cmd := exec.Command("/usr/bin/python3", "testdata/gen_fixtures.py", "detection", "testdata")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("gen_fixtures.py detection: %v\n%s", err, out)
+	}
+	regenerated = true
+}
+
+func (c fixtureCase) raw(t *testing.T, field string) json.RawMessage {
+	t.Helper()
+	r, ok := c[field]
+	if !ok {
+		t.Fatalf("fixture case has no field %q", field)
+	}
+	return r
+}
+
+func (c fixtureCase) array(t *testing.T, field string) fixtureArray {
+	t.Helper()
+	var a fixtureArray
+	if err := json.Unmarshal(c.raw(t, field), &a); err != nil {
+		t.Fatalf("field %q: %v", field, err)
+	}
+	return a
+}
+
+func (c fixtureCase) f32(t *testing.T, field string) ([]float32, []int) {
+	t.Helper()
+	a := c.array(t, field)
+	if a.Dtype != "f32" {
+		t.Fatalf("field %q has dtype %s, want f32", field, a.Dtype)
+	}
+	b, err := base64.StdEncoding.DecodeString(a.B64)
+	if err != nil {
+		t.Fatalf("field %q: %v", field, err)
+	}
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, a.Shape
+}
+
+func (c fixtureCase) ints(t *testing.T, field string) []int {
+	t.Helper()
+	a := c.array(t, field)
+	if a.Dtype != "i64" {
+		t.Fatalf("field %q has dtype %s, want i64", field, a.Dtype)
+	}
+	b, err := base64.StdEncoding.DecodeString(a.B64)
+	if err != nil {
+		t.Fatalf("field %q: %v", field, err)
+	}
+	out := make([]int, len(b)/8)
+	for i := range out {
+		out[i] = int(int64(binary.LittleEndian.Uint64(b[8*i:])))
+	}
+	return out
+}
+
+func (c fixtureCase) scalar(t *testing.T, field string, v any) {
+	t.Helper()
+	if err := json.Unmarshal(c.raw(t, field), v); err != nil {
+		t.Fatalf("field %q: %v", field, err)
+	}
+}
+
+func (c fixtureCase) boxes(t *testing.T, field string) []box.Box {
+	t.Helper()
+	v, shape := c.f32(t, field)
+	if len(v) == 0 {
+		return nil
+	}
+	if len(shape) != 2 || shape[1] != 4 {
+		t.Fatalf("field %q has shape %v, want [N, 4]", field, shape)
+	}
+	out := make([]box.Box, shape[0])
+	for i := range out {
+		out[i] = box.Box{X1: v[4*i], Y1: v[4*i+1], X2: v[4*i+2], Y2: v[4*i+3]}
+	}
+	return out
+}

@@ -1,0 +1,337 @@
+package detection
+
+import (
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// RoIAlignOpts are the parameters of RoIAlign, named as in
+// torchvision.ops.roi_align.
+type RoIAlignOpts struct {
+	// OutH, OutW is the output size per RoI (14x14 for the C4 head).
+	OutH, OutW int
+	// SpatialScale maps input-image pixels to feature cells (1/16 for C4).
+	SpatialScale float32
+	// SamplingRatio is the number of sampling points per bin and axis; <= 0
+	// means adaptive: ceil(RoI side / output side) in feature cells, per RoI.
+	SamplingRatio int
+	// Aligned shifts the RoI by -0.5 cell so that pixel centres line up
+	// (Detectron2's ROIAlignV2); false is torchvision's default and
+	// Faster R-CNN's, which also forces malformed RoIs to at least 1x1 cell.
+	Aligned bool
+}
+
+// DefaultRoIAlignOpts returns the C4 head's RoIAlign as torchvision's
+// MultiScaleRoIAlign(["0"], 14, sampling_ratio=0) builds it on a stride-16
+// map: 14x14, scale 1/16, adaptive sampling, not aligned.
+func DefaultRoIAlignOpts() RoIAlignOpts {
+	return RoIAlignOpts{OutH: 14, OutW: 14, SpatialScale: 1.0 / 16, SamplingRatio: 0, Aligned: false}
+}
+
+func (o RoIAlignOpts) String() string {
+	return fmt.Sprintf("%dx%d scale=%v sampling=%d aligned=%v", o.OutH, o.OutW, o.SpatialScale, o.SamplingRatio, o.Aligned)
+}
+
+// RoIAlign extracts a fixed-size feature for each RoI by bilinear sampling
+// and averaging, with the semantics of torchvision.ops.roi_align (its CPU
+// kernel, float32): feat is [N, C, H, W], rois [K, 5] (batch index, x1, y1,
+// x2, y2 in input-image pixels); the result is [K, C, OutH, OutW].
+//
+// Each output bin averages a grid of sampling points; a point more than one
+// cell outside the map contributes 0, one within a cell of the border is
+// clamped to it. The gradient flows to feat only: rois are treated as
+// constants (approximate joint training). The forward pass is parallel over
+// RoIs, the backward pass over channels, with nn.Threads() goroutines; the
+// backward pass adds the contributions to each feature cell in the order of
+// torchvision's kernel.
+//
+// RoIAlign returns an error naming the shapes if feat is not 4-D, rois not
+// [K, 5] with K >= 1, or the output size or scale is not positive. When run,
+// the op returns an error for a RoI whose batch index is not an integer in
+// [0, N) (torchvision truncates it) or that has a non-finite coordinate.
+func RoIAlign(feat, rois *G.Node, o RoIAlignOpts) (*G.Node, error) {
+	g, err := newRoIGeom("RoIAlign", feat, rois, o.OutH, o.OutW)
+	if err != nil {
+		return nil, err
+	}
+	if !(o.SpatialScale > 0) {
+		return nil, fmt.Errorf("detection: RoIAlign: spatial scale %v, want > 0", o.SpatialScale)
+	}
+	return G.ApplyOp(roiAlignOp{g: g, o: o}, feat, rois)
+}
+
+// alignSample is one bilinear sampling point: the four neighbouring cells
+// (offsets into a channel plane) and their weights. ok is false for a point
+// outside the map, whose weights are 0.
+type alignSample struct {
+	p  [4]int32
+	w  [4]float32
+	ok bool
+}
+
+// alignPlan is the sampling plan of one RoI, shared by all channels:
+// OutH*OutW bins of gh*gw samples each.
+type alignPlan struct {
+	batch   int
+	gh, gw  int
+	samples []alignSample
+}
+
+// plan computes the sampling plan of roi (5 values) on an h x w map,
+// reusing buf. The arithmetic follows the float32 kernel step by step.
+func (o RoIAlignOpts) plan(roi []float32, h, w int, buf []alignSample) alignPlan {
+	scale := o.SpatialScale
+	var off float32
+	if o.Aligned {
+		off = 0.5
+	}
+	sw := float32(roi[1]*scale) - off
+	sh := float32(roi[2]*scale) - off
+	ew := float32(roi[3]*scale) - off
+	eh := float32(roi[4]*scale) - off
+	rw, rh := ew-sw, eh-sh
+	if !o.Aligned {
+		rw, rh = max(rw, 1), max(rh, 1)
+	}
+	bh := rh / float32(o.OutH)
+	bw := rw / float32(o.OutW)
+	gh, gw := o.SamplingRatio, o.SamplingRatio
+	if o.SamplingRatio <= 0 {
+		gh = int(math.Ceil(float64(rh / float32(o.OutH))))
+		gw = int(math.Ceil(float64(rw / float32(o.OutW))))
+	}
+	gh, gw = max(gh, 0), max(gw, 0)
+	n := o.OutH * o.OutW * gh * gw
+	if cap(buf) < n {
+		buf = make([]alignSample, n)
+	}
+	buf = buf[:n]
+	fgh, fgw := float32(gh), float32(gw)
+	fh, fw := float32(h), float32(w)
+	i := 0
+	for ph := 0; ph < o.OutH; ph++ {
+		y0 := sh + float32(float32(ph)*bh)
+		for pw := 0; pw < o.OutW; pw++ {
+			x0 := sw + float32(float32(pw)*bw)
+			for iy := 0; iy < gh; iy++ {
+				y := y0 + float32(float32(float32(iy)+0.5)*bh)/fgh
+				for ix := 0; ix < gw; ix++ {
+					x := x0 + float32(float32(float32(ix)+0.5)*bw)/fgw
+					buf[i] = bilinear(y, x, h, w, fh, fw)
+					i++
+				}
+			}
+		}
+	}
+	return alignPlan{batch: int(roi[0]), gh: gh, gw: gw, samples: buf}
+}
+
+// bilinear returns the sampling point at (y, x) in cells of an h x w map.
+func bilinear(y, x float32, h, w int, fh, fw float32) alignSample {
+	if !(y >= -1 && y <= fh && x >= -1 && x <= fw) {
+		return alignSample{}
+	}
+	y, x = max(y, 0), max(x, 0)
+	yl, xl := int(y), int(x)
+	var yh, xh int
+	if yl >= h-1 {
+		yl, yh = h-1, h-1
+		y = float32(yl)
+	} else {
+		yh = yl + 1
+	}
+	if xl >= w-1 {
+		xl, xh = w-1, w-1
+		x = float32(xl)
+	} else {
+		xh = xl + 1
+	}
+	ly, lx := y-float32(yl), x-float32(xl)
+	hy, hx := 1-ly, 1-lx
+	return alignSample{
+		p:  [4]int32{int32(yl*w + xl), int32(yl*w + xh), int32(yh*w + xl), int32(yh*w + xh)},
+		w:  [4]float32{hy * hx, hy * lx, ly * hx, ly * lx},
+		ok: true,
+	}
+}
+
+// roiAlignForward computes out [K, C, OH, OW] from feat and rois.
+func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32) {
+	// Items are (RoI, channel block); with many RoIs a block is all channels.
+	blocks := 1
+	if t := workers(g.K * g.C); g.K < 8*t {
+		blocks = min(g.C, (8*t+g.K-1)/g.K)
+	}
+	type scratch struct {
+		k    int
+		plan alignPlan
+	}
+	scr := make([]scratch, workers(g.K*blocks))
+	for i := range scr {
+		scr[i].k = -1
+	}
+	hw, bins := g.H*g.W, g.OH*g.OW
+	parallelItems(g.K*blocks, func(worker, item int) {
+		s := &scr[worker]
+		k, b := item/blocks, item%blocks
+		if s.k != k {
+			s.plan = o.plan(rois[5*k:5*k+5], g.H, g.W, s.plan.samples)
+			s.k = k
+		}
+		p := &s.plan
+		ns := p.gh * p.gw
+		count := float32(max(ns, 1))
+		c0, c1 := b*g.C/blocks, (b+1)*g.C/blocks
+		for c := c0; c < c1; c++ {
+			plane := feat[(p.batch*g.C+c)*hw : (p.batch*g.C+c+1)*hw]
+			dst := out[(k*g.C+c)*bins : (k*g.C+c+1)*bins]
+			for bin := range dst {
+				var v float32
+				for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+					v += float32(float32(float32(sp.w[0]*plane[sp.p[0]])+float32(sp.w[1]*plane[sp.p[1]]))+
+						float32(sp.w[2]*plane[sp.p[2]])) + float32(sp.w[3]*plane[sp.p[3]])
+				}
+				dst[bin] = v / count
+			}
+		}
+	})
+}
+
+// roiAlignBackward computes gradFeat [N, C, H, W] (overwritten) from
+// gradOut [K, C, OH, OW].
+func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float32) {
+	clear(gradFeat)
+	hw, bins := g.H*g.W, g.OH*g.OW
+	// Workers own disjoint channel ranges and visit the RoIs in order, so
+	// every feature cell receives its contributions in the kernel's order.
+	parallelRanges(g.C, func(c0, c1 int) {
+		var buf []alignSample
+		for k := 0; k < g.K; k++ {
+			p := o.plan(rois[5*k:5*k+5], g.H, g.W, buf)
+			buf = p.samples
+			ns := p.gh * p.gw
+			if ns == 0 {
+				continue
+			}
+			count := float32(ns)
+			for c := c0; c < c1; c++ {
+				plane := gradFeat[(p.batch*g.C+c)*hw : (p.batch*g.C+c+1)*hw]
+				src := gradOut[(k*g.C+c)*bins : (k*g.C+c+1)*bins]
+				for bin, gv := range src {
+					for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+						if !sp.ok {
+							continue
+						}
+						plane[sp.p[0]] += float32(gv*sp.w[0]) / count
+						plane[sp.p[1]] += float32(gv*sp.w[1]) / count
+						plane[sp.p[2]] += float32(gv*sp.w[2]) / count
+						plane[sp.p[3]] += float32(gv*sp.w[3]) / count
+					}
+				}
+			}
+		}
+	})
+}
+
+// roiAlignOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
+type roiAlignOp struct {
+	g roiGeom
+	o RoIAlignOpts
+}
+
+func (op roiAlignOp) Arity() int { return 2 }
+func (op roiAlignOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4))
+}
+func (op roiAlignOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.g.outShape()), nil
+}
+func (op roiAlignOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+// UsePreallocDo writes the output into prealloc if it is a float32 tensor of
+// the output's shape, else into a new tensor.
+func (op roiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
+	}
+	feat, err := roiData(name, "feat", in[0], op.g.featShape())
+	if err != nil {
+		return nil, err
+	}
+	rois, err := roiData(name, "rois", in[1], op.g.roisShape())
+	if err != nil {
+		return nil, err
+	}
+	if err := op.g.checkRoIs(name, rois); err != nil {
+		return nil, err
+	}
+	out, y := roiOut(prealloc, op.g.outShape())
+	roiAlignForward(op.g, op.o, feat, rois, y)
+	return out, nil
+}
+func (op roiAlignOp) ReturnsPtr() bool      { return false }
+func (op roiAlignOp) CallsExtern() bool     { return false }
+func (op roiAlignOp) OverwritesInput() int  { return -1 }
+func (op roiAlignOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op roiAlignOp) Hashcode() uint32      { return hashOf(op) }
+func (op roiAlignOp) String() string        { return fmt.Sprintf("RoIAlign{%v %v}", op.o, op.g) }
+
+// DiffWRT: differentiable with respect to feat, not rois.
+func (op roiAlignOp) DiffWRT(n int) []bool { return []bool{true, false} }
+
+// SymDiff returns the gradient of feat and nil for rois.
+func (op roiAlignOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("detection: %v: SymDiff got %d inputs, want 2", op, len(in))
+	}
+	df, err := G.ApplyOp(roiAlignGradOp(op), in[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{df, nil}, nil
+}
+
+// roiAlignGradOp computes the gradient of feat. Inputs: rois [K, 5],
+// gradOut [K, C, OH, OW]; output [N, C, H, W].
+type roiAlignGradOp roiAlignOp
+
+func (op roiAlignGradOp) Arity() int { return 2 }
+func (op roiAlignGradOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(2), tensorType(4), tensorType(4))
+}
+func (op roiAlignGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.g.featShape()), nil
+}
+func (op roiAlignGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op roiAlignGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
+	}
+	rois, err := roiData(name, "rois", in[0], op.g.roisShape())
+	if err != nil {
+		return nil, err
+	}
+	gy, err := roiData(name, "grad", in[1], op.g.outShape())
+	if err != nil {
+		return nil, err
+	}
+	if err := op.g.checkRoIs(name, rois); err != nil {
+		return nil, err
+	}
+	out, gx := roiOut(prealloc, op.g.featShape())
+	roiAlignBackward(op.g, op.o, rois, gy, gx)
+	return out, nil
+}
+func (op roiAlignGradOp) ReturnsPtr() bool      { return false }
+func (op roiAlignGradOp) CallsExtern() bool     { return false }
+func (op roiAlignGradOp) OverwritesInput() int  { return -1 }
+func (op roiAlignGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op roiAlignGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op roiAlignGradOp) String() string        { return fmt.Sprintf("RoIAlignGrad{%v %v}", op.o, op.g) }

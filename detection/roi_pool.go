@@ -1,0 +1,236 @@
+package detection
+
+import (
+	"fmt"
+	"hash"
+	"math"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// RoIPoolOpts are the parameters of RoIPool, named as in
+// torchvision.ops.roi_pool.
+type RoIPoolOpts struct {
+	// OutH, OutW is the output size per RoI (14x14 for the C4 head; the
+	// paper's VGG used 7x7).
+	OutH, OutW int
+	// SpatialScale maps input-image pixels to feature cells (1/16 for C4).
+	SpatialScale float32
+}
+
+// DefaultRoIPoolOpts returns 14x14 at scale 1/16.
+func DefaultRoIPoolOpts() RoIPoolOpts { return RoIPoolOpts{OutH: 14, OutW: 14, SpatialScale: 1.0 / 16} }
+
+func (o RoIPoolOpts) String() string {
+	return fmt.Sprintf("%dx%d scale=%v", o.OutH, o.OutW, o.SpatialScale)
+}
+
+// RoIPool max-pools each RoI into a fixed grid, the Fast R-CNN layer, with
+// the semantics of torchvision.ops.roi_pool (CPU kernel, float32): the RoI
+// corners are scaled and rounded to cells (half away from zero), the RoI
+// spans end-start+1 cells (at least 1), bin (ph, pw) covers cells
+// [floor(ph*bin), ceil((ph+1)*bin)) clipped to the map, and an empty bin
+// gives 0. feat is [N, C, H, W], rois [K, 5] (batch index, x1, y1, x2, y2 in
+// input-image pixels); the result is [K, C, OutH, OutW].
+//
+// The gradient flows to feat only, each output's gradient going to the
+// first cell holding its maximum (the argmax, recomputed in the backward
+// pass). Errors as for RoIAlign.
+func RoIPool(feat, rois *G.Node, o RoIPoolOpts) (*G.Node, error) {
+	g, err := newRoIGeom("RoIPool", feat, rois, o.OutH, o.OutW)
+	if err != nil {
+		return nil, err
+	}
+	if !(o.SpatialScale > 0) {
+		return nil, fmt.Errorf("detection: RoIPool: spatial scale %v, want > 0", o.SpatialScale)
+	}
+	return G.ApplyOp(roiPoolOp{g: g, o: o}, feat, rois)
+}
+
+// poolBin is the cell range [h0, h1) x [w0, w1) of one output bin.
+type poolBin struct{ h0, h1, w0, w1 int }
+
+// bins computes the OutH*OutW bins of roi on an h x w map, reusing buf.
+func (o RoIPoolOpts) bins(roi []float32, h, w int, buf []poolBin) []poolBin {
+	scale := o.SpatialScale
+	rnd := func(v float32) int { return int(math.Round(float64(float32(v * scale)))) }
+	sw, sh, ew, eh := rnd(roi[1]), rnd(roi[2]), rnd(roi[3]), rnd(roi[4])
+	rw, rh := max(ew-sw+1, 1), max(eh-sh+1, 1)
+	bh := float32(rh) / float32(o.OutH)
+	bw := float32(rw) / float32(o.OutW)
+	buf = buf[:0]
+	for ph := 0; ph < o.OutH; ph++ {
+		h0 := int(math.Floor(float64(float32(ph) * bh)))
+		h1 := int(math.Ceil(float64(float32(ph+1) * bh)))
+		h0, h1 = min(max(h0+sh, 0), h), min(max(h1+sh, 0), h)
+		for pw := 0; pw < o.OutW; pw++ {
+			w0 := int(math.Floor(float64(float32(pw) * bw)))
+			w1 := int(math.Ceil(float64(float32(pw+1) * bw)))
+			w0, w1 = min(max(w0+sw, 0), w), min(max(w1+sw, 0), w)
+			buf = append(buf, poolBin{h0, h1, w0, w1})
+		}
+	}
+	return buf
+}
+
+// argmax returns the maximum of plane over the bin and its first position,
+// or (0, -1) for an empty bin (and (-MaxFloat32, -1) if no value exceeds
+// -MaxFloat32), as the kernel.
+func (b poolBin) argmax(plane []float32, w int) (float32, int) {
+	if b.h1 <= b.h0 || b.w1 <= b.w0 {
+		return 0, -1
+	}
+	m, at := float32(-math.MaxFloat32), -1
+	for y := b.h0; y < b.h1; y++ {
+		row := plane[y*w : y*w+b.w1]
+		for x := b.w0; x < b.w1; x++ {
+			if row[x] > m {
+				m, at = row[x], y*w+x
+			}
+		}
+	}
+	return m, at
+}
+
+func roiPoolForward(g roiGeom, o RoIPoolOpts, feat, rois, out []float32) {
+	hw, nb := g.H*g.W, g.OH*g.OW
+	bufs := make([][]poolBin, workers(g.K))
+	parallelItems(g.K, func(worker, k int) {
+		bins := o.bins(rois[5*k:5*k+5], g.H, g.W, bufs[worker])
+		bufs[worker] = bins
+		batch := int(rois[5*k])
+		for c := 0; c < g.C; c++ {
+			plane := feat[(batch*g.C+c)*hw : (batch*g.C+c+1)*hw]
+			dst := out[(k*g.C+c)*nb : (k*g.C+c+1)*nb]
+			for i, b := range bins {
+				dst[i], _ = b.argmax(plane, g.W)
+			}
+		}
+	})
+}
+
+func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, gradOut, gradFeat []float32) {
+	clear(gradFeat)
+	hw, nb := g.H*g.W, g.OH*g.OW
+	parallelRanges(g.C, func(c0, c1 int) {
+		var bins []poolBin
+		for k := 0; k < g.K; k++ {
+			bins = o.bins(rois[5*k:5*k+5], g.H, g.W, bins)
+			batch := int(rois[5*k])
+			for c := c0; c < c1; c++ {
+				plane := feat[(batch*g.C+c)*hw : (batch*g.C+c+1)*hw]
+				gplane := gradFeat[(batch*g.C+c)*hw : (batch*g.C+c+1)*hw]
+				src := gradOut[(k*g.C+c)*nb : (k*g.C+c+1)*nb]
+				for i, b := range bins {
+					if _, at := b.argmax(plane, g.W); at >= 0 {
+						gplane[at] += src[i]
+					}
+				}
+			}
+		}
+	})
+}
+
+// roiPoolOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
+type roiPoolOp struct {
+	g roiGeom
+	o RoIPoolOpts
+}
+
+func (op roiPoolOp) Arity() int { return 2 }
+func (op roiPoolOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4))
+}
+func (op roiPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.g.outShape()), nil
+}
+func (op roiPoolOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+// UsePreallocDo writes the output into prealloc if it is a float32 tensor of
+// the output's shape, else into a new tensor.
+func (op roiPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
+	}
+	feat, err := roiData(name, "feat", in[0], op.g.featShape())
+	if err != nil {
+		return nil, err
+	}
+	rois, err := roiData(name, "rois", in[1], op.g.roisShape())
+	if err != nil {
+		return nil, err
+	}
+	if err := op.g.checkRoIs(name, rois); err != nil {
+		return nil, err
+	}
+	out, y := roiOut(prealloc, op.g.outShape())
+	roiPoolForward(op.g, op.o, feat, rois, y)
+	return out, nil
+}
+func (op roiPoolOp) ReturnsPtr() bool      { return false }
+func (op roiPoolOp) CallsExtern() bool     { return false }
+func (op roiPoolOp) OverwritesInput() int  { return -1 }
+func (op roiPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op roiPoolOp) Hashcode() uint32      { return hashOf(op) }
+func (op roiPoolOp) String() string        { return fmt.Sprintf("RoIPool{%v %v}", op.o, op.g) }
+
+// DiffWRT: differentiable with respect to feat, not rois.
+func (op roiPoolOp) DiffWRT(n int) []bool { return []bool{true, false} }
+
+// SymDiff returns the gradient of feat and nil for rois.
+func (op roiPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("detection: %v: SymDiff got %d inputs, want 2", op, len(in))
+	}
+	df, err := G.ApplyOp(roiPoolGradOp(op), in[0], in[1], grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{df, nil}, nil
+}
+
+// roiPoolGradOp computes the gradient of feat. Inputs: feat, rois, gradOut
+// [K, C, OH, OW]; output [N, C, H, W].
+type roiPoolGradOp roiPoolOp
+
+func (op roiPoolGradOp) Arity() int { return 3 }
+func (op roiPoolGradOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4))
+}
+func (op roiPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.g.featShape()), nil
+}
+func (op roiPoolGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op roiPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 3 {
+		return nil, fmt.Errorf("detection: %s: got %d inputs, want 3", name, len(in))
+	}
+	feat, err := roiData(name, "feat", in[0], op.g.featShape())
+	if err != nil {
+		return nil, err
+	}
+	rois, err := roiData(name, "rois", in[1], op.g.roisShape())
+	if err != nil {
+		return nil, err
+	}
+	gy, err := roiData(name, "grad", in[2], op.g.outShape())
+	if err != nil {
+		return nil, err
+	}
+	if err := op.g.checkRoIs(name, rois); err != nil {
+		return nil, err
+	}
+	out, gx := roiOut(prealloc, op.g.featShape())
+	roiPoolBackward(op.g, op.o, feat, rois, gy, gx)
+	return out, nil
+}
+func (op roiPoolGradOp) ReturnsPtr() bool      { return false }
+func (op roiPoolGradOp) CallsExtern() bool     { return false }
+func (op roiPoolGradOp) OverwritesInput() int  { return -1 }
+func (op roiPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op roiPoolGradOp) Hashcode() uint32      { return hashOf(op) }
+func (op roiPoolGradOp) String() string        { return fmt.Sprintf("RoIPoolGrad{%v %v}", op.o, op.g) }
