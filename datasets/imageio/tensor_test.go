@@ -2,6 +2,8 @@ package imageio
 
 import (
 	"encoding/json"
+	"image"
+	"image/color"
 	"math"
 	"os"
 	"testing"
@@ -322,5 +324,43 @@ func TestBatch(t *testing.T) {
 				t.Error("no error")
 			}
 		})
+	}
+}
+
+// TestLoadKnownPNG runs Transform.Load end to end on a 2x1 PNG written here.
+func TestLoadKnownPNG(t *testing.T) {
+	img := image.NewNRGBA(image.Rect(0, 0, 2, 1))
+	img.SetNRGBA(0, 0, color.NRGBA{255, 128, 0, 255})
+	img.SetNRGBA(1, 0, color.NRGBA{0, 0, 0, 255})
+	path := writePNG(t, t.TempDir(), "tiny.png", img)
+	// scale = min(2/1, 4/2) = 2 -> 4x2.
+	s, err := Transform{MinSize: 2, MaxSize: 4, Norm: ImageNet()}.Load(path, []box.Box{{X1: 1, Y1: 0, X2: 2, Y2: 1}}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Image.W != 4 || s.Image.H != 2 {
+		t.Fatalf("size %dx%d, want 4x2", s.Image.W, s.Image.H)
+	}
+	// Red channel: pixel 0 -> (1-0.485)/0.229 = 2.2489083, pixel 1 -> -0.485/0.229 = -2.1179039.
+	// Output x samples source x at (x+0.5)/2-0.5 = -0.25 (clamped to 0), 0.25, 0.75, 1.25 (clamped to 1):
+	// r0, 0.75 r0 + 0.25 r1, 0.25 r0 + 0.75 r1, r1.
+	wantRed := []float64{2.2489083, 1.1572052, -1.0262008, -2.1179039}
+	for y := range 2 {
+		for x, want := range wantRed {
+			if got := s.Image.At(0, x, y); !near(float64(got), want, 1e-5) {
+				t.Errorf("red (%d,%d) = %.7f, want %.7f", x, y, got, want)
+			}
+		}
+	}
+	// Blue channel: pixel 0 and 1 are both 0 -> -0.406/0.225 = -1.8044444 everywhere.
+	for y := range 2 {
+		for x := range 4 {
+			if got := s.Image.At(2, x, y); !near(float64(got), -1.8044444, 1e-5) {
+				t.Errorf("blue (%d,%d) = %.7f, want -1.8044444", x, y, got)
+			}
+		}
+	}
+	if want := (box.Box{X1: 2, Y1: 0, X2: 4, Y2: 2}); s.Boxes[0] != want {
+		t.Errorf("box %v, want %v", s.Boxes[0], want)
 	}
 }
