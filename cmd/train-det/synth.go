@@ -3,10 +3,14 @@ package main
 import (
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"regexp"
 
 	"github.com/spf13/cobra"
 
+	"resdet/datasets"
+	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/internal/cli"
 )
@@ -23,6 +27,7 @@ type SynthOptions struct {
 	MaxObjects   int
 	Workers      int // 0: all cores; does not change the output
 	Overwrite    bool
+	Preview      int // draw the ground truth of the first Preview trainval images into Out/preview
 }
 
 // NewCmdSynth returns `train-det synth`. runF, when not nil, replaces the
@@ -46,8 +51,8 @@ and --seed give byte-identical files. Statistics go to stdout, progress to
 stderr.`, synth.Classes()),
 		Example: `  train-det synth --out data/synth --images 200 --seed 1
   train-det synth --out data/big --images 5000 --size 480x360 --test-fraction 0.2
-  # regenerate over an earlier synthetic dataset
-  train-det synth --out data/synth --images 200 --seed 2 --overwrite`,
+  # regenerate over an earlier synthetic dataset; look at 8 images with their boxes
+  train-det synth --out data/synth --images 200 --seed 2 --overwrite --preview 8`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			switch {
@@ -63,6 +68,8 @@ stderr.`, synth.Classes()),
 				return cli.Usagef("--max-objects must be at least 1, got %d", opts.MaxObjects)
 			case opts.Workers < 0:
 				return cli.Usagef("--workers must be >= 0, got %d", opts.Workers)
+			case opts.Preview < 0:
+				return cli.Usagef("--preview must be >= 0, got %d", opts.Preview)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -80,6 +87,7 @@ stderr.`, synth.Classes()),
 	f.IntVar(&opts.MaxObjects, "max-objects", def.MaxObjects, "at most this many objects per image")
 	f.IntVar(&opts.Workers, "workers", 0, "images generated in parallel (0: all cores); the output does not depend on it")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an earlier synthetic dataset in --out (never folders synth did not write)")
+	f.IntVar(&opts.Preview, "preview", 0, "also draw the boxes of the first N trainval images into DIR/preview")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagDirname("out")
 	return cmd
@@ -108,8 +116,59 @@ func runSynth(opts *SynthOptions) error {
 	fmt.Fprintf(out, "synthetic dataset: %d images of about %s (±%g%%), seed %d\n",
 		c.Images, opts.Size.String(), 100*c.SizeJitter, opts.Seed)
 	fmt.Fprintf(out, "  VOC:  %s (classes: %v)\n", res.VOCRoot, res.Classes)
-	fmt.Fprintf(out, "  COCO: %s (images in %s)\n\n", filepath.Join(res.COCODir, "instances_{train,val,trainval,test}.json"), res.ImageDir)
+	fmt.Fprintf(out, "  COCO: %s (images in %s)\n", filepath.Join(res.COCODir, "instances_{train,val,trainval,test}.json"), res.ImageDir)
+	if opts.Preview > 0 {
+		dir := filepath.Join(opts.Out, "preview")
+		n, err := writePreviews(res, dir, opts.Preview)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "  preview: %s (%d images with their boxes)\n", dir, n)
+	}
+	fmt.Fprintln(out)
 	st := synth.ComputeStats(res.Splits)
 	_, err = st.WriteTo(out)
 	return err
+}
+
+// previewName matches the files writePreviews writes.
+var previewName = regexp.MustCompile(`^[0-9]{6}\.jpg$`)
+
+// writePreviews reads the trainval split back with the VOC reader and draws
+// the boxes of its first n images into dir, replacing earlier previews. It
+// returns the number of images drawn.
+func writePreviews(res *synth.Result, dir string, n int) (int, error) {
+	set, err := datasets.ReadVOC(res.VOCRoot, "trainval", datasets.VOCOptions{Classes: res.Classes, KeepDifficult: true, CheckImages: true})
+	if err != nil {
+		return 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return 0, fmt.Errorf("preview: %w", err)
+	}
+	old, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, fmt.Errorf("preview: %w", err)
+	}
+	for _, e := range old {
+		if previewName.MatchString(e.Name()) {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil {
+				return 0, fmt.Errorf("preview: %w", err)
+			}
+		}
+	}
+	n = min(n, len(set.Records))
+	for _, r := range set.Records[:n] {
+		anns := make([]imageio.Annotation, len(r.Objects))
+		for i, o := range r.Objects {
+			text := set.Classes[o.Label]
+			if o.Difficult {
+				text += " (difficult)"
+			}
+			anns[i] = imageio.Annotation{Box: o.Box, Label: o.Label, Text: text}
+		}
+		if err := imageio.DrawFile(r.ImagePath, filepath.Join(dir, r.Name+".jpg"), anns); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
 }

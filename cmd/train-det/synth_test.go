@@ -3,11 +3,13 @@ package main
 import (
 	"bufio"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"resdet/datasets"
+	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/internal/cli"
 )
@@ -24,8 +26,9 @@ func TestNewCmdSynth(t *testing.T) {
 		{name: "defaults", argv: "--out d", want: with(func(o *SynthOptions) { o.Out = "d" })},
 		{name: "issue example", argv: "--out demo-out/data --images 200 --seed 1",
 			want: with(func(o *SynthOptions) { o.Out = "demo-out/data" })},
-		{name: "all flags", argv: "-o x -n 7 --seed 99 --size 400x300 --size-jitter 0 --test-fraction 0.5 --max-objects 3 --workers 2 --overwrite",
-			want: SynthOptions{Out: "x", Images: 7, Seed: 99, Size: cli.Size{W: 400, H: 300}, Jitter: 0, TestFraction: 0.5, MaxObjects: 3, Workers: 2, Overwrite: true}},
+		{name: "all flags", argv: "-o x -n 7 --seed 99 --size 400x300 --size-jitter 0 --test-fraction 0.5 --max-objects 3 --workers 2 --overwrite --preview 5",
+			want: SynthOptions{Out: "x", Images: 7, Seed: 99, Size: cli.Size{W: 400, H: 300}, Jitter: 0, TestFraction: 0.5, MaxObjects: 3, Workers: 2, Overwrite: true, Preview: 5}},
+		{name: "negative preview", argv: "--out d --preview -1", wantErr: "--preview must be >= 0"},
 		{name: "no out", argv: "--images 3", wantErr: `required flag(s) "out" not set`},
 		{name: "bad size", argv: "--out d --size 320", wantErr: `invalid argument "320" for "--size" flag`},
 		{name: "small size", argv: "--out d --size 32x32", wantErr: "--size must be at least 64x64"},
@@ -74,7 +77,7 @@ func TestRunSynth(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	ios, _, out, errOut := cli.Test()
 	opts := &SynthOptions{IO: ios, Out: dir, Images: 12, Seed: 3, Size: cli.Size{W: 160, H: 120},
-		Jitter: 0.1, TestFraction: 0.25, MaxObjects: 4}
+		Jitter: 0.1, TestFraction: 0.25, MaxObjects: 4, Preview: 3}
 	if err := runSynth(opts); err != nil {
 		t.Fatal(err)
 	}
@@ -103,6 +106,30 @@ func TestRunSynth(t *testing.T) {
 	for _, want := range []string{filepath.Join(dir, "VOC2007"), "instances_{train,val,trainval,test}.json", "seed 3", "sqrt(area) px"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("stdout does not mention %q:\n%s", want, out.String())
+		}
+	}
+	// Previews: the first 3 trainval images, same sizes as the originals.
+	trainval, err := datasets.ReadVOC(filepath.Join(dir, "VOC2007"), "trainval", datasets.VOCOptions{Classes: synth.Classes(), KeepDifficult: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(filepath.Join(dir, "preview"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 3 {
+		t.Fatalf("%d preview files, want 3", len(entries))
+	}
+	for i, r := range trainval.Records[:3] {
+		if entries[i].Name() != r.Name+".jpg" {
+			t.Errorf("preview %d is %s, want %s.jpg", i, entries[i].Name(), r.Name)
+		}
+		im, err := imageio.Read(filepath.Join(dir, "preview", r.Name+".jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if im.W != r.Width || im.H != r.Height {
+			t.Errorf("preview %s is %dx%d, image %dx%d", r.Name, im.W, im.H, r.Width, r.Height)
 		}
 	}
 	if !strings.Contains(errOut.String(), "synth: 12/12 images in") {
