@@ -38,9 +38,9 @@
 //
 // An object is difficult exactly when its longer box side is below MinSize:
 // about TinyFraction of the objects are drawn that small on purpose (6 px to
-// MinSize), and a few stars or crosses drawn just above MinSize end up
-// there too. About
+// MinSize; their pixel boxes may come out a pixel smaller), and a few stars
+// or crosses drawn just above MinSize end up there too. About
 // TruncatedFraction extend past the image border: their box is clipped to
-// the image and they are marked truncated (at least 40% of their pixels
-// and a longer side of MinSize stay inside).
+// the image and they are marked truncated (at least 40% of their pixels and
+// a longer side of MinSize stay inside).
 package synth
