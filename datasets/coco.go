@@ -150,15 +150,11 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 			var im cocoImageJSON
 			err = decodeArray(dec, key, func(i int) error {
 				im = cocoImageJSON{}
-				where := fmt.Sprintf("images[%d]", i)
 				if err := dec.Decode(&im); err != nil {
 					if !isElementError(err) {
 						return err
 					}
-					if im.ID != nil {
-						where = fmt.Sprintf("images[%d] (id %d)", i, *im.ID)
-					}
-					e := bad(where, err)
+					e := bad(entryName("images", i, im.ID), err)
 					if !o.SkipBad {
 						return e
 					}
@@ -171,7 +167,6 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 				}
 				rec, err := checkCOCOImage(im, imageDir, o.CheckImages)
 				if im.ID != nil {
-					where = fmt.Sprintf("images[%d] (id %d)", i, *im.ID)
 					_, dup := imageIdx[*im.ID]
 					if err == nil && (dup || badImage[*im.ID]) {
 						// A duplicate drops both entries: which one the
@@ -180,7 +175,7 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 					}
 				}
 				if err != nil {
-					e := bad(where, err)
+					e := bad(entryName("images", i, im.ID), err)
 					if !o.SkipBad {
 						return e
 					}
@@ -203,10 +198,6 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 				if decErr != nil && !isElementError(decErr) {
 					return decErr
 				}
-				where := fmt.Sprintf("annotations[%d]", i)
-				if a.ID != missingID {
-					where = fmt.Sprintf("annotations[%d] (id %d)", i, a.ID)
-				}
 				ann, err := checkCOCOAnn(&a, i)
 				if decErr != nil {
 					err = decErr
@@ -222,7 +213,11 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 					}
 				}
 				if err != nil {
-					e := bad(where, err)
+					var id *int64
+					if a.ID != missingID {
+						id = &a.ID
+					}
+					e := bad(entryName("annotations", i, id), err)
 					if !o.SkipBad {
 						return e
 					}
@@ -254,6 +249,9 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 	}
 	if _, err := dec.Token(); err != nil { // the closing '}'
 		return nil, fatal("%v", err)
+	}
+	if tok, err := dec.Token(); err != io.EOF {
+		return nil, fatal("data after the top-level object (%v, %v)", tok, err)
 	}
 	if !seenKey["images"] {
 		return nil, fatal(`missing "images"`)
@@ -306,7 +304,6 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 	counts := make([]int, len(records))
 	keep := anns[:0]
 	for _, a := range anns {
-		where := fmt.Sprintf("annotations[%d] (id %d)", a.index, a.id)
 		ri, ok := imageIdx[a.imageID]
 		var err error
 		switch {
@@ -329,7 +326,7 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 			}
 		}
 		if err != nil {
-			e := bad(where, err)
+			e := bad(entryName("annotations", a.index, &a.id), err)
 			if !o.SkipBad {
 				return nil, e
 			}
@@ -365,6 +362,15 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 		}
 	}
 	return s, nil
+}
+
+// entryName names element i of array key, with its id when known:
+// "annotations[12] (id 345)".
+func entryName(key string, i int, id *int64) string {
+	if id == nil {
+		return fmt.Sprintf("%s[%d]", key, i)
+	}
+	return fmt.Sprintf("%s[%d] (id %d)", key, i, *id)
 }
 
 type annIssue struct {

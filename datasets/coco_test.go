@@ -153,6 +153,8 @@ func TestReadCOCOBadInput(t *testing.T) {
 		{name: "truncated JSON", doc: `{"images": [{"id": 1,`, fatal: true, wantErr: []string{"coco: ", "instances.json: ", "unexpected EOF"}},
 		{name: "syntax error", doc: cocoDoc(cocoImages, cocoAnns(`{"id": 12,, "image_id": 2}`), cocoCats), fatal: true,
 			wantErr: []string{"instances.json: invalid character ','"}},
+		{name: "data after the document", doc: cocoDoc(cocoImages, "", cocoCats) + ` {}`, fatal: true,
+			wantErr: []string{"instances.json: data after the top-level object"}},
 		{name: "top level is an array", doc: `[` + cocoDoc(cocoImages, "", cocoCats) + `]`, fatal: true,
 			wantErr: []string{`instances.json: found [, want "{"`}},
 		{name: "images not an array", doc: `{"images": {"id": 1}, "categories": []}`, fatal: true,

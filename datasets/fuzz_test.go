@@ -2,6 +2,7 @@ package datasets
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -84,6 +85,9 @@ func FuzzReadCOCO(f *testing.F) {
 				t.Fatal("both a set and an error")
 			}
 			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted invalid JSON %q", data)
 		}
 		if len(s.Classes) != len(s.CategoryIDs) {
 			t.Fatalf("%d classes, %d category ids", len(s.Classes), len(s.CategoryIDs))

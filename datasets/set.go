@@ -71,6 +71,15 @@ func (s *Set) categoryID(label int) (int, error) {
 	return s.CategoryIDs[label], nil
 }
 
+// Detection is one detected object, as written to and read from result files.
+type Detection struct {
+	ImageID int64   // COCO image id (Record.ID)
+	Name    string  // VOC image id (Record.Name)
+	Label   int     // 0-based index into the class list
+	Box     box.Box // project convention
+	Score   float32
+}
+
 // Dataset is what samplers and loaders read through: a fixed number of
 // records, addressed by index 0..Len()-1.
 type Dataset interface {

@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -187,6 +188,7 @@ func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, er
 	}
 	var a vocAnnotation
 	dec := xml.NewDecoder(bytes.NewReader(data))
+	dec.CharsetReader = latin1Reader
 	if err := dec.Decode(&a); err != nil {
 		return Record{}, &BadSampleError{Format: "voc", File: file, Err: fmt.Errorf("parse: %w", err)}
 	}
@@ -259,6 +261,26 @@ func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, er
 		})
 	}
 	return r, nil
+}
+
+// latin1Reader lets annotation files declare encoding="ISO-8859-1" (or
+// US-ASCII), as some labelling tools write; encoding/xml reads only UTF-8
+// itself.
+func latin1Reader(label string, in io.Reader) (io.Reader, error) {
+	switch strings.ToLower(label) {
+	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii", "ascii":
+	default:
+		return nil, fmt.Errorf("unsupported encoding %q", label)
+	}
+	data, err := io.ReadAll(in)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]rune, len(data))
+	for i, c := range data {
+		out[i] = rune(c)
+	}
+	return strings.NewReader(string(out)), nil
 }
 
 // maxImageSide bounds the image sizes the readers accept.
@@ -432,15 +454,6 @@ func WriteVOC(root, split string, s *Set) error {
 		return fmt.Errorf("voc: write %s: %w", path, err)
 	}
 	return nil
-}
-
-// Detection is one detected object, as written to and read from result files.
-type Detection struct {
-	ImageID int64   // COCO image id (Record.ID)
-	Name    string  // VOC image id (Record.Name)
-	Label   int     // 0-based index into the class list
-	Box     box.Box // project convention
-	Score   float32
 }
 
 // VOCResultsFile returns the path of the VOC devkit result file of one class:

@@ -132,6 +132,35 @@ func TestReadVOC(t *testing.T) {
 	}
 }
 
+func TestDecodeVOCAnnotationEncodings(t *testing.T) {
+	body := "<annotation><owner><name>Ren\xe9</name></owner><size><width>10</width><height>10</height></size>" +
+		"<object><name>dog</name><bndbox><xmin>1</xmin><ymin>2</ymin><xmax>3</xmax><ymax>4</ymax></bndbox></object></annotation>"
+	tests := []struct {
+		name, decl, want string
+	}{
+		{name: "latin1", decl: `<?xml version="1.0" encoding="ISO-8859-1"?>`},
+		{name: "utf-8 declared", decl: `<?xml version="1.0" encoding="utf-8"?>`, want: "parse:"}, // \xe9 alone is not UTF-8
+		{name: "unsupported", decl: `<?xml version="1.0" encoding="EBCDIC"?>`, want: `unsupported encoding "EBCDIC"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := DecodeVOCAnnotation([]byte(tt.decl+body), "a.xml", []string{"dog"})
+			if tt.want != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Fatalf("err %v, want %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := (box.Box{X1: 0, Y1: 1, X2: 3, Y2: 4}); len(r.Objects) != 1 || r.Objects[0].Box != want {
+				t.Errorf("objects %+v", r.Objects)
+			}
+		})
+	}
+}
+
 func TestReadVOCCheckImages(t *testing.T) {
 	root := t.TempDir()
 	writeFiles(t, root, map[string]string{
@@ -183,14 +212,14 @@ func writeFiles(t *testing.T, root string, files map[string]string) {
 func TestReadVOCBadInput(t *testing.T) {
 	good := vocXML(500, 375, vocObj("dog", "10", "20", "110", "220"))
 	tests := []struct {
-		name      string
-		bad       string // content of Annotations/000002.xml; "" = no file
-		noImage   bool   // do not create JPEGImages/000002.jpg
-		opts      VOCOptions
-		list      string // split list; default "000001\n000002\n000003\n"
-		wantErr   []string
-		fatal     bool // SkipBad does not help
-		wantKept  int  // records kept with SkipBad; 0 means 2 (000001, 000003)
+		name     string
+		bad      string // content of Annotations/000002.xml; "" = no file
+		noImage  bool   // do not create JPEGImages/000002.jpg
+		opts     VOCOptions
+		list     string // split list; default "000001\n000002\n000003\n"
+		wantErr  []string
+		fatal    bool // SkipBad does not help
+		wantKept int  // records kept with SkipBad; 0 means 2 (000001, 000003)
 	}{
 		{name: "malformed XML", bad: "<annotation><size><width>500</width>", wantErr: []string{"voc: ", "Annotations/000002.xml: parse: XML syntax error"}},
 		{name: "not XML", bad: "\x00\x01 binary", wantErr: []string{"Annotations/000002.xml: parse:"}},
