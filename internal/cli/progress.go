@@ -24,8 +24,8 @@ type ProgressOptions struct {
 // Progress reports how far a job of a known number of steps has got. On a
 // terminal it redraws one line: label, bar, count, rate and ETA. Otherwise
 // (a file, a pipe, CI logs) it prints a plain line at every 10% step or
-// every Interval, whichever comes first, and a last line from Done. It is
-// safe for concurrent use.
+// every Interval, whichever comes first, up to the last step; Done prints
+// the summary line. It is safe for concurrent use.
 type Progress struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -73,6 +73,9 @@ func (p *Progress) Add(n int) {
 			fmt.Fprintf(p.w, "\r%s\x1b[K", p.line(now, true))
 		}
 		return
+	}
+	if p.total > 0 && p.done >= p.total {
+		return // Done prints the summary line
 	}
 	step := -1
 	if p.total > 0 {
