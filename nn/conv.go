@@ -20,6 +20,11 @@ type ConvOpts struct {
 	// inference on CPUs with AVX-512 BF16 or AMX. Gradients, if asked for,
 	// are computed in float32 as if the forward pass were exact.
 	BF16 bool
+
+	// NoInputGrad declares that x needs no gradient (e.g. the image going into
+	// the stem): the gradient w.r.t. x is not built, which saves the
+	// backward-data convolution. G.Grad w.r.t. x then fails.
+	NoInputGrad bool
 }
 
 // convGeom is a fully specified convolution: shapes and normalised options.
@@ -100,8 +105,25 @@ func Conv2d(x, w, b *G.Node, o ConvOpts) (*G.Node, error) {
 // norm folds into w and b (see FoldConvBN), so conv + BN + add + ReLU of a
 // ResNet block is one op. Differentiable w.r.t. every input.
 func Conv2dFused(x, w, b, residual *G.Node, o ConvOpts, relu bool) (*G.Node, error) {
-	const name = "Conv2d"
-	for _, n := range []*G.Node{x, w, b, residual} {
+	return convBuild("Conv2d", x, w, nil, b, residual, o, relu)
+}
+
+// Conv2dBN builds y = act(conv(x, w)*scale[o] + shift[o] + residual), a
+// convolution followed by a frozen batch norm (scale and shift from FoldBN),
+// the residual add and ReLU if relu, as one oneDNN primitive: the scale is
+// applied to the weights (w*scale[o]) and shift is the bias. Shapes as in
+// Conv2d; scale and shift are [OutC]; residual is nil or [N, OutC, OH, OW].
+// Differentiable w.r.t. x, w, shift and residual; scale is treated as a
+// constant (frozen BN). For a learnable scale use Conv2d and Affine.
+func Conv2dBN(x, w, scale, shift, residual *G.Node, o ConvOpts, relu bool) (*G.Node, error) {
+	if scale == nil || shift == nil {
+		return nil, fmt.Errorf("nn: Conv2dBN: scale and shift are required")
+	}
+	return convBuild("Conv2dBN", x, w, scale, shift, residual, o, relu)
+}
+
+func convBuild(name string, x, w, scale, b, residual *G.Node, o ConvOpts, relu bool) (*G.Node, error) {
+	for _, n := range []*G.Node{x, w, scale, b, residual} {
 		if n != nil && n.Dtype() != tensor.Float32 {
 			return nil, fmt.Errorf("nn: %s: input %s has dtype %v, want float32", name, n.Name(), n.Dtype())
 		}
@@ -110,8 +132,14 @@ func Conv2dFused(x, w, b, residual *G.Node, o ConvOpts, relu bool) (*G.Node, err
 	if err != nil {
 		return nil, err
 	}
-	op := convOp{geom: g, bias: b != nil, residual: residual != nil, relu: relu}
+	op := convOp{geom: g, scaled: scale != nil, bias: b != nil, residual: residual != nil, relu: relu, noInputGrad: o.NoInputGrad}
 	in := []*G.Node{x, w}
+	if scale != nil {
+		if s := scale.Shape(); len(s) != 1 || s[0] != g.W[0] {
+			return nil, fmt.Errorf("nn: %s: w %v and scale %v: want scale [%d]", name, w.Shape(), s, g.W[0])
+		}
+		in = append(in, scale)
+	}
 	if b != nil {
 		if s := b.Shape(); len(s) != 1 || s[0] != g.W[0] {
 			return nil, fmt.Errorf("nn: %s: w %v and b %v: want b [%d]", name, w.Shape(), s, g.W[0])
@@ -199,28 +227,44 @@ func convOut(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
 	return d, d.Data().([]float32)
 }
 
-// convOp is the forward convolution with optional bias, residual (sum
-// post-op) and ReLU. Inputs: x, w, [b], [residual].
+// convOp is the forward convolution with optional per-output-channel weight
+// scale, bias, residual (sum post-op) and ReLU. Inputs: x, w, [scale], [b],
+// [residual].
 type convOp struct {
-	geom     convGeom
-	bias     bool
-	residual bool
-	relu     bool
+	geom        convGeom
+	scaled      bool
+	bias        bool
+	residual    bool
+	relu        bool
+	noInputGrad bool
+}
+
+// index returns the input positions of scale, b and residual (-1 if absent)
+// and the arity.
+func (op convOp) index() (scale, bias, res, n int) {
+	scale, bias, res, n = -1, -1, -1, 2
+	if op.scaled {
+		scale, n = n, n+1
+	}
+	if op.bias {
+		bias, n = n, n+1
+	}
+	if op.residual {
+		res, n = n, n+1
+	}
+	return scale, bias, res, n
 }
 
 func (op convOp) Arity() int {
-	n := 2
-	if op.bias {
-		n++
-	}
-	if op.residual {
-		n++
-	}
+	_, _, _, n := op.index()
 	return n
 }
 
 func (op convOp) Type() hm.Type {
 	ts := []hm.Type{convTensorType(4), convTensorType(4)}
+	if op.scaled {
+		ts = append(ts, convTensorType(1))
+	}
 	if op.bias {
 		ts = append(ts, convTensorType(1))
 	}
@@ -251,25 +295,29 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		return nil, err
 	}
 	bufs := [][]float32{x, w}
-	k := 2
-	if op.bias {
-		b, err := convData(name, "b", in[k], g.W[:1])
+	si, bi, ri, _ := op.index()
+	var scale, res []float32
+	if si >= 0 {
+		if scale, err = convData(name, "scale", in[si], g.W[:1]); err != nil {
+			return nil, err
+		}
+	}
+	if bi >= 0 {
+		b, err := convData(name, "b", in[bi], g.W[:1])
 		if err != nil {
 			return nil, err
 		}
 		bufs = append(bufs, b)
-		k++
 	}
-	var res []float32
-	if op.residual {
-		if res, err = convData(name, "residual", in[k], g.Y[:]); err != nil {
+	if ri >= 0 {
+		if res, err = convData(name, "residual", in[ri], g.Y[:]); err != nil {
 			return nil, err
 		}
 	}
 	out, y := convOut(prealloc, g.Y[:])
 	bufs = append(bufs, y)
 	d := dnnlConv{kind: dnnlFwd, geom: g, bias: op.bias, sum: op.residual, relu: op.relu}
-	if err := d.run(bufs, res); err != nil {
+	if err := d.run(bufs, res, scale); err != nil {
 		return nil, fmt.Errorf("nn: %v: %w", op, err)
 	}
 	return out, nil
@@ -283,13 +331,22 @@ func (op convOp) WriteHash(h hash.Hash) {
 }
 func (op convOp) Hashcode() uint32 { return convHash(op) }
 func (op convOp) String() string {
-	return fmt.Sprintf("Conv2d{%v bias=%v residual=%v relu=%v}", op.geom, op.bias, op.residual, op.relu)
+	return fmt.Sprintf("Conv2d{%v scaled=%v bias=%v residual=%v relu=%v noInputGrad=%v}",
+		op.geom, op.scaled, op.bias, op.residual, op.relu, op.noInputGrad)
 }
 
+// DiffWRT: x unless noInputGrad, w, b and residual; never scale.
 func (op convOp) DiffWRT(n int) []bool {
 	r := make([]bool, n)
 	for i := range r {
 		r[i] = true
+	}
+	si, _, _, _ := op.index()
+	if si >= 0 && si < n {
+		r[si] = false
+	}
+	if op.noInputGrad && n > 0 {
+		r[0] = false
 	}
 	return r
 }
@@ -312,15 +369,29 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 			return nil, err
 		}
 	}
-	dx, err := G.ApplyOp(convBwdDataOp{geom: g}, in[1], dy)
-	if err != nil {
-		return nil, err
+	si, _, _, _ := op.index()
+	var dx *G.Node
+	if !op.noInputGrad {
+		din := G.Nodes{in[1], dy}
+		if si >= 0 {
+			din = append(din, in[si])
+		}
+		if dx, err = G.ApplyOp(convBwdDataOp{geom: g, scaled: si >= 0}, din...); err != nil {
+			return nil, err
+		}
 	}
-	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g}, in[0], dy)
+	win := G.Nodes{in[0], dy}
+	if si >= 0 {
+		win = append(win, in[si])
+	}
+	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g, scaled: si >= 0}, win...)
 	if err != nil {
 		return nil, err
 	}
 	ret := G.Nodes{dx, dw}
+	if si >= 0 {
+		ret = append(ret, nil) // scale: constant
+	}
 	if op.bias {
 		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y}, dy)
 		if err != nil {
@@ -334,11 +405,18 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	return ret, nil
 }
 
-// convBwdDataOp computes dx [N, C, H, W] from w and dy [N, OutC, OH, OW].
-type convBwdDataOp struct{ geom convGeom }
+// convBwdDataOp computes dx [N, C, H, W] from w and dy [N, OutC, OH, OW]
+// (and scale [OutC] if scaled: the forward weights were w*scale[o]).
+type convBwdDataOp struct {
+	geom   convGeom
+	scaled bool
+}
 
-func (op convBwdDataOp) Arity() int { return 2 }
+func (op convBwdDataOp) Arity() int { return 2 + convB2I(op.scaled) }
 func (op convBwdDataOp) Type() hm.Type {
+	if op.scaled {
+		return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(1), convTensorType(4))
+	}
 	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
 }
 func (op convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -348,8 +426,8 @@ func (op convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreall
 func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	g := op.geom
 	name := op.String()
-	if len(in) != 2 {
-		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", name, len(in))
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
 	}
 	w, err := convData(name, "w", in[0], g.W[:])
 	if err != nil {
@@ -359,8 +437,14 @@ func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if err != nil {
 		return nil, err
 	}
+	var scale []float32
+	if op.scaled {
+		if scale, err = convData(name, "scale", in[2], g.W[:1]); err != nil {
+			return nil, err
+		}
+	}
 	out, dx := convOut(prealloc, g.X[:])
-	if err := (dnnlConv{kind: dnnlBwdData, geom: g}).run([][]float32{w, dy, dx}, nil); err != nil {
+	if err := (dnnlConv{kind: dnnlBwdData, geom: g}).run([][]float32{w, dy, dx}, nil, scale); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
 	return out, nil
@@ -370,13 +454,23 @@ func (op convBwdDataOp) CallsExtern() bool     { return false }
 func (op convBwdDataOp) OverwritesInput() int  { return -1 }
 func (op convBwdDataOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdDataOp) Hashcode() uint32      { return convHash(op) }
-func (op convBwdDataOp) String() string        { return fmt.Sprintf("Conv2dBwdData{%v}", op.geom) }
+func (op convBwdDataOp) String() string {
+	return fmt.Sprintf("Conv2dBwdData{%v scaled=%v}", op.geom, op.scaled)
+}
 
-// convBwdWeightsOp computes dw [OutC, C/Groups, KH, KW] from x and dy.
-type convBwdWeightsOp struct{ geom convGeom }
+// convBwdWeightsOp computes dw [OutC, C/Groups, KH, KW] from x and dy (and
+// scale [OutC] if scaled: the forward weights were w*scale[o], so the
+// gradient w.r.t. w is multiplied by scale[o]).
+type convBwdWeightsOp struct {
+	geom   convGeom
+	scaled bool
+}
 
-func (op convBwdWeightsOp) Arity() int { return 2 }
+func (op convBwdWeightsOp) Arity() int { return 2 + convB2I(op.scaled) }
 func (op convBwdWeightsOp) Type() hm.Type {
+	if op.scaled {
+		return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(1), convTensorType(4))
+	}
 	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
 }
 func (op convBwdWeightsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -386,8 +480,8 @@ func (op convBwdWeightsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePre
 func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	g := op.geom
 	name := op.String()
-	if len(in) != 2 {
-		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", name, len(in))
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
 	}
 	x, err := convData(name, "x", in[0], g.X[:])
 	if err != nil {
@@ -397,8 +491,14 @@ func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 	if err != nil {
 		return nil, err
 	}
+	var scale []float32
+	if op.scaled {
+		if scale, err = convData(name, "scale", in[2], g.W[:1]); err != nil {
+			return nil, err
+		}
+	}
 	out, dw := convOut(prealloc, g.W[:])
-	if err := (dnnlConv{kind: dnnlBwdWeights, geom: g}).run([][]float32{x, dy, dw}, nil); err != nil {
+	if err := (dnnlConv{kind: dnnlBwdWeights, geom: g}).run([][]float32{x, dy, dw}, nil, scale); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
 	return out, nil
@@ -408,7 +508,16 @@ func (op convBwdWeightsOp) CallsExtern() bool     { return false }
 func (op convBwdWeightsOp) OverwritesInput() int  { return -1 }
 func (op convBwdWeightsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdWeightsOp) Hashcode() uint32      { return convHash(op) }
-func (op convBwdWeightsOp) String() string        { return fmt.Sprintf("Conv2dBwdWeights{%v}", op.geom) }
+func (op convBwdWeightsOp) String() string {
+	return fmt.Sprintf("Conv2dBwdWeights{%v scaled=%v}", op.geom, op.scaled)
+}
+
+func convB2I(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
 
 // convBiasGradOp sums dy [N, C, H, W] over N, H and W: the bias gradient [C].
 type convBiasGradOp struct{ shape [4]int }

@@ -6,6 +6,7 @@ import (
 	"math/rand"
 	"os"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
@@ -443,4 +444,52 @@ func TestConvThreadsStayBounded(t *testing.T) {
 		t.Errorf("threads grew from %d to %d with concurrent callers", before, after)
 	}
 	t.Logf("threads: %d before, %d after", before, convOSThreads(t))
+}
+
+// TestConv2dNoInputGrad checks that NoInputGrad leaves the backward-data
+// convolution out of the graph, keeps the weight gradient exact, and makes a
+// gradient w.r.t. x an error.
+func TestConv2dNoInputGrad(t *testing.T) {
+	rng := rand.New(rand.NewSource(6))
+	o := ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}, NoInputGrad: true}
+	geom, err := newConvGeom("test", []int{1, 3, 15, 13}, []int{4, 3, 7, 7}, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	build := func() (*G.ExprGraph, *G.Node, *G.Node, *G.Node, []float32, []float32, []float32) {
+		g := G.NewGraph()
+		xv, wv, rv := convRand(rng, convNum(geom.X)), convRand(rng, convNum(geom.W)), convRand(rng, convNum(geom.Y))
+		x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.X[:]...), G.WithName("x"), G.WithValue(convDense(geom.X[:], xv)))
+		w := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.W[:]...), G.WithName("w"), G.WithValue(convDense(geom.W[:], wv)))
+		y, err := Conv2d(x, w, nil, o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := G.NewConstant(convDense(geom.Y[:], rv), G.WithName("r"))
+		return g, x, w, G.Must(G.Sum(G.Must(G.HadamardProd(y, r)))), xv, wv, rv
+	}
+	g, _, w, cost, xv, wv, rv := build()
+	grads, err := G.Grad(cost, w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range g.AllNodes() {
+		if n.Op() != nil && strings.HasPrefix(n.Op().String(), "Conv2dBwdData") {
+			t.Errorf("graph has %v despite NoInputGrad", n.Op())
+		}
+	}
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	_, dw, _ := convRef{geom}.backward(xv, wv, rv)
+	if e := convMaxRelErr(grads[0].Value().Data().([]float32), dw); e > 1e-5 {
+		t.Errorf("dw: max rel error %g", e)
+	}
+
+	_, x, _, cost, _, _, _ := build()
+	if _, err := G.Grad(cost, x); err == nil {
+		t.Error("G.Grad w.r.t. x with NoInputGrad: no error")
+	}
 }

@@ -39,7 +39,7 @@ func genConvFixtures(t *testing.T) []string {
 	if out, err := exec.Command(py, filepath.Join("testdata", "gen_conv_fixtures.py"), dir).CombinedOutput(); err != nil {
 		t.Fatalf("gen_conv_fixtures.py: %v\n%s", err, out)
 	}
-	paths, err := filepath.Glob(filepath.Join(dir, "conv_*.json"))
+	paths, err := filepath.Glob(filepath.Join(dir, "conv*.json"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("gen_conv_fixtures.py wrote no cases in %s (%v)", dir, err)
 	}
@@ -48,7 +48,8 @@ func genConvFixtures(t *testing.T) []string {
 }
 
 // TestConv2dMatchesTorch checks the output and the gradients of
-// sum(Conv2dFused(x, w, b, res) * r) against torch.
+// sum(Conv2dFused(x, w, b, res) * r) and sum(Conv2dBN(x, w, scale, shift,
+// res) * r) against torch.
 func TestConv2dMatchesTorch(t *testing.T) {
 	for _, path := range genConvFixtures(t) {
 		name := filepath.Base(path)
@@ -71,7 +72,15 @@ func TestConv2dMatchesTorch(t *testing.T) {
 					G.WithValue(convDense(tt.Shape, tt.Data)))
 			}
 			x, w, b, res := node("x"), node("w"), node("b"), node("res")
-			y, err := Conv2dFused(x, w, b, res, ConvOpts{Stride: f.Stride, Pad: f.Pad, Dilation: f.Dilation, Groups: f.Groups}, f.ReLU)
+			scale, shift := node("scale"), node("shift")
+			o := ConvOpts{Stride: f.Stride, Pad: f.Pad, Dilation: f.Dilation, Groups: f.Groups}
+			var y *G.Node
+			if scale != nil {
+				y, err = Conv2dBN(x, w, scale, shift, res, o, f.ReLU)
+				b = shift
+			} else {
+				y, err = Conv2dFused(x, w, b, res, o, f.ReLU)
+			}
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -80,6 +89,9 @@ func TestConv2dMatchesTorch(t *testing.T) {
 			keys := []string{"dx", "dw"}
 			if b != nil {
 				wrt, keys = append(wrt, b), append(keys, "db")
+				if scale != nil {
+					keys[len(keys)-1] = "dshift"
+				}
 			}
 			if res != nil {
 				wrt, keys = append(wrt, res), append(keys, "dres")

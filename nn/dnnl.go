@@ -1,6 +1,7 @@
 package nn
 
 /*
+#cgo CFLAGS: -O2 -fopenmp
 #cgo LDFLAGS: -ldnnl -lgomp
 #include <dnnl.h>
 #include <stdlib.h>
@@ -24,7 +25,8 @@ static int rd_init(void) {
 // The arena holds the blocked-layout copies of the arguments and the
 // scratchpad: one growing buffer per argument slot, shared by all primitives.
 #define RD_MAXARGS 6
-#define RD_SLOTS (RD_MAXARGS + 1)
+#define RD_SLOT_WSCALED (RD_MAXARGS + 1)
+#define RD_SLOTS (RD_MAXARGS + 2)
 static void *rd_arena[RD_SLOTS];
 static size_t rd_arena_size[RD_SLOTS];
 
@@ -48,6 +50,25 @@ static void rd_arena_free(void) {
 		free(rd_arena[i]);
 		rd_arena[i] = NULL;
 		rd_arena_size[i] = 0;
+	}
+}
+
+// rd_scale_rows returns w*scale[row] (rows of length per) in an arena buffer.
+static float *rd_scale_rows(const float *w, const float *scale, int64_t rows, int64_t per) {
+	float *o = rd_buf(RD_SLOT_WSCALED, (size_t)(rows * per) * sizeof(float));
+	if (!o) return NULL;
+	#pragma omp parallel for
+	for (int64_t i = 0; i < rows; i++) {
+		for (int64_t j = 0; j < per; j++) o[i * per + j] = w[i * per + j] * scale[i];
+	}
+	return o;
+}
+
+// rd_mul_rows multiplies row i of w (length per) by scale[i] in place.
+static void rd_mul_rows(float *w, const float *scale, int64_t rows, int64_t per) {
+	#pragma omp parallel for
+	for (int64_t i = 0; i < rows; i++) {
+		for (int64_t j = 0; j < per; j++) w[i * per + j] *= scale[i];
 	}
 }
 
@@ -441,12 +462,16 @@ func (e *dnnlEngine) prim(c C.rd_conv_params) (*C.rd_prim, error) {
 // run executes the convolution on bufs, in the argument order of
 // rd_conv_create (forward: x, w, [b], y; backward data: w, dy, dx; backward
 // weights: x, dy, dw). residual, if not nil, is added through the sum post-op.
-func (d dnnlConv) run(bufs [][]float32, residual []float32) error {
+// scale, if not nil, scales the weights per output channel: the primitive
+// uses w*scale[o] (forward, backward data), or the weight gradient is
+// multiplied by scale[o] (backward weights).
+func (d dnnlConv) run(bufs [][]float32, residual, scale []float32) error {
 	e, err := dnnlGet()
 	if err != nil {
 		return err
 	}
 	c := d.params()
+	rows, per := C.int64_t(d.geom.W[0]), C.int64_t(d.geom.W[1]*d.geom.W[2]*d.geom.W[3])
 	e.do(func() {
 		p, perr := e.prim(c)
 		if perr != nil {
@@ -457,15 +482,32 @@ func (d dnnlConv) run(bufs [][]float32, residual []float32) error {
 		for i, b := range bufs {
 			ptrs[i] = unsafe.Pointer(&b[0])
 		}
+		if scale != nil && d.kind != dnnlBwdWeights {
+			wi := 1
+			if d.kind == dnnlBwdData {
+				wi = 0
+			}
+			ws := C.rd_scale_rows((*C.float)(ptrs[wi]), (*C.float)(unsafe.Pointer(&scale[0])), rows, per)
+			if ws == nil {
+				err = fmt.Errorf("oneDNN convolution: out of memory scaling weights")
+				return
+			}
+			ptrs[wi] = unsafe.Pointer(ws)
+		}
 		var res unsafe.Pointer
 		if residual != nil {
 			res = unsafe.Pointer(&residual[0])
 		}
 		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1)); s != 0 {
 			err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
+			return
+		}
+		if scale != nil && d.kind == dnnlBwdWeights {
+			C.rd_mul_rows((*C.float)(ptrs[2]), (*C.float)(unsafe.Pointer(&scale[0])), rows, per)
 		}
 		runtime.KeepAlive(bufs)
 		runtime.KeepAlive(residual)
+		runtime.KeepAlive(scale)
 	})
 	return err
 }
