@@ -227,3 +227,23 @@ func BenchmarkReadCOCOTrain2017Size(b *testing.B) {
 		b.Errorf("peak RSS %.0f MB is over the 3 GB budget", rss/1e6)
 	}
 }
+
+// BenchmarkReadVOC2007TrainvalSize reads a VOC folder the size of VOC2007
+// trainval (5011 annotation files, about 12.6k objects) written by WriteVOC.
+func BenchmarkReadVOC2007TrainvalSize(b *testing.B) {
+	root := filepath.Join(b.TempDir(), "VOC2007")
+	s := randomSet(rand.New(rand.NewPCG(2007, 0)), 5011, VOCClasses(), false)
+	if err := WriteVOC(root, "trainval", s); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		got, err := ReadVOC(root, "trainval", VOCOptions{KeepDifficult: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if got.NumObjects() != s.NumObjects() {
+			b.Fatalf("%d objects, want %d", got.NumObjects(), s.NumObjects())
+		}
+	}
+}

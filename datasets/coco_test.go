@@ -330,3 +330,17 @@ func TestCOCOResults(t *testing.T) {
 		t.Errorf("unknown category: %v", err)
 	}
 }
+
+func TestSetFilter(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "odd.json")
+	writeFiles(t, filepath.Dir(path), map[string]string{"odd.json": cocoOddDoc})
+	s, err := ReadCOCO(path, "", COCOOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Image 397133 has a plain object, 37777 one object, 252219 none.
+	got := s.Filter(func(r Record) bool { return len(r.Objects) > 0 })
+	if len(got.Records) != 2 || got.Records[0].ID != 397133 || got.Records[1].ID != 37777 || !reflect.DeepEqual(got.Classes, s.Classes) {
+		t.Errorf("filtered %+v", got)
+	}
+}

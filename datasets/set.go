@@ -56,6 +56,24 @@ func (s *Set) NumObjects() int {
 	return n
 }
 
+// Filter returns a set with the records for which keep returns true, in
+// order, sharing s's classes and category ids. Training usually drops images
+// without usable objects, as torchvision's and Detectron2's COCO training
+// do:
+//
+//	train := s.Filter(func(r Record) bool {
+//		return slices.ContainsFunc(r.Objects, func(o Object) bool { return !o.Crowd && !o.Box.Empty() })
+//	})
+func (s *Set) Filter(keep func(Record) bool) *Set {
+	out := &Set{Classes: s.Classes, CategoryIDs: s.CategoryIDs, Skipped: s.Skipped}
+	for _, r := range s.Records {
+		if keep(r) {
+			out.Records = append(out.Records, r)
+		}
+	}
+	return out
+}
+
 // categoryID returns the COCO category id of label: s.CategoryIDs[label], or
 // label+1 when the set has no category ids (a VOC set).
 func (s *Set) categoryID(label int) (int, error) {
