@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"runtime"
+	"sync"
 )
 
 // COCOImage is one entry of a COCO instances file's "images" list.
@@ -50,9 +52,11 @@ func ReadCOCOGroundTruth(path string) (*COCOGroundTruth, error) {
 func ParseCOCOGroundTruth(data []byte) (*COCOGroundTruth, error) {
 	s := &scanner{data: data}
 	gt := &COCOGroundTruth{}
+	hasImages, hasCategories := false, false
 	err := s.object(func(key []byte) error {
 		switch string(key) {
 		case "images":
+			hasImages = true
 			return s.array(func(i int) error {
 				img, err := parseImage(s)
 				if err != nil {
@@ -62,6 +66,7 @@ func ParseCOCOGroundTruth(data []byte) (*COCOGroundTruth, error) {
 				return nil
 			})
 		case "categories":
+			hasCategories = true
 			return s.array(func(i int) error {
 				c, err := parseCategory(s)
 				if err != nil {
@@ -89,10 +94,10 @@ func ParseCOCOGroundTruth(data []byte) (*COCOGroundTruth, error) {
 	if err != nil {
 		return nil, err
 	}
-	if gt.Images == nil {
+	if !hasImages {
 		return nil, fmt.Errorf(`no "images" list`)
 	}
-	if gt.Categories == nil {
+	if !hasCategories {
 		return nil, fmt.Errorf(`no "categories" list`)
 	}
 	return gt, nil
@@ -254,11 +259,16 @@ func ReadCOCOResults(path string) ([]Annotation, error) {
 }
 
 // ParseCOCOResults parses the bytes of a COCO results list; see
-// ReadCOCOResults.
+// ReadCOCOResults. Large lists are parsed in GOMAXPROCS chunks in parallel
+// (the result is the same as a sequential parse, errors included).
 func ParseCOCOResults(data []byte) ([]Annotation, error) {
+	if n := runtime.GOMAXPROCS(0); n > 1 && len(data) >= 1<<20 {
+		if dets, ok := parseResultsParallel(data, n); ok {
+			return dets, nil
+		}
+	}
 	s := &scanner{data: data}
-	// ~70 bytes per entry in typical files: size the slice once.
-	dets := make([]Annotation, 0, len(data)/64+1)
+	dets := make([]Annotation, 0, len(data)/64+1) // ~70 bytes per entry in typical files
 	err := s.array(func(i int) error {
 		d, err := parseResult(s)
 		if err != nil {
@@ -276,6 +286,121 @@ func ParseCOCOResults(data []byte) ([]Annotation, error) {
 	}
 	return dets, nil
 }
+
+// parseResultsParallel splits the list at n-1 guessed element boundaries
+// ("}" "," "{" with optional white space between) and parses the chunks
+// concurrently. Each chunk must end exactly at the next guessed boundary,
+// which proves (by induction from the start of the list) that every guess
+// was a real element boundary. ok is false when a guess was wrong or any
+// chunk failed: the caller then parses sequentially, which also reports the
+// first error with its global entry number.
+func parseResultsParallel(data []byte, n int) (dets []Annotation, ok bool) {
+	s0 := &scanner{data: data}
+	if s0.peek() != '[' {
+		return nil, false
+	}
+	// cuts[c] is the offset of the ',' ending chunk c; starts[c] where chunk
+	// c begins (the '[' for chunk 0, an element's '{' otherwise).
+	starts := []int{s0.pos}
+	var cuts []int
+	for c := 1; c < n; c++ {
+		from := max(len(data)*c/n, starts[len(starts)-1]+1)
+		comma, next := findBoundary(data, from)
+		if comma < 0 {
+			break
+		}
+		cuts = append(cuts, comma)
+		starts = append(starts, next)
+	}
+	chunks := make([][]Annotation, len(starts))
+	good := make([]bool, len(starts))
+	var wg sync.WaitGroup
+	for c := range starts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s := &scanner{data: data, pos: starts[c]}
+			if c == 0 {
+				s.pos++ // the '['
+				if s.peek() == ']' {
+					return
+				}
+			}
+			end := len(data)
+			if c < len(cuts) {
+				end = cuts[c]
+			}
+			out := make([]Annotation, 0, (end-starts[c])/64+1)
+			for {
+				d, err := parseResult(s)
+				if err != nil {
+					return
+				}
+				out = append(out, d)
+				switch p := s.peek(); {
+				case s.pos == end && c < len(cuts):
+					chunks[c], good[c] = out, true
+					return
+				case s.pos > end && c < len(cuts):
+					return
+				case p == ',':
+					s.pos++
+				case p == ']' && c == len(cuts):
+					s.pos++
+					if s.end() == nil {
+						chunks[c], good[c] = out, true
+					}
+					return
+				default:
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	total := 0
+	for c := range chunks {
+		if !good[c] {
+			return nil, false
+		}
+		total += len(chunks[c])
+	}
+	dets = make([]Annotation, 0, total)
+	for _, ch := range chunks {
+		dets = append(dets, ch...)
+	}
+	for i := range dets {
+		dets[i].ID = int64(i + 1)
+	}
+	return dets, true
+}
+
+// findBoundary finds the first "}" [ws] "," [ws] "{" at or after from and
+// returns the offsets of the ',' and of the '{', or -1, -1.
+func findBoundary(data []byte, from int) (comma, next int) {
+	for i := from; i < len(data); i++ {
+		if data[i] != '}' {
+			continue
+		}
+		j := i + 1
+		for j < len(data) && isSpace(data[j]) {
+			j++
+		}
+		if j >= len(data) || data[j] != ',' {
+			continue
+		}
+		k := j + 1
+		for k < len(data) && isSpace(data[k]) {
+			k++
+		}
+		if k < len(data) && data[k] == '{' {
+			return j, k
+		}
+	}
+	return -1, -1
+}
+
+func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func parseResult(s *scanner) (Annotation, error) {
 	var a Annotation

@@ -195,10 +195,12 @@ func (s *scanner) str() (string, error) {
 func (s *scanner) numberToken() ([]byte, error) {
 	s.ws()
 	start := s.pos
-	for _, lit := range [...]string{"NaN", "Infinity", "-Infinity"} {
-		if len(s.data)-start >= len(lit) && string(s.data[start:start+len(lit)]) == lit {
-			s.pos += len(lit)
-			return s.data[start:s.pos], nil
+	if start < len(s.data) && (s.data[start] == 'N' || s.data[start] == 'I' || s.data[start] == '-') {
+		for _, lit := range [...]string{"NaN", "Infinity", "-Infinity"} {
+			if len(s.data)-start >= len(lit) && string(s.data[start:start+len(lit)]) == lit {
+				s.pos += len(lit)
+				return s.data[start:s.pos], nil
+			}
 		}
 	}
 	i := start
@@ -217,12 +219,58 @@ func (s *scanner) numberToken() ([]byte, error) {
 	return s.data[start:i], nil
 }
 
+// pow10 are the powers of ten that float64 represents exactly.
+var pow10 = [...]float64{1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10,
+	1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22}
+
+// fastNumber converts a plain decimal [-]digits[.digits] with at most 15
+// significant digits and 22 decimals as mantissa / 10^decimals: both are
+// exact in float64 and IEEE division rounds correctly, so the result is
+// the correctly rounded value, as strconv.ParseFloat's (Clinger's fast
+// path). ok is false for any other form.
+func fastNumber(tok []byte) (v float64, ok bool) {
+	i, neg := 0, false
+	if len(tok) > 0 && tok[0] == '-' {
+		neg, i = true, 1
+	}
+	var mant uint64
+	digits, decimals, dot := 0, 0, false
+	for ; i < len(tok); i++ {
+		c := tok[i]
+		switch {
+		case c >= '0' && c <= '9':
+			if mant != 0 || c != '0' {
+				digits++
+			}
+			mant = mant*10 + uint64(c-'0')
+			if dot {
+				decimals++
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			return 0, false
+		}
+	}
+	if digits > 15 || decimals > 22 || (len(tok) == 1 && neg) || (dot && decimals == 0) {
+		return 0, false
+	}
+	v = float64(mant) / pow10[decimals]
+	if neg {
+		v = -v
+	}
+	return v, true
+}
+
 // number parses a JSON number as float64, correctly rounded (as Python's
 // float()). NaN and ±Inf are returned as such; callers decide.
 func (s *scanner) number() (float64, error) {
 	tok, err := s.numberToken()
 	if err != nil {
 		return 0, err
+	}
+	if v, ok := fastNumber(tok); ok {
+		return v, nil
 	}
 	switch string(tok) {
 	case "NaN":
@@ -249,6 +297,25 @@ func (s *scanner) integer() (int64, error) {
 	tok, err := s.numberToken()
 	if err != nil {
 		return 0, err
+	}
+	if len(tok) > 0 && len(tok) <= 18 {
+		var v int64
+		i := 0
+		if tok[0] == '-' {
+			i = 1
+		}
+		ok := i < len(tok)
+		for ; i < len(tok) && ok; i++ {
+			c := tok[i]
+			ok = c >= '0' && c <= '9'
+			v = v*10 + int64(c-'0')
+		}
+		if ok {
+			if tok[0] == '-' {
+				v = -v
+			}
+			return v, nil
+		}
 	}
 	str := unsafe.String(&tok[0], len(tok))
 	if v, err := strconv.ParseInt(str, 10, 64); err == nil {

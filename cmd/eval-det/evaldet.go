@@ -228,6 +228,20 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 	for _, c := range missing {
 		fmt.Fprintf(opts.IO.ErrOut, "eval-det: no %s: class %s has no detections\n", eval.VOCResultsPath(opts.Dets, opts.Split, c), c)
 	}
+	// Name the result file of a detection of an unknown image (the devkit
+	// raises KeyError there).
+	known := make(map[string]bool, len(images))
+	for _, im := range images {
+		known[im.Name] = true
+	}
+	nth := map[string]int{}
+	for _, d := range dets {
+		nth[d.Class]++
+		if !known[d.Image] {
+			return fmt.Errorf("%s: detection %d: image %q is not in the image set %s",
+				eval.VOCResultsPath(opts.Dets, opts.Split, d.Class), nth[d.Class], d.Image, opts.Split)
+		}
+	}
 	r, err := eval.EvaluateVOC(images, dets, classes, m)
 	if err != nil {
 		return fmt.Errorf("%s: %w", opts.Dets, err)

@@ -241,10 +241,10 @@ func TestVOCFixtures(t *testing.T) {
 		gtDir, detDir, classes := writeVOCFolder(t, dir)
 		var want struct {
 			PerClass []struct {
-				Class     string
-				NPos      int
-				AP        *float64 `json:"ap"`
-				AP07      *float64 `json:"ap_07"`
+				Class string
+				NPos  int
+				AP    *float64 `json:"ap"`
+				AP07  *float64 `json:"ap_07"`
 			} `json:"per_class"`
 			MAP   *float64 `json:"map"`
 			MAP07 *float64 `json:"map_07"`
@@ -300,5 +300,114 @@ func TestVOCFixtures(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestRunEvalDetErrors(t *testing.T) {
+	dir := t.TempDir()
+	gt := filepath.Join(fixtures, "coco_crowd", "gt.json")
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	vocGT, vocDets, _ := writeVOCFolder(t, filepath.Join(fixtures, "voc_basic"))
+	tests := []struct {
+		name    string
+		o       EvalOptions
+		wantErr []string
+	}{
+		{name: "unknown image id", o: EvalOptions{GT: gt, Dets: write("unknown.json", `[{"image_id":1,"category_id":1,"bbox":[1,1,5,5],"score":0.5},{"image_id":42,"category_id":1,"bbox":[1,1,5,5],"score":0.5}]`)},
+			wantErr: []string{"unknown.json", "image id 42"}},
+		{name: "NaN score", o: EvalOptions{GT: gt, Dets: write("nan.json", `[{"image_id":1,"category_id":1,"bbox":[1,1,5,5],"score":NaN}]`)},
+			wantErr: []string{"nan.json", "entry 0", "score is NaN"}},
+		{name: "negative width", o: EvalOptions{GT: gt, Dets: write("neg.json", `[{"image_id":1,"category_id":1,"bbox":[1,1,-5,5],"score":0.1}]`)},
+			wantErr: []string{"neg.json", "entry 0", "negative"}},
+		{name: "malformed results", o: EvalOptions{GT: gt, Dets: write("bad.json", `[{"image_id":1,`)},
+			wantErr: []string{"bad.json", "entry 0"}},
+		{name: "malformed gt", o: EvalOptions{GT: write("badgt.json", `{"images": [}`), Dets: write("empty.json", `[]`)},
+			wantErr: []string{"badgt.json", "images"}},
+		{name: "missing gt", o: EvalOptions{GT: filepath.Join(dir, "nope.json"), Dets: gt}, wantErr: []string{"--gt", "nope.json"}},
+		{name: "coco metric on VOC folder", o: EvalOptions{GT: vocGT, Dets: vocDets, Metric: "coco"}, wantErr: []string{"--metric coco", "folder"}},
+		{name: "voc metric on JSON", o: EvalOptions{GT: gt, Dets: gt, Metric: "voc"}, wantErr: []string{"--metric voc", "VOC year folder"}},
+		{name: "unknown metric", o: EvalOptions{GT: gt, Dets: gt, Metric: "map"}, wantErr: []string{`unknown metric "map"`}},
+		{name: "classes with COCO", o: EvalOptions{GT: gt, Dets: gt, Classes: "a,b"}, wantErr: []string{"--classes"}},
+		{name: "no result files", o: EvalOptions{GT: vocGT, Dets: t.TempDir(), Classes: "car"}, wantErr: []string{"no result file", "comp4_det_test_car.txt"}},
+		{name: "wrong split", o: EvalOptions{GT: vocGT, Dets: vocDets, Split: "val"}, wantErr: []string{"val"}},
+		{name: "duplicate class", o: EvalOptions{GT: vocGT, Dets: vocDets, Classes: "car,car"}, wantErr: []string{`"car" is listed twice`}},
+		{name: "unknown VOC image", o: EvalOptions{GT: vocGT, Dets: filepath.Dir(write("comp4_det_test_car.txt", "999999 0.5 1 1 5 5\n")), Classes: "car"},
+			wantErr: []string{"comp4_det_test_car.txt: detection 1", `image "999999" is not in the image set test`}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := run(t, tt.o)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestRunEvalDetCOCOInputRules(t *testing.T) {
+	dir := t.TempDir()
+	gt := filepath.Join(fixtures, "coco_perfect_single", "gt.json")
+	empty := filepath.Join(dir, "empty.json")
+	if err := os.WriteFile(empty, []byte("[]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("empty results", func(t *testing.T) {
+		out, _, err := run(t, EvalOptions{GT: gt, Dets: empty, JSON: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got struct{ Stats []float64 }
+		if err := json.Unmarshal([]byte(out), &got); err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Stats) != 12 || got.Stats[0] != 0 || got.Stats[8] != 0 {
+			t.Errorf("stats %v, want AP and AR100 0", got.Stats)
+		}
+	})
+	t.Run("unknown category counted", func(t *testing.T) {
+		dets := filepath.Join(dir, "dets.json")
+		if err := os.WriteFile(dets, []byte(`[{"image_id":1,"category_id":77,"bbox":[1,1,5,5],"score":0.5}]`), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, stderr, err := run(t, EvalOptions{GT: gt, Dets: dets, JSON: true})
+		if err != nil || !strings.Contains(stderr, "dropped 1 detections") {
+			t.Errorf("err %v, stderr %q", err, stderr)
+		}
+		out, _, err := run(t, EvalOptions{GT: gt, Dets: dets})
+		if err != nil || !strings.Contains(out, "dropped 1 detections of categories not in the ground truth") {
+			t.Errorf("err %v, text output %q", err, out)
+		}
+	})
+}
+
+func TestVOCClassesFile(t *testing.T) {
+	gtDir, detDir, classes := writeVOCFolder(t, filepath.Join(fixtures, "voc_class_without_dets"))
+	list := filepath.Join(t.TempDir(), "classes.txt")
+	if err := os.WriteFile(list, []byte(strings.Join(classes, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, stderr, err := run(t, EvalOptions{GT: gtDir, Dets: detDir, Classes: list})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Expected AP_07 values of the fixture: bird 0, cat 0.8485, cow 0; mAP 0.2828.
+	for _, w := range []string{"bird", "cat", "cow", "0.8485", "mAP", "0.2828"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	if !strings.Contains(stderr, "class cow has no detections") {
+		t.Errorf("stderr %q: want a note about the missing cow file", stderr)
 	}
 }
