@@ -1,0 +1,355 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"unsafe"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Executor runs a gorgonia graph forward only (inference), recycling
+// activation memory: every float32 tensor an op produces lives in a buffer
+// from the executor's pool, and a buffer goes back to the pool as soon as the
+// last op reading it has run. Peak memory is therefore about the largest set
+// of activations alive at one time, not their sum, and after the first Run no
+// further activation memory is allocated (ExecStats.Allocs stays put).
+//
+// Ops that implement G.UsePreallocDoer (every op of this package, and some of
+// gorgonia's own) write into a pooled buffer; other ops (e.g. gorgonia's
+// Reshape) run through Do and their results are tracked but not pooled. An op
+// may return a value sharing memory with an input (Reshape does): the buffer
+// then stays alive as long as either value is needed.
+//
+// Only the nodes the outputs depend on run. Input nodes must have values
+// (G.Let or G.WithValue). After Run, outputs[i].Value() holds the result; it
+// stays valid until the next Run, which reuses its memory. Values of
+// intermediate nodes are not bound to their nodes. An Executor is not safe for
+// concurrent use.
+type Executor struct {
+	outputs []*G.Node
+	steps   []execStep
+	leaves  []execLeaf
+	nslots  int
+	keep    []int // output slots, in the order of outputs
+
+	values   []G.Value
+	slotBuf  []*poolBuf // buffer a slot's value lives in, or nil
+	useCount []int      // remaining consumers per slot during a run
+	uses     []int      // consumers per slot (+1 for outputs)
+
+	bufs  []*poolBuf
+	stats ExecStats
+}
+
+// ExecStats reports the executor's memory use.
+type ExecStats struct {
+	Allocs        int   // buffers allocated by the pool since NewExecutor
+	PoolBytes     int64 // bytes held by the pool (free or in use)
+	PeakLiveBytes int64 // largest total size of buffers in use at one time
+	Runs          int   // completed runs
+}
+
+type poolBuf struct {
+	id   int
+	data []float32
+	refs int // live values using the buffer
+}
+
+type execStep struct {
+	node     *G.Node
+	op       G.Op
+	prealloc G.UsePreallocDoer // nil if the op cannot write into a buffer
+	args     []int             // slots of the inputs
+	slot     int
+	shape    tensor.Shape
+	pooled   bool // output is a float32 tensor that gets a pooled buffer
+	prefBuf  int  // buffer used on the previous run, -1 if none
+	hdr      *tensor.Dense
+	hdrBuf   int
+}
+
+type execLeaf struct {
+	node *G.Node
+	slot int
+}
+
+// NewExecutor plans the forward run of the nodes that outputs depend on. It
+// returns an error if there are no outputs, if they are from different
+// graphs, or if the graph has a cycle.
+func NewExecutor(g *G.ExprGraph, outputs ...*G.Node) (*Executor, error) {
+	if len(outputs) == 0 {
+		return nil, errors.New("nn: NewExecutor: no outputs")
+	}
+	for i, o := range outputs {
+		if o == nil {
+			return nil, fmt.Errorf("nn: NewExecutor: output %d is nil", i)
+		}
+		if g != nil && o.Graph() != g {
+			return nil, fmt.Errorf("nn: NewExecutor: output %d (%s) is not in the given graph", i, o.Name())
+		}
+	}
+	e := &Executor{outputs: append([]*G.Node(nil), outputs...)}
+	slot := map[*G.Node]int{}
+	const visiting = -1
+	var visit func(n *G.Node) error
+	visit = func(n *G.Node) error {
+		if s, ok := slot[n]; ok {
+			if s == visiting {
+				return fmt.Errorf("nn: NewExecutor: cycle through %s", n.Name())
+			}
+			return nil
+		}
+		slot[n] = visiting
+		children, err := nodeChildren(n)
+		if err != nil {
+			return err
+		}
+		args := make([]int, len(children))
+		for i, c := range children {
+			if err := visit(c); err != nil {
+				return err
+			}
+			args[i] = slot[c]
+		}
+		s := e.nslots
+		e.nslots++
+		slot[n] = s
+		if len(children) == 0 && (n.Op() == nil || n.Value() != nil) {
+			e.leaves = append(e.leaves, execLeaf{node: n, slot: s})
+			return nil
+		}
+		st := execStep{node: n, op: n.Op(), args: args, slot: s, shape: n.Shape(), prefBuf: -1, hdrBuf: -1}
+		st.prealloc, _ = n.Op().(G.UsePreallocDoer)
+		st.pooled = n.Dtype() == tensor.Float32 && len(st.shape) > 0 && st.shape.TotalSize() > 0
+		e.steps = append(e.steps, st)
+		return nil
+	}
+	for _, o := range outputs {
+		if err := visit(o); err != nil {
+			return nil, err
+		}
+	}
+	e.uses = make([]int, e.nslots)
+	for _, st := range e.steps {
+		for _, a := range st.args {
+			e.uses[a]++
+		}
+	}
+	for _, o := range outputs {
+		e.keep = append(e.keep, slot[o])
+		e.uses[slot[o]]++
+	}
+	e.values = make([]G.Value, e.nslots)
+	e.slotBuf = make([]*poolBuf, e.nslots)
+	e.useCount = make([]int, e.nslots)
+	return e, nil
+}
+
+// nodeChildren returns n's inputs in order. gorgonia v0.9.18 keeps them in an
+// unexported field and exports no accessor; the graph's edge set loses their
+// order and repeats, so the field is read through reflection.
+func nodeChildren(n *G.Node) ([]*G.Node, error) {
+	f := reflect.ValueOf(n).Elem().FieldByName("children")
+	if !f.IsValid() || f.Kind() != reflect.Slice {
+		return nil, errors.New("nn: NewExecutor: this gorgonia version has no Node.children field")
+	}
+	out := make([]*G.Node, f.Len())
+	for i := range out {
+		out[i] = (*G.Node)(unsafe.Pointer(f.Index(i).Pointer()))
+	}
+	return out, nil
+}
+
+// Run executes the graph once. On error the outputs are not updated.
+func (e *Executor) Run() error {
+	if e.values == nil {
+		return errors.New("nn: Executor: Run after Close")
+	}
+	// The previous run's outputs go back to the pool.
+	for s := range e.values {
+		e.release(s)
+		e.values[s] = nil
+	}
+	copy(e.useCount, e.uses)
+	for _, l := range e.leaves {
+		v := l.node.Value()
+		if v == nil {
+			return fmt.Errorf("nn: Executor: input %s has no value (bind one with G.Let)", l.node.Name())
+		}
+		e.values[l.slot] = v
+	}
+	inputs := make([]G.Value, 0, 8)
+	for i := range e.steps {
+		st := &e.steps[i]
+		inputs = inputs[:0]
+		for _, a := range st.args {
+			inputs = append(inputs, e.values[a])
+		}
+		v, err := e.exec(st, inputs)
+		if err != nil {
+			e.abort()
+			return fmt.Errorf("nn: Executor: %s (%v): %w", st.node.Name(), st.op, err)
+		}
+		e.values[st.slot] = v
+		for _, a := range st.args {
+			e.useCount[a]--
+			if e.useCount[a] == 0 {
+				e.release(a)
+			}
+		}
+	}
+	for i, o := range e.outputs {
+		if o.Op() == nil {
+			continue // an input: its value is already bound
+		}
+		if err := G.UnsafeLet(o, e.values[e.keep[i]]); err != nil {
+			return fmt.Errorf("nn: Executor: bind output %s: %w", o.Name(), err)
+		}
+	}
+	e.stats.Runs++
+	return nil
+}
+
+// exec runs one step and records which buffer its value lives in.
+func (e *Executor) exec(st *execStep, inputs []G.Value) (G.Value, error) {
+	if st.pooled && st.prealloc != nil {
+		b := e.get(st.shape.TotalSize(), st.prefBuf)
+		if st.hdr == nil || st.hdrBuf != b.id || !st.hdr.Shape().Eq(st.shape) {
+			st.hdr = tensor.New(tensor.WithShape(st.shape...), tensor.WithBacking(b.data[:st.shape.TotalSize()]))
+			st.hdrBuf = b.id
+		}
+		v, err := st.prealloc.UsePreallocDo(st.hdr, inputs...)
+		if err == nil && sameData(v, b.data) {
+			st.prefBuf = b.id
+			b.refs = 1
+			e.slotBuf[st.slot] = b
+			return v, nil
+		}
+		// The op refused the buffer or wrote elsewhere: give it back and
+		// fall back to Do.
+		e.put(b)
+		if err == nil {
+			e.track(st, v, inputs)
+			return v, nil
+		}
+	}
+	v, err := st.op.Do(inputs...)
+	if err != nil {
+		return nil, err
+	}
+	e.track(st, v, inputs)
+	return v, nil
+}
+
+// track records the buffer of a value the executor did not allocate: if it
+// shares memory with an input's pooled buffer, that buffer stays alive with it.
+func (e *Executor) track(st *execStep, v G.Value, inputs []G.Value) {
+	for _, a := range st.args {
+		if b := e.slotBuf[a]; b != nil && overlaps(v, b.data) {
+			b.refs++
+			e.slotBuf[st.slot] = b
+			return
+		}
+	}
+}
+
+// release drops slot s's reference to its buffer.
+func (e *Executor) release(s int) {
+	b := e.slotBuf[s]
+	if b == nil {
+		return
+	}
+	e.slotBuf[s] = nil
+	b.refs--
+	if b.refs == 0 {
+		e.put(b)
+	}
+}
+
+// abort releases every buffer after a failed run.
+func (e *Executor) abort() {
+	for s := range e.values {
+		e.release(s)
+		e.values[s] = nil
+	}
+}
+
+// get returns a free buffer of at least n elements: pref if it is free and
+// fits, else the smallest free one that fits and is at most twice as big,
+// else a new one.
+func (e *Executor) get(n, pref int) *poolBuf {
+	if pref >= 0 && pref < len(e.bufs) {
+		if b := e.bufs[pref]; b.refs == 0 && len(b.data) >= n {
+			b.refs = -1 // reserved until the step records it
+			e.noteLive()
+			return b
+		}
+	}
+	var best *poolBuf
+	for _, b := range e.bufs {
+		if b.refs == 0 && len(b.data) >= n && len(b.data) <= 2*n &&
+			(best == nil || len(b.data) < len(best.data)) {
+			best = b
+		}
+	}
+	if best == nil {
+		best = &poolBuf{id: len(e.bufs), data: make([]float32, n)}
+		e.bufs = append(e.bufs, best)
+		e.stats.Allocs++
+		e.stats.PoolBytes += int64(4 * n)
+	}
+	best.refs = -1
+	e.noteLive()
+	return best
+}
+
+// put returns b to the free pool (refs 0 means free; get marks a buffer it
+// hands out with -1 until the step records its value).
+func (e *Executor) put(b *poolBuf) { b.refs = 0 }
+
+// noteLive updates the peak of bytes in use.
+func (e *Executor) noteLive() {
+	var live int64
+	for _, b := range e.bufs {
+		if b.refs != 0 {
+			live += int64(4 * len(b.data))
+		}
+	}
+	e.stats.PeakLiveBytes = max(e.stats.PeakLiveBytes, live)
+}
+
+// Stats returns the memory statistics so far.
+func (e *Executor) Stats() ExecStats { return e.stats }
+
+// Close drops the pool and the values. The outputs' values stay readable.
+func (e *Executor) Close() {
+	e.bufs, e.values, e.slotBuf = nil, nil, nil
+	for i := range e.steps {
+		e.steps[i].hdr = nil
+	}
+}
+
+// sameData reports whether v is a dense tensor backed by data's first element.
+func sameData(v G.Value, data []float32) bool {
+	d, ok := v.(*tensor.Dense)
+	if !ok || d.Dtype() != tensor.Float32 || d.DataSize() == 0 {
+		return false
+	}
+	return d.Uintptr() == uintptr(unsafe.Pointer(&data[0]))
+}
+
+// overlaps reports whether v's memory intersects data's.
+func overlaps(v G.Value, data []float32) bool {
+	t, ok := v.(tensor.Tensor)
+	if !ok || t.MemSize() == 0 || len(data) == 0 {
+		return false
+	}
+	lo := t.Uintptr()
+	hi := lo + t.MemSize()
+	blo := uintptr(unsafe.Pointer(&data[0]))
+	bhi := blo + uintptr(4*len(data))
+	return lo < bhi && blo < hi
+}

@@ -1,0 +1,181 @@
+package nn
+
+import (
+	"fmt"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// testNet is a small graph mixing this package's ops with stock gorgonia ops
+// (Reshape, Sub, Add), so the executor sees aliasing values and ops without
+// UsePreallocDo.
+type testNet struct {
+	g       *G.ExprGraph
+	x       *G.Node
+	xData   []float32
+	outputs []*G.Node
+}
+
+func newTestNet(t *testing.T, seed int64) *testNet {
+	t.Helper()
+	rng := rand.New(rand.NewSource(seed))
+	g := G.NewGraph()
+	n, c, h, w := 2, 4, 12, 10
+	param := func(name string, shape ...int) *G.Node {
+		size := 1
+		for _, d := range shape {
+			size *= d
+		}
+		return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+			G.WithValue(tensorOf(randSlice(rng, size), shape...)))
+	}
+	tn := &testNet{g: g, xData: randSlice(rng, n*c*h*w)}
+	tn.x = G.NewTensor(g, G.Float32, 4, G.WithShape(n, c, h, w), G.WithName("x"),
+		G.WithValue(tensorOf(tn.xData, n, c, h, w)))
+	must := func(v *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	p := must(MaxPool2d(tn.x, 3, 2, 1)) // [2, 4, 6, 5]
+	a := must(Affine(p, param("s1", c), param("b1", c), nil, true))
+	// flat aliases a's memory (gorgonia's Reshape shares the backing array);
+	// it is read at the very end, after a chain of ops that would reuse a's
+	// buffer if the alias were not tracked.
+	flat := must(G.Reshape(a, tensor.Shape{n, c * 6 * 5}))
+	cur := a
+	for i := 0; i < 4; i++ {
+		cur = must(Affine(cur, param(fmt.Sprint("s", i), c), param(fmt.Sprint("b", i), c), cur, i%2 == 0))
+	}
+	cur = must(ReLU(cur))
+	flat2 := must(G.Reshape(cur, tensor.Shape{n, c * 6 * 5}))
+	diff := must(G.Sub(flat, flat2)) // order matters: checks the inputs' order
+	sum := must(G.Add(diff, flat2))
+	logits := must(Linear(sum, param("w", 3, c*6*5), param("lb", 3)))
+	pooled := must(GlobalAvgPool(cur))
+	tn.outputs = []*G.Node{logits, pooled}
+	return tn
+}
+
+// tapeOutputs runs the net with gorgonia's TapeMachine and copies the outputs.
+func tapeOutputs(t *testing.T, tn *testNet) [][]float32 {
+	t.Helper()
+	vm := G.NewTapeMachine(tn.g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	out := make([][]float32, len(tn.outputs))
+	for i, o := range tn.outputs {
+		out[i] = append([]float32(nil), o.Value().Data().([]float32)...)
+	}
+	return out
+}
+
+func TestExecutorMatchesTapeMachine(t *testing.T) {
+	tn := newTestNet(t, 1)
+	want := tapeOutputs(t, tn)
+	e, err := NewExecutor(tn.g, tn.outputs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var allocs int
+	for run := 0; run < 3; run++ {
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+		for i, o := range tn.outputs {
+			expectClose(t, o.Name(), o.Value().Data().([]float32), want[i], 1e-6, 1e-6)
+		}
+		st := e.Stats()
+		if run == 0 {
+			allocs = st.Allocs
+		} else if st.Allocs != allocs {
+			t.Errorf("run %d: %d pool allocations, first run made %d", run, st.Allocs, allocs)
+		}
+	}
+	// New input values are picked up by the next run.
+	for i := range tn.xData {
+		tn.xData[i] = -tn.xData[i]
+	}
+	if err := e.Run(); err != nil {
+		t.Fatal(err)
+	}
+	got := append([]float32(nil), tn.outputs[0].Value().Data().([]float32)...)
+	want = tapeOutputs(t, tn)
+	expectClose(t, "logits after new input", got, want[0], 1e-6, 1e-6)
+}
+
+// TestExecutorRecyclesBuffers checks that a long chain needs a few buffers,
+// not one per op, and that repeated runs allocate nothing.
+func TestExecutorRecyclesBuffers(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	g := G.NewGraph()
+	c, size := 8, 8*32*32
+	x := G.NewTensor(g, G.Float32, 4, G.WithShape(1, c, 32, 32), G.WithName("x"),
+		G.WithValue(tensorOf(randSlice(rng, size), 1, c, 32, 32)))
+	s := G.NewVector(g, G.Float32, G.WithShape(c), G.WithName("s"), G.WithValue(tensorOf(randSlice(rng, c), c)))
+	b := G.NewVector(g, G.Float32, G.WithShape(c), G.WithName("b"), G.WithValue(tensorOf(randSlice(rng, c), c)))
+	cur, prev := x, x
+	const depth = 30
+	for i := 0; i < depth; i++ {
+		next, err := Affine(cur, s, b, prev, true) // residual from two steps back
+		if err != nil {
+			t.Fatal(err)
+		}
+		prev, cur = cur, next
+	}
+	e, err := NewExecutor(g, cur)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	for run := 0; run < 4; run++ {
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := e.Stats()
+	// Alive at once: the two inputs of a step and its output.
+	if st.Allocs > 3 {
+		t.Errorf("%d buffers for a chain of %d ops, want at most 3", st.Allocs, depth)
+	}
+	if st.PeakLiveBytes > 3*4*int64(size) {
+		t.Errorf("peak %d bytes, want at most %d", st.PeakLiveBytes, 3*4*size)
+	}
+	if st.Runs != 4 {
+		t.Errorf("Runs = %d, want 4", st.Runs)
+	}
+	t.Logf("chain of %d: %+v", depth, st)
+}
+
+func TestExecutorErrors(t *testing.T) {
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float32, 4, G.WithShape(1, 2, 4, 4), G.WithName("unbound"))
+	y, err := ReLU(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewExecutor(g); err == nil {
+		t.Error("NewExecutor without outputs: no error")
+	}
+	e, err := NewExecutor(g, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Run(); err == nil {
+		t.Error("Run with an unbound input: no error")
+	} else {
+		t.Log(err)
+	}
+	e.Close()
+	if err := e.Run(); err == nil {
+		t.Error("Run after Close: no error")
+	}
+}
