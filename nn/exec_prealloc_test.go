@@ -23,8 +23,8 @@ func TestUsePreallocDo(t *testing.T) {
 	x4 := tensor.Shape{2, 3, 5, 4}
 	pg := poolGeom{n: 2, c: 3, h: 5, w: 4, k: 3, s: 2, p: 1, oh: 3, ow: 2}
 	cases := []struct {
-		name   string
-		op     interface {
+		name string
+		op   interface {
 			G.Op
 			G.UsePreallocDoer
 		}
