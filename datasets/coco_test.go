@@ -1,6 +1,8 @@
 package datasets
 
 import (
+	"encoding/json"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -342,5 +344,37 @@ func TestSetFilter(t *testing.T) {
 	got := s.Filter(func(r Record) bool { return len(r.Objects) > 0 })
 	if len(got.Records) != 2 || got.Records[0].ID != 397133 || got.Records[1].ID != 37777 || !reflect.DeepEqual(got.Classes, s.Classes) {
 		t.Errorf("filtered %+v", got)
+	}
+}
+
+// Property: a box written as COCO [x,y,w,h] (appendXYWH) reads back exactly
+// as the reader converts it, for pixel-range float32 coordinates.
+func TestCOCOBoxRoundTripProperty(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	coord := func() float32 {
+		switch rng.IntN(3) {
+		case 0:
+			return float32(rng.IntN(10000))
+		case 1:
+			return rng.Float32() * 100000
+		}
+		return (rng.Float32() - 0.1) * 10
+	}
+	for range 50000 {
+		x1, y1 := coord(), coord()
+		w, h := coord(), coord()
+		b := box.Box{X1: x1, Y1: y1, X2: x1 + max(w, -w), Y2: y1 + max(h, -h)}
+		var v []float64
+		if err := json.Unmarshal(appendXYWH(nil, b), &v); err != nil {
+			t.Fatal(err)
+		}
+		a := cocoAnnJSON{ID: 1, ImageID: 1, CategoryID: 1, BBox: v, Area: 1}
+		got, err := checkCOCOAnn(&a, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.box != b {
+			t.Fatalf("%v written as %v read back as %v", b, v, got.box)
+		}
 	}
 }

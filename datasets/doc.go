@@ -16,7 +16,8 @@
 //     coordinates.
 //   - COCO JSON stores [x, y, w, h] in the continuous convention already:
 //     Box{x, y, x+w, y+h}, the sum computed in float64 and rounded once to
-//     float32, so writing and reading back is exact.
+//     float32; the writers compute w = X2-X1 in float64 too, so writing and
+//     reading back is exact for pixel coordinates.
 //
 // # Labels
 //

@@ -31,8 +31,9 @@ func VOCToBox(xmin, ymin, xmax, ymax float64) box.Box {
 // BoxToVOC converts a box in the project convention to VOC's 1-based
 // inclusive coordinates: xmin = X1+1, ymin = Y1+1, xmax = X2, ymax = Y2 (as
 // Detectron2 writes its VOC result files). It is the inverse of VOCToBox:
-// VOCToBox(BoxToVOC(b)) == b for every b whose coordinates are below 2^24 in
-// magnitude.
+// VOCToBox(BoxToVOC(b)) == b for every finite b whose X1 and Y1 are 0 or at
+// least 2^-29 in magnitude (any pixel coordinate): the +1 is exact in
+// float64 there.
 func BoxToVOC(b box.Box) (xmin, ymin, xmax, ymax float64) {
 	return float64(b.X1) + 1, float64(b.Y1) + 1, float64(b.X2), float64(b.Y2)
 }

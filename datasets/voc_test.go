@@ -50,10 +50,23 @@ func TestBoxToVOCRoundTripProperty(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 20000 {
 		var b box.Box
-		if i%2 == 0 {
+		// anyFloat is any finite float32 whose magnitude is 0 or >= 2^-29,
+		// the documented domain of exactness for X1 and Y1.
+		anyFloat := func() float32 {
+			for {
+				v := math.Float32frombits(rng.Uint32())
+				if a := math.Abs(float64(v)); !math.IsNaN(a) && !math.IsInf(a, 0) && (a == 0 || a >= 0x1p-29) {
+					return v
+				}
+			}
+		}
+		switch i % 3 {
+		case 0:
 			b = box.Box{X1: float32(rng.IntN(4000)), Y1: float32(rng.IntN(4000)), X2: float32(rng.IntN(4000)), Y2: float32(rng.IntN(4000))}
-		} else {
-			b = box.Box{X1: rng.Float32() * 3000, Y1: rng.Float32() * 1e-3, X2: rng.Float32() * 5000, Y2: math.Float32frombits(rng.Uint32() & 0x4fffffff)}
+		case 1:
+			b = box.Box{X1: rng.Float32() * 3000, Y1: 0x1p-29, X2: rng.Float32() * 5000, Y2: -0x1p-29}
+		default:
+			b = box.Box{X1: anyFloat(), Y1: anyFloat(), X2: math.Float32frombits(rng.Uint32() & 0x7f7fffff), Y2: anyFloat()}
 		}
 		xmin, ymin, xmax, ymax := BoxToVOC(b)
 		var back [4]float64
