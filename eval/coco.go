@@ -583,18 +583,27 @@ func accumulateCategory(acc *Accumulated, evals []*ImageEval, k int) {
 				// precisions are 0.
 				row := states[(a*T+t)*n : (a*T+t+1)*n]
 				tpRc, tpPr = tpRc[:0], tpPr[:0]
-				tp, fp := 0.0, 0.0
-				for _, at := range sel {
-					switch row[at] {
-					case stTP:
+				tp, fp := 0, 0
+				count := func(st uint8) {
+					if st == stTP {
 						tp++
-						tpRc = append(tpRc, tp/fnpig)
-						tpPr = append(tpPr, tp/(float64(fp+tp)+eps))
-					case stFP:
-						fp++
+						ftp := float64(tp)
+						tpRc = append(tpRc, ftp/fnpig)
+						tpPr = append(tpPr, ftp/(float64(fp+tp)+eps))
+					} else {
+						fp += int(st >> 1) // stFP = 2, stIgnored = 0
 					}
 				}
-				acc.Recall[((t*K+k)*A+a)*M+m] = tp / fnpig // 0 without detections
+				if len(sel) == n { // every detection (the largest maxDets)
+					for _, st := range row {
+						count(st)
+					}
+				} else {
+					for _, at := range sel {
+						count(row[at])
+					}
+				}
+				acc.Recall[((t*K+k)*A+a)*M+m] = float64(tp) / fnpig // 0 without detections
 				for i := len(tpPr) - 1; i > 0; i-- {
 					if tpPr[i] > tpPr[i-1] {
 						tpPr[i-1] = tpPr[i]
