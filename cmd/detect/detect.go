@@ -8,17 +8,22 @@ import (
 	"resdet/internal/cli"
 )
 
-// DetectOptions are the inputs of `detect`.
+// DetectOptions are the inputs of `detect` (flag names as issue 6 specifies).
 type DetectOptions struct {
-	IO             *cli.IOStreams
-	Images         []string // JPEG or PNG files
-	Weights        string   // trained detector checkpoint
-	OutDir         string   // where drawn images and results go; empty: results on stdout only
-	ScoreThreshold float64  // detections below it are dropped, in [0, 1]
-	MinSize        int      // shorter side after resizing, px
-	MaxSize        int      // cap on the longer side after resizing, px
-	Draw           bool     // write <OutDir>/<image> with the boxes drawn
-	JSON           bool     // print COCO-style JSON instead of text
+	IO          *cli.IOStreams
+	Inputs      []string // image files, folders of images, or globs
+	Weights     string   // native checkpoint or torchvision .pth
+	Arch        string   // construction of a .pth: r101-c4, r50-c4, ...
+	RoIOp       string   // "align" (default) or "pool"
+	Classes     string   // "voc", "coco" or a file with one name a line; empty: class1..classK
+	ScoreThresh float64  // detections below it are dropped, in [0, 1]
+	Threads     int      // 0: all cores
+	MinSize     int      // shorter side after resizing, px
+	MaxSize     int      // cap on the longer side after resizing, px
+	JSON        bool     // one JSON object per image instead of a table
+	COCOResults string   // write a COCO results JSON here
+	COCOGT      string   // COCO instances file giving image ids by file name
+	OutDir      string   // write each image with its detections drawn here
 }
 
 // errNotImplemented is what detect returns until the detector exists.
@@ -29,21 +34,23 @@ var errNotImplemented = errors.New("not implemented yet: the detector arrives wi
 func NewCmdDetect(ios *cli.IOStreams, runF func(*DetectOptions) error) *cobra.Command {
 	opts := &DetectOptions{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "detect --weights FILE [flags] IMAGE...",
+		Use:   "detect --weights FILE [flags] IMAGE|DIR|GLOB...",
 		Short: "Find objects in images with a trained Faster R-CNN",
-		Long: `detect runs a trained Faster R-CNN (ResNet backbone) on JPEG or PNG images and
-prints one line per detection: image, class, score and box (x1 y1 x2 y2 in
-pixels of the original image, continuous coordinates, see box/doc.go). With
---out and --draw it also writes each image with its boxes drawn.
+		Long: `detect runs a trained Faster R-CNN (ResNet backbone) on JPEG or PNG images,
+folders of images or glob patterns, and prints a table of detections per
+image: class, score and box (x1 y1 x2 y2 in pixels of the original image,
+continuous coordinates, see box/doc.go). --json prints one JSON object per
+image instead, --coco-results writes a COCO results file, and --out writes
+each image with its boxes, labels and scores drawn, in the input's format.
 
 Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
 
 The detector itself arrives with issue 6: until then detect only checks its
 command line and reports that it is not implemented.`,
-		Example: `  detect --weights runs/voc/final.safetensors photo.jpg
-  detect --weights runs/voc/final.safetensors --score-threshold 0.7 --out shown --draw img/*.jpg
-  detect --weights runs/voc/final.safetensors --json img/*.png > detections.json`,
+		Example: `  detect --weights runs/voc/final.safetensors --classes voc photo.jpg
+  detect --weights frcnn_r101.pth --arch r101-c4 --classes voc --score-thresh 0.7 --out shown img/
+  detect --weights runs/coco/final.safetensors --classes coco --json 'img/*.png' > detections.jsonl`,
 		Version: cli.Version(),
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -55,14 +62,18 @@ command line and reports that it is not implemented.`,
 			return []string{"jpg", "jpeg", "png"}, cobra.ShellCompDirectiveFilterFileExt
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			opts.Images = args
+			opts.Inputs = args
 			switch {
-			case opts.ScoreThreshold < 0 || opts.ScoreThreshold > 1:
-				return cli.Usagef("--score-threshold must be in [0, 1], got %g", opts.ScoreThreshold)
+			case opts.ScoreThresh < 0 || opts.ScoreThresh > 1:
+				return cli.Usagef("--score-thresh must be in [0, 1], got %g", opts.ScoreThresh)
 			case opts.MinSize <= 0 || opts.MaxSize <= 0:
 				return cli.Usagef("--min-size and --max-size must be positive, got %d and %d", opts.MinSize, opts.MaxSize)
-			case opts.Draw && opts.OutDir == "":
-				return cli.Usagef("--draw needs --out")
+			case opts.RoIOp != "align" && opts.RoIOp != "pool":
+				return cli.Usagef(`--roi-op must be "align" or "pool", got %q`, opts.RoIOp)
+			case opts.Threads < 0:
+				return cli.Usagef("--threads must be >= 0, got %d", opts.Threads)
+			case opts.COCOGT != "" && opts.COCOResults == "":
+				return cli.Usagef("--coco-gt only makes sense with --coco-results")
 			}
 			if runF != nil {
 				return runF(opts)
@@ -72,16 +83,25 @@ command line and reports that it is not implemented.`,
 	}
 	cli.SetupRoot(cmd, ios)
 	f := cmd.Flags()
-	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector checkpoint (required)")
-	f.StringVarP(&opts.OutDir, "out", "o", "", "output folder for drawn images")
-	f.Float64Var(&opts.ScoreThreshold, "score-threshold", 0.5, "drop detections scoring below this")
+	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: native checkpoint or torchvision .pth (required)")
+	f.StringVar(&opts.Arch, "arch", "r101-c4", "construction of a torchvision .pth: r101-c4, r50-c4, ...")
+	f.StringVar(&opts.RoIOp, "roi-op", "align", "RoI feature op: align or pool")
+	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default class1..classK)")
+	f.Float64Var(&opts.ScoreThresh, "score-thresh", 0.5, "drop detections scoring below this")
+	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0: all cores)")
 	f.IntVar(&opts.MinSize, "min-size", 600, "shorter image side after resizing, px")
 	f.IntVar(&opts.MaxSize, "max-size", 1000, "longer image side at most, px")
-	f.BoolVar(&opts.Draw, "draw", false, "write each image with its detections drawn to --out")
-	f.BoolVar(&opts.JSON, "json", false, "print detections as COCO results JSON")
+	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per image")
+	f.StringVar(&opts.COCOResults, "coco-results", "", "write detections as a COCO results JSON file")
+	f.StringVar(&opts.COCOGT, "coco-gt", "", "COCO instances file: image ids for --coco-results, by file name")
+	f.StringVarP(&opts.OutDir, "out", "o", "", "write each image with its detections drawn into this folder")
 	_ = cmd.MarkFlagRequired("weights")
 	_ = cmd.MarkFlagFilename("weights", "safetensors", "pth", "pt")
+	_ = cmd.MarkFlagFilename("coco-gt", "json")
+	_ = cmd.MarkFlagFilename("coco-results", "json")
 	_ = cmd.MarkFlagDirname("out")
+	_ = cmd.RegisterFlagCompletionFunc("roi-op", cobra.FixedCompletions([]string{"align", "pool"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"))
 	return cmd
 }

@@ -10,23 +10,28 @@ import (
 )
 
 func TestNewCmdDetect(t *testing.T) {
-	def := DetectOptions{Weights: "w.safetensors", ScoreThreshold: 0.5, MinSize: 600, MaxSize: 1000}
+	def := DetectOptions{Weights: "w.safetensors", Arch: "r101-c4", RoIOp: "align", ScoreThresh: 0.5, MinSize: 600, MaxSize: 1000}
 	tests := []struct {
 		name    string
 		argv    string
 		want    DetectOptions
-		images  []string
+		inputs  []string
 		wantErr string
 	}{
-		{name: "minimal", argv: "--weights w.safetensors a.jpg", want: def, images: []string{"a.jpg"}},
-		{name: "all flags", argv: "-w m.pth --score-threshold 0.7 --min-size 800 --max-size 1333 -o shown --draw --json a.jpg b.png",
-			want:   DetectOptions{Weights: "m.pth", ScoreThreshold: 0.7, MinSize: 800, MaxSize: 1333, OutDir: "shown", Draw: true, JSON: true},
-			images: []string{"a.jpg", "b.png"}},
+		{name: "minimal", argv: "--weights w.safetensors a.jpg", want: def, inputs: []string{"a.jpg"}},
+		{name: "all flags",
+			argv: "-w m.pth --arch r50-c4 --roi-op pool --classes voc --score-thresh 0.7 --threads 2 --min-size 800 --max-size 1333 " +
+				"--json --coco-results r.json --coco-gt gt.json -o shown a.jpg dir/ img/*.png",
+			want: DetectOptions{Weights: "m.pth", Arch: "r50-c4", RoIOp: "pool", Classes: "voc", ScoreThresh: 0.7, Threads: 2,
+				MinSize: 800, MaxSize: 1333, JSON: true, COCOResults: "r.json", COCOGT: "gt.json", OutDir: "shown"},
+			inputs: []string{"a.jpg", "dir/", "img/*.png"}},
 		{name: "no images", argv: "--weights w.safetensors", wantErr: "no images given"},
 		{name: "no weights", argv: "a.jpg", wantErr: `required flag(s) "weights" not set`},
-		{name: "threshold", argv: "-w w --score-threshold 1.5 a.jpg", wantErr: "--score-threshold must be in [0, 1]"},
+		{name: "threshold", argv: "-w w --score-thresh 1.5 a.jpg", wantErr: "--score-thresh must be in [0, 1]"},
 		{name: "sizes", argv: "-w w --min-size 0 a.jpg", wantErr: "--min-size and --max-size must be positive"},
-		{name: "draw without out", argv: "-w w --draw a.jpg", wantErr: "--draw needs --out"},
+		{name: "roi op", argv: "-w w --roi-op warp a.jpg", wantErr: `--roi-op must be "align" or "pool"`},
+		{name: "threads", argv: "-w w --threads -1 a.jpg", wantErr: "--threads must be >= 0"},
+		{name: "gt without results", argv: "-w w --coco-gt gt.json a.jpg", wantErr: "--coco-gt only makes sense with --coco-results"},
 		{name: "bad number", argv: "-w w --min-size big a.jpg", wantErr: `invalid argument "big" for "--min-size"`},
 	}
 	for _, tt := range tests {
@@ -48,11 +53,11 @@ func TestNewCmdDetect(t *testing.T) {
 			if got == nil {
 				t.Fatal("run function not called")
 			}
-			if !slices.Equal(got.Images, tt.images) {
-				t.Errorf("images %v, want %v", got.Images, tt.images)
+			if !slices.Equal(got.Inputs, tt.inputs) {
+				t.Errorf("inputs %v, want %v", got.Inputs, tt.inputs)
 			}
 			g := *got
-			g.IO, g.Images = nil, nil
+			g.IO, g.Inputs = nil, nil
 			if !reflect.DeepEqual(g, tt.want) {
 				t.Errorf("options\n got %+v\nwant %+v", g, tt.want)
 			}
