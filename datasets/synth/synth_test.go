@@ -137,9 +137,10 @@ func TestRoundTrip(t *testing.T) {
 					if vo.Label != wo.Label || cob.Label != wo.Label {
 						t.Errorf("%s object %d: label VOC %d, COCO %d, generated %d", want.Name, j, vo.Label, cob.Label, wo.Label)
 					}
-					if vo.Difficult != wo.Difficult || vo.Truncated != wo.Truncated {
-						t.Errorf("%s object %d: VOC difficult/truncated %v/%v, generated %v/%v",
-							want.Name, j, vo.Difficult, vo.Truncated, wo.Difficult, wo.Truncated)
+					if vo.Difficult != wo.Difficult || vo.Truncated != wo.Truncated ||
+						cob.Difficult != wo.Difficult || cob.Truncated != wo.Truncated {
+						t.Errorf("%s object %d: difficult/truncated VOC %v/%v, COCO %v/%v, generated %v/%v", want.Name, j,
+							vo.Difficult, vo.Truncated, cob.Difficult, cob.Truncated, wo.Difficult, wo.Truncated)
 					}
 					if cob.ID != wo.ID {
 						t.Errorf("%s object %d: COCO id %d, generated %d", want.Name, j, cob.ID, wo.ID)
