@@ -23,7 +23,10 @@
 //  5. Batch: tensors of different sizes -> one [N, 3, H, W] buffer, each
 //     image at the top-left, zero padding, H and W rounded up to a stride.
 //
-// Transform.Apply runs steps 2-4; Transform.Load runs 1-4 from a file.
+// Transform.Apply runs steps 2-4; Transform.Load runs 1-4 from a file;
+// Transform.LoadFunc runs 1-4 on the records of a datasets.Dataset inside a
+// datasets.Loader, with a seeded random flip, and returns Examples (sample,
+// labels, difficult flags, record).
 //
 // # Resampling
 //
