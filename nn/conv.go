@@ -25,7 +25,18 @@ type ConvOpts struct {
 	// the stem): the gradient w.r.t. x is not built, which saves the
 	// backward-data convolution. G.Grad w.r.t. x then fails.
 	NoInputGrad bool
+
+	// BlockedIn says x is stored in oneDNN's blocked layout nChw16c (see
+	// ToBlocked) instead of NCHW; BlockedOut says the same of y and
+	// residual. The node shapes stay [N, C, H, W]. Chains of convolutions in
+	// blocked layout skip the two layout conversions per convolution that
+	// plain NCHW needs. Other ops of this package expect NCHW: convert with
+	// FromBlocked first. Require C (resp. OutC) to be a multiple of 16.
+	BlockedIn, BlockedOut bool
 }
+
+// convBlock is the channel block of the blocked layout nChw16c.
+const convBlock = 16
 
 // convGeom is a fully specified convolution: shapes and normalised options.
 // It is comparable and hashable.
@@ -34,6 +45,8 @@ type convGeom struct {
 	Stride, Pad, Dil [2]int
 	Groups           int
 	BF16             bool
+	BlockedIn        bool // x (and dx) in nChw16c
+	BlockedOut       bool // y, residual (and dy) in nChw16c
 }
 
 // newConvGeom checks x and w against o and computes the output shape.
@@ -46,6 +59,10 @@ func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
 	copy(g.W[:], w)
 	g.Groups = max(o.Groups, 1)
 	g.BF16 = o.BF16
+	g.BlockedIn, g.BlockedOut = o.BlockedIn, o.BlockedOut
+	if (g.BlockedIn && g.X[1]%convBlock != 0) || (g.BlockedOut && g.W[0]%convBlock != 0) {
+		return g, fmt.Errorf("nn: %s: x %v and w %v: blocked layout needs channels divisible by %d", op, x, w, convBlock)
+	}
 	for i := 0; i < 2; i++ {
 		g.Stride[i] = o.Stride[i]
 		if g.Stride[i] == 0 {
@@ -83,7 +100,7 @@ func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
 }
 
 func (g convGeom) String() string {
-	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16)
+	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v blk=%v,%v", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16, g.BlockedIn, g.BlockedOut)
 }
 
 // FLOPs returns the multiply-adds of the forward convolution times two.
@@ -393,7 +410,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		ret = append(ret, nil) // scale: constant
 	}
 	if op.bias {
-		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y}, dy)
+		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, blocked: g.BlockedOut}, dy)
 		if err != nil {
 			return nil, err
 		}
@@ -520,7 +537,11 @@ func convB2I(b bool) int {
 }
 
 // convBiasGradOp sums dy [N, C, H, W] over N, H and W: the bias gradient [C].
-type convBiasGradOp struct{ shape [4]int }
+// If blocked, dy is stored in nChw16c.
+type convBiasGradOp struct {
+	shape   [4]int
+	blocked bool
+}
 
 func (op convBiasGradOp) Arity() int { return 1 }
 func (op convBiasGradOp) Type() hm.Type {
@@ -541,6 +562,33 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
 	out, db := convOut(prealloc, []int{c})
+	if op.blocked {
+		parallelFor(c/convBlock, func(lo, hi int) {
+			var acc [convBlock]float64
+			for cb := lo; cb < hi; cb++ {
+				acc = [convBlock]float64{}
+				for i := 0; i < n; i++ {
+					blk := dy[(i*c/convBlock+cb)*hw*convBlock : (i*c/convBlock+cb+1)*hw*convBlock]
+					// float32 partial sums over 256 pixels, flushed to float64
+					for lo := 0; lo < len(blk); lo += 256 * convBlock {
+						var part [convBlock]float32
+						for j := lo; j < min(lo+256*convBlock, len(blk)); j += convBlock {
+							for k := range part {
+								part[k] += blk[j+k]
+							}
+						}
+						for k := range part {
+							acc[k] += float64(part[k])
+						}
+					}
+				}
+				for k := range acc {
+					db[cb*convBlock+k] = float32(acc[k])
+				}
+			}
+		})
+		return out, nil
+	}
 	parallelFor(c, func(lo, hi int) {
 		for ch := lo; ch < hi; ch++ {
 			var s float64
@@ -557,7 +605,9 @@ func (op convBiasGradOp) CallsExtern() bool     { return false }
 func (op convBiasGradOp) OverwritesInput() int  { return -1 }
 func (op convBiasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBiasGradOp) Hashcode() uint32      { return convHash(op) }
-func (op convBiasGradOp) String() string        { return fmt.Sprintf("Conv2dBiasGrad{%v}", op.shape) }
+func (op convBiasGradOp) String() string {
+	return fmt.Sprintf("Conv2dBiasGrad{%v blocked=%v}", op.shape, op.blocked)
+}
 
 // convSum adds v with four float32 accumulators (pairwise enough for the
 // sizes of feature maps; the caller accumulates rows in float64).

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"math/rand"
+	"strings"
 	"testing"
 	"time"
 
@@ -200,15 +201,15 @@ func convResNet101(h, w int) []convResNetLayer {
 // pass at 600x1000 (BN folded, ReLU and residual add fused) through the ops
 // directly with reused buffers: the convolution part of the network's time
 // (max pool and gorgonia overhead excluded). Inputs are random tensors of the
-// right shapes, not the previous layer's output.
+// right shapes, not the previous layer's output. *_blocked keeps activations
+// in nChw16c (ConvOpts.BlockedIn/BlockedOut), the others convert NCHW at
+// every convolution.
 func BenchmarkResNet101Convs(b *testing.B) {
 	layers := convResNet101(600, 1000)
-	for _, bf16 := range []bool{false, true} {
-		name := "fp32"
-		if bf16 {
-			name = "bf16"
-		}
-		b.Run(name, func(b *testing.B) {
+	for _, mode := range []string{"fp32", "fp32_blocked", "bf16", "bf16_blocked"} {
+		bf16 := strings.HasPrefix(mode, "bf16")
+		blocked := strings.HasSuffix(mode, "blocked")
+		b.Run(mode, func(b *testing.B) {
 			rng := rand.New(rand.NewSource(1))
 			type step struct {
 				op  convOp
@@ -229,6 +230,8 @@ func BenchmarkResNet101Convs(b *testing.B) {
 			for _, l := range layers {
 				o := l.o
 				o.BF16 = bf16
+				o.BlockedIn = blocked && l.x[1]%convBlock == 0
+				o.BlockedOut = blocked
 				g, err := newConvGeom("bench", l.x[:], l.w[:], o)
 				if err != nil {
 					b.Fatal(err)

@@ -214,7 +214,7 @@ static const char *rd_impl(rd_prim *p) {
 	return s ? s : "?";
 }
 
-enum { RD_FWD = 0, RD_BWD_DATA = 1, RD_BWD_WEIGHTS = 2 };
+enum { RD_FWD = 0, RD_BWD_DATA = 1, RD_BWD_WEIGHTS = 2, RD_REORDER = 3, RD_MAXPOOL = 4 };
 
 typedef struct {
 	int kind;
@@ -222,7 +222,62 @@ typedef struct {
 	int64_t groups;
 	int64_t stride[2], dil[2], pad[2];
 	int bias, relu, sum, bf16, inference;
+	int blk_in, blk_out; // x (resp. y) is nChw16c instead of nchw
 } rd_conv_params;
+
+static dnnl_format_tag_t rd_tag(int blocked) { return blocked ? dnnl_nChw16c : dnnl_nchw; }
+
+// rd_reorder_create builds a layout conversion of an x-shaped tensor from
+// rd_tag(blk_in) to rd_tag(blk_out). Arguments: from, to.
+static int rd_reorder_create(rd_prim **out, const rd_conv_params *c) {
+	dnnl_status_t s;
+	dnnl_memory_desc_t from, to;
+	dnnl_dims_t xd = {0};
+	for (int i = 0; i < 4; i++) xd[i] = c->x[i];
+	if ((s = dnnl_memory_desc_init_by_tag(&from, 4, xd, dnnl_f32, rd_tag(c->blk_in)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&to, 4, xd, dnnl_f32, rd_tag(c->blk_out)))) return s;
+	rd_prim *p = calloc(1, sizeof(rd_prim));
+	s = dnnl_reorder_primitive_desc_create(&p->pd, &from, rd_eng, &to, rd_eng, NULL);
+	if (!s) s = rd_add_arg(p, DNNL_ARG_FROM, 0, 0, &from);
+	if (!s) s = rd_add_arg(p, DNNL_ARG_TO, 1, 0, &to);
+	if (!s) s = rd_finish(p);
+	if (s) { rd_destroy(p); return s; }
+	*out = p;
+	return dnnl_success;
+}
+
+// rd_maxpool_create builds an inference max pooling from x to y, kernel
+// (w[2], w[3]), padded with -inf. Arguments: src, dst.
+static int rd_maxpool_create(rd_prim **out, const rd_conv_params *c) {
+	dnnl_status_t s;
+	dnnl_memory_desc_t ux, uy, py;
+	dnnl_dims_t xd = {0}, yd = {0}, k = {0}, stride = {0}, dil = {0}, padl = {0}, padr = {0};
+	for (int i = 0; i < 4; i++) { xd[i] = c->x[i]; yd[i] = c->y[i]; }
+	for (int i = 0; i < 2; i++) {
+		k[i] = c->w[2 + i];
+		stride[i] = c->stride[i];
+		padl[i] = c->pad[i];
+		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + k[i] - c->x[2 + i] - c->pad[i];
+	}
+	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, dnnl_f32, dnnl_format_tag_any))) return s;
+	dnnl_pooling_v2_desc_t pdesc;
+	if ((s = dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, dnnl_pooling_max, &ux, &py,
+			stride, k, dil, padl, padr))) return s;
+	dnnl_primitive_attr_t attr;
+	if ((s = dnnl_primitive_attr_create(&attr))) return s;
+	dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user);
+	rd_prim *p = calloc(1, sizeof(rd_prim));
+	s = dnnl_primitive_desc_create(&p->pd, &pdesc, attr, rd_eng, NULL);
+	dnnl_primitive_attr_destroy(attr);
+	if (!s) s = rd_add_arg(p, DNNL_ARG_SRC, 0, 0, &ux);
+	if (!s) s = rd_add_arg(p, DNNL_ARG_DST, 1, 0, &uy);
+	if (!s) s = rd_finish(p);
+	if (s) { rd_destroy(p); return s; }
+	*out = p;
+	return dnnl_success;
+}
 
 static void rd_wdims(const rd_conv_params *c, int *nd, dnnl_dim_t *d) {
 	if (c->groups > 1) {
@@ -239,6 +294,8 @@ static void rd_wdims(const rd_conv_params *c, int *nd, dnnl_dim_t *d) {
 // in this order: forward: src, weights, [bias], dst; backward data:
 // weights, diff_dst, diff_src; backward weights: src, diff_dst, diff_weights.
 static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
+	if (c->kind == RD_REORDER) return rd_reorder_create(out, c);
+	if (c->kind == RD_MAXPOOL) return rd_maxpool_create(out, c);
 	dnnl_status_t s;
 	dnnl_memory_desc_t ux, uw, ub, uy, px, pw, pb, py;
 	dnnl_dims_t xd = {0}, yd = {0}, wd = {0}, bd = {0}, stride = {0}, dil = {0}, padl = {0}, padr = {0};
@@ -255,8 +312,8 @@ static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + ext - c->x[2 + i] - c->pad[i];
 	}
 	dnnl_data_type_t lt = c->bf16 ? dnnl_bf16 : dnnl_f32;
-	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, dnnl_nchw))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, dnnl_nchw))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out)))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&uw, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&ub, 1, bd, dnnl_f32, dnnl_x))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&px, 4, xd, lt, dnnl_format_tag_any))) return s;
@@ -406,6 +463,8 @@ const (
 	dnnlFwd        = C.RD_FWD
 	dnnlBwdData    = C.RD_BWD_DATA
 	dnnlBwdWeights = C.RD_BWD_WEIGHTS
+	dnnlReorder    = C.RD_REORDER // x layout BlockedIn -> BlockedOut; bufs: from, to
+	dnnlMaxPool    = C.RD_MAXPOOL // inference max pooling x -> y, kernel W[2:4]; bufs: x, y
 )
 
 // dnnlConv describes one convolution primitive.
@@ -442,6 +501,8 @@ func (d dnnlConv) params() C.rd_conv_params {
 	c.sum = convBool(d.sum)
 	c.bf16 = convBool(g.BF16 && d.kind == dnnlFwd)
 	c.inference = c.bf16
+	c.blk_in = convBool(g.BlockedIn)
+	c.blk_out = convBool(g.BlockedOut)
 	return c
 }
 

@@ -1,0 +1,143 @@
+package nn
+
+import (
+	"fmt"
+	"hash"
+
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ToBlocked converts x [N, C, H, W] from NCHW to oneDNN's blocked layout
+// nChw16c (element (n, c, h, w) at ((n*C/16 + c/16)*H*W + h*W + w)*16 + c%16).
+// The shape stays [N, C, H, W]; C must be a multiple of 16. Use it in front
+// of a chain of convolutions with ConvOpts.BlockedIn/BlockedOut and convert
+// back with FromBlocked. Differentiable.
+func ToBlocked(x *G.Node) (*G.Node, error) { return convLayout("ToBlocked", x, true) }
+
+// FromBlocked converts x [N, C, H, W] from nChw16c back to NCHW (the inverse
+// of ToBlocked). Differentiable.
+func FromBlocked(x *G.Node) (*G.Node, error) { return convLayout("FromBlocked", x, false) }
+
+func convLayout(name string, x *G.Node, toBlocked bool) (*G.Node, error) {
+	s := x.Shape()
+	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("nn: %s: x %v %v: want float32 [N, C, H, W] with C divisible by %d", name, s, x.Dtype(), convBlock)
+	}
+	op := convLayoutOp{toBlocked: toBlocked}
+	copy(op.shape[:], s)
+	y, err := G.ApplyOp(op, x)
+	if err != nil {
+		return nil, fmt.Errorf("nn: %s %v: %w", name, s, err)
+	}
+	return y, nil
+}
+
+// convLayoutOp converts between NCHW and nChw16c.
+type convLayoutOp struct {
+	shape     [4]int
+	toBlocked bool
+}
+
+func (op convLayoutOp) Arity() int    { return 1 }
+func (op convLayoutOp) Type() hm.Type { return hm.NewFnType(convTensorType(4), convTensorType(4)) }
+func (op convLayoutOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.shape[:]).Clone(), nil
+}
+func (op convLayoutOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 1 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
+	}
+	x, err := convData(name, "x", in[0], op.shape[:])
+	if err != nil {
+		return nil, err
+	}
+	out, y := convOut(prealloc, op.shape[:])
+	d := dnnlConv{kind: dnnlReorder, geom: convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked}}
+	if err := d.run([][]float32{x, y}, nil, nil); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", name, err)
+	}
+	return out, nil
+}
+func (op convLayoutOp) ReturnsPtr() bool      { return false }
+func (op convLayoutOp) CallsExtern() bool     { return false }
+func (op convLayoutOp) OverwritesInput() int  { return -1 }
+func (op convLayoutOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convLayoutOp) Hashcode() uint32      { return convHash(op) }
+func (op convLayoutOp) String() string {
+	if op.toBlocked {
+		return fmt.Sprintf("ToBlocked{%v}", op.shape)
+	}
+	return fmt.Sprintf("FromBlocked{%v}", op.shape)
+}
+func (op convLayoutOp) DiffWRT(n int) []bool { return []bool{true} }
+func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if grad.Graph() == nil {
+		grad = output.Graph().AddNode(grad)
+	}
+	g, err := G.ApplyOp(convLayoutOp{shape: op.shape, toBlocked: !op.toBlocked}, grad)
+	if err != nil {
+		return nil, err
+	}
+	return G.Nodes{g}, nil
+}
+
+// MaxPool2dBlocked is max pooling (torch semantics: padding counts as -inf,
+// floor mode) of x [N, C, H, W] stored in nChw16c, for inference: it has no
+// gradient. The output [N, C, OH, OW], OH = (H + 2*pad - kernel)/stride + 1,
+// is in nChw16c too. Use it for the ResNet stem (3, 2, 1) in a blocked chain.
+func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
+	s := x.Shape()
+	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("nn: MaxPool2dBlocked: x %v %v: want float32 [N, C, H, W] with C divisible by %d", s, x.Dtype(), convBlock)
+	}
+	if kernel < 1 || stride < 1 || pad < 0 || 2*pad > kernel || s[2]+2*pad < kernel || s[3]+2*pad < kernel {
+		return nil, fmt.Errorf("nn: MaxPool2dBlocked: x %v with kernel %d, stride %d, pad %d: invalid", s, kernel, stride, pad)
+	}
+	var g convGeom
+	copy(g.X[:], s)
+	g.W = [4]int{1, 1, kernel, kernel}
+	g.Stride = [2]int{stride, stride}
+	g.Pad = [2]int{pad, pad}
+	g.Y = [4]int{s[0], s[1], (s[2]+2*pad-kernel)/stride + 1, (s[3]+2*pad-kernel)/stride + 1}
+	g.BlockedIn, g.BlockedOut = true, true
+	y, err := G.ApplyOp(convPoolOp{geom: g}, x)
+	if err != nil {
+		return nil, fmt.Errorf("nn: MaxPool2dBlocked %v: %w", s, err)
+	}
+	return y, nil
+}
+
+// convPoolOp is oneDNN's inference max pooling on nChw16c data.
+type convPoolOp struct{ geom convGeom }
+
+func (op convPoolOp) Arity() int    { return 1 }
+func (op convPoolOp) Type() hm.Type { return hm.NewFnType(convTensorType(4), convTensorType(4)) }
+func (op convPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.geom.Y[:]).Clone(), nil
+}
+func (op convPoolOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op convPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 1 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
+	}
+	x, err := convData(name, "x", in[0], op.geom.X[:])
+	if err != nil {
+		return nil, err
+	}
+	out, y := convOut(prealloc, op.geom.Y[:])
+	if err := (dnnlConv{kind: dnnlMaxPool, geom: op.geom}).run([][]float32{x, y}, nil, nil); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", name, err)
+	}
+	return out, nil
+}
+func (op convPoolOp) ReturnsPtr() bool      { return false }
+func (op convPoolOp) CallsExtern() bool     { return false }
+func (op convPoolOp) OverwritesInput() int  { return -1 }
+func (op convPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convPoolOp) Hashcode() uint32      { return convHash(op) }
+func (op convPoolOp) String() string        { return fmt.Sprintf("MaxPool2dBlocked{%v}", op.geom) }

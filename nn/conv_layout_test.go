@@ -1,0 +1,166 @@
+package nn
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+func TestToBlockedLayout(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	shape := []int{2, 32, 3, 5}
+	N, C, H, W := shape[0], shape[1], shape[2], shape[3]
+	xv := convRand(rng, N*C*H*W)
+	g := G.NewGraph()
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(shape...), G.WithName("x"), G.WithValue(convDense(shape, xv)))
+	b := G.Must(ToBlocked(x))
+	back := G.Must(FromBlocked(b))
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	got := b.Value().Data().([]float32)
+	for n := 0; n < N; n++ {
+		for c := 0; c < C; c++ {
+			for h := 0; h < H; h++ {
+				for w := 0; w < W; w++ {
+					want := xv[((n*C+c)*H+h)*W+w]
+					if v := got[((n*C/16+c/16)*H*W+h*W+w)*16+c%16]; v != want {
+						t.Fatalf("blocked (%d,%d,%d,%d) = %v, want %v", n, c, h, w, v, want)
+					}
+				}
+			}
+		}
+	}
+	if e := convMaxRelErr(back.Value().Data().([]float32), xv); e != 0 {
+		t.Errorf("FromBlocked(ToBlocked(x)) differs from x by %g", e)
+	}
+	if _, err := ToBlocked(G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 24, 2, 2))); err == nil {
+		t.Error("ToBlocked with 24 channels: no error")
+	}
+}
+
+// TestConv2dBlockedMatchesPlain runs a stem-like conv (NCHW in, blocked out)
+// and a block conv (blocked in and out, bias, residual, ReLU) and compares
+// the outputs and all gradients with the reference.
+func TestConv2dBlockedMatchesPlain(t *testing.T) {
+	rng := rand.New(rand.NewSource(8))
+	tests := []struct {
+		name   string
+		x, w   [4]int
+		o      ConvOpts
+		plainX bool
+	}{
+		{name: "stem_plain_in", x: [4]int{1, 3, 13, 11}, w: [4]int{16, 3, 7, 7}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}}, plainX: true},
+		{name: "3x3_blocked", x: [4]int{2, 16, 9, 7}, w: [4]int{32, 16, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
+		{name: "1x1_s2_blocked", x: [4]int{1, 32, 9, 8}, w: [4]int{16, 32, 1, 1}, o: ConvOpts{Stride: [2]int{2, 2}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			o := tc.o
+			o.BlockedIn, o.BlockedOut = !tc.plainX, true
+			geom, err := newConvGeom("test", tc.x[:], tc.w[:], tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			xv, wv := convRand(rng, convNum(geom.X)), convRand(rng, convNum(geom.W))
+			bv, resv, rv := convRand(rng, geom.W[0]), convRand(rng, convNum(geom.Y)), convRand(rng, convNum(geom.Y))
+			g := G.NewGraph()
+			x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.X[:]...), G.WithName("x"), G.WithValue(convDense(geom.X[:], xv)))
+			w := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.W[:]...), G.WithName("w"), G.WithValue(convDense(geom.W[:], wv)))
+			b := G.NewTensor(g, tensor.Float32, 1, G.WithShape(geom.W[0]), G.WithName("b"), G.WithValue(convDense([]int{geom.W[0]}, bv)))
+			res := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.Y[:]...), G.WithName("res"), G.WithValue(convDense(geom.Y[:], resv)))
+			xin := x
+			if !tc.plainX {
+				xin = G.Must(ToBlocked(x))
+			}
+			y, err := Conv2dFused(xin, w, b, G.Must(ToBlocked(res)), o, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			yp := G.Must(FromBlocked(y))
+			r := G.NewConstant(convDense(geom.Y[:], rv), G.WithName("r"))
+			grads, err := G.Backpropagate(G.Nodes{yp}, G.Nodes{r}, G.Nodes{x, w, b, res})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := G.NewTapeMachine(g)
+			defer m.Close()
+			if err := m.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			ref := convRef{geom}
+			want := ref.forward(xv, wv, bv, resv, true)
+			if e := convMaxRelErr(yp.Value().Data().([]float32), want); e > 1e-5 {
+				t.Errorf("forward: max rel error %g", e)
+			}
+			dy := make([]float32, len(want))
+			for i := range want {
+				if want[i] > 0 {
+					dy[i] = rv[i]
+				}
+			}
+			dx, dw, db := ref.backward(xv, wv, dy)
+			for k, wantG := range [][]float32{dx, dw, db, dy} {
+				if e := convMaxRelErr(grads[k].Value().Data().([]float32), wantG); e > 1e-5 {
+					t.Errorf("gradient %s: max rel error %g", []string{"x", "w", "b", "res"}[k], e)
+				}
+			}
+		})
+	}
+}
+
+func TestMaxPool2dBlocked(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	tests := []struct {
+		name                string
+		shape               []int
+		kernel, stride, pad int
+	}{
+		{name: "stem_3_2_1_odd", shape: []int{1, 16, 11, 9}, kernel: 3, stride: 2, pad: 1},
+		{name: "2_2_0", shape: []int{2, 32, 8, 6}, kernel: 2, stride: 2, pad: 0},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			N, C, H, W := tc.shape[0], tc.shape[1], tc.shape[2], tc.shape[3]
+			xv := convRand(rng, N*C*H*W)
+			g := G.NewGraph()
+			x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(tc.shape...), G.WithName("x"), G.WithValue(convDense(tc.shape, xv)))
+			y := G.Must(FromBlocked(G.Must(MaxPool2dBlocked(G.Must(ToBlocked(x)), tc.kernel, tc.stride, tc.pad))))
+			m := G.NewTapeMachine(g)
+			defer m.Close()
+			if err := m.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+			OH, OW := (H+2*tc.pad-tc.kernel)/tc.stride+1, (W+2*tc.pad-tc.kernel)/tc.stride+1
+			if s := y.Shape(); !s.Eq(tensor.Shape{N, C, OH, OW}) {
+				t.Fatalf("shape %v, want %v", s, []int{N, C, OH, OW})
+			}
+			got := y.Value().Data().([]float32)
+			for n := 0; n < N; n++ {
+				for c := 0; c < C; c++ {
+					for oh := 0; oh < OH; oh++ {
+						for ow := 0; ow < OW; ow++ {
+							want := float32(math.Inf(-1))
+							for kh := 0; kh < tc.kernel; kh++ {
+								for kw := 0; kw < tc.kernel; kw++ {
+									ih, iw := oh*tc.stride-tc.pad+kh, ow*tc.stride-tc.pad+kw
+									if ih >= 0 && ih < H && iw >= 0 && iw < W {
+										want = max(want, xv[((n*C+c)*H+ih)*W+iw])
+									}
+								}
+							}
+							if v := got[((n*C+c)*OH+oh)*OW+ow]; v != want {
+								t.Fatalf("y(%d,%d,%d,%d) = %v, want %v", n, c, oh, ow, v, want)
+							}
+						}
+					}
+				}
+			}
+		})
+	}
+}
