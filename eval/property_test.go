@@ -233,3 +233,42 @@ func TestVOCBadInput(t *testing.T) {
 		}
 	})
 }
+
+// TestImageEvalMatches checks the per-image results on the fixture
+// coco_gt_id_zero: each detection matches its identical GT at every
+// threshold, and MatchedGT reports pycocotools' dtMatches value, 0 for the
+// GT whose id is 0.
+func TestImageEvalMatches(t *testing.T) {
+	dir := "testdata/detection-eval/coco_gt_id_zero/"
+	gt, err := ReadCOCOGroundTruth(dir + "gt.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dets, err := ReadCOCOResults(dir + "dets.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := DefaultParams([]int64{1}, []int64{1})
+	evals := EvaluateImages(gt.Annotations, dets, p)
+	if len(evals) != 1 || evals[0] == nil {
+		t.Fatalf("evals %v", evals)
+	}
+	e := evals[0]
+	if !slices.Equal(e.DtIDs, []int64{1, 2, 3}) || !slices.Equal(e.DtScores, []float64{0.9, 0.8, 0.7}) {
+		t.Fatalf("detections %v %v", e.DtIDs, e.DtScores)
+	}
+	// area "all": GT order unchanged; "large" (a=3): only id 6 is not ignored.
+	if !slices.Equal(e.GtIDs[:3], []int64{0, 5, 6}) || !slices.Equal(e.GtIDs[9:12], []int64{6, 0, 5}) {
+		t.Errorf("GT order %v", e.GtIDs)
+	}
+	for tt := range p.IoUThresholds {
+		for d, want := range []int64{0, 5, 6} {
+			if got := e.MatchedGT(0, tt, d); got != want {
+				t.Errorf("threshold %d detection %d matched GT %d, want %d", tt, d, got, want)
+			}
+		}
+		if e.DtMatches[tt*3] != 1 {
+			t.Errorf("threshold %d: detection 0 not matched to GT position 0", tt)
+		}
+	}
+}
