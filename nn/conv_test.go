@@ -493,3 +493,54 @@ func TestConv2dNoInputGrad(t *testing.T) {
 		t.Error("G.Grad w.r.t. x with NoInputGrad: no error")
 	}
 }
+
+// TestConvBF16Accuracy measures the bf16 forward against float32 on the
+// kernels of the four benchmark layers (small spatial sizes: the error
+// depends on the reduction length C*KH*KW). Inputs are post-ReLU-like
+// (|N(0,1)|) and the weights Kaiming-normal, as in a trained ResNet.
+func TestConvBF16Accuracy(t *testing.T) {
+	rng := rand.New(rand.NewSource(10))
+	for _, l := range convBenchLayers {
+		t.Run(l.name, func(t *testing.T) {
+			x, w := l.x, l.w
+			x[2], x[3] = 20, 24
+			g32, err := newConvGeom("test", x[:], w[:], l.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g16 := g32
+			g16.BF16 = true
+			xv := convRand(rng, convNum(g32.X))
+			for i := range xv {
+				xv[i] = float32(math.Abs(float64(xv[i])))
+			}
+			wv := convRand(rng, convNum(g32.W))
+			std := float32(math.Sqrt(2 / float64(w[1]*w[2]*w[3])))
+			for i := range wv {
+				wv[i] *= std
+			}
+			in := []G.Value{convDense(g32.X[:], xv), convDense(g32.W[:], wv)}
+			y32, err := convOp{geom: g32}.Do(in...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			y16, err := convOp{geom: g16}.Do(in...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, b := y32.Data().([]float32), y16.Data().([]float32)
+			var maxDiff, maxAbs, sumRel float64
+			for i := range a {
+				d := math.Abs(float64(a[i]) - float64(b[i]))
+				maxDiff = math.Max(maxDiff, d)
+				maxAbs = math.Max(maxAbs, math.Abs(float64(a[i])))
+				sumRel += d / math.Max(math.Abs(float64(a[i])), 1e-3)
+			}
+			t.Logf("bf16 vs fp32: max |diff| %.3g = %.3g of max |y| %.3g; mean rel diff %.3g",
+				maxDiff, maxDiff/maxAbs, maxAbs, sumRel/float64(len(a)))
+			if maxDiff/maxAbs > 1e-2 || maxDiff == 0 {
+				t.Errorf("bf16 max |diff| / max |y| = %g, want in (0, 1e-2]", maxDiff/maxAbs)
+			}
+		})
+	}
+}
