@@ -187,7 +187,33 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32) {
 		ns := p.gh * p.gw
 		count := float32(max(ns, 1))
 		c0, c1 := b*g.C/blocks, (b+1)*g.C/blocks
-		for c := c0; c < c1; c++ {
+		c := c0
+		// Four channels at a time share each sample's weights and offsets.
+		for ; c+4 <= c1; c += 4 {
+			base := (p.batch*g.C + c) * hw
+			p0 := feat[base : base+hw]
+			p1 := feat[base+hw : base+2*hw]
+			p2 := feat[base+2*hw : base+3*hw]
+			p3 := feat[base+3*hw : base+4*hw]
+			ob := (k*g.C + c) * bins
+			d0 := out[ob : ob+bins]
+			d1 := out[ob+bins : ob+2*bins]
+			d2 := out[ob+2*bins : ob+3*bins]
+			d3 := out[ob+3*bins : ob+4*bins]
+			for bin := range d0 {
+				var v0, v1, v2, v3 float32
+				for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+					i0, i1, i2, i3 := sp.p[0], sp.p[1], sp.p[2], sp.p[3]
+					w0, w1, w2, w3 := sp.w[0], sp.w[1], sp.w[2], sp.w[3]
+					v0 += float32(float32(float32(w0*p0[i0])+float32(w1*p0[i1]))+float32(w2*p0[i2])) + float32(w3*p0[i3])
+					v1 += float32(float32(float32(w0*p1[i0])+float32(w1*p1[i1]))+float32(w2*p1[i2])) + float32(w3*p1[i3])
+					v2 += float32(float32(float32(w0*p2[i0])+float32(w1*p2[i1]))+float32(w2*p2[i2])) + float32(w3*p2[i3])
+					v3 += float32(float32(float32(w0*p3[i0])+float32(w1*p3[i1]))+float32(w2*p3[i2])) + float32(w3*p3[i3])
+				}
+				d0[bin], d1[bin], d2[bin], d3[bin] = v0/count, v1/count, v2/count, v3/count
+			}
+		}
+		for ; c < c1; c++ {
 			plane := feat[(p.batch*g.C+c)*hw : (p.batch*g.C+c+1)*hw]
 			dst := out[(k*g.C+c)*bins : (k*g.C+c+1)*bins]
 			for bin := range dst {
@@ -219,7 +245,35 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 				continue
 			}
 			count := float32(ns)
-			for c := c0; c < c1; c++ {
+			c := c0
+			for ; c+4 <= c1; c += 4 {
+				base := (p.batch*g.C + c) * hw
+				q0 := gradFeat[base : base+hw]
+				q1 := gradFeat[base+hw : base+2*hw]
+				q2 := gradFeat[base+2*hw : base+3*hw]
+				q3 := gradFeat[base+3*hw : base+4*hw]
+				ob := (k*g.C + c) * bins
+				s0 := gradOut[ob : ob+bins]
+				s1 := gradOut[ob+bins : ob+2*bins]
+				s2 := gradOut[ob+2*bins : ob+3*bins]
+				s3 := gradOut[ob+3*bins : ob+4*bins]
+				for bin := range s0 {
+					g0, g1, g2, g3 := s0[bin], s1[bin], s2[bin], s3[bin]
+					for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+						if !sp.ok {
+							continue
+						}
+						for j := 0; j < 4; j++ {
+							i, w := sp.p[j], sp.w[j]
+							q0[i] += float32(g0*w) / count
+							q1[i] += float32(g1*w) / count
+							q2[i] += float32(g2*w) / count
+							q3[i] += float32(g3*w) / count
+						}
+					}
+				}
+			}
+			for ; c < c1; c++ {
 				plane := gradFeat[(p.batch*g.C+c)*hw : (p.batch*g.C+c+1)*hw]
 				src := gradOut[(k*g.C+c)*bins : (k*g.C+c+1)*bins]
 				for bin, gv := range src {

@@ -77,21 +77,49 @@ func (o RoIPoolOpts) bins(roi []float32, h, w int, buf []poolBin) []poolBin {
 
 // argmax returns the maximum of plane over the bin and its first position,
 // or (0, -1) for an empty bin (and (-MaxFloat32, -1) if no value exceeds
-// -MaxFloat32), as the kernel.
+// -MaxFloat32, e.g. all NaN), as the kernel.
 func (b poolBin) argmax(plane []float32, w int) (float32, int) {
 	if b.h1 <= b.h0 || b.w1 <= b.w0 {
 		return 0, -1
 	}
 	m, at := float32(-math.MaxFloat32), -1
 	for y := b.h0; y < b.h1; y++ {
-		row := plane[y*w : y*w+b.w1]
-		for x := b.w0; x < b.w1; x++ {
-			if row[x] > m {
-				m, at = row[x], y*w+x
+		off := y*w + b.w0
+		for x, v := range plane[off : y*w+b.w1] {
+			if v > m {
+				m, at = v, off+x
 			}
 		}
 	}
 	return m, at
+}
+
+// max4 returns the maxima over the bin of four planes (as argmax).
+func (b poolBin) max4(p0, p1, p2, p3 []float32, w int) (m0, m1, m2, m3 float32) {
+	if b.h1 <= b.h0 || b.w1 <= b.w0 {
+		return 0, 0, 0, 0
+	}
+	m0, m1, m2, m3 = -math.MaxFloat32, -math.MaxFloat32, -math.MaxFloat32, -math.MaxFloat32
+	n := b.w1 - b.w0
+	for y := b.h0; y < b.h1; y++ {
+		off := y*w + b.w0
+		r0, r1, r2, r3 := p0[off:off+n], p1[off:off+n], p2[off:off+n], p3[off:off+n]
+		for x := range r0 {
+			if v := r0[x]; v > m0 {
+				m0 = v
+			}
+			if v := r1[x]; v > m1 {
+				m1 = v
+			}
+			if v := r2[x]; v > m2 {
+				m2 = v
+			}
+			if v := r3[x]; v > m3 {
+				m3 = v
+			}
+		}
+	}
+	return m0, m1, m2, m3
 }
 
 func roiPoolForward(g roiGeom, o RoIPoolOpts, feat, rois, out []float32) {
@@ -101,7 +129,17 @@ func roiPoolForward(g roiGeom, o RoIPoolOpts, feat, rois, out []float32) {
 		bins := o.bins(rois[5*k:5*k+5], g.H, g.W, bufs[worker])
 		bufs[worker] = bins
 		batch := int(rois[5*k])
-		for c := 0; c < g.C; c++ {
+		c := 0
+		for ; c+4 <= g.C; c += 4 {
+			base := (batch*g.C + c) * hw
+			p0, p1, p2, p3 := feat[base:base+hw], feat[base+hw:base+2*hw], feat[base+2*hw:base+3*hw], feat[base+3*hw:base+4*hw]
+			ob := (k*g.C + c) * nb
+			d0, d1, d2, d3 := out[ob:ob+nb], out[ob+nb:ob+2*nb], out[ob+2*nb:ob+3*nb], out[ob+3*nb:ob+4*nb]
+			for i, b := range bins {
+				d0[i], d1[i], d2[i], d3[i] = b.max4(p0, p1, p2, p3, g.W)
+			}
+		}
+		for ; c < g.C; c++ {
 			plane := feat[(batch*g.C+c)*hw : (batch*g.C+c+1)*hw]
 			dst := out[(k*g.C+c)*nb : (k*g.C+c+1)*nb]
 			for i, b := range bins {
@@ -114,6 +152,8 @@ func roiPoolForward(g roiGeom, o RoIPoolOpts, feat, rois, out []float32) {
 func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, gradOut, gradFeat []float32) {
 	clear(gradFeat)
 	hw, nb := g.H*g.W, g.OH*g.OW
+	// Workers own disjoint channel ranges and visit the RoIs in order, so
+	// every feature cell receives its contributions in the kernel's order.
 	parallelRanges(g.C, func(c0, c1 int) {
 		var bins []poolBin
 		for k := 0; k < g.K; k++ {

@@ -266,18 +266,21 @@ def bench(outdir):
     rois = torch.cat([torch.zeros(300, 1), b], 1)
     write(outdir, "bench_rois.json", {"c4_300": {"rois": arr(rois)}})
     for aligned in (False, True):
-        fw, bw = [], []
+        fw, bw, fc, bc = [], [], [], []
         for _ in range(5):
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             y = torchvision.ops.roi_align(feat, rois, (14, 14), 1 / 16, 0, aligned)
-            t1 = time.perf_counter()
+            c1, t1 = time.process_time(), time.perf_counter()
             y.backward(torch.ones_like(y))
-            t2 = time.perf_counter()
+            c2, t2 = time.process_time(), time.perf_counter()
             feat.grad = None
             fw.append(t1 - t0)
             bw.append(t2 - t1)
-        print("torchvision roi_align aligned=%s 300x[1,1024,38,63]->14x14: forward %.1f ms, backward %.1f ms (min of 5)"
-              % (aligned, min(fw) * 1e3, min(bw) * 1e3))
+            fc.append(c1 - c0)
+            bc.append(c2 - c1)
+        print("torchvision roi_align aligned=%s 300x[1,1024,38,63]->14x14 (min of 5): "
+              "forward %.1f ms wall, %.1f ms cpu; backward %.1f ms wall, %.1f ms cpu"
+              % (aligned, min(fw) * 1e3, min(fc) * 1e3, min(bw) * 1e3, min(bc) * 1e3))
 
 
 if __name__ == "__main__":
