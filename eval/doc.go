@@ -56,8 +56,10 @@
 // # Speed
 //
 // Evaluation runs on GOMAXPROCS goroutines by category; large results files
-// are parsed in parallel chunks by a small hand-written JSON scanner. A
-// COCO-val2017-sized case (5000 images, 500k detections) takes about a
-// second of CPU in total, files included (BenchmarkEvalDetCOCOVal2017 in
-// cmd/eval-det; scripts/bench-eval.sh).
+// are parsed in parallel chunks by a small hand-written JSON scanner. On a
+// COCO-val2017-sized case (5000 images, 80 categories, ~36k GT, 500k
+// detections) the whole eval-det run, both files read, took 0.6 s wall
+// (about 1.1 s of CPU) on 2 cores with a 415 MB peak, against 48.6 s for
+// pycocotools (BenchmarkEvalDetCOCOVal2017 in cmd/eval-det;
+// scripts/bench-eval.sh).
 package eval
