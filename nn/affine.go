@@ -85,6 +85,14 @@ func relu32(v float32) float32 {
 	return math.Float32frombits(b &^ uint32(int32(b)>>31))
 }
 
+// posMask returns all ones if the float with bits b is > 0 (or a NaN with the
+// sign bit clear), else 0, without a branch: masks over random signs would
+// mispredict half the time.
+func posMask(b uint32) uint32 {
+	nonzero := uint32(int32(b|-b) >> 31)
+	return nonzero &^ uint32(int32(b)>>31)
+}
+
 // affineKernel computes y = x*scale[c] + shift[c] (+ r) (ReLU) over planes of hw
 // elements, c = plane mod len(scale). r may be nil.
 func affineKernel(y, x, r, scale, shift []float32, hw int, relu bool) {
@@ -163,11 +171,8 @@ func maskScaleSeg(dx, y, gy []float32, s float32) {
 	dx = dx[:len(y)]
 	gy = gy[:len(y)]
 	for i, v := range y {
-		g := gy[i] * s
-		if !(v > 0) {
-			g = 0
-		}
-		dx[i] = g
+		m := posMask(math.Float32bits(v))
+		dx[i] = math.Float32frombits(math.Float32bits(gy[i])&m) * s
 	}
 }
 
@@ -234,9 +239,7 @@ func maskedDotSumSeg(g, x, y []float32) (float64, float64) {
 		gg, xx, yy := g[:k], x[:k], y[:k]
 		var a, b float32
 		for i, v := range gg {
-			if !(yy[i] > 0) {
-				v = 0
-			}
+			v = math.Float32frombits(math.Float32bits(v) & posMask(math.Float32bits(yy[i])))
 			a += v * xx[i]
 			b += v
 		}

@@ -45,7 +45,7 @@ func TestUsePreallocDo(t *testing.T) {
 		{name: "batchnorm_grad", op: &bnGradOp{bn: bnOp{shape: x4, st: NewBNStats(3), training: true}},
 			inputs: []G.Value{val(2, 3, 5, 4), val(3), val(2, 3, 5, 4)}, out: x4},
 		{name: "maxpool", op: &maxPoolOp{g: pg}, inputs: []G.Value{val(2, 3, 5, 4)}, out: pg.out()},
-		{name: "maxpool_grad", op: &maxPoolGradOp{g: pg}, inputs: []G.Value{val(2, 3, 5, 4), val(2, 3, 3, 2)}, out: x4},
+		{name: "maxpool_grad", op: &maxPoolGradOp{g: pg}, inputs: []G.Value{val(2, 3, 5, 4), val(2, 3, 3, 2), val(2, 3, 3, 2)}, out: x4},
 		{name: "gap", op: &gapOp{shape: x4}, inputs: []G.Value{val(2, 3, 5, 4)}, out: tensor.Shape{2, 3}},
 		{name: "gap_grad", op: &gapGradOp{shape: x4}, inputs: []G.Value{val(2, 3)}, out: x4},
 		{name: "linear", op: &linearOp{n: 2, in: 4, out: 3, bias: true},

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash"
 	"math"
+	"math/bits"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -73,25 +74,118 @@ func (p poolGeom) argmax(x []float32, oy, ox int) int {
 	return best
 }
 
-// maxPoolPlane writes the pooled plane y [oh*ow] of x [h*w].
-func (p poolGeom) maxPoolPlane(y, x []float32) {
-	negInf := float32(math.Inf(-1))
+// maxPoolPlane writes the pooled plane y [oh*ow] of x [h*w]. It is
+// separable: for each output row the maximum over the window's rows goes to
+// tmp [w] first (a NaN wins: Go's max propagates NaN like torch's comparison),
+// then each output takes the maximum of its columns in tmp.
+func (p poolGeom) maxPoolPlane(y, x, tmp []float32) {
+	tmp = tmp[:p.w]
 	for oy := 0; oy < p.oh; oy++ {
 		y0, y1 := p.window(oy, p.h)
+		copy(tmp, x[y0*p.w:(y0+1)*p.w])
+		for iy := y0 + 1; iy < y1; iy++ {
+			maxInto(tmp, x[iy*p.w:(iy+1)*p.w])
+		}
 		yrow := y[oy*p.ow : (oy+1)*p.ow]
+		if p.k == 3 {
+			p.rowMax3(yrow, tmp)
+			continue
+		}
 		for ox := range yrow {
 			x0, x1 := p.window(ox, p.w)
-			m := negInf
-			for iy := y0; iy < y1; iy++ {
-				for _, v := range x[iy*p.w+x0 : iy*p.w+x1] {
-					if v > m || v != v {
-						m = v
-					}
-				}
+			m := tmp[x0]
+			for _, v := range tmp[x0+1 : x1] {
+				m = max(m, v)
 			}
 			yrow[ox] = m
 		}
 	}
+}
+
+// maxInto sets dst[i] = max(dst[i], src[i]).
+func maxInto(dst, src []float32) {
+	src = src[:len(dst)]
+	for i, v := range dst {
+		dst[i] = max(v, src[i])
+	}
+}
+
+// rowMax3 is the horizontal pass for kernel 3: the columns ox*s-p .. +2,
+// clipped to the row.
+func (p poolGeom) rowMax3(yrow, t []float32) {
+	s := p.s
+	for ox := range yrow {
+		a := ox*s - p.p
+		if a >= 0 && a+3 <= len(t) {
+			w := t[a : a+3 : a+3]
+			yrow[ox] = max(w[0], w[1], w[2])
+			continue
+		}
+		x0, x1 := p.window(ox, p.w)
+		m := t[x0]
+		for _, v := range t[x0+1 : x1] {
+			m = max(m, v)
+		}
+		yrow[ox] = m
+	}
+}
+
+// maxPoolGradPlane routes one plane's output gradients gy to dx.
+func (p poolGeom) maxPoolGradPlane(dx, x, y, gy []float32) {
+	clear(dx)
+	w := p.w
+	// Offsets of a 3x3 window's elements in row-major order.
+	off := [9]int{0, 1, 2, w, w + 1, w + 2, 2 * w, 2*w + 1, 2*w + 2}
+	for oy := 0; oy < p.oh; oy++ {
+		y0, y1 := p.window(oy, p.h)
+		for ox := 0; ox < p.ow; ox++ {
+			o := oy*p.ow + ox
+			m := y[o]
+			if a := ox*p.s - p.p; p.k == 3 && y1-y0 == 3 && a >= 0 && a+3 <= w && m == m {
+				// Interior 3x3 window: the first element equal to m, found
+				// from a bit mask without data-dependent branches.
+				base := y0*w + a
+				r0 := x[base : base+3 : base+3]
+				r1 := x[base+w : base+w+3 : base+w+3]
+				r2 := x[base+2*w : base+2*w+3 : base+2*w+3]
+				mask := eqBit(r0[0], m) | eqBit(r0[1], m)<<1 | eqBit(r0[2], m)<<2 |
+					eqBit(r1[0], m)<<3 | eqBit(r1[1], m)<<4 | eqBit(r1[2], m)<<5 |
+					eqBit(r2[0], m)<<6 | eqBit(r2[1], m)<<7 | eqBit(r2[2], m)<<8
+				if mask != 0 {
+					dx[base+off[bits.TrailingZeros32(mask)]] += gy[o]
+					continue
+				}
+			}
+			if m != m {
+				dx[p.argmax(x, oy, ox)] += gy[o]
+				continue
+			}
+			x0, x1 := p.window(ox, p.w)
+			idx := -1
+		search:
+			for iy := y0; iy < y1; iy++ {
+				for j, v := range x[iy*p.w+x0 : iy*p.w+x1] {
+					if v == m {
+						idx = iy*p.w + x0 + j
+						break search
+					}
+				}
+			}
+			if idx < 0 { // y does not come from x: fall back to the scan
+				idx = p.argmax(x, oy, ox)
+			}
+			dx[idx] += gy[o]
+		}
+	}
+}
+
+// eqBit returns 1 if a == b, else 0.
+func eqBit(a, b float32) uint32 {
+	var r uint32
+	if a == b {
+		r = 1
+	}
+	return r
 }
 
 // maxPoolOp: x -> y.
@@ -114,8 +208,9 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, 
 	x := in[0]
 	ip, opl := p.h*p.w, p.oh*p.ow
 	parallelFor(p.n*p.c, func(lo, hi int) {
+		tmp := make([]float32, p.w)
 		for q := lo; q < hi; q++ {
-			p.maxPoolPlane(y[q*opl:(q+1)*opl], x[q*ip:(q+1)*ip])
+			p.maxPoolPlane(y[q*opl:(q+1)*opl], x[q*ip:(q+1)*ip], tmp)
 		}
 	})
 	return t, nil
@@ -133,26 +228,27 @@ func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 	if len(inputs) != 1 {
 		return nil, fmt.Errorf("nn: MaxPool2d gradient: got %d inputs, want 1", len(inputs))
 	}
-	dx, err := G.ApplyOp(&maxPoolGradOp{g: op.g}, inputs[0], grad)
+	dx, err := G.ApplyOp(&maxPoolGradOp{g: op.g}, inputs[0], output, grad)
 	if err != nil {
 		return nil, fmt.Errorf("nn: MaxPool2d gradient: %w", err)
 	}
 	return G.Nodes{dx}, nil
 }
 
-// maxPoolGradOp: (x, gy) -> dx: each output's gradient goes to its window's
-// argmax (recomputed from x).
+// maxPoolGradOp: (x, y, gy) -> dx: each output's gradient goes to its
+// window's argmax, found as the first element equal to the output y (the last
+// NaN if y is NaN), which is the forward's choice.
 type maxPoolGradOp struct{ g poolGeom }
 
-func (op *maxPoolGradOp) Arity() int { return 2 }
+func (op *maxPoolGradOp) Arity() int { return 3 }
 func (op *maxPoolGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorT(4), tensorT(4), tensorT(4))
+	return hm.NewFnType(tensorT(4), tensorT(4), tensorT(4), tensorT(4))
 }
 func (op *maxPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.g.in(), nil }
 func (op *maxPoolGradOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
 func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
 	p := op.g
-	in, err := inputsF32("MaxPool2d gradient", vals, p.in(), p.out())
+	in, err := inputsF32("MaxPool2d gradient", vals, p.in(), p.out(), p.out())
 	if err != nil {
 		return nil, err
 	}
@@ -160,17 +256,11 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Val
 	if err != nil {
 		return nil, err
 	}
-	x, gy := in[0], in[1]
+	x, y, gy := in[0], in[1], in[2]
 	ip, opl := p.h*p.w, p.oh*p.ow
 	parallelFor(p.n*p.c, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
-			xp, dp, gp := x[q*ip:(q+1)*ip], dx[q*ip:(q+1)*ip], gy[q*opl:(q+1)*opl]
-			clear(dp)
-			for oy := 0; oy < p.oh; oy++ {
-				for ox := 0; ox < p.ow; ox++ {
-					dp[p.argmax(xp, oy, ox)] += gp[oy*p.ow+ox]
-				}
-			}
+			p.maxPoolGradPlane(dx[q*ip:(q+1)*ip], x[q*ip:(q+1)*ip], y[q*opl:(q+1)*opl], gy[q*opl:(q+1)*opl])
 		}
 	})
 	return t, nil

@@ -101,7 +101,7 @@ func TestMaxPool2dTiesAndNaN(t *testing.T) {
 				t.Errorf("argmax = %d, want %d", got, tc.wantArg)
 			}
 			y := make([]float32, 1)
-			p.maxPoolPlane(y, tc.x)
+			p.maxPoolPlane(y, tc.x, make([]float32, 3))
 			want := tc.x[tc.wantArg]
 			if y[0] != want && !(want != want && y[0] != y[0]) {
 				t.Errorf("max = %v, want %v", y[0], want)

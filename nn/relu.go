@@ -4,14 +4,16 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
-// ReLU returns max(x, 0) elementwise, computed in one pass (NaN stays NaN, as in
-// torch). x is a float32 tensor of any shape; the result has x's shape. The
+// ReLU returns max(x, 0) elementwise, computed in one pass without branches
+// (-0 becomes +0; a NaN stays NaN as in torch unless its sign bit is set, then
+// it becomes 0). x is a float32 tensor of any shape; the result has x's shape. The
 // gradient is passed where the output is positive.
 func ReLU(x *G.Node) (*G.Node, error) {
 	if x == nil {
@@ -34,10 +36,7 @@ func reluKernel(y, x []float32) {
 func reluSpan(y, x []float32) {
 	y = y[:len(x)]
 	for i, v := range x {
-		if v < 0 {
-			v = 0
-		}
-		y[i] = v
+		y[i] = relu32(v)
 	}
 }
 
@@ -52,11 +51,7 @@ func reluGradSpan(gx, y, gy []float32) {
 	gx = gx[:len(y)]
 	gy = gy[:len(y)]
 	for i, v := range y {
-		g := gy[i]
-		if !(v > 0) {
-			g = 0
-		}
-		gx[i] = g
+		gx[i] = math.Float32frombits(math.Float32bits(gy[i]) & posMask(math.Float32bits(v)))
 	}
 }
 

@@ -49,7 +49,7 @@ func TestReLU(t *testing.T) {
 }
 
 func TestReLUNaN(t *testing.T) {
-	x := []float32{float32(math.NaN()), -1, 0, 2}
+	x := []float32{float32(math.NaN()), -1, 0, 2} // math.NaN() has the sign bit clear
 	y := make([]float32, len(x))
 	reluKernel(y, x)
 	if !math.IsNaN(float64(y[0])) || y[1] != 0 || y[2] != 0 || y[3] != 2 {
