@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export GOFLAGS := -mod=mod
 
-.PHONY: deps demo test vet unit fuzz bench
+.PHONY: deps demo test vet unit fuzz bench-data bench-eval
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -22,15 +22,23 @@ deps:
 	$(GO) mod download
 
 demo: deps
-	$(GO) run ./cmd/train-det synth --out $(DEMO_DIR)/data --images 200 --seed 1
+	$(GO) run ./cmd/train-det synth --out $(DEMO_DIR)/data --images 200 --seed 1 --overwrite --preview 8
 
 vet: deps
 	$(GO) vet ./...
 
 unit: deps
 	RESDET_REQUIRE_TORCH=1 $(GO) test -count=1 -timeout 20m ./...
+	$(GO) test -count=1 -tags matprofile -run MatProfile ./datasets/imageio
 
 fuzz: deps
 	scripts/fuzz.sh $(FUZZTIME)
 
 test: vet unit fuzz
+
+# Benchmarks (not part of `make test`): each prints its own figures.
+bench-data: deps
+	$(GO) test -run '^$$' -bench 'ReadCOCOTrain2017Size|ReadVOC2007' -benchtime 1x ./datasets
+
+bench-eval: deps
+	scripts/bench-eval.sh
