@@ -54,6 +54,11 @@ type VOCOptions struct {
 	// SkipBad drops bad samples (records) instead of failing, listing each
 	// error in Set.Skipped.
 	SkipBad bool
+	// Devkit reads annotations as the VOC devkit's evaluation code does:
+	// objects whose <name> is not in Classes are left out instead of being
+	// an error, and boxes are not checked against <size>. Boxes must still
+	// be well formed (xmin <= xmax, ymin <= ymax, finite numbers).
+	Devkit bool
 }
 
 // ReadVOC reads split ("train", "val", "trainval", "test" or any list in
@@ -120,7 +125,7 @@ func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, err
 	if err != nil {
 		return Record{}, &BadSampleError{Format: "voc", File: path, Err: err}
 	}
-	r, err := DecodeVOCAnnotation(data, path, classes)
+	r, err := decodeVOCAnnotation(data, path, classes, o.Devkit)
 	if err != nil {
 		return Record{}, err
 	}
@@ -181,6 +186,12 @@ type vocBndBox struct {
 // classes) and <bndbox> with xmin <= xmax, ymin <= ymax inside the image.
 // <difficult> and <truncated> default to 0. Errors are *BadSampleError.
 func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, error) {
+	return decodeVOCAnnotation(data, file, classes, false)
+}
+
+// decodeVOCAnnotation is DecodeVOCAnnotation; devkit relaxes it as
+// VOCOptions.Devkit says.
+func decodeVOCAnnotation(data []byte, file string, classes []string, devkit bool) (Record, error) {
 	if classes == nil {
 		classes = VOCClasses()
 	}
@@ -223,6 +234,9 @@ func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, er
 		name := strings.TrimSpace(*o.Name)
 		where = fmt.Sprintf("object %d (%s)", i, name)
 		label := indexOf(classes, name)
+		if label < 0 && devkit {
+			continue
+		}
 		if label < 0 {
 			return Record{}, bad(where, "unknown class %q", name)
 		}
@@ -253,7 +267,7 @@ func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, er
 			return Record{}, bad(where, "ymax %v < ymin %v", c[3], c[1])
 		}
 		b := VOCToBox(c[0], c[1], c[2], c[3])
-		if err := checkBox(b, w, h, 0); err != nil {
+		if err := checkBox(b, w, h, 0); err != nil && !devkit {
 			return Record{}, bad(where, "bndbox (%v,%v)-(%v,%v) outside the %dx%d image (VOC coordinates are 1..width, 1..height)",
 				c[0], c[1], c[2], c[3], w, h)
 		}

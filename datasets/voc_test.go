@@ -124,6 +124,10 @@ func TestReadVOC(t *testing.T) {
 			want: []Record{r005, r007}},
 		{name: "custom classes", split: "trainval", opts: VOCOptions{Classes: []string{"person", "horse", "chair", "car"}, KeepDifficult: true},
 			want: []Record{relabel(r005, 2, 2, 2), relabel(r007, 3), relabel(r008, 1, 0)}},
+		{name: "devkit mode leaves out other classes", split: "trainval",
+			opts: VOCOptions{Classes: []string{"car", "horse"}, KeepDifficult: true, Devkit: true},
+			want: []Record{func() Record { r := r005; r.Objects = []Object{}; return r }(), relabel(r007, 0),
+				func() Record { r := relabel(r008, 1, 0); r.Objects = r.Objects[:1]; return r }()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

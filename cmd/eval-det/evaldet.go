@@ -190,16 +190,9 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 	if err != nil {
 		return err
 	}
-	// The annotation reader refuses object names outside its class list;
-	// the devkit reads every object and filters by name. Reading with the
-	// evaluated classes plus the 20 VOC ones covers VOC and custom sets.
-	readClasses := slices.Clone(classes)
-	for _, c := range datasets.VOCClasses() {
-		if !slices.Contains(readClasses, c) {
-			readClasses = append(readClasses, c)
-		}
-	}
-	set, err := datasets.ReadVOC(opts.GT, opts.Split, datasets.VOCOptions{Classes: readClasses, KeepDifficult: true})
+	// Devkit mode reads the XML as the devkit does: objects of other
+	// classes are left out and boxes are taken as they are.
+	set, err := datasets.ReadVOC(opts.GT, opts.Split, datasets.VOCOptions{Classes: classes, KeepDifficult: true, Devkit: true})
 	if err != nil {
 		return err
 	}

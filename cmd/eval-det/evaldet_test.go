@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -409,5 +410,36 @@ func TestVOCClassesFile(t *testing.T) {
 	}
 	if !strings.Contains(stderr, "class cow has no detections") {
 		t.Errorf("stderr %q: want a note about the missing cow file", stderr)
+	}
+}
+
+// TestVOCDevkitReading checks that the VOC ground truth is read as the devkit
+// reads it: objects of classes not evaluated are left out, and boxes beyond
+// the <size> the XML declares are taken as they are.
+func TestVOCDevkitReading(t *testing.T) {
+	gtDir, detDir, classes := writeVOCFolder(t, filepath.Join(fixtures, "voc_basic"))
+	o := EvalOptions{GT: gtDir, Dets: detDir, Classes: strings.Join(classes, ","), JSON: true}
+	want, _, err := run(t, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := filepath.Glob(filepath.Join(gtDir, "Annotations", "*.xml"))
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := regexp.MustCompile(`<width>\d+</width><height>\d+</height>`).ReplaceAllString(string(data), "<width>2</width><height>2</height>")
+		s = strings.Replace(s, "</annotation>", "\t<object><name>unicorn</name><difficult>0</difficult><bndbox><xmin>1</xmin><ymin>1</ymin><xmax>5</xmax><ymax>5</ymax></bndbox></object>\n</annotation>", 1)
+		if err := os.WriteFile(f, []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, _, err := run(t, o)
+	if err != nil {
+		t.Fatalf("devkit-style annotations refused: %v", err)
+	}
+	if got != want {
+		t.Errorf("results changed:\n got %s\nwant %s", got, want)
 	}
 }
