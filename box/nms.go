@@ -28,7 +28,8 @@ func NMS(boxes []Box, scores []float32, iouThresh float32) []int {
 }
 
 // sortByScore returns idx (or 0..len(scores)-1 when idx is nil) stably
-// sorted by decreasing score.
+// sorted by decreasing score, NaN first (as torch.sort, which orders NaN
+// above every number).
 func sortByScore(scores []float32, idx []int) []int {
 	if idx == nil {
 		idx = make([]int, len(scores))
@@ -36,9 +37,13 @@ func sortByScore(scores []float32, idx []int) []int {
 			idx[i] = i
 		}
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return scores[idx[a]] > scores[idx[b]] })
+	sort.SliceStable(idx, func(a, b int) bool { return ScoreAbove(scores[idx[a]], scores[idx[b]]) })
 	return idx
 }
+
+// ScoreAbove reports whether score a sorts before b in decreasing order, NaN
+// counting as above every number, as in torch.sort and torch.topk.
+func ScoreAbove(a, b float32) bool { return a > b || (a != a && b == b) }
 
 // nmsOrdered runs the greedy suppression over boxes visited in the given
 // order and returns the kept indices in that order.

@@ -28,7 +28,7 @@ type fixtureCase map[string]json.RawMessage
 
 // loadFixture reads testdata/name (regenerating the whole directory first
 // when -update is set) and returns its cases.
-func loadFixture(t *testing.T, name string) map[string]fixtureCase {
+func loadFixture(t testing.TB, name string) map[string]fixtureCase {
 	t.Helper()
 	if *update {
 		regenerate(t)
@@ -49,7 +49,7 @@ func loadFixture(t *testing.T, name string) map[string]fixtureCase {
 
 var regenerated bool
 
-func regenerate(t *testing.T) {
+func regenerate(t testing.TB) {
 	t.Helper()
 	if regenerated {
 		return
@@ -62,7 +62,7 @@ func regenerate(t *testing.T) {
 	regenerated = true
 }
 
-func (c fixtureCase) raw(t *testing.T, field string) json.RawMessage {
+func (c fixtureCase) raw(t testing.TB, field string) json.RawMessage {
 	t.Helper()
 	r, ok := c[field]
 	if !ok {
@@ -71,7 +71,7 @@ func (c fixtureCase) raw(t *testing.T, field string) json.RawMessage {
 	return r
 }
 
-func (c fixtureCase) array(t *testing.T, field string) fixtureArray {
+func (c fixtureCase) array(t testing.TB, field string) fixtureArray {
 	t.Helper()
 	var a fixtureArray
 	if err := json.Unmarshal(c.raw(t, field), &a); err != nil {
@@ -80,7 +80,7 @@ func (c fixtureCase) array(t *testing.T, field string) fixtureArray {
 	return a
 }
 
-func (c fixtureCase) f32(t *testing.T, field string) ([]float32, []int) {
+func (c fixtureCase) f32(t testing.TB, field string) ([]float32, []int) {
 	t.Helper()
 	a := c.array(t, field)
 	if a.Dtype != "f32" {
@@ -97,7 +97,7 @@ func (c fixtureCase) f32(t *testing.T, field string) ([]float32, []int) {
 	return out, a.Shape
 }
 
-func (c fixtureCase) ints(t *testing.T, field string) []int {
+func (c fixtureCase) ints(t testing.TB, field string) []int {
 	t.Helper()
 	a := c.array(t, field)
 	if a.Dtype != "i64" {
@@ -114,14 +114,14 @@ func (c fixtureCase) ints(t *testing.T, field string) []int {
 	return out
 }
 
-func (c fixtureCase) scalar(t *testing.T, field string, v any) {
+func (c fixtureCase) scalar(t testing.TB, field string, v any) {
 	t.Helper()
 	if err := json.Unmarshal(c.raw(t, field), v); err != nil {
 		t.Fatalf("field %q: %v", field, err)
 	}
 }
 
-func (c fixtureCase) boxes(t *testing.T, field string) []box.Box {
+func (c fixtureCase) boxes(t testing.TB, field string) []box.Box {
 	t.Helper()
 	v, shape := c.f32(t, field)
 	if len(v) == 0 {

@@ -57,13 +57,13 @@ func (c RPNConfig) FilterProposals(anchors []box.Box, logits []float32, deltas [
 }
 
 // topN returns the indices of the n largest values (all if n >= len),
-// largest first, ties by lower index.
+// largest first (NaN above all, as torch.topk), ties by lower index.
 func topN(v []float32, n int) []int {
 	idx := make([]int, len(v))
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return v[idx[a]] > v[idx[b]] })
+	sort.SliceStable(idx, func(a, b int) bool { return box.ScoreAbove(v[idx[a]], v[idx[b]]) })
 	if n < len(idx) {
 		idx = idx[:n]
 	}

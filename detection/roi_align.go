@@ -82,30 +82,54 @@ type alignPlan struct {
 	samples []alignSample
 }
 
-// plan computes the sampling plan of roi (5 values) on an h x w map,
-// reusing buf. The arithmetic follows the float32 kernel step by step.
-func (o RoIAlignOpts) plan(roi []float32, h, w int, buf []alignSample) alignPlan {
+// grid returns the RoI's start (y, x) and bin size (h, w) in feature cells
+// and its sampling grid per bin, with the float32 arithmetic of the kernel.
+func (o RoIAlignOpts) grid(roi []float32) (sh, sw, bh, bw float32, gh, gw int) {
 	scale := o.SpatialScale
 	var off float32
 	if o.Aligned {
 		off = 0.5
 	}
-	sw := float32(roi[1]*scale) - off
-	sh := float32(roi[2]*scale) - off
+	sw = float32(roi[1]*scale) - off
+	sh = float32(roi[2]*scale) - off
 	ew := float32(roi[3]*scale) - off
 	eh := float32(roi[4]*scale) - off
 	rw, rh := ew-sw, eh-sh
 	if !o.Aligned {
 		rw, rh = max(rw, 1), max(rh, 1)
 	}
-	bh := rh / float32(o.OutH)
-	bw := rw / float32(o.OutW)
-	gh, gw := o.SamplingRatio, o.SamplingRatio
+	bh = rh / float32(o.OutH)
+	bw = rw / float32(o.OutW)
+	gh, gw = o.SamplingRatio, o.SamplingRatio
 	if o.SamplingRatio <= 0 {
-		gh = int(math.Ceil(float64(rh / float32(o.OutH))))
-		gw = int(math.Ceil(float64(rw / float32(o.OutW))))
+		// ceil(roi side / output side) in float32, as the kernel; bounded
+		// here so that absurd RoIs cannot overflow (checkGrid rejects them).
+		gh = int(min(math.Ceil(float64(rh/float32(o.OutH))), maxGrid+1))
+		gw = int(min(math.Ceil(float64(rw/float32(o.OutW))), maxGrid+1))
 	}
-	gh, gw = max(gh, 0), max(gw, 0)
+	return sh, sw, bh, bw, max(gh, 0), max(gw, 0)
+}
+
+// maxGrid bounds the adaptive sampling grid per bin and axis (a RoI that
+// needs more is hundreds of times larger than any feature map).
+const maxGrid = 1 << 10
+
+// checkGrid returns an error naming the first RoI whose sampling plan
+// would be unreasonably large.
+func (o RoIAlignOpts) checkGrid(op string, rois []float32, k int) error {
+	for i := 0; i < k; i++ {
+		if _, _, _, _, gh, gw := o.grid(rois[5*i : 5*i+5]); gh > maxGrid || gw > maxGrid {
+			return fmt.Errorf("detection: %s: roi %d %v: sampling grid %dx%d per bin, more than %d per axis",
+				op, i, rois[5*i:5*i+5], gh, gw, maxGrid)
+		}
+	}
+	return nil
+}
+
+// plan computes the sampling plan of roi (5 values) on an h x w map,
+// reusing buf. The arithmetic follows the float32 kernel step by step.
+func (o RoIAlignOpts) plan(roi []float32, h, w int, buf []alignSample) alignPlan {
+	sh, sw, bh, bw, gh, gw := o.grid(roi)
 	n := o.OutH * o.OutW * gh * gw
 	if cap(buf) < n {
 		buf = make([]alignSample, n)
@@ -325,6 +349,9 @@ func (op roiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if err := op.g.checkRoIs(name, rois); err != nil {
 		return nil, err
 	}
+	if err := op.o.checkGrid(name, rois, op.g.K); err != nil {
+		return nil, err
+	}
 	out, y := roiOut(prealloc, op.g.outShape())
 	roiAlignForward(op.g, op.o, feat, rois, y)
 	return out, nil
@@ -377,6 +404,9 @@ func (op roiAlignGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 		return nil, err
 	}
 	if err := op.g.checkRoIs(name, rois); err != nil {
+		return nil, err
+	}
+	if err := op.o.checkGrid(name, rois, op.g.K); err != nil {
 		return nil, err
 	}
 	out, gx := roiOut(prealloc, op.g.featShape())

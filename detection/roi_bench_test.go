@@ -3,15 +3,35 @@ package detection
 import (
 	"fmt"
 	"math/rand"
+	"syscall"
 	"testing"
+	"time"
 )
+
+// reportCPU reports the process CPU time (user + system, all threads) per
+// op as cpu-ms/op: on a shared machine it is steadier than wall time. Use as
+// defer reportCPU(b)().
+func reportCPU(b *testing.B) func() {
+	start := cpuTime()
+	return func() {
+		b.ReportMetric(float64(cpuTime()-start)/float64(time.Millisecond)/float64(b.N), "cpu-ms/op")
+	}
+}
+
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // BenchmarkRoIAlignC4 times RoIAlign of 300 RoIs from a [1, 1024, 38, 63]
 // map to 14x14 (adaptive sampling), forward and backward, on the RoIs that
-// `gen_fixtures.py bench` also times torchvision with (2 threads).
+// `/usr/bin/python3 testdata/gen_fixtures.py bench DIR` also times
+// torchvision with (2 threads; its roi_align kernels are single-threaded).
 func BenchmarkRoIAlignC4(b *testing.B) {
-	cases := loadFixtureB(b, "bench_rois.json")
-	rois := cases
+	rois := loadFixtureB(b, "bench_rois.json")
 	g := roiGeom{N: 1, C: 1024, H: 38, W: 63, K: len(rois) / 5, OH: 14, OW: 14}
 	r := rand.New(rand.NewSource(1))
 	feat := make([]float32, g.N*g.C*g.H*g.W)
@@ -27,11 +47,13 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 		o := DefaultRoIAlignOpts()
 		o.Aligned = aligned
 		b.Run(fmt.Sprintf("forward/aligned=%v", aligned), func(b *testing.B) {
+			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
 				roiAlignForward(g, o, feat, rois, y)
 			}
 		})
 		b.Run(fmt.Sprintf("backward/aligned=%v", aligned), func(b *testing.B) {
+			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
 				roiAlignBackward(g, o, rois, y, gf)
 			}
@@ -50,29 +72,31 @@ func BenchmarkRoIPoolC4(b *testing.B) {
 	y := make([]float32, g.K*g.C*g.OH*g.OW)
 	gf := make([]float32, len(feat))
 	o := DefaultRoIPoolOpts()
+	roiPoolForward(g, o, feat, rois, y)
+	gy := make([]float32, len(y))
+	for i := range gy {
+		gy[i] = 1
+	}
+	y2 := make([]float32, len(y))
 	b.Run("forward", func(b *testing.B) {
+		defer reportCPU(b)()
 		for i := 0; i < b.N; i++ {
-			roiPoolForward(g, o, feat, rois, y)
+			roiPoolForward(g, o, feat, rois, y2)
 		}
 	})
 	b.Run("backward", func(b *testing.B) {
+		defer reportCPU(b)()
 		for i := 0; i < b.N; i++ {
-			roiPoolBackward(g, o, feat, rois, y, gf)
+			roiPoolBackward(g, o, feat, rois, y, gy, gf)
 		}
 	})
 }
 
 // loadFixtureB reads the "rois" array of the first case of a fixture.
 func loadFixtureB(b *testing.B, name string) []float32 {
-	t := &testing.T{}
-	cases := loadFixture(t, name)
-	for _, c := range cases {
-		v, _ := c.f32(t, "rois")
-		if len(v) == 0 {
-			b.Fatalf("%s: no rois", name)
-		}
+	for _, c := range loadFixture(b, name) {
+		v, _ := c.f32(b, "rois")
 		return v
 	}
-	b.Fatalf("%s: no cases", name)
 	return nil
 }

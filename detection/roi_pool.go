@@ -36,8 +36,9 @@ func (o RoIPoolOpts) String() string {
 // input-image pixels); the result is [K, C, OutH, OutW].
 //
 // The gradient flows to feat only, each output's gradient going to the
-// first cell holding its maximum (the argmax, recomputed in the backward
-// pass). Errors as for RoIAlign.
+// first cell of its bin holding its maximum (torchvision's argmax, found
+// again in the backward pass from the forward output). Errors as for
+// RoIAlign.
 func RoIPool(feat, rois *G.Node, o RoIPoolOpts) (*G.Node, error) {
 	g, err := newRoIGeom("RoIPool", feat, rois, o.OutH, o.OutW)
 	if err != nil {
@@ -149,7 +150,28 @@ func roiPoolForward(g roiGeom, o RoIPoolOpts, feat, rois, out []float32) {
 	})
 }
 
-func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, gradOut, gradFeat []float32) {
+// find returns the first position in the bin holding m, the bin's maximum
+// from the forward pass: the kernel's argmax, since its scan keeps the first
+// of equal maxima. It returns -1 for an empty bin and for m = -MaxFloat32,
+// which the kernel reports without a position.
+func (b poolBin) find(plane []float32, w int, m float32) int {
+	if b.h1 <= b.h0 || b.w1 <= b.w0 || m == -math.MaxFloat32 {
+		return -1
+	}
+	for y := b.h0; y < b.h1; y++ {
+		off := y*w + b.w0
+		for x, v := range plane[off : y*w+b.w1] {
+			if v == m {
+				return off + x
+			}
+		}
+	}
+	return -1
+}
+
+// roiPoolBackward computes gradFeat (overwritten) from the forward output y
+// and gradOut, both [K, C, OH, OW].
+func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, y, gradOut, gradFeat []float32) {
 	clear(gradFeat)
 	hw, nb := g.H*g.W, g.OH*g.OW
 	// Workers own disjoint channel ranges and visit the RoIs in order, so
@@ -163,8 +185,9 @@ func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, gradOut, gradFeat []f
 				plane := feat[(batch*g.C+c)*hw : (batch*g.C+c+1)*hw]
 				gplane := gradFeat[(batch*g.C+c)*hw : (batch*g.C+c+1)*hw]
 				src := gradOut[(k*g.C+c)*nb : (k*g.C+c+1)*nb]
+				ys := y[(k*g.C+c)*nb : (k*g.C+c+1)*nb]
 				for i, b := range bins {
-					if _, at := b.argmax(plane, g.W); at >= 0 {
+					if at := b.find(plane, g.W, ys[i]); at >= 0 {
 						gplane[at] += src[i]
 					}
 				}
@@ -225,20 +248,20 @@ func (op roiPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(in) != 2 {
 		return nil, fmt.Errorf("detection: %v: SymDiff got %d inputs, want 2", op, len(in))
 	}
-	df, err := G.ApplyOp(roiPoolGradOp(op), in[0], in[1], grad)
+	df, err := G.ApplyOp(roiPoolGradOp(op), in[0], in[1], output, grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{df, nil}, nil
 }
 
-// roiPoolGradOp computes the gradient of feat. Inputs: feat, rois, gradOut
-// [K, C, OH, OW]; output [N, C, H, W].
+// roiPoolGradOp computes the gradient of feat. Inputs: feat, rois, the
+// forward output and its gradient, [K, C, OH, OW]; output [N, C, H, W].
 type roiPoolGradOp roiPoolOp
 
-func (op roiPoolGradOp) Arity() int { return 3 }
+func (op roiPoolGradOp) Arity() int { return 4 }
 func (op roiPoolGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4))
+	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4), tensorType(4))
 }
 func (op roiPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.g.featShape()), nil
@@ -246,8 +269,8 @@ func (op roiPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op roiPoolGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op roiPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	name := op.String()
-	if len(in) != 3 {
-		return nil, fmt.Errorf("detection: %s: got %d inputs, want 3", name, len(in))
+	if len(in) != 4 {
+		return nil, fmt.Errorf("detection: %s: got %d inputs, want 4", name, len(in))
 	}
 	feat, err := roiData(name, "feat", in[0], op.g.featShape())
 	if err != nil {
@@ -257,7 +280,11 @@ func (op roiPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if err != nil {
 		return nil, err
 	}
-	gy, err := roiData(name, "grad", in[2], op.g.outShape())
+	y, err := roiData(name, "output", in[2], op.g.outShape())
+	if err != nil {
+		return nil, err
+	}
+	gy, err := roiData(name, "grad", in[3], op.g.outShape())
 	if err != nil {
 		return nil, err
 	}
@@ -265,7 +292,7 @@ func (op roiPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 		return nil, err
 	}
 	out, gx := roiOut(prealloc, op.g.featShape())
-	roiPoolBackward(op.g, op.o, feat, rois, gy, gx)
+	roiPoolBackward(op.g, op.o, feat, rois, y, gy, gx)
 	return out, nil
 }
 func (op roiPoolGradOp) ReturnsPtr() bool      { return false }

@@ -228,6 +228,7 @@ func TestRoIOpRunErrors(t *testing.T) {
 		{"batch index out of range", []float32{0, 1, 1, 3, 3, 1, 1, 1, 3, 3}, "roi 1: batch index 1"},
 		{"fractional batch index", []float32{0.5, 1, 1, 3, 3, 0, 1, 1, 3, 3}, "roi 0: batch index 0.5"},
 		{"NaN coordinate", []float32{0, 1, 1, 3, 3, 0, 1, float32(math.NaN()), 3, 3}, "roi 1: value 2 is NaN"},
+		{"infinite coordinate", []float32{0, 1, 1, float32(math.Inf(1)), 3, 0, 1, 1, 3, 3}, "roi 0: value 3 is +Inf"},
 	}
 	ops := []G.Op{
 		roiAlignOp{g: g, o: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}},
@@ -243,6 +244,69 @@ func TestRoIOpRunErrors(t *testing.T) {
 			})
 		}
 	}
+}
+
+func TestRoIAlignHugeRoI(t *testing.T) {
+	g := roiGeom{N: 1, C: 1, H: 5, W: 5, K: 1, OH: 2, OW: 2}
+	op := roiAlignOp{g: g, o: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}}
+	feat := tensor.New(tensor.WithShape(1, 1, 5, 5), tensor.Of(tensor.Float32))
+	_, err := op.Do(feat, RoITensor([]float32{0, 0, 0, 1e9, 3}))
+	if err == nil || !strings.Contains(err.Error(), "sampling grid") {
+		t.Errorf("err = %v, want a sampling grid error", err)
+	}
+}
+
+// FuzzRoIAlign runs both RoI ops on one arbitrary RoI: they must return an
+// error or a finite result, never panic, and sampling points must stay on
+// the map with weights summing to 1.
+func FuzzRoIAlign(f *testing.F) {
+	f.Add(float32(0), float32(0), float32(10), float32(10), float32(0.5), 0, false)
+	f.Add(float32(-5), float32(3), float32(2), float32(-1), float32(1), 2, true)
+	f.Add(float32(1e7), float32(-1e7), float32(3e7), float32(1), float32(0.0625), -1, false)
+	f.Fuzz(func(t *testing.T, x1, y1, x2, y2, scale float32, sr int, aligned bool) {
+		if !(scale > 0) || sr > 64 {
+			return
+		}
+		g := roiGeom{N: 1, C: 2, H: 6, W: 7, K: 1, OH: 3, OW: 2}
+		feat := make([]float32, 84)
+		for i := range feat {
+			feat[i] = float32(i%13) - 6
+		}
+		ft := tensor.New(tensor.WithShape(1, 2, 6, 7), tensor.WithBacking(feat))
+		rois := RoITensor([]float32{0, x1, y1, x2, y2})
+		o := RoIAlignOpts{OutH: 3, OutW: 2, SpatialScale: scale, SamplingRatio: sr, Aligned: aligned}
+		ops := []G.Op{roiAlignOp{g: g, o: o}, roiPoolOp{g: g, o: RoIPoolOpts{OutH: 3, OutW: 2, SpatialScale: scale}}}
+		for _, op := range ops {
+			v, err := op.Do(ft, rois)
+			if err != nil {
+				continue
+			}
+			for _, y := range v.Data().([]float32) {
+				if math.IsNaN(float64(y)) || y < -6 || y > 6 {
+					t.Fatalf("%v: output %v out of the input's range", op, y)
+				}
+			}
+		}
+		if o.checkGrid("fuzz", rois.Data().([]float32), 1) != nil {
+			return
+		}
+		p := o.plan(rois.Data().([]float32), g.H, g.W, nil)
+		for _, s := range p.samples {
+			if !s.ok {
+				continue
+			}
+			var sum float32
+			for j := range s.p {
+				if s.p[j] < 0 || int(s.p[j]) >= g.H*g.W || s.w[j] < 0 || s.w[j] > 1 {
+					t.Fatalf("sample %+v off the map", s)
+				}
+				sum += s.w[j]
+			}
+			if math.Abs(float64(sum)-1) > 1e-5 {
+				t.Fatalf("sample %+v: weights sum to %v", s, sum)
+			}
+		}
+	})
 }
 
 func TestRoIOpPrealloc(t *testing.T) {
