@@ -42,8 +42,8 @@ func ExampleBoxCoder() {
 func ExampleMatcher() {
 	gt := []box.Box{{X1: 0, Y1: 0, X2: 10, Y2: 10}}
 	anchors := []box.Box{
-		{X1: 0, Y1: 0, X2: 10, Y2: 9},   // IoU 0.9: matched
-		{X1: 0, Y1: 0, X2: 10, Y2: 5},   // IoU 0.5: between thresholds
+		{X1: 0, Y1: 0, X2: 10, Y2: 9},    // IoU 0.9: matched
+		{X1: 0, Y1: 0, X2: 10, Y2: 5},    // IoU 0.5: between thresholds
 		{X1: 50, Y1: 50, X2: 60, Y2: 60}, // IoU 0: background
 	}
 	m := box.Matcher{High: 0.7, Low: 0.3}
