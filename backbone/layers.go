@@ -1,0 +1,348 @@
+package backbone
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"resdet/nn"
+)
+
+// param is a parameter tensor: a graph node and its backing data (shared with the
+// node's value, so loading weights writes through).
+type param struct {
+	name  string // torchvision state_dict name
+	shape []int
+	data  []float32
+	node  *G.Node
+}
+
+func newParam(g *G.ExprGraph, name string, shape ...int) *param {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	data := make([]float32, n)
+	t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	node := G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(t))
+	return &param{name: name, shape: shape, data: data, node: node}
+}
+
+// conv is a bias-free convolution with torch's layout [OutC, InC, K, K]. raw is the
+// state-dict weight; w is the graph's weight: raw itself, or (fused) raw scaled by the
+// folded batch norm, with b holding the folded shift.
+type conv struct {
+	name        string // e.g. "layer1.0.conv1.weight"
+	shape       []int
+	raw         []float32
+	w           *param
+	b           *param // fused only: [OutC]
+	stride, pad int
+}
+
+func newConv(g *G.ExprGraph, name string, inC, outC, k, stride, pad int, fused bool, rng *rand.Rand) *conv {
+	c := &conv{name: name + ".weight", shape: []int{outC, inC, k, k}, stride: stride, pad: pad}
+	c.w = newParam(g, c.name, c.shape...)
+	c.raw = c.w.data
+	if fused {
+		c.raw = make([]float32, len(c.w.data))
+		c.b = newParam(g, name+".folded_bias", outC)
+	}
+	if rng != nil {
+		// torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+		std := math.Sqrt(2 / float64(outC*k*k))
+		for i := range c.raw {
+			c.raw[i] = float32(rng.NormFloat64() * std)
+		}
+	}
+	return c
+}
+
+func (c *conv) opts() nn.ConvOpts {
+	return nn.ConvOpts{Stride: [2]int{c.stride, c.stride}, Pad: [2]int{c.pad, c.pad}}
+}
+
+func (c *conv) forward(x *G.Node) (*G.Node, error) {
+	y, err := nn.Conv2d(x, c.w.node, nil, c.opts())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	return y, nil
+}
+
+// batchNorm holds torch's four BN tensors. With FrozenBN the graph sees the folded
+// scale and shift constants; with TrainableBN it sees gamma and beta and the running
+// statistics live in stats.
+type batchNorm struct {
+	name         string
+	c            int
+	eps          float32
+	norm         Norm
+	train        bool
+	gamma, beta  []float32
+	mean, vari   []float32 // FrozenBN only; see stat
+	scale, shift *param    // FrozenBN
+	g, b         *param    // TrainableBN
+	stats        *nn.BNStats
+}
+
+func newBatchNorm(gr *G.ExprGraph, name string, c int, cfg Config) *batchNorm {
+	fused := cfg.fused()
+	eps := cfg.BNEps
+	if eps == 0 {
+		eps = 1e-5
+	}
+	bn := &batchNorm{name: name, c: c, eps: eps, norm: cfg.Norm, train: cfg.Train}
+	if cfg.Norm == FrozenBN {
+		if !fused {
+			bn.scale = newParam(gr, name+".scale", c)
+			bn.shift = newParam(gr, name+".shift", c)
+		}
+		bn.gamma, bn.beta = make([]float32, c), make([]float32, c)
+		bn.mean, bn.vari = make([]float32, c), make([]float32, c)
+	} else {
+		bn.g = newParam(gr, name+".weight", c)
+		bn.b = newParam(gr, name+".bias", c)
+		bn.gamma, bn.beta = bn.g.data, bn.b.data
+		bn.stats = &nn.BNStats{Mean: make([]float32, c), Var: make([]float32, c), Momentum: 0.1, Eps: eps}
+	}
+	_, vari := bn.stat()
+	for i := 0; i < c; i++ {
+		bn.gamma[i], vari[i] = 1, 1
+	}
+	return bn
+}
+
+// stat returns the running mean and variance (for TrainableBN they live in stats,
+// which nn.BatchNorm updates).
+func (bn *batchNorm) stat() (mean, vari []float32) {
+	if bn.stats != nil {
+		return bn.stats.Mean, bn.stats.Var
+	}
+	return bn.mean, bn.vari
+}
+
+// fold returns the frozen per-channel scale and shift.
+func (bn *batchNorm) fold() (scale, shift []float32) {
+	return nn.FoldBN(bn.gamma, bn.beta, bn.mean, bn.vari, bn.eps)
+}
+
+// forward computes bn(x) (+ residual) (then ReLU if relu). residual may be nil.
+func (bn *batchNorm) forward(x, residual *G.Node, relu bool) (*G.Node, error) {
+	wrap := func(err error) error { return fmt.Errorf("%s: %w", bn.name, err) }
+	if bn.norm == FrozenBN {
+		y, err := nn.AffineWith(x, bn.scale.node, bn.shift.node, residual, nn.AffineOpts{ReLU: relu, FrozenParams: true})
+		if err != nil {
+			return nil, wrap(err)
+		}
+		return y, nil
+	}
+	y, err := nn.BatchNorm(x, bn.g.node, bn.b.node, bn.stats, bn.train)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	if residual != nil {
+		if y, err = G.Add(y, residual); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	if relu {
+		if y, err = nn.ReLU(y); err != nil {
+			return nil, wrap(err)
+		}
+	}
+	return y, nil
+}
+
+// learnables returns the trainable BN parameters (none when frozen).
+func (bn *batchNorm) learnables() G.Nodes {
+	if bn.norm == FrozenBN {
+		return nil
+	}
+	return G.Nodes{bn.g.node, bn.b.node}
+}
+
+// convBN is a convolution followed by batch norm (one fused op when the BN is folded
+// into the convolution).
+type convBN struct {
+	conv *conv
+	bn   *batchNorm
+}
+
+func newConvBN(g *G.ExprGraph, convName, bnName string, in, out, k, stride, pad int, cfg Config, rng *rand.Rand) *convBN {
+	cb := &convBN{
+		conv: newConv(g, convName, in, out, k, stride, pad, cfg.fused(), rng),
+		bn:   newBatchNorm(g, bnName, out, cfg),
+	}
+	cb.refold()
+	return cb
+}
+
+// refold recomputes the graph's constants from the state-dict tensors: the frozen
+// scale and shift, or the folded convolution weight and bias.
+func (cb *convBN) refold() {
+	if cb.bn.norm != FrozenBN {
+		return
+	}
+	scale, shift := cb.bn.fold()
+	if cb.conv.b == nil {
+		copy(cb.bn.scale.data, scale)
+		copy(cb.bn.shift.data, shift)
+		return
+	}
+	wf, bf := nn.FoldConvBN(cb.conv.raw, nil, scale, shift)
+	copy(cb.conv.w.data, wf)
+	copy(cb.conv.b.data, bf)
+}
+
+func (cb *convBN) forward(x, residual *G.Node, relu bool) (*G.Node, error) {
+	if c := cb.conv; c.b != nil {
+		y, err := nn.Conv2dFused(x, c.w.node, c.b.node, residual, c.opts(), relu)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", c.name, err)
+		}
+		return y, nil
+	}
+	y, err := cb.conv.forward(x)
+	if err != nil {
+		return nil, err
+	}
+	return cb.bn.forward(y, residual, relu)
+}
+
+// learnables returns the convolution weight and trainable BN parameters; nothing
+// when fused (the graph's weight is then a folded copy).
+func (cb *convBN) learnables() G.Nodes {
+	if cb.conv.b != nil {
+		return nil
+	}
+	return append(G.Nodes{cb.conv.w.node}, cb.bn.learnables()...)
+}
+
+// Block is a residual block (or its plain counterpart).
+type Block struct {
+	Name              string // torchvision module name, e.g. "layer2.0"
+	Kind              BlockKind
+	InC, OutC, Stride int
+	convs             []*convBN // 2 (Basic) or 3 (Bottleneck)
+	proj              *convBN   // projection shortcut ("downsample"), or nil
+	padW              *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
+	plain             bool
+}
+
+func newBlock(g *G.ExprGraph, name string, kind BlockKind, inC, width, stride int, cfg Config, rng *rand.Rand) *Block {
+	outC := width * kind.Expansion()
+	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, plain: cfg.Plain}
+	cb := func(i, in, out, k, s, p int) *convBN {
+		return newConvBN(g, fmt.Sprintf("%s.conv%d", name, i), fmt.Sprintf("%s.bn%d", name, i), in, out, k, s, p, cfg, rng)
+	}
+	if kind == Basic {
+		b.convs = []*convBN{cb(1, inC, width, 3, stride, 1), cb(2, width, width, 3, 1, 1)}
+	} else {
+		s1, s3 := 1, stride
+		if cfg.StrideIn1x1 {
+			s1, s3 = stride, 1
+		}
+		b.convs = []*convBN{cb(1, inC, width, 1, s1, 0), cb(2, width, width, 3, s3, 1), cb(3, width, outC, 1, 1, 0)}
+	}
+	// torchvision's zero_init_residual is off by default: the last BN keeps gamma = 1.
+	if cfg.Plain {
+		return b
+	}
+	changes := stride != 1 || inC != outC
+	switch {
+	case cfg.Shortcut == ShortcutC || (cfg.Shortcut == ShortcutB && changes):
+		b.proj = newConvBN(g, name+".downsample.0", name+".downsample.1", inC, outC, 1, stride, 0, cfg, rng)
+	case cfg.Shortcut == ShortcutA && changes:
+		// Subsampling plus zero channels is a strided 1x1 convolution with a fixed
+		// selection matrix; it is a constant, never loaded or learned.
+		b.padW = newParam(g, name+".shortcut_a", outC, inC, 1, 1)
+		for i := 0; i < inC; i++ {
+			b.padW.data[i*inC+i] = 1
+		}
+	}
+	return b
+}
+
+// Forward applies the block. x: [N, InC, H, W]. Returns [N, OutC, H', W'] with
+// H' = (H-1)/Stride + 1 (integer division), likewise W'.
+func (b *Block) Forward(x *G.Node) (*G.Node, error) {
+	if s := x.Shape(); len(s) != 4 || s[1] != b.InC {
+		return nil, fmt.Errorf("%s: input shape %v, want [N, %d, H, W]", b.Name, s, b.InC)
+	}
+	var short *G.Node
+	var err error
+	switch {
+	case b.plain:
+	case b.proj != nil:
+		if short, err = b.proj.forward(x, nil, false); err != nil {
+			return nil, err
+		}
+	case b.padW != nil:
+		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{b.Stride, b.Stride}})
+		if err != nil {
+			return nil, fmt.Errorf("%s: option A shortcut: %w", b.Name, err)
+		}
+	default:
+		short = x
+	}
+	y := x
+	last := len(b.convs) - 1
+	for i, cb := range b.convs {
+		var res *G.Node
+		if i == last {
+			res = short
+		}
+		if y, err = cb.forward(y, res, true); err != nil {
+			return nil, err
+		}
+	}
+	s := y.Shape()
+	wantH, wantW := (x.Shape()[2]-1)/b.Stride+1, (x.Shape()[3]-1)/b.Stride+1
+	if s[0] != x.Shape()[0] || s[1] != b.OutC || s[2] != wantH || s[3] != wantW {
+		return nil, fmt.Errorf("%s: output shape %v, want [%d, %d, %d, %d]", b.Name, s, x.Shape()[0], b.OutC, wantH, wantW)
+	}
+	return y, nil
+}
+
+func (b *Block) learnables() G.Nodes {
+	var ns G.Nodes
+	for _, cb := range b.convs {
+		ns = append(ns, cb.learnables()...)
+	}
+	if b.proj != nil {
+		ns = append(ns, b.proj.learnables()...)
+	}
+	return ns
+}
+
+// Stage is a sequence of blocks (torchvision's layerN, the paper's convN+1_x).
+type Stage struct {
+	Name   string
+	Blocks []*Block
+	// Out is the stage's output channels and its stride relative to the network input.
+	Out ShapeSpec
+}
+
+// Forward applies the blocks in order. x: [N, Blocks[0].InC, H, W].
+func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
+	var err error
+	for _, b := range s.Blocks {
+		if x, err = b.Forward(x); err != nil {
+			return nil, err
+		}
+	}
+	return x, nil
+}
+
+// Learnables returns the stage's trainable parameters.
+func (s *Stage) Learnables() G.Nodes {
+	var ns G.Nodes
+	for _, b := range s.Blocks {
+		ns = append(ns, b.learnables()...)
+	}
+	return ns
+}

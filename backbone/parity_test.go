@@ -1,0 +1,213 @@
+package backbone
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"resdet/nn"
+	"resdet/weights"
+)
+
+const python = "/usr/bin/python3"
+
+// requireTorch skips the test when /usr/bin/python3 cannot import torch and
+// torchvision, unless RESDET_REQUIRE_TORCH=1 (then it fails).
+func requireTorch(t testing.TB) {
+	t.Helper()
+	out, err := exec.Command(python, "-c", "import torch, torchvision").CombinedOutput()
+	if err == nil {
+		return
+	}
+	msg := fmt.Sprintf("torch parity test needs %s with torch and torchvision: %v\n%s", python, err, out)
+	if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// genFixtures runs testdata/gen_fixtures.py once for every argument list (one
+// torch start-up) and returns one temporary directory per list.
+func genFixtures(t testing.TB, argLists ...[]string) []string {
+	t.Helper()
+	requireTorch(t)
+	var lines strings.Builder
+	dirs := make([]string, len(argLists))
+	for i, args := range argLists {
+		dirs[i] = t.TempDir()
+		lines.WriteString(dirs[i] + " " + strings.Join(args, " ") + "\n")
+	}
+	cmd := exec.Command(python, "testdata/gen_fixtures.py", "--many")
+	cmd.Stdin = strings.NewReader(lines.String())
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("gen_fixtures.py --many:\n%s%v\n%s", lines.String(), err, out)
+	}
+	return dirs
+}
+
+// maxRelErr is max|got-want| / max|want| over all elements (the error relative to the
+// tensor's largest magnitude, so near-zero elements do not dominate).
+func maxRelErr(got, want []float32) float64 {
+	var d, m float64
+	for i := range want {
+		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
+		m = math.Max(m, math.Abs(float64(want[i])))
+	}
+	return d / m
+}
+
+func input(g *G.ExprGraph, t weights.Tensor) *G.Node {
+	v := tensor.New(tensor.WithShape(t.Shape...), tensor.WithBacking(append([]float32{}, t.Data...)))
+	return G.NewTensor(g, tensor.Float32, 4, G.WithShape(t.Shape...), G.WithName("input"), G.WithValue(v))
+}
+
+func values(t testing.TB, n *G.Node) []float32 {
+	t.Helper()
+	v, ok := n.Value().Data().([]float32)
+	if !ok {
+		t.Fatalf("%s: value %T", n.Name(), n.Value())
+	}
+	return v
+}
+
+const parityTol = 1e-4
+
+// checkParity loads dir/model.pth into a network built from cfg, runs it on
+// dir/io.safetensors' input and compares logits (and C4 unless CIFAR).
+func checkParity(t *testing.T, dir string, cfg Config, tape bool) {
+	t.Helper()
+	st, err := weights.LoadTorch(filepath.Join(dir, "model.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	io, _, err := weights.ReadSafetensors(filepath.Join(dir, "io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := G.NewGraph()
+	r, err := New(g, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load(st); err != nil {
+		t.Fatal(err)
+	}
+	x := input(g, io["input"])
+	logits, err := r.Logits(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outs := []*G.Node{logits}
+	names := []string{"logits"}
+	if !cfg.CIFAR {
+		c4, err := r.C4(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := c4.Shape()[1], r.C4Out().Channels; got != want {
+			t.Errorf("C4 has %d channels, C4Out says %d", got, want)
+		}
+		outs = append(outs, c4)
+		names = append(names, "c4")
+	}
+	if tape {
+		m := G.NewTapeMachine(g)
+		defer m.Close()
+		if err := m.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+	} else {
+		e, err := nn.NewExecutor(g, outs...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, n := range outs {
+		want := io[names[i]]
+		if !sameShape(n.Shape(), want.Shape) {
+			t.Errorf("%s: shape %v, torch %v", names[i], n.Shape(), want.Shape)
+			continue
+		}
+		e := maxRelErr(values(t, n), want.Data)
+		t.Logf("%s %v: max rel err %.2e", names[i], want.Shape, e)
+		if e > parityTol || math.IsNaN(e) {
+			t.Errorf("%s: max relative error %.3g > %g", names[i], e, parityTol)
+		}
+	}
+}
+
+func sameShape(a tensor.Shape, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range b {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// TestParityTorchvision compares every depth (option B, stride on the 3x3) and the
+// other options with torchvision models carrying random weights and BN statistics.
+func TestParityTorchvision(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		cfg  Config
+		tape bool // run with gorgonia's TapeMachine instead of nn.Executor
+		long bool // skipped with -short
+	}{
+		{name: "resnet18", args: []string{"resnet18"}, cfg: DefaultConfig(18)},
+		{name: "resnet18 inference fused", args: []string{"resnet18"}, cfg: Config{Depth: 18, NumClasses: 1000, Inference: true}},
+		{name: "resnet50 inference fused tape", args: []string{"resnet50"}, cfg: Config{Depth: 50, NumClasses: 1000, Inference: true}, tape: true},
+		{name: "resnet34", args: []string{"resnet34"}, cfg: DefaultConfig(34)},
+		{name: "resnet50", args: []string{"resnet50"}, cfg: DefaultConfig(50)},
+		{name: "resnet101", args: []string{"resnet101"}, cfg: DefaultConfig(101), long: true},
+		{name: "resnet152", args: []string{"resnet152"}, cfg: DefaultConfig(152), long: true},
+		{name: "resnet18 trainable BN eval tape", args: []string{"resnet18", "--size", "48", "40"},
+			cfg: Config{Depth: 18, NumClasses: 1000, Norm: TrainableBN}, tape: true},
+		{name: "resnet18 option A", args: []string{"resnet18", "--variant", "A"}, cfg: Config{Depth: 18, NumClasses: 1000, Shortcut: ShortcutA}},
+		{name: "resnet18 option C", args: []string{"resnet18", "--variant", "C"}, cfg: Config{Depth: 18, NumClasses: 1000, Shortcut: ShortcutC}},
+		{name: "resnet18 plain", args: []string{"resnet18", "--variant", "plain"}, cfg: Config{Depth: 18, NumClasses: 1000, Plain: true}},
+		{name: "resnet50 option A", args: []string{"resnet50", "--variant", "A"}, cfg: Config{Depth: 50, NumClasses: 1000, Shortcut: ShortcutA}},
+		{name: "resnet50 stride in 1x1", args: []string{"resnet50", "--variant", "stride1x1"}, cfg: Config{Depth: 50, NumClasses: 1000, StrideIn1x1: true}},
+		{name: "cifar56 option A", args: []string{"cifar56", "--size", "32", "32"}, cfg: CIFARConfig(9)},
+		{name: "cifar20 plain", args: []string{"cifar20", "--variant", "plain", "--size", "32", "32"}, cfg: Config{Depth: 20, CIFAR: true, Plain: true, NumClasses: 10}},
+	}
+	// Cases with the same arguments share one fixture.
+	var argLists [][]string
+	index := map[string]int{}
+	for _, tc := range cases {
+		key := strings.Join(tc.args, " ")
+		if _, ok := index[key]; !ok && !(tc.long && testing.Short()) {
+			index[key] = len(argLists)
+			argLists = append(argLists, tc.args)
+		}
+	}
+	dirs := genFixtures(t, argLists...)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.long && testing.Short() {
+				t.Skip("-short")
+			}
+			checkParity(t, dirs[index[strings.Join(tc.args, " ")]], tc.cfg, tc.tape)
+		})
+	}
+}
+
+// TestParityCIFAR20Committed runs the committed CIFAR ResNet-20 fixture (no torch needed).
+func TestParityCIFAR20Committed(t *testing.T) {
+	checkParity(t, "testdata/cifar20", CIFARConfig(3), false)
+}

@@ -1,0 +1,281 @@
+package backbone
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"sort"
+	"strings"
+
+	G "gorgonia.org/gorgonia"
+
+	"resdet/nn"
+	"resdet/weights"
+)
+
+// ResNet is a ResNet's parameters on one graph. Build the forward graph with C4 and
+// Res5 (detection), Features or Logits (classification); each call adds new ops that
+// share the parameters.
+type ResNet struct {
+	Config Config
+	Kind   BlockKind
+	conv1  *convBN
+	// Stages are layer1 .. layer4 (res2 .. res5); three for the CIFAR nets.
+	Stages []*Stage
+	fcW    *param // [NumClasses, features], nil without a classifier
+	fcB    *param // [NumClasses]
+	g      *G.ExprGraph
+}
+
+// New creates the parameters of cfg's network on g. With a non-nil rng they are
+// initialised as torchvision does (conv: Kaiming normal, fan_out; BN: gamma 1, beta 0,
+// mean 0, var 1; fc: uniform ±1/sqrt(features)); with a nil rng the convolutions and
+// the classifier are zero, to be filled by Load.
+func New(g *G.ExprGraph, cfg Config, rng *rand.Rand) (*ResNet, error) {
+	kind, stemC, specs, err := cfg.layout()
+	if err != nil {
+		return nil, err
+	}
+	r := &ResNet{Config: cfg, Kind: kind, g: g}
+	k, s, p := 7, 2, 3
+	if cfg.CIFAR {
+		k, s, p = 3, 1, 1
+	}
+	r.conv1 = newConvBN(g, "conv1", "bn1", 3, stemC, k, s, p, cfg, rng)
+	inC, stride := stemC, 4
+	if cfg.CIFAR {
+		stride = 1
+	}
+	for _, sp := range specs {
+		stride *= sp.stride
+		st := &Stage{Name: sp.name, Out: ShapeSpec{Channels: sp.width * kind.Expansion(), Stride: stride}}
+		for i := 0; i < sp.blocks; i++ {
+			bs := 1
+			if i == 0 {
+				bs = sp.stride
+			}
+			b := newBlock(g, fmt.Sprintf("%s.%d", sp.name, i), kind, inC, sp.width, bs, cfg, rng)
+			st.Blocks = append(st.Blocks, b)
+			inC = b.OutC
+		}
+		r.Stages = append(r.Stages, st)
+	}
+	if cfg.NumClasses > 0 {
+		r.fcW = newParam(g, "fc.weight", cfg.NumClasses, inC)
+		r.fcB = newParam(g, "fc.bias", cfg.NumClasses)
+		if rng != nil {
+			bound := 1 / math.Sqrt(float64(inC))
+			for _, d := range [][]float32{r.fcW.data, r.fcB.data} {
+				for i := range d {
+					d[i] = float32((2*rng.Float64() - 1) * bound)
+				}
+			}
+		}
+	}
+	return r, nil
+}
+
+// Graph returns the graph holding the parameters.
+func (r *ResNet) Graph() *G.ExprGraph { return r.g }
+
+// StemOut is the stem's output: 64 channels at stride 4 (CIFAR: 16 at stride 1).
+func (r *ResNet) StemOut() ShapeSpec {
+	if r.Config.CIFAR {
+		return ShapeSpec{Channels: 16, Stride: 1}
+	}
+	return ShapeSpec{Channels: 64, Stride: 4}
+}
+
+// OutputShapes reports every named output: "stem", then "res2" .. "res5" (CIFAR:
+// "res2" .. "res4") for the stages layer1 ...
+func (r *ResNet) OutputShapes() map[string]ShapeSpec {
+	m := map[string]ShapeSpec{"stem": r.StemOut()}
+	for i, st := range r.Stages {
+		m[fmt.Sprintf("res%d", i+2)] = st.Out
+	}
+	return m
+}
+
+// Stem applies conv1, bn1, ReLU and (not for CIFAR) 3x3/2 max pooling.
+// x: [N, 3, H, W] -> [N, 64, H/4, W/4] (rounded as torch's convolution and pooling do).
+func (r *ResNet) Stem(x *G.Node) (*G.Node, error) {
+	if s := x.Shape(); len(s) != 4 || s[1] != 3 {
+		return nil, fmt.Errorf("backbone: input shape %v, want [N, 3, H, W]", s)
+	}
+	y, err := r.conv1.forward(x, nil, true)
+	if err != nil {
+		return nil, err
+	}
+	if r.Config.CIFAR {
+		return y, nil
+	}
+	if y, err = nn.MaxPool2d(y, 3, 2, 1); err != nil {
+		return nil, fmt.Errorf("maxpool: %w", err)
+	}
+	return y, nil
+}
+
+// C4 runs conv1 .. conv4_x: x [N, 3, H, W] -> [N, C4Out().Channels, ~H/16, ~W/16].
+// It is the detector's trunk. Not defined for the CIFAR nets (error).
+func (r *ResNet) C4(x *G.Node) (*G.Node, error) {
+	if r.Config.CIFAR {
+		return nil, fmt.Errorf("backbone: C4 is not defined for the CIFAR networks")
+	}
+	return r.run(x, 3)
+}
+
+// C4Out is C4's output: 1024 channels (Bottleneck) or 256 (Basic) at stride 16.
+func (r *ResNet) C4Out() ShapeSpec { return r.Stages[2].Out }
+
+// Res5 is the conv5_x stage (layer4), for the detector to apply to pooled RoI features
+// [K, C4Out().Channels, h, w] -> [K, Res5().Out.Channels, (h-1)/2+1, (w-1)/2+1].
+// Its Out.Stride (32) is relative to the image when applied to the C4 map.
+// Nil for the CIFAR nets.
+func (r *ResNet) Res5() *Stage {
+	if r.Config.CIFAR {
+		return nil
+	}
+	return r.Stages[3]
+}
+
+// Features runs the stem and every stage: x [N, 3, H, W] -> the last stage's map.
+func (r *ResNet) Features(x *G.Node) (*G.Node, error) {
+	return r.run(x, len(r.Stages))
+}
+
+func (r *ResNet) run(x *G.Node, stages int) (*G.Node, error) {
+	y, err := r.Stem(x)
+	if err != nil {
+		return nil, err
+	}
+	for _, st := range r.Stages[:stages] {
+		if y, err = st.Forward(y); err != nil {
+			return nil, err
+		}
+	}
+	return y, nil
+}
+
+// Logits runs the whole network: x [N, 3, H, W] -> logits [N, NumClasses] (global
+// average pooling, then fc). Errors if the network has no classifier.
+func (r *ResNet) Logits(x *G.Node) (*G.Node, error) {
+	if r.fcW == nil {
+		return nil, fmt.Errorf("backbone: Logits needs a classifier (Config.NumClasses > 0)")
+	}
+	y, err := r.Features(x)
+	if err != nil {
+		return nil, err
+	}
+	if y, err = nn.GlobalAvgPool(y); err != nil {
+		return nil, fmt.Errorf("avgpool: %w", err)
+	}
+	if y, err = nn.Linear(y, r.fcW.node, r.fcB.node); err != nil {
+		return nil, fmt.Errorf("fc: %w", err)
+	}
+	return y, nil
+}
+
+// Learnables returns the trainable parameters: every convolution and (TrainableBN)
+// batch-norm gamma/beta outside the frozen part (Config.FreezeAt), and the classifier.
+func (r *ResNet) Learnables() G.Nodes {
+	var ns G.Nodes
+	if r.Config.FreezeAt < 1 {
+		ns = append(ns, r.conv1.learnables()...)
+	}
+	for i, st := range r.Stages {
+		if r.Config.FreezeAt >= i+2 {
+			continue
+		}
+		ns = append(ns, st.Learnables()...)
+	}
+	if r.fcW != nil {
+		ns = append(ns, r.fcW.node, r.fcB.node)
+	}
+	return ns
+}
+
+// tensorRef is one named tensor of the state dict and where it lives.
+type tensorRef struct {
+	name  string
+	shape []int
+	data  []float32
+}
+
+func (r *ResNet) eachConvBN(f func(cb *convBN)) {
+	f(r.conv1)
+	for _, st := range r.Stages {
+		for _, b := range st.Blocks {
+			for _, cb := range b.convs {
+				f(cb)
+			}
+			if b.proj != nil {
+				f(b.proj)
+			}
+		}
+	}
+}
+
+// refs lists the state-dict tensors of the network in a fixed order.
+func (r *ResNet) refs() []tensorRef {
+	var out []tensorRef
+	r.eachConvBN(func(cb *convBN) {
+		c, bn := cb.conv, cb.bn
+		mean, vari := bn.stat()
+		out = append(out,
+			tensorRef{c.name, c.shape, c.raw},
+			tensorRef{bn.name + ".weight", []int{bn.c}, bn.gamma},
+			tensorRef{bn.name + ".bias", []int{bn.c}, bn.beta},
+			tensorRef{bn.name + ".running_mean", []int{bn.c}, mean},
+			tensorRef{bn.name + ".running_var", []int{bn.c}, vari})
+	})
+	if r.fcW != nil {
+		out = append(out, tensorRef{"fc.weight", r.fcW.shape, r.fcW.data}, tensorRef{"fc.bias", r.fcB.shape, r.fcB.data})
+	}
+	return out
+}
+
+// Load copies a state dict (torchvision names, see package weights) into the
+// parameters. Every tensor of the network must be present with its shape; the error
+// names the first missing or mismatched tensor with both shapes. Extra entries are an
+// error too, except num_batches_tracked and, for a network without classifier, fc.*
+// (so ImageNet checkpoints load into a detection backbone).
+func (r *ResNet) Load(s weights.State) error {
+	refs := r.refs()
+	known := make(map[string]bool, len(refs))
+	for _, ref := range refs {
+		t, err := s.Get(ref.name, ref.shape...)
+		if err != nil {
+			return fmt.Errorf("backbone: load resnet%d: %w", r.Config.Depth, err)
+		}
+		copy(ref.data, t.Data)
+		known[ref.name] = true
+	}
+	var extra []string
+	for name := range s {
+		switch {
+		case known[name], strings.HasSuffix(name, ".num_batches_tracked"):
+		case r.fcW == nil && strings.HasPrefix(name, "fc."):
+		default:
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		if len(extra) > 5 {
+			extra = append(extra[:5], "...")
+		}
+		return fmt.Errorf("backbone: load resnet%d: unexpected tensors %v (wrong architecture?)", r.Config.Depth, extra)
+	}
+	r.eachConvBN(func(cb *convBN) { cb.refold() })
+	return nil
+}
+
+// State returns a copy of the parameters as a state dict with torchvision's names
+// (including the BN running statistics), e.g. for weights.WriteSafetensors.
+func (r *ResNet) State() weights.State {
+	s := make(weights.State)
+	for _, ref := range r.refs() {
+		s[ref.name] = weights.Tensor{Shape: append([]int{}, ref.shape...), Data: append([]float32{}, ref.data...)}
+	}
+	return s
+}
