@@ -1,0 +1,136 @@
+package nn
+
+import (
+	"math"
+	"math/rand"
+	"os"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// convResNetGraph builds a ResNet-101 forward graph (frozen BN folded into
+// the convolutions, torchvision v1.5 layout) from this package's ops for one
+// image of h x w, up to layer4, random weights. With blocked, activations
+// stay in nChw16c from the stem to the end and are converted back once.
+func convResNetGraph(b *testing.B, h, w int, blocked, bf16 bool) (*G.ExprGraph, *G.Node, float64) {
+	rng := rand.New(rand.NewSource(1))
+	g := G.NewGraph()
+	var flops float64
+	conv := func(x *G.Node, oc, k, s int, res *G.Node, relu bool) *G.Node {
+		c := x.Shape()[1]
+		wt := tensor.New(tensor.WithShape(oc, c, k, k), tensor.Of(tensor.Float32))
+		wv := wt.Data().([]float32)
+		std := math.Sqrt(2 / float64(c*k*k))
+		for i := range wv {
+			wv[i] = float32(rng.NormFloat64() * std)
+		}
+		wn := G.NewTensor(g, tensor.Float32, 4, G.WithShape(oc, c, k, k), G.WithValue(wt))
+		bn := G.NewTensor(g, tensor.Float32, 1, G.WithShape(oc), G.WithValue(convDense([]int{oc}, convRand(rng, oc))))
+		o := ConvOpts{Stride: [2]int{s, s}, Pad: [2]int{k / 2, k / 2}, BF16: bf16,
+			BlockedIn: blocked && c%convBlock == 0, BlockedOut: blocked}
+		y, err := Conv2dFused(x, wn, bn, res, o, relu)
+		if err != nil {
+			b.Fatal(err)
+		}
+		gm, _ := newConvGeom("bench", x.Shape(), []int{oc, c, k, k}, o)
+		flops += gm.flops()
+		return y
+	}
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 3, h, w), G.WithName("image"),
+		G.WithValue(convDense([]int{1, 3, h, w}, convRand(rng, 3*h*w))))
+	y := conv(x, 64, 7, 2, nil, true)
+	var err error
+	if blocked {
+		y, err = MaxPool2dBlocked(y, 3, 2, 1)
+	} else {
+		y, err = MaxPool2d(y, 3, 2, 1)
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, st := range []struct{ planes, blocks, stride int }{{64, 3, 1}, {128, 4, 2}, {256, 23, 2}, {512, 3, 2}} {
+		for i := 0; i < st.blocks; i++ {
+			s := 1
+			if i == 0 {
+				s = st.stride
+			}
+			short := y
+			if i == 0 {
+				short = conv(y, 4*st.planes, 1, s, nil, false)
+			}
+			t := conv(y, st.planes, 1, 1, nil, true)
+			t = conv(t, st.planes, 3, s, nil, true)
+			y = conv(t, 4*st.planes, 1, 1, short, true)
+		}
+	}
+	if blocked {
+		if y, err = FromBlocked(y); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return g, y, flops
+}
+
+// convRSS returns a memory figure of this process from /proc/self/status in
+// bytes: "VmHWM:" (peak resident set) or "VmRSS:" (current).
+func convRSS(field string) int64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(raw), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 && f[0] == field {
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+// BenchmarkResNet101Forward runs a ResNet-101 forward pass (to layer4, frozen
+// BN folded, batch 1, 600x1000) through the package's Executor. Variants:
+// plain (NCHW between ops), blocked (nChw16c chain), and their bf16 forms.
+// peakRSS_MB is the process's high-water mark (VmHWM) during the timed runs
+// (reset after building the graph and the first run; weights are resident);
+// rssBeforeRuns_MB the RSS at that point. Run one variant per process for a
+// clean figure, e.g. -bench 'ResNet101Forward/blocked$'.
+// Torch 1.13 (2 threads): 1.06 s, 0.73 GB.
+func BenchmarkResNet101Forward(b *testing.B) {
+	for _, mode := range []string{"plain", "blocked", "plain_bf16", "blocked_bf16"} {
+		b.Run(mode, func(b *testing.B) {
+			g, y, flops := convResNetGraph(b, 600, 1000, strings.HasPrefix(mode, "blocked"), strings.HasSuffix(mode, "bf16"))
+			e, err := NewExecutor(g, y)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			if err := e.Run(); err != nil {
+				b.Fatal(err)
+			}
+			debug.FreeOSMemory()
+			rssBefore := convRSS("VmRSS:")
+			// Reset the high-water mark to the current RSS (Linux clear_refs).
+			_ = os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				if err := e.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			convReportGFLOPs(b, flops, start)
+			st := e.Stats()
+			b.ReportMetric(float64(st.PeakLiveBytes)/1e6, "liveMB")
+			b.ReportMetric(float64(st.PoolBytes)/1e6, "poolMB")
+			b.ReportMetric(float64(dnnlArenaBytes())/1e6, "arenaMB")
+			b.ReportMetric(float64(rssBefore)/1e6, "rssBeforeRuns_MB")
+			b.ReportMetric(float64(convRSS("VmHWM:"))/1e6, "peakRSS_MB")
+		})
+	}
+}
