@@ -12,6 +12,11 @@ RESDET_THREADS=threads. Each round times torch, then Go, per layer and mode,
 so both see the same machine load; the table reports the minimum over rounds
 of the per-round median (ms), GFLOP/s from that time, and the ratio.
 
+With --resnet it instead times a ResNet-101 forward pass at 600x1000 (up to
+layer4, batch 1, frozen BN, random weights): torchvision in a subprocess vs
+BenchmarkResNet101Forward/<variant> (nn/conv_resnet_bench_test.go, through
+nn.Executor), each in its own process so that peak RSS is its own.
+
 Go side: BenchmarkConvLayer/<layer>/{fwd,fwdbwd} in nn/conv_bench_test.go:
 frozen BN folded into the weights and bias, one oneDNN convolution with
 bias and ReLU post-ops. torch side: Conv2d(bias=False), torchvision-style
@@ -101,13 +106,64 @@ def go_times(binary, layer, mode, iters, threads):
     return float(m.group(1))
 
 
+TORCH_RESNET = r"""
+import resource, sys, time, torch, torchvision
+torch.set_num_threads(int(sys.argv[1]))
+iters = int(sys.argv[2])
+m = torchvision.models.resnet101(norm_layer=torchvision.ops.FrozenBatchNorm2d).eval()
+body = torch.nn.Sequential(*list(m.children())[:-2])
+x = torch.randn(1, 3, 600, 1000)
+ts = []
+with torch.no_grad():
+    body(x)
+    for i in range(iters):
+        t = time.perf_counter()
+        body(x)
+        ts.append(time.perf_counter() - t)
+ts.sort()
+print(ts[len(ts) // 2] * 1e3, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3)
+"""
+
+
+def resnet(args, binary):
+    rows = []
+    for r in range(args.rounds):
+        out = subprocess.run([sys.executable, "-c", TORCH_RESNET, str(args.threads), str(args.iters)],
+                             capture_output=True, text=True, check=True).stdout.split()
+        t_ms, t_mb = float(out[0]), float(out[1])
+        env = dict(os.environ, RESDET_THREADS=str(args.threads))
+        out = subprocess.run(
+            [binary, "-test.run", "^$", "-test.bench", f"^BenchmarkResNet101Forward$/^{args.variant}$",
+             "-test.benchtime", f"{args.iters}x", "-test.count", "1"],
+            capture_output=True, text=True, env=env, cwd="nn", check=True).stdout
+        g_ms = float(re.search(r"([0-9.]+) ms/op", out).group(1))
+        g_mb = float(re.search(r"([0-9.]+) peakRSS_MB", out).group(1))
+        g_build = float(re.search(r"([0-9.]+) peakRSSBuild_MB", out).group(1))
+        rows.append((t_ms, g_ms, t_mb, g_mb, g_build))
+    print(f"ResNet-101 forward 600x1000, threads={args.threads}, Go variant {args.variant}; "
+          "torch: median of iters, Go: mean of iters; min over rounds")
+    t_ms, g_ms = min(r[0] for r in rows), min(r[1] for r in rows)
+    t_mb, g_mb, g_build = (max(r[i] for r in rows) for i in (2, 3, 4))
+    print(f"time ms: torch {t_ms:.0f}  go {g_ms:.0f}  go/torch {g_ms / t_ms:.2f}")
+    print(f"peak RSS MB: torch {t_mb:.0f} (whole process)  go {g_mb:.0f} during runs, "
+          f"{g_build:.0f} while building the graph and running it once")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--resnet", action="store_true", help="time ResNet-101 forward instead of the layers")
+    ap.add_argument("--variant", default="blocked", help="Go variant for --resnet: plain, blocked, plain_bf16, blocked_bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    if args.resnet:
+        with tempfile.TemporaryDirectory() as tmp:
+            binary = os.path.join(tmp, "nn.test")
+            subprocess.run(["go", "test", "-c", "-o", binary, "./nn/"], check=True)
+            resnet(args, binary)
+        return
     with tempfile.TemporaryDirectory() as tmp:
         binary = os.path.join(tmp, "nn.test")
         subprocess.run(["go", "test", "-c", "-o", binary, "./nn/"], check=True)
