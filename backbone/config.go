@@ -107,6 +107,10 @@ func CIFARConfig(n int) Config {
 	return Config{Depth: 6*n + 2, CIFAR: true, Shortcut: ShortcutA, NumClasses: 10}
 }
 
+// blocked reports whether activations between convolutions are kept in oneDNN's
+// nChw16c layout (every op between them is a convolution: frozen BN).
+func (cfg Config) blocked() bool { return cfg.Norm == FrozenBN }
+
 // fused reports whether batch norms are folded into the convolutions.
 func (cfg Config) fused() bool { return cfg.Inference && cfg.Norm == FrozenBN }
 

@@ -41,6 +41,7 @@ type conv struct {
 	w           *param
 	b           *param // fused only: [OutC]
 	stride, pad int
+	noInputGrad bool // x needs no gradient (image, or output of a frozen part)
 }
 
 func newConv(g *G.ExprGraph, name string, inC, outC, k, stride, pad int, fused bool, rng *rand.Rand) *conv {
@@ -61,16 +62,11 @@ func newConv(g *G.ExprGraph, name string, inC, outC, k, stride, pad int, fused b
 	return c
 }
 
-func (c *conv) opts() nn.ConvOpts {
-	return nn.ConvOpts{Stride: [2]int{c.stride, c.stride}, Pad: [2]int{c.pad, c.pad}}
-}
-
-func (c *conv) forward(x *G.Node) (*G.Node, error) {
-	y, err := nn.Conv2d(x, c.w.node, nil, c.opts())
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", c.name, err)
-	}
-	return y, nil
+// opts returns the convolution options; blockedIn/blockedOut say whether x and y
+// are in oneDNN's nChw16c layout (see nn.ToBlocked).
+func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
+	return nn.ConvOpts{Stride: [2]int{c.stride, c.stride}, Pad: [2]int{c.pad, c.pad},
+		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut}
 }
 
 // batchNorm holds torch's four BN tensors. With FrozenBN the graph sees the folded
@@ -130,16 +126,10 @@ func (bn *batchNorm) fold() (scale, shift []float32) {
 	return nn.FoldBN(bn.gamma, bn.beta, bn.mean, bn.vari, bn.eps)
 }
 
-// forward computes bn(x) (+ residual) (then ReLU if relu). residual may be nil.
+// forward computes bn(x) (+ residual) (then ReLU if relu) for trainable BN (frozen BN
+// is folded into the convolution, see convBN.forward). residual may be nil.
 func (bn *batchNorm) forward(x, residual *G.Node, relu bool) (*G.Node, error) {
 	wrap := func(err error) error { return fmt.Errorf("%s: %w", bn.name, err) }
-	if bn.norm == FrozenBN {
-		y, err := nn.AffineWith(x, bn.scale.node, bn.shift.node, residual, nn.AffineOpts{ReLU: relu, FrozenParams: true})
-		if err != nil {
-			return nil, wrap(err)
-		}
-		return y, nil
-	}
 	y, err := nn.BatchNorm(x, bn.g.node, bn.b.node, bn.stats, bn.train)
 	if err != nil {
 		return nil, wrap(err)
@@ -198,19 +188,31 @@ func (cb *convBN) refold() {
 	copy(cb.conv.b.data, bf)
 }
 
-func (cb *convBN) forward(x, residual *G.Node, relu bool) (*G.Node, error) {
-	if c := cb.conv; c.b != nil {
-		y, err := nn.Conv2dFused(x, c.w.node, c.b.node, residual, c.opts(), relu)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", c.name, err)
+// forward computes act(bn(conv(x)) + residual), act = ReLU if relu. With frozen BN it
+// is one oneDNN convolution (BN folded, residual and ReLU as post-ops), x and y in
+// nChw16c if blockedIn / blockedOut (residual in y's layout). Trainable BN needs NCHW.
+func (cb *convBN) forward(x, residual *G.Node, relu, blockedIn, blockedOut bool) (*G.Node, error) {
+	c := cb.conv
+	var y *G.Node
+	var err error
+	switch {
+	case c.b != nil: // inference: folded weights and bias
+		y, err = nn.Conv2dFused(x, c.w.node, c.b.node, residual, c.opts(blockedIn, blockedOut), relu)
+	case cb.bn.norm == FrozenBN: // training: weights learnable, scale/shift constant
+		y, err = nn.Conv2dBN(x, c.w.node, cb.bn.scale.node, cb.bn.shift.node, residual, c.opts(blockedIn, blockedOut), relu)
+	default:
+		if blockedIn || blockedOut {
+			panic("backbone: trainable BN in blocked layout")
 		}
-		return y, nil
+		if y, err = nn.Conv2d(x, c.w.node, nil, c.opts(false, false)); err != nil {
+			break
+		}
+		return cb.bn.forward(y, residual, relu)
 	}
-	y, err := cb.conv.forward(x)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%s: %w", c.name, err)
 	}
-	return cb.bn.forward(y, residual, relu)
+	return y, nil
 }
 
 // learnables returns the convolution weight and trainable BN parameters; nothing
@@ -231,11 +233,12 @@ type Block struct {
 	proj              *convBN   // projection shortcut ("downsample"), or nil
 	padW              *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
 	plain             bool
+	blocked           bool // frozen BN: activations between convolutions in nChw16c
 }
 
 func newBlock(g *G.ExprGraph, name string, kind BlockKind, inC, width, stride int, cfg Config, rng *rand.Rand) *Block {
 	outC := width * kind.Expansion()
-	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, plain: cfg.Plain}
+	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, plain: cfg.Plain, blocked: cfg.blocked()}
 	cb := func(i, in, out, k, s, p int) *convBN {
 		return newConvBN(g, fmt.Sprintf("%s.conv%d", name, i), fmt.Sprintf("%s.bn%d", name, i), in, out, k, s, p, cfg, rng)
 	}
@@ -267,9 +270,31 @@ func newBlock(g *G.ExprGraph, name string, kind BlockKind, inC, width, stride in
 	return b
 }
 
-// Forward applies the block. x: [N, InC, H, W]. Returns [N, OutC, H', W'] with
+// Forward applies the block. x: [N, InC, H, W] (NCHW). Returns [N, OutC, H', W'] with
 // H' = (H-1)/Stride + 1 (integer division), likewise W'.
 func (b *Block) Forward(x *G.Node) (*G.Node, error) {
+	return inBlocked(x, b.blocked, func(x *G.Node) (*G.Node, error) { return b.forward(x, b.blocked) })
+}
+
+// inBlocked runs f on x converted to nChw16c and converts the result back to NCHW
+// (if blocked; otherwise it runs f on x).
+func inBlocked(x *G.Node, blocked bool, f func(*G.Node) (*G.Node, error)) (*G.Node, error) {
+	if !blocked {
+		return f(x)
+	}
+	xb, err := nn.ToBlocked(x)
+	if err != nil {
+		return nil, err
+	}
+	y, err := f(xb)
+	if err != nil {
+		return nil, err
+	}
+	return nn.FromBlocked(y)
+}
+
+// forward applies the block to x in nChw16c (blk) or NCHW.
+func (b *Block) forward(x *G.Node, blk bool) (*G.Node, error) {
 	if s := x.Shape(); len(s) != 4 || s[1] != b.InC {
 		return nil, fmt.Errorf("%s: input shape %v, want [N, %d, H, W]", b.Name, s, b.InC)
 	}
@@ -278,11 +303,11 @@ func (b *Block) Forward(x *G.Node) (*G.Node, error) {
 	switch {
 	case b.plain:
 	case b.proj != nil:
-		if short, err = b.proj.forward(x, nil, false); err != nil {
+		if short, err = b.proj.forward(x, nil, false, blk, blk); err != nil {
 			return nil, err
 		}
 	case b.padW != nil:
-		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{b.Stride, b.Stride}})
+		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{b.Stride, b.Stride}, BlockedIn: blk, BlockedOut: blk})
 		if err != nil {
 			return nil, fmt.Errorf("%s: option A shortcut: %w", b.Name, err)
 		}
@@ -296,7 +321,7 @@ func (b *Block) Forward(x *G.Node) (*G.Node, error) {
 		if i == last {
 			res = short
 		}
-		if y, err = cb.forward(y, res, true); err != nil {
+		if y, err = cb.forward(y, res, true, blk, blk); err != nil {
 			return nil, err
 		}
 	}
@@ -327,11 +352,17 @@ type Stage struct {
 	Out ShapeSpec
 }
 
-// Forward applies the blocks in order. x: [N, Blocks[0].InC, H, W].
+// Forward applies the blocks in order. x: [N, Blocks[0].InC, H, W] (NCHW), e.g.
+// pooled RoI features for Res5. Returns NCHW.
 func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
+	blk := len(s.Blocks) > 0 && s.Blocks[0].blocked
+	return inBlocked(x, blk, func(x *G.Node) (*G.Node, error) { return s.forward(x, blk) })
+}
+
+func (s *Stage) forward(x *G.Node, blk bool) (*G.Node, error) {
 	var err error
 	for _, b := range s.Blocks {
-		if x, err = b.Forward(x); err != nil {
+		if x, err = b.forward(x, blk); err != nil {
 			return nil, err
 		}
 	}

@@ -60,6 +60,15 @@ func New(g *G.ExprGraph, cfg Config, rng *rand.Rand) (*ResNet, error) {
 		}
 		r.Stages = append(r.Stages, st)
 	}
+	// No gradient w.r.t. the image, nor into the frozen part.
+	r.conv1.conv.noInputGrad = true
+	if k := cfg.FreezeAt; k >= 1 && k <= len(r.Stages) {
+		b := r.Stages[k-1].Blocks[0]
+		b.convs[0].conv.noInputGrad = true
+		if b.proj != nil {
+			b.proj.conv.noInputGrad = true
+		}
+	}
 	if cfg.NumClasses > 0 {
 		r.fcW = newParam(g, "fc.weight", cfg.NumClasses, inC)
 		r.fcB = newParam(g, "fc.bias", cfg.NumClasses)
@@ -99,20 +108,39 @@ func (r *ResNet) OutputShapes() map[string]ShapeSpec {
 // Stem applies conv1, bn1, ReLU and (not for CIFAR) 3x3/2 max pooling.
 // x: [N, 3, H, W] -> [N, 64, H/4, W/4] (rounded as torch's convolution and pooling do).
 func (r *ResNet) Stem(x *G.Node) (*G.Node, error) {
+	y, err := r.stem(x)
+	if err != nil || !r.Config.blocked() {
+		return y, err
+	}
+	return nn.FromBlocked(y)
+}
+
+// stem is Stem with the output in nChw16c when Config.blocked().
+func (r *ResNet) stem(x *G.Node) (*G.Node, error) {
 	if s := x.Shape(); len(s) != 4 || s[1] != 3 {
 		return nil, fmt.Errorf("backbone: input shape %v, want [N, 3, H, W]", s)
 	}
-	y, err := r.conv1.forward(x, nil, true)
+	blk := r.Config.blocked()
+	// Inference pools in nChw16c (no gradient); training pools in NCHW.
+	blkConv := blk && (r.Config.CIFAR || r.Config.fused())
+	y, err := r.conv1.forward(x, nil, true, false, blkConv)
 	if err != nil {
 		return nil, err
 	}
-	if r.Config.CIFAR {
-		return y, nil
+	if !r.Config.CIFAR {
+		if blkConv {
+			y, err = nn.MaxPool2dBlocked(y, 3, 2, 1)
+		} else {
+			y, err = nn.MaxPool2d(y, 3, 2, 1)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("maxpool: %w", err)
+		}
 	}
-	if y, err = nn.MaxPool2d(y, 3, 2, 1); err != nil {
-		return nil, fmt.Errorf("maxpool: %w", err)
+	if blk && !blkConv {
+		y, err = nn.ToBlocked(y)
 	}
-	return y, nil
+	return y, err
 }
 
 // C4 runs conv1 .. conv4_x: x [N, 3, H, W] -> [N, C4Out().Channels, ~H/16, ~W/16].
@@ -144,14 +172,18 @@ func (r *ResNet) Features(x *G.Node) (*G.Node, error) {
 }
 
 func (r *ResNet) run(x *G.Node, stages int) (*G.Node, error) {
-	y, err := r.Stem(x)
+	y, err := r.stem(x)
 	if err != nil {
 		return nil, err
 	}
+	blk := r.Config.blocked()
 	for _, st := range r.Stages[:stages] {
-		if y, err = st.Forward(y); err != nil {
+		if y, err = st.forward(y, blk); err != nil {
 			return nil, err
 		}
+	}
+	if blk {
+		return nn.FromBlocked(y)
 	}
 	return y, nil
 }
