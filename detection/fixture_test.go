@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 
 	"resdet/box"
@@ -33,7 +35,13 @@ func loadFixture(t testing.TB, name string) map[string]fixtureCase {
 	if *update {
 		regenerate(t)
 	}
-	data, err := os.ReadFile(filepath.Join("testdata", name))
+	return loadFixtureFrom(t, "testdata", name)
+}
+
+// loadFixtureFrom reads the fixture dir/name.
+func loadFixtureFrom(t testing.TB, dir, name string) map[string]fixtureCase {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(dir, name))
 	if err != nil {
 		t.Fatalf("read fixture: %v (regenerate with go test -update)", err)
 	}
@@ -45,6 +53,53 @@ func loadFixture(t testing.TB, name string) map[string]fixtureCase {
 		t.Fatalf("fixture %s has no cases", name)
 	}
 	return cases
+}
+
+// largeFixtures runs `gen_fixtures.py large` into a temporary directory
+// once per test binary and returns it. It skips the test when
+// /usr/bin/python3 cannot import torch, unless RESDET_REQUIRE_TORCH=1.
+func largeFixtures(t *testing.T) string {
+	t.Helper()
+	largeOnce.Do(func() {
+		if err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision").Run(); err != nil {
+			largeErr = fmt.Errorf("/usr/bin/python3 cannot import torch and torchvision: %v", err)
+			largeSkip = true
+			return
+		}
+		dir, err := os.MkdirTemp("", "resdet-detection-fixtures-")
+		if err != nil {
+			largeErr = err
+			return
+		}
+		largeDir = dir
+		out, err := exec.Command("/usr/bin/python3", "testdata/gen_fixtures.py", "large", dir).CombinedOutput()
+		if err != nil {
+			largeErr = fmt.Errorf("gen_fixtures.py large: %v\n%s", err, out)
+		}
+	})
+	if largeSkip && os.Getenv("RESDET_REQUIRE_TORCH") != "1" {
+		t.Skipf("skipping torch parity on large inputs: %v", largeErr)
+	}
+	if largeErr != nil {
+		t.Fatal(largeErr)
+	}
+	return largeDir
+}
+
+var (
+	largeOnce sync.Once
+	largeDir  string
+	largeErr  error
+	largeSkip bool
+)
+
+// TestMain removes the large fixtures after the tests.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if largeDir != "" {
+		os.RemoveAll(largeDir)
+	}
+	os.Exit(code)
 }
 
 var regenerated bool

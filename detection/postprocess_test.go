@@ -59,7 +59,11 @@ func TestSoftmax(t *testing.T) {
 }
 
 func TestPostprocessDetectionsParity(t *testing.T) {
-	for name, c := range loadFixture(t, "postprocess.json") {
+	testPostprocessParity(t, loadFixture(t, "postprocess.json"))
+}
+
+func testPostprocessParity(t *testing.T, cases map[string]fixtureCase) {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			var img []int
 			c.scalar(t, "image", &img)

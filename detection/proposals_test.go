@@ -58,16 +58,23 @@ func TestFilterProposals(t *testing.T) {
 }
 
 func TestFilterProposalsParity(t *testing.T) {
-	for name, c := range loadFixture(t, "proposals.json") {
+	testFilterProposalsParity(t, loadFixture(t, "proposals.json"))
+}
+
+func testFilterProposalsParity(t *testing.T, cases map[string]fixtureCase) {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			var img, feat []int
 			var pre, post int
+			var training bool
+			c.scalar(t, "training", &training)
 			c.scalar(t, "image", &img)
 			c.scalar(t, "feat", &feat)
 			c.scalar(t, "pre_nms_top_n", &pre)
 			c.scalar(t, "post_nms_top_n", &post)
 			cfg := DefaultRPNConfig()
 			cfg.PreNMSTopNTest, cfg.PostNMSTopNTest = pre, post
+			cfg.PreNMSTopNTrain, cfg.PostNMSTopNTrain = pre, post
 			g := cfg.Anchors
 			anchors := g.Anchors(feat[0], feat[1], 16, 16)
 			wantAnchors := c.boxes(t, "anchors")
@@ -79,7 +86,7 @@ func TestFilterProposalsParity(t *testing.T) {
 			obj, _ := c.f32(t, "objectness")
 			deltas, _ := c.f32(t, "deltas")
 			logits, ds := FlattenRPN(obj, deltas, g.NumAnchors(), feat[0], feat[1])
-			boxes, scores := cfg.FilterProposals(anchors, logits, ds, Size{W: img[1], H: img[0]}, false)
+			boxes, scores := cfg.FilterProposals(anchors, logits, ds, Size{W: img[1], H: img[0]}, training)
 			wantB, _ := c.f32(t, "boxes")
 			wantS, _ := c.f32(t, "scores")
 			compareDetections(t, boxes, scores, nil, c.boxes(t, "boxes"), wantS, nil)

@@ -64,8 +64,27 @@ func maxAbsDiff(t *testing.T, what string, a, b []float32) (diff, scale float64)
 	return diff, scale
 }
 
-func TestRoIAlignParity(t *testing.T) {
-	for name, c := range loadFixture(t, "roi_align.json") {
+func TestRoIAlignParity(t *testing.T) { testRoIAlignParity(t, loadFixture(t, "roi_align.json")) }
+func TestRoIPoolParity(t *testing.T)  { testRoIPoolParity(t, loadFixture(t, "roi_pool.json")) }
+
+// TestLargeParity compares with torchvision on C4-sized inputs generated
+// at test time: RoIAlign/RoIPool of 200 RoIs on [2, 64, 38, 50], proposals
+// of a 38x63 map (21546 anchors), post-processing of 1000 proposals.
+func TestLargeParity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	dir := largeFixtures(t)
+	t.Run("RoIAlign", func(t *testing.T) { testRoIAlignParity(t, loadFixtureFrom(t, dir, "roi_align.json")) })
+	t.Run("RoIPool", func(t *testing.T) { testRoIPoolParity(t, loadFixtureFrom(t, dir, "roi_pool.json")) })
+	t.Run("FilterProposals", func(t *testing.T) { testFilterProposalsParity(t, loadFixtureFrom(t, dir, "proposals.json")) })
+	t.Run("PostprocessDetections", func(t *testing.T) {
+		testPostprocessParity(t, loadFixtureFrom(t, dir, "postprocess.json"))
+	})
+}
+
+func testRoIAlignParity(t *testing.T, cases map[string]fixtureCase) {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			feat, fs := c.f32(t, "feat")
 			rois, _ := c.f32(t, "rois")
@@ -92,8 +111,8 @@ func TestRoIAlignParity(t *testing.T) {
 	}
 }
 
-func TestRoIPoolParity(t *testing.T) {
-	for name, c := range loadFixture(t, "roi_pool.json") {
+func testRoIPoolParity(t *testing.T, cases map[string]fixtureCase) {
+	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			feat, fs := c.f32(t, "feat")
 			rois, _ := c.f32(t, "rois")

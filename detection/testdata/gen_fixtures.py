@@ -2,7 +2,12 @@
 """Generates the torchvision reference fixtures of resdet's box and detection
 packages (torch 1.13, torchvision 0.14, CPU, float32).
 
-Usage: /usr/bin/python3 gen_fixtures.py box|detection|bench OUTDIR
+Usage: /usr/bin/python3 gen_fixtures.py box|detection|large|bench OUTDIR
+
+box, detection: the small fixtures committed in box/testdata and
+detection/testdata. large: bigger cases (C4-sized maps) that the detection
+tests generate into a temporary directory when torch is available.
+bench: times torchvision's roi_align on the benchmark shape.
 
 Each fixture is a JSON file: {case name: {field: value}}. Arrays are
 {"shape": [...], "dtype": "f32"|"i64", "b64": base64 of the little-endian
@@ -150,13 +155,16 @@ def gen_anchors(g):
     return cases
 
 
-def gen_proposals(g):
+PROPOSAL_CASES = [
+    ("test_1000_300", (320, 400), (20, 25), 1000, 300, False),
+    ("train_2000_2000", (320, 400), (20, 25), 2000, 2000, True),
+    ("small_map_all", (96, 128), (6, 8), 1000, 1000, False),
+]
+
+
+def gen_proposals(g, specs=PROPOSAL_CASES):
     cases = {}
-    for name, img, feat, pre, post, training in [
-        ("test_1000_300", (320, 400), (20, 25), 1000, 300, False),
-        ("train_2000_2000", (320, 400), (20, 25), 2000, 2000, True),
-        ("small_map_all", (96, 128), (6, 8), 1000, 1000, False),
-    ]:
+    for name, img, feat, pre, post, training in specs:
         ag = AnchorGenerator(sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),))
         A = 9
         head = RPNHead(4, A)
@@ -175,18 +183,22 @@ def gen_proposals(g):
         props = rpn.box_coder.decode(d.detach(), anchors).view(1, -1, 4)
         boxes, scores = rpn.filter_proposals(props, o, il.image_sizes, [o.shape[0]])
         cases[name] = {"image": list(img), "feat": list(feat), "pre_nms_top_n": pre, "post_nms_top_n": post,
+                       "training": training,
                        "anchors": arr(anchors[0]), "objectness": arr(obj[0]), "deltas": arr(deltas[0]),
                        "boxes": arr(boxes[0]), "scores": arr(scores[0])}
     return cases
 
 
-def gen_postprocess(g):
+POSTPROCESS_CASES = [
+    ("voc_300", 300, 21, (375, 500), 4.0),
+    ("few_40", 40, 5, (200, 300), 3.0),
+    ("coco_100", 100, 81, (480, 640), 6.0),
+]
+
+
+def gen_postprocess(g, specs=POSTPROCESS_CASES):
     cases = {}
-    for name, k, ncls, img, scale in [
-        ("voc_300", 300, 21, (375, 500), 4.0),
-        ("few_40", 40, 5, (200, 300), 3.0),
-        ("coco_100", 100, 81, (480, 640), 6.0),
-    ]:
+    for name, k, ncls, img, scale in specs:
         rh = RoIHeads(None, None, None, 0.5, 0.5, 512, 0.25, None, 0.05, 0.5, 100)
         props = rand_boxes(g, k, img[1], img[0], 4.0, 250.0)
         logits = torch.randn(k, ncls, generator=g) * scale
@@ -254,6 +266,37 @@ def gen_detection(outdir):
     write(outdir, "roi_pool.json", pool)
 
 
+def gen_large(outdir):
+    g = torch.Generator().manual_seed(4)
+    align, pool = {}, {}
+    for aligned in (False, True):
+        feat, rois = roi_inputs(g, 2, 64, 38, 50, 200, 1 / 16)
+        feat.requires_grad_(True)
+        y = torchvision.ops.roi_align(feat, rois, (14, 14), 1 / 16, 0, aligned)
+        gy = torch.randn(y.shape, generator=g)
+        y.backward(gy)
+        align["c4_200_aligned_%s" % aligned] = {
+            "feat": arr(feat), "rois": arr(rois), "scale": 1 / 16, "out": [14, 14], "sampling_ratio": 0,
+            "aligned": aligned, "y": arr(y), "grad_y": arr(gy), "grad_feat": arr(feat.grad)}
+    feat, rois = roi_inputs(g, 2, 64, 38, 50, 200, 1 / 16)
+    feat.requires_grad_(True)
+    y = torchvision.ops.roi_pool(feat, rois, (14, 14), 1 / 16)
+    gy = torch.randn(y.shape, generator=g)
+    y.backward(gy)
+    pool["c4_200"] = {"feat": arr(feat), "rois": arr(rois), "scale": 1 / 16, "out": [14, 14],
+                      "y": arr(y), "grad_y": arr(gy), "grad_feat": arr(feat.grad)}
+    write(outdir, "roi_align.json", align)
+    write(outdir, "roi_pool.json", pool)
+    write(outdir, "proposals.json", gen_proposals(g, [
+        ("c4_600x1000_test", (600, 1000), (38, 63), 1000, 300, False),
+        ("c4_600x1000_train", (600, 1000), (38, 63), 2000, 2000, True),
+    ]))
+    write(outdir, "postprocess.json", gen_postprocess(g, [
+        ("voc_1000", 1000, 21, (600, 800), 4.0),
+        ("coco_300", 300, 81, (600, 1000), 6.0),
+    ]))
+
+
 # ---------------------------------------------------------------- bench
 
 def bench(outdir):
@@ -284,7 +327,8 @@ def bench(outdir):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or sys.argv[1] not in ("box", "detection", "bench"):
+    modes = {"box": gen_box, "detection": gen_detection, "large": gen_large, "bench": bench}
+    if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     torch.set_num_threads(1)
-    {"box": gen_box, "detection": gen_detection, "bench": bench}[sys.argv[1]](sys.argv[2])
+    modes[sys.argv[1]](sys.argv[2])
