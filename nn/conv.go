@@ -334,7 +334,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	out, y := convOut(prealloc, g.Y[:])
 	bufs = append(bufs, y)
 	d := dnnlConv{kind: dnnlFwd, geom: g, bias: op.bias, sum: op.residual, relu: op.relu}
-	if err := d.run(bufs, res, scale); err != nil {
+	if err := d.run(bufs, convExtra{residual: res, scale: scale}); err != nil {
 		return nil, fmt.Errorf("nn: %v: %w", op, err)
 	}
 	return out, nil
@@ -381,10 +381,21 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		dy = output.Graph().AddNode(dy)
 	}
 	var err error
-	if op.relu {
-		if dy, err = G.ApplyOp(convReLUGradOp{shape: g.Y}, output, grad); err != nil {
+	// With ReLU, the gradient is dy*(output > 0). Without a residual input
+	// the backward ops apply the mask themselves (no tensor for it);
+	// otherwise it is also the residual's gradient and is materialised.
+	fuseMask := op.relu && !op.residual
+	if op.relu && !fuseMask {
+		if dy, err = G.ApplyOp(convReLUGradOp{shape: g.Y}, output, dy); err != nil {
 			return nil, err
 		}
+	}
+	// withMask appends the forward output for the backward ops' ReLU mask.
+	withMask := func(ns G.Nodes) G.Nodes {
+		if fuseMask {
+			return append(ns, output)
+		}
+		return ns
 	}
 	si, _, _, _ := op.index()
 	var dx *G.Node
@@ -393,7 +404,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		if si >= 0 {
 			din = append(din, in[si])
 		}
-		if dx, err = G.ApplyOp(convBwdDataOp{geom: g, scaled: si >= 0}, din...); err != nil {
+		if dx, err = G.ApplyOp(convBwdDataOp{geom: g, scaled: si >= 0, relu: fuseMask}, withMask(din)...); err != nil {
 			return nil, err
 		}
 	}
@@ -401,7 +412,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if si >= 0 {
 		win = append(win, in[si])
 	}
-	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g, scaled: si >= 0}, win...)
+	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g, scaled: si >= 0, relu: fuseMask}, withMask(win)...)
 	if err != nil {
 		return nil, err
 	}
@@ -410,7 +421,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		ret = append(ret, nil) // scale: constant
 	}
 	if op.bias {
-		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, blocked: g.BlockedOut}, dy)
+		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, blocked: g.BlockedOut, relu: fuseMask}, withMask(G.Nodes{dy})...)
 		if err != nil {
 			return nil, err
 		}
@@ -427,14 +438,19 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 type convBwdDataOp struct {
 	geom   convGeom
 	scaled bool
+	relu   bool // last input is the forward output y; dy is masked by y > 0
 }
 
-func (op convBwdDataOp) Arity() int { return 2 + convB2I(op.scaled) }
+func (op convBwdDataOp) Arity() int { return 2 + convB2I(op.scaled) + convB2I(op.relu) }
 func (op convBwdDataOp) Type() hm.Type {
+	ts := []hm.Type{convTensorType(4), convTensorType(4)}
 	if op.scaled {
-		return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(1), convTensorType(4))
+		ts = append(ts, convTensorType(1))
 	}
-	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
+	if op.relu {
+		ts = append(ts, convTensorType(4))
+	}
+	return hm.NewFnType(append(ts, convTensorType(4))...)
 }
 func (op convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.geom.X[:]).Clone(), nil
@@ -454,14 +470,12 @@ func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	if err != nil {
 		return nil, err
 	}
-	var scale []float32
-	if op.scaled {
-		if scale, err = convData(name, "scale", in[2], g.W[:1]); err != nil {
-			return nil, err
-		}
+	ex, err := op.extra(name, in)
+	if err != nil {
+		return nil, err
 	}
 	out, dx := convOut(prealloc, g.X[:])
-	if err := (dnnlConv{kind: dnnlBwdData, geom: g}).run([][]float32{w, dy, dx}, nil, scale); err != nil {
+	if err := (dnnlConv{kind: dnnlBwdData, geom: g}).run([][]float32{w, dy, dx}, ex); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
 	return out, nil
@@ -472,7 +486,7 @@ func (op convBwdDataOp) OverwritesInput() int  { return -1 }
 func (op convBwdDataOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdDataOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdDataOp) String() string {
-	return fmt.Sprintf("Conv2dBwdData{%v scaled=%v}", op.geom, op.scaled)
+	return fmt.Sprintf("Conv2dBwdData{%v scaled=%v relu=%v}", op.geom, op.scaled, op.relu)
 }
 
 // convBwdWeightsOp computes dw [OutC, C/Groups, KH, KW] from x and dy (and
@@ -481,14 +495,19 @@ func (op convBwdDataOp) String() string {
 type convBwdWeightsOp struct {
 	geom   convGeom
 	scaled bool
+	relu   bool // last input is the forward output y; dy is masked by y > 0
 }
 
-func (op convBwdWeightsOp) Arity() int { return 2 + convB2I(op.scaled) }
+func (op convBwdWeightsOp) Arity() int { return 2 + convB2I(op.scaled) + convB2I(op.relu) }
 func (op convBwdWeightsOp) Type() hm.Type {
+	ts := []hm.Type{convTensorType(4), convTensorType(4)}
 	if op.scaled {
-		return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(1), convTensorType(4))
+		ts = append(ts, convTensorType(1))
 	}
-	return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(4))
+	if op.relu {
+		ts = append(ts, convTensorType(4))
+	}
+	return hm.NewFnType(append(ts, convTensorType(4))...)
 }
 func (op convBwdWeightsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.geom.W[:]).Clone(), nil
@@ -508,14 +527,12 @@ func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 	if err != nil {
 		return nil, err
 	}
-	var scale []float32
-	if op.scaled {
-		if scale, err = convData(name, "scale", in[2], g.W[:1]); err != nil {
-			return nil, err
-		}
+	ex, err := convBwdDataOp(op).extra(name, in)
+	if err != nil {
+		return nil, err
 	}
 	out, dw := convOut(prealloc, g.W[:])
-	if err := (dnnlConv{kind: dnnlBwdWeights, geom: g}).run([][]float32{x, dy, dw}, nil, scale); err != nil {
+	if err := (dnnlConv{kind: dnnlBwdWeights, geom: g}).run([][]float32{x, dy, dw}, ex); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
 	return out, nil
@@ -526,7 +543,26 @@ func (op convBwdWeightsOp) OverwritesInput() int  { return -1 }
 func (op convBwdWeightsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdWeightsOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdWeightsOp) String() string {
-	return fmt.Sprintf("Conv2dBwdWeights{%v scaled=%v}", op.geom, op.scaled)
+	return fmt.Sprintf("Conv2dBwdWeights{%v scaled=%v relu=%v}", op.geom, op.scaled, op.relu)
+}
+
+// extra reads the optional scale and ReLU-output inputs (after the first two).
+func (op convBwdDataOp) extra(name string, in []G.Value) (convExtra, error) {
+	var ex convExtra
+	var err error
+	k := 2
+	if op.scaled {
+		if ex.scale, err = convData(name, "scale", in[k], op.geom.W[:1]); err != nil {
+			return ex, err
+		}
+		k++
+	}
+	if op.relu {
+		if ex.reluY, err = convData(name, "y", in[k], op.geom.Y[:]); err != nil {
+			return ex, err
+		}
+	}
+	return ex, nil
 }
 
 func convB2I(b bool) int {
@@ -538,13 +574,18 @@ func convB2I(b bool) int {
 
 // convBiasGradOp sums dy [N, C, H, W] over N, H and W: the bias gradient [C].
 // If blocked, dy is stored in nChw16c.
+// If relu, a second input y masks dy: only entries with y > 0 count.
 type convBiasGradOp struct {
 	shape   [4]int
 	blocked bool
+	relu    bool
 }
 
-func (op convBiasGradOp) Arity() int { return 1 }
+func (op convBiasGradOp) Arity() int { return 1 + convB2I(op.relu) }
 func (op convBiasGradOp) Type() hm.Type {
+	if op.relu {
+		return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(1))
+	}
 	return hm.NewFnType(convTensorType(4), convTensorType(1))
 }
 func (op convBiasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -553,12 +594,28 @@ func (op convBiasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 func (op convBiasGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	name := op.String()
-	if len(in) != 1 {
-		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
 	}
 	dy, err := convData(name, "dy", in[0], op.shape[:])
 	if err != nil {
 		return nil, err
+	}
+	if op.relu {
+		y, err := convData(name, "y", in[1], op.shape[:])
+		if err != nil {
+			return nil, err
+		}
+		// Mask into a scratch copy; the sums below then read it.
+		masked := make([]float32, len(dy))
+		parallelFor(len(dy)/4096+1, func(lo, hi int) {
+			for i := lo * 4096; i < min(hi*4096, len(dy)); i++ {
+				if y[i] > 0 {
+					masked[i] = dy[i]
+				}
+			}
+		})
+		dy = masked
 	}
 	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
 	out, db := convOut(prealloc, []int{c})
@@ -606,7 +663,7 @@ func (op convBiasGradOp) OverwritesInput() int  { return -1 }
 func (op convBiasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBiasGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convBiasGradOp) String() string {
-	return fmt.Sprintf("Conv2dBiasGrad{%v blocked=%v}", op.shape, op.blocked)
+	return fmt.Sprintf("Conv2dBiasGrad{%v blocked=%v relu=%v}", op.shape, op.blocked, op.relu)
 }
 
 // convSum adds v with four float32 accumulators (pairwise enough for the

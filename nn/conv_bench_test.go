@@ -35,8 +35,8 @@ func convReportGFLOPs(b *testing.B, flops float64, start time.Time) {
 // BenchmarkConvLayer times the four layers. Sub-benchmarks:
 //   - fwd, fwd_bf16: the forward op called directly with a reused output
 //     buffer (what an executor with buffer reuse does);
-//   - fwdbwd: forward, ReLU mask, backward-data, backward-weights and bias
-//     gradient, called directly with reused buffers;
+//   - fwdbwd: forward, backward-data, backward-weights and bias gradient
+//     (each applying the ReLU mask), called directly with reused buffers;
 //   - fwd_tape, fwdbwd_tape: the same through gorgonia's TapeMachine
 //     (G.Backpropagate for the gradients), which reallocates every output.
 func BenchmarkConvLayer(b *testing.B) {
@@ -79,8 +79,8 @@ func BenchmarkConvLayer(b *testing.B) {
 		}
 
 		b.Run(l.name+"/fwdbwd", func(b *testing.B) {
+			// The ops and inputs SymDiff builds for Conv2dFused(x, w, b, nil, o, true).
 			y, _ := convOut(nil, g.Y[:])
-			mask, _ := convOut(nil, g.Y[:])
 			dx, _ := convOut(nil, g.X[:])
 			dw, _ := convOut(nil, g.W[:])
 			db, _ := convOut(nil, []int{g.W[0]})
@@ -88,16 +88,13 @@ func BenchmarkConvLayer(b *testing.B) {
 				if _, err := fwd.UsePreallocDo(y, x, w, bias); err != nil {
 					return err
 				}
-				if _, err := (convReLUGradOp{shape: g.Y}).UsePreallocDo(mask, y, dy); err != nil {
+				if _, err := (convBwdDataOp{geom: g, relu: true}).UsePreallocDo(dx, w, dy, y); err != nil {
 					return err
 				}
-				if _, err := (convBwdDataOp{geom: g}).UsePreallocDo(dx, w, mask); err != nil {
+				if _, err := (convBwdWeightsOp{geom: g, relu: true}).UsePreallocDo(dw, x, dy, y); err != nil {
 					return err
 				}
-				if _, err := (convBwdWeightsOp{geom: g}).UsePreallocDo(dw, x, mask); err != nil {
-					return err
-				}
-				_, err := convBiasGradOp{shape: g.Y}.UsePreallocDo(db, mask)
+				_, err := convBiasGradOp{shape: g.Y, relu: true}.UsePreallocDo(db, dy, y)
 				return err
 			}
 			if err := step(); err != nil {

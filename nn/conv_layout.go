@@ -57,7 +57,7 @@ func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	}
 	out, y := convOut(prealloc, op.shape[:])
 	d := dnnlConv{kind: dnnlReorder, geom: convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked}}
-	if err := d.run([][]float32{x, y}, nil, nil); err != nil {
+	if err := d.run([][]float32{x, y}, convExtra{}); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
 	return out, nil
@@ -130,7 +130,7 @@ func (op convPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 		return nil, err
 	}
 	out, y := convOut(prealloc, op.geom.Y[:])
-	if err := (dnnlConv{kind: dnnlMaxPool, geom: op.geom}).run([][]float32{x, y}, nil, nil); err != nil {
+	if err := (dnnlConv{kind: dnnlMaxPool, geom: op.geom}).run([][]float32{x, y}, convExtra{}); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
 	return out, nil

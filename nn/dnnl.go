@@ -26,7 +26,8 @@ static int rd_init(void) {
 // scratchpad: one growing buffer per argument slot, shared by all primitives.
 #define RD_MAXARGS 6
 #define RD_SLOT_WSCALED (RD_MAXARGS + 1)
-#define RD_SLOTS (RD_MAXARGS + 2)
+#define RD_SLOT_MASK (RD_MAXARGS + 2)
+#define RD_SLOTS (RD_MAXARGS + 3)
 static void *rd_arena[RD_SLOTS];
 static size_t rd_arena_size[RD_SLOTS];
 
@@ -61,6 +62,15 @@ static float *rd_scale_rows(const float *w, const float *scale, int64_t rows, in
 	for (int64_t i = 0; i < rows; i++) {
 		for (int64_t j = 0; j < per; j++) o[i * per + j] = w[i * per + j] * scale[i];
 	}
+	return o;
+}
+
+// rd_relu_mask returns dy*(y > 0) in an arena buffer.
+static float *rd_relu_mask(const float *y, const float *dy, int64_t n) {
+	float *o = rd_buf(RD_SLOT_MASK, (size_t)n * sizeof(float));
+	if (!o) return NULL;
+	#pragma omp parallel for schedule(static)
+	for (int64_t i = 0; i < n; i++) o[i] = y[i] > 0 ? dy[i] : 0;
 	return o;
 }
 
@@ -520,13 +530,23 @@ func (e *dnnlEngine) prim(c C.rd_conv_params) (*C.rd_prim, error) {
 	return p, nil
 }
 
+// convExtra holds the optional inputs of dnnlConv.run.
+type convExtra struct {
+	// residual is added through the sum post-op (forward).
+	residual []float32
+	// scale scales the weights per output channel: the primitive uses
+	// w*scale[o] (forward, backward data), or the weight gradient is
+	// multiplied by scale[o] (backward weights).
+	scale []float32
+	// reluY, in the backward kinds, is the forward output of a fused ReLU:
+	// dy (bufs[1]) is replaced by dy*(reluY > 0).
+	reluY []float32
+}
+
 // run executes the convolution on bufs, in the argument order of
 // rd_conv_create (forward: x, w, [b], y; backward data: w, dy, dx; backward
-// weights: x, dy, dw). residual, if not nil, is added through the sum post-op.
-// scale, if not nil, scales the weights per output channel: the primitive
-// uses w*scale[o] (forward, backward data), or the weight gradient is
-// multiplied by scale[o] (backward weights).
-func (d dnnlConv) run(bufs [][]float32, residual, scale []float32) error {
+// weights: x, dy, dw; reorder: from, to; max pooling: x, y).
+func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 	e, err := dnnlGet()
 	if err != nil {
 		return err
@@ -543,32 +563,39 @@ func (d dnnlConv) run(bufs [][]float32, residual, scale []float32) error {
 		for i, b := range bufs {
 			ptrs[i] = unsafe.Pointer(&b[0])
 		}
-		if scale != nil && d.kind != dnnlBwdWeights {
+		if ex.scale != nil && d.kind != dnnlBwdWeights {
 			wi := 1
 			if d.kind == dnnlBwdData {
 				wi = 0
 			}
-			ws := C.rd_scale_rows((*C.float)(ptrs[wi]), (*C.float)(unsafe.Pointer(&scale[0])), rows, per)
+			ws := C.rd_scale_rows((*C.float)(ptrs[wi]), (*C.float)(unsafe.Pointer(&ex.scale[0])), rows, per)
 			if ws == nil {
 				err = fmt.Errorf("oneDNN convolution: out of memory scaling weights")
 				return
 			}
 			ptrs[wi] = unsafe.Pointer(ws)
 		}
+		if ex.reluY != nil && (d.kind == dnnlBwdData || d.kind == dnnlBwdWeights) {
+			m := C.rd_relu_mask((*C.float)(unsafe.Pointer(&ex.reluY[0])), (*C.float)(ptrs[1]), C.int64_t(len(bufs[1])))
+			if m == nil {
+				err = fmt.Errorf("oneDNN convolution: out of memory masking the gradient")
+				return
+			}
+			ptrs[1] = unsafe.Pointer(m)
+		}
 		var res unsafe.Pointer
-		if residual != nil {
-			res = unsafe.Pointer(&residual[0])
+		if ex.residual != nil {
+			res = unsafe.Pointer(&ex.residual[0])
 		}
 		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1)); s != 0 {
 			err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
 			return
 		}
-		if scale != nil && d.kind == dnnlBwdWeights {
-			C.rd_mul_rows((*C.float)(ptrs[2]), (*C.float)(unsafe.Pointer(&scale[0])), rows, per)
+		if ex.scale != nil && d.kind == dnnlBwdWeights {
+			C.rd_mul_rows((*C.float)(ptrs[2]), (*C.float)(unsafe.Pointer(&ex.scale[0])), rows, per)
 		}
 		runtime.KeepAlive(bufs)
-		runtime.KeepAlive(residual)
-		runtime.KeepAlive(scale)
+		runtime.KeepAlive(ex)
 	})
 	return err
 }
