@@ -1,8 +1,9 @@
 package box
 
 import (
+	"cmp"
 	"fmt"
-	"sort"
+	"slices"
 )
 
 // NMS performs non-maximum suppression with torchvision.ops.nms semantics
@@ -27,9 +28,10 @@ func NMS(boxes []Box, scores []float32, iouThresh float32) []int {
 	return nmsOrdered(boxes, order, iouThresh)
 }
 
-// sortByScore returns idx (or 0..len(scores)-1 when idx is nil) stably
-// sorted by decreasing score, NaN first (as torch.sort, which orders NaN
-// above every number).
+// sortByScore returns idx (or 0..len(scores)-1 when idx is nil) sorted by
+// decreasing score, NaN first (as torch.sort, which orders NaN above every
+// number), equal scores by increasing index: a stable sort when idx is
+// increasing, as all callers pass it.
 func sortByScore(scores []float32, idx []int) []int {
 	if idx == nil {
 		idx = make([]int, len(scores))
@@ -37,8 +39,21 @@ func sortByScore(scores []float32, idx []int) []int {
 			idx[i] = i
 		}
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return ScoreAbove(scores[idx[a]], scores[idx[b]]) })
+	slices.SortFunc(idx, func(a, b int) int { return CompareScores(scores[a], scores[b], a, b) })
 	return idx
+}
+
+// CompareScores orders (score, index) pairs by decreasing score, NaN first,
+// then by increasing index: a total order, so an unstable sort with it gives
+// the result of a stable sort of indices by decreasing score.
+func CompareScores(sa, sb float32, ia, ib int) int {
+	switch {
+	case ScoreAbove(sa, sb):
+		return -1
+	case ScoreAbove(sb, sa):
+		return 1
+	}
+	return cmp.Compare(ia, ib)
 }
 
 // ScoreAbove reports whether score a sorts before b in decreasing order, NaN
@@ -128,7 +143,6 @@ func BatchedNMS(boxes []Box, scores []float32, idxs []int, iouThresh float32) []
 		order := sortByScore(scores, groups[c])
 		keep = append(keep, nmsOrdered(work, order, iouThresh)...)
 	}
-	sort.Ints(keep)
 	return sortByScore(scores, keep)
 }
 

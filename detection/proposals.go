@@ -3,7 +3,7 @@ package detection
 import (
 	"fmt"
 	"math"
-	"sort"
+	"slices"
 
 	"resdet/box"
 )
@@ -63,7 +63,7 @@ func topN(v []float32, n int) []int {
 	for i := range idx {
 		idx[i] = i
 	}
-	sort.SliceStable(idx, func(a, b int) bool { return box.ScoreAbove(v[idx[a]], v[idx[b]]) })
+	slices.SortFunc(idx, func(a, b int) int { return box.CompareScores(v[a], v[b], a, b) })
 	if n < len(idx) {
 		idx = idx[:n]
 	}
