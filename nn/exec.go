@@ -50,6 +50,12 @@ type ExecStats struct {
 	PoolBytes     int64 // bytes held by the pool (free or in use)
 	PeakLiveBytes int64 // largest total size of buffers in use at one time
 	Runs          int   // completed runs
+	// Unpooled counts the values of the last run that ops allocated
+	// themselves (ops without UsePreallocDo, or that refused the buffer),
+	// excluding values sharing memory with an input.
+	Unpooled int
+	// UnpooledBytes is their total size.
+	UnpooledBytes int64
 }
 
 type poolBuf struct {
@@ -174,6 +180,7 @@ func (e *Executor) Run() error {
 		e.values[s] = nil
 	}
 	copy(e.useCount, e.uses)
+	e.stats.Unpooled, e.stats.UnpooledBytes = 0, 0
 	for _, l := range e.leaves {
 		v := l.node.Value()
 		if v == nil {
@@ -254,6 +261,13 @@ func (e *Executor) track(st *execStep, v G.Value, inputs []G.Value) {
 			return
 		}
 	}
+	for _, in := range inputs {
+		if t, ok := in.(tensor.Tensor); ok && overlapsRange(v, t.Uintptr(), t.Uintptr()+t.MemSize()) {
+			return // a view of an input the executor does not own
+		}
+	}
+	e.stats.Unpooled++
+	e.stats.UnpooledBytes += int64(v.MemSize())
 }
 
 // release drops slot s's reference to its buffer.
@@ -343,13 +357,19 @@ func sameData(v G.Value, data []float32) bool {
 
 // overlaps reports whether v's memory intersects data's.
 func overlaps(v G.Value, data []float32) bool {
-	t, ok := v.(tensor.Tensor)
-	if !ok || t.MemSize() == 0 || len(data) == 0 {
+	if len(data) == 0 {
 		return false
 	}
-	lo := t.Uintptr()
-	hi := lo + t.MemSize()
-	blo := uintptr(unsafe.Pointer(&data[0]))
-	bhi := blo + uintptr(4*len(data))
-	return lo < bhi && blo < hi
+	lo := uintptr(unsafe.Pointer(&data[0]))
+	return overlapsRange(v, lo, lo+uintptr(4*len(data)))
+}
+
+// overlapsRange reports whether v's memory intersects [lo, hi).
+func overlapsRange(v G.Value, lo, hi uintptr) bool {
+	t, ok := v.(tensor.Tensor)
+	if !ok || t.MemSize() == 0 || lo == hi {
+		return false
+	}
+	vlo := t.Uintptr()
+	return vlo < hi && lo < vlo+t.MemSize()
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // testNet is a small graph mixing this package's ops with stock gorgonia ops
-// (Reshape, Sub, Add), so the executor sees aliasing values and ops without
+// (Reshape, Sub, Add, Tanh), so the executor sees aliasing values and ops without
 // UsePreallocDo.
 type testNet struct {
 	g       *G.ExprGraph
@@ -55,7 +55,7 @@ func newTestNet(t *testing.T, seed int64) *testNet {
 	cur = must(ReLU(cur))
 	flat2 := must(G.Reshape(cur, tensor.Shape{n, c * 6 * 5}))
 	diff := must(G.Sub(flat, flat2)) // order matters: checks the inputs' order
-	sum := must(G.Add(diff, flat2))
+	sum := must(G.Add(diff, must(G.Tanh(flat2)))) // Tanh has no UsePreallocDo
 	logits := must(Linear(sum, param("w", 3, c*6*5), param("lb", 3)))
 	pooled := must(GlobalAvgPool(cur))
 	tn.outputs = []*G.Node{logits, pooled}
@@ -94,6 +94,11 @@ func TestExecutorMatchesTapeMachine(t *testing.T) {
 			expectClose(t, o.Name(), o.Value().Data().([]float32), want[i], 1e-6, 1e-6)
 		}
 		st := e.Stats()
+		// Reshape's results are views of pooled buffers and Sub and Add take
+		// pooled buffers through their UsePreallocDo; only Tanh allocates.
+		if st.Unpooled != 1 {
+			t.Errorf("run %d: %d values allocated outside the pool, want 1 (Tanh)", run, st.Unpooled)
+		}
 		if run == 0 {
 			allocs = st.Allocs
 		} else if st.Allocs != allocs {
