@@ -54,7 +54,7 @@ func newTestNet(t *testing.T, seed int64) *testNet {
 	}
 	cur = must(ReLU(cur))
 	flat2 := must(G.Reshape(cur, tensor.Shape{n, c * 6 * 5}))
-	diff := must(G.Sub(flat, flat2)) // order matters: checks the inputs' order
+	diff := must(G.Sub(flat, flat2))              // order matters: checks the inputs' order
 	sum := must(G.Add(diff, must(G.Tanh(flat2)))) // Tanh has no UsePreallocDo
 	logits := must(Linear(sum, param("w", 3, c*6*5), param("lb", 3)))
 	pooled := must(GlobalAvgPool(cur))
