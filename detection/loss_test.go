@@ -1,0 +1,456 @@
+package detection
+
+import (
+	"fmt"
+	"math"
+	"math/rand"
+	"slices"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"resdet/box"
+)
+
+// lossGraph is a graph with float32 input nodes, built by the tests.
+type lossGraph struct {
+	g      *G.ExprGraph
+	inputs []*G.Node
+}
+
+func newLossGraph(shapes [][]int, datas [][]float32) lossGraph {
+	g := G.NewGraph()
+	lg := lossGraph{g: g}
+	for i, s := range shapes {
+		v := tensor.New(tensor.WithShape(s...), tensor.WithBacking(slices.Clone(datas[i])))
+		lg.inputs = append(lg.inputs, G.NewTensor(g, tensor.Float32, len(s), G.WithShape(s...),
+			G.WithName(fmt.Sprintf("in%d", i)), G.WithValue(v)))
+	}
+	return lg
+}
+
+// run evaluates the scalar nodes outs and the gradient of their sum w.r.t.
+// every input.
+func (lg lossGraph) run(t *testing.T, outs ...*G.Node) ([]float64, [][]float32) {
+	t.Helper()
+	total := outs[0]
+	for _, o := range outs[1:] {
+		var err error
+		if total, err = G.Add(total, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	grads, err := G.Grad(total, lg.inputs...)
+	if err != nil {
+		t.Fatalf("Grad: %v", err)
+	}
+	vm := G.NewTapeMachine(lg.g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	vals := make([]float64, len(outs))
+	for i, o := range outs {
+		v, err := scalarF32(o.Value())
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals[i] = float64(v)
+	}
+	gs := make([][]float32, len(grads))
+	for i, gn := range grads {
+		gs[i] = slices.Clone(gn.Value().Data().([]float32))
+	}
+	return vals, gs
+}
+
+// expectClose reports values of got and want differing by more than
+// atol + rtol*|want| and returns the largest absolute difference.
+func expectClose(t *testing.T, what string, got, want []float32, rtol, atol float64) float64 {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	worst, bad := 0.0, 0
+	for i := range got {
+		d := math.Abs(float64(got[i]) - float64(want[i]))
+		if d > atol+rtol*math.Abs(float64(want[i])) || math.IsNaN(d) {
+			if bad < 5 {
+				t.Errorf("%s[%d] = %v, want %v", what, i, got[i], want[i])
+			}
+			bad++
+		}
+		worst = max(worst, d)
+	}
+	if bad > 0 {
+		t.Errorf("%s: %d of %d values differ (max abs diff %g)", what, bad, len(got), worst)
+	}
+	return worst
+}
+
+func expectScalar(t *testing.T, what string, got, want, rtol float64) {
+	t.Helper()
+	if rel := math.Abs(got-want) / math.Abs(want); !(rel <= rtol) {
+		t.Errorf("%s = %.9g, torch %.9g (relative diff %.3g)", what, got, want, rel)
+	} else {
+		t.Logf("%s = %.9g, torch %.9g (relative diff %.3g)", what, got, want, rel)
+	}
+}
+
+func TestLossOpsMatchTorch(t *testing.T) {
+	cases := loadLossFixture(t, "losses.json")
+	build := map[string]func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error){
+		"bce": func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error) {
+			y, _ := c.f32(t, "target")
+			return BCEWithLogitsLoss(x, c.ints(t, "idx"), y)
+		},
+		"cross_entropy": func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error) {
+			return CrossEntropyLoss(x, c.ints(t, "labels"))
+		},
+	}
+	smooth := func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error) {
+		y, _ := c.f32(t, "target")
+		return SmoothL1Loss(x, c.ints(t, "idx"), y, float32(c.num(t, "beta")), float32(c.num(t, "norm")))
+	}
+	for _, name := range []string{"smooth_l1_ninth", "smooth_l1_one", "smooth_l1_zero"} {
+		build[name] = smooth
+	}
+	for _, name := range []string{"bce", "smooth_l1_ninth", "smooth_l1_one", "smooth_l1_zero", "cross_entropy"} {
+		t.Run(name, func(t *testing.T) {
+			c, ok := cases[name]
+			if !ok {
+				t.Fatalf("no case %s in losses.json", name)
+			}
+			x, shape := c.f32(t, "x")
+			lg := newLossGraph([][]int{shape}, [][]float32{x})
+			loss, err := build[name](t, c, lg.inputs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			vals, grads := lg.run(t, loss)
+			expectScalar(t, "loss", vals[0], c.num(t, "value"), 1e-6)
+			want, _ := c.f32(t, "grad")
+			d := expectClose(t, "grad", grads[0], want, 1e-5, 1e-7)
+			t.Logf("grad: max abs diff %g", d)
+		})
+	}
+}
+
+// numericGrad returns central differences of f at x (in place, restored),
+// step eps, for the elements probe.
+func numericGrad(x []float32, probe []int, eps float32, f func() float64) []float64 {
+	out := make([]float64, len(probe))
+	for k, i := range probe {
+		v := x[i]
+		x[i] = v + eps
+		up := f()
+		x[i] = v - eps
+		down := f()
+		x[i] = v
+		out[k] = (up - down) / float64(2*eps)
+	}
+	return out
+}
+
+// TestLossGradFiniteDifference checks the analytic gradients of the loss
+// builders against central differences of their forward values, run
+// through the graph.
+func TestLossGradFiniteDifference(t *testing.T) {
+	r := rand.New(rand.NewSource(1))
+	randn := func(n int, s float64) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(r.NormFloat64() * s)
+		}
+		return v
+	}
+	// RPN: 2 images, A=3 anchors per cell on a 2x3 map.
+	const a, h, w = 3, 2, 3
+	l := a * h * w
+	rpnBatch := make([]RPNSample, 2)
+	for n := range rpnBatch {
+		s := RPNSample{Targets: AnchorTargets{Labels: make([]int, l), Deltas: make([]box.Delta, l)}}
+		for i := range l {
+			s.Targets.Labels[i] = r.Intn(3) - 1
+			for j := range 4 {
+				s.Targets.Deltas[i][j] = float32(r.NormFloat64() * 0.5)
+			}
+			switch s.Targets.Labels[i] {
+			case LabelObject:
+				s.Pos = append(s.Pos, i)
+			case LabelBackground:
+				s.Neg = append(s.Neg, i)
+			}
+		}
+		rpnBatch[n] = s
+	}
+	// Box head: 7 RoIs in two images, 4 classes.
+	boxBatch := []ProposalTargets{
+		{Labels: []int{0, 2, 3, 0}, Deltas: make([]box.Delta, 4)},
+		{Labels: []int{1, 0, 3}, Deltas: make([]box.Delta, 3)},
+	}
+	for _, b := range boxBatch {
+		for i := range b.Deltas {
+			for j := range 4 {
+				b.Deltas[i][j] = float32(r.NormFloat64() * 0.5)
+			}
+		}
+	}
+	tests := []struct {
+		name   string
+		shapes [][]int
+		scale  float64
+		build  func(in []*G.Node) ([]*G.Node, error)
+	}{
+		{"bce", [][]int{{4, 5}}, 2, func(in []*G.Node) ([]*G.Node, error) {
+			n, err := BCEWithLogitsLoss(in[0], []int{0, 3, 3, 7, 19, 11}, []float32{1, 0, 1, 0.25, 0, 1})
+			return []*G.Node{n}, err
+		}},
+		{"smooth_l1", [][]int{{3, 4}}, 1, func(in []*G.Node) ([]*G.Node, error) {
+			n, err := SmoothL1Loss(in[0], []int{1, 2, 5, 8, 8, 11}, []float32{0.5, -1, 0, 2, 0.1, -0.3}, 0.5, 3)
+			return []*G.Node{n}, err
+		}},
+		{"cross_entropy", [][]int{{5, 4}}, 2, func(in []*G.Node) ([]*G.Node, error) {
+			n, err := CrossEntropyLoss(in[0], []int{0, 3, 1, 1, 2})
+			return []*G.Node{n}, err
+		}},
+		{"rpn_loss", [][]int{{2, a, h, w}, {2, 4 * a, h, w}}, 1, func(in []*G.Node) ([]*G.Node, error) {
+			o, b, err := RPNLoss(in[0], in[1], rpnBatch)
+			return []*G.Node{o, b}, err
+		}},
+		{"fastrcnn_loss", [][]int{{7, 4}, {7, 16}}, 1, func(in []*G.Node) ([]*G.Node, error) {
+			c, b, err := FastRCNNLoss(in[0], in[1], boxBatch)
+			return []*G.Node{c, b}, err
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			datas := make([][]float32, len(tc.shapes))
+			for i, s := range tc.shapes {
+				datas[i] = randn(tensor.Shape(s).TotalSize(), tc.scale)
+			}
+			lg := newLossGraph(tc.shapes, datas)
+			outs, err := tc.build(lg.inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, grads := lg.run(t, outs...)
+			// Forward-only graph for the differences, sharing the input values.
+			fg := newLossGraph(tc.shapes, datas)
+			fouts, err := tc.build(fg.inputs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			vm := G.NewTapeMachine(fg.g)
+			defer vm.Close()
+			forward := func() float64 {
+				vm.Reset()
+				if err := vm.RunAll(); err != nil {
+					t.Fatal(err)
+				}
+				var s float64
+				for _, o := range fouts {
+					v, _ := scalarF32(o.Value())
+					s += float64(v)
+				}
+				return s
+			}
+			var nonzero int
+			for i, in := range fg.inputs {
+				x := in.Value().Data().([]float32)
+				probe := make([]int, len(x))
+				for j := range probe {
+					probe[j] = j
+				}
+				num := numericGrad(x, probe, 1e-2, forward)
+				for j, v := range num {
+					ana := float64(grads[i][j])
+					if math.Abs(ana-v) > 2e-3+2e-2*math.Abs(v) {
+						t.Errorf("input %d element %d: analytic %.6g, numeric %.6g", i, j, ana, v)
+					}
+					if ana != 0 {
+						nonzero++
+					}
+				}
+			}
+			if nonzero == 0 {
+				t.Errorf("all gradients are zero: the check tests nothing")
+			}
+		})
+	}
+}
+
+// TestRPNLossMatchesTorchvision feeds torchvision's sampled anchors to
+// RPNLoss with targets from AssignAnchorTargets and compares both loss
+// values and the gradients w.r.t. the head outputs with
+// RegionProposalNetwork.compute_loss.
+func TestRPNLossMatchesTorchvision(t *testing.T) {
+	c := loadLossFixture(t, "losses.json")["rpn_loss"]
+	obj, oshape := c.f32(t, "objectness")
+	dl, dshape := c.f32(t, "deltas")
+	anchors := c.boxes(t, "anchors")
+	img := Size{W: int(c.num(t, "img_w")), H: int(c.num(t, "img_h"))}
+	cfg := DefaultRPNConfig()
+	batch := make([]RPNSample, oshape[0])
+	var npos, nall int
+	for n := range batch {
+		tg, err := cfg.AssignAnchorTargets(anchors, c.boxes(t, fmt.Sprintf("gt%d", n)), img, TargetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := c.f32(t, fmt.Sprintf("labels%d", n))
+		for i, l := range want {
+			if tg.Labels[i] != int(l) {
+				t.Fatalf("image %d anchor %d: label %d, torchvision %v", n, i, tg.Labels[i], l)
+			}
+		}
+		batch[n] = RPNSample{Targets: tg, Pos: c.ints(t, fmt.Sprintf("pos%d", n)), Neg: c.ints(t, fmt.Sprintf("neg%d", n))}
+		npos += len(batch[n].Pos)
+		nall += len(batch[n].Pos) + len(batch[n].Neg)
+	}
+	t.Logf("%d sampled anchors, %d positive", nall, npos)
+	lg := newLossGraph([][]int{oshape, dshape}, [][]float32{obj, dl})
+	lo, lb, err := RPNLoss(lg.inputs[0], lg.inputs[1], batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, grads := lg.run(t, lo, lb)
+	expectScalar(t, "loss_objectness", vals[0], c.num(t, "loss_objectness"), 1e-5)
+	expectScalar(t, "loss_rpn_box_reg", vals[1], c.num(t, "loss_box"), 1e-5)
+	for i, f := range []string{"grad_objectness", "grad_deltas"} {
+		want, _ := c.f32(t, f)
+		t.Logf("%s: max abs diff %g", f, expectClose(t, f, grads[i], want, 1e-4, 1e-8))
+	}
+}
+
+// TestFastRCNNLossMatchesTorchvision rebuilds torchvision's sampled RoIs and
+// targets (AssignProposalTargets, then the RoIs torchvision's sampler drew)
+// and compares FastRCNNLoss with roi_heads.fastrcnn_loss.
+func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
+	c := loadLossFixture(t, "losses.json")["fastrcnn_loss"]
+	cfg := DefaultRoIHeadsConfig()
+	var batch []ProposalTargets
+	for n := 0; n < 2; n++ {
+		all, err := cfg.AssignProposalTargets(c.boxes(t, fmt.Sprintf("proposals%d", n)), c.boxes(t, fmt.Sprintf("gt%d", n)),
+			c.ints(t, fmt.Sprintf("gt_labels%d", n)), TargetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		idx := append(c.ints(t, fmt.Sprintf("pos%d", n)), c.ints(t, fmt.Sprintf("neg%d", n))...)
+		slices.Sort(idx)
+		s := all.Subset(idx)
+		want := c.boxes(t, fmt.Sprintf("sampled_rois%d", n))
+		if !slices.Equal(s.RoIs, want) {
+			t.Fatalf("image %d: sampled RoIs differ from torchvision's", n)
+		}
+		batch = append(batch, s)
+	}
+	wantLabels := c.ints(t, "sampled_labels")
+	wantDeltas, _ := c.f32(t, "sampled_deltas")
+	var gotLabels []int
+	var gotDeltas []box.Delta
+	var nfg int
+	for _, s := range batch {
+		gotLabels = append(gotLabels, s.Labels...)
+		gotDeltas = append(gotDeltas, s.Deltas...)
+	}
+	if !slices.Equal(gotLabels, wantLabels) {
+		t.Fatalf("labels %v, torchvision %v", gotLabels, wantLabels)
+	}
+	for i, l := range gotLabels {
+		if l > 0 {
+			nfg++
+			for j := range 4 {
+				if d := math.Abs(float64(gotDeltas[i][j] - wantDeltas[4*i+j])); d > 1e-5 {
+					t.Errorf("RoI %d delta %d: %v, torchvision %v", i, j, gotDeltas[i][j], wantDeltas[4*i+j])
+				}
+			}
+		}
+	}
+	t.Logf("%d sampled RoIs, %d foreground", len(gotLabels), nfg)
+	cls, cshape := c.f32(t, "class_logits")
+	reg, rshape := c.f32(t, "box_regression")
+	lg := newLossGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
+	lc, lb, err := FastRCNNLoss(lg.inputs[0], lg.inputs[1], batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, grads := lg.run(t, lc, lb)
+	expectScalar(t, "loss_classifier", vals[0], c.num(t, "loss_classifier"), 1e-5)
+	expectScalar(t, "loss_box_reg", vals[1], c.num(t, "loss_box_reg"), 1e-5)
+	for i, f := range []string{"grad_class_logits", "grad_box_regression"} {
+		want, _ := c.f32(t, f)
+		t.Logf("%s: max abs diff %g", f, expectClose(t, f, grads[i], want, 1e-4, 1e-8))
+	}
+}
+
+func TestLossRejectsBadInput(t *testing.T) {
+	g := G.NewGraph()
+	mk := func(name string, s ...int) *G.Node {
+		return G.NewTensor(g, tensor.Float32, len(s), G.WithShape(s...), G.WithName(name))
+	}
+	x := mk("x", 2, 3)
+	obj, del := mk("obj", 1, 2, 2, 2), mk("del", 1, 8, 2, 2)
+	one := RPNSample{Targets: AnchorTargets{Labels: make([]int, 8), Deltas: make([]box.Delta, 8)}}
+	tests := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"bce_empty", func() error { _, err := BCEWithLogitsLoss(x, nil, nil); return err }, "no elements"},
+		{"bce_range", func() error { _, err := BCEWithLogitsLoss(x, []int{6}, []float32{1}); return err }, "offset 6"},
+		{"bce_lengths", func() error { _, err := BCEWithLogitsLoss(x, []int{1, 2}, []float32{1}); return err }, "2 offsets but 1"},
+		{"smooth_l1_norm", func() error { _, err := SmoothL1Loss(x, []int{1}, []float32{1}, 0.1, 0); return err }, "norm"},
+		{"ce_label", func() error { _, err := CrossEntropyLoss(x, []int{0, 3}); return err }, "label 3 of row 1"},
+		{"ce_rows", func() error { _, err := CrossEntropyLoss(x, []int{0}); return err }, "1 labels"},
+		{"rpn_shapes", func() error { _, _, err := RPNLoss(obj, mk("bad", 1, 4, 2, 2), []RPNSample{one}); return err }, "want [N, A, Hi, Wi]"},
+		{"rpn_batch", func() error { _, _, err := RPNLoss(obj, del, nil); return err }, "0 samples"},
+		{"rpn_nothing_sampled", func() error { _, _, err := RPNLoss(obj, del, []RPNSample{one}); return err }, "no anchor sampled"},
+		{"rpn_index", func() error {
+			s := one
+			s.Pos = []int{8}
+			_, _, err := RPNLoss(obj, del, []RPNSample{s})
+			return err
+		}, "anchor 8"},
+		{"fastrcnn_shapes", func() error {
+			_, _, err := FastRCNNLoss(x, mk("r", 2, 8), nil)
+			return err
+		}, "want [K, NC] and [K, 4*NC]"},
+		{"fastrcnn_label", func() error {
+			_, _, err := FastRCNNLoss(x, mk("r2", 2, 12), []ProposalTargets{{Labels: []int{0, 3}, Deltas: make([]box.Delta, 2)}})
+			return err
+		}, "label 3"},
+		{"fastrcnn_count", func() error {
+			_, _, err := FastRCNNLoss(x, mk("r3", 2, 12), []ProposalTargets{{Labels: []int{0}, Deltas: make([]box.Delta, 1)}})
+			return err
+		}, "1 sampled RoIs"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.run()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestLossNodesNotMerged checks that two losses of the same input with
+// different targets stay two nodes (gorgonia merges equal op hashes).
+func TestLossNodesNotMerged(t *testing.T) {
+	lg := newLossGraph([][]int{{4}}, [][]float32{{0.5, -1, 2, 0}})
+	a, err := BCEWithLogitsLoss(lg.inputs[0], []int{0, 1}, []float32{1, 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := BCEWithLogitsLoss(lg.inputs[0], []int{0, 1}, []float32{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, _ := lg.run(t, a, b)
+	if vals[0] == vals[1] {
+		t.Errorf("both losses are %v: nodes merged", vals[0])
+	}
+}
