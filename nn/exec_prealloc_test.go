@@ -52,6 +52,8 @@ func TestUsePreallocDo(t *testing.T) {
 			inputs: []G.Value{val(2, 4), val(3, 4), val(3)}, out: tensor.Shape{2, 3}},
 		{name: "gemm", op: &gemmOp{m: 2, n: 3, k: 4, transA: true}, inputs: []G.Value{val(4, 2), val(4, 3)},
 			out: tensor.Shape{2, 3}},
+		{name: "reshape", op: &reshapeCopyOp{from: x4, to: tensor.Shape{6, 20}}, inputs: []G.Value{val(2, 3, 5, 4)},
+			out: tensor.Shape{6, 20}},
 		{name: "sum_rows", op: &sumRowsOp{rows: 4, cols: 3}, inputs: []G.Value{val(4, 3)}, out: tensor.Shape{3}},
 	}
 	for _, tc := range cases {

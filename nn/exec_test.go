@@ -184,3 +184,83 @@ func TestExecutorErrors(t *testing.T) {
 		t.Error("Run after Close: no error")
 	}
 }
+
+// TestExecutorBackward runs the symbolic gradient graph of G.Grad through the
+// Executor (gradients as outputs) and compares with central differences of
+// the loss computed by a forward Executor. (The TapeMachine is no reference
+// here: with gorgonia's Reshape in the graph its gradients are wrong, see
+// TestReshapeTapeGradients.)
+func TestExecutorBackward(t *testing.T) {
+	tn := newTestNet(t, 3)
+	loss, err := G.Sum(tn.outputs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrt := []*G.Node{tn.x}
+	for _, n := range tn.g.AllNodes() {
+		if n.Name() == "s0" || n.Name() == "w" || n.Name() == "lb" {
+			wrt = append(wrt, n)
+		}
+	}
+	if len(wrt) != 4 {
+		t.Fatalf("found %d parameters, want 4", len(wrt))
+	}
+	grads, err := G.Grad(loss, wrt...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewExecutor(tn.g, grads...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	fwd, err := NewExecutor(tn.g, tn.outputs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fwd.Close()
+	lossAt := func() float64 {
+		if err := fwd.Run(); err != nil {
+			t.Fatal(err)
+		}
+		var s float64
+		for _, v := range tn.outputs[0].Value().Data().([]float32) {
+			s += float64(v)
+		}
+		return s
+	}
+	for run := 0; run < 2; run++ {
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := make([][]float32, len(grads))
+	for i, gn := range grads {
+		got[i] = append([]float32(nil), gn.Value().Data().([]float32)...)
+	}
+	const eps = 1e-3
+	for i, n := range wrt {
+		data := n.Value().Data().([]float32)
+		step := max(1, len(data)/15)
+		for j := 0; j < len(data); j += step {
+			o := data[j]
+			data[j] = o + eps
+			up := lossAt()
+			data[j] = o - eps
+			down := lossAt()
+			data[j] = o
+			num := (up - down) / (float64(o+eps) - float64(o-eps))
+			if d := num - float64(got[i][j]); d > 2e-2+2e-2*abs64(num) || -d > 2e-2+2e-2*abs64(num) {
+				t.Errorf("d loss/d %s[%d]: executor %g, numeric %g", n.Name(), j, got[i][j], num)
+			}
+		}
+	}
+	t.Logf("%+v", e.Stats())
+}
+
+func abs64(v float64) float64 {
+	if v < 0 {
+		return -v
+	}
+	return v
+}
