@@ -1,7 +1,9 @@
 // Package box holds the plain-Go geometry of detection: axis-aligned boxes,
-// their overlaps, and (in later files) non-maximum suppression, box coding,
-// matching and sampling. It imports neither gorgonia nor cgo, so datasets and
-// eval can use it freely.
+// their overlaps, non-maximum suppression (NMS, BatchedNMS, RemoveSmall),
+// box coding (BoxCoder), matching (Matcher) and sampling (Sampler), each with
+// the semantics of its torchvision counterpart (torchvision/ops/boxes.py,
+// torchvision/models/detection/_utils.py). It imports neither gorgonia nor
+// cgo, so datasets and eval can use it freely.
 //
 // # Coordinate convention
 //

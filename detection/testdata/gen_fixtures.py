@@ -300,7 +300,7 @@ def gen_large(outdir):
 # ---------------------------------------------------------------- bench
 
 def bench(outdir):
-    """Times torchvision.ops.roi_align on the C4 benchmark shape (2 threads) and
+    """Times torchvision.ops.roi_align and roi_pool on the C4 benchmark shape (2 threads) and
     writes its RoIs to OUTDIR/bench_rois.json for the Go benchmark."""
     torch.set_num_threads(2)
     g = torch.Generator().manual_seed(3)
@@ -324,6 +324,21 @@ def bench(outdir):
         print("torchvision roi_align aligned=%s 300x[1,1024,38,63]->14x14 (min of 5): "
               "forward %.1f ms wall, %.1f ms cpu; backward %.1f ms wall, %.1f ms cpu"
               % (aligned, min(fw) * 1e3, min(fc) * 1e3, min(bw) * 1e3, min(bc) * 1e3))
+    fw, bw, fc, bc = [], [], [], []
+    for _ in range(5):
+        c0, t0 = time.process_time(), time.perf_counter()
+        y = torchvision.ops.roi_pool(feat, rois, (14, 14), 1 / 16)
+        c1, t1 = time.process_time(), time.perf_counter()
+        y.backward(torch.ones_like(y))
+        c2, t2 = time.process_time(), time.perf_counter()
+        feat.grad = None
+        fw.append(t1 - t0)
+        bw.append(t2 - t1)
+        fc.append(c1 - c0)
+        bc.append(c2 - c1)
+    print("torchvision roi_pool 300x[1,1024,38,63]->14x14 (min of 5): "
+          "forward %.1f ms wall, %.1f ms cpu; backward %.1f ms wall, %.1f ms cpu"
+          % (min(fw) * 1e3, min(fc) * 1e3, min(bw) * 1e3, min(bc) * 1e3))
 
 
 if __name__ == "__main__":
