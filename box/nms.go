@@ -12,7 +12,8 @@ import (
 // boxes and scores have the same length N (NMS panics otherwise: a
 // programmer error). Boxes are sorted by decreasing score; the sort is
 // stable, so equal scores keep their input order (as the CPU kernel of
-// torchvision 0.14, which sorts with stable=true: checked on tied inputs).
+// torchvision 0.14, which sorts with stable=true: checked on tied inputs,
+// fixture case tied_scores_0.5; later torchvision versions may not be).
 // Walking that order, each box not yet suppressed is kept and suppresses
 // every later box whose IoU with it is strictly greater than iouThresh.
 //

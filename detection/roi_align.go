@@ -110,17 +110,23 @@ func (o RoIAlignOpts) grid(roi []float32) (sh, sw, bh, bw float32, gh, gw int) {
 	return sh, sw, bh, bw, max(gh, 0), max(gw, 0)
 }
 
-// maxGrid bounds the adaptive sampling grid per bin and axis (a RoI that
-// needs more is hundreds of times larger than any feature map).
-const maxGrid = 1 << 10
+// maxGrid bounds the adaptive sampling grid per bin and axis, and
+// maxSamples the sampling points of one RoI (160 MB of plan). The C4 head on
+// a 1000-pixel image needs at most 14*14*5*5 = 4900; a RoI needing more than
+// maxSamples is thousands of times larger than its feature map.
+const (
+	maxGrid    = 1 << 10
+	maxSamples = 1 << 22
+)
 
 // checkGrid returns an error naming the first RoI whose sampling plan
 // would be unreasonably large.
 func (o RoIAlignOpts) checkGrid(op string, rois []float32, k int) error {
 	for i := 0; i < k; i++ {
-		if _, _, _, _, gh, gw := o.grid(rois[5*i : 5*i+5]); gh > maxGrid || gw > maxGrid {
-			return fmt.Errorf("detection: %s: roi %d %v: sampling grid %dx%d per bin, more than %d per axis",
-				op, i, rois[5*i:5*i+5], gh, gw, maxGrid)
+		_, _, _, _, gh, gw := o.grid(rois[5*i : 5*i+5])
+		if gh > maxGrid || gw > maxGrid || o.OutH*o.OutW*gh*gw > maxSamples {
+			return fmt.Errorf("detection: %s: roi %d %v: sampling grid %dx%d per bin, more than %d points per RoI",
+				op, i, rois[5*i:5*i+5], gh, gw, maxSamples)
 		}
 	}
 	return nil
