@@ -14,7 +14,7 @@ import (
 // stable, so equal scores keep their input order (as the CPU kernel of
 // torchvision 0.14, which sorts with stable=true: checked on tied inputs,
 // fixture case tied_scores_0.5; later torchvision versions may not be).
-// Walking that order, each box not yet suppressed is kept and suppresses
+// NaN scores sort first, as in torch.sort. Walking that order, each box not yet suppressed is kept and suppresses
 // every later box whose IoU with it is strictly greater than iouThresh.
 //
 // The IoU is computed as the kernel does, in float32 and without "+1":
