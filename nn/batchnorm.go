@@ -101,17 +101,26 @@ func bnRunningStats(st *BNStats) (mean, invStd []float64) {
 	return mean, invStd
 }
 
-// sumSeg returns Σ x, accumulated in float32 over runs of 64 and in float64
-// across runs.
+// sumSeg returns Σ x, accumulated in float32 in four chains over runs of up
+// to 64 elements and in float64 across runs (see dotSumSeg).
 func sumSeg(x []float32) float64 {
 	var s float64
 	for len(x) > 0 {
 		k := min(len(x), 64)
-		var a float32
-		for _, v := range x[:k] {
-			a += v
+		xx := x[:k:k]
+		var a0, a1, a2, a3 float32
+		i := 0
+		for ; i+4 <= k; i += 4 {
+			v := xx[i : i+4 : i+4]
+			a0 += v[0]
+			a1 += v[1]
+			a2 += v[2]
+			a3 += v[3]
 		}
-		s += float64(a)
+		for ; i < k; i++ {
+			a0 += xx[i]
+		}
+		s += float64((a0 + a1) + (a2 + a3))
 		x = x[k:]
 	}
 	return s
@@ -120,15 +129,23 @@ func sumSeg(x []float32) float64 {
 // sqDevSeg returns Σ (x-mu)², accumulated as sumSeg.
 func sqDevSeg(x []float32, mu float32) float64 {
 	var s float64
-	for len(x) > 0 {
-		k := min(len(x), 64)
-		var a float32
-		for _, v := range x[:k] {
-			d := v - mu
-			a += d * d
+	for len(x) >= 64 {
+		xx := x[:64:64]
+		var a0, a1, a2, a3 float32
+		for i := 0; i < 64; i += 4 {
+			v := xx[i : i+4 : i+4]
+			d0, d1, d2, d3 := v[0]-mu, v[1]-mu, v[2]-mu, v[3]-mu
+			a0 += d0 * d0
+			a1 += d1 * d1
+			a2 += d2 * d2
+			a3 += d3 * d3
 		}
-		s += float64(a)
-		x = x[k:]
+		s += float64((a0 + a1) + (a2 + a3))
+		x = x[64:]
+	}
+	for _, v := range x {
+		d := float64(v) - float64(mu)
+		s += d * d
 	}
 	return s
 }
@@ -304,10 +321,18 @@ func (op *bnGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, e
 }
 
 func bnGradSeg(dx, gy, x []float32, k1, k2, k3 float32) {
-	dx = dx[:len(gy)]
-	x = x[:len(gy)]
-	for i, g := range gy {
-		dx[i] = k1*g + k2*x[i] + k3
+	n := len(gy)
+	dx, x = dx[:n], x[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		gg, xx, dd := gy[i:i+4:i+4], x[i:i+4:i+4], dx[i:i+4:i+4]
+		dd[0] = k1*gg[0] + k2*xx[0] + k3
+		dd[1] = k1*gg[1] + k2*xx[1] + k3
+		dd[2] = k1*gg[2] + k2*xx[2] + k3
+		dd[3] = k1*gg[3] + k2*xx[3] + k3
+	}
+	for ; i < n; i++ {
+		dx[i] = k1*gy[i] + k2*x[i] + k3
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"hash"
-	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -34,9 +33,18 @@ func reluKernel(y, x []float32) {
 }
 
 func reluSpan(y, x []float32) {
-	y = y[:len(x)]
-	for i, v := range x {
-		y[i] = relu32(v)
+	n := len(x)
+	y = y[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		xx, yy := x[i:i+4:i+4], y[i:i+4:i+4]
+		yy[0] = relu32(xx[0])
+		yy[1] = relu32(xx[1])
+		yy[2] = relu32(xx[2])
+		yy[3] = relu32(xx[3])
+	}
+	for ; i < n; i++ {
+		y[i] = relu32(x[i])
 	}
 }
 
@@ -48,10 +56,18 @@ func reluGradKernel(gx, y, gy []float32) {
 }
 
 func reluGradSpan(gx, y, gy []float32) {
-	gx = gx[:len(y)]
-	gy = gy[:len(y)]
-	for i, v := range y {
-		gx[i] = math.Float32frombits(math.Float32bits(gy[i]) & posMask(math.Float32bits(v)))
+	n := len(y)
+	gx, gy = gx[:n], gy[:n]
+	i := 0
+	for ; i+4 <= n; i += 4 {
+		yy, gg, dd := y[i:i+4:i+4], gy[i:i+4:i+4], gx[i:i+4:i+4]
+		dd[0] = maskF(gg[0], yy[0])
+		dd[1] = maskF(gg[1], yy[1])
+		dd[2] = maskF(gg[2], yy[2])
+		dd[3] = maskF(gg[3], yy[3])
+	}
+	for ; i < n; i++ {
+		gx[i] = maskF(gy[i], y[i])
 	}
 }
 

@@ -1,10 +1,9 @@
 """Times torch's equivalents of the non-convolution ops of package nn.
 
 Usage: /usr/bin/python3 bench_ops_torch.py [REPEATS]
-Prints one line per benchmark: name, milliseconds per run (median), with
-torch.set_num_threads(2) as in the Go benchmarks (BenchmarkAffine,
-BenchmarkAffineFrozenStep, BenchmarkReLU, BenchmarkMaxPool2d,
-BenchmarkGlobalAvgPool, BenchmarkBatchNormTrain).
+Prints one line per benchmark: the name of the matching Go benchmark, then
+the minimum and the median milliseconds per run, with torch.set_num_threads(2)
+as on the Go side. nn/testdata/bench_ops.sh runs both and prints the ratios.
 """
 import statistics
 import sys
@@ -18,6 +17,10 @@ torch.manual_seed(0)
 REPEATS = int(sys.argv[1]) if len(sys.argv) > 1 else 10
 
 
+def go_shape(shape):
+    return "(" + ",_".join(map(str, shape)) + ")"
+
+
 def bench(name, fn):
     fn()
     times = []
@@ -25,70 +28,69 @@ def bench(name, fn):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    print("%-45s %8.2f ms" % (name, 1000 * statistics.median(times)), flush=True)
-
-
-def frozen_bn(x, scale, shift):
-    # torchvision's FrozenBatchNorm2d: x * scale + shift with [1, C, 1, 1] buffers.
-    return x * scale + shift
+    print("%s %.3f %.3f" % (name, 1000 * min(times), 1000 * statistics.median(times)), flush=True)
 
 
 for shape in ((1, 256, 150, 250), (1, 1024, 38, 63)):
     c = shape[1]
     x, r = torch.randn(shape), torch.randn(shape)
-    scale, shift = torch.randn(1, c, 1, 1), torch.randn(1, c, 1, 1)
     rm, rv, w, b = torch.randn(c), torch.rand(c) + 0.5, torch.randn(c), torch.randn(c)
-    s = "x".join(map(str, shape))
+    s = go_shape(shape)
     with torch.no_grad():
-        bench("affine fwd (FrozenBatchNorm2d) " + s, lambda: frozen_bn(x, scale, shift))
-        bench("affine fwd (batch_norm eval) " + s, lambda: F.batch_norm(x, rm, rv, w, b, False))
+        # Frozen BN as torch runs it at inference: batch_norm in eval mode.
+        bench("BenchmarkAffine/fwd/" + s, lambda: F.batch_norm(x, rm, rv, w, b, False))
 
-        def fused():
+        def fused():  # torchvision's Bottleneck tail: bn3, += identity, relu
             out = F.batch_norm(x, rm, rv, w, b, False)
             out += r
             return torch.relu_(out)
-        bench("affine fwd res relu (bn eval, +=, relu_) " + s, fused)
+        bench("BenchmarkAffine/fwd_res_relu/" + s, fused)
 
     xg, rg = x.clone().requires_grad_(True), r.clone().requires_grad_(True)
     gy = torch.randn(shape)
 
     def step():
+        xg.grad, rg.grad = None, None
         out = F.batch_norm(xg, rm, rv, w, b, False)
         out = torch.relu(out + rg)
         out.backward(gy)
-    bench("affine frozen step fwd+bwd (x, residual) " + s, step)
+    bench("BenchmarkAffineFrozenStep/" + s, step)
 
-x = torch.randn(1, 256, 150, 250)
+shape = (1, 256, 150, 250)
+x = torch.randn(shape)
 with torch.no_grad():
-    bench("relu fwd 1x256x150x250", lambda: torch.relu(x))
+    bench("BenchmarkReLU/fwd/" + go_shape(shape), lambda: torch.relu(x))
 
-x = torch.randn(1, 64, 300, 500)
+shape = (1, 64, 300, 500)
+x = torch.randn(shape)
 with torch.no_grad():
-    bench("maxpool fwd 1x64x300x500", lambda: F.max_pool2d(x, 3, 2, 1))
+    bench("BenchmarkMaxPool2d/fwd/" + go_shape(shape), lambda: F.max_pool2d(x, 3, 2, 1))
 xg = x.clone().requires_grad_(True)
 y = F.max_pool2d(xg, 3, 2, 1)
 gy = torch.randn_like(y)
 
 
-def mp_step():
+def mp_bwd():
     xg.grad = None
-    F.max_pool2d(xg, 3, 2, 1).backward(gy)
-bench("maxpool fwd+bwd 1x64x300x500", mp_step)
+    y.backward(gy, retain_graph=True)
+bench("BenchmarkMaxPool2d/bwd/" + go_shape(shape), mp_bwd)
 
 for shape in ((8, 2048, 7, 7), (1, 2048, 19, 32)):
     x = torch.randn(shape)
     with torch.no_grad():
-        bench("gap fwd " + "x".join(map(str, shape)), lambda: x.mean(dim=(2, 3)))
+        bench("BenchmarkGlobalAvgPool/fwd/" + go_shape(shape), lambda: x.mean(dim=(2, 3)))
 
+shape = (8, 64, 56, 56)
 bn = torch.nn.BatchNorm2d(64).train()
-x = torch.randn(8, 64, 56, 56)
+x = torch.randn(shape)
 with torch.no_grad():
-    bench("batchnorm train fwd 8x64x56x56", lambda: bn(x))
+    bench("BenchmarkBatchNormTrain/fwd/" + go_shape(shape), lambda: bn(x))
 xg = x.clone().requires_grad_(True)
+y = bn(xg)
 gy = torch.randn_like(x)
 
 
-def bn_step():
+def bn_bwd():
     xg.grad = None
-    bn(xg).backward(gy)
-bench("batchnorm train fwd+bwd 8x64x56x56", bn_step)
+    y.backward(gy, retain_graph=True)
+bench("BenchmarkBatchNormTrain/bwd_x/" + go_shape(shape), bn_bwd)
