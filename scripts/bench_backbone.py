@@ -11,7 +11,9 @@ Cases (one process per case and side, so peak RSS is per case):
 
 torch runs with torch.set_num_threads(2) under torch.no_grad() for inference; Go runs
 `go test -bench` with its default threads (nn.Threads()). Time is the mean over N runs
-after one warm-up run; memory is the process's peak resident set size. Prints one
+after one warm-up run, wall clock and CPU time (user+system, all threads: less
+sensitive to other processes on the machine); memory is the process's peak resident
+set size. Prints one
 table row per case with the Go/torch ratios. The machine may be shared: timings are noisy.
 """
 import argparse
@@ -60,28 +62,29 @@ def torch_case(case, runs):
             with torch.no_grad():
                 m(x)
     step()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(runs):
         step()
     dt = (time.perf_counter() - t0) / runs
+    cpu = (time.process_time() - c0) / runs
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("%f %f" % (dt, peak))
+    print("%f %f %f" % (dt, cpu, peak))
 
 
 def run_torch(case, runs):
     out = subprocess.run([sys.executable, __file__, "--torch-case", case, "--runs", str(runs)],
                          check=True, capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1])
+    return float(out[0]), float(out[1]), float(out[2])
 
 
 def run_go(case, runs):
     bench = GO_BENCH[case]
     cmd = ["go", "test", "-run", "^$", "-bench", "^%s$" % bench, "-benchtime", "%dx" % runs, "./backbone"]
     res = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
-    m = re.search(r"%s\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) peak-RSS-MB" % bench, res)
+    m = re.search(r"%s\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) cpu-s/op\s+([\d.]+) peak-RSS-MB" % bench, res)
     if not m:
         raise SystemExit("cannot parse go test output:\n" + res)
-    return float(m.group(1)) / 1e9, float(m.group(2))
+    return float(m.group(1)) / 1e9, float(m.group(2)), float(m.group(3))
 
 
 def main():
@@ -93,11 +96,13 @@ def main():
     if a.torch_case:
         torch_case(a.torch_case, a.runs)
         return
-    print("%-12s %10s %10s %7s %12s %12s %7s" % ("case", "go s", "torch s", "ratio", "go MB", "torch MB", "ratio"))
+    print("%-12s %8s %8s %6s | %8s %8s %6s | %7s %8s %6s" % (
+        "case", "go s", "torch s", "ratio", "go cpu", "torch cpu", "ratio", "go MB", "torch MB", "ratio"))
     for case in a.case:
-        ts, tm = run_torch(case, a.runs)
-        gs, gm = run_go(case, a.runs)
-        print("%-12s %10.3f %10.3f %7.2f %12.0f %12.0f %7.2f" % (case, gs, ts, gs / ts, gm, tm, gm / tm), flush=True)
+        ts, tc, tm = run_torch(case, a.runs)
+        gs, gc, gm = run_go(case, a.runs)
+        print("%-12s %8.3f %8.3f %6.2f | %8.3f %8.3f %6.2f | %7.0f %8.0f %6.2f" % (
+            case, gs, ts, gs / ts, gc, tc, gc / tc, gm, tm, gm / tm), flush=True)
 
 
 if __name__ == "__main__":
