@@ -114,7 +114,14 @@ m = torchvision.models.resnet101(norm_layer=torchvision.ops.FrozenBatchNorm2d).e
 body = torch.nn.Sequential(*list(m.children())[:-2])
 x = torch.randn(1, 3, 600, 1000)
 ts = []
-with torch.no_grad():
+if sys.argv[3] == "train":
+    for i in range(iters + 1):
+        t = time.perf_counter()
+        body(x).sum().backward()
+        ts.append(time.perf_counter() - t)
+    ts = ts[1:]
+else:
+  with torch.no_grad():
     body(x)
     for i in range(iters):
         t = time.perf_counter()
@@ -128,25 +135,30 @@ print(ts[len(ts) // 2] * 1e3, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 def resnet(args, binary):
     rows = []
     for r in range(args.rounds):
-        out = subprocess.run([sys.executable, "-c", TORCH_RESNET, str(args.threads), str(args.iters)],
+        mode = "train" if args.train else "fwd"
+        bench = "BenchmarkResNet101TrainStep" if args.train else "BenchmarkResNet101Forward"
+        out = subprocess.run([sys.executable, "-c", TORCH_RESNET, str(args.threads), str(args.iters), mode],
                              capture_output=True, text=True, check=True).stdout.split()
         t_ms, t_mb = float(out[0]), float(out[1])
         env = dict(os.environ, RESDET_THREADS=str(args.threads))
         out = subprocess.run(
-            [binary, "-test.run", "^$", "-test.bench", f"^BenchmarkResNet101Forward$/^{args.variant}$",
+            [binary, "-test.run", "^$", "-test.bench", f"^{bench}$/^{args.variant}$",
              "-test.benchtime", f"{args.iters}x", "-test.count", "1"],
             capture_output=True, text=True, env=env, cwd="nn", check=True).stdout
         g_ms = float(re.search(r"([0-9.]+) ms/op", out).group(1))
         g_mb = float(re.search(r"([0-9.]+) peakRSS_MB", out).group(1))
-        g_build = float(re.search(r"([0-9.]+) peakRSSBuild_MB", out).group(1))
+        g_build = float(re.search(r"([0-9.]+) peakRSS(?:Build|FirstRun)_MB", out).group(1))
         rows.append((t_ms, g_ms, t_mb, g_mb, g_build))
-    print(f"ResNet-101 forward 600x1000, threads={args.threads}, Go variant {args.variant}; "
+    what = "training step (all conv weights, frozen BN)" if args.train else "forward"
+    print(f"ResNet-101 {what} 600x1000, threads={args.threads}, Go variant {args.variant}; "
           "torch: median of iters, Go: mean of iters; min over rounds")
     t_ms, g_ms = min(r[0] for r in rows), min(r[1] for r in rows)
     t_mb, g_mb, g_build = (max(r[i] for r in rows) for i in (2, 3, 4))
     print(f"time ms: torch {t_ms:.0f}  go {g_ms:.0f}  go/torch {g_ms / t_ms:.2f}")
     print(f"peak RSS MB: torch {t_mb:.0f} (whole process)  go {g_mb:.0f} during runs, "
           f"{g_build:.0f} while building the graph and running it once")
+    if args.train:
+        print("(Go training RSS depends on the GC: run with GOMEMLIMIT=2500MiB to keep it near the live size)")
 
 
 def main():
@@ -155,6 +167,7 @@ def main():
     ap.add_argument("--iters", type=int, default=10)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resnet", action="store_true", help="time ResNet-101 forward instead of the layers")
+    ap.add_argument("--train", action="store_true", help="with --resnet: forward+backward (BenchmarkResNet101TrainStep)")
     ap.add_argument("--variant", default="blocked", help="Go variant for --resnet: plain, blocked, plain_bf16, blocked_bf16")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
