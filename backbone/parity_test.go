@@ -211,3 +211,71 @@ func TestParityTorchvision(t *testing.T) {
 func TestParityCIFAR20Committed(t *testing.T) {
 	checkParity(t, "testdata/cifar20", CIFARConfig(3), false)
 }
+
+// TestSafetensorsCheckpoint saves a torchvision-loaded network in the native format
+// and loads it into a new network: same outputs as torch.
+func TestSafetensorsCheckpoint(t *testing.T) {
+	st, err := weights.LoadTorch("testdata/cifar20/model.pth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(G.NewGraph(), CIFARConfig(3), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load(st); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := weights.WriteSafetensors(filepath.Join(dir, "model.safetensors"), r.State(), map[string]string{"arch": "cifar20"}); err != nil {
+		t.Fatal(err)
+	}
+	native, _, err := weights.ReadSafetensors(filepath.Join(dir, "model.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range st.Names() {
+		if strings.HasSuffix(name, "num_batches_tracked") {
+			if _, ok := native[name]; ok {
+				t.Errorf("%s written", name)
+			}
+			continue
+		}
+		got, err := native.Get(name, st[name].Shape...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range st[name].Data {
+			if got.Data[i] != v {
+				t.Fatalf("%s[%d] = %v, want %v", name, i, got.Data[i], v)
+			}
+		}
+	}
+	io, _, err := weights.ReadSafetensors("testdata/cifar20/io.safetensors")
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := G.NewGraph()
+	r2, err := New(g, CIFARConfig(3), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r2.Load(native); err != nil {
+		t.Fatal(err)
+	}
+	logits, err := r2.Logits(input(g, io["input"]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := nn.NewExecutor(g, logits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Run(); err != nil {
+		t.Fatal(err)
+	}
+	if d := maxRelErr(values(t, logits), io["logits"].Data); d > parityTol {
+		t.Errorf("logits after the safetensors round trip: max relative error %.3g", d)
+	}
+}

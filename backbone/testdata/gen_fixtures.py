@@ -154,6 +154,9 @@ def main(argv=None):
     ap.add_argument("--size", type=int, nargs=2, default=[65, 97])
     ap.add_argument("--batch", type=int, default=2)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--train", action="store_true",
+                    help="also write train_logits (BN in train mode: batch statistics) and "
+                         "post.<bn>.running_mean/var (running statistics after that forward pass)")
     ap.add_argument("--grads", action="store_true",
                     help="also write lossw (random [N,classes]) and grad.<param> = d sum(logits*lossw) / d param "
                          "for every conv and fc parameter (BN in eval mode, i.e. frozen)")
@@ -186,6 +189,14 @@ def main(argv=None):
             m = model
             y = m.maxpool(m.relu(m.bn1(m.conv1(x))))
             outs["c4"] = m.layer3(m.layer2(m.layer1(y)))
+    if a.train:
+        model.train()
+        with torch.no_grad():
+            outs["train_logits"] = model(x)
+        model.eval()
+        for name, t in model.state_dict().items():
+            if name.endswith("running_mean") or name.endswith("running_var"):
+                outs["post." + name] = t.clone()
     if a.grads:
         lw = torch.randn(outs["logits"].shape, generator=g)
         model.zero_grad()
