@@ -1,8 +1,6 @@
 package main
 
 import (
-	"errors"
-
 	"github.com/spf13/cobra"
 
 	"resdet/internal/cli"
@@ -12,22 +10,20 @@ import (
 type DetectOptions struct {
 	IO          *cli.IOStreams
 	Inputs      []string // image files, folders of images, or globs
-	Weights     string   // native checkpoint or torchvision .pth
-	Arch        string   // construction of a .pth: r101-c4, r50-c4, ...
-	RoIOp       string   // "align" (default) or "pool"
-	Classes     string   // "voc", "coco" or a file with one name a line; empty: class1..classK
-	ScoreThresh float64  // detections below it are dropped, in [0, 1]
-	Threads     int      // 0: all cores
-	MinSize     int      // shorter side after resizing, px
-	MaxSize     int      // cap on the longer side after resizing, px
+	Weights     string   // native checkpoint (.safetensors) or torchvision .pth/.pt
+	Arch        string   // construction of a .pth (r101-c4, r50-c4, ...); "" = r101-c4, or the checkpoint's
+	RoIOp       string   // "align" or "pool"; "" = the checkpoint's (align for a .pth)
+	Classes     string   // "voc", "coco" or a file with one name a line; "" = checkpoint's, else class1..classK
+	ScoreThresh float64  // detections scoring at or below it are dropped, in [0, 1]
+	Threads     int      // 0: RESDET_THREADS or all cores
+	MinSize     int      // shorter side after resizing, px; 0 = checkpoint's (600 for a .pth)
+	MaxSize     int      // cap on the longer side after resizing, px; 0 = checkpoint's (1000 for a .pth)
+	MaxPixels   float64  // images above this many megapixels are refused
 	JSON        bool     // one JSON object per image instead of a table
 	COCOResults string   // write a COCO results JSON here
 	COCOGT      string   // COCO instances file giving image ids by file name
 	OutDir      string   // write each image with its detections drawn here
 }
-
-// errNotImplemented is what detect returns until the detector exists.
-var errNotImplemented = errors.New("not implemented yet: the detector arrives with issue 6")
 
 // NewCmdDetect returns the detect root command. runF, when not nil, replaces
 // the run function (tests capture the options with it).
@@ -46,8 +42,16 @@ each image with its boxes, labels and scores drawn, in the input's format.
 Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
 
-The detector itself arrives with issue 6: until then detect only checks its
-command line and reports that it is not implemented.`,
+--weights takes a native checkpoint (written by train-det; it carries the
+architecture, class names and preprocessing) or the state_dict .pth of a
+torchvision FasterRCNN built as the C4 construction --arch names (r101-c4:
+ResNet-101 trunk up to layer3, RoIAlign 14x14, layer4 + mean as the box
+head). The class count comes from the weights.
+
+If some images fail (unreadable, empty, not an image, too large), the others
+are still processed; the failures are listed at the end and the exit code is
+1. A progress bar is drawn on a terminal when there are several images, and a
+timing summary ends the run (on stderr).`,
 		Example: `  detect --weights runs/voc/final.safetensors --classes voc photo.jpg
   detect --weights frcnn_r101.pth --arch r101-c4 --classes voc --score-thresh 0.7 --out shown img/
   detect --weights runs/coco/final.safetensors --classes coco --json 'img/*.png' > detections.jsonl`,
@@ -66,9 +70,11 @@ command line and reports that it is not implemented.`,
 			switch {
 			case opts.ScoreThresh < 0 || opts.ScoreThresh > 1:
 				return cli.Usagef("--score-thresh must be in [0, 1], got %g", opts.ScoreThresh)
-			case opts.MinSize <= 0 || opts.MaxSize <= 0:
+			case opts.MinSize < 0 || opts.MaxSize < 0:
 				return cli.Usagef("--min-size and --max-size must be positive, got %d and %d", opts.MinSize, opts.MaxSize)
-			case opts.RoIOp != "align" && opts.RoIOp != "pool":
+			case !(opts.MaxPixels > 0):
+				return cli.Usagef("--max-pixels must be positive, got %g", opts.MaxPixels)
+			case opts.RoIOp != "" && opts.RoIOp != "align" && opts.RoIOp != "pool":
 				return cli.Usagef(`--roi-op must be "align" or "pool", got %q`, opts.RoIOp)
 			case opts.Threads < 0:
 				return cli.Usagef("--threads must be >= 0, got %d", opts.Threads)
@@ -84,13 +90,14 @@ command line and reports that it is not implemented.`,
 	cli.SetupRoot(cmd, ios)
 	f := cmd.Flags()
 	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: native checkpoint or torchvision .pth (required)")
-	f.StringVar(&opts.Arch, "arch", "r101-c4", "construction of a torchvision .pth: r101-c4, r50-c4, ...")
-	f.StringVar(&opts.RoIOp, "roi-op", "align", "RoI feature op: align or pool")
-	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default class1..classK)")
-	f.Float64Var(&opts.ScoreThresh, "score-thresh", 0.5, "drop detections scoring below this")
+	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ...; checked against a native checkpoint")
+	f.StringVar(&opts.RoIOp, "roi-op", "", "RoI feature op: align or pool (default: the checkpoint's; align for a .pth)")
+	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default: the checkpoint's, else class1..classK)")
+	f.Float64Var(&opts.ScoreThresh, "score-thresh", 0.5, "keep detections scoring above this (torchvision box_score_thresh)")
 	f.IntVar(&opts.Threads, "threads", 0, "worker threads (0: all cores)")
-	f.IntVar(&opts.MinSize, "min-size", 600, "shorter image side after resizing, px")
-	f.IntVar(&opts.MaxSize, "max-size", 1000, "longer image side at most, px")
+	f.IntVar(&opts.MinSize, "min-size", 0, "shorter image side after resizing, px (default: the checkpoint's; 600 for a .pth)")
+	f.IntVar(&opts.MaxSize, "max-size", 0, "longer image side at most, px (default: the checkpoint's; 1000 for a .pth)")
+	f.Float64Var(&opts.MaxPixels, "max-pixels", 50, "refuse images larger than this many megapixels")
 	f.BoolVar(&opts.JSON, "json", false, "print one JSON object per image")
 	f.StringVar(&opts.COCOResults, "coco-results", "", "write detections as a COCO results JSON file")
 	f.StringVar(&opts.COCOGT, "coco-gt", "", "COCO instances file: image ids for --coco-results, by file name")
@@ -106,7 +113,3 @@ command line and reports that it is not implemented.`,
 	return cmd
 }
 
-// runDetect will run the detector; it does not exist yet.
-func runDetect(opts *DetectOptions) error {
-	return errNotImplemented
-}

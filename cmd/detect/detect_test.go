@@ -10,7 +10,7 @@ import (
 )
 
 func TestNewCmdDetect(t *testing.T) {
-	def := DetectOptions{Weights: "w.safetensors", Arch: "r101-c4", RoIOp: "align", ScoreThresh: 0.5, MinSize: 600, MaxSize: 1000}
+	def := DetectOptions{Weights: "w.safetensors", ScoreThresh: 0.5, MaxPixels: 50}
 	tests := []struct {
 		name    string
 		argv    string
@@ -21,14 +21,15 @@ func TestNewCmdDetect(t *testing.T) {
 		{name: "minimal", argv: "--weights w.safetensors a.jpg", want: def, inputs: []string{"a.jpg"}},
 		{name: "all flags",
 			argv: "-w m.pth --arch r50-c4 --roi-op pool --classes voc --score-thresh 0.7 --threads 2 --min-size 800 --max-size 1333 " +
-				"--json --coco-results r.json --coco-gt gt.json -o shown a.jpg dir/ img/*.png",
+				"--max-pixels 12.5 --json --coco-results r.json --coco-gt gt.json -o shown a.jpg dir/ img/*.png",
 			want: DetectOptions{Weights: "m.pth", Arch: "r50-c4", RoIOp: "pool", Classes: "voc", ScoreThresh: 0.7, Threads: 2,
-				MinSize: 800, MaxSize: 1333, JSON: true, COCOResults: "r.json", COCOGT: "gt.json", OutDir: "shown"},
+				MinSize: 800, MaxSize: 1333, MaxPixels: 12.5, JSON: true, COCOResults: "r.json", COCOGT: "gt.json", OutDir: "shown"},
 			inputs: []string{"a.jpg", "dir/", "img/*.png"}},
 		{name: "no images", argv: "--weights w.safetensors", wantErr: "no images given"},
 		{name: "no weights", argv: "a.jpg", wantErr: `required flag(s) "weights" not set`},
 		{name: "threshold", argv: "-w w --score-thresh 1.5 a.jpg", wantErr: "--score-thresh must be in [0, 1]"},
-		{name: "sizes", argv: "-w w --min-size 0 a.jpg", wantErr: "--min-size and --max-size must be positive"},
+		{name: "sizes", argv: "-w w --min-size -1 a.jpg", wantErr: "--min-size and --max-size must be positive"},
+		{name: "max pixels", argv: "-w w --max-pixels 0 a.jpg", wantErr: "--max-pixels must be positive"},
 		{name: "roi op", argv: "-w w --roi-op warp a.jpg", wantErr: `--roi-op must be "align" or "pool"`},
 		{name: "threads", argv: "-w w --threads -1 a.jpg", wantErr: "--threads must be >= 0"},
 		{name: "gt without results", argv: "-w w --coco-gt gt.json a.jpg", wantErr: "--coco-gt only makes sense with --coco-results"},
@@ -73,8 +74,8 @@ func TestDetectRoot(t *testing.T) {
 		stdout string
 		stderr string
 	}{
-		{name: "not implemented", argv: []string{"--weights", "w.safetensors", "a.jpg"}, code: 1,
-			stderr: "detect: not implemented yet: the detector arrives with issue 6\n"},
+		{name: "missing weights", argv: []string{"--weights", "nowhere.safetensors", "a.jpg"}, code: 1,
+			stderr: "detect: detection: read checkpoint: weights: open nowhere.safetensors: no such file or directory\n"},
 		{name: "version", argv: []string{"--version"}, stdout: "detect " + cli.Release},
 		{name: "help", argv: []string{"--help"}, stdout: "Examples:\n  detect --weights"},
 		{name: "completion", argv: []string{"completion", "bash"}, stdout: "# bash completion V2 for detect"},

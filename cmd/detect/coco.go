@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"resdet/box"
+	"resdet/datasets"
+)
+
+func boxOf(b [4]float32) box.Box { return box.Box{X1: b[0], Y1: b[1], X2: b[2], Y2: b[3]} }
+
+// cocoOut collects detections for --coco-results.
+type cocoOut struct {
+	set    *datasets.Set
+	ids    map[string]int64 // file name -> image id (with --coco-gt)
+	labels []int            // our class j (1-based) -> set label, index j-1
+	dets   []datasets.Detection
+}
+
+// newCOCOOut prepares the results: with gtPath, image ids come from its
+// images by file name and categories from its categories by name (every
+// class must be one of them); without, the ids are the numbers in the file
+// names (000000397133.jpg -> 397133) and the category ids COCO's (--classes
+// coco) or the class numbers 1..K.
+func newCOCOOut(gtPath string, classes []string, cocoNames bool) (*cocoOut, error) {
+	c := &cocoOut{labels: make([]int, len(classes))}
+	if gtPath == "" {
+		c.set = &datasets.Set{Classes: classes}
+		if cocoNames {
+			c.set.CategoryIDs = datasets.COCOCategoryIDs()
+		}
+		for i := range classes {
+			c.labels[i] = i
+		}
+		return c, nil
+	}
+	gt, err := datasets.ReadCOCO(gtPath, "", datasets.COCOOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("--coco-gt: %w", err)
+	}
+	c.set = gt
+	c.ids = make(map[string]int64, len(gt.Records))
+	for _, r := range gt.Records {
+		c.ids[filepath.Base(r.Name)] = r.ID
+	}
+	byName := make(map[string]int, len(gt.Classes))
+	for i, n := range gt.Classes {
+		byName[n] = i
+	}
+	for i, n := range classes {
+		l, ok := byName[n]
+		if !ok {
+			return nil, fmt.Errorf("--coco-gt %s: class %q (class_id %d) is not one of its categories", gtPath, n, i+1)
+		}
+		c.labels[i] = l
+	}
+	return c, nil
+}
+
+// add records one image's detections.
+func (c *cocoOut) add(j job, r imageResult) error {
+	name := filepath.Base(j.path)
+	var id int64
+	if c.ids != nil {
+		var ok bool
+		if id, ok = c.ids[name]; !ok {
+			return fmt.Errorf("--coco-gt has no image with file_name %q", name)
+		}
+	} else {
+		n, err := strconv.ParseInt(strings.TrimSuffix(name, filepath.Ext(name)), 10, 64)
+		if err != nil {
+			return fmt.Errorf("--coco-results without --coco-gt needs numeric file names for image ids, got %q", name)
+		}
+		id = n
+	}
+	for _, d := range r.Detections {
+		c.dets = append(c.dets, datasets.Detection{ImageID: id, Name: name, Label: c.labels[d.ClassID-1], Box: boxOf(d.Box), Score: d.Score})
+	}
+	return nil
+}
+
+func (c *cocoOut) write(path string) error {
+	if err := datasets.WriteCOCOResults(path, c.set, c.dets); err != nil {
+		return fmt.Errorf("--coco-results: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,297 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/color"
+	"image/jpeg"
+	"image/png"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"resdet/datasets"
+	"resdet/datasets/imageio"
+	"resdet/detection"
+	"resdet/internal/cli"
+)
+
+// testModel writes a small random-weight ResNet-18 C4 detector with classes
+// cat and dog (64/96 px input, anchors 16..64) and returns the checkpoint path.
+func testModel(t *testing.T, dir string) string {
+	t.Helper()
+	cfg := detection.DefaultConfig("r18-c4", []string{"cat", "dog"})
+	cfg.Transform.MinSize, cfg.Transform.MaxSize = 64, 96
+	cfg.RPN.Anchors.Sizes = []float32{16, 32, 64} // more proposals on small images
+	cfg.RPN.PostNMSTopNTest = 40
+	m, err := detection.New(cfg, detection.Options{Rng: rand.New(rand.NewSource(1))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spread the class logits so that scores differ.
+	st := m.State()
+	w := st["roi_heads.box_predictor.cls_score.weight"]
+	for i := range w.Data {
+		w.Data[i] *= 3
+	}
+	if err := m.Load(st); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "model.safetensors")
+	if err := detection.SaveCheckpoint(path, m); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// writeImage writes a random w x h image as PNG or JPEG (by extension).
+func writeImage(t *testing.T, path string, w, h int, seed int64) {
+	t.Helper()
+	r := rand.New(rand.NewSource(seed))
+	im := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			im.Set(x, y, color.RGBA{uint8(r.Intn(256)), uint8(x * 255 / w), uint8(y * 255 / h), 255})
+		}
+	}
+	var buf bytes.Buffer
+	var err error
+	if strings.HasSuffix(path, ".png") {
+		err = png.Encode(&buf, im)
+	} else {
+		err = jpeg.Encode(&buf, im, &jpeg.Options{Quality: 90})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// libraryResult runs the detector through the library on one image.
+func libraryResult(t *testing.T, weights, path string, thresh float32) imageResult {
+	t.Helper()
+	m, err := detection.LoadCheckpoint(weights, detection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	m.RoIHeads.Config.ScoreThresh = thresh
+	tr := imageio.Transform{MinSize: m.Config.Transform.MinSize, MaxSize: m.Config.Transform.MaxSize, Norm: imageio.Normalization(m.Config.Transform.Norm)}
+	res, _, _, err := detectOne(m, tr, path, 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func TestRunDetect(t *testing.T) {
+	dir := t.TempDir()
+	weights := testModel(t, dir)
+	imgs := filepath.Join(dir, "imgs")
+	if err := os.Mkdir(imgs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeImage(t, filepath.Join(imgs, "000000000042.png"), 80, 60, 1)
+	writeImage(t, filepath.Join(imgs, "000000000007.jpg"), 50, 70, 2)
+	bad := filepath.Join(dir, "bad")
+	if err := os.Mkdir(bad, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.WriteFile(filepath.Join(bad, "empty.jpg"), nil, 0o644))
+	must(os.WriteFile(filepath.Join(bad, "text.png"), []byte("not an image at all"), 0o644))
+	empty := filepath.Join(dir, "nothing")
+	must(os.Mkdir(empty, 0o755))
+	classes := filepath.Join(dir, "classes.txt")
+	must(os.WriteFile(classes, []byte("# my classes\nkitten\n\npuppy\n"), 0o644))
+	pngPath := filepath.Join(imgs, "000000000042.png")
+	want := libraryResult(t, weights, pngPath, 0.3)
+	t.Logf("library: %d detections above 0.3", len(want.Detections))
+	if len(want.Detections) == 0 {
+		t.Fatal("the test model finds nothing: the output checks would be empty")
+	}
+
+	// A threshold between the scores: the median.
+	thr := float64(want.Detections[len(want.Detections)/2].Score)
+
+	gt := filepath.Join(dir, "gt.json")
+	must(datasets.WriteCOCO(gt, &datasets.Set{Classes: []string{"dog", "cat"}, CategoryIDs: []int{18, 17},
+		Records: []datasets.Record{{ID: 9, Name: "000000000042.png", Width: 80, Height: 60}, {ID: 5, Name: "000000000007.jpg", Width: 50, Height: 70}}}))
+
+	tests := []struct {
+		name    string
+		opts    DetectOptions
+		wantErr string
+		check   func(t *testing.T, stdout, stderr string)
+	}{
+		{name: "table", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3},
+			check: func(t *testing.T, stdout, stderr string) {
+				head := pngPath + " (80x60): "
+				if !strings.HasPrefix(stdout, head) || !strings.Contains(stdout, "class  score") {
+					t.Errorf("table:\n%s", stdout)
+				}
+				if got := strings.Count(stdout, "\n"); got != len(want.Detections)+2 {
+					t.Errorf("%d lines, want %d", got, len(want.Detections)+2)
+				}
+				if !strings.Contains(stderr, "detect: 1 of 1 images") || !strings.Contains(stderr, "network") {
+					t.Errorf("summary: %q", stderr)
+				}
+			}},
+		{name: "json", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, JSON: true},
+			check: func(t *testing.T, stdout, _ string) {
+				var got imageResult
+				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+					t.Fatalf("%v: %q", err, stdout)
+				}
+				gj, _ := json.Marshal(got)
+				wj, _ := json.Marshal(want)
+				if !bytes.Equal(gj, wj) {
+					t.Errorf("json\n got %s\nwant %s", gj, wj)
+				}
+				for _, d := range got.Detections {
+					if d.Box[0] < 0 || d.Box[1] < 0 || d.Box[2] > 80 || d.Box[3] > 60 || !(d.Score > 0.3) ||
+						(d.Label != "cat" && d.Label != "dog") || d.ClassID < 1 || d.ClassID > 2 {
+						t.Errorf("detection %+v outside the 80x60 image, below 0.3 or unknown class", d)
+					}
+				}
+			}},
+		{name: "class file", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, JSON: true, Classes: classes},
+			check: func(t *testing.T, stdout, _ string) {
+				if !strings.Contains(stdout, `"label":"kitten"`) && !strings.Contains(stdout, `"label":"puppy"`) {
+					t.Errorf("class names from the file not used: %s", stdout)
+				}
+			}},
+		{name: "threshold", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: thr, JSON: true},
+			check: func(t *testing.T, stdout, _ string) {
+				var got imageResult
+				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+					t.Fatal(err)
+				}
+				for _, d := range got.Detections {
+					if !(float64(d.Score) > thr) {
+						t.Errorf("score %v kept at %v", d.Score, thr)
+					}
+				}
+				if len(got.Detections) >= len(want.Detections) {
+					t.Errorf("%d detections at %v, %d at 0.3", len(got.Detections), thr, len(want.Detections))
+				}
+			}},
+		{name: "folder, draw and coco ids from file names", opts: DetectOptions{Inputs: []string{imgs}, ScoreThresh: 0.3, JSON: true,
+			OutDir: filepath.Join(dir, "shown"), COCOResults: filepath.Join(dir, "res.json")},
+			check: func(t *testing.T, stdout, _ string) {
+				if n := strings.Count(stdout, "\n"); n != 2 {
+					t.Errorf("%d JSON lines, want 2", n)
+				}
+				for _, name := range []string{"000000000042.png", "000000000007.jpg"} {
+					im, err := imageio.Read(filepath.Join(dir, "shown", name))
+					if err != nil {
+						t.Fatal(err)
+					}
+					if src, _ := imageio.Read(filepath.Join(imgs, name)); im.W != src.W || im.H != src.H {
+						t.Errorf("%s drawn %dx%d, want %dx%d", name, im.W, im.H, src.W, src.H)
+					}
+				}
+				s := &datasets.Set{Classes: []string{"cat", "dog"}}
+				dets, err := datasets.ReadCOCOResults(filepath.Join(dir, "res.json"), s)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n42 := 0
+				for _, d := range dets {
+					if d.ImageID == 42 {
+						n42++
+					} else if d.ImageID != 7 {
+						t.Errorf("image id %d", d.ImageID)
+					}
+				}
+				if n42 != len(want.Detections) {
+					t.Errorf("%d results for image 42, want %d", n42, len(want.Detections))
+				}
+			}},
+		{name: "coco gt", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, COCOResults: filepath.Join(dir, "res2.json"), COCOGT: gt},
+			check: func(t *testing.T, _, _ string) {
+				data, err := os.ReadFile(filepath.Join(dir, "res2.json"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				var rs []struct {
+					ImageID    int64 `json:"image_id"`
+					CategoryID int   `json:"category_id"`
+				}
+				if err := json.Unmarshal(data, &rs); err != nil {
+					t.Fatal(err)
+				}
+				if len(rs) != len(want.Detections) {
+					t.Fatalf("%d results, want %d", len(rs), len(want.Detections))
+				}
+				for i, r := range rs {
+					cat := map[string]int{"cat": 17, "dog": 18}[want.Detections[i].Label]
+					if r.ImageID != 9 || r.CategoryID != cat {
+						t.Errorf("result %d: image %d category %d, want 9 and %d", i, r.ImageID, r.CategoryID, cat)
+					}
+				}
+			}},
+		{name: "bad inputs listed, others run", opts: DetectOptions{Inputs: []string{pngPath, bad, empty, filepath.Join(dir, "missing.jpg"), filepath.Join(dir, "*.gif")}, ScoreThresh: 0.3, JSON: true},
+			wantErr: "5 of 6 inputs failed",
+			check: func(t *testing.T, stdout, stderr string) {
+				if strings.Count(stdout, "\n") != 1 || !strings.Contains(stdout, "000000000042.png") {
+					t.Errorf("the good image was not processed: %q", stdout)
+				}
+				for _, s := range []string{"detect: 5 failed:", "empty.jpg: empty file", "text.png: ", "nothing: no images: folder has no",
+					"missing.jpg: ", "*.gif: no images: the pattern matches no file"} {
+					if !strings.Contains(stderr, s) {
+						t.Errorf("stderr lacks %q:\n%s", s, stderr)
+					}
+				}
+			}},
+		{name: "huge image", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, MaxPixels: 0.001},
+			wantErr: "1 of 1 inputs failed",
+			check: func(t *testing.T, _, stderr string) {
+				if !strings.Contains(stderr, "image is 80x60 (0.0 megapixels), above the --max-pixels cap of 0.001") {
+					t.Errorf("stderr: %s", stderr)
+				}
+			}},
+		{name: "class count", opts: DetectOptions{Inputs: []string{pngPath}, Classes: "voc"},
+			wantErr: "--classes voc gives 20 names, the weights have 2 classes"},
+		{name: "other arch", opts: DetectOptions{Inputs: []string{pngPath}, Arch: "r101-c4"},
+			wantErr: "holds an r18-c4 detector, --arch says r101-c4"},
+		{name: "roi pool", opts: DetectOptions{Inputs: []string{pngPath}, RoIOp: "pool", JSON: true, ScoreThresh: 0.3},
+			check: func(t *testing.T, stdout, _ string) {
+				if stdout == "" {
+					t.Error("no output")
+				}
+			}},
+		{name: "coco gt without class", opts: DetectOptions{Inputs: []string{pngPath}, Classes: classes, COCOResults: filepath.Join(dir, "r3.json"), COCOGT: gt},
+			wantErr: `class "kitten" (class_id 1) is not one of its categories`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, out, errOut := cli.Test()
+			o := tt.opts
+			o.IO, o.Weights = ios, weights
+			if o.MaxPixels == 0 {
+				o.MaxPixels = 50
+			}
+			err := runDetect(&o)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+			} else if err != nil {
+				t.Fatalf("%v\nstderr: %s", err, errOut.String())
+			}
+			if tt.check != nil {
+				tt.check(t, out.String(), errOut.String())
+			}
+		})
+	}
+}
