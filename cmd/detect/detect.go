@@ -112,4 +112,3 @@ timing summary ends the run (on stderr).`,
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"))
 	return cmd
 }
-
