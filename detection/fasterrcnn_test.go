@@ -1,0 +1,387 @@
+package detection
+
+import (
+	"math/rand"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"resdet/weights"
+)
+
+// smallConfig is a ResNet-18 C4 detector for small images (anchors 16..64).
+func smallConfig() Config {
+	cfg := DefaultConfig("r18-c4", []string{"a", "b", "c"})
+	cfg.Transform.MinSize, cfg.Transform.MaxSize = 64, 96
+	cfg.RPN.Anchors.Sizes = []float32{16, 32, 64}
+	cfg.RPN.PostNMSTopNTest = 30
+	cfg.RoIHeads.ScoreThresh = 0.2
+	return cfg
+}
+
+func newSmall(t *testing.T, seed int64) *FasterRCNN {
+	t.Helper()
+	m, err := New(smallConfig(), Options{Rng: rand.New(rand.NewSource(seed))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Spread the class logits so that some scores pass the threshold.
+	for i := range m.RoIHeads.cls.data {
+		m.RoIHeads.cls.data[i] *= 5
+	}
+	return m
+}
+
+func randImage(seed int64, w, h int) Image {
+	r := rand.New(rand.NewSource(seed))
+	d := make([]float32, 3*w*h)
+	for i := range d {
+		d[i] = float32(r.NormFloat64())
+	}
+	return Image{Data: d, W: w, H: h, OrigW: w * 2, OrigH: h * 2}
+}
+
+func TestPredictShapesAndRebuilds(t *testing.T) {
+	m := newSmall(t, 1)
+	defer m.Close()
+	a, b := randImage(1, 85, 64), randImage(2, 64, 96)
+	first, err := m.Predict(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first.Len() == 0 {
+		t.Fatal("no detections: the comparisons below would be empty")
+	}
+	for i, bx := range first.Boxes {
+		if bx.X1 < 0 || bx.Y1 < 0 || bx.X2 > float32(a.OrigW) || bx.Y2 > float32(a.OrigH) || bx.Empty() {
+			t.Errorf("box %d %+v outside the %dx%d original image", i, bx, a.OrigW, a.OrigH)
+		}
+		if first.Labels[i] < 1 || first.Labels[i] > 3 || !(first.Scores[i] > 0.2) {
+			t.Errorf("detection %d: label %d score %v", i, first.Labels[i], first.Scores[i])
+		}
+		if i > 0 && first.Scores[i] > first.Scores[i-1] {
+			t.Errorf("scores not decreasing at %d", i)
+		}
+	}
+	if _, err := m.Predict(b); err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.Predict(a) // rebuilt (or merged) graph for a's size
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, again) {
+		t.Errorf("same image after another size gives other detections:\n%+v\n%+v", first, again)
+	}
+	// A fresh detector with the same weights agrees.
+	m2 := newSmall(t, 1)
+	defer m2.Close()
+	fresh, err := m2.Predict(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(first, fresh) {
+		t.Errorf("fresh detector differs")
+	}
+	// The boxes are the resized-image boxes scaled by 2.
+	a1 := a
+	a1.OrigW, a1.OrigH = a.W, a.H
+	unscaled, err := m.Predict(a1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range unscaled.Boxes {
+		if want := unscaled.Boxes[i].Scale(2, 2); first.Boxes[i] != want {
+			t.Errorf("box %d: %+v, want %+v", i, first.Boxes[i], want)
+		}
+	}
+}
+
+func TestPredictBadImage(t *testing.T) {
+	m := newSmall(t, 1)
+	defer m.Close()
+	tests := []struct {
+		name string
+		img  Image
+	}{
+		{name: "short data", img: Image{Data: make([]float32, 10), W: 10, H: 10, OrigW: 10, OrigH: 10}},
+		{name: "zero size", img: Image{W: 0, H: 10, OrigW: 10, OrigH: 10}},
+		{name: "no original size", img: Image{Data: make([]float32, 300), W: 10, H: 10}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := m.Predict(tt.img); err == nil || !strings.Contains(err.Error(), "detection: predict: image") {
+				t.Errorf("error %v", err)
+			}
+		})
+	}
+}
+
+func TestCheckpointRoundTrip(t *testing.T) {
+	m := newSmall(t, 3)
+	defer m.Close()
+	m.Config.Transform.Norm = CaffeNormalization()
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := SaveCheckpoint(path, m); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := LoadCheckpoint(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if !reflect.DeepEqual(m.Config, m2.Config) {
+		t.Errorf("config\n got %+v\nwant %+v", m2.Config, m.Config)
+	}
+	if !reflect.DeepEqual(m.State(), m2.State()) {
+		t.Error("states differ")
+	}
+	img := randImage(4, 70, 64)
+	d1, err := m.Predict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d2, err := m2.Predict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d1.Len() == 0 || !reflect.DeepEqual(d1, d2) {
+		t.Errorf("detections differ (%d, %d)", d1.Len(), d2.Len())
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	m := newSmall(t, 1)
+	defer m.Close()
+	good := m.State()
+	dir := t.TempDir()
+	with := func(f func(s weights.State)) weights.State {
+		s := make(weights.State, len(good))
+		for k, v := range good {
+			s[k] = v
+		}
+		f(s)
+		return s
+	}
+	r34, err := New(DefaultConfig("r34-c4", []string{"a", "b", "c"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fourClasses, err := New(DefaultConfig("r18-c4", []string{"a", "b", "c", "d"}), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name    string
+		into    *FasterRCNN
+		state   weights.State
+		wantErr string
+	}{
+		{name: "other arch", into: r34, state: good, wantErr: "weights do not fit a r34-c4 detector"},
+		{name: "class count", into: fourClasses, state: good, wantErr: "the weights have 3 classes, the detector 4"},
+		{name: "missing head", into: m, state: with(func(s weights.State) { delete(s, "rpn.head.conv.bias") }),
+			wantErr: `missing tensor "rpn.head.conv.bias"`},
+		{name: "extra", into: m, state: with(func(s weights.State) { s["rpn.extra"] = weights.Tensor{Shape: []int{1}, Data: []float32{1}} }),
+			wantErr: "unexpected tensors [rpn.extra]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if err := tt.into.Load(tt.state); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	// Files that are not detector checkpoints.
+	plain := filepath.Join(dir, "plain.safetensors")
+	if err := weights.WriteSafetensors(plain, good, nil); err != nil {
+		t.Fatal(err)
+	}
+	badCfg := filepath.Join(dir, "badcfg.safetensors")
+	if err := weights.WriteSafetensors(badCfg, good, map[string]string{CheckpointFormatKey: CheckpointFormat,
+		CheckpointConfigKey: `{"Arch": "r7-c4", "Classes": ["a"]}`}); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(dir, "garbage.safetensors")
+	if err := os.WriteFile(garbage, []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ name, path, wantErr string }{
+		{"no metadata", plain, `metadata resdet.format is "", want "fasterrcnn-c4/v1"`},
+		{"bad config", badCfg, `unknown architecture "r7-c4"`},
+		{"not safetensors", garbage, "garbage.safetensors"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := LoadCheckpoint(c.path, Options{}); err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("error %v, want one containing %q", err, c.wantErr)
+			}
+		})
+	}
+}
+
+func TestFromTorchvision(t *testing.T) {
+	ten := weights.Tensor{Shape: []int{1}, Data: []float32{1}}
+	cls := weights.Tensor{Shape: []int{21, 2048}, Data: make([]float32, 21*2048)}
+	tests := []struct {
+		name    string
+		in      []string
+		want    []string
+		wantErr string
+	}{
+		{name: "issue construction",
+			in: []string{"backbone.0.weight", "backbone.1.running_var", "backbone.4.0.conv1.weight", "backbone.6.5.bn3.bias",
+				"roi_heads.box_head.0.0.downsample.0.weight", "roi_heads.box_head.0.2.conv3.weight",
+				"rpn.head.conv.0.0.weight", "rpn.head.cls_logits.bias"},
+			want: []string{"backbone.conv1.weight", "backbone.bn1.running_var", "backbone.layer1.0.conv1.weight", "backbone.layer3.5.bn3.bias",
+				"backbone.layer4.0.downsample.0.weight", "backbone.layer4.2.conv3.weight",
+				"rpn.head.conv.weight", "rpn.head.cls_logits.bias"}},
+		{name: "body wrapper, bare layer4, old rpn names",
+			in:   []string{"backbone.body.5.1.conv2.weight", "roi_heads.box_head.0.conv1.weight", "roi_heads.box_head.0.downsample.1.weight", "rpn.head.conv.weight", "backbone.body.1.num_batches_tracked"},
+			want: []string{"backbone.layer2.1.conv2.weight", "backbone.layer4.0.conv1.weight", "backbone.layer4.0.downsample.1.weight", "rpn.head.conv.weight"}},
+		{name: "named layer4", in: []string{"roi_heads.box_head.layer4.1.bn1.weight"}, want: []string{"backbone.layer4.1.bn1.weight"}},
+		{name: "fpn model", in: []string{"backbone.fpn.inner_blocks.0.weight"}, wantErr: `unexpected tensor "backbone.fpn.inner_blocks.0.weight"`},
+		{name: "maxpool index", in: []string{"backbone.3.weight"}, wantErr: `unexpected tensor "backbone.3.weight"`},
+		{name: "mask head", in: []string{"roi_heads.mask_head.0.weight"}, wantErr: `unexpected tensor "roi_heads.mask_head.0.weight"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := weights.State{"roi_heads.box_predictor.cls_score.weight": cls}
+			for _, n := range tt.in {
+				s[n] = ten
+			}
+			got, k, err := FromTorchvision(s)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if k != 20 {
+				t.Errorf("K = %d, want 20", k)
+			}
+			want := append([]string{"roi_heads.box_predictor.cls_score.weight"}, tt.want...)
+			gotNames := got.Names()
+			wantNames := weights.State{}
+			for _, n := range want {
+				wantNames[n] = ten
+			}
+			if !reflect.DeepEqual(gotNames, wantNames.Names()) {
+				t.Errorf("names\n got %v\nwant %v", gotNames, wantNames.Names())
+			}
+		})
+	}
+}
+
+func TestDetectorConfigValidate(t *testing.T) {
+	tests := []struct {
+		name    string
+		edit    func(c *Config)
+		wantErr string
+	}{
+		{name: "default", edit: func(c *Config) {}},
+		{name: "arch", edit: func(c *Config) { c.Arch = "vgg16" }, wantErr: `unknown architecture "vgg16"`},
+		{name: "no classes", edit: func(c *Config) { c.Classes = nil }, wantErr: "Config.Classes is empty"},
+		{name: "blank class", edit: func(c *Config) { c.Classes[1] = " " }, wantErr: "Config.Classes[1] is empty"},
+		{name: "min size", edit: func(c *Config) { c.Transform.MinSize = 0 }, wantErr: "TransformConfig: MinSize 0"},
+		{name: "std", edit: func(c *Config) { c.Transform.Norm.Std[2] = 0 }, wantErr: "TransformConfig.Norm"},
+		{name: "roi op", edit: func(c *Config) { c.RoIOp.Op = "warp" }, wantErr: `RoIOpConfig.Op = "warp"`},
+		{name: "rpn", edit: func(c *Config) { c.RPN.NMSThresh = 2 }, wantErr: "RPNConfig.NMSThresh"},
+		{name: "roi heads", edit: func(c *Config) { c.RoIHeads.DetectionsPerImage = 0 }, wantErr: "RoIHeadsConfig.DetectionsPerImage"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig("r101-c4", []string{"a", "b"})
+			tt.edit(&c)
+			err := c.Validate()
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("error %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+// TestTrainGraphGrad checks that the heads' forward graph (Options.Train)
+// differentiates with G.Grad and runs on a TapeMachine, as training needs:
+// every learnable gets a non-zero gradient.
+func TestTrainGraphGrad(t *testing.T) {
+	cfg := smallConfig()
+	m, err := New(cfg, Options{Rng: rand.New(rand.NewSource(5)), Train: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := m.Graph()
+	img := randImage(6, 64, 64)
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 3, 64, 64), G.WithName("train_image"),
+		G.WithValue(tensor.New(tensor.WithShape(1, 3, 64, 64), tensor.WithBacking(img.Data))))
+	c4, err := m.Backbone.C4(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, dlt, err := m.RPN.Head.Forward(c4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rois := G.NewTensor(g, tensor.Float32, 2, G.WithShape(2, 5), G.WithName("train_rois"),
+		G.WithValue(tensor.New(tensor.WithShape(2, 5), tensor.WithBacking([]float32{0, 4, 4, 40, 50, 0, 10, 0, 63, 30}))))
+	cls, bbox, err := m.RoIHeads.Forward(c4, rois)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cls.Shape(); !s.Eq(tensor.Shape{2, 4}) {
+		t.Fatalf("class logits %v", s)
+	}
+	if s := bbox.Shape(); !s.Eq(tensor.Shape{2, 16}) {
+		t.Fatalf("deltas %v", s)
+	}
+	var loss *G.Node
+	for _, n := range []*G.Node{obj, dlt, cls, bbox} {
+		sq := G.Must(G.Square(n))
+		s := G.Must(G.Sum(sq))
+		if loss == nil {
+			loss = s
+		} else {
+			loss = G.Must(G.Add(loss, s))
+		}
+	}
+	learn := m.Learnables()
+	if len(learn) < 10 {
+		t.Fatalf("%d learnables", len(learn))
+	}
+	if _, err := G.Grad(loss, learn...); err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g, G.BindDualValues(learn...))
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range learn {
+		gv, err := n.Grad()
+		if err != nil {
+			t.Fatalf("%s: %v", n.Name(), err)
+		}
+		nz := false
+		for _, v := range gv.Data().([]float32) {
+			if v != 0 {
+				nz = true
+				break
+			}
+		}
+		if !nz {
+			t.Errorf("%s: zero gradient", n.Name())
+		}
+	}
+}
