@@ -33,6 +33,15 @@ type ConvOpts struct {
 	// plain NCHW needs. Other ops of this package expect NCHW: convert with
 	// FromBlocked first. Require C (resp. OutC) to be a multiple of 16.
 	BlockedIn, BlockedOut bool
+
+	// ConstWeights declares that w (and Conv2dBN's scale) keep their values
+	// and their memory for as long as the graph runs (inference with loaded
+	// weights). The forward op then converts them to oneDNN's layout once,
+	// on the first run, and keeps that copy (one extra copy of the weights,
+	// keyed by their address; ReleaseConvBuffers drops it) instead of
+	// converting on every run. Changing the weights in place afterwards is
+	// not seen: leave it false for training.
+	ConstWeights bool
 }
 
 // convBlock is the channel block of the blocked layout nChw16c.
@@ -149,7 +158,8 @@ func convBuild(name string, x, w, scale, b, residual *G.Node, o ConvOpts, relu b
 	if err != nil {
 		return nil, err
 	}
-	op := convOp{geom: g, scaled: scale != nil, bias: b != nil, residual: residual != nil, relu: relu, noInputGrad: o.NoInputGrad}
+	op := convOp{geom: g, scaled: scale != nil, bias: b != nil, residual: residual != nil, relu: relu,
+		noInputGrad: o.NoInputGrad, constWeights: o.ConstWeights}
 	in := []*G.Node{x, w}
 	if scale != nil {
 		if s := scale.Shape(); len(s) != 1 || s[0] != g.W[0] {
@@ -248,12 +258,13 @@ func convOut(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
 // scale, bias, residual (sum post-op) and ReLU. Inputs: x, w, [scale], [b],
 // [residual].
 type convOp struct {
-	geom        convGeom
-	scaled      bool
-	bias        bool
-	residual    bool
-	relu        bool
-	noInputGrad bool
+	geom         convGeom
+	scaled       bool
+	bias         bool
+	residual     bool
+	relu         bool
+	noInputGrad  bool
+	constWeights bool
 }
 
 // index returns the input positions of scale, b and residual (-1 if absent)
@@ -334,7 +345,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	out, y := convOut(prealloc, g.Y[:])
 	bufs = append(bufs, y)
 	d := dnnlConv{kind: dnnlFwd, geom: g, bias: op.bias, sum: op.residual, relu: op.relu}
-	if err := d.run(bufs, convExtra{residual: res, scale: scale}); err != nil {
+	if err := d.run(bufs, convExtra{residual: res, scale: scale, constWeights: op.constWeights}); err != nil {
 		return nil, fmt.Errorf("nn: %v: %w", op, err)
 	}
 	return out, nil
@@ -348,8 +359,8 @@ func (op convOp) WriteHash(h hash.Hash) {
 }
 func (op convOp) Hashcode() uint32 { return convHash(op) }
 func (op convOp) String() string {
-	return fmt.Sprintf("Conv2d{%v scaled=%v bias=%v residual=%v relu=%v noInputGrad=%v}",
-		op.geom, op.scaled, op.bias, op.residual, op.relu, op.noInputGrad)
+	return fmt.Sprintf("Conv2d{%v scaled=%v bias=%v residual=%v relu=%v noInputGrad=%v constW=%v}",
+		op.geom, op.scaled, op.bias, op.residual, op.relu, op.noInputGrad, op.constWeights)
 }
 
 // DiffWRT: x unless noInputGrad, w, b and residual; never scale.

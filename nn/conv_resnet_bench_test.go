@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"os"
@@ -23,7 +24,7 @@ import (
 // learnables (scale and shift are constants, as frozen BN), the stem skips
 // its input gradient, and max pooling is the NCHW MaxPool2d (which has a
 // gradient), between FromBlocked and ToBlocked when blocked.
-func convResNetGraph(b *testing.B, h, w int, blocked, bf16, train bool) (*G.ExprGraph, *G.Node, G.Nodes, float64) {
+func convResNetGraph(b *testing.B, h, w int, blocked, bf16, train, constW bool) (*G.ExprGraph, *G.Node, G.Nodes, float64) {
 	rng := rand.New(rand.NewSource(1))
 	g := G.NewGraph()
 	var flops float64
@@ -36,15 +37,18 @@ func convResNetGraph(b *testing.B, h, w int, blocked, bf16, train bool) (*G.Expr
 		for i := range wv {
 			wv[i] = float32(rng.NormFloat64() * std)
 		}
-		wn := G.NewTensor(g, tensor.Float32, 4, G.WithShape(oc, c, k, k), G.WithValue(wt))
-		bn := G.NewTensor(g, tensor.Float32, 1, G.WithShape(oc), G.WithValue(convDense([]int{oc}, convRand(rng, oc))))
+		// Unnamed input nodes of equal shape would be merged by gorgonia.
+		id := len(learn) + int(flops) // unique per call
+		wn := G.NewTensor(g, tensor.Float32, 4, G.WithShape(oc, c, k, k), G.WithValue(wt), G.WithName(fmt.Sprintf("w%d", id)))
+		bn := G.NewTensor(g, tensor.Float32, 1, G.WithShape(oc), G.WithValue(convDense([]int{oc}, convRand(rng, oc))),
+			G.WithName(fmt.Sprintf("b%d", id)))
 		o := ConvOpts{Stride: [2]int{s, s}, Pad: [2]int{k / 2, k / 2}, BF16: bf16,
-			BlockedIn: blocked && c%convBlock == 0, BlockedOut: blocked}
+			BlockedIn: blocked && c%convBlock == 0, BlockedOut: blocked, ConstWeights: constW}
 		var y *G.Node
 		var err error
 		if train {
 			o.NoInputGrad = x.Shape()[1] == 3
-			scale := G.NewConstant(convDense([]int{oc}, convRand(rng, oc)))
+			scale := G.NewConstant(convDense([]int{oc}, convRand(rng, oc)), G.WithName(fmt.Sprintf("s%d", id)))
 			learn = append(learn, wn)
 			y, err = Conv2dBN(x, wn, scale, bn, res, o, relu)
 		} else {
@@ -107,7 +111,8 @@ func convRSS(field string) int64 {
 
 // BenchmarkResNet101Forward runs a ResNet-101 forward pass (to layer4, frozen
 // BN folded, batch 1, 600x1000) through the package's Executor. Variants:
-// plain (NCHW between ops), blocked (nChw16c chain), and their bf16 forms.
+// plain (NCHW between ops), blocked (nChw16c chain), blocked_const (and
+// ConstWeights: weights converted to oneDNN's layout once), and its bf16 form.
 // peakRSS_MB is the process's high-water mark (VmHWM) during the timed runs
 // (reset after building the graph and the first run; weights are resident);
 // rssBeforeRuns_MB the RSS at that point; peakRSSBuild_MB the high-water mark
@@ -115,9 +120,11 @@ func convRSS(field string) int64 {
 // clean figure, e.g. -bench 'ResNet101Forward/blocked$'.
 // Torch 1.13 (2 threads): 1.06 s, 0.73 GB.
 func BenchmarkResNet101Forward(b *testing.B) {
-	for _, mode := range []string{"plain", "blocked", "plain_bf16", "blocked_bf16"} {
+	for _, mode := range []string{"plain", "blocked", "blocked_const", "blocked_const_bf16"} {
 		b.Run(mode, func(b *testing.B) {
-			g, y, _, flops := convResNetGraph(b, 600, 1000, strings.HasPrefix(mode, "blocked"), strings.HasSuffix(mode, "bf16"), false)
+			defer ReleaseConvBuffers()
+			g, y, _, flops := convResNetGraph(b, 600, 1000, strings.HasPrefix(mode, "blocked"), strings.HasSuffix(mode, "bf16"),
+				false, strings.Contains(mode, "const"))
 			e, err := NewExecutor(g, y)
 			if err != nil {
 				b.Fatal(err)
@@ -160,7 +167,7 @@ func BenchmarkResNet101Forward(b *testing.B) {
 func BenchmarkResNet101TrainStep(b *testing.B) {
 	for _, mode := range []string{"plain", "blocked", "blocked_exec"} {
 		b.Run(mode, func(b *testing.B) {
-			g, y, learn, flops := convResNetGraph(b, 600, 1000, strings.HasPrefix(mode, "blocked"), false, true)
+			g, y, learn, flops := convResNetGraph(b, 600, 1000, strings.HasPrefix(mode, "blocked"), false, true, false)
 			cost, err := G.Sum(y)
 			if err != nil {
 				b.Fatal(err)

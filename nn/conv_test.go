@@ -600,3 +600,70 @@ func TestConvTrainingThroughExecutor(t *testing.T) {
 		}
 	}
 }
+
+// TestConvConstWeights checks that ConstWeights gives the same results as
+// converting the weights on every run, keeps two weight tensors of the same
+// geometry apart, and really reuses the packed copy (an in-place change of w
+// is not seen, as documented).
+func TestConvConstWeights(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	for _, bf16 := range []bool{false, true} {
+		for _, scaled := range []bool{false, true} {
+			t.Run(fmt.Sprintf("bf16=%v/scaled=%v", bf16, scaled), func(t *testing.T) {
+				o := ConvOpts{Pad: [2]int{1, 1}, BF16: bf16, BlockedIn: true, BlockedOut: true}
+				g, err := newConvGeom("test", []int{1, 32, 9, 11}, []int{32, 32, 3, 3}, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				x := convDense(g.X[:], convRand(rng, convNum(g.X)))
+				w1 := convDense(g.W[:], convRand(rng, convNum(g.W)))
+				w2 := convDense(g.W[:], convRand(rng, convNum(g.W)))
+				b := convDense([]int{32}, convRand(rng, 32))
+				sc := convDense([]int{32}, convRand(rng, 32))
+				in := func(w G.Value) []G.Value {
+					if scaled {
+						return []G.Value{x, w, sc, b}
+					}
+					return []G.Value{x, w, b}
+				}
+				plain := convOp{geom: g, scaled: scaled, bias: true, relu: true}
+				packed := plain
+				packed.constWeights = true
+				for round := 0; round < 2; round++ {
+					for k, w := range []G.Value{w1, w2} {
+						want, err := plain.Do(in(w)...)
+						if err != nil {
+							t.Fatal(err)
+						}
+						got, err := packed.Do(in(w)...)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if e := convMaxRelErr(got.Data().([]float32), want.Data().([]float32)); e != 0 {
+							t.Errorf("round %d, weights %d: packed differs by %g", round, k, e)
+						}
+					}
+				}
+				before, err := packed.Do(in(w1)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				w1.Data().([]float32)[0] += 100
+				after, err := packed.Do(in(w1)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if e := convMaxRelErr(after.Data().([]float32), before.Data().([]float32)); e != 0 {
+					t.Errorf("in-place change of constant weights changed the output by %g: the packed copy is not used", e)
+				}
+			})
+		}
+	}
+	if convPackedCount() == 0 {
+		t.Error("no packed weights kept")
+	}
+	ReleaseConvBuffers()
+	if n := convPackedCount(); n != 0 {
+		t.Errorf("ReleaseConvBuffers left %d packed weights", n)
+	}
+}

@@ -154,16 +154,41 @@ static int rd_run2(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
 	return dnnl_primitive_execute(r, rd_strm, 2, args);
 }
 
+// rd_pack copies the user buffer of argument i into a new buffer in the
+// primitive's layout (NULL if the layouts agree or on failure). Free with free.
+static void *rd_pack(rd_prim *p, int i, void *user) {
+	rd_arg *a = &p->a[i];
+	if (!a->reorder || a->output) return NULL;
+	void *b = aligned_alloc(4096, (a->prim_size + 4095) & ~(size_t)4095);
+	if (!b) return NULL;
+	if (dnnl_memory_set_data_handle(a->user_mem, user) != dnnl_success ||
+		dnnl_memory_set_data_handle(a->prim_mem, b) != dnnl_success ||
+		rd_run2(a->to_prim, a->user_mem, a->prim_mem) != dnnl_success ||
+		dnnl_stream_wait(rd_strm) != dnnl_success) {
+		free(b);
+		return NULL;
+	}
+	return b;
+}
+
 // rd_exec runs p on the user buffers ptrs (one per registered argument, in
 // registration order). If residual is not NULL, the output argument with index
-// sum_arg is first filled with it (for the sum post-op).
-static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg) {
+// sum_arg is first filled with it (for the sum post-op). If packed is not
+// NULL, it holds argument packed_arg already in the primitive's layout.
+static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg, int packed_arg, void *packed) {
 	dnnl_exec_arg_t args[RD_MAXARGS + 1];
 	dnnl_status_t s;
 	int n = 0;
 	for (int i = 0; i < p->nargs; i++) {
 		rd_arg *a = &p->a[i];
 		dnnl_memory_t m = a->user_mem;
+		if (packed && i == packed_arg) {
+			if ((s = dnnl_memory_set_data_handle(a->prim_mem, packed)) != dnnl_success) return s;
+			args[n].arg = a->arg;
+			args[n].memory = a->prim_mem;
+			n++;
+			continue;
+		}
 		if (a->reorder) {
 			void *b = rd_buf(i, a->prim_size);
 			if (!b) return dnnl_out_of_memory;
@@ -204,9 +229,9 @@ static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg) {
 	return dnnl_stream_wait(rd_strm);
 }
 
-static int rd_exec4(rd_prim *p, void *a0, void *a1, void *a2, void *a3, void *residual, int sum_arg) {
+static int rd_exec4(rd_prim *p, void *a0, void *a1, void *a2, void *a3, void *residual, int sum_arg, int packed_arg, void *packed) {
 	void *ptrs[4] = {a0, a1, a2, a3};
-	return rd_exec(p, ptrs, residual, sum_arg);
+	return rd_exec(p, ptrs, residual, sum_arg, packed_arg, packed);
 }
 
 static int rd_finish(rd_prim *p) {
@@ -402,9 +427,18 @@ type dnnlEngine struct {
 	jobs    chan func()
 	threads int // current OpenMP team size; touched only on the engine thread
 
-	// prims caches primitives by their parameters; touched only on the
-	// engine thread.
-	prims map[C.rd_conv_params]*C.rd_prim
+	// prims caches primitives by their parameters; packed caches constant
+	// weights in a primitive's layout (ConvOpts.ConstWeights). Both are
+	// touched only on the engine thread.
+	prims  map[C.rd_conv_params]*C.rd_prim
+	packed map[convPackKey]unsafe.Pointer
+}
+
+// convPackKey identifies constant weights: the primitive and the addresses
+// of the user's weights and scale.
+type convPackKey struct {
+	c        C.rd_conv_params
+	w, scale uintptr
 }
 
 var (
@@ -416,7 +450,8 @@ var (
 // dnnlGet starts the engine thread on first use.
 func dnnlGet() (*dnnlEngine, error) {
 	dnnlOnce.Do(func() {
-		e := &dnnlEngine{jobs: make(chan func()), prims: map[C.rd_conv_params]*C.rd_prim{}}
+		e := &dnnlEngine{jobs: make(chan func()), prims: map[C.rd_conv_params]*C.rd_prim{},
+			packed: map[convPackKey]unsafe.Pointer{}}
 		ready := make(chan error)
 		go e.loop(ready)
 		if err := <-ready; err != nil {
@@ -541,6 +576,9 @@ type convExtra struct {
 	// reluY, in the backward kinds, is the forward output of a fused ReLU:
 	// dy (bufs[1]) is replaced by dy*(reluY > 0).
 	reluY []float32
+	// constWeights (forward only): the weights (and scale) are constant and
+	// stay alive: keep them in the primitive's layout after the first call.
+	constWeights bool
 }
 
 // run executes the convolution on bufs, in the argument order of
@@ -563,7 +601,16 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		for i, b := range bufs {
 			ptrs[i] = unsafe.Pointer(&b[0])
 		}
-		if ex.scale != nil && d.kind != dnnlBwdWeights {
+		var packed unsafe.Pointer
+		var key convPackKey
+		if ex.constWeights && d.kind == dnnlFwd {
+			key = convPackKey{c: c, w: uintptr(ptrs[1])}
+			if ex.scale != nil {
+				key.scale = uintptr(unsafe.Pointer(&ex.scale[0]))
+			}
+			packed = e.packed[key]
+		}
+		if ex.scale != nil && d.kind != dnnlBwdWeights && packed == nil {
 			wi := 1
 			if d.kind == dnnlBwdData {
 				wi = 0
@@ -587,7 +634,14 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		if ex.residual != nil {
 			res = unsafe.Pointer(&ex.residual[0])
 		}
-		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1)); s != 0 {
+		if ex.constWeights && d.kind == dnnlFwd && packed == nil {
+			// First call: pack the (scaled) weights once. If the layouts
+			// agree there is nothing to pack and the weights are used as is.
+			if packed = C.rd_pack(p, 1, ptrs[1]); packed != nil {
+				e.packed[key] = packed
+			}
+		}
+		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1), 1, packed); s != 0 {
 			err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
 			return
 		}
@@ -630,11 +684,31 @@ func dnnlArenaBytes() int {
 	return n
 }
 
-// dnnlReleaseBuffers frees the engine's shared buffers (they regrow on use).
-func dnnlReleaseBuffers() {
+// ReleaseConvBuffers frees the convolution engine's shared scratch buffers
+// (they regrow on use) and the weights kept by ConvOpts.ConstWeights. Call it
+// when the graphs that used ConstWeights are gone, or to give memory back
+// after a large input.
+func ReleaseConvBuffers() {
 	e, err := dnnlGet()
 	if err != nil {
 		return
 	}
-	e.do(func() { C.rd_arena_free() })
+	e.do(func() {
+		C.rd_arena_free()
+		for k, p := range e.packed {
+			C.free(p)
+			delete(e.packed, k)
+		}
+	})
+}
+
+// convPackedCount reports how many constant weight tensors are kept.
+func convPackedCount() int {
+	e, err := dnnlGet()
+	if err != nil {
+		return 0
+	}
+	var n int
+	e.do(func() { n = len(e.packed) })
+	return n
 }
