@@ -274,3 +274,45 @@ func checkGTBoxes(what string, gt []box.Box) error {
 	}
 	return nil
 }
+
+// SampleRPNBatch computes the RPN targets of a batch and draws its anchors:
+// for each image n in order, AssignAnchorTargets(anchors, gt[n], imgs[n],
+// o) then SampleAnchors with r (so r is consumed image by image, positives
+// before negatives: the same r state gives the same batch). anchors are
+// shared by the images of a padded batch. It returns one RPNSample per
+// image for RPNLoss, or an error naming the image.
+func (c RPNConfig) SampleRPNBatch(anchors []box.Box, gt [][]box.Box, imgs []Size, o TargetOptions, r *rand.Rand) ([]RPNSample, error) {
+	if len(gt) != len(imgs) {
+		return nil, fmt.Errorf("detection: RPN batch: %d ground-truth lists for %d images", len(gt), len(imgs))
+	}
+	out := make([]RPNSample, len(gt))
+	for n := range gt {
+		t, err := c.AssignAnchorTargets(anchors, gt[n], imgs[n], o)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", n, err)
+		}
+		pos, neg := c.SampleAnchors(t.Labels, r)
+		out[n] = RPNSample{Targets: t, Pos: pos, Neg: neg}
+	}
+	return out, nil
+}
+
+// SelectTrainingSamples is torchvision's RoIHeads.select_training_samples:
+// for each image n in order, AssignProposalTargets(proposals[n], gt[n],
+// gtLabels[n], o) then SampleProposals with r. It returns the sampled
+// targets of each image, for FastRCNNLoss and (through RoIs) the RoI
+// tensor of the box head, or an error naming the image.
+func (c RoIHeadsConfig) SelectTrainingSamples(proposals, gt [][]box.Box, gtLabels [][]int, o TargetOptions, r *rand.Rand) ([]ProposalTargets, error) {
+	if len(proposals) != len(gt) || len(gt) != len(gtLabels) {
+		return nil, fmt.Errorf("detection: RoI batch: %d proposal lists, %d ground-truth lists, %d label lists", len(proposals), len(gt), len(gtLabels))
+	}
+	out := make([]ProposalTargets, len(gt))
+	for n := range gt {
+		t, err := c.AssignProposalTargets(proposals[n], gt[n], gtLabels[n], o)
+		if err != nil {
+			return nil, fmt.Errorf("image %d: %w", n, err)
+		}
+		out[n] = c.SampleProposals(t, r)
+	}
+	return out, nil
+}
