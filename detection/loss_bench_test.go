@@ -15,7 +15,7 @@ import (
 // 600x1000 image (15 anchors on 38x63 cells, 256 sampled) and 512 sampled
 // RoIs with 21 classes.
 func BenchmarkTrainingLosses(b *testing.B) {
-	anchors, gt, proposals, labels, img := vocScene()
+	anchors, gt, proposals, labels, img := vocTargetScene()
 	r := rand.New(rand.NewSource(3))
 	rpnBatch, err := DefaultRPNConfig().SampleRPNBatch(anchors, [][]box.Box{gt}, []Size{img}, TargetOptions{}, r)
 	if err != nil {

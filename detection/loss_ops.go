@@ -187,7 +187,7 @@ func (op *lossOp) forward(x []float32) float64 {
 		nc := op.shape[1]
 		for k, l := range op.idx {
 			row := x[k*nc : (k+1)*nc]
-			sum += logSumExp(row) - float64(row[l])
+			sum += lossLogSumExp(row) - float64(row[l])
 		}
 	}
 	return sum / float64(op.norm)
@@ -222,7 +222,7 @@ func (op *lossOp) backward(dx, x []float32, gy float64) {
 		nc := op.shape[1]
 		for k, l := range op.idx {
 			row := x[k*nc : (k+1)*nc]
-			lse := logSumExp(row)
+			lse := lossLogSumExp(row)
 			out := dx[k*nc : (k+1)*nc]
 			for c, v := range row {
 				p := math.Exp(float64(v) - lse)
@@ -235,7 +235,7 @@ func (op *lossOp) backward(dx, x []float32, gy float64) {
 	}
 }
 
-func logSumExp(row []float32) float64 {
+func lossLogSumExp(row []float32) float64 {
 	m := math.Inf(-1)
 	for _, v := range row {
 		m = max(m, float64(v))
@@ -286,7 +286,7 @@ func (op *lossGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	if err != nil {
 		return nil, err
 	}
-	gy, err := scalarF32(in[1])
+	gy, err := lossScalar(in[1])
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s: %w", name, err)
 	}
@@ -324,8 +324,8 @@ func lossData(op, arg string, v G.Value, shape tensor.Shape) ([]float32, error) 
 	return data, nil
 }
 
-// scalarF32 returns the value of a float32 scalar (or one-element tensor).
-func scalarF32(v G.Value) (float32, error) {
+// lossScalar returns the value of a float32 scalar (or one-element tensor).
+func lossScalar(v G.Value) (float32, error) {
 	switch s := v.(type) {
 	case *G.F32:
 		return float32(*s), nil

@@ -53,7 +53,7 @@ func (lg lossGraph) run(t *testing.T, outs ...*G.Node) ([]float64, [][]float32) 
 	}
 	vals := make([]float64, len(outs))
 	for i, o := range outs {
-		v, err := scalarF32(o.Value())
+		v, err := lossScalar(o.Value())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,9 +66,9 @@ func (lg lossGraph) run(t *testing.T, outs ...*G.Node) ([]float64, [][]float32) 
 	return vals, gs
 }
 
-// expectClose reports values of got and want differing by more than
+// expectLossClose reports values of got and want differing by more than
 // atol + rtol*|want| and returns the largest absolute difference.
-func expectClose(t *testing.T, what string, got, want []float32, rtol, atol float64) float64 {
+func expectLossClose(t *testing.T, what string, got, want []float32, rtol, atol float64) float64 {
 	t.Helper()
 	if len(got) != len(want) {
 		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
@@ -90,7 +90,7 @@ func expectClose(t *testing.T, what string, got, want []float32, rtol, atol floa
 	return worst
 }
 
-func expectScalar(t *testing.T, what string, got, want, rtol float64) {
+func expectLossScalar(t *testing.T, what string, got, want, rtol float64) {
 	t.Helper()
 	if rel := math.Abs(got-want) / math.Abs(want); !(rel <= rtol) {
 		t.Errorf("%s = %.9g, torch %.9g (relative diff %.3g)", what, got, want, rel)
@@ -130,17 +130,17 @@ func TestLossOpsMatchTorch(t *testing.T) {
 				t.Fatal(err)
 			}
 			vals, grads := lg.run(t, loss)
-			expectScalar(t, "loss", vals[0], c.num(t, "value"), 1e-6)
+			expectLossScalar(t, "loss", vals[0], c.num(t, "value"), 1e-6)
 			want, _ := c.f32(t, "grad")
-			d := expectClose(t, "grad", grads[0], want, 1e-5, 1e-7)
+			d := expectLossClose(t, "grad", grads[0], want, 1e-5, 1e-7)
 			t.Logf("grad: max abs diff %g", d)
 		})
 	}
 }
 
-// numericGrad returns central differences of f at x (in place, restored),
+// lossNumericGrad returns central differences of f at x (in place, restored),
 // step eps, for the elements probe.
-func numericGrad(x []float32, probe []int, eps float32, f func() float64) []float64 {
+func lossNumericGrad(x []float32, probe []int, eps float32, f func() float64) []float64 {
 	out := make([]float64, len(probe))
 	for k, i := range probe {
 		v := x[i]
@@ -252,7 +252,7 @@ func TestLossGradFiniteDifference(t *testing.T) {
 				}
 				var s float64
 				for _, o := range fouts {
-					v, _ := scalarF32(o.Value())
+					v, _ := lossScalar(o.Value())
 					s += float64(v)
 				}
 				return s
@@ -264,7 +264,7 @@ func TestLossGradFiniteDifference(t *testing.T) {
 				for j := range probe {
 					probe[j] = j
 				}
-				num := numericGrad(x, probe, 1e-2, forward)
+				num := lossNumericGrad(x, probe, 1e-2, forward)
 				for j, v := range num {
 					ana := float64(grads[i][j])
 					if math.Abs(ana-v) > 2e-3+2e-2*math.Abs(v) {
@@ -317,11 +317,11 @@ func TestRPNLossMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	vals, grads := lg.run(t, lo, lb)
-	expectScalar(t, "loss_objectness", vals[0], c.num(t, "loss_objectness"), 1e-5)
-	expectScalar(t, "loss_rpn_box_reg", vals[1], c.num(t, "loss_box"), 1e-5)
+	expectLossScalar(t, "loss_objectness", vals[0], c.num(t, "loss_objectness"), 1e-5)
+	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.num(t, "loss_box"), 1e-5)
 	for i, f := range []string{"grad_objectness", "grad_deltas"} {
 		want, _ := c.f32(t, f)
-		t.Logf("%s: max abs diff %g", f, expectClose(t, f, grads[i], want, 1e-4, 1e-8))
+		t.Logf("%s: max abs diff %g", f, expectLossClose(t, f, grads[i], want, 1e-4, 1e-8))
 	}
 }
 
@@ -378,11 +378,11 @@ func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	vals, grads := lg.run(t, lc, lb)
-	expectScalar(t, "loss_classifier", vals[0], c.num(t, "loss_classifier"), 1e-5)
-	expectScalar(t, "loss_box_reg", vals[1], c.num(t, "loss_box_reg"), 1e-5)
+	expectLossScalar(t, "loss_classifier", vals[0], c.num(t, "loss_classifier"), 1e-5)
+	expectLossScalar(t, "loss_box_reg", vals[1], c.num(t, "loss_box_reg"), 1e-5)
 	for i, f := range []string{"grad_class_logits", "grad_box_regression"} {
 		want, _ := c.f32(t, f)
-		t.Logf("%s: max abs diff %g", f, expectClose(t, f, grads[i], want, 1e-4, 1e-8))
+		t.Logf("%s: max abs diff %g", f, expectLossClose(t, f, grads[i], want, 1e-4, 1e-8))
 	}
 }
 

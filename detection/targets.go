@@ -82,7 +82,7 @@ func (c RPNConfig) AssignAnchorTargets(anchors, gt []box.Box, img Size, o Target
 	if len(anchors) == 0 {
 		return AnchorTargets{}, fmt.Errorf("detection: anchor targets: no anchors")
 	}
-	if err := checkGTBoxes("anchor targets", gt); err != nil {
+	if err := checkTargetGT("anchor targets", gt); err != nil {
 		return AnchorTargets{}, err
 	}
 	n := len(anchors)
@@ -126,15 +126,15 @@ func (c RPNConfig) AssignAnchorTargets(anchors, gt []box.Box, img Size, o Target
 	}
 	coder := c.BoxCoder()
 	for i, m := range t.Matches {
-		t.Labels[i] = matchLabel(m, LabelObject)
+		t.Labels[i] = targetLabel(m, LabelObject)
 		t.Deltas[i] = coder.EncodeOne(gt[max(int(m), 0)], anchors[i])
 	}
 	return t, nil
 }
 
-// matchLabel maps a match to a training label: fg for a match, background
+// targetLabel maps a match to a training label: fg for a match, background
 // below the low threshold, ignore between the thresholds.
-func matchLabel(m box.Match, fg int) int {
+func targetLabel(m box.Match, fg int) int {
 	switch {
 	case m >= 0:
 		return fg
@@ -191,7 +191,7 @@ func (c RoIHeadsConfig) AssignProposalTargets(proposals, gt []box.Box, gtLabels 
 	if len(gt) != len(gtLabels) {
 		return ProposalTargets{}, fmt.Errorf("detection: proposal targets: %d ground-truth boxes but %d labels", len(gt), len(gtLabels))
 	}
-	if err := checkGTBoxes("proposal targets", gt); err != nil {
+	if err := checkTargetGT("proposal targets", gt); err != nil {
 		return ProposalTargets{}, err
 	}
 	for g, l := range gtLabels {
@@ -218,7 +218,7 @@ func (c RoIHeadsConfig) AssignProposalTargets(proposals, gt []box.Box, gtLabels 
 	coder := c.BoxCoder()
 	for i, m := range matches {
 		g := max(int(m), 0)
-		t.Labels[i] = matchLabel(m, gtLabels[g])
+		t.Labels[i] = targetLabel(m, gtLabels[g])
 		if o.BGLowThresh > 0 && m == box.BelowLowThreshold {
 			best := iou[0][i]
 			for _, row := range iou[1:] {
@@ -258,10 +258,10 @@ func (t ProposalTargets) Subset(idx []int) ProposalTargets {
 	return s
 }
 
-// checkGTBoxes returns an error naming the first ground-truth box with a
+// checkTargetGT returns an error naming the first ground-truth box with a
 // non-finite coordinate or without a positive width and height (torchvision
 // raises a ValueError for those).
-func checkGTBoxes(what string, gt []box.Box) error {
+func checkTargetGT(what string, gt []box.Box) error {
 	for g, b := range gt {
 		for _, v := range [4]float32{b.X1, b.Y1, b.X2, b.Y2} {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {

@@ -7,10 +7,10 @@ import (
 	"resdet/box"
 )
 
-// vocScene is a VOC-sized training image: 600x1000 input, C4 stride 16
+// vocTargetScene is a VOC-sized training image: 600x1000 input, C4 stride 16
 // (38x63 cells, 15 anchors each: 35910 anchors), 4 ground-truth boxes and
 // 2000 proposals.
-func vocScene() (anchors, gt, proposals []box.Box, labels []int, img Size) {
+func vocTargetScene() (anchors, gt, proposals []box.Box, labels []int, img Size) {
 	r := rand.New(rand.NewSource(1))
 	img = Size{W: 1000, H: 600}
 	g := AnchorGenerator{Sizes: []float32{32, 64, 128, 256, 512}, AspectRatios: []float32{0.5, 1, 2}}
@@ -28,7 +28,7 @@ func vocScene() (anchors, gt, proposals []box.Box, labels []int, img Size) {
 }
 
 func BenchmarkSampleRPNBatch(b *testing.B) {
-	anchors, gt, _, _, img := vocScene()
+	anchors, gt, _, _, img := vocTargetScene()
 	cfg := DefaultRPNConfig()
 	r := rand.New(rand.NewSource(2))
 	b.ReportAllocs()
@@ -40,7 +40,7 @@ func BenchmarkSampleRPNBatch(b *testing.B) {
 }
 
 func BenchmarkSelectTrainingSamples(b *testing.B) {
-	_, gt, proposals, labels, _ := vocScene()
+	_, gt, proposals, labels, _ := vocTargetScene()
 	cfg := DefaultRoIHeadsConfig()
 	r := rand.New(rand.NewSource(2))
 	b.ReportAllocs()

@@ -8,9 +8,9 @@ import (
 	"resdet/box"
 )
 
-// randomScene returns anchors of an img-sized feature grid and ngt random
+// randomTargetScene returns anchors of an img-sized feature grid and ngt random
 // ground-truth boxes (some crossing the border) with labels in [1, 4].
-func randomScene(r *rand.Rand, ngt int) (anchors, gt []box.Box, labels []int, img Size) {
+func randomTargetScene(r *rand.Rand, ngt int) (anchors, gt []box.Box, labels []int, img Size) {
 	img = Size{W: 96 + r.Intn(64), H: 64 + r.Intn(64)}
 	g := AnchorGenerator{Sizes: []float32{16, 32, 64}, AspectRatios: []float32{0.5, 1, 2}}
 	anchors = g.Anchors((img.H+15)/16, (img.W+15)/16, 16, 16)
@@ -25,10 +25,10 @@ func randomScene(r *rand.Rand, ngt int) (anchors, gt []box.Box, labels []int, im
 	return anchors, gt, labels, img
 }
 
-// checkMatching checks labels and matches against their definition, from
+// checkTargetMatching checks labels and matches against their definition, from
 // the IoU matrix: the best ground truth of each prediction (first on ties),
 // thresholds, and (lowQuality) every ground truth's best predictions.
-func checkMatching(t *testing.T, preds, gt []box.Box, labels []int, matches []box.Match, fg, bg, bgLo float32, lowQuality bool, classOf func(g int) int) {
+func checkTargetMatching(t *testing.T, preds, gt []box.Box, labels []int, matches []box.Match, fg, bg, bgLo float32, lowQuality bool, classOf func(g int) int) {
 	t.Helper()
 	iou := box.IoUMatrix(gt, preds)
 	best := make([]bool, len(preds)) // a best prediction of some ground truth
@@ -72,9 +72,9 @@ func checkMatching(t *testing.T, preds, gt []box.Box, labels []int, matches []bo
 	}
 }
 
-// checkDeltas checks that decoding each foreground target delta gives back
+// checkTargetDeltas checks that decoding each foreground target delta gives back
 // its ground-truth box.
-func checkDeltas(t *testing.T, coder box.BoxCoder, preds, gt []box.Box, labels []int, matches []box.Match, deltas []box.Delta) {
+func checkTargetDeltas(t *testing.T, coder box.BoxCoder, preds, gt []box.Box, labels []int, matches []box.Match, deltas []box.Delta) {
 	t.Helper()
 	for p, l := range labels {
 		if l < 1 {
@@ -90,9 +90,9 @@ func checkDeltas(t *testing.T, coder box.BoxCoder, preds, gt []box.Box, labels [
 	}
 }
 
-func checkSceneTargets(t *testing.T, seed int64, ngt int, paper bool) {
+func checkTargetScene(t *testing.T, seed int64, ngt int, paper bool) {
 	r := rand.New(rand.NewSource(seed))
-	anchors, gt, gtLabels, img := randomScene(r, ngt)
+	anchors, gt, gtLabels, img := randomTargetScene(r, ngt)
 	var o TargetOptions
 	if paper {
 		o = PaperTargetOptions()
@@ -124,8 +124,8 @@ func checkSceneTargets(t *testing.T, seed int64, ngt int, paper bool) {
 			}
 		}
 		if len(preds) > 0 {
-			checkMatching(t, preds, gt, labels, matches, 0.7, 0.3, 0, true, func(int) int { return LabelObject })
-			checkDeltas(t, rpn.BoxCoder(), preds, gt, labels, matches, deltas)
+			checkTargetMatching(t, preds, gt, labels, matches, 0.7, 0.3, 0, true, func(int) int { return LabelObject })
+			checkTargetDeltas(t, rpn.BoxCoder(), preds, gt, labels, matches, deltas)
 		}
 	}
 	heads := DefaultRoIHeadsConfig()
@@ -141,8 +141,8 @@ func checkSceneTargets(t *testing.T, seed int64, ngt int, paper bool) {
 		t.Fatalf("%d RoIs for %d proposals and %d gt", pt.Len(), len(props), len(gt))
 	}
 	if ngt > 0 {
-		checkMatching(t, pt.RoIs, gt, pt.Labels, pt.Matches, 0.5, 0.5, o.BGLowThresh, false, func(g int) int { return gtLabels[g] })
-		checkDeltas(t, heads.BoxCoder(), pt.RoIs, gt, pt.Labels, pt.Matches, pt.Deltas)
+		checkTargetMatching(t, pt.RoIs, gt, pt.Labels, pt.Matches, 0.5, 0.5, o.BGLowThresh, false, func(g int) int { return gtLabels[g] })
+		checkTargetDeltas(t, heads.BoxCoder(), pt.RoIs, gt, pt.Labels, pt.Matches, pt.Deltas)
 	}
 	s := heads.SampleProposals(pt, r)
 	if s.Len() > heads.BatchSizePerImage {
@@ -159,7 +159,7 @@ func TestTargetsProperties(t *testing.T) {
 	}{{"torchvision", false}, {"paper", true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			for seed := int64(0); seed < 40; seed++ {
-				checkSceneTargets(t, seed, int(seed%6), tc.paper)
+				checkTargetScene(t, seed, int(seed%6), tc.paper)
 			}
 		})
 	}
@@ -170,6 +170,6 @@ func FuzzAssignTargets(f *testing.F) {
 	f.Add(int64(2), uint8(0), true)
 	f.Add(int64(3), uint8(9), true)
 	f.Fuzz(func(t *testing.T, seed int64, ngt uint8, paper bool) {
-		checkSceneTargets(t, seed, int(ngt%12), paper)
+		checkTargetScene(t, seed, int(ngt%12), paper)
 	})
 }

@@ -285,9 +285,9 @@ func TestTargetsRejectBadInput(t *testing.T) {
 	}
 }
 
-// checkSample checks the invariants of one sampled set: increasing, unique,
+// checkTargetSample checks the invariants of one sampled set: increasing, unique,
 // in range, with the given label predicate.
-func checkSample(t *testing.T, what string, idx []int, labels []int, ok func(int) bool) {
+func checkTargetSample(t *testing.T, what string, idx []int, labels []int, ok func(int) bool) {
 	t.Helper()
 	for k, i := range idx {
 		if k > 0 && idx[k-1] >= i {
@@ -334,8 +334,8 @@ func TestSampleAnchorsProperties(t *testing.T) {
 			if len(pos) != tc.wantPos || len(pos)+len(neg) != tc.wantTotal {
 				t.Errorf("%d positives and %d in all, want %d and %d", len(pos), len(pos)+len(neg), tc.wantPos, tc.wantTotal)
 			}
-			checkSample(t, "pos", pos, labels, func(l int) bool { return l == LabelObject })
-			checkSample(t, "neg", neg, labels, func(l int) bool { return l == LabelBackground })
+			checkTargetSample(t, "pos", pos, labels, func(l int) bool { return l == LabelObject })
+			checkTargetSample(t, "neg", neg, labels, func(l int) bool { return l == LabelBackground })
 			pos2, neg2 := cfg.SampleAnchors(labels, rand.New(rand.NewSource(2)))
 			if !slices.Equal(pos, pos2) || !slices.Equal(neg, neg2) {
 				t.Errorf("same seed, different samples")
