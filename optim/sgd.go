@@ -2,8 +2,10 @@ package optim
 
 import (
 	"encoding/gob"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"slices"
 
 	G "gorgonia.org/gorgonia"
@@ -42,9 +44,9 @@ func (c SGDConfig) Validate() error {
 // SGD is stochastic gradient descent with momentum and weight decay, as
 // torch.optim.SGD (dampening 0, no Nesterov), over a fixed list of
 // parameters. For each parameter p with gradient g, a step with learning
-// rate lr does, elementwise in float32:
+// rate lr does, elementwise in float32 (lr and wd of the parameter's group):
 //
-//	d = g + WeightDecay*p
+//	d = g + wd*p
 //	buf = d on the first step, else Momentum*buf + d
 //	p = p - lr*buf
 //
@@ -55,38 +57,72 @@ type SGD struct {
 	params []G.ValueGrad
 	names  []string
 	shapes []tensor.Shape
+	lrMult []float64
+	decay  []float32
 	bufs   [][]float32 // nil until a parameter's first step
 	steps  int64
+}
+
+// Group is a set of parameters with their own learning-rate multiplier and
+// weight decay (torch's param_groups): e.g. the original Caffe recipe's
+// biases, LRMult 2 and WeightDecay 0.
+type Group struct {
+	Params []G.ValueGrad
+	// LRMult multiplies the learning rate passed to Step (1: unchanged).
+	LRMult float64
+	// WeightDecay replaces SGDConfig.WeightDecay for these parameters.
+	WeightDecay float32
 }
 
 // NewSGD returns an optimiser over params: gorgonia nodes on which G.Grad
 // was called (their Grad() holds the accumulated gradient), or WithGrad
 // pairs. Every parameter must hold a dense float32 value; names (a node's
-// Name(), else its index) identify parameters in the saved state and must
-// be unique. It returns an error naming the parameter otherwise.
+// Name(), else "param<index>") identify parameters in the saved state and
+// must be unique. It returns an error naming the parameter otherwise.
 func NewSGD(params []G.ValueGrad, cfg SGDConfig) (*SGD, error) {
+	return NewSGDGroups([]Group{{Params: params, LRMult: 1, WeightDecay: cfg.WeightDecay}}, cfg)
+}
+
+// NewSGDGroups is NewSGD with per-group learning-rate multipliers and weight
+// decays (cfg.WeightDecay is then unused). Parameters are ordered group by
+// group.
+func NewSGDGroups(groups []Group, cfg SGDConfig) (*SGD, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &SGD{cfg: cfg, params: slices.Clone(params), bufs: make([][]float32, len(params))}
+	s := &SGD{cfg: cfg}
 	seen := map[string]int{}
-	for i, p := range params {
-		name := fmt.Sprintf("param%d", i)
-		if n, ok := p.(interface{ Name() string }); ok && n.Name() != "" {
-			name = n.Name()
+	for gi, grp := range groups {
+		if !(grp.LRMult >= 0) || !(grp.WeightDecay >= 0) {
+			return nil, fmt.Errorf("optim: group %d: LRMult %v and WeightDecay %v, want >= 0", gi, grp.LRMult, grp.WeightDecay)
 		}
-		if j, dup := seen[name]; dup {
-			return nil, fmt.Errorf("optim: parameters %d and %d are both named %q", j, i, name)
+		for _, p := range grp.Params {
+			i := len(s.params)
+			name := fmt.Sprintf("param%d", i)
+			if n, ok := p.(interface{ Name() string }); ok && n.Name() != "" {
+				name = n.Name()
+			}
+			if j, dup := seen[name]; dup {
+				return nil, fmt.Errorf("optim: parameters %d and %d are both named %q", j, i, name)
+			}
+			seen[name] = i
+			if _, err := f32Data(p.Value()); err != nil {
+				return nil, fmt.Errorf("optim: parameter %q: %w", name, err)
+			}
+			s.params = append(s.params, p)
+			s.names = append(s.names, name)
+			s.shapes = append(s.shapes, p.Value().Shape().Clone())
+			s.lrMult = append(s.lrMult, grp.LRMult)
+			s.decay = append(s.decay, grp.WeightDecay)
 		}
-		seen[name] = i
-		if _, err := f32Data(p.Value()); err != nil {
-			return nil, fmt.Errorf("optim: parameter %q: %w", name, err)
-		}
-		s.names = append(s.names, name)
-		s.shapes = append(s.shapes, p.Value().Shape().Clone())
 	}
+	s.bufs = make([][]float32, len(s.params))
 	return s, nil
 }
+
+// ErrNonFinite is wrapped by the error Step returns when a gradient holds a
+// NaN or an infinity.
+var ErrNonFinite = errors.New("non-finite gradient")
 
 // Config returns the hyper-parameters.
 func (s *SGD) Config() SGDConfig { return s.cfg }
@@ -95,18 +131,31 @@ func (s *SGD) Config() SGDConfig { return s.cfg }
 // state).
 func (s *SGD) Steps() int64 { return s.steps }
 
-// Step updates every parameter with learning rate lr (see SGD) and then
-// zeroes its gradient. It returns an error naming the parameter when a
-// gradient is missing or does not have its parameter's shape; parameters
-// before it have been updated then.
+// Step updates every parameter with learning rate lr times its group's
+// LRMult (see SGD) and then zeroes its gradient. It first checks every
+// gradient: if one is missing, has another shape than its parameter, or
+// holds a NaN or an infinity (the error wraps ErrNonFinite), it returns an
+// error naming the parameter and changes nothing (the caller may ZeroGrad
+// and skip the iteration).
 func (s *SGD) Step(lr float64) error {
-	alpha := -float32(lr)
-	wd, m := s.cfg.WeightDecay, s.cfg.Momentum
+	vals := make([][2][]float32, len(s.params))
 	for i := range s.params {
-		pv, gv, err := s.pair(i)
+		p, g, err := s.pair(i)
 		if err != nil {
 			return err
 		}
+		for j, v := range g {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				return fmt.Errorf("optim: parameter %q: gradient element %d is %v: %w", s.names[i], j, v, ErrNonFinite)
+			}
+		}
+		vals[i] = [2][]float32{p, g}
+	}
+	m := s.cfg.Momentum
+	for i, pg := range vals {
+		pv, gv := pg[0], pg[1]
+		alpha := -float32(lr * s.lrMult[i])
+		wd := s.decay[i]
 		buf := s.bufs[i]
 		first := buf == nil && m != 0
 		if first {
@@ -122,7 +171,6 @@ func (s *SGD) Step(lr float64) error {
 			case m == 0:
 			case first:
 				buf[j] = d
-				d = buf[j]
 			default:
 				buf[j] = float32(buf[j]*m) + d // two roundings, as mul_ then add_
 				d = buf[j]

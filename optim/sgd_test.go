@@ -3,7 +3,9 @@ package optim
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"math"
 	"os"
 	"os/exec"
@@ -25,6 +27,8 @@ type fixtureParam struct {
 	Grads    [][]uint32 `json:"grads"`
 	After    [][]uint32 `json:"after"`
 	Momentum []uint32   `json:"momentum"`
+	LRMult   float64    `json:"lr_mult"`
+	Decay    float32    `json:"weight_decay"`
 }
 
 type fixtureCase struct {
@@ -104,14 +108,19 @@ func compare(t *testing.T, what string, got []float32, want []float32, rtol floa
 }
 
 func TestSGDMatchesTorch(t *testing.T) {
-	for _, name := range []string{"default", "voc", "no_momentum", "no_decay"} {
+	for _, name := range []string{"default", "voc", "no_momentum", "no_decay", "bias_group"} {
 		t.Run(name, func(t *testing.T) {
 			c, ok := loadFixture(t)[name]
 			if !ok {
 				t.Fatalf("no case %s", name)
 			}
 			vg, params, grads := pairs(c.Params)
-			sgd, err := NewSGD(vg, SGDConfig{Momentum: float32(c.Momentum), WeightDecay: float32(c.WeightDecay)})
+			// One group per parameter, with the fixture's multiplier and decay.
+			groups := make([]Group, len(vg))
+			for i, p := range c.Params {
+				groups[i] = Group{Params: vg[i : i+1], LRMult: p.LRMult, WeightDecay: p.Decay}
+			}
+			sgd, err := NewSGDGroups(groups, SGDConfig{Momentum: float32(c.Momentum)})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -331,6 +340,27 @@ func TestSGDRejectsBadInput(t *testing.T) {
 			}
 			return s.Step(0.1)
 		}, `"nograd": no gradient`},
+		{"non_finite", func() error {
+			vg, params, grads := pairs(c.Params)
+			s, err := NewSGD(vg, DefaultSGDConfig())
+			if err != nil {
+				return err
+			}
+			data(grads[2])[4] = float32(math.NaN())
+			before := slices.Clone(data(params[0]))
+			err = s.Step(0.1)
+			if !errors.Is(err, ErrNonFinite) {
+				return fmt.Errorf("error %v does not wrap ErrNonFinite", err)
+			}
+			if !slices.Equal(before, data(params[0])) || s.Steps() != 0 {
+				return fmt.Errorf("parameters changed by a refused step (%w)", err)
+			}
+			return err
+		}, `"p2": gradient element 4 is NaN`},
+		{"group_mult", func() error {
+			_, err := NewSGDGroups([]Group{{Params: vg, LRMult: -1}}, DefaultSGDConfig())
+			return err
+		}, "group 0"},
 		{"state_count", func() error { return sgd.SetState(State{Params: good.Params[:1]}) }, "1 parameters"},
 		{"state_name", func() error {
 			st := sgd.State()

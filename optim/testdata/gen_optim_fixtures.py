@@ -35,14 +35,23 @@ def warmup_multistep(steps, gamma, warmup_iters, warmup_factor):
     return factor
 
 
-def case(seed, base_lr, momentum, wd, steps, warmup_iters, n_steps):
+def case(seed, base_lr, momentum, wd, steps, warmup_iters, n_steps, bias_group=False):
+    """bias_group: the [13] parameter in a group of its own with twice the
+    learning rate and no weight decay (the Caffe recipe's biases)."""
     g = torch.Generator().manual_seed(seed)
     shapes = [[4, 3, 3, 3], [13], [5, 7]]
     params = [torch.nn.Parameter(torch.randn(*s, generator=g)) for s in shapes]
-    opt = torch.optim.SGD(params, lr=base_lr, momentum=momentum, weight_decay=wd)
+    mults, decays = [1.0] * 3, [wd] * 3
+    if bias_group:
+        mults[1], decays[1] = 2.0, 0.0
+        groups = [{"params": [params[0], params[2]]}, {"params": [params[1]], "lr": 2 * base_lr, "weight_decay": 0.0}]
+    else:
+        groups = params
+    opt = torch.optim.SGD(groups, lr=base_lr, momentum=momentum, weight_decay=wd)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_multistep(steps, 0.1, warmup_iters, 1.0 / 1000))
-    out = [{"name": f"p{i}", "shape": s, "init": bits(p), "grads": [], "after": []} for i, (p, s) in enumerate(zip(params, shapes))]
-    lrs = []
+    out = [{"name": f"p{i}", "shape": s, "init": bits(p), "grads": [], "after": [], "lr_mult": mults[i],
+            "weight_decay": decays[i]} for i, (p, s) in enumerate(zip(params, shapes))]
+    lrs = []  # of the first group
     for _ in range(n_steps):
         lrs.append(opt.param_groups[0]["lr"])
         for p, o in zip(params, out):
@@ -67,6 +76,7 @@ def main():
         "voc": case(2, 0.001, 0.9, 5e-4, [5], 2, 7),
         "no_momentum": case(3, 0.1, 0.0, 1e-4, [2], 0, 4),
         "no_decay": case(4, 0.01, 0.9, 0.0, [], 5, 6),
+        "bias_group": case(5, 0.001, 0.9, 5e-4, [3], 2, 5, bias_group=True),
     }
     path = os.path.join(sys.argv[1], "sgd.json")
     with open(path + ".tmp", "w") as f:
