@@ -5,6 +5,7 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 
@@ -40,6 +41,7 @@ func TestParameterCounts(t *testing.T) {
 		{name: "cifar20", cfg: CIFARConfig(3), want: 270000, tol: 0.02},
 		{name: "cifar56", cfg: CIFARConfig(9), want: 850000, tol: 0.02},
 		{name: "cifar110", cfg: CIFARConfig(18), want: 1700000, tol: 0.03},
+		{name: "cifar1202", cfg: CIFARConfig(200), want: 19400000, tol: 0.01},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := New(G.NewGraph(), tc.cfg, nil)
@@ -222,5 +224,56 @@ func TestTopK(t *testing.T) {
 	}
 	if n := len(TopK(logits, 10)); n != 5 {
 		t.Errorf("k clamped to %d, want 5", n)
+	}
+}
+
+// TestCIFAR1202Runs builds the deepest network of the paper (1202 layers, trainable BN
+// in training mode as the paper trains it; with identity BN statistics the activations
+// of 600 residual blocks would overflow) and runs it forward on a small batch.
+// (Forward only: gorgonia's tape for the backward pass of 1202 layers takes over a
+// minute to compile and run here; TestGradParity covers the backward path.)
+func TestCIFAR1202Runs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	rng := rand.New(rand.NewSource(2))
+	g := G.NewGraph()
+	cfg := CIFARConfig(200)
+	cfg.Norm, cfg.Train = TrainableBN, true
+	r, err := New(g, cfg, rng)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := make([]float32, 2*3*32*32)
+	for i := range x {
+		x[i] = float32(rng.NormFloat64())
+	}
+	logits, err := r.Logits(input(g, weights.Tensor{Shape: []int{2, 3, 32, 32}, Data: x}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := logits.Shape(); got[0] != 2 || got[1] != 10 {
+		t.Fatalf("logits shape %v, want [2 10]", got)
+	}
+	if want := (1+200*3*2)*3 + 2; len(r.Learnables()) != want { // conv + BN gamma, beta; fc
+		t.Errorf("%d learnables, want %d", len(r.Learnables()), want)
+	}
+	t0 := time.Now()
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	t1 := time.Now()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("NewTapeMachine %v, run %v", t1.Sub(t0), time.Since(t1))
+	var spread float64
+	for i, v := range values(t, logits) {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("logits %v", values(t, logits))
+		}
+		spread = math.Max(spread, math.Abs(float64(v-values(t, logits)[i%10])))
+	}
+	if spread == 0 {
+		t.Error("both images have the same logits")
 	}
 }

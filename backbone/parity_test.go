@@ -116,6 +116,12 @@ func checkParity(t *testing.T, dir string, cfg Config, tape bool) {
 		}
 		outs = append(outs, c4)
 		names = append(names, "c4")
+		res5, err := r.Res5().Forward(input(g, io["res5_in"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs = append(outs, res5)
+		names = append(names, "res5_out")
 	}
 	if tape {
 		m := G.NewTapeMachine(g)

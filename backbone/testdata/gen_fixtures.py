@@ -17,7 +17,8 @@ With --grads, also the gradients of sum(logits * lossw) (see --help).
 
 Writes OUTDIR/model.pth (torch.save of the state dict) and OUTDIR/io.safetensors with
 "input" [N,3,H,W], "logits" [N,classes] and, for the ImageNet nets, "c4" (the output of
-layer3). BN statistics: running stats are first set to the statistics of a random batch
+layer3) and "res5_out" = layer4("res5_in"), a random [3, C4 channels, 14, 14] input (the
+detector's RoI head). BN statistics: running stats are first set to the statistics of a random batch
 (so activations keep a sane scale through 150 layers) and then perturbed; gamma and beta
 are random. So BN is far from the identity.
 """
@@ -189,6 +190,10 @@ def main(argv=None):
             m = model
             y = m.maxpool(m.relu(m.bn1(m.conv1(x))))
             outs["c4"] = m.layer3(m.layer2(m.layer1(y)))
+            # conv5_x as the detector's per-RoI head: layer4 on pooled 14x14 features.
+            c4c = outs["c4"].shape[1]
+            outs["res5_in"] = torch.randn(3, c4c, 14, 14, generator=g)
+            outs["res5_out"] = m.layer4(outs["res5_in"])
     if a.train:
         model.train()
         with torch.no_grad():
