@@ -59,8 +59,9 @@ const (
 	TrainableBN
 )
 
-// Config describes a ResNet. The zero value of every field but Depth is torchvision's
-// choice; DefaultConfig and CIFARConfig fill in the rest.
+// Config describes a ResNet. Zero values give torchvision's architecture (shortcut B,
+// stride on the 3x3) with frozen BN, nothing frozen and no classifier (NumClasses 0,
+// the detection backbone); DefaultConfig and CIFARConfig fill in the classifiers.
 type Config struct {
 	// Depth: 18, 34, 50, 101 or 152; with CIFAR, 6n+2 for n >= 1 (20, 32, 44, 56, 110,
 	// 1202 in the paper).
