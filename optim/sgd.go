@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
+	"sync"
+	"sync/atomic"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -21,6 +24,9 @@ type SGDConfig struct {
 	// torchvision's and Detectron2's recipes; the original VOC code used
 	// 5e-4).
 	WeightDecay float32
+	// Threads bounds the goroutines of Step (0: GOMAXPROCS). Results do
+	// not depend on it.
+	Threads int
 }
 
 // DefaultSGDConfig returns momentum 0.9 and weight decay 1e-4.
@@ -136,7 +142,8 @@ func (s *SGD) Steps() int64 { return s.steps }
 // gradient: if one is missing, has another shape than its parameter, or
 // holds a NaN or an infinity (the error wraps ErrNonFinite), it returns an
 // error naming the parameter and changes nothing (the caller may ZeroGrad
-// and skip the iteration).
+// and skip the iteration). The work is split over SGDConfig.Threads
+// goroutines.
 func (s *SGD) Step(lr float64) error {
 	vals := make([][2][]float32, len(s.params))
 	for i := range s.params {
@@ -144,43 +151,136 @@ func (s *SGD) Step(lr float64) error {
 		if err != nil {
 			return err
 		}
-		for j, v := range g {
-			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-				return fmt.Errorf("optim: parameter %q: gradient element %d is %v: %w", s.names[i], j, v, ErrNonFinite)
-			}
-		}
 		vals[i] = [2][]float32{p, g}
 	}
-	m := s.cfg.Momentum
-	for i, pg := range vals {
-		pv, gv := pg[0], pg[1]
-		alpha := -float32(lr * s.lrMult[i])
-		wd := s.decay[i]
-		buf := s.bufs[i]
-		first := buf == nil && m != 0
-		if first {
-			buf = make([]float32, len(pv))
-			s.bufs[i] = buf
+	chunks := s.chunks(vals)
+	bad := make([]int, len(chunks)) // first non-finite offset in the chunk, or -1
+	s.parallel(len(chunks), func(c int) {
+		ch := chunks[c]
+		bad[c] = firstNonFinite(vals[ch.param][1][ch.lo:ch.hi])
+	})
+	for c, j := range bad {
+		if j >= 0 {
+			ch := chunks[c]
+			v := vals[ch.param][1][ch.lo+j]
+			return fmt.Errorf("optim: parameter %q: gradient element %d is %v: %w", s.names[ch.param], ch.lo+j, v, ErrNonFinite)
 		}
-		for j, g := range gv {
-			d := g
-			if wd != 0 {
-				d = fma32(pv[j], wd, g)
-			}
-			switch {
-			case m == 0:
-			case first:
-				buf[j] = d
-			default:
-				buf[j] = float32(buf[j]*m) + d // two roundings, as mul_ then add_
-				d = buf[j]
-			}
-			pv[j] = fma32(d, alpha, pv[j])
-		}
-		clear(gv)
 	}
+	m := s.cfg.Momentum
+	first := make([]bool, len(vals))
+	for i, pg := range vals {
+		if s.bufs[i] == nil && m != 0 {
+			s.bufs[i] = make([]float32, len(pg[0]))
+			first[i] = true
+		}
+	}
+	s.parallel(len(chunks), func(c int) {
+		ch := chunks[c]
+		i := ch.param
+		p, g := vals[i][0][ch.lo:ch.hi], vals[i][1][ch.lo:ch.hi]
+		alpha := -float32(lr * s.lrMult[i])
+		switch {
+		case m == 0:
+			sgdPlain(p, g, s.decay[i], alpha)
+		case first[i]:
+			sgdFirst(p, g, s.bufs[i][ch.lo:ch.hi], s.decay[i], alpha)
+		default:
+			sgdMomentum(p, g, s.bufs[i][ch.lo:ch.hi], s.decay[i], m, alpha)
+		}
+	})
 	s.steps++
 	return nil
+}
+
+// chunk is a range of one parameter's elements.
+type chunk struct{ param, lo, hi int }
+
+// chunkSize bounds the elements of one unit of parallel work.
+const chunkSize = 1 << 16
+
+func (s *SGD) chunks(vals [][2][]float32) []chunk {
+	var out []chunk
+	for i, pg := range vals {
+		for lo := 0; lo < len(pg[0]); lo += chunkSize {
+			out = append(out, chunk{i, lo, min(lo+chunkSize, len(pg[0]))})
+		}
+	}
+	return out
+}
+
+// parallel calls f(c) for c in [0, n) on up to Threads goroutines.
+func (s *SGD) parallel(n int, f func(c int)) {
+	t := s.cfg.Threads
+	if t <= 0 {
+		t = runtime.GOMAXPROCS(0)
+	}
+	t = min(t, n)
+	if t <= 1 {
+		for c := range n {
+			f(c)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range t {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				c := int(next.Add(1) - 1)
+				if c >= n {
+					return
+				}
+				f(c)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// firstNonFinite returns the index of the first NaN or infinity in v, or -1.
+func firstNonFinite(v []float32) int {
+	for j, x := range v {
+		if math.Float32bits(x)&0x7f800000 == 0x7f800000 {
+			return j
+		}
+	}
+	return -1
+}
+
+// The kernels update p in place and zero g; buf is the momentum buffer.
+// d = g + wd*p as torch's add(alpha=wd) (one rounding, fma32); buf =
+// m*buf + d as mul_ then add_ (two roundings); p += alpha*buf (fma32).
+
+func sgdPlain(p, g []float32, wd, alpha float32) {
+	g = g[:len(p)]
+	for j := range p {
+		d := fma32(p[j], wd, g[j])
+		p[j] = fma32(d, alpha, p[j])
+		g[j] = 0
+	}
+}
+
+func sgdFirst(p, g, buf []float32, wd, alpha float32) {
+	g, buf = g[:len(p)], buf[:len(p)]
+	for j := range p {
+		d := fma32(p[j], wd, g[j])
+		buf[j] = d
+		p[j] = fma32(d, alpha, p[j])
+		g[j] = 0
+	}
+}
+
+func sgdMomentum(p, g, buf []float32, wd, m, alpha float32) {
+	g, buf = g[:len(p)], buf[:len(p)]
+	for j := range p {
+		d := fma32(p[j], wd, g[j])
+		b := float32(buf[j]*m) + d
+		buf[j] = b
+		p[j] = fma32(b, alpha, p[j])
+		g[j] = 0
+	}
 }
 
 // ZeroGrad zeroes every parameter's gradient (Step does it too).
