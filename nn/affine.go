@@ -18,7 +18,8 @@ type AffineOpts struct {
 	// FrozenParams declares scale and shift constant (frozen batch norm in a
 	// training graph): no gradient is built for them, which saves one pass over
 	// x and the incoming gradient per backward. G.Grad with respect to scale or
-	// shift then returns an error.
+	// shift then returns an error. It is implied when both are G.NewConstant
+	// nodes.
 	FrozenParams bool
 }
 
@@ -43,7 +44,7 @@ func AffineWith(x, scale, shift, residual *G.Node, o AffineOpts) (*G.Node, error
 	if err := nodeVec("Affine", "shift", shift, s[1]); err != nil {
 		return nil, fmt.Errorf("%w (x is %v)", err, s)
 	}
-	op := &affineOp{shape: s, relu: o.ReLU, frozen: o.FrozenParams}
+	op := &affineOp{shape: s, relu: o.ReLU, frozen: o.FrozenParams || (isConstant(scale) && isConstant(shift))}
 	if residual == nil {
 		return G.ApplyOp(op, x, scale, shift)
 	}
@@ -56,6 +57,13 @@ func AffineWith(x, scale, shift, residual *G.Node, o AffineOpts) (*G.Node, error
 	}
 	op.residual = true
 	return G.ApplyOp(op, x, scale, shift, residual)
+}
+
+// isConstant reports whether n was made by G.NewConstant: gorgonia's
+// constant ops are the ones holding their value.
+func isConstant(n *G.Node) bool {
+	_, ok := n.Op().(interface{ Value() G.Value })
+	return ok
 }
 
 // FoldBN folds frozen batch-norm parameters into a per-channel affine map:

@@ -179,3 +179,45 @@ func TestFoldBN(t *testing.T) {
 		}
 	}
 }
+
+// TestAffineConstantParamsAreFrozen checks that constant scale and shift
+// build no parameter gradients (fewer nodes) and leave dx unchanged.
+func TestAffineConstantParamsAreFrozen(t *testing.T) {
+	build := func(constant bool) (int, []float32) {
+		g := G.NewGraph()
+		x := G.NewTensor(g, G.Float32, 4, G.WithShape(1, 2, 3, 3), G.WithName("x"),
+			G.WithValue(tensorOf(randSlice(rand.New(rand.NewSource(1)), 18), 1, 2, 3, 3)))
+		var s, b *G.Node
+		if constant {
+			s = G.NewConstant(tensorOf([]float32{1.5, -2}, 2), G.WithName("s"))
+			b = G.NewConstant(tensorOf([]float32{0.5, 1}, 2), G.WithName("b"))
+		} else {
+			s = G.NewVector(g, G.Float32, G.WithShape(2), G.WithName("s"), G.WithValue(tensorOf([]float32{1.5, -2}, 2)))
+			b = G.NewVector(g, G.Float32, G.WithShape(2), G.WithName("b"), G.WithValue(tensorOf([]float32{0.5, 1}, 2)))
+		}
+		y, err := Affine(x, s, b, nil, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		loss, err := G.Sum(y)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grads, err := G.Grad(loss, x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := G.NewTapeMachine(g)
+		defer vm.Close()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		return len(g.AllNodes()), append([]float32(nil), grads[0].Value().Data().([]float32)...)
+	}
+	nConst, dxConst := build(true)
+	nVar, dxVar := build(false)
+	if nConst >= nVar {
+		t.Errorf("constant scale/shift: %d nodes, variables: %d; want fewer with constants", nConst, nVar)
+	}
+	expectClose(t, "dx", dxConst, dxVar, 0, 0)
+}
