@@ -388,3 +388,56 @@ func TestSGDRejectsBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestSGDChunks checks the parallel split on parameters spanning several
+// chunks: every element is updated once whatever the thread count, and a
+// non-finite gradient is reported at its own offset.
+func TestSGDChunks(t *testing.T) {
+	const n = 3*chunkSize + 123
+	run := func(threads int, nanAt int) ([]float32, error) {
+		g := G.NewGraph()
+		p := make([]float32, n)
+		gr := make([]float32, n)
+		for i := range p {
+			p[i] = float32(i%97) * 0.01
+			gr[i] = float32(i%89)*0.001 + 0.5
+		}
+		if nanAt >= 0 {
+			gr[nanAt] = float32(math.Inf(-1))
+		}
+		pn := G.NewVector(g, tensor.Float32, G.WithShape(n), G.WithName("p"), G.WithValue(tensor.New(tensor.WithShape(n), tensor.WithBacking(p))))
+		gn := G.NewVector(g, tensor.Float32, G.WithShape(n), G.WithName("g"), G.WithValue(tensor.New(tensor.WithShape(n), tensor.WithBacking(gr))))
+		s, err := NewSGD([]G.ValueGrad{WithGrad(pn, gn)}, SGDConfig{Momentum: 0.9, WeightDecay: 1e-4, Threads: threads})
+		if err != nil {
+			return nil, err
+		}
+		for step := 0; step < 2; step++ {
+			if err := s.Step(0.1); err != nil {
+				return nil, err
+			}
+			copy(gr, p) // some gradient for the second step
+		}
+		return p, nil
+	}
+	one, err := run(1, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range one {
+		// Step 1: p - 0.1*(g + 1e-4 p); step 2 moves further: never the start.
+		if start := float32(i%97) * 0.01; one[i] == start {
+			t.Fatalf("element %d not updated", i)
+		}
+	}
+	four, err := run(4, -1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(one, four) {
+		t.Errorf("results differ between 1 and 4 threads")
+	}
+	at := 2*chunkSize + 7
+	if _, err := run(4, at); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("element %d is -Inf", at)) {
+		t.Errorf("error %v, want one naming element %d", err, at)
+	}
+}
