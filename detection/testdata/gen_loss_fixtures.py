@@ -285,7 +285,53 @@ def gen_losses(outdir):
         c[f"neg{i}"] = arr(rec.neg[i])
         c[f"sampled_rois{i}"] = arr(sp[i])
     cases["fastrcnn_loss"] = c
+    cases["chain"] = gen_chain(g)
     write(outdir, "losses.json", cases)
+
+
+def gen_chain(g):
+    """torchvision's training-mode RPN and RoIHeads target chain on random
+    features: head outputs -> RPN losses and proposals -> sampled RoIs and
+    targets -> fastrcnn_loss. Both samplers take everything (batch sizes
+    above the counts), so the chain is deterministic."""
+    n, c = 2, 8
+    fh, fw = PAD_H * 2 // STRIDE, PAD_W * 2 // STRIDE
+    sizes = [(PAD_H * 2, PAD_W * 2), (PAD_H * 2 - 12, PAD_W * 2 - 16)]
+    gen = AnchorGenerator((SIZES,), (RATIOS,))
+    head = RPNHead(c, 9)
+    for layer in head.modules():
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.weight.data.copy_(torch.randn(layer.weight.shape, generator=g) * 0.3)
+            layer.bias.data.copy_(torch.randn(layer.bias.shape, generator=g) * 0.1)
+    big = 1_000_000
+    rpn = RegionProposalNetwork(gen, head, 0.7, 0.3, big, 0.5, dict(training=2000, testing=1000),
+                                dict(training=300, testing=300), 0.7)
+    rpn.train()
+    feats = torch.randn(n, c, fh, fw, generator=g)
+    images = ImageList(torch.zeros(n, 3, PAD_H * 2, PAD_W * 2), sizes)
+    gts = [rand_gt(g, 3, sizes[0][1], sizes[0][0], 24, 160), rand_gt(g, 2, sizes[1][1], sizes[1][0], 24, 160)]
+    gtl = [torch.tensor([1, 4, 2]), torch.tensor([3, 3])]
+    targets = [{"boxes": b, "labels": l} for b, l in zip(gts, gtl)]
+    outs = {}
+    head.register_forward_hook(lambda m, i, o: outs.update(obj=o[0][0], deltas=o[1][0]))
+    with torch.no_grad():
+        proposals, rpn_losses = rpn(images, {"0": feats}, targets)
+    heads = make_roi_heads(batch=big)
+    sp, _, slabels, sreg = heads.select_training_samples(proposals, targets)
+    k = sum(len(p) for p in sp)
+    nc = 5
+    cls = torch.randn(k, nc, generator=g) * 2
+    box = torch.randn(k, 4 * nc, generator=g) * 0.5
+    lc, lb = fastrcnn_loss(cls, box, slabels, sreg)
+    c = {"objectness": arr(outs["obj"]), "deltas": arr(outs["deltas"]), "pad_w": PAD_W * 2, "pad_h": PAD_H * 2,
+         "loss_objectness": float(rpn_losses["loss_objectness"]), "loss_rpn_box_reg": float(rpn_losses["loss_rpn_box_reg"]),
+         "class_logits": arr(cls), "box_regression": arr(box), "loss_classifier": float(lc), "loss_box_reg": float(lb)}
+    for i in range(n):
+        c[f"img_w{i}"], c[f"img_h{i}"] = sizes[i][1], sizes[i][0]
+        c[f"gt{i}"], c[f"gt_labels{i}"] = arr(gts[i]), arr(gtl[i])
+        c[f"proposals{i}"] = arr(proposals[i])
+        c[f"rois{i}"], c[f"labels{i}"], c[f"deltas{i}"] = arr(sp[i]), arr(slabels[i]), arr(sreg[i])
+    return c
 
 
 def main():
