@@ -20,7 +20,7 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 	const everything = 1_000_000
 	rpn := DefaultRPNConfig()
 	rpn.Anchors = AnchorGenerator{Sizes: []float32{32, 64, 128}, AspectRatios: []float32{0.5, 1, 2}}
-	rpn.PostNMSTopNTrain = 300
+	rpn.PostNMSTopNTrain = int(c.num(t, "post_nms"))
 	rpn.BatchSizePerImage = everything
 	heads := DefaultRoIHeadsConfig()
 	heads.BatchSizePerImage = everything

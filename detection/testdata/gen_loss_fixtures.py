@@ -294,9 +294,9 @@ def gen_chain(g):
     features: head outputs -> RPN losses and proposals -> sampled RoIs and
     targets -> fastrcnn_loss. Both samplers take everything (batch sizes
     above the counts), so the chain is deterministic."""
-    n, c = 2, 8
-    fh, fw = PAD_H * 2 // STRIDE, PAD_W * 2 // STRIDE
-    sizes = [(PAD_H * 2, PAD_W * 2), (PAD_H * 2 - 12, PAD_W * 2 - 16)]
+    n, c, ph, pw, post_nms = 2, 8, 128, 192, 100
+    fh, fw = ph // STRIDE, pw // STRIDE
+    sizes = [(ph, pw), (ph - 8, pw - 12)]
     gen = AnchorGenerator((SIZES,), (RATIOS,))
     head = RPNHead(c, 9)
     for layer in head.modules():
@@ -305,11 +305,11 @@ def gen_chain(g):
             layer.bias.data.copy_(torch.randn(layer.bias.shape, generator=g) * 0.1)
     big = 1_000_000
     rpn = RegionProposalNetwork(gen, head, 0.7, 0.3, big, 0.5, dict(training=2000, testing=1000),
-                                dict(training=300, testing=300), 0.7)
+                                dict(training=post_nms, testing=post_nms), 0.7)
     rpn.train()
     feats = torch.randn(n, c, fh, fw, generator=g)
-    images = ImageList(torch.zeros(n, 3, PAD_H * 2, PAD_W * 2), sizes)
-    gts = [rand_gt(g, 3, sizes[0][1], sizes[0][0], 24, 160), rand_gt(g, 2, sizes[1][1], sizes[1][0], 24, 160)]
+    images = ImageList(torch.zeros(n, 3, ph, pw), sizes)
+    gts = [rand_gt(g, 3, sizes[0][1], sizes[0][0], 24, 110), rand_gt(g, 2, sizes[1][1], sizes[1][0], 24, 110)]
     gtl = [torch.tensor([1, 4, 2]), torch.tensor([3, 3])]
     targets = [{"boxes": b, "labels": l} for b, l in zip(gts, gtl)]
     outs = {}
@@ -323,7 +323,7 @@ def gen_chain(g):
     cls = torch.randn(k, nc, generator=g) * 2
     box = torch.randn(k, 4 * nc, generator=g) * 0.5
     lc, lb = fastrcnn_loss(cls, box, slabels, sreg)
-    c = {"objectness": arr(outs["obj"]), "deltas": arr(outs["deltas"]), "pad_w": PAD_W * 2, "pad_h": PAD_H * 2,
+    c = {"objectness": arr(outs["obj"]), "deltas": arr(outs["deltas"]), "pad_w": pw, "pad_h": ph, "post_nms": post_nms,
          "loss_objectness": float(rpn_losses["loss_objectness"]), "loss_rpn_box_reg": float(rpn_losses["loss_rpn_box_reg"]),
          "class_logits": arr(cls), "box_regression": arr(box), "loss_classifier": float(lc), "loss_box_reg": float(lb)}
     for i in range(n):
