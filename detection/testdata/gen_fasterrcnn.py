@@ -146,7 +146,9 @@ def rescale_heads(model, x, g):
         pred.bbox_pred.bias.mul_(1.0 / s)
 
 
-def run(model, x):
+def run(model, x, check=True):
+    """Runs the model in its stages (to get the proposals); with check, also
+    as a whole, which must give the same detections."""
     with torch.no_grad():
         images, _ = model.transform([x])
         feat = model.backbone(images.tensors)
@@ -154,10 +156,10 @@ def run(model, x):
         props, _ = model.rpn(images, features)
         dets, _ = model.roi_heads(features, props, images.image_sizes)
         dets = model.transform.postprocess(dets, images.image_sizes, [tuple(x.shape[-2:])])
-        whole = model([x])[0]
+        whole = model([x])[0] if check else None
     d = dets[0]
     for k in ("boxes", "scores", "labels"):
-        assert torch.equal(d[k], whole[k]), k
+        assert whole is None or torch.equal(d[k], whole[k]), k
     return images, {
         "proposals": props[0].tolist(),
         "boxes": d["boxes"].tolist(),
@@ -197,7 +199,7 @@ def main():
     inp = images.tensors[0, :, :rh, :rw].contiguous()
     inp.numpy().astype("<f4").tofile(os.path.join(a.outdir, "input.f32"))
     model.roi_heads.box_roi_pool = RoIPoolC4()
-    _, pool = run(model, x)
+    _, pool = run(model, x, check=False)
     ref = {"orig": [w, h], "resized": [rw, rh], "depth": a.depth, "classes": a.classes,
            "min_size": a.min_size, "max_size": a.max_size, "align": align, "pool": pool}
     tmp = os.path.join(a.outdir, "ref.json.tmp")
