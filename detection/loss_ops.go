@@ -7,6 +7,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"math"
+	"slices"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -23,7 +24,8 @@ import (
 // the logit x.flat[idx[k]] against the target labels[k] (in [0, 1]), as
 // torch's F.binary_cross_entropy_with_logits(x[idx], labels) (reduction
 // "mean"): max(z, 0) - z*y + log(1 + exp(-|z|)). x is a float32 tensor of
-// any shape; idx are flat row-major offsets into it (repeats count twice).
+// any shape; idx are flat row-major offsets into it (repeats count twice;
+// idx and labels are copied, as by the other loss builders).
 // The result is a float32 scalar node, differentiable w.r.t. x. It returns
 // an error if idx is empty, an offset is out of range, or the lengths differ.
 func BCEWithLogitsLoss(x *G.Node, idx []int, labels []float32) (*G.Node, error) {
@@ -34,7 +36,7 @@ func BCEWithLogitsLoss(x *G.Node, idx []int, labels []float32) (*G.Node, error) 
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("detection: %s: no elements selected (the mean is undefined)", name)
 	}
-	op := &lossOp{kind: lossBCE, shape: x.Shape().Clone(), idx: idx, target: labels, norm: float32(len(idx))}
+	op := &lossOp{kind: lossBCE, shape: x.Shape().Clone(), idx: slices.Clone(idx), target: slices.Clone(labels), norm: float32(len(idx))}
 	op.key = op.contentKey()
 	return G.ApplyOp(op, x)
 }
@@ -54,7 +56,7 @@ func SmoothL1Loss(x *G.Node, idx []int, targets []float32, beta, norm float32) (
 	if !(beta >= 0) || !(norm > 0) {
 		return nil, fmt.Errorf("detection: %s: beta %v and norm %v, want beta >= 0 and norm > 0", name, beta, norm)
 	}
-	op := &lossOp{kind: lossSmoothL1, shape: x.Shape().Clone(), idx: idx, target: targets, beta: beta, norm: norm}
+	op := &lossOp{kind: lossSmoothL1, shape: x.Shape().Clone(), idx: slices.Clone(idx), target: slices.Clone(targets), beta: beta, norm: norm}
 	op.key = op.contentKey()
 	return G.ApplyOp(op, x)
 }
@@ -82,7 +84,7 @@ func CrossEntropyLoss(logits *G.Node, labels []int) (*G.Node, error) {
 			return nil, fmt.Errorf("detection: %s: label %d of row %d out of [0, %d)", name, l, k, s[1])
 		}
 	}
-	op := &lossOp{kind: lossCE, shape: s.Clone(), idx: labels, norm: float32(s[0])}
+	op := &lossOp{kind: lossCE, shape: s.Clone(), idx: slices.Clone(labels), norm: float32(s[0])}
 	op.key = op.contentKey()
 	return G.ApplyOp(op, logits)
 }

@@ -454,3 +454,38 @@ func TestLossNodesNotMerged(t *testing.T) {
 		t.Errorf("both losses are %v: nodes merged", vals[0])
 	}
 }
+
+// TestRPNLossWithoutPositives: a batch whose images have no ground truth
+// gives a box loss of exactly 0 with a zero gradient (torchvision: the sum
+// over no anchors divided by the sampled count), and the objectness loss
+// of all-negative labels.
+func TestRPNLossWithoutPositives(t *testing.T) {
+	const a, h, w = 3, 2, 2
+	l := a * h * w
+	anchors := AnchorGenerator{Sizes: []float32{8, 16, 24}, AspectRatios: []float32{1}}.Anchors(h, w, 8, 8)
+	batch, err := DefaultRPNConfig().SampleRPNBatch(anchors, [][]box.Box{nil, nil}, []Size{{W: 16, H: 16}, {W: 16, H: 16}}, TargetOptions{}, rand.New(rand.NewSource(1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := make([]float32, 2*l)
+	var want float64
+	for i := range obj {
+		obj[i] = float32(i%5) - 2
+		want += math.Log1p(math.Exp(float64(obj[i]))) // BCE of label 0
+	}
+	want /= float64(len(obj))
+	lg := newLossGraph([][]int{{2, a, h, w}, {2, 4 * a, h, w}}, [][]float32{obj, make([]float32, 8*l)})
+	lo, lb, err := RPNLoss(lg.inputs[0], lg.inputs[1], batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals, grads := lg.run(t, lo, lb)
+	if math.Abs(vals[0]-want) > 1e-6*want || vals[1] != 0 {
+		t.Errorf("losses %v, want [%v 0]", vals, want)
+	}
+	for i, g := range grads[1] {
+		if g != 0 {
+			t.Fatalf("delta gradient %d = %v, want 0", i, g)
+		}
+	}
+}
