@@ -112,7 +112,7 @@ func (g convGeom) String() string {
 	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v blk=%v,%v", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16, g.BlockedIn, g.BlockedOut)
 }
 
-// FLOPs returns the multiply-adds of the forward convolution times two.
+// flops returns the multiply-adds of the forward convolution times two.
 func (g convGeom) flops() float64 {
 	return 2 * float64(g.Y[0]*g.Y[1]*g.Y[2]*g.Y[3]) * float64(g.W[1]*g.W[2]*g.W[3])
 }
