@@ -264,3 +264,57 @@ func abs64(v float64) float64 {
 	}
 	return v
 }
+
+// TestExecutorGrowsBuffers makes the pool grow freed small buffers for later,
+// larger values (small activations, then a wide Linear) and checks that
+// repeated runs still allocate nothing and keep every value pooled.
+func TestExecutorGrowsBuffers(t *testing.T) {
+	rng := rand.New(rand.NewSource(12))
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float32, 4, G.WithShape(1, 2, 4, 4), G.WithName("x"),
+		G.WithValue(tensorOf(randSlice(rng, 32), 1, 2, 4, 4)))
+	w := G.NewMatrix(g, G.Float32, G.WithShape(1000, 2), G.WithName("w"),
+		G.WithValue(tensorOf(randSlice(rng, 2000), 1000, 2)))
+	must := func(n *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	r := must(ReLU(must(ReLU(x))))
+	y := must(ReLU(must(Linear(must(GlobalAvgPool(r)), w, nil))))
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), y.Value().Data().([]float32)...)
+	e, err := NewExecutor(g, y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var first ExecStats
+	for run := 0; run < 3; run++ {
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+		expectClose(t, "y", y.Value().Data().([]float32), want, 1e-6, 1e-6)
+		st := e.Stats()
+		if st.Unpooled != 0 {
+			t.Errorf("run %d: %d values outside the pool", run, st.Unpooled)
+		}
+		if run == 0 {
+			first = st
+		} else if st.Allocs != first.Allocs || st.PoolBytes != first.PoolBytes {
+			t.Errorf("run %d: %+v, first run %+v", run, st, first)
+		}
+	}
+	// Two 1000-element values are alive at most; grown buffers replace the
+	// small ones instead of joining them.
+	if first.PoolBytes > 2*4*1000+4*32 {
+		t.Errorf("pool holds %d bytes, want at most %d", first.PoolBytes, 2*4*1000+4*32)
+	}
+	t.Logf("%+v", first)
+}
