@@ -277,3 +277,41 @@ func TestCIFAR1202Runs(t *testing.T) {
 		t.Error("both images have the same logits")
 	}
 }
+
+// TestInferenceState: an Inference network keeps only folded weights; State recovers
+// the loaded ones.
+func TestInferenceState(t *testing.T) {
+	src, err := New(G.NewGraph(), Config{Depth: 50, NumClasses: 10}, rand.New(rand.NewSource(4)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := src.State()
+	// Random BN statistics, so that folding changes the weights.
+	rng := rand.New(rand.NewSource(5))
+	for name, tt := range want {
+		if strings.HasSuffix(name, ".running_var") || strings.HasSuffix(name, "bn1.weight") {
+			for i := range tt.Data {
+				tt.Data[i] = 0.5 + rng.Float32()
+			}
+		}
+	}
+	r, err := New(G.NewGraph(), Config{Depth: 50, NumClasses: 10, Inference: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load(want); err != nil {
+		t.Fatal(err)
+	}
+	got := r.State()
+	for name, w := range want {
+		g, err := got.Get(name, w.Shape...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range w.Data {
+			if d := math.Abs(float64(g.Data[i] - v)); d > 1e-6*math.Max(1, math.Abs(float64(v))) {
+				t.Fatalf("%s[%d] = %v, want %v", name, i, g.Data[i], v)
+			}
+		}
+	}
+}

@@ -32,8 +32,9 @@ func newParam(g *G.ExprGraph, name string, shape ...int) *param {
 }
 
 // conv is a bias-free convolution with torch's layout [OutC, InC, K, K]. raw is the
-// state-dict weight; w is the graph's weight: raw itself, or (fused) raw scaled by the
-// folded batch norm, with b holding the folded shift.
+// state-dict weight and w the graph's weight: the same slice, or (fused) w holds raw
+// scaled by the folded batch norm and b the folded shift, and raw is nil (not kept, to
+// save memory; see ResNet.State).
 type conv struct {
 	name        string // e.g. "layer1.0.conv1.weight"
 	shape       []int
@@ -49,11 +50,11 @@ func newConv(g *G.ExprGraph, name string, inC, outC, k, stride, pad int, fused b
 	c.w = newParam(g, c.name, c.shape...)
 	c.raw = c.w.data
 	if fused {
-		c.raw = make([]float32, len(c.w.data))
 		c.b = newParam(g, name+".folded_bias", outC)
 	}
 	if rng != nil {
-		// torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu").
+		// torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"). Fused:
+		// folded in place by newConvBN (the BN is the identity then).
 		std := math.Sqrt(2 / float64(outC*k*k))
 		for i := range c.raw {
 			c.raw[i] = float32(rng.NormFloat64() * std)
@@ -167,13 +168,17 @@ func newConvBN(g *G.ExprGraph, convName, bnName string, in, out, k, stride, pad 
 		conv: newConv(g, convName, in, out, k, stride, pad, cfg.fused(), rng),
 		bn:   newBatchNorm(g, bnName, out, cfg),
 	}
-	cb.refold()
+	cb.refold(cb.conv.raw)
+	if cb.conv.b != nil {
+		cb.conv.raw = nil
+	}
 	return cb
 }
 
 // refold recomputes the graph's constants from the state-dict tensors: the frozen
-// scale and shift, or the folded convolution weight and bias.
-func (cb *convBN) refold() {
+// scale and shift, or (fused) the folded convolution weight and bias from raw, the
+// unfolded weight (which may alias the graph's weight).
+func (cb *convBN) refold(raw []float32) {
 	if cb.bn.norm != FrozenBN {
 		return
 	}
@@ -183,9 +188,27 @@ func (cb *convBN) refold() {
 		copy(cb.bn.shift.data, shift)
 		return
 	}
-	wf, bf := nn.FoldConvBN(cb.conv.raw, nil, scale, shift)
+	wf, bf := nn.FoldConvBN(raw, nil, scale, shift)
 	copy(cb.conv.w.data, wf)
 	copy(cb.conv.b.data, bf)
+}
+
+// weight returns the state-dict weight: raw, or for a fused convolution the folded
+// weight divided by the BN scale (exact up to float32 rounding; 0 where the scale
+// is 0).
+func (cb *convBN) weight() []float32 {
+	if cb.conv.raw != nil {
+		return cb.conv.raw
+	}
+	scale, _ := cb.bn.fold()
+	w := make([]float32, len(cb.conv.w.data))
+	per := len(w) / len(scale)
+	for i, v := range cb.conv.w.data {
+		if s := scale[i/per]; s != 0 {
+			w[i] = v / s
+		}
+	}
+	return w
 }
 
 // forward computes act(bn(conv(x)) + residual), act = ReLU if relu. With frozen BN it

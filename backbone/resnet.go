@@ -226,11 +226,13 @@ func (r *ResNet) Learnables() G.Nodes {
 	return ns
 }
 
-// tensorRef is one named tensor of the state dict and where it lives.
+// tensorRef is one named tensor of the state dict and where it lives (data is nil for
+// a fused convolution's weight, which is folded on Load).
 type tensorRef struct {
 	name  string
 	shape []int
 	data  []float32
+	cb    *convBN // set for convolution weights
 }
 
 func (r *ResNet) eachConvBN(f func(cb *convBN)) {
@@ -254,14 +256,14 @@ func (r *ResNet) refs() []tensorRef {
 		c, bn := cb.conv, cb.bn
 		mean, vari := bn.stat()
 		out = append(out,
-			tensorRef{c.name, c.shape, c.raw},
-			tensorRef{bn.name + ".weight", []int{bn.c}, bn.gamma},
-			tensorRef{bn.name + ".bias", []int{bn.c}, bn.beta},
-			tensorRef{bn.name + ".running_mean", []int{bn.c}, mean},
-			tensorRef{bn.name + ".running_var", []int{bn.c}, vari})
+			tensorRef{c.name, c.shape, c.raw, cb},
+			tensorRef{bn.name + ".weight", []int{bn.c}, bn.gamma, nil},
+			tensorRef{bn.name + ".bias", []int{bn.c}, bn.beta, nil},
+			tensorRef{bn.name + ".running_mean", []int{bn.c}, mean, nil},
+			tensorRef{bn.name + ".running_var", []int{bn.c}, vari, nil})
 	})
 	if r.fcW != nil {
-		out = append(out, tensorRef{"fc.weight", r.fcW.shape, r.fcW.data}, tensorRef{"fc.bias", r.fcB.shape, r.fcB.data})
+		out = append(out, tensorRef{"fc.weight", r.fcW.shape, r.fcW.data, nil}, tensorRef{"fc.bias", r.fcB.shape, r.fcB.data, nil})
 	}
 	return out
 }
@@ -275,11 +277,9 @@ func (r *ResNet) Load(s weights.State) error {
 	refs := r.refs()
 	known := make(map[string]bool, len(refs))
 	for _, ref := range refs {
-		t, err := s.Get(ref.name, ref.shape...)
-		if err != nil {
+		if _, err := s.Get(ref.name, ref.shape...); err != nil {
 			return fmt.Errorf("backbone: load resnet%d: %w", r.Config.Depth, err)
 		}
-		copy(ref.data, t.Data)
 		known[ref.name] = true
 	}
 	var extra []string
@@ -298,16 +298,32 @@ func (r *ResNet) Load(s weights.State) error {
 		}
 		return fmt.Errorf("backbone: load resnet%d: unexpected tensors %v (wrong architecture?)", r.Config.Depth, extra)
 	}
-	r.eachConvBN(func(cb *convBN) { cb.refold() })
+	// Everything is checked: copy (BN statistics before folding the weights).
+	for _, ref := range refs {
+		if ref.data != nil {
+			copy(ref.data, s[ref.name].Data)
+		}
+	}
+	for _, ref := range refs {
+		if ref.cb != nil {
+			ref.cb.refold(s[ref.name].Data)
+		}
+	}
 	return nil
 }
 
 // State returns a copy of the parameters as a state dict with torchvision's names
-// (including the BN running statistics), e.g. for weights.WriteSafetensors.
+// (including the BN running statistics), e.g. for weights.WriteSafetensors. An
+// Inference network keeps only the folded convolution weights: State recovers them by
+// dividing by the BN scale (exact up to float32 rounding).
 func (r *ResNet) State() weights.State {
 	s := make(weights.State)
 	for _, ref := range r.refs() {
-		s[ref.name] = weights.Tensor{Shape: append([]int{}, ref.shape...), Data: append([]float32{}, ref.data...)}
+		data := ref.data
+		if ref.cb != nil {
+			data = ref.cb.weight()
+		}
+		s[ref.name] = weights.Tensor{Shape: append([]int{}, ref.shape...), Data: append([]float32{}, data...)}
 	}
 	return s
 }
