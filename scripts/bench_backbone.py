@@ -9,7 +9,8 @@ Cases (one process per case and side, so peak RSS is per case):
   train_224     forward + backward of sum(logits), 2x3x224x224, frozen BN,
                 stem and layer1 frozen (Detectron's freeze-at 2)
 
-torch runs with torch.set_num_threads(2) under torch.no_grad() for inference; Go runs
+Both sides use --threads threads (default 2; 1 gives a comparison that other
+processes on the machine distort less). torch runs under torch.no_grad() for inference; Go runs
 `go test -bench` with its default threads (nn.Threads()). Time is the mean over N runs
 after one warm-up run, wall clock and CPU time (user+system, all threads: less
 sensitive to other processes on the machine); memory is the process's peak resident
@@ -32,12 +33,12 @@ GO_BENCH = {
 }
 
 
-def torch_case(case, runs):
+def torch_case(case, runs, threads):
     import torch
     import torchvision
     from torchvision.ops.misc import FrozenBatchNorm2d
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     torch.manual_seed(1)
     if case == "train_224":
         m = torchvision.models.resnet101(norm_layer=FrozenBatchNorm2d)
@@ -71,16 +72,17 @@ def torch_case(case, runs):
     print("%f %f %f" % (dt, cpu, peak))
 
 
-def run_torch(case, runs):
-    out = subprocess.run([sys.executable, __file__, "--torch-case", case, "--runs", str(runs)],
+def run_torch(case, runs, threads):
+    out = subprocess.run([sys.executable, __file__, "--torch-case", case, "--runs", str(runs), "--threads", str(threads)],
                          check=True, capture_output=True, text=True).stdout.split()
     return float(out[0]), float(out[1]), float(out[2])
 
 
-def run_go(case, runs):
+def run_go(case, runs, threads):
     bench = GO_BENCH[case]
     cmd = ["go", "test", "-run", "^$", "-bench", "^%s$" % bench, "-benchtime", "%dx" % runs, "./backbone"]
-    res = subprocess.run(cmd, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+    env = dict(os.environ, RESDET_THREADS=str(threads), GOMAXPROCS=str(threads))
+    res = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
     m = re.search(r"%s\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) cpu-s/op\s+([\d.]+) peak-RSS-MB" % bench, res)
     if not m:
         raise SystemExit("cannot parse go test output:\n" + res)
@@ -91,16 +93,18 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--case", nargs="*", default=list(GO_BENCH))
+    ap.add_argument("--threads", type=int, default=2,
+                    help="torch.set_num_threads and, for Go, RESDET_THREADS and GOMAXPROCS")
     ap.add_argument("--torch-case")
     a = ap.parse_args()
     if a.torch_case:
-        torch_case(a.torch_case, a.runs)
+        torch_case(a.torch_case, a.runs, a.threads)
         return
     print("%-12s %8s %8s %6s | %8s %8s %6s | %7s %8s %6s" % (
         "case", "go s", "torch s", "ratio", "go cpu", "torch cpu", "ratio", "go MB", "torch MB", "ratio"))
     for case in a.case:
-        ts, tc, tm = run_torch(case, a.runs)
-        gs, gc, gm = run_go(case, a.runs)
+        ts, tc, tm = run_torch(case, a.runs, a.threads)
+        gs, gc, gm = run_go(case, a.runs, a.threads)
         print("%-12s %8.3f %8.3f %6.2f | %8.3f %8.3f %6.2f | %7.0f %8.0f %6.2f" % (
             case, gs, ts, gs / ts, gc, tc, gc / tc, gm, tm, gm / tm), flush=True)
 
