@@ -36,7 +36,8 @@ func benchDir(b *testing.B) string {
 // BenchmarkDetect times what detect does per image: read the PNG, normalise
 // and resize it (imageio), and Predict, on issue 6's construction (a
 // torchvision .pth) at VOC size (500x375 -> 800x600). It reports the peak
-// RSS of the process (weights included); run it alone for that figure:
+// RSS of the process (weights included; run it alone for that figure) and the
+// CPU seconds per image (user+system, all threads):
 //
 //	RESDET_FRCNN_DIR=/tmp/frcnn go test ./cmd/detect -run '^$' -bench Detect/align -benchtime 5x
 //
@@ -77,6 +78,7 @@ func BenchmarkDetect(b *testing.B) {
 			if _, _, _, err := detectOne(m, tr, img, 50); err != nil { // warm-up: builds the graphs
 				b.Fatal(err)
 			}
+			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, _, _, err := detectOne(m, tr, img, 50); err != nil {
@@ -84,10 +86,21 @@ func BenchmarkDetect(b *testing.B) {
 				}
 			}
 			b.StopTimer()
+			b.ReportMetric((cpuTime()-cpu0)/float64(b.N), "CPU-s/op")
 			var ru syscall.Rusage
 			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
 				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")
 			}
 		})
 	}
+}
+
+// cpuTime returns the process's user+system CPU seconds (less sensitive to
+// other processes on a shared machine than wall time).
+func cpuTime() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }
