@@ -1,0 +1,190 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"resdet/backbone"
+	"resdet/detection"
+	"resdet/optim"
+)
+
+// Config describes a training run completely; the run folder keeps it
+// (run.json) so that --resume continues the same run. Iteration counts
+// start at 0; iteration i trains on batch i.
+type Config struct {
+	// Model is the detector (architecture, classes, preprocessing, heads).
+	Model detection.Config `json:"model"`
+	// Norm is "frozen" (the paper's, for ImageNet-initialised backbones) or
+	// "trainable" (batch statistics, for training from scratch).
+	Norm string `json:"norm"`
+	// FreezeAt: 2 freezes the stem and res2 (the paper's with Init), 0
+	// nothing. See backbone.Config.FreezeAt.
+	FreezeAt int `json:"freeze_at"`
+	// Init is a backbone checkpoint (torchvision ResNet .pth or
+	// safetensors, ImageNet weights) or "" for random initialisation.
+	Init string `json:"init,omitempty"`
+	// Targets: torchvision's (zero) or the paper's target rules.
+	Targets detection.TargetOptions `json:"targets"`
+	// PadMultiple pads each batch to multiples of it (0: the transform's
+	// SizeDivisible).
+	PadMultiple int `json:"pad_multiple,omitempty"`
+
+	// Data, Format and Split name the training data (provenance, and what
+	// the CLI reloads on --resume); EvalSplit the evaluation split.
+	Data      string `json:"data"`
+	Format    string `json:"format"`
+	Split     string `json:"split"`
+	EvalSplit string `json:"eval_split,omitempty"`
+
+	Iters        int     `json:"iters"`
+	Batch        int     `json:"batch"`
+	BaseLR       float64 `json:"lr"`
+	Steps        []int   `json:"steps"`
+	Gamma        float64 `json:"gamma"`
+	WarmupIters  int     `json:"warmup_iters"`
+	WarmupFactor float64 `json:"warmup_factor"`
+	Momentum     float32 `json:"momentum"`
+	WeightDecay  float32 `json:"weight_decay"`
+	FlipProb     float64 `json:"flip_prob"`
+	Seed         uint64  `json:"seed"`
+
+	// LogEvery: metrics.jsonl and the log get a line every LogEvery
+	// iterations. CheckpointEvery: a checkpoint every that many (and at the
+	// end); Keep: how many are kept (the latest). EvalEvery: evaluate on
+	// the eval split every that many iterations (0: only at the end, when
+	// an eval split is given).
+	LogEvery        int `json:"log_every"`
+	CheckpointEvery int `json:"checkpoint_every"`
+	Keep            int `json:"keep"`
+	EvalEvery       int `json:"eval_every,omitempty"`
+	// MaxLoss: a total loss above it (or not finite) stops the run as
+	// diverged.
+	MaxLoss float64 `json:"max_loss"`
+	// Workers load images (0: GOMAXPROCS); MaxGraphs bounds the step graphs
+	// kept (detection.TrainerConfig). Neither changes the results.
+	Workers   int `json:"workers,omitempty"`
+	MaxGraphs int `json:"max_graphs,omitempty"`
+}
+
+// DefaultConfig returns torchvision/Detectron2-style defaults for arch and
+// classes: frozen BN with stem and res2 frozen, 128 RoIs per image (the
+// paper's), SGD momentum 0.9, weight decay 1e-4, lr 0.001 with a 100
+// iteration linear warm-up, batch 1, flips with probability 0.5, seed 1.
+func DefaultConfig(arch string, classes []string) Config {
+	m := detection.DefaultConfig(arch, classes)
+	m.RoIHeads.BatchSizePerImage = 128
+	return Config{
+		Model: m, Norm: "frozen", FreezeAt: 2, Format: "voc", Split: "trainval",
+		Iters: 1000, Batch: 1, BaseLR: 0.001, Gamma: 0.1, WarmupIters: 100, WarmupFactor: 1.0 / 1000,
+		Momentum: 0.9, WeightDecay: 1e-4, FlipProb: 0.5, Seed: 1,
+		LogEvery: 20, CheckpointEvery: 5000, Keep: 3, MaxLoss: 1000,
+	}
+}
+
+// Preset applies a named recipe to c: "voc07" is the paper's VOC 2007
+// schedule (lr 0.001 for 60k iterations then 0.0001 for 20k, one image per
+// batch, weight decay 5e-4); "coco" Detectron2's C4 1x schedule scaled to
+// 2 images per batch (lr 0.0025, 720k iterations, steps at 480k and 640k,
+// weight decay 1e-4, anchors 64..512). It returns an error for other names.
+func (c *Config) Preset(name string) error {
+	switch name {
+	case "voc07":
+		c.Iters, c.Batch, c.BaseLR, c.Steps = 80000, 1, 0.001, []int{60000}
+		c.WeightDecay = optim.VOCSGDConfig().WeightDecay
+	case "coco":
+		c.Iters, c.Batch, c.BaseLR, c.Steps = 720000, 2, 0.0025, []int{480000, 640000}
+		c.WeightDecay = optim.DefaultSGDConfig().WeightDecay
+		c.Model.RPN.Anchors.Sizes = []float32{64, 128, 256, 512}
+		c.Format = "coco"
+	default:
+		return fmt.Errorf("train: unknown preset %q (want voc07 or coco)", name)
+	}
+	c.WarmupIters = 100
+	return nil
+}
+
+// Validate returns an error naming the first field out of range.
+func (c Config) Validate() error {
+	if err := c.Model.Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	if _, err := c.norm(); err != nil {
+		return err
+	}
+	bad := func(f string, v any, want string) error {
+		return fmt.Errorf("train: %s = %v, want %s", f, v, want)
+	}
+	switch {
+	case c.FreezeAt < 0 || c.FreezeAt > 4:
+		return bad("FreezeAt", c.FreezeAt, "0..4")
+	case c.Iters < 1:
+		return bad("Iters", c.Iters, ">= 1")
+	case c.Batch < 1:
+		return bad("Batch", c.Batch, ">= 1")
+	case c.FlipProb < 0 || c.FlipProb > 1:
+		return bad("FlipProb", c.FlipProb, "in [0, 1]")
+	case c.LogEvery < 1:
+		return bad("LogEvery", c.LogEvery, ">= 1")
+	case c.CheckpointEvery < 1:
+		return bad("CheckpointEvery", c.CheckpointEvery, ">= 1")
+	case c.Keep < 1:
+		return bad("Keep", c.Keep, ">= 1")
+	case c.EvalEvery < 0:
+		return bad("EvalEvery", c.EvalEvery, ">= 0")
+	case !(c.MaxLoss > 0):
+		return bad("MaxLoss", c.MaxLoss, "> 0")
+	case c.PadMultiple < 0:
+		return bad("PadMultiple", c.PadMultiple, ">= 0")
+	}
+	if err := c.schedule().Validate(); err != nil {
+		return fmt.Errorf("train: %w", err)
+	}
+	return c.sgd().Validate()
+}
+
+func (c Config) norm() (backbone.Norm, error) {
+	switch c.Norm {
+	case "frozen", "":
+		return backbone.FrozenBN, nil
+	case "trainable":
+		return backbone.TrainableBN, nil
+	}
+	return 0, fmt.Errorf("train: Norm = %q, want frozen or trainable", c.Norm)
+}
+
+func (c Config) schedule() optim.WarmupMultiStep {
+	return optim.WarmupMultiStep{BaseLR: c.BaseLR, Steps: c.Steps, Gamma: c.Gamma, WarmupIters: c.WarmupIters, WarmupFactor: c.WarmupFactor}
+}
+
+func (c Config) sgd() optim.SGDConfig {
+	return optim.SGDConfig{Momentum: c.Momentum, WeightDecay: c.WeightDecay}
+}
+
+// sameRun reports which field, if any, makes c a different run from d:
+// everything but the length, logging, checkpointing, evaluation and
+// resource fields must agree.
+func (c Config) sameRun(d Config) (string, bool) {
+	strip := func(x Config) map[string]any {
+		x.Iters, x.LogEvery, x.CheckpointEvery, x.Keep, x.EvalEvery, x.Workers, x.MaxGraphs, x.MaxLoss = 0, 0, 0, 0, 0, 0, 0, 0
+		b, _ := json.Marshal(x)
+		var m map[string]any
+		_ = json.Unmarshal(b, &m)
+		return m
+	}
+	a, b := strip(c), strip(d)
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		x, _ := json.Marshal(a[k])
+		y, _ := json.Marshal(b[k])
+		if string(x) != string(y) {
+			return k, false
+		}
+	}
+	return "", true
+}
