@@ -109,6 +109,6 @@ timing summary ends the run (on stderr).`,
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.RegisterFlagCompletionFunc("roi-op", cobra.FixedCompletions([]string{"align", "pool"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4"}, cobra.ShellCompDirectiveNoFileComp))
-	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"))
+	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"), newCmdClassify(nil))
 	return cmd
 }

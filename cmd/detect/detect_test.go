@@ -79,6 +79,8 @@ func TestDetectRoot(t *testing.T) {
 		{name: "version", argv: []string{"--version"}, stdout: "detect " + cli.Release},
 		{name: "help", argv: []string{"--help"}, stdout: "Examples:\n  detect --weights"},
 		{name: "completion", argv: []string{"completion", "bash"}, stdout: "# bash completion V2 for detect"},
+		{name: "classify registered", argv: []string{"--help"}, stdout: "classify    Classify images with a ResNet"},
+		{name: "classify usage", argv: []string{"classify", "--arch", "resnet18", "a.jpg"}, code: 2},
 		{name: "usage", argv: []string{"--weights", "w"}, code: 2, stderr: "detect: no images given\nRun 'detect --help' for usage.\n"},
 	}
 	for _, tt := range tests {

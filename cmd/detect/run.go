@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
@@ -68,6 +69,9 @@ func runDetect(opts *DetectOptions) error {
 		return err
 	}
 	defer m.Close()
+	// The state dict read from the file is garbage now: let activations
+	// reuse its memory instead of growing the heap.
+	debug.FreeOSMemory()
 	loadTime := time.Since(t0)
 	cfg := m.Config
 
