@@ -36,6 +36,7 @@ type Config struct {
 	Data      string `json:"data"`
 	Format    string `json:"format"`
 	Split     string `json:"split"`
+	ImageDir  string `json:"image_dir,omitempty"`
 	EvalSplit string `json:"eval_split,omitempty"`
 
 	Iters        int     `json:"iters"`

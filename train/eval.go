@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -25,8 +26,8 @@ type EvalReport struct {
 	Iter     int                  `json:"iter,omitempty"`
 	Split    string               `json:"split,omitempty"`
 	Images   int                  `json:"images"`
-	VOC07MAP float64              `json:"voc07_map"`
-	VOCMAP   float64              `json:"voc_map"`
+	VOC07MAP Float                `json:"voc07_map"`
+	VOCMAP   Float                `json:"voc_map"`
 	PerClass []ClassAP            `json:"per_class"`
 	COCO     []float64            `json:"coco,omitempty"`
 	PR       []PRCurve            `json:"pr"`
@@ -38,10 +39,10 @@ type EvalReport struct {
 
 // ClassAP is one class's VOC APs.
 type ClassAP struct {
-	Class string  `json:"class"`
-	NPos  int     `json:"npos"`
-	AP07  float64 `json:"ap07"`
-	AP    float64 `json:"ap"`
+	Class string `json:"class"`
+	NPos  int    `json:"npos"`
+	AP07  Float  `json:"ap07"`
+	AP    Float  `json:"ap"`
 }
 
 // PRCurve is one class's precision at each recall reached, detections
@@ -116,9 +117,9 @@ func evaluateImages(imgs []eval.ImageResult, classes []string, dets []datasets.D
 	if err != nil {
 		return nil, fmt.Errorf("train: evaluate: %w", err)
 	}
-	rep := &EvalReport{Split: o.Split, Images: len(imgs), VOC07MAP: v07.MAP, VOCMAP: va.MAP, VOC07: v07, VOCArea: va, Dets: dets}
+	rep := &EvalReport{Split: o.Split, Images: len(imgs), VOC07MAP: Float(v07.MAP), VOCMAP: Float(va.MAP), VOC07: v07, VOCArea: va, Dets: dets}
 	for k, c := range v07.PerClass {
-		rep.PerClass = append(rep.PerClass, ClassAP{Class: c.Class, NPos: c.NPos, AP07: c.AP, AP: va.PerClass[k].AP})
+		rep.PerClass = append(rep.PerClass, ClassAP{Class: c.Class, NPos: c.NPos, AP07: Float(c.AP), AP: Float(va.PerClass[k].AP)})
 	}
 	if o.COCO {
 		cr, err := eval.EvaluateCOCOImages(imgs, classes)
@@ -231,8 +232,8 @@ func evalAndRecord(ctx context.Context, m *detection.FasterRCNN, set *datasets.S
 	line := struct {
 		Iter int `json:"iter"`
 		Eval struct {
-			VOC07 float64   `json:"voc07_map"`
-			VOC   float64   `json:"voc_map"`
+			VOC07 Float     `json:"voc07_map"`
+			VOC   Float     `json:"voc_map"`
 			COCO  []float64 `json:"coco,omitempty"`
 		} `json:"eval"`
 	}{Iter: it}
@@ -255,4 +256,27 @@ func WriteEvalReport(path string, rep *EvalReport) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	return writeFileAtomic(path, append(b, '\n'))
+}
+
+// Float is a float64 whose JSON form is null for NaN (an AP without
+// ground truth), read back as NaN.
+type Float float64
+
+// MarshalJSON writes null for NaN and infinities.
+func (f Float) MarshalJSON() ([]byte, error) {
+	if math.IsNaN(float64(f)) || math.IsInf(float64(f), 0) {
+		return []byte("null"), nil
+	}
+	return strconv.AppendFloat(nil, float64(f), 'g', -1, 64), nil
+}
+
+// UnmarshalJSON reads null as NaN.
+func (f *Float) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*f = Float(math.NaN())
+		return nil
+	}
+	v, err := strconv.ParseFloat(string(b), 64)
+	*f = Float(v)
+	return err
 }

@@ -61,3 +61,45 @@ func TestSmoke(t *testing.T) {
 	}
 	t.Logf("%+v", res)
 }
+
+// TestOverfitTinySynthetic trains a small detector from scratch on a few
+// synthetic images and checks that it learns them: the loss falls by a
+// large factor and the VOC07 mAP on the training images passes a high bar.
+func TestOverfitTinySynthetic(t *testing.T) {
+	if testing.Short() {
+		t.Skip("trains a detector for about a minute")
+	}
+	tv, _ := tinySynth(t, 8, 96)
+	cfg := tinyConfig(tv.Classes, 96, 80)
+	cfg.FlipProb = 0
+	cfg.Steps = []int{60}
+	cfg.LogEvery = 10
+	var first, last []float64
+	res, err := Run(context.Background(), cfg, Data{Train: tv, Eval: tv}, Options{Dir: t.TempDir(), OnStep: func(it int, l detection.Losses) {
+		if it <= 5 {
+			first = append(first, l.Total())
+		}
+		if it > cfg.Iters-5 {
+			last = append(last, l.Total())
+		}
+		t.Logf("%s iter %d: total %.4f %+v", time.Now().Format("15:04:05"), it, l.Total(), l)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mean := func(v []float64) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += x
+		}
+		return s / float64(len(v))
+	}
+	f, l := mean(first), mean(last)
+	t.Logf("mean loss of the first 5 iterations %.4f, last 5 %.4f; VOC07 mAP on the training images %.4f", f, l, res.Eval.VOC07MAP)
+	if !(l < f/5) {
+		t.Errorf("loss fell from %.4f to %.4f, want at least 5x lower", f, l)
+	}
+	if !(res.Eval.VOC07MAP >= 0.9) {
+		t.Errorf("VOC07 mAP on the training images %.4f, want >= 0.9", res.Eval.VOC07MAP)
+	}
+}

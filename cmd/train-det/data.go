@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"resdet/datasets"
+	"resdet/datasets/synth"
+)
+
+// dataSource names a data set on the command line: --data, --format,
+// --images (COCO), --classes (VOC).
+type dataSource struct {
+	Data, Format, Images, Classes string
+}
+
+// vocRoot returns the VOC year folder of --data: the folder itself when it
+// holds Annotations/, else its VOC2007 subfolder (a VOCdevkit or a
+// synthetic dataset's root).
+func vocRoot(data string) string {
+	if st, err := os.Stat(filepath.Join(data, "Annotations")); err == nil && st.IsDir() {
+		return data
+	}
+	return filepath.Join(data, "VOC2007")
+}
+
+// classList resolves --classes for VOC data: "" (the synthetic classes when
+// the data has a synth.json next to the year folder, else VOC's 20),
+// "voc", "synth", or a file with one name per line.
+func classList(spec, data string) ([]string, error) {
+	switch spec {
+	case "voc":
+		return datasets.VOCClasses(), nil
+	case "synth":
+		return synth.Classes(), nil
+	case "":
+		for _, p := range []string{filepath.Join(data, "synth.json"), filepath.Join(filepath.Dir(vocRoot(data)), "synth.json")} {
+			if _, err := os.Stat(p); err == nil {
+				return synth.Classes(), nil
+			}
+		}
+		return datasets.VOCClasses(), nil
+	}
+	f, err := os.Open(spec)
+	if err != nil {
+		return nil, fmt.Errorf("--classes: %w", err)
+	}
+	defer f.Close()
+	var names []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if s := strings.TrimSpace(sc.Text()); s != "" {
+			names = append(names, s)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("--classes %s: %w", spec, err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("--classes %s: no class names", spec)
+	}
+	return names, nil
+}
+
+// load reads one split. Training drops nothing here (difficult objects are
+// left out by the training loop); skipBad drops bad annotations, listing
+// them in Set.Skipped.
+func (d dataSource) load(split string, skipBad bool) (*datasets.Set, error) {
+	switch d.Format {
+	case "voc":
+		classes, err := classList(d.Classes, d.Data)
+		if err != nil {
+			return nil, err
+		}
+		return datasets.ReadVOC(vocRoot(d.Data), split, datasets.VOCOptions{Classes: classes, KeepDifficult: true, CheckImages: true, SkipBad: skipBad})
+	case "coco":
+		ann, imgs := d.Data, d.Images
+		if st, err := os.Stat(ann); err == nil && st.IsDir() {
+			// A folder laid out as synth writes it (or COCO's
+			// annotations/instances_<split>.json next to the images).
+			ann = filepath.Join(d.Data, "annotations", "instances_"+split+".json")
+			if imgs == "" {
+				imgs = filepath.Join(d.Data, "VOC2007", "JPEGImages")
+			}
+		}
+		if imgs == "" {
+			imgs = filepath.Dir(ann)
+		}
+		return datasets.ReadCOCO(ann, imgs, datasets.COCOOptions{CheckImages: true, SkipBad: skipBad})
+	}
+	return nil, fmt.Errorf("--format %q: want voc or coco", d.Format)
+}

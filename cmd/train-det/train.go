@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"resdet/datasets"
+	"resdet/detection"
+	"resdet/internal/cli"
+	"resdet/nn"
+	"resdet/train"
+)
+
+// TrainOptions are the inputs of `train-det --data ...` (training).
+type TrainOptions struct {
+	IO  *cli.IOStreams
+	Src dataSource
+	// Split is trained on; EvalSplit ("" none) is evaluated at the end and
+	// every EvalEvery iterations.
+	Split, EvalSplit string
+	Preset           string
+	Arch, Init, Norm string
+	FreezeAt         int // -1: 2 with --init, else 0
+	Iters, Batch     int
+	LR               float64
+	Steps            []int
+	Warmup           int
+	WeightDecay      float64
+	Momentum         float64
+	MinSize, MaxSize int
+	RoIsPerImage     int
+	RoISize          int
+	AnchorSizes      []float32
+	PadMultiple      int
+	Flip             float64
+	Seed             uint64
+	Out              string
+	Resume, Force    bool
+	CheckpointEvery  int
+	Keep             int
+	LogEvery         int
+	EvalEvery        int
+	MaxLoss          float64
+	SkipBad          bool
+	Threads, Workers int
+	// Changed holds the flags given on the command line: they override the
+	// preset (or, with --resume, the run's saved settings that may change).
+	Changed map[string]bool
+}
+
+// addTrainFlags binds the training flags of cmd into opts.
+func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
+	def := train.DefaultConfig("r101-c4", []string{"x"})
+	f := cmd.Flags()
+	f.StringVar(&opts.Src.Data, "data", "", "training data: a VOC year folder (or a folder holding VOC2007, e.g. a synthetic dataset), or with --format coco an instances JSON file (or such a folder)")
+	f.StringVar(&opts.Src.Format, "format", "voc", "data format: voc or coco")
+	f.StringVar(&opts.Src.Images, "images", "", "COCO image folder (default: the annotation file's folder)")
+	f.StringVar(&opts.Src.Classes, "classes", "", "VOC class names: voc, synth or a file with one per line (default: synth for synthetic data, else voc)")
+	f.StringVar(&opts.Split, "split", "trainval", "split to train on")
+	f.StringVar(&opts.EvalSplit, "eval-split", "", "split to evaluate at the end of training (and every --eval-every iterations), e.g. test")
+	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4) or coco; flags given override it")
+	f.StringVar(&opts.Arch, "arch", "r101-c4", "architecture: r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4")
+	f.StringVar(&opts.Init, "init", "", "ImageNet backbone weights (torchvision ResNet .pth or safetensors); without it the backbone starts from random weights")
+	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, with --init) or trainable (batch statistics, for training from scratch)")
+	f.IntVar(&opts.FreezeAt, "freeze-at", -1, "freeze the stem (1) and res2 (2); -1: 2 with --init, else 0")
+	f.IntVar(&opts.Iters, "iters", def.Iters, "training iterations")
+	f.IntVar(&opts.Batch, "batch", def.Batch, "images per batch (grouped by aspect ratio)")
+	f.Float64Var(&opts.LR, "lr", def.BaseLR, "base learning rate")
+	f.IntSliceVar(&opts.Steps, "steps", nil, "iterations at which the learning rate is multiplied by 0.1")
+	f.IntVar(&opts.Warmup, "warmup", def.WarmupIters, "iterations of linear learning-rate warm-up (from lr/1000)")
+	f.Float64Var(&opts.WeightDecay, "weight-decay", float64(def.WeightDecay), "L2 weight decay")
+	f.Float64Var(&opts.Momentum, "momentum", float64(def.Momentum), "SGD momentum")
+	f.IntVar(&opts.MinSize, "min-size", def.Model.Transform.MinSize, "resize the shorter image side to this many pixels")
+	f.IntVar(&opts.MaxSize, "max-size", def.Model.Transform.MaxSize, "cap on the longer image side")
+	f.IntVar(&opts.RoIsPerImage, "rois-per-image", def.Model.RoIHeads.BatchSizePerImage, "RoIs per image in the box-head loss (25% foreground)")
+	f.IntVar(&opts.RoISize, "roi-size", def.Model.RoIOp.Size, "RoIAlign output side (res5 halves it)")
+	f.Float32SliceVar(&opts.AnchorSizes, "anchor-sizes", def.Model.RPN.Anchors.Sizes, "anchor sizes in pixels (3 aspect ratios each)")
+	f.IntVar(&opts.PadMultiple, "pad-multiple", 0, "pad batches to multiples of this (0: 32); coarser means fewer graph shapes")
+	f.Float64Var(&opts.Flip, "flip", def.FlipProb, "probability of a horizontal flip")
+	f.Uint64Var(&opts.Seed, "seed", def.Seed, "random seed (order, flips, sampling, initialisation)")
+	f.StringVarP(&opts.Out, "out", "o", "", "run folder (required): run.json, metrics.jsonl, checkpoints, model_final.safetensors")
+	f.BoolVar(&opts.Resume, "resume", false, "continue the run in --out from its latest checkpoint")
+	f.BoolVar(&opts.Force, "force", false, "start over in a run folder that holds a run (deletes its checkpoints and metrics)")
+	f.IntVar(&opts.CheckpointEvery, "checkpoint-every", def.CheckpointEvery, "write a checkpoint every N iterations (and at the end)")
+	f.IntVar(&opts.Keep, "keep", def.Keep, "checkpoints kept (the latest)")
+	f.IntVar(&opts.LogEvery, "log-every", def.LogEvery, "log and record metrics every N iterations")
+	f.IntVar(&opts.EvalEvery, "eval-every", 0, "also evaluate --eval-split every N iterations (0: only at the end)")
+	f.Float64Var(&opts.MaxLoss, "max-loss", def.MaxLoss, "stop as diverged when the total loss exceeds this")
+	f.BoolVar(&opts.SkipBad, "skip-bad", false, "skip images and annotations that fail to load (listed) instead of stopping")
+	f.IntVar(&opts.Threads, "threads", 0, "compute threads (0: RESDET_THREADS or all cores)")
+	f.IntVar(&opts.Workers, "workers", 0, "image loading goroutines (0: all cores)")
+	_ = cmd.MarkFlagDirname("out")
+}
+
+// validate checks the flags that need no data.
+func (o *TrainOptions) validate() error {
+	switch {
+	case o.Out == "":
+		return cli.Usagef(`required flag "out" not set`)
+	case o.Src.Data == "" && !o.Resume:
+		return cli.Usagef(`required flag "data" not set`)
+	case o.Resume && o.Force:
+		return cli.Usagef("--resume and --force exclude each other")
+	case o.Src.Format != "voc" && o.Src.Format != "coco":
+		return cli.Usagef("--format must be voc or coco, got %q", o.Src.Format)
+	case o.Iters < 1:
+		return cli.Usagef("--iters must be positive, got %d", o.Iters)
+	case o.Batch < 1:
+		return cli.Usagef("--batch must be positive, got %d", o.Batch)
+	case o.Flip < 0 || o.Flip > 1:
+		return cli.Usagef("--flip must be in [0, 1], got %g", o.Flip)
+	}
+	if o.Preset != "" && o.Preset != "voc07" && o.Preset != "coco" {
+		return cli.Usagef("--preset must be voc07 or coco, got %q", o.Preset)
+	}
+	if _, err := detection.ArchDepth(o.Arch); err != nil {
+		return cli.Usagef("--arch: %v", err)
+	}
+	return nil
+}
+
+// config returns the run configuration: with --resume the saved one with
+// the changeable flags given applied, else the defaults, the preset, then
+// the flags given.
+func (o *TrainOptions) config(classes []string) (train.Config, error) {
+	set := func(name string) bool { return o.Changed[name] }
+	var c train.Config
+	if o.Resume {
+		var err error
+		if c, err = train.ReadRunConfig(o.Out); err != nil {
+			return c, fmt.Errorf("--resume: %w", err)
+		}
+	} else {
+		c = train.DefaultConfig(o.Arch, classes)
+		if o.Preset != "" {
+			if err := c.Preset(o.Preset); err != nil {
+				return c, err
+			}
+		}
+		c.Data, c.Format, c.ImageDir, c.Split, c.EvalSplit = o.Src.Data, o.Src.Format, o.Src.Images, o.Split, o.EvalSplit
+		c.Init, c.Norm, c.Seed, c.FlipProb = o.Init, o.Norm, o.Seed, o.Flip
+		c.FreezeAt = o.FreezeAt
+		if c.FreezeAt < 0 {
+			c.FreezeAt = 0
+			if o.Init != "" {
+				c.FreezeAt = 2
+			}
+		}
+		if set("batch") {
+			c.Batch = o.Batch
+		}
+		if set("lr") {
+			c.BaseLR = o.LR
+		}
+		if set("steps") {
+			c.Steps = o.Steps
+		}
+		if set("warmup") {
+			c.WarmupIters = o.Warmup
+		}
+		if set("weight-decay") {
+			c.WeightDecay = float32(o.WeightDecay)
+		}
+		if set("momentum") {
+			c.Momentum = float32(o.Momentum)
+		}
+		if set("min-size") {
+			c.Model.Transform.MinSize = o.MinSize
+		}
+		if set("max-size") {
+			c.Model.Transform.MaxSize = o.MaxSize
+		}
+		if set("rois-per-image") {
+			c.Model.RoIHeads.BatchSizePerImage = o.RoIsPerImage
+		}
+		if set("roi-size") {
+			c.Model.RoIOp.Size = o.RoISize
+		}
+		if set("anchor-sizes") {
+			c.Model.RPN.Anchors.Sizes = o.AnchorSizes
+		}
+		c.PadMultiple = o.PadMultiple
+		c.CheckpointEvery, c.Keep, c.LogEvery, c.EvalEvery, c.MaxLoss, c.Workers = o.CheckpointEvery, o.Keep, o.LogEvery, o.EvalEvery, o.MaxLoss, o.Workers
+	}
+	if set("iters") || (!o.Resume && o.Preset == "") {
+		c.Iters = o.Iters
+	}
+	if o.Resume {
+		for name, p := range map[string]*int{"checkpoint-every": &c.CheckpointEvery, "keep": &c.Keep, "log-every": &c.LogEvery, "eval-every": &c.EvalEvery, "workers": &c.Workers} {
+			if set(name) {
+				*p = map[string]int{"checkpoint-every": o.CheckpointEvery, "keep": o.Keep, "log-every": o.LogEvery, "eval-every": o.EvalEvery, "workers": o.Workers}[name]
+			}
+		}
+		if set("max-loss") {
+			c.MaxLoss = o.MaxLoss
+		}
+	}
+	return c, c.Validate()
+}
+
+// runTrain loads the data, trains and prints where the results are.
+func runTrain(opts *TrainOptions) error {
+	ios := opts.IO
+	if opts.Threads > 0 {
+		nn.SetThreads(opts.Threads)
+	} else if _, err := nn.ThreadsFromEnv(); err != nil {
+		return err
+	}
+	src := opts.Src
+	split, evalSplit := opts.Split, opts.EvalSplit
+	var classes []string
+	if opts.Resume {
+		c, err := train.ReadRunConfig(opts.Out)
+		if err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+		src = dataSource{Data: c.Data, Format: c.Format, Images: c.ImageDir}
+		split, evalSplit = c.Split, c.EvalSplit
+		classes = c.Model.Classes
+	}
+	if src.Format == "voc" && classes != nil {
+		// The run's own class list, whatever --classes resolves to now.
+		f, err := os.CreateTemp("", "resdet-classes-*.txt")
+		if err != nil {
+			return err
+		}
+		defer os.Remove(f.Name())
+		for _, c := range classes {
+			fmt.Fprintln(f, c)
+		}
+		f.Close()
+		src.Classes = f.Name()
+	}
+	set, err := src.load(split, opts.SkipBad)
+	if err != nil {
+		return err
+	}
+	reportSkipped(ios, set)
+	var evalSet *datasets.Set
+	if evalSplit != "" {
+		if evalSet, err = src.load(evalSplit, opts.SkipBad); err != nil {
+			return err
+		}
+		reportSkipped(ios, evalSet)
+	}
+	cfg, err := opts.config(set.Classes)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	fmt.Fprintf(ios.ErrOut, "training %s on %s (%s, %d images, %d classes) for %d iterations, batch %d, lr %g, steps %v -> %s\n",
+		cfg.Model.Arch, cfg.Data, split, set.Len(), len(set.Classes), cfg.Iters, cfg.Batch, cfg.BaseLR, cfg.Steps, opts.Out)
+	res, err := train.Run(ctx, cfg, train.Data{Train: set, Eval: evalSet}, train.Options{
+		Dir: opts.Out, Resume: opts.Resume, Force: opts.Force, Log: ios.ErrOut, Terminal: cli.IsTerminal(ios.ErrOut), SkipBad: opts.SkipBad,
+	})
+	if err != nil {
+		if errors.Is(err, train.ErrDiverged) {
+			return fmt.Errorf("%w\n(lower --lr, lengthen --warmup, or check the data)", err)
+		}
+		return err
+	}
+	out := ios.Out
+	if res.Interrupted {
+		fmt.Fprintf(out, "interrupted after %d iterations; checkpoint: %s\nresume with: train-det --out %s --resume\n", res.Iter, res.Checkpoint, opts.Out)
+		return nil
+	}
+	fmt.Fprintf(out, "trained %d iterations\n  run folder: %s\n  metrics:    %s\n  model:      %s\n  checkpoint: %s\n",
+		res.Iter, opts.Out, filepath.Join(opts.Out, "metrics.jsonl"), res.Final, res.Checkpoint)
+	if res.Eval != nil {
+		fmt.Fprintf(out, "  eval (%s, %d images): VOC07 mAP %.4f, VOC area mAP %.4f\n", evalSplit, res.Eval.Images, res.Eval.VOC07MAP, res.Eval.VOCMAP)
+	}
+	return nil
+}
+
+// reportSkipped lists the samples a reader dropped with --skip-bad.
+func reportSkipped(ios *cli.IOStreams, s *datasets.Set) {
+	for _, e := range s.Skipped {
+		fmt.Fprintf(ios.ErrOut, "skipped: %v\n", e)
+	}
+}

@@ -1,0 +1,117 @@
+package main
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"resdet/internal/cli"
+	"resdet/train"
+)
+
+func TestTrainArgv(t *testing.T) {
+	tests := []struct {
+		name    string
+		argv    string
+		check   func(t *testing.T, o *TrainOptions, c train.Config)
+		wantErr string
+	}{
+		{name: "issue example", argv: "--data VOCdevkit/VOC2007 --format voc --split trainval --arch r101-c4 --init r101.pth --iters 500 --lr 0.002 --steps 300,400 --batch 2 --out runs/a",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if o.Src.Data != "VOCdevkit/VOC2007" || o.Out != "runs/a" || c.Init != "r101.pth" || c.Model.Arch != "r101-c4" {
+					t.Errorf("options %+v", o)
+				}
+				if c.Iters != 500 || c.BaseLR != 0.002 || !slices.Equal(c.Steps, []int{300, 400}) || c.Batch != 2 {
+					t.Errorf("schedule: iters %d lr %g steps %v batch %d", c.Iters, c.BaseLR, c.Steps, c.Batch)
+				}
+				if c.FreezeAt != 2 || c.Norm != "frozen" || c.WeightDecay != 1e-4 || c.Momentum != 0.9 {
+					t.Errorf("freeze %d norm %s wd %g momentum %g, want the paper's with --init", c.FreezeAt, c.Norm, c.WeightDecay, c.Momentum)
+				}
+			}},
+		{name: "voc07 preset", argv: "--data d --preset voc07 --init x.pth --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.Iters != 80000 || c.BaseLR != 0.001 || !slices.Equal(c.Steps, []int{60000}) || c.Batch != 1 || c.WeightDecay != 5e-4 {
+					t.Errorf("voc07: iters %d lr %g steps %v batch %d wd %g", c.Iters, c.BaseLR, c.Steps, c.Batch, c.WeightDecay)
+				}
+			}},
+		{name: "preset overridden", argv: "--data d --preset voc07 --iters 100 --lr 0.01 --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.Iters != 100 || c.BaseLR != 0.01 || !slices.Equal(c.Steps, []int{60000}) {
+					t.Errorf("iters %d lr %g steps %v", c.Iters, c.BaseLR, c.Steps)
+				}
+			}},
+		{name: "coco preset", argv: "--data ann.json --format coco --images imgs --preset coco --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.Batch != 2 || c.Iters != 720000 || len(c.Model.RPN.Anchors.Sizes) != 4 || o.Src.Images != "imgs" {
+					t.Errorf("coco: batch %d iters %d anchors %v images %q", c.Batch, c.Iters, c.Model.RPN.Anchors.Sizes, o.Src.Images)
+				}
+			}},
+		{name: "from scratch", argv: "--data d --arch r18-c4 --norm trainable --min-size 256 --max-size 448 --anchor-sizes 32,64,128 --rois-per-image 32 --roi-size 7 --out r --seed 5 --flip 0",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.FreezeAt != 0 || c.Norm != "trainable" || c.Model.Transform.MinSize != 256 || c.Model.Transform.MaxSize != 448 ||
+					!slices.Equal(c.Model.RPN.Anchors.Sizes, []float32{32, 64, 128}) || c.Model.RoIHeads.BatchSizePerImage != 32 || c.Model.RoIOp.Size != 7 ||
+					c.Seed != 5 || c.FlipProb != 0 {
+					t.Errorf("config %+v", c)
+				}
+			}},
+		{name: "no out", argv: "--data d", wantErr: `required flag "out" not set`},
+		{name: "no data", argv: "--out r", wantErr: `required flag "data" not set`},
+		{name: "resume and force", argv: "--out r --resume --force", wantErr: "exclude each other"},
+		{name: "bad preset", argv: "--data d --out r --preset imagenet", wantErr: "--preset must be voc07 or coco"},
+		{name: "bad arch", argv: "--data d --out r --arch r200-c4", wantErr: "unknown architecture"},
+		{name: "bad format", argv: "--data d --out r --format yolo", wantErr: "--format must be voc or coco"},
+		{name: "bad iters", argv: "--data d --out r --iters 0", wantErr: "--iters must be positive"},
+		{name: "bad flip", argv: "--data d --out r --flip 2", wantErr: "--flip must be in [0, 1]"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ios, _, _, _ := cli.Test()
+			var got *TrainOptions
+			cmd := newCmdRoot(ios, func(o *TrainOptions) error { got = o; return nil })
+			cmd.SetArgs(strings.Fields(tt.argv))
+			err := cmd.Execute()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := got.config([]string{"a", "b"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, got, c)
+		})
+	}
+}
+
+func TestEvalPlotArgv(t *testing.T) {
+	ios, _, _, _ := cli.Test()
+	var e *EvalOptions
+	cmd := NewCmdEval(ios, func(o *EvalOptions) error { e = o; return nil })
+	cmd.SetOut(ios.Out)
+	cmd.SetErr(ios.ErrOut)
+	cmd.SetArgs(strings.Fields("--data d --split test --weights w.safetensors --voc-results res --coco"))
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if e.Src.Data != "d" || e.Split != "test" || e.Weights != "w.safetensors" || e.VOCResults != "res" || !e.COCO || e.Src.Format != "voc" {
+		t.Errorf("eval options %+v", e)
+	}
+	cmd = NewCmdEval(ios, func(o *EvalOptions) error { return nil })
+	cmd.SetOut(ios.Out)
+	cmd.SetErr(ios.ErrOut)
+	cmd.SetArgs(strings.Fields("--data d"))
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), `"weights" not set`) {
+		t.Errorf("eval without --weights: %v", err)
+	}
+	var p *PlotOptions
+	pc := NewCmdPlot(ios, func(o *PlotOptions) error { p = o; return nil })
+	pc.SetArgs([]string{"runs/x"})
+	if err := pc.Execute(); err != nil || p.Run != "runs/x" {
+		t.Errorf("plot: %v %+v", err, p)
+	}
+}
