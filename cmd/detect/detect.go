@@ -39,6 +39,13 @@ continuous coordinates, see box/doc.go). --json prints one JSON object per
 image instead, --coco-results writes a COCO results file, and --out writes
 each image with its boxes, labels and scores drawn, in the input's format.
 
+--json objects: {"image": PATH, "width": W, "height": H, "detections":
+[{"label": NAME, "class_id": N, "score": S, "box": [x1, y1, x2, y2]}]},
+class_id counting from 1 (0 is the background). --coco-results takes the
+image ids from --coco-gt (by file name) and its category ids (by class name);
+without --coco-gt, ids are the numbers in the file names (000000397133.jpg ->
+397133) and categories COCO's for --classes coco, else 1..K.
+
 Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
 
