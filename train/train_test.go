@@ -2,8 +2,10 @@ package train
 
 import (
 	"context"
+	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,5 +103,87 @@ func TestOverfitTinySynthetic(t *testing.T) {
 	}
 	if !(res.Eval.VOC07MAP >= 0.9) {
 		t.Errorf("VOC07 mAP on the training images %.4f, want >= 0.9", res.Eval.VOC07MAP)
+	}
+}
+
+// TestResumeIsExact interrupts a run (as Ctrl-C does: the context is
+// cancelled), resumes it from its checkpoint and checks that every
+// iteration's losses equal those of an uninterrupted run, across an epoch
+// boundary, and that metrics.jsonl holds each iteration once.
+func TestResumeIsExact(t *testing.T) {
+	tv, _ := tinySynth(t, 8, 96) // 6 trainval images: 3 batches per epoch
+	cfg := tinyConfig(tv.Classes, 96, 5)
+	cfg.CheckpointEvery, cfg.Keep = 1, 2
+	record := func(into map[int]detection.Losses) func(int, detection.Losses) {
+		return func(it int, l detection.Losses) { into[it] = l }
+	}
+	want := map[int]detection.Losses{}
+	dirA := t.TempDir()
+	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirA, OnStep: record(want)}); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := Checkpoints(dirA)
+	if err != nil || len(ck) != 2 || ck[0].Iter != 4 || ck[1].Iter != 5 {
+		t.Errorf("checkpoints kept %+v (%v), want iterations 4 and 5", ck, err)
+	}
+
+	got := map[int]detection.Losses{}
+	dirB := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	res, err := Run(ctx, cfg, Data{Train: tv}, Options{Dir: dirB, OnStep: func(it int, l detection.Losses) {
+		got[it] = l
+		if it == 2 {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Iter != 2 {
+		t.Fatalf("interrupted run: %+v, want interrupted after 2 iterations", res)
+	}
+	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirB}); err == nil || !strings.Contains(err.Error(), "already holds a run") {
+		t.Errorf("second run without --resume: %v, want a refusal", err)
+	}
+	other := cfg
+	other.BaseLR *= 2
+	if _, err := Run(context.Background(), other, Data{Train: tv}, Options{Dir: dirB, Resume: true}); err == nil || !strings.Contains(err.Error(), "different run") {
+		t.Errorf("resume with another lr: %v, want a refusal", err)
+	}
+	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirB, Resume: true, OnStep: record(got)}); err != nil {
+		t.Fatal(err)
+	}
+	for it := 1; it <= cfg.Iters; it++ {
+		if got[it] != want[it] {
+			t.Errorf("iteration %d: resumed run %+v, uninterrupted %+v", it, got[it], want[it])
+		}
+	}
+	ms, err := ReadMetrics(filepath.Join(dirB, metricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != cfg.Iters {
+		t.Fatalf("metrics.jsonl has %d iteration lines, want %d", len(ms), cfg.Iters)
+	}
+	for i, m := range ms {
+		if m.Iter != i+1 || m.Losses != want[i+1] {
+			t.Errorf("metrics line %d: iter %d %+v, want iter %d %+v", i, m.Iter, m.Losses, i+1, want[i+1])
+		}
+	}
+}
+
+// TestDivergedRunStops checks that a loss above MaxLoss stops the run with
+// ErrDiverged and writes no checkpoint over the last good one.
+func TestDivergedRunStops(t *testing.T) {
+	tv, _ := tinySynth(t, 8, 96)
+	cfg := tinyConfig(tv.Classes, 96, 3)
+	cfg.MaxLoss = 0.5 // the first losses are about 3
+	dir := t.TempDir()
+	_, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dir})
+	if !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "iteration 0") {
+		t.Fatalf("error %v, want ErrDiverged at iteration 0", err)
+	}
+	if ck, _ := Checkpoints(dir); len(ck) != 0 {
+		t.Errorf("checkpoints %+v written by a diverged run", ck)
 	}
 }
