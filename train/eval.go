@@ -74,7 +74,7 @@ func Evaluate(ctx context.Context, m *detection.FasterRCNN, set *datasets.Set, o
 	if w == nil {
 		w = io.Discard
 	}
-	prog := cli.NewProgressWith(w, "eval", set.Len(), cli.ProgressOptions{Terminal: o.Terminal, Unit: "images"})
+	prog := cli.NewProgressWith(w, "eval", set.Len(), progressOptions(o.Terminal, "images"))
 	imgs := make([]eval.ImageResult, set.Len())
 	var dets []datasets.Detection
 	for i, r := range set.Records {

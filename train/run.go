@@ -164,7 +164,7 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	}
 	sched := cfg.schedule()
 	res := &Result{Iter: start, Checkpoint: ckpt}
-	prog := cli.NewProgressWith(o.Log, "train", cfg.Iters-start, cli.ProgressOptions{Terminal: o.Terminal, Unit: "iterations"})
+	prog := cli.NewProgressWith(o.Log, "train", cfg.Iters-start, progressOptions(o.Terminal, "iterations"))
 	t0, imgs := time.Now(), 0
 	it := start
 	save := func() error {
@@ -316,4 +316,14 @@ func loadBackbone(m *detection.FasterRCNN, path string) error {
 		return fmt.Errorf("train: init %s: %w", path, err)
 	}
 	return nil
+}
+
+// progressOptions: a bar on a terminal; otherwise a plain line every 10% or
+// minute (the loss lines carry the rest).
+func progressOptions(terminal bool, unit string) cli.ProgressOptions {
+	o := cli.ProgressOptions{Terminal: terminal, Unit: unit}
+	if !terminal {
+		o.Interval = time.Minute
+	}
+	return o
 }
