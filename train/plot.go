@@ -165,7 +165,9 @@ func niceTicks(lo, hi float64, n int) []float64 {
 	}
 	var out []float64
 	for t := math.Ceil(lo/step) * step; t <= hi+step*1e-9; t += step {
-		out = append(out, math.Round(t/step)*step)
+		// Print-and-parse drops float noise (3*0.2 = 0.6000000000000001).
+		v, _ := strconv.ParseFloat(strconv.FormatFloat(math.Round(t/step)*step, 'g', 12, 64), 64)
+		out = append(out, v)
 	}
 	return out
 }
