@@ -1,6 +1,7 @@
 package detection
 
 import (
+	"errors"
 	"fmt"
 	"hash"
 	"math"
@@ -103,18 +104,30 @@ type TrainerConfig struct {
 // image's second stage uses exactly RoIHeads.Config.BatchSizePerImage RoIs:
 // when fewer proposals (with the ground truth) than that exist, the sampled
 // RoIs are repeated in order to fill the rows, which weights them evenly.
-// A Trainer is not safe for concurrent use.
+//
+// gorgonia cannot differentiate a graph that already holds another
+// shape's gradient nodes, so each padded batch shape gets its own copy of
+// the detector (its own graph). The weights live in one copy at a time, the
+// owner: Step moves them (a full State/Load copy) to the copy of the
+// batch's shape when that differs, and Sync moves them back to the
+// detector given to NewTrainer. A Trainer is not safe for concurrent use.
 type Trainer struct {
 	m      *FasterRCNN
 	cfg    TrainerConfig
-	params G.Nodes
+	owner  *FasterRCNN // holds the current weights
+	params map[*FasterRCNN]G.Nodes
 	graphs []*trainGraph // most recently used last
 	cur    *trainGraph
 	inBuf  []float32
 }
 
+// ErrNonFiniteLoss is wrapped by the error Step returns when a loss is NaN
+// or infinite.
+var ErrNonFiniteLoss = errors.New("loss is not finite")
+
 // trainGraph is the step graph of one padded batch shape.
 type trainGraph struct {
+	model     *FasterRCNN // this shape's copy of the detector
 	n, ph, pw int
 	x         *G.Node
 	losses    [4]*G.Node
@@ -150,31 +163,50 @@ func NewTrainer(m *FasterRCNN, c TrainerConfig) *Trainer {
 	if c.MaxGraphs <= 0 {
 		c.MaxGraphs = 4
 	}
-	return &Trainer{m: m, cfg: c, params: m.Learnables()}
+	return &Trainer{m: m, cfg: c, owner: m, params: map[*FasterRCNN]G.Nodes{m: m.Learnables()}}
+}
+
+// Sync moves the current weights (and BN statistics) into the detector
+// given to NewTrainer, which must not be changed otherwise while training
+// (call Sync before reading it: checkpoints, evaluation; and after changing
+// it, e.g. loading a checkpoint, before the next Step only if Sync was
+// called since the last Step).
+func (t *Trainer) Sync() error {
+	if t.owner == t.m {
+		return nil
+	}
+	if err := t.m.Load(t.owner.State()); err != nil {
+		return fmt.Errorf("detection: trainer sync: %w", err)
+	}
+	t.owner = t.m
+	return nil
 }
 
 // Params returns the learnable parameters with their gradients of the last
 // Step, for optim.NewSGD (names are the node names). A gradient read before
 // the first Step is an error.
 func (t *Trainer) Params() []G.ValueGrad {
-	out := make([]G.ValueGrad, len(t.params))
-	for i, p := range t.params {
-		out[i] = trainGrad{t: t, i: i, p: p}
+	ps := t.params[t.m]
+	out := make([]G.ValueGrad, len(ps))
+	for i, p := range ps {
+		out[i] = trainGrad{t: t, i: i, name: p.Name()}
 	}
 	return out
 }
 
+// trainGrad is parameter i of the weights' owner with its gradient of the
+// last Step.
 type trainGrad struct {
-	t *Trainer
-	i int
-	p *G.Node
+	t    *Trainer
+	i    int
+	name string
 }
 
-func (g trainGrad) Value() G.Value { return g.p.Value() }
-func (g trainGrad) Name() string   { return g.p.Name() }
+func (g trainGrad) Value() G.Value { return g.t.params[g.t.owner][g.i].Value() }
+func (g trainGrad) Name() string   { return g.name }
 func (g trainGrad) Grad() (G.Value, error) {
-	if g.t.cur == nil {
-		return nil, fmt.Errorf("detection: trainer: gradient of %s read before the first step", g.p.Name())
+	if g.t.cur == nil || g.t.cur.model != g.t.owner {
+		return nil, fmt.Errorf("detection: trainer: gradient of %s read without a step since the last Sync", g.name)
 	}
 	return g.t.cur.grads[g.i].Value(), nil
 }
@@ -210,6 +242,12 @@ func (t *Trainer) Step(batch []TrainImage, r *rand.Rand) (Losses, error) {
 	tg, err := t.graph(len(batch), ph, pw)
 	if err != nil {
 		return Losses{}, err
+	}
+	if tg.model != t.owner {
+		if err := tg.model.Load(t.owner.State()); err != nil {
+			return Losses{}, fmt.Errorf("detection: train step: %w", err)
+		}
+		t.owner = tg.model
 	}
 	n := len(batch)
 	buf := t.inBuf[:n*3*ph*pw]
@@ -252,7 +290,7 @@ func (t *Trainer) Step(batch []TrainImage, r *rand.Rand) (Losses, error) {
 	}
 	ls := Losses{Objectness: v[0], RPNBoxReg: v[1], Classifier: v[2], BoxReg: v[3]}
 	if tot := ls.Total(); math.IsNaN(tot) || math.IsInf(tot, 0) {
-		return ls, fmt.Errorf("detection: train step: loss is not finite (%+v)", ls)
+		return ls, fmt.Errorf("detection: train step: %w (%+v)", ErrNonFiniteLoss, ls)
 	}
 	return ls, nil
 }
@@ -285,10 +323,16 @@ func (t *Trainer) graph(n, ph, pw int) (*trainGraph, error) {
 	}
 	if len(t.graphs) >= t.cfg.MaxGraphs {
 		old := t.graphs[0]
+		if t.owner == old.model {
+			if err := t.Sync(); err != nil {
+				return nil, err
+			}
+		}
 		old.ex.Close()
 		if t.cur == old {
 			t.cur = nil
 		}
+		delete(t.params, old.model)
 		t.graphs = t.graphs[1:]
 	}
 	if sz := n * 3 * ph * pw; cap(t.inBuf) < sz {
@@ -303,10 +347,15 @@ func (t *Trainer) graph(n, ph, pw int) (*trainGraph, error) {
 }
 
 func (t *Trainer) build(n, ph, pw int) (*trainGraph, error) {
-	m := t.m
 	wrap := func(err error) error {
 		return fmt.Errorf("detection: training graph %dx%dx%d: %w", n, ph, pw, err)
 	}
+	m, err := t.m.shapeCopy()
+	if err != nil {
+		return nil, wrap(err)
+	}
+	params := m.Learnables()
+	t.params[m] = params
 	x := G.NewTensor(m.g, tensor.Float32, 4, G.WithShape(n, 3, ph, pw), G.WithName(fmt.Sprintf("train_image_%dx%dx%d", n, ph, pw)),
 		G.WithValue(tensor.New(tensor.WithShape(n, 3, ph, pw), tensor.WithBacking(t.inBuf[:n*3*ph*pw]))))
 	c4, err := m.Backbone.C4(x)
@@ -356,7 +405,7 @@ func (t *Trainer) build(n, ph, pw int) (*trainGraph, error) {
 	if err != nil {
 		return nil, wrap(err)
 	}
-	grads, err := G.Grad(total, t.params...)
+	grads, err := G.Grad(total, params...)
 	if err != nil {
 		return nil, wrap(fmt.Errorf("gradients: %w", err))
 	}
@@ -366,7 +415,7 @@ func (t *Trainer) build(n, ph, pw int) (*trainGraph, error) {
 		return nil, wrap(err)
 	}
 	return &trainGraph{
-		n: n, ph: ph, pw: pw, x: x, losses: losses, grads: grads, ex: ex,
+		model: m, n: n, ph: ph, pw: pw, x: x, losses: losses, grads: grads, ex: ex,
 		rpnCls: lObj.Op().(*lossOp), rpnBox: lRPNBox.Op().(*lossOp), st: st, fh: fh, fw: fw,
 		anchors: m.Config.RPN.Anchors.Anchors(fh, fw, Stride(ph, fh), Stride(pw, fw)),
 	}, nil
@@ -483,4 +532,19 @@ func (op *proposalOp) Do(in ...G.Value) (G.Value, error) {
 		}
 	}
 	return RoITensor(rows), nil
+}
+
+// shapeCopy builds a detector like m on a new graph (same backbone
+// configuration and heads), with zero weights: Step loads the owner's.
+func (m *FasterRCNN) shapeCopy() (*FasterRCNN, error) {
+	g := G.NewGraph()
+	bb, err := backbone.New(g, m.Backbone.Config, nil)
+	if err != nil {
+		return nil, err
+	}
+	c4 := bb.C4Out()
+	c := &FasterRCNN{Config: m.Config, Backbone: bb, g: g}
+	c.RPN = &RegionProposalNetwork{Config: m.Config.RPN, Head: NewRPNHead(g, c4.Channels, m.Config.RPN.Anchors.NumAnchors(), nil)}
+	c.RoIHeads = NewRoIHeads(g, m.Config.RoIHeads, m.Config.RoIOp, bb.Res5(), c4.Stride, len(m.Config.Classes)+1, nil)
+	return c, nil
 }

@@ -12,7 +12,7 @@ OUT=${OUT:-demo-out}
 IMAGES=${IMAGES:-240}
 ITERS=${ITERS:-700}
 SEED=${SEED:-1}
-export RESDET_THREADS=${THREADS:-${RESDET_THREADS:-0}}
+if [[ -n ${THREADS:-} ]]; then export RESDET_THREADS=$THREADS; fi
 start=$(date +%s)
 stamp() { echo "[demo $(( $(date +%s) - start ))s] $*"; }
 
@@ -23,7 +23,7 @@ TD="$OUT/bin/train-det"
 DET="$OUT/bin/detect"
 
 stamp "generating $IMAGES synthetic images"
-"$TD" synth --out "$OUT/data" --images "$IMAGES" --size 256x192 --seed "$SEED" --overwrite >"$OUT/synth.txt"
+"$TD" synth --out "$OUT/data" --images "$IMAGES" --size 256x192 --seed "$SEED" --overwrite >"$OUT/synth.txt" 2>/dev/null
 
 stamp "training ResNet-18 C4 from scratch for $ITERS iterations (Ctrl-C stops with a checkpoint; rerun with OUT=$OUT ./scripts/demo.sh to start over)"
 "$TD" --data "$OUT/data" --arch r18-c4 --norm trainable \

@@ -168,6 +168,9 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	t0, imgs := time.Now(), 0
 	it := start
 	save := func() error {
+		if err := tr.Sync(); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
 		p, err := saveCheckpoint(o.Dir, m, sgd, it, cfg)
 		if err != nil {
 			return err
@@ -191,6 +194,9 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 			batch := toTrainImages(b.Items)
 			l, err := tr.Step(batch, mrand.New(mrand.NewSource(stepSeed(cfg.Seed, it))))
 			lr := sched.LR(it)
+			if err != nil && !errors.Is(err, detection.ErrNonFiniteLoss) {
+				return res, fmt.Errorf("train: iteration %d: %w", it, err)
+			}
 			if err == nil && !(l.Total() <= cfg.MaxLoss) {
 				err = fmt.Errorf("total loss %.4g above the limit %g (%+v)", l.Total(), cfg.MaxLoss, l)
 			}
@@ -240,6 +246,9 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 				return res, nil
 			}
 			if data.Eval != nil && cfg.EvalEvery > 0 && it%cfg.EvalEvery == 0 && it < cfg.Iters {
+				if err := tr.Sync(); err != nil {
+					return res, fmt.Errorf("train: %w", err)
+				}
 				if _, err := evalAndRecord(ctx, m, data.Eval, cfg, o, it, enc); err != nil {
 					return res, err
 				}
@@ -250,6 +259,9 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 		}
 	}
 	prog.Done()
+	if err := tr.Sync(); err != nil {
+		return res, fmt.Errorf("train: %w", err)
+	}
 	final := filepath.Join(o.Dir, finalFile)
 	if err := detection.SaveCheckpoint(final, m); err != nil {
 		return res, fmt.Errorf("train: %w", err)

@@ -52,18 +52,6 @@ func tinyConfig(classes []string, size, iters int) Config {
 	return c
 }
 
-func TestSmoke(t *testing.T) {
-	tv, _ := tinySynth(t, 8, 96)
-	cfg := tinyConfig(tv.Classes, 96, 6)
-	res, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: t.TempDir(), OnStep: func(it int, l detection.Losses) {
-		t.Logf("%s iter %d: %+v total %.4f", time.Now().Format("15:04:05.000"), it, l, l.Total())
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%+v", res)
-}
-
 // TestOverfitTinySynthetic trains a small detector from scratch on a few
 // synthetic images and checks that it learns them: the loss falls by a
 // large factor and the VOC07 mAP on the training images passes a high bar.
