@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export GOFLAGS := -mod=mod
 
-.PHONY: deps demo test vet unit fuzz bench-data bench-eval
+.PHONY: deps demo test vet unit fuzz bench-data bench-eval bench-ops bench-engine bench-backbone bench-roi bench-detect
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -17,7 +17,7 @@ deps:
 	done; \
 	if [ -n "$$missing" ]; then \
 		echo "installing Debian packages:$$missing"; \
-		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+		apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
 	fi
 	$(GO) mod download
 
@@ -42,3 +42,24 @@ bench-data: deps
 
 bench-eval: deps
 	scripts/bench-eval.sh
+
+bench-ops: deps
+	sh nn/testdata/bench_ops.sh
+
+bench-engine: deps
+	/usr/bin/python3 scripts/bench_engine_layers.py
+	/usr/bin/python3 scripts/bench_engine_layers.py --resnet --variant blocked_const
+	/usr/bin/python3 scripts/bench_engine_layers.py --resnet --train --variant blocked_exec
+
+bench-backbone: deps
+	/usr/bin/python3 scripts/bench_backbone.py --runs 5
+
+bench-roi: deps
+	$(GO) test -run '^$$' -bench 'RoI|NMS|FilterProposals|Postprocess' ./detection ./box
+	/usr/bin/python3 detection/testdata/gen_fixtures.py bench $$(mktemp -d)
+
+bench-detect: deps
+	d=$$(mktemp -d) && \
+	/usr/bin/python3 detection/testdata/gen_fasterrcnn.py $$d --depth 101 --classes 20 --image 500x375 --min-size 600 --max-size 1000 --seed 2 && \
+	RESDET_FRCNN_DIR=$$d $(GO) test ./cmd/detect -run '^$$' -bench Detect -benchtime 3x && \
+	/usr/bin/python3 cmd/detect/testdata/bench_torchvision.py $$d --iters 3
