@@ -104,7 +104,7 @@ func DrawChart(c Chart, w, h int) *image.RGBA {
 		line(img, float64(left-4), y, float64(left), y, black, 1)
 		s := tickLabel(t)
 		if c.LogY {
-			s = tickLabel(math.Pow(10, t))
+			s = strconv.FormatFloat(math.Pow(10, t), 'g', 2, 64)
 		}
 		text(img, left-8-7*len(s), int(y)+4, s, black)
 	}
