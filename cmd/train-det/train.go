@@ -193,9 +193,14 @@ func (o *TrainOptions) config(classes []string) (train.Config, error) {
 		c.Iters = o.Iters
 	}
 	if o.Resume {
-		for name, p := range map[string]*int{"checkpoint-every": &c.CheckpointEvery, "keep": &c.Keep, "log-every": &c.LogEvery, "eval-every": &c.EvalEvery, "workers": &c.Workers} {
-			if set(name) {
-				*p = map[string]int{"checkpoint-every": o.CheckpointEvery, "keep": o.Keep, "log-every": o.LogEvery, "eval-every": o.EvalEvery, "workers": o.Workers}[name]
+		for _, f := range []struct {
+			name string
+			dst  *int
+			v    int
+		}{{"checkpoint-every", &c.CheckpointEvery, o.CheckpointEvery}, {"keep", &c.Keep, o.Keep}, {"log-every", &c.LogEvery, o.LogEvery},
+			{"eval-every", &c.EvalEvery, o.EvalEvery}, {"workers", &c.Workers, o.Workers}} {
+			if set(f.name) {
+				*f.dst = f.v
 			}
 		}
 		if set("max-loss") {

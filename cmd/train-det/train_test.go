@@ -1,6 +1,9 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -113,5 +116,34 @@ func TestEvalPlotArgv(t *testing.T) {
 	pc.SetArgs([]string{"runs/x"})
 	if err := pc.Execute(); err != nil || p.Run != "runs/x" {
 		t.Errorf("plot: %v %+v", err, p)
+	}
+}
+
+// TestResumeArgv checks that --resume takes the run's saved configuration
+// and applies only the flags that may change.
+func TestResumeArgv(t *testing.T) {
+	dir := t.TempDir()
+	saved := train.DefaultConfig("r18-c4", []string{"a", "b"})
+	saved.BaseLR, saved.Iters, saved.Data = 0.05, 100, "data/x"
+	b, err := json.Marshal(saved)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "run.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ios, _, _, _ := cli.Test()
+	var got *TrainOptions
+	cmd := newCmdRoot(ios, func(o *TrainOptions) error { got = o; return nil })
+	cmd.SetArgs([]string{"--out", dir, "--resume", "--iters", "150", "--keep", "5", "--lr", "9"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := got.config(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Iters != 150 || c.Keep != 5 || c.BaseLR != 0.05 || c.Data != "data/x" || c.Model.Arch != "r18-c4" {
+		t.Errorf("resumed config: iters %d keep %d lr %g data %q arch %s; want 150, 5 and the saved rest", c.Iters, c.Keep, c.BaseLR, c.Data, c.Model.Arch)
 	}
 }
