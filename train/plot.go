@@ -304,6 +304,10 @@ func DrawPR(rep EvalReport) *image.RGBA {
 		}
 		ss = append(ss, Series{Name: name, X: c.Recall, Y: c.Precision})
 	}
-	title := fmt.Sprintf("precision-recall, %s iteration %d: VOC07 mAP %.3f, area mAP %.3f", rep.Split, rep.Iter, float64(rep.VOC07MAP), float64(rep.VOCMAP))
+	at := rep.Split
+	if rep.Iter > 0 {
+		at += fmt.Sprintf(" at iteration %d", rep.Iter)
+	}
+	title := fmt.Sprintf("precision-recall, %s: VOC07 mAP %.3f, area mAP %.3f", at, float64(rep.VOC07MAP), float64(rep.VOCMAP))
 	return DrawChart(Chart{Title: title, XLabel: "recall", YLabel: "precision", Series: ss, XMin: 0, XMax: 1, YMin: 0, YMax: 1.02}, 900, 600)
 }
