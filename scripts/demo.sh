@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 
 OUT=${OUT:-demo-out}
 IMAGES=${IMAGES:-240}
-ITERS=${ITERS:-700}
+ITERS=${ITERS:-400}
 SEED=${SEED:-1}
 if [[ -n ${THREADS:-} ]]; then export RESDET_THREADS=$THREADS; fi
 start=$(date +%s)
@@ -31,7 +31,7 @@ stamp "training ResNet-18 C4 from scratch for $ITERS iterations (Ctrl-C stops wi
 	--rois-per-image 32 --roi-size 7 --pad-multiple 64 \
 	--iters "$ITERS" --batch 2 --lr 0.02 --warmup 50 --steps $((ITERS * 8 / 10)) \
 	--log-every 25 --checkpoint-every 200 --keep 2 --seed "$SEED" \
-	--eval-split test --out "$OUT/run" --force | tee "$OUT/train.txt"
+	--out "$OUT/run" --force | tee "$OUT/train.txt"
 
 stamp "evaluating on the test split"
 "$TD" eval --data "$OUT/data" --split test --weights "$OUT/run" | tee "$OUT/eval.txt"
@@ -44,7 +44,7 @@ mapfile -t imgs < <(head -n 8 "$OUT/data/VOC2007/ImageSets/Main/test.txt" | sed 
 stamp "plotting"
 "$TD" plot "$OUT/run"
 
-map=$(grep -m1 -o 'VOC07 mAP [0-9.]*' "$OUT/train.txt" | awk '{print $3}')
+map=$(grep -m1 -A3 "^VOC07" "$OUT/eval.txt" | grep -o "mAP *[0-9.]*" | head -1 | awk "{print \$2}")
 cat <<MSG
 
 demo finished in $(( $(date +%s) - start ))s
