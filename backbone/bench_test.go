@@ -11,11 +11,40 @@ import (
 	"resdet/nn"
 )
 
-// Benchmarks of the ResNet-101 forward pass (nn.Executor, BN folded into the
-// convolutions) and of a training step (TapeMachine + Grad, frozen BN as nn.Affine).
-// scripts/bench_backbone.py runs each in its own process next to torch and prints the
-// ratios; peak-RSS-MB is the process's peak resident set size (getrusage), so run one
-// benchmark per process to read it.
+// Backbone benchmarks, one sub-benchmark per case of benchCases, every one run by
+// nn.Executor (recycled buffers). Inference folds frozen BN into the convolutions;
+// a training step is forward + backward of sum(output) with frozen BN (nn.Affine),
+// freeze-at 2 (Detectron's default: stem and res2 frozen), fresh gradients each run,
+// no solver step. scripts/bench_backbone.py runs each case in its own process next
+// to the identical torch model and prints the ratios and GFLOP/s; peak-RSS-MB is the
+// process's peak resident set size (getrusage), so run one case per process to read it:
+//
+//	go test -run '^$' -bench '^BenchmarkBackbone$/^r101_train_600x1000$' -benchtime 2x ./backbone
+
+// Outputs a benchmark case runs up to.
+const (
+	outC4       = "c4"       // conv1 .. conv4_x (the detector's trunk)
+	outFeatures = "features" // conv1 .. conv5_x (no pooling, no classifier)
+	outLogits   = "logits"   // the whole classifier (1000 classes)
+)
+
+// benchCases are the cases of BenchmarkBackbone; scripts/bench_backbone.py has the
+// torch twin of each under the same name.
+var benchCases = []struct {
+	name    string
+	depth   int
+	n, h, w int // input [n, 3, h, w]
+	out     string
+	train   bool
+}{
+	{name: "r50_224", depth: 50, n: 1, h: 224, w: 224, out: outLogits},
+	{name: "r50_c4_600x1000", depth: 50, n: 1, h: 600, w: 1000, out: outC4},
+	{name: "r101_224", depth: 101, n: 1, h: 224, w: 224, out: outLogits},
+	{name: "r101_c4_600x1000", depth: 101, n: 1, h: 600, w: 1000, out: outC4},
+	{name: "r50_train_224", depth: 50, n: 2, h: 224, w: 224, out: outLogits, train: true},
+	{name: "r101_train_224", depth: 101, n: 2, h: 224, w: 224, out: outLogits, train: true},
+	{name: "r101_train_600x1000", depth: 101, n: 1, h: 600, w: 1000, out: outFeatures, train: true},
+}
 
 func benchInput(g *G.ExprGraph, n, h, w int, rng *rand.Rand) *G.Node {
 	data := make([]float32, n*3*h*w)
@@ -45,92 +74,73 @@ func report(b *testing.B, cpu0 float64) {
 	}
 }
 
-func benchForward(b *testing.B, depth, h, w int, c4 bool) {
-	rng := rand.New(rand.NewSource(1))
-	g := G.NewGraph()
-	r, err := New(g, Config{Depth: depth, NumClasses: 1000, Inference: true}, rng)
-	if err != nil {
-		b.Fatal(err)
-	}
-	x := benchInput(g, 1, h, w, rng)
-	var out *G.Node
-	if c4 {
-		out, err = r.C4(x)
-	} else {
-		out, err = r.Logits(x)
-	}
-	if err != nil {
-		b.Fatal(err)
-	}
-	e, err := nn.NewExecutor(g, out)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
-	if err := e.Run(); err != nil { // warm-up: oneDNN primitives, buffers
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	cpu0 := cpuSeconds()
-	for i := 0; i < b.N; i++ {
-		if err := e.Run(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.StopTimer()
-	report(b, cpu0)
-}
-
-// BenchmarkResNet101C4Forward600x1000: the detector's trunk on one 600x1000 image.
-func BenchmarkResNet101C4Forward600x1000(b *testing.B) { benchForward(b, 101, 600, 1000, true) }
-
-// BenchmarkResNet101Forward224: the classifier on one 224x224 image.
-func BenchmarkResNet101Forward224(b *testing.B) { benchForward(b, 101, 224, 224, false) }
-
-// BenchmarkResNet101TrainStep224: forward + backward of sum(logits) for a batch of 2
-// 224x224 images, frozen BN, freeze-at 2 (Detectron's default), gradients zeroed
-// before each step.
-func BenchmarkResNet101TrainStep224(b *testing.B) {
-	rng := rand.New(rand.NewSource(1))
-	g := G.NewGraph()
-	r, err := New(g, Config{Depth: 101, NumClasses: 1000, FreezeAt: 2}, rng)
-	if err != nil {
-		b.Fatal(err)
-	}
-	x := benchInput(g, 2, 224, 224, rng)
-	logits, err := r.Logits(x)
-	if err != nil {
-		b.Fatal(err)
-	}
-	loss, err := G.Sum(logits)
-	if err != nil {
-		b.Fatal(err)
-	}
-	params := r.Learnables()
-	if _, err := G.Grad(loss, params...); err != nil {
-		b.Fatal(err)
-	}
-	m := G.NewTapeMachine(g, G.BindDualValues(params...))
-	defer m.Close()
-	step := func() {
-		for _, p := range params {
-			if gr, err := p.Grad(); err == nil {
-				if d, ok := gr.(*tensor.Dense); ok {
-					d.Zero()
+// BenchmarkBackbone times one forward pass or training step per iteration after a
+// warm-up run (oneDNN primitives, buffers); see benchCases.
+func BenchmarkBackbone(b *testing.B) {
+	for _, c := range benchCases {
+		b.Run(c.name, func(b *testing.B) {
+			rng := rand.New(rand.NewSource(1))
+			g := G.NewGraph()
+			cfg := Config{Depth: c.depth, Inference: !c.train, FreezeAt: 2}
+			if c.out == outLogits {
+				cfg.NumClasses = 1000
+			}
+			r, err := New(g, cfg, rng)
+			if err != nil {
+				b.Fatal(err)
+			}
+			x := benchInput(g, c.n, c.h, c.w, rng)
+			var y *G.Node
+			switch c.out {
+			case outC4:
+				y, err = r.C4(x)
+			case outFeatures:
+				y, err = r.Features(x)
+			default:
+				y, err = r.Logits(x)
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			outs := G.Nodes{y}
+			var vg []G.ValueGrad
+			if c.train {
+				cost, err := G.Sum(y)
+				if err != nil {
+					b.Fatal(err)
+				}
+				params := r.Learnables()
+				grads, err := G.Grad(cost, params...)
+				if err != nil {
+					b.Fatal(err)
+				}
+				outs = append(G.Nodes{cost}, grads...)
+				if vg, err = nn.GradValues(params, grads); err != nil {
+					b.Fatal(err)
 				}
 			}
-		}
-		m.Reset()
-		if err := m.RunAll(); err != nil {
-			b.Fatal(err)
-		}
+			e, err := nn.NewExecutor(g, outs...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer e.Close()
+			if err := e.Run(); err != nil {
+				b.Fatal(err)
+			}
+			for _, v := range vg { // what a solver would read
+				if _, err := v.Grad(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ResetTimer()
+			cpu0 := cpuSeconds()
+			for i := 0; i < b.N; i++ {
+				if err := e.Run(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			report(b, cpu0)
+		})
 	}
-	step()
-	b.ResetTimer()
-	cpu0 := cpuSeconds()
-	for i := 0; i < b.N; i++ {
-		step()
-	}
-	b.StopTimer()
-	report(b, cpu0)
 }

@@ -1,21 +1,31 @@
 #!/usr/bin/python3
-"""ResNet-101 backbone benchmarks, Go (package backbone) next to torch.
+"""ResNet-50/101 backbone benchmarks, Go (package backbone) next to torch.
 
-Usage: /usr/bin/python3 scripts/bench_backbone.py [--runs N] [--case NAME ...]
+Usage: /usr/bin/python3 scripts/bench_backbone.py [--runs N] [--threads T] [--case NAME ...]
 
-Cases (one process per case and side, so peak RSS is per case):
-  c4_600x1000   C4 trunk (conv1..layer3) forward, 1x3x600x1000, inference
-  full_224      whole network to logits, 1x3x224x224, inference
-  train_224     forward + backward of sum(logits), 2x3x224x224, frozen BN,
-                stem and layer1 frozen (Detectron's freeze-at 2)
+Cases (one process per case and side, so peak RSS is per case; the Go side is
+BenchmarkBackbone/<case> in backbone/bench_test.go, same names):
+  r50_224, r101_224           whole classifier to logits, 1x3x224x224, inference
+  r50_c4_600x1000,            C4 trunk (conv1..layer3), 1x3x600x1000, inference
+  r101_c4_600x1000
+  r50_train_224,              training step: forward + backward of sum(logits),
+  r101_train_224              2x3x224x224
+  r101_train_600x1000         training step: forward + backward of sum(layer4 output)
+                              (conv1..layer4, no pooling/fc), 1x3x600x1000
+Training steps: frozen BN (torchvision's FrozenBatchNorm2d / Go nn.Affine), stem
+and layer1 frozen (Detectron's freeze-at 2), the image gets no gradient, gradients
+recomputed each step, no optimizer step. Go runs them through nn.Executor.
 
-Both sides use --threads threads (default 2; 1 gives a comparison that other
-processes on the machine distort less). torch runs under torch.no_grad() for inference; Go runs
-`go test -bench` with its default threads (nn.Threads()). Time is the mean over N runs
-after one warm-up run, wall clock and CPU time (user+system, all threads: less
-sensitive to other processes on the machine); memory is the process's peak resident
-set size. Prints one
-table row per case with the Go/torch ratios. The machine may be shared: timings are noisy.
+Both sides use --threads threads (default 2): torch.set_num_threads, and for Go
+RESDET_THREADS and GOMAXPROCS. torch runs inference under torch.no_grad() with BN in
+eval mode; Go folds BN into the convolutions. Time is the mean over N runs after one
+warm-up run, wall clock and CPU time (user+system, all threads: less sensitive to
+other processes on the machine); memory is the process's peak resident set size.
+GFLOP/s = FLOPs / wall time for both sides, FLOPs counted on the torch model by
+forward hooks: 2*MACs of every convolution and linear layer (BN, ReLU, pooling and
+additions are left out), plus for a training step the backward-weights MACs of every
+layer with a trainable weight and the backward-data MACs of every layer whose input
+needs a gradient. The machine may be shared: timings are noisy.
 """
 import argparse
 import os
@@ -26,64 +36,103 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-GO_BENCH = {
-    "c4_600x1000": "BenchmarkResNet101C4Forward600x1000",
-    "full_224": "BenchmarkResNet101Forward224",
-    "train_224": "BenchmarkResNet101TrainStep224",
+GO_BENCH = "BenchmarkBackbone"
+
+# name: (depth, input shape, output: "c4" | "features" | "logits", train)
+CASES = {
+    "r50_224": (50, (1, 3, 224, 224), "logits", False),
+    "r50_c4_600x1000": (50, (1, 3, 600, 1000), "c4", False),
+    "r101_224": (101, (1, 3, 224, 224), "logits", False),
+    "r101_c4_600x1000": (101, (1, 3, 600, 1000), "c4", False),
+    "r50_train_224": (50, (2, 3, 224, 224), "logits", True),
+    "r101_train_224": (101, (2, 3, 224, 224), "logits", True),
+    "r101_train_600x1000": (101, (1, 3, 600, 1000), "features", True),
 }
 
 
-def torch_case(case, runs, threads):
+def torch_model(depth, out, train):
     import torch
     import torchvision
     from torchvision.ops.misc import FrozenBatchNorm2d
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(1)
-    if case == "train_224":
-        m = torchvision.models.resnet101(norm_layer=FrozenBatchNorm2d)
+    ctor = {50: torchvision.models.resnet50, 101: torchvision.models.resnet101}[depth]
+    m = ctor(norm_layer=FrozenBatchNorm2d) if train else ctor().eval()
+    if train:
         for mod in [m.conv1, m.bn1, m.layer1]:
             for p in mod.parameters():
                 p.requires_grad_(False)
-        x = torch.randn(2, 3, 224, 224)
+    trunk = [m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3]
+    if out == "c4":
+        return torch.nn.Sequential(*trunk)
+    if out == "features":
+        return torch.nn.Sequential(*trunk, m.layer4)
+    return m
 
+
+def count_flops(m, step):
+    """Runs step() once and returns the conv/linear FLOPs it does (see the module doc)."""
+    import torch
+
+    total = [0]
+
+    def hook(mod, inp, outp):
+        if isinstance(mod, torch.nn.Conv2d):
+            macs = outp.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
+        else:
+            macs = outp.numel() * mod.in_features
+        passes = 1
+        if torch.is_grad_enabled():
+            passes += mod.weight.requires_grad + inp[0].requires_grad
+        total[0] += 2 * macs * passes
+
+    hs = [mod.register_forward_hook(hook) for mod in m.modules()
+          if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
+    step()
+    for h in hs:
+        h.remove()
+    return total[0]
+
+
+def torch_case(case, runs, threads):
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(1)
+    depth, shape, out, train = CASES[case]
+    m = torch_model(depth, out, train)
+    x = torch.randn(*shape)
+    if train:
         def step():
             for p in m.parameters():
                 p.grad = None
             m(x).sum().backward()
     else:
-        m = torchvision.models.resnet101().eval()
-        if case == "c4_600x1000":
-            m = torch.nn.Sequential(m.conv1, m.bn1, m.relu, m.maxpool, m.layer1, m.layer2, m.layer3)
-            x = torch.randn(1, 3, 600, 1000)
-        else:
-            x = torch.randn(1, 3, 224, 224)
-
         def step():
             with torch.no_grad():
                 m(x)
-    step()
+    flops = count_flops(m, step)  # also the warm-up run
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(runs):
         step()
     dt = (time.perf_counter() - t0) / runs
     cpu = (time.process_time() - c0) / runs
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("%f %f %f" % (dt, cpu, peak))
+    print("%f %f %f %d" % (dt, cpu, peak, flops))
 
 
 def run_torch(case, runs, threads):
     out = subprocess.run([sys.executable, __file__, "--torch-case", case, "--runs", str(runs), "--threads", str(threads)],
                          check=True, capture_output=True, text=True).stdout.split()
-    return float(out[0]), float(out[1]), float(out[2])
+    return float(out[0]), float(out[1]), float(out[2]), int(out[3])
 
 
 def run_go(case, runs, threads):
-    bench = GO_BENCH[case]
-    cmd = ["go", "test", "-run", "^$", "-bench", "^%s$" % bench, "-benchtime", "%dx" % runs, "./backbone"]
+    cmd = ["go", "test", "-run", "^$", "-bench", "^%s$/^%s$" % (GO_BENCH, case), "-benchtime", "%dx" % runs,
+           "./backbone"]
     env = dict(os.environ, RESDET_THREADS=str(threads), GOMAXPROCS=str(threads))
     res = subprocess.run(cmd, cwd=ROOT, env=env, check=True, capture_output=True, text=True).stdout
-    m = re.search(r"%s\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) cpu-s/op\s+([\d.]+) peak-RSS-MB" % bench, res)
+    m = re.search(r"%s/%s\S*\s+\d+\s+([\d.]+) ns/op\s+([\d.]+) cpu-s/op\s+([\d.]+) peak-RSS-MB" % (GO_BENCH, case),
+                  res)
     if not m:
         raise SystemExit("cannot parse go test output:\n" + res)
     return float(m.group(1)) / 1e9, float(m.group(2)), float(m.group(3))
@@ -92,21 +141,23 @@ def run_go(case, runs, threads):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--case", nargs="*", default=list(GO_BENCH))
+    ap.add_argument("--case", nargs="*", default=list(CASES), choices=list(CASES))
     ap.add_argument("--threads", type=int, default=2,
                     help="torch.set_num_threads and, for Go, RESDET_THREADS and GOMAXPROCS")
-    ap.add_argument("--torch-case")
+    ap.add_argument("--torch-case", choices=list(CASES))
     a = ap.parse_args()
     if a.torch_case:
         torch_case(a.torch_case, a.runs, a.threads)
         return
-    print("%-12s %8s %8s %6s | %8s %8s %6s | %7s %8s %6s" % (
-        "case", "go s", "torch s", "ratio", "go cpu", "torch cpu", "ratio", "go MB", "torch MB", "ratio"))
+    print("%-19s %6s | %7s %7s %5s | %7s %7s | %7s %7s %5s | %6s %6s %5s" % (
+        "case", "GFLOP", "go s", "torch s", "ratio", "go GF/s", "th GF/s",
+        "go cpu", "th cpu", "ratio", "go MB", "th MB", "ratio"))
     for case in a.case:
-        ts, tc, tm = run_torch(case, a.runs, a.threads)
+        ts, tc, tm, flops = run_torch(case, a.runs, a.threads)
         gs, gc, gm = run_go(case, a.runs, a.threads)
-        print("%-12s %8.3f %8.3f %6.2f | %8.3f %8.3f %6.2f | %7.0f %8.0f %6.2f" % (
-            case, gs, ts, gs / ts, gc, tc, gc / tc, gm, tm, gm / tm), flush=True)
+        gf = flops / 1e9
+        print("%-19s %6.1f | %7.3f %7.3f %5.2f | %7.1f %7.1f | %7.3f %7.3f %5.2f | %6.0f %6.0f %5.2f" % (
+            case, gf, gs, ts, gs / ts, gf / gs, gf / ts, gc, tc, gc / tc, gm, tm, gm / tm), flush=True)
 
 
 if __name__ == "__main__":
