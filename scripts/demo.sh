@@ -4,7 +4,7 @@
 # minutes, evaluate it on the held-out test split (VOC07 mAP), run detect on
 # held-out images, draw the loss and precision-recall curves, and print
 # where everything is. Everything goes to $OUT (default demo-out); a second
-# run starts over. Knobs (environment): OUT, IMAGES, ITERS, SEED, THREADS.
+# run starts over. Knobs (environment): OUT, IMAGES, ITERS, LR, SEED, THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +12,7 @@ OUT=${OUT:-demo-out}
 IMAGES=${IMAGES:-240}
 ITERS=${ITERS:-400}
 SEED=${SEED:-1}
+LR=${LR:-0.02}
 if [[ -n ${THREADS:-} ]]; then export RESDET_THREADS=$THREADS; fi
 start=$(date +%s)
 stamp() { echo "[demo $(( $(date +%s) - start ))s] $*"; }
@@ -29,7 +30,7 @@ stamp "training ResNet-18 C4 from scratch for $ITERS iterations (Ctrl-C stops wi
 "$TD" --data "$OUT/data" --arch r18-c4 --norm trainable \
 	--min-size 192 --max-size 320 --anchor-sizes 24,48,96,192 \
 	--rois-per-image 32 --roi-size 7 --pad-multiple 64 \
-	--iters "$ITERS" --batch 2 --lr 0.02 --warmup 50 --steps $((ITERS * 8 / 10)) \
+	--iters "$ITERS" --batch 2 --lr "$LR" --warmup 50 --steps $((ITERS * 8 / 10)) \
 	--log-every 25 --checkpoint-every 200 --keep 2 --seed "$SEED" \
 	--out "$OUT/run" --force | tee "$OUT/train.txt"
 
@@ -39,12 +40,12 @@ stamp "evaluating on the test split"
 stamp "detecting objects in held-out test images"
 mkdir -p "$OUT/detections"
 mapfile -t imgs < <(head -n 8 "$OUT/data/VOC2007/ImageSets/Main/test.txt" | sed "s|^|$OUT/data/VOC2007/JPEGImages/|; s|$|.jpg|")
-"$DET" --weights "$OUT/run/model_final.safetensors" --out "$OUT/detections" "${imgs[@]}" >"$OUT/detections.txt"
+"$DET" --weights "$OUT/run/model_final.safetensors" --score-thresh 0.3 --out "$OUT/detections" "${imgs[@]}" >"$OUT/detections.txt"
 
 stamp "plotting"
 "$TD" plot "$OUT/run"
 
-map=$(grep -m1 -A3 "^VOC07" "$OUT/eval.txt" | grep -o "mAP *[0-9.]*" | head -1 | awk "{print \$2}")
+map=$(awk '/^mAP/ {print $2; exit}' "$OUT/eval.txt")
 cat <<MSG
 
 demo finished in $(( $(date +%s) - start ))s

@@ -256,13 +256,13 @@ func PlotRun(dir string) ([]string, error) {
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("train: %s has no iteration lines", filepath.Join(dir, metricsFile))
 	}
-	names := []string{"total", "objectness", "rpn_box_reg", "classifier", "box_reg"}
+	names := []string{"total", "objectness", "rpn_box_reg", "classifier", "box_reg", "total, mean since previous line"}
 	ss := make([]Series, len(names))
 	for k := range ss {
 		ss[k].Name = names[k]
 	}
 	for _, m := range ms {
-		for k, v := range []float64{m.Loss, m.Objectness, m.RPNBoxReg, m.Classifier, m.BoxReg} {
+		for k, v := range []float64{m.Loss, m.Objectness, m.RPNBoxReg, m.Classifier, m.BoxReg, m.LossMean} {
 			ss[k].X = append(ss[k].X, float64(m.Iter))
 			ss[k].Y = append(ss[k].Y, v)
 		}

@@ -75,6 +75,9 @@ type Metrics struct {
 	Iter int     `json:"iter"` // iterations done (1-based)
 	LR   float64 `json:"lr"`
 	Loss float64 `json:"loss"`
+	// LossMean is the mean total loss of the iterations since the
+	// previous line (of this process: a resumed run starts a new window).
+	LossMean float64 `json:"loss_mean"`
 	detection.Losses
 	FGRoIs       int     `json:"fg_rois"`
 	ImagesPerSec float64 `json:"images_per_s"`
@@ -166,6 +169,8 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	res := &Result{Iter: start, Checkpoint: ckpt}
 	prog := cli.NewProgressWith(o.Log, "train", cfg.Iters-start, progressOptions(o.Terminal, "iterations"))
 	t0, imgs := time.Now(), 0
+	var winSum float64
+	var winN int
 	it := start
 	save := func() error {
 		if err := tr.Sync(); err != nil {
@@ -215,18 +220,20 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 			it++
 			res.Iter = it
 			imgs += len(batch)
+			winSum, winN = winSum+l.Total(), winN+1
 			prog.Add(1)
 			if o.OnStep != nil {
 				o.OnStep(it, l)
 			}
 			if it%cfg.LogEvery == 0 || it == cfg.Iters {
 				rate := float64(imgs) / time.Since(t0).Seconds()
-				mt := Metrics{Iter: it, LR: lr, Loss: l.Total(), Losses: l, FGRoIs: tr.LastForeground(), ImagesPerSec: rate, Epoch: epoch}
+				mt := Metrics{Iter: it, LR: lr, Loss: l.Total(), LossMean: winSum / float64(winN), Losses: l, FGRoIs: tr.LastForeground(), ImagesPerSec: rate, Epoch: epoch}
+				winSum, winN = 0, 0
 				if err := enc.Encode(mt); err != nil {
 					return res, fmt.Errorf("train: %s: %w", metricsFile, err)
 				}
-				line := fmt.Sprintf("iter %d/%d  loss %.4f (obj %.4f rpn_box %.4f cls %.4f box %.4f)  lr %.3g  %.2f img/s",
-					it, cfg.Iters, l.Total(), l.Objectness, l.RPNBoxReg, l.Classifier, l.BoxReg, lr, rate)
+				line := fmt.Sprintf("iter %d/%d  loss %.4f (obj %.4f rpn_box %.4f cls %.4f box %.4f; mean %.4f)  lr %.3g  %.2f img/s",
+					it, cfg.Iters, l.Total(), l.Objectness, l.RPNBoxReg, l.Classifier, l.BoxReg, mt.LossMean, lr, rate)
 				if o.Terminal {
 					fmt.Fprintf(o.Log, "\r\x1b[K%s\n", line)
 				} else {
