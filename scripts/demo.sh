@@ -4,15 +4,16 @@
 # minutes, evaluate it on the held-out test split (VOC07 mAP), run detect on
 # held-out images, draw the loss and precision-recall curves, and print
 # where everything is. Everything goes to $OUT (default demo-out); a second
-# run starts over. Knobs (environment): OUT, IMAGES, ITERS, LR, SEED, THREADS.
+# run starts over. Knobs (environment): OUT, IMAGES, ITERS, LR, NORM, SEED, THREADS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 OUT=${OUT:-demo-out}
 IMAGES=${IMAGES:-240}
-ITERS=${ITERS:-400}
+ITERS=${ITERS:-500}
 SEED=${SEED:-1}
-LR=${LR:-0.02}
+LR=${LR:-0.04}
+NORM=${NORM:-trainable}
 if [[ -n ${THREADS:-} ]]; then export RESDET_THREADS=$THREADS; fi
 start=$(date +%s)
 stamp() { echo "[demo $(( $(date +%s) - start ))s] $*"; }
@@ -24,10 +25,10 @@ TD="$OUT/bin/train-det"
 DET="$OUT/bin/detect"
 
 stamp "generating $IMAGES synthetic images"
-"$TD" synth --out "$OUT/data" --images "$IMAGES" --size 256x192 --seed "$SEED" --overwrite >"$OUT/synth.txt" 2>/dev/null
+"$TD" synth --out "$OUT/data" --images "$IMAGES" --size 256x192 --max-objects 3 --seed "$SEED" --overwrite >"$OUT/synth.txt" 2>/dev/null
 
 stamp "training ResNet-18 C4 from scratch for $ITERS iterations (Ctrl-C stops with a checkpoint; rerun with OUT=$OUT ./scripts/demo.sh to start over)"
-"$TD" --data "$OUT/data" --arch r18-c4 --norm trainable \
+"$TD" --data "$OUT/data" --arch r18-c4 --norm "$NORM" \
 	--min-size 192 --max-size 320 --anchor-sizes 24,48,96,192 \
 	--rois-per-image 32 --roi-size 7 --pad-multiple 64 \
 	--iters "$ITERS" --batch 2 --lr "$LR" --warmup 50 --steps $((ITERS * 8 / 10)) \
