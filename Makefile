@@ -22,7 +22,7 @@ deps:
 	$(GO) mod download
 
 demo: deps
-	$(GO) run ./cmd/train-det synth --out $(DEMO_DIR)/data --images 200 --seed 1 --overwrite --preview 8
+	OUT=$(DEMO_DIR) ./scripts/demo.sh
 
 vet: deps
 	$(GO) vet ./...
