@@ -163,6 +163,8 @@ func parseCategory(s *scanner) (COCOCategory, error) {
 	return c, err
 }
 
+// Bits naming the fields of an annotation object (the seen and accept masks
+// of parseAnnotation).
 const (
 	hasID = 1 << iota
 	hasImage
@@ -170,49 +172,87 @@ const (
 	hasBBox
 	hasArea
 	hasScore
+	hasCrowd
 )
 
-func parseGTAnnotation(s *scanner) (Annotation, error) {
-	var a Annotation
-	var seen int
-	err := s.object(func(key []byte) error {
-		var err error
+// annotationFields lists the bits in the order missing required fields are
+// reported.
+var annotationFields = []struct {
+	bit  int
+	name string
+}{
+	{hasID, "id"}, {hasImage, "image_id"}, {hasCategory, "category_id"},
+	{hasBBox, "bbox"}, {hasArea, "area"}, {hasScore, "score"}, {hasCrowd, "iscrowd"},
+}
+
+// parseAnnotation parses one annotation object, reading the fields whose
+// bits are in accept and skipping every other key. seen holds the bits of
+// the fields read. Errors name the key.
+func parseAnnotation(s *scanner, accept int) (a Annotation, seen int, err error) {
+	err = s.object(func(key []byte) error {
+		var bit int
 		switch string(key) {
 		case "id":
-			a.ID, err = s.integer()
-			seen |= hasID
+			bit = hasID
 		case "image_id":
-			a.ImageID, err = s.integer()
-			seen |= hasImage
+			bit = hasImage
 		case "category_id":
-			a.CategoryID, err = s.integer()
-			seen |= hasCategory
+			bit = hasCategory
 		case "bbox":
-			a.BBox, err = s.bbox()
-			seen |= hasBBox
+			bit = hasBBox
 		case "area":
-			a.Area, err = s.number()
-			seen |= hasArea
+			bit = hasArea
+		case "score":
+			bit = hasScore
 		case "iscrowd":
+			bit = hasCrowd
+		}
+		var err error
+		switch accept & bit {
+		case hasID:
+			a.ID, err = s.integer()
+		case hasImage:
+			a.ImageID, err = s.integer()
+		case hasCategory:
+			a.CategoryID, err = s.integer()
+		case hasBBox:
+			a.BBox, err = s.bbox()
+		case hasArea:
+			a.Area, err = s.number()
+		case hasScore:
+			a.Score, err = s.number()
+		case hasCrowd:
 			a.Crowd, err = s.boolOrInt()
 		default:
 			err = s.skip()
 		}
+		seen |= accept & bit
 		if err != nil {
 			return fmt.Errorf("%s: %w", key, err)
 		}
 		return nil
 	})
+	return a, seen, err
+}
+
+// missingField returns the name of the first field (in annotationFields
+// order) that is in required but not in seen, or "" if there is none.
+func missingField(seen, required int) string {
+	for _, f := range annotationFields {
+		if required&f.bit != 0 && seen&f.bit == 0 {
+			return f.name
+		}
+	}
+	return ""
+}
+
+func parseGTAnnotation(s *scanner) (Annotation, error) {
+	a, seen, err := parseAnnotation(s, hasID|hasImage|hasCategory|hasBBox|hasArea|hasCrowd)
 	if err != nil {
 		return a, err
 	}
-	for _, f := range []struct {
-		bit  int
-		name string
-	}{{hasID, "id"}, {hasImage, "image_id"}, {hasCategory, "category_id"}, {hasBBox, "bbox"}} {
-		if seen&f.bit == 0 {
-			return a, fmt.Errorf("id %d: no %q", a.ID, f.name)
-		}
+	if f := missingField(seen, hasID|hasImage|hasCategory|hasBBox); f != "" {
+		return a, fmt.Errorf("id %d: no %q", a.ID, f)
 	}
 	if err := checkBBox(a.BBox); err != nil {
 		return a, fmt.Errorf("id %d: %w", a.ID, err)
@@ -403,41 +443,13 @@ func findBoundary(data []byte, from int) (comma, next int) {
 func isSpace(c byte) bool { return c == ' ' || c == '\t' || c == '\n' || c == '\r' }
 
 func parseResult(s *scanner) (Annotation, error) {
-	var a Annotation
-	var seen int
-	err := s.object(func(key []byte) error {
-		var err error
-		switch string(key) {
-		case "image_id":
-			a.ImageID, err = s.integer()
-			seen |= hasImage
-		case "category_id":
-			a.CategoryID, err = s.integer()
-			seen |= hasCategory
-		case "bbox":
-			a.BBox, err = s.bbox()
-			seen |= hasBBox
-		case "score":
-			a.Score, err = s.number()
-			seen |= hasScore
-		default:
-			err = s.skip()
-		}
-		if err != nil {
-			return fmt.Errorf("%s: %w", key, err)
-		}
-		return nil
-	})
+	required := hasImage | hasCategory | hasBBox | hasScore
+	a, seen, err := parseAnnotation(s, required)
 	if err != nil {
 		return a, err
 	}
-	for _, f := range []struct {
-		bit  int
-		name string
-	}{{hasImage, "image_id"}, {hasCategory, "category_id"}, {hasBBox, "bbox"}, {hasScore, "score"}} {
-		if seen&f.bit == 0 {
-			return a, fmt.Errorf("no %q", f.name)
-		}
+	if f := missingField(seen, required); f != "" {
+		return a, fmt.Errorf("no %q", f)
 	}
 	if math.IsNaN(a.Score) || math.IsInf(a.Score, 0) {
 		return a, fmt.Errorf("score is %v", a.Score)
