@@ -468,28 +468,7 @@ func (op convBwdDataOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g := op.geom
-	name := op.String()
-	if len(in) != op.Arity() {
-		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
-	}
-	w, err := convData(name, "w", in[0], g.W[:])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := convData(name, "dy", in[1], g.Y[:])
-	if err != nil {
-		return nil, err
-	}
-	ex, err := op.extra(name, in)
-	if err != nil {
-		return nil, err
-	}
-	out, dx := convOut(prealloc, g.X[:])
-	if err := (dnnlConv{kind: dnnlBwdData, geom: g}).run([][]float32{w, dy, dx}, ex); err != nil {
-		return nil, fmt.Errorf("nn: %s: %w", name, err)
-	}
-	return out, nil
+	return op.bwd(dnnlBwdData, op.String(), prealloc, in)
 }
 func (op convBwdDataOp) ReturnsPtr() bool      { return false }
 func (op convBwdDataOp) CallsExtern() bool     { return false }
@@ -509,44 +488,14 @@ type convBwdWeightsOp struct {
 	relu   bool // last input is the forward output y; dy is masked by y > 0
 }
 
-func (op convBwdWeightsOp) Arity() int { return 2 + convB2I(op.scaled) + convB2I(op.relu) }
-func (op convBwdWeightsOp) Type() hm.Type {
-	ts := []hm.Type{convTensorType(4), convTensorType(4)}
-	if op.scaled {
-		ts = append(ts, convTensorType(1))
-	}
-	if op.relu {
-		ts = append(ts, convTensorType(4))
-	}
-	return hm.NewFnType(append(ts, convTensorType(4))...)
-}
+func (op convBwdWeightsOp) Arity() int    { return convBwdDataOp(op).Arity() }
+func (op convBwdWeightsOp) Type() hm.Type { return convBwdDataOp(op).Type() }
 func (op convBwdWeightsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.geom.W[:]).Clone(), nil
 }
 func (op convBwdWeightsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
 func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	g := op.geom
-	name := op.String()
-	if len(in) != op.Arity() {
-		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
-	}
-	x, err := convData(name, "x", in[0], g.X[:])
-	if err != nil {
-		return nil, err
-	}
-	dy, err := convData(name, "dy", in[1], g.Y[:])
-	if err != nil {
-		return nil, err
-	}
-	ex, err := convBwdDataOp(op).extra(name, in)
-	if err != nil {
-		return nil, err
-	}
-	out, dw := convOut(prealloc, g.W[:])
-	if err := (dnnlConv{kind: dnnlBwdWeights, geom: g}).run([][]float32{x, dy, dw}, ex); err != nil {
-		return nil, fmt.Errorf("nn: %s: %w", name, err)
-	}
-	return out, nil
+	return convBwdDataOp(op).bwd(dnnlBwdWeights, op.String(), prealloc, in)
 }
 func (op convBwdWeightsOp) ReturnsPtr() bool      { return false }
 func (op convBwdWeightsOp) CallsExtern() bool     { return false }
@@ -555,6 +504,39 @@ func (op convBwdWeightsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdWeightsOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdWeightsOp) String() string {
 	return fmt.Sprintf("Conv2dBwdWeights{%v scaled=%v relu=%v}", op.geom, op.scaled, op.relu)
+}
+
+// bwd runs the oneDNN backward pass kind (dnnlBwdData or dnnlBwdWeights)
+// on in = (a, dy [geom.Y], [scale], [y]) and returns its result; name is
+// the calling op's String, for errors. For dnnlBwdData a is w [geom.W] and
+// the result dx [geom.X]; for dnnlBwdWeights a is x [geom.X] and the result
+// dw [geom.W].
+func (op convBwdDataOp) bwd(kind int, name string, prealloc G.Value, in []G.Value) (G.Value, error) {
+	g := op.geom
+	if len(in) != op.Arity() {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
+	}
+	aName, aShape, outShape := "w", g.W[:], g.X[:]
+	if kind == dnnlBwdWeights {
+		aName, aShape, outShape = "x", g.X[:], g.W[:]
+	}
+	a, err := convData(name, aName, in[0], aShape)
+	if err != nil {
+		return nil, err
+	}
+	dy, err := convData(name, "dy", in[1], g.Y[:])
+	if err != nil {
+		return nil, err
+	}
+	ex, err := op.extra(name, in)
+	if err != nil {
+		return nil, err
+	}
+	out, res := convOut(prealloc, outShape)
+	if err := (dnnlConv{kind: kind, geom: g}).run([][]float32{a, dy, res}, ex); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", name, err)
+	}
+	return out, nil
 }
 
 // extra reads the optional scale and ReLU-output inputs (after the first two).
