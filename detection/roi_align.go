@@ -341,18 +341,8 @@ func (op roiAlignOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocD
 // the output's shape, else into a new tensor.
 func (op roiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	name := op.String()
-	if len(in) != 2 {
-		return nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
-	}
-	feat, err := roiData(name, "feat", in[0], op.g.featShape())
+	feat, rois, err := op.g.forwardInputs(name, in)
 	if err != nil {
-		return nil, err
-	}
-	rois, err := roiData(name, "rois", in[1], op.g.roisShape())
-	if err != nil {
-		return nil, err
-	}
-	if err := op.g.checkRoIs(name, rois); err != nil {
 		return nil, err
 	}
 	if err := op.o.checkGrid(name, rois, op.g.K); err != nil {

@@ -196,6 +196,25 @@ func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, y, gradOut, gradFeat 
 	})
 }
 
+// forwardInputs checks the inputs of a forward RoI op (roiPoolOp,
+// roiAlignOp) named name: in = (feat [N, C, H, W], rois [K, 5]) with valid
+// RoIs, as checkRoIs.
+func (g roiGeom) forwardInputs(name string, in []G.Value) (feat, rois []float32, err error) {
+	if len(in) != 2 {
+		return nil, nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
+	}
+	if feat, err = roiData(name, "feat", in[0], g.featShape()); err != nil {
+		return nil, nil, err
+	}
+	if rois, err = roiData(name, "rois", in[1], g.roisShape()); err != nil {
+		return nil, nil, err
+	}
+	if err := g.checkRoIs(name, rois); err != nil {
+		return nil, nil, err
+	}
+	return feat, rois, nil
+}
+
 // roiPoolOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
 type roiPoolOp struct {
 	g roiGeom
@@ -215,18 +234,8 @@ func (op roiPoolOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo
 // the output's shape, else into a new tensor.
 func (op roiPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	name := op.String()
-	if len(in) != 2 {
-		return nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
-	}
-	feat, err := roiData(name, "feat", in[0], op.g.featShape())
+	feat, rois, err := op.g.forwardInputs(name, in)
 	if err != nil {
-		return nil, err
-	}
-	rois, err := roiData(name, "rois", in[1], op.g.roisShape())
-	if err != nil {
-		return nil, err
-	}
-	if err := op.g.checkRoIs(name, rois); err != nil {
 		return nil, err
 	}
 	out, y := roiOut(prealloc, op.g.outShape())
