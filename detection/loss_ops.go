@@ -12,6 +12,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/nn"
 )
 
 // This file holds the fused loss ops: each reads the elements of its input
@@ -124,6 +126,7 @@ func (k lossKind) String() string {
 // lossSmoothL1, idx are flat offsets and target their targets; for lossCE,
 // idx are the row labels. norm divides the sum.
 type lossOp struct {
+	nn.HostOp
 	kind   lossKind
 	shape  tensor.Shape
 	idx    []int
@@ -249,9 +252,6 @@ func lossLogSumExp(row []float32) float64 {
 	return m + math.Log(s)
 }
 
-func (op *lossOp) ReturnsPtr() bool      { return false }
-func (op *lossOp) CallsExtern() bool     { return false }
-func (op *lossOp) OverwritesInput() int  { return -1 }
 func (op *lossOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op *lossOp) Hashcode() uint32      { return hashOf(op) }
 func (op *lossOp) String() string {
@@ -296,9 +296,6 @@ func (op *lossGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, e
 	(*lossOp)(op).backward(dx, x, float64(gy))
 	return t, nil
 }
-func (op *lossGradOp) ReturnsPtr() bool      { return false }
-func (op *lossGradOp) CallsExtern() bool     { return false }
-func (op *lossGradOp) OverwritesInput() int  { return -1 }
 func (op *lossGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op *lossGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op *lossGradOp) String() string        { return "Grad" + (*lossOp)(op).String() }

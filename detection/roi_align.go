@@ -8,6 +8,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/nn"
 )
 
 // RoIAlignOpts are the parameters of RoIAlign, named as in
@@ -324,6 +326,7 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 
 // roiAlignOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
 type roiAlignOp struct {
+	nn.HostOp
 	g roiGeom
 	o RoIAlignOpts
 }
@@ -352,9 +355,6 @@ func (op roiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	roiAlignForward(op.g, op.o, feat, rois, y)
 	return out, nil
 }
-func (op roiAlignOp) ReturnsPtr() bool      { return false }
-func (op roiAlignOp) CallsExtern() bool     { return false }
-func (op roiAlignOp) OverwritesInput() int  { return -1 }
 func (op roiAlignOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op roiAlignOp) Hashcode() uint32      { return hashOf(op) }
 func (op roiAlignOp) String() string        { return fmt.Sprintf("RoIAlign{%v %v}", op.o, op.g) }
@@ -409,9 +409,6 @@ func (op roiAlignGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	roiAlignBackward(op.g, op.o, rois, gy, gx)
 	return out, nil
 }
-func (op roiAlignGradOp) ReturnsPtr() bool      { return false }
-func (op roiAlignGradOp) CallsExtern() bool     { return false }
-func (op roiAlignGradOp) OverwritesInput() int  { return -1 }
 func (op roiAlignGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op roiAlignGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op roiAlignGradOp) String() string        { return fmt.Sprintf("RoIAlignGrad{%v %v}", op.o, op.g) }

@@ -8,6 +8,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/nn"
 )
 
 // RoIPoolOpts are the parameters of RoIPool, named as in
@@ -217,6 +219,7 @@ func (g roiGeom) forwardInputs(name string, in []G.Value) (feat, rois []float32,
 
 // roiPoolOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
 type roiPoolOp struct {
+	nn.HostOp
 	g roiGeom
 	o RoIPoolOpts
 }
@@ -242,9 +245,6 @@ func (op roiPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 	roiPoolForward(op.g, op.o, feat, rois, y)
 	return out, nil
 }
-func (op roiPoolOp) ReturnsPtr() bool      { return false }
-func (op roiPoolOp) CallsExtern() bool     { return false }
-func (op roiPoolOp) OverwritesInput() int  { return -1 }
 func (op roiPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op roiPoolOp) Hashcode() uint32      { return hashOf(op) }
 func (op roiPoolOp) String() string        { return fmt.Sprintf("RoIPool{%v %v}", op.o, op.g) }
@@ -304,9 +304,6 @@ func (op roiPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 	roiPoolBackward(op.g, op.o, feat, rois, y, gy, gx)
 	return out, nil
 }
-func (op roiPoolGradOp) ReturnsPtr() bool      { return false }
-func (op roiPoolGradOp) CallsExtern() bool     { return false }
-func (op roiPoolGradOp) OverwritesInput() int  { return -1 }
 func (op roiPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op roiPoolGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op roiPoolGradOp) String() string        { return fmt.Sprintf("RoIPoolGrad{%v %v}", op.o, op.g) }

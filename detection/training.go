@@ -457,6 +457,7 @@ func setRPNSelection(cls, bx *lossOp, batch []RPNSample, a, hw int) error {
 // selections. Inputs objectness [N, A, Hi, Wi] and deltas [N, 4A, Hi, Wi];
 // output RoIs [K, 5], K = N*BatchSizePerImage. Not differentiable.
 type proposalOp struct {
+	nn.HostOp
 	st  *stepState
 	k   int
 	key string
@@ -469,9 +470,6 @@ func (op *proposalOp) Type() hm.Type {
 func (op *proposalOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape{op.k, 5}, nil
 }
-func (op *proposalOp) ReturnsPtr() bool      { return false }
-func (op *proposalOp) CallsExtern() bool     { return false }
-func (op *proposalOp) OverwritesInput() int  { return -1 }
 func (op *proposalOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op *proposalOp) Hashcode() uint32      { return hashOf(op) }
 func (op *proposalOp) String() string        { return "TrainProposals{" + op.key + "}" }

@@ -331,6 +331,7 @@ func maskedDotSumSeg(g, x, y []float32) (float64, float64) {
 
 // affineOp: (x, scale, shift[, residual]) -> y.
 type affineOp struct {
+	HostOp
 	shape          tensor.Shape
 	relu, residual bool
 	frozen         bool
@@ -374,9 +375,6 @@ func (op *affineOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, e
 	affineKernel(y, in[0], r, in[1], in[2], op.shape[2]*op.shape[3], op.relu)
 	return t, nil
 }
-func (op *affineOp) ReturnsPtr() bool     { return false }
-func (op *affineOp) CallsExtern() bool    { return false }
-func (op *affineOp) OverwritesInput() int { return -1 }
 func (op *affineOp) String() string {
 	return fmt.Sprintf("nn.Affine%v(relu=%v,residual=%v,frozen=%v)", op.shape, op.relu, op.residual, op.frozen)
 }
@@ -436,6 +434,7 @@ func (op *affineOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 // affineGradXOp: ([y,] gy, scale) -> dx = g*scale[c], g = gy masked by y > 0
 // when relu.
 type affineGradXOp struct {
+	HostOp
 	shape tensor.Shape
 	relu  bool
 }
@@ -479,9 +478,6 @@ func (op *affineGradXOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Val
 	}
 	return t, nil
 }
-func (op *affineGradXOp) ReturnsPtr() bool     { return false }
-func (op *affineGradXOp) CallsExtern() bool    { return false }
-func (op *affineGradXOp) OverwritesInput() int { return -1 }
 func (op *affineGradXOp) String() string {
 	return fmt.Sprintf("nn.AffineGradX%v(relu=%v)", op.shape, op.relu)
 }
@@ -494,6 +490,7 @@ func (op *affineGradXOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 
 // affineGradParamsOp: (x, [y,] gy) -> [2, C]: row 0 = dscale, row 1 = dshift.
 type affineGradParamsOp struct {
+	HostOp
 	shape tensor.Shape
 	relu  bool
 }
@@ -539,9 +536,6 @@ func (op *affineGradParamsOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (
 	}
 	return t, nil
 }
-func (op *affineGradParamsOp) ReturnsPtr() bool     { return false }
-func (op *affineGradParamsOp) CallsExtern() bool    { return false }
-func (op *affineGradParamsOp) OverwritesInput() int { return -1 }
 func (op *affineGradParamsOp) String() string {
 	return fmt.Sprintf("nn.AffineGradParams%v(relu=%v)", op.shape, op.relu)
 }
@@ -554,7 +548,10 @@ func (op *affineGradParamsOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error
 
 // rowOp: [rows, cols] -> [cols], a copy of row `row`. Used to split the packed
 // parameter gradients.
-type rowOp struct{ rows, cols, row int }
+type rowOp struct {
+	HostOp
+	rows, cols, row int
+}
 
 func (op *rowOp) Arity() int                                     { return 1 }
 func (op *rowOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(2), tensorT(1)) }
@@ -572,9 +569,6 @@ func (op *rowOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, erro
 	copy(out, in[0][op.row*op.cols:(op.row+1)*op.cols])
 	return t, nil
 }
-func (op *rowOp) ReturnsPtr() bool     { return false }
-func (op *rowOp) CallsExtern() bool    { return false }
-func (op *rowOp) OverwritesInput() int { return -1 }
 func (op *rowOp) String() string {
 	return fmt.Sprintf("nn.Row(%d of [%d %d])", op.row, op.rows, op.cols)
 }

@@ -152,6 +152,7 @@ func sqDevSeg(x []float32, mu float32) float64 {
 
 // bnOp: (x, gamma, beta) -> y.
 type bnOp struct {
+	HostOp
 	shape    tensor.Shape
 	st       *BNStats
 	training bool
@@ -199,9 +200,6 @@ func (op *bnOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error
 	}
 	return t, nil
 }
-func (op *bnOp) ReturnsPtr() bool     { return false }
-func (op *bnOp) CallsExtern() bool    { return false }
-func (op *bnOp) OverwritesInput() int { return -1 }
 func (op *bnOp) String() string {
 	return fmt.Sprintf("nn.BatchNorm%v(training=%v,stats=%p)", op.shape, op.training, op.st)
 }
@@ -234,6 +232,7 @@ func (op *bnOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // holding dgamma and dbeta. The statistics are recomputed from x in training
 // mode (the forward op keeps no state besides the running statistics).
 type bnGradOp struct {
+	HostOp
 	bn     bnOp
 	params bool
 }
@@ -336,9 +335,6 @@ func bnGradSeg(dx, gy, x []float32, k1, k2, k3 float32) {
 	}
 }
 
-func (op *bnGradOp) ReturnsPtr() bool     { return false }
-func (op *bnGradOp) CallsExtern() bool    { return false }
-func (op *bnGradOp) OverwritesInput() int { return -1 }
 func (op *bnGradOp) String() string {
 	return fmt.Sprintf("nn.BatchNormGrad%v(training=%v,params=%v,stats=%p)", op.bn.shape, op.bn.training, op.params, op.bn.st)
 }

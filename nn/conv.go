@@ -258,6 +258,7 @@ func convOut(prealloc G.Value, shape []int) (*tensor.Dense, []float32) {
 // scale, bias, residual (sum post-op) and ReLU. Inputs: x, w, [scale], [b],
 // [residual].
 type convOp struct {
+	HostOp
 	geom         convGeom
 	scaled       bool
 	bias         bool
@@ -351,9 +352,6 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	return out, nil
 }
 
-func (op convOp) ReturnsPtr() bool     { return false }
-func (op convOp) CallsExtern() bool    { return false }
-func (op convOp) OverwritesInput() int { return -1 }
 func (op convOp) WriteHash(h hash.Hash) {
 	fmt.Fprint(h, op.String())
 }
@@ -447,6 +445,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 // convBwdDataOp computes dx [N, C, H, W] from w and dy [N, OutC, OH, OW]
 // (and scale [OutC] if scaled: the forward weights were w*scale[o]).
 type convBwdDataOp struct {
+	HostOp
 	geom   convGeom
 	scaled bool
 	relu   bool // last input is the forward output y; dy is masked by y > 0
@@ -470,9 +469,6 @@ func (op convBwdDataOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreall
 func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	return op.bwd(dnnlBwdData, op.String(), prealloc, in)
 }
-func (op convBwdDataOp) ReturnsPtr() bool      { return false }
-func (op convBwdDataOp) CallsExtern() bool     { return false }
-func (op convBwdDataOp) OverwritesInput() int  { return -1 }
 func (op convBwdDataOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdDataOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdDataOp) String() string {
@@ -483,6 +479,7 @@ func (op convBwdDataOp) String() string {
 // scale [OutC] if scaled: the forward weights were w*scale[o], so the
 // gradient w.r.t. w is multiplied by scale[o]).
 type convBwdWeightsOp struct {
+	HostOp
 	geom   convGeom
 	scaled bool
 	relu   bool // last input is the forward output y; dy is masked by y > 0
@@ -497,9 +494,6 @@ func (op convBwdWeightsOp) Do(in ...G.Value) (G.Value, error) { return op.UsePre
 func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	return convBwdDataOp(op).bwd(dnnlBwdWeights, op.String(), prealloc, in)
 }
-func (op convBwdWeightsOp) ReturnsPtr() bool      { return false }
-func (op convBwdWeightsOp) CallsExtern() bool     { return false }
-func (op convBwdWeightsOp) OverwritesInput() int  { return -1 }
 func (op convBwdWeightsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdWeightsOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdWeightsOp) String() string {
@@ -569,6 +563,7 @@ func convB2I(b bool) int {
 // If blocked, dy is stored in nChw16c.
 // If relu, a second input y masks dy: only entries with y > 0 count.
 type convBiasGradOp struct {
+	HostOp
 	shape   [4]int
 	blocked bool
 	relu    bool
@@ -650,9 +645,6 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	})
 	return out, nil
 }
-func (op convBiasGradOp) ReturnsPtr() bool      { return false }
-func (op convBiasGradOp) CallsExtern() bool     { return false }
-func (op convBiasGradOp) OverwritesInput() int  { return -1 }
 func (op convBiasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBiasGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convBiasGradOp) String() string {
@@ -677,7 +669,10 @@ func convSum(v []float32) float64 {
 }
 
 // convReLUGradOp computes dy * (y > 0) for y, dy of the same shape.
-type convReLUGradOp struct{ shape [4]int }
+type convReLUGradOp struct {
+	HostOp
+	shape [4]int
+}
 
 func (op convReLUGradOp) Arity() int { return 2 }
 func (op convReLUGradOp) Type() hm.Type {
@@ -713,9 +708,6 @@ func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	})
 	return out, nil
 }
-func (op convReLUGradOp) ReturnsPtr() bool      { return false }
-func (op convReLUGradOp) CallsExtern() bool     { return false }
-func (op convReLUGradOp) OverwritesInput() int  { return -1 }
 func (op convReLUGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convReLUGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convReLUGradOp) String() string        { return fmt.Sprintf("Conv2dReLUGrad{%v}", op.shape) }

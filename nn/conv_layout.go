@@ -36,6 +36,7 @@ func convLayout(name string, x *G.Node, toBlocked bool) (*G.Node, error) {
 
 // convLayoutOp converts between NCHW and nChw16c.
 type convLayoutOp struct {
+	HostOp
 	shape     [4]int
 	toBlocked bool
 }
@@ -62,9 +63,6 @@ func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	}
 	return out, nil
 }
-func (op convLayoutOp) ReturnsPtr() bool      { return false }
-func (op convLayoutOp) CallsExtern() bool     { return false }
-func (op convLayoutOp) OverwritesInput() int  { return -1 }
 func (op convLayoutOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convLayoutOp) Hashcode() uint32      { return convHash(op) }
 func (op convLayoutOp) String() string {
@@ -112,7 +110,10 @@ func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 }
 
 // convPoolOp is oneDNN's inference max pooling on nChw16c data.
-type convPoolOp struct{ geom convGeom }
+type convPoolOp struct {
+	HostOp
+	geom convGeom
+}
 
 func (op convPoolOp) Arity() int    { return 1 }
 func (op convPoolOp) Type() hm.Type { return hm.NewFnType(convTensorType(4), convTensorType(4)) }
@@ -135,9 +136,6 @@ func (op convPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	}
 	return out, nil
 }
-func (op convPoolOp) ReturnsPtr() bool      { return false }
-func (op convPoolOp) CallsExtern() bool     { return false }
-func (op convPoolOp) OverwritesInput() int  { return -1 }
 func (op convPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convPoolOp) Hashcode() uint32      { return convHash(op) }
 func (op convPoolOp) String() string        { return fmt.Sprintf("MaxPool2dBlocked{%v}", op.geom) }

@@ -36,7 +36,10 @@ func Reshape(x *G.Node, shape ...int) (*G.Node, error) {
 }
 
 // reshapeCopyOp: x [from] -> copy [to].
-type reshapeCopyOp struct{ from, to tensor.Shape }
+type reshapeCopyOp struct {
+	HostOp
+	from, to tensor.Shape
+}
 
 func (op *reshapeCopyOp) Arity() int { return 1 }
 func (op *reshapeCopyOp) Type() hm.Type {
@@ -56,9 +59,6 @@ func (op *reshapeCopyOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Val
 	copy(y, in[0])
 	return t, nil
 }
-func (op *reshapeCopyOp) ReturnsPtr() bool     { return false }
-func (op *reshapeCopyOp) CallsExtern() bool    { return false }
-func (op *reshapeCopyOp) OverwritesInput() int { return -1 }
 func (op *reshapeCopyOp) String() string {
 	return fmt.Sprintf("nn.Reshape(%v->%v)", op.from, op.to)
 }

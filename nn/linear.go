@@ -37,6 +37,7 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 
 // linearOp: (x [N, In], w [Out, In][, b [Out]]) -> [N, Out].
 type linearOp struct {
+	HostOp
 	n, in, out int
 	bias       bool
 }
@@ -83,9 +84,6 @@ func (op *linearOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, e
 	}
 	return t, nil
 }
-func (op *linearOp) ReturnsPtr() bool     { return false }
-func (op *linearOp) CallsExtern() bool    { return false }
-func (op *linearOp) OverwritesInput() int { return -1 }
 func (op *linearOp) String() string {
 	return fmt.Sprintf("nn.Linear(n=%d,in=%d,out=%d,bias=%v)", op.n, op.in, op.out, op.bias)
 }
@@ -124,6 +122,7 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 // gemmOp: (A, B) -> op(A)·op(B), op(A) [m, k], op(B) [k, n]; A is stored
 // [k, m] when transA, B is stored [n, k] when transB.
 type gemmOp struct {
+	HostOp
 	m, n, k        int
 	transA, transB bool
 }
@@ -159,9 +158,6 @@ func (op *gemmOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, err
 	}
 	return t, nil
 }
-func (op *gemmOp) ReturnsPtr() bool     { return false }
-func (op *gemmOp) CallsExtern() bool    { return false }
-func (op *gemmOp) OverwritesInput() int { return -1 }
 func (op *gemmOp) String() string {
 	return fmt.Sprintf("nn.MatMul(m=%d,n=%d,k=%d,tA=%v,tB=%v)", op.m, op.n, op.k, op.transA, op.transB)
 }
@@ -173,7 +169,10 @@ func (op *gemmOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 }
 
 // sumRowsOp: [rows, cols] -> [cols], the column sums (float64 accumulation).
-type sumRowsOp struct{ rows, cols int }
+type sumRowsOp struct {
+	HostOp
+	rows, cols int
+}
 
 func (op *sumRowsOp) Arity() int    { return 1 }
 func (op *sumRowsOp) Type() hm.Type { return hm.NewFnType(tensorT(2), tensorT(1)) }
@@ -202,9 +201,6 @@ func (op *sumRowsOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, 
 	}
 	return t, nil
 }
-func (op *sumRowsOp) ReturnsPtr() bool      { return false }
-func (op *sumRowsOp) CallsExtern() bool     { return false }
-func (op *sumRowsOp) OverwritesInput() int  { return -1 }
 func (op *sumRowsOp) String() string        { return fmt.Sprintf("nn.SumRows(%d,%d)", op.rows, op.cols) }
 func (op *sumRowsOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *sumRowsOp) Hashcode() uint32      { return hashOf(op.String()) }

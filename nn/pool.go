@@ -189,7 +189,10 @@ func eqBit(a, b float32) uint32 {
 }
 
 // maxPoolOp: x -> y.
-type maxPoolOp struct{ g poolGeom }
+type maxPoolOp struct {
+	HostOp
+	g poolGeom
+}
 
 func (op *maxPoolOp) Arity() int                                     { return 1 }
 func (op *maxPoolOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(4), tensorT(4)) }
@@ -215,9 +218,6 @@ func (op *maxPoolOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, 
 	})
 	return t, nil
 }
-func (op *maxPoolOp) ReturnsPtr() bool     { return false }
-func (op *maxPoolOp) CallsExtern() bool    { return false }
-func (op *maxPoolOp) OverwritesInput() int { return -1 }
 func (op *maxPoolOp) String() string {
 	return fmt.Sprintf("nn.MaxPool2d%v(k=%d,s=%d,p=%d)", op.g.in(), op.g.k, op.g.s, op.g.p)
 }
@@ -238,7 +238,10 @@ func (op *maxPoolOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, err
 // maxPoolGradOp: (x, y, gy) -> dx: each output's gradient goes to its
 // window's argmax, found as the first element equal to the output y (the last
 // NaN if y is NaN), which is the forward's choice.
-type maxPoolGradOp struct{ g poolGeom }
+type maxPoolGradOp struct {
+	HostOp
+	g poolGeom
+}
 
 func (op *maxPoolGradOp) Arity() int { return 3 }
 func (op *maxPoolGradOp) Type() hm.Type {
@@ -265,9 +268,6 @@ func (op *maxPoolGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Val
 	})
 	return t, nil
 }
-func (op *maxPoolGradOp) ReturnsPtr() bool     { return false }
-func (op *maxPoolGradOp) CallsExtern() bool    { return false }
-func (op *maxPoolGradOp) OverwritesInput() int { return -1 }
 func (op *maxPoolGradOp) String() string {
 	return fmt.Sprintf("nn.MaxPool2dGrad%v(k=%d,s=%d,p=%d)", op.g.in(), op.g.k, op.g.s, op.g.p)
 }
@@ -290,7 +290,10 @@ func GlobalAvgPool(x *G.Node) (*G.Node, error) {
 }
 
 // gapOp: [N, C, H, W] -> [N, C].
-type gapOp struct{ shape tensor.Shape }
+type gapOp struct {
+	HostOp
+	shape tensor.Shape
+}
 
 func (op *gapOp) out() tensor.Shape                              { return tensor.Shape{op.shape[0], op.shape[1]} }
 func (op *gapOp) Arity() int                                     { return 1 }
@@ -314,9 +317,6 @@ func (op *gapOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, erro
 	})
 	return t, nil
 }
-func (op *gapOp) ReturnsPtr() bool      { return false }
-func (op *gapOp) CallsExtern() bool     { return false }
-func (op *gapOp) OverwritesInput() int  { return -1 }
 func (op *gapOp) String() string        { return fmt.Sprintf("nn.GlobalAvgPool%v", op.shape) }
 func (op *gapOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *gapOp) Hashcode() uint32      { return hashOf(op.String()) }
@@ -330,7 +330,10 @@ func (op *gapOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) 
 }
 
 // gapGradOp: gy [N, C] -> dx [N, C, H, W] = gy/(H*W).
-type gapGradOp struct{ shape tensor.Shape }
+type gapGradOp struct {
+	HostOp
+	shape tensor.Shape
+}
 
 func (op *gapGradOp) Arity() int                                     { return 1 }
 func (op *gapGradOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(2), tensorT(4)) }
@@ -357,9 +360,6 @@ func (op *gapGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, 
 	})
 	return t, nil
 }
-func (op *gapGradOp) ReturnsPtr() bool      { return false }
-func (op *gapGradOp) CallsExtern() bool     { return false }
-func (op *gapGradOp) OverwritesInput() int  { return -1 }
 func (op *gapGradOp) String() string        { return fmt.Sprintf("nn.GlobalAvgPoolGrad%v", op.shape) }
 func (op *gapGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *gapGradOp) Hashcode() uint32      { return hashOf(op.String()) }

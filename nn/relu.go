@@ -72,7 +72,10 @@ func reluGradSpan(gx, y, gy []float32) {
 }
 
 // reluOp: y = max(x, 0).
-type reluOp struct{ shape tensor.Shape }
+type reluOp struct {
+	HostOp
+	shape tensor.Shape
+}
 
 func (op *reluOp) Arity() int    { return 1 }
 func (op *reluOp) Type() hm.Type { t := tensorT(len(op.shape)); return hm.NewFnType(t, t) }
@@ -92,9 +95,6 @@ func (op *reluOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, err
 	reluKernel(y, in[0])
 	return t, nil
 }
-func (op *reluOp) ReturnsPtr() bool      { return false }
-func (op *reluOp) CallsExtern() bool     { return false }
-func (op *reluOp) OverwritesInput() int  { return -1 }
 func (op *reluOp) String() string        { return fmt.Sprintf("nn.ReLU%v", op.shape) }
 func (op *reluOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *reluOp) Hashcode() uint32      { return hashOf(op.String()) }
@@ -109,7 +109,10 @@ func (op *reluOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error)
 
 // reluGradOp: (y, gy) -> gy where y > 0, else 0. Shared by the ops that end in
 // a ReLU.
-type reluGradOp struct{ shape tensor.Shape }
+type reluGradOp struct {
+	HostOp
+	shape tensor.Shape
+}
 
 func (op *reluGradOp) Arity() int { return 2 }
 func (op *reluGradOp) Type() hm.Type {
@@ -132,9 +135,6 @@ func (op *reluGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value,
 	reluGradKernel(gx, in[0], in[1])
 	return t, nil
 }
-func (op *reluGradOp) ReturnsPtr() bool      { return false }
-func (op *reluGradOp) CallsExtern() bool     { return false }
-func (op *reluGradOp) OverwritesInput() int  { return -1 }
 func (op *reluGradOp) String() string        { return fmt.Sprintf("nn.ReLUGrad%v", op.shape) }
 func (op *reluGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *reluGradOp) Hashcode() uint32      { return hashOf(op.String()) }
