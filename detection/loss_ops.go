@@ -124,7 +124,9 @@ func (k lossKind) String() string {
 
 // lossOp is a scalar loss of one float32 input. For lossBCE and
 // lossSmoothL1, idx are flat offsets and target their targets; for lossCE,
-// idx are the row labels. norm divides the sum.
+// idx are the row labels, a negative label (LabelIgnore, set only by the
+// trainer's padding rows) leaving its row out of the sum and the gradient.
+// norm divides the sum.
 type lossOp struct {
 	nn.HostOp
 	kind   lossKind
@@ -191,6 +193,9 @@ func (op *lossOp) forward(x []float32) float64 {
 	case lossCE:
 		nc := op.shape[1]
 		for k, l := range op.idx {
+			if l < 0 {
+				continue
+			}
 			row := x[k*nc : (k+1)*nc]
 			sum += lossLogSumExp(row) - float64(row[l])
 		}
@@ -226,6 +231,9 @@ func (op *lossOp) backward(dx, x []float32, gy float64) {
 	case lossCE:
 		nc := op.shape[1]
 		for k, l := range op.idx {
+			if l < 0 {
+				continue
+			}
 			row := x[k*nc : (k+1)*nc]
 			lse := lossLogSumExp(row)
 			out := dx[k*nc : (k+1)*nc]

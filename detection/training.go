@@ -100,10 +100,17 @@ type TrainerConfig struct {
 
 // Trainer runs training steps of a detector built by NewTrainable (or New
 // with Options.Train): Step computes the losses of a batch and the
-// gradients of their sum, which Params exposes to an optimiser. Each
-// image's second stage uses exactly RoIHeads.Config.BatchSizePerImage RoIs:
-// when fewer proposals (with the ground truth) than that exist, the sampled
-// RoIs are repeated in order to fill the rows, which weights them evenly.
+// gradients of their sum, which Params exposes to an optimiser. The graph
+// gives each image's second stage a fixed B = RoIHeads.Config.BatchSizePerImage
+// rows. When the sampler draws fewer RoIs than B for an image (too few
+// proposals with the ground truth), the extra rows are padding: they repeat
+// the image's sampled RoIs (real boxes, so the box head sees the usual
+// inputs) but the losses leave them out, so they get zero gradient with
+// frozen BN. Both box-head losses are normalised by the number of real
+// sampled RoIs of the batch, as torchvision's fastrcnn_loss (cross-entropy
+// averaged over them; smooth L1 summed over the foreground RoIs and divided
+// by the same count). With TrainableBN the padding rows still enter res5's batch
+// statistics (and receive gradient through them).
 //
 // gorgonia cannot differentiate a graph that already holds another
 // shape's gradient nodes, so each padded batch shape gets its own copy of
@@ -153,6 +160,7 @@ type stepState struct {
 	rng     *rand.Rand
 	ce, box *lossOp
 	fg      int // foreground RoIs sampled in the last run
+	rois    int // RoIs sampled in the last run (padding rows excluded)
 }
 
 // NewTrainer returns a trainer for m, whose Learnables it trains.
@@ -296,12 +304,22 @@ func (t *Trainer) Step(batch []TrainImage, r *rand.Rand) (Losses, error) {
 }
 
 // LastForeground returns the number of foreground RoIs sampled in the last
-// Step (before repetition), over the batch.
+// Step over the batch (padding rows not counted).
 func (t *Trainer) LastForeground() int {
 	if t.cur == nil {
 		return 0
 	}
 	return t.cur.st.fg
+}
+
+// LastRoIs returns the number of RoIs sampled in the last Step over the
+// batch, foreground and background (padding rows not counted): the
+// normaliser of both box-head losses.
+func (t *Trainer) LastRoIs() int {
+	if t.cur == nil {
+		return 0
+	}
+	return t.cur.st.rois
 }
 
 // Close frees every step graph's executor.
@@ -453,9 +471,12 @@ func setRPNSelection(cls, bx *lossOp, batch []RPNSample, a, hw int) error {
 // proposalOp turns the RPN outputs of a batch into the RoIs of the second
 // stage during a training run: proposals (training top-N), ground truth
 // added, targets assigned and sampled (SelectTrainingSamples), each image's
-// rows repeated up to BatchSizePerImage; it also sets the box-head loss
-// selections. Inputs objectness [N, A, Hi, Wi] and deltas [N, 4A, Hi, Wi];
-// output RoIs [K, 5], K = N*BatchSizePerImage. Not differentiable.
+// rows padded up to BatchSizePerImage with repeats of its sampled RoIs; it
+// also sets the box-head loss selections (padding rows labelled
+// LabelIgnore, left out of both losses, whose normaliser is the number of
+// sampled RoIs). Inputs objectness [N, A, Hi, Wi] and deltas
+// [N, 4A, Hi, Wi]; output RoIs [K, 5], K = N*BatchSizePerImage. Not
+// differentiable.
 type proposalOp struct {
 	nn.HostOp
 	st  *stepState
@@ -505,23 +526,27 @@ func (op *proposalOp) Do(in ...G.Value) (G.Value, error) {
 	ce, bx := st.ce, st.box
 	ce.idx = ce.idx[:0]
 	bx.idx, bx.target = bx.idx[:0], bx.target[:0]
-	st.fg = 0
+	st.fg, st.rois = 0, 0
 	for img, s := range samples {
 		if s.Len() == 0 {
 			return nil, fmt.Errorf("detection: training RoIs: image %d has no RoI", img)
 		}
-		for j := range s.Labels {
-			if s.Labels[j] > 0 {
-				st.fg++
-			}
+		if s.Len() > per {
+			return nil, fmt.Errorf("detection: training RoIs: image %d has %d sampled RoIs, more than the %d rows", img, s.Len(), per)
 		}
+		st.rois += s.Len()
 		for j := range per {
 			q := j % s.Len()
 			b, l := s.RoIs[q], s.Labels[q]
 			row := len(ce.idx)
 			rows = append(rows, float32(img), b.X1, b.Y1, b.X2, b.Y2)
+			if j >= s.Len() {
+				ce.idx = append(ce.idx, LabelIgnore)
+				continue
+			}
 			ce.idx = append(ce.idx, l)
 			if l > 0 {
+				st.fg++
 				for c := 0; c < 4; c++ {
 					bx.idx = append(bx.idx, row*4*nc+4*l+c)
 					bx.target = append(bx.target, s.Deltas[q][c])
@@ -529,6 +554,7 @@ func (op *proposalOp) Do(in ...G.Value) (G.Value, error) {
 			}
 		}
 	}
+	ce.norm, bx.norm = float32(st.rois), float32(st.rois)
 	return RoITensor(rows), nil
 }
 

@@ -1,0 +1,120 @@
+package detection
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	"gorgonia.org/tensor"
+
+	"resdet/backbone"
+	"resdet/box"
+)
+
+// TestTrainerPaddingRowsIgnored checks torchvision's weighting of the
+// second stage: when an image has fewer sampled RoIs than
+// BatchSizePerImage, the extra rows are padding that changes neither the
+// losses nor any gradient. The same step (take-everything sampling, frozen
+// BN) with different row counts per image must give the same losses and
+// gradients; repeating the RoIs into the extra rows, as the trainer once
+// did, weights them by the repeat count and fails this.
+func TestTrainerPaddingRowsIgnored(t *testing.T) {
+	cfg := DefaultConfig("r18-c4", DefaultClassNames(3))
+	cfg.RPN.Anchors = AnchorGenerator{Sizes: []float32{16, 32, 64}, AspectRatios: []float32{0.5, 1, 2}}
+	cfg.RPN.PostNMSTopNTrain = 12
+	cfg.RPN.BatchSizePerImage = 1_000_000
+	cfg.RoIHeads.PositiveFraction = 1 // with enough rows: every RoI
+	cfg.RoIOp.Size = 7
+	r := rand.New(rand.NewSource(3))
+	batch := []TrainImage{
+		{W: 96, H: 64, Boxes: []box.Box{{X1: 10, Y1: 8, X2: 50, Y2: 40}, {X1: 40, Y1: 20, X2: 90, Y2: 60}}, Labels: []int{1, 3}},
+		{W: 64, H: 80, Boxes: []box.Box{{X1: 5, Y1: 30, X2: 45, Y2: 75}}, Labels: []int{2}},
+	}
+	for i := range batch {
+		batch[i].Data = make([]float32, 3*batch[i].W*batch[i].H)
+		for j := range batch[i].Data {
+			batch[i].Data[j] = float32(r.NormFloat64())
+		}
+	}
+	ref, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), Norm: backbone.FrozenBN, FreezeAt: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := ref.State()
+
+	type result struct {
+		losses Losses
+		rois   int
+		grads  map[string][]float32
+	}
+	step := func(t *testing.T, rows int) result {
+		c := cfg
+		c.RoIHeads.BatchSizePerImage = rows
+		m, err := NewTrainable(c, TrainBuild{Norm: backbone.FrozenBN, FreezeAt: 2})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Load(state); err != nil {
+			t.Fatal(err)
+		}
+		tr := NewTrainer(m, TrainerConfig{})
+		defer tr.Close()
+		l, err := tr.Step(batch, rand.New(rand.NewSource(2)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := result{losses: l, rois: tr.LastRoIs(), grads: map[string][]float32{}}
+		for _, p := range tr.Params() {
+			g, err := p.Grad()
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.grads[p.(interface{ Name() string }).Name()] = append([]float32(nil), g.(tensor.Tensor).Data().([]float32)...)
+		}
+		return res
+	}
+	base := step(t, 16) // PostNMSTopNTrain + ground truth: room for every RoI
+	if base.rois < 2*5 || base.rois >= 2*16 {
+		t.Fatalf("%d RoIs sampled in 32 rows: want some padding and real RoIs", base.rois)
+	}
+	if len(base.grads) == 0 || relMax(base.grads["layer3.1.conv2.weight"], make([]float32, len(base.grads["layer3.1.conv2.weight"]))) == 0 {
+		t.Fatalf("%d gradients, layer3.1.conv2.weight's zero or missing: the comparison would prove nothing", len(base.grads))
+	}
+	for _, tt := range []struct {
+		name string
+		rows int
+	}{
+		{name: "twice the rows", rows: 32},
+		{name: "odd row count", rows: 23},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := step(t, tt.rows)
+			if got.rois != base.rois {
+				t.Fatalf("%d RoIs sampled, %d with 16 rows", got.rois, base.rois)
+			}
+			for _, l := range []struct {
+				name      string
+				got, want float64
+			}{
+				{"objectness", got.losses.Objectness, base.losses.Objectness},
+				{"rpn box", got.losses.RPNBoxReg, base.losses.RPNBoxReg},
+				{"classifier", got.losses.Classifier, base.losses.Classifier},
+				{"box", got.losses.BoxReg, base.losses.BoxReg},
+			} {
+				if rel := math.Abs(l.got-l.want) / math.Abs(l.want); !(rel <= 1e-6) {
+					t.Errorf("loss %s = %.9g, %.9g with 16 rows (relative diff %.3g)", l.name, l.got, l.want, rel)
+				}
+			}
+			worst, worstName := -1.0, ""
+			for name, want := range base.grads {
+				if rel := relMax(got.grads[name], want); !(rel <= worst) {
+					worst, worstName = rel, name
+				}
+			}
+			if !(worst <= 1e-5) {
+				t.Errorf("gradient %s differs from the 16-row step by %.3g relative", worstName, worst)
+			}
+			t.Logf("%d RoIs in %d rows: losses %+v; worst gradient diff %.3g (%s)", got.rois, 2*tt.rows, got.losses, worst, worstName)
+		})
+	}
+}
