@@ -25,9 +25,14 @@ type SynthOptions struct {
 	Jitter       float64
 	TestFraction float64
 	MaxObjects   int
-	Workers      int // 0: all cores; does not change the output
-	Overwrite    bool
-	Preview      int // draw the ground truth of the first Preview trainval images into Out/preview
+	// Difficulty: class-coloured objects, pixel noise amplitude, shares of
+	// tiny and truncated objects, largest hidden share of an object.
+	ClassColours            bool
+	Noise                   int
+	Tiny, Truncated, Occlus float64
+	Workers                 int // 0: all cores; does not change the output
+	Overwrite               bool
+	Preview                 int // draw the ground truth of the first Preview trainval images into Out/preview
 }
 
 // NewCmdSynth returns `train-det synth`. runF, when not nil, replaces the
@@ -66,6 +71,14 @@ stderr.`, synth.Classes()),
 				return cli.Usagef("--size-jitter must be in [0, 0.5], got %g", opts.Jitter)
 			case opts.MaxObjects < 1:
 				return cli.Usagef("--max-objects must be at least 1, got %d", opts.MaxObjects)
+			case opts.Noise < 0 || opts.Noise > 64:
+				return cli.Usagef("--noise must be in [0, 64], got %d", opts.Noise)
+			case opts.Tiny < 0 || opts.Tiny > 1:
+				return cli.Usagef("--tiny must be in [0, 1], got %g", opts.Tiny)
+			case opts.Truncated < 0 || opts.Truncated > 1:
+				return cli.Usagef("--truncated must be in [0, 1], got %g", opts.Truncated)
+			case opts.Occlus <= 0 || opts.Occlus >= 1:
+				return cli.Usagef("--max-occlusion must be in (0, 1), got %g", opts.Occlus)
 			case opts.Workers < 0:
 				return cli.Usagef("--workers must be >= 0, got %d", opts.Workers)
 			case opts.Preview < 0:
@@ -85,6 +98,11 @@ stderr.`, synth.Classes()),
 	f.Float64Var(&opts.Jitter, "size-jitter", def.SizeJitter, "each image side varies uniformly by this fraction")
 	f.Float64Var(&opts.TestFraction, "test-fraction", def.TestFraction, "share of images in the test split; the rest is halved into train and val")
 	f.IntVar(&opts.MaxObjects, "max-objects", def.MaxObjects, "at most this many objects per image")
+	f.BoolVar(&opts.ClassColours, "class-colours", false, "paint each class in its own band of hues (the easy variant: colour and shape both tell the class)")
+	f.IntVar(&opts.Noise, "noise", def.Noise, "per-channel pixel noise amplitude, 0..64")
+	f.Float64Var(&opts.Tiny, "tiny", def.TinyFraction, "share of tiny objects (marked difficult)")
+	f.Float64Var(&opts.Truncated, "truncated", def.TruncatedFraction, "share of objects cut by the image border")
+	f.Float64Var(&opts.Occlus, "max-occlusion", def.MaxOcclusion, "largest share of an object that later objects may hide, (0, 1)")
 	f.IntVar(&opts.Workers, "workers", 0, "images generated in parallel (0: all cores); the output does not depend on it")
 	f.BoolVar(&opts.Overwrite, "overwrite", false, "replace an earlier synthetic dataset in --out (never folders synth did not write)")
 	f.IntVar(&opts.Preview, "preview", 0, "also draw the boxes of the first N trainval images into DIR/preview")
@@ -101,6 +119,7 @@ func runSynth(opts *SynthOptions) error {
 	c.SizeJitter = opts.Jitter
 	c.TestFraction = opts.TestFraction
 	c.MaxObjects = opts.MaxObjects
+	c.ClassHues, c.Noise, c.TinyFraction, c.TruncatedFraction, c.MaxOcclusion = opts.ClassColours, opts.Noise, opts.Tiny, opts.Truncated, opts.Occlus
 	c.Workers = opts.Workers
 	c.Overwrite = opts.Overwrite
 	if err := c.Validate(); err != nil {

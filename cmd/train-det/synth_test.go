@@ -15,7 +15,8 @@ import (
 )
 
 func TestNewCmdSynth(t *testing.T) {
-	def := SynthOptions{Images: 200, Seed: 1, Size: cli.Size{W: 320, H: 240}, Jitter: 0.2, TestFraction: 0.25, MaxObjects: 6}
+	def := SynthOptions{Images: 200, Seed: 1, Size: cli.Size{W: 320, H: 240}, Jitter: 0.2, TestFraction: 0.25, MaxObjects: 6,
+		Noise: 10, Tiny: 0.08, Truncated: 0.1, Occlus: 0.5}
 	with := func(f func(*SynthOptions)) SynthOptions { o := def; f(&o); return o }
 	tests := []struct {
 		name    string
@@ -26,8 +27,15 @@ func TestNewCmdSynth(t *testing.T) {
 		{name: "defaults", argv: "--out d", want: with(func(o *SynthOptions) { o.Out = "d" })},
 		{name: "issue example", argv: "--out demo-out/data --images 200 --seed 1",
 			want: with(func(o *SynthOptions) { o.Out = "demo-out/data" })},
-		{name: "all flags", argv: "-o x -n 7 --seed 99 --size 400x300 --size-jitter 0 --test-fraction 0.5 --max-objects 3 --workers 2 --overwrite --preview 5",
-			want: SynthOptions{Out: "x", Images: 7, Seed: 99, Size: cli.Size{W: 400, H: 300}, Jitter: 0, TestFraction: 0.5, MaxObjects: 3, Workers: 2, Overwrite: true, Preview: 5}},
+		{name: "all flags", argv: "-o x -n 7 --seed 99 --size 400x300 --size-jitter 0 --test-fraction 0.5 --max-objects 3 --workers 2 --overwrite --preview 5 " +
+			"--class-colours --noise 0 --tiny 0.5 --truncated 0 --max-occlusion 0.25",
+			want: SynthOptions{Out: "x", Images: 7, Seed: 99, Size: cli.Size{W: 400, H: 300}, Jitter: 0, TestFraction: 0.5, MaxObjects: 3, Workers: 2, Overwrite: true, Preview: 5,
+				ClassColours: true, Noise: 0, Tiny: 0.5, Truncated: 0, Occlus: 0.25}},
+		{name: "demo", argv: "--out d --class-colours", want: with(func(o *SynthOptions) { o.Out, o.ClassColours = "d", true })},
+		{name: "noise", argv: "--out d --noise 65", wantErr: "--noise must be in [0, 64]"},
+		{name: "tiny", argv: "--out d --tiny -0.1", wantErr: "--tiny must be in [0, 1]"},
+		{name: "truncated", argv: "--out d --truncated 1.5", wantErr: "--truncated must be in [0, 1]"},
+		{name: "occlusion", argv: "--out d --max-occlusion 1", wantErr: "--max-occlusion must be in (0, 1)"},
 		{name: "negative preview", argv: "--out d --preview -1", wantErr: "--preview must be >= 0"},
 		{name: "no out", argv: "--images 3", wantErr: `required flag(s) "out" not set`},
 		{name: "bad size", argv: "--out d --size 320", wantErr: `invalid argument "320" for "--size" flag`},
@@ -77,7 +85,7 @@ func TestRunSynth(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
 	ios, _, out, errOut := cli.Test()
 	opts := &SynthOptions{IO: ios, Out: dir, Images: 12, Seed: 3, Size: cli.Size{W: 160, H: 120},
-		Jitter: 0.1, TestFraction: 0.25, MaxObjects: 4, Preview: 3}
+		Jitter: 0.1, TestFraction: 0.25, MaxObjects: 4, Preview: 3, Noise: 10, Tiny: 0.08, Truncated: 0.1, Occlus: 0.5}
 	if err := runSynth(opts); err != nil {
 		t.Fatal(err)
 	}

@@ -138,3 +138,11 @@ func objectColour(img *image.RGBA, b box.Box, rng *rand.Rand) [3]uint8 {
 	}
 	return [3]uint8{clamp8(best[0]), clamp8(best[1]), clamp8(best[2])}
 }
+
+// classColour picks a saturated colour in class k's band of hues:
+// (k+0.5)/numClasses ± 0.25/numClasses.
+func classColour(k int, rng *rand.Rand) [3]uint8 {
+	h := (float64(k) + 0.25 + 0.5*rng.Float64()) / numClasses
+	c := hsv(h, 0.6+0.4*rng.Float64(), 0.55+0.45*rng.Float64())
+	return [3]uint8{clamp8(c[0]), clamp8(c[1]), clamp8(c[2])}
+}

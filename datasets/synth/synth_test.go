@@ -404,3 +404,70 @@ sqrt(area) px   objects
 }
 
 func boxWH(w, h float32) box.Box { return box.Box{X1: 1, Y1: 2, X2: 1 + w, Y2: 2 + h} }
+
+// TestClassHues checks that with Config.ClassHues every visible pixel of an
+// object has a hue in its class's band, and that without it objects stray
+// outside their bands (the option is what puts them there).
+func TestClassHues(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		on      bool
+		wantOut bool
+	}{{"class hues", true, false}, {"random colours", false, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			c := DefaultConfig()
+			c.ClassHues, c.Noise = tt.on, 0 // noise would blur the hues
+			rng := rand.New(rand.NewPCG(8, 8))
+			objects, outside := 0, 0
+			for range 30 {
+				img, cv := drawImage(c, rng)
+				for i, p := range cv.placed {
+					lo := float64(p.obj.Label) / numClasses
+					in, n := 0, 0
+					for k, o := range cv.owner {
+						if int(o) != i {
+							continue
+						}
+						px := img.Pix[4*k : 4*k+3]
+						h := hueOf(float64(px[0]), float64(px[1]), float64(px[2]))
+						// Rounding to 8 bits moves the hue by well under 0.01.
+						if d := h - lo; d > 0.24/numClasses-0.01 && d < 0.76/numClasses+0.01 {
+							in++
+						}
+						n++
+					}
+					objects++
+					if in < n {
+						outside++
+					}
+				}
+			}
+			t.Logf("%d of %d objects have pixels outside their class's hue band", outside, objects)
+			if objects < 30 || (outside > 0) != tt.wantOut {
+				t.Errorf("%d of %d objects outside their class's hue band; want some: %v", outside, objects, tt.wantOut)
+			}
+		})
+	}
+}
+
+// hueOf returns the HSV hue in [0, 1) of an RGB colour.
+func hueOf(r, g, b float64) float64 {
+	mx, mn := max(r, g, b), min(r, g, b)
+	if mx == mn {
+		return 0
+	}
+	var h float64
+	switch mx {
+	case r:
+		h = (g - b) / (mx - mn)
+	case g:
+		h = 2 + (b-r)/(mx-mn)
+	default:
+		h = 4 + (r-g)/(mx-mn)
+	}
+	h /= 6
+	if h < 0 {
+		h++
+	}
+	return h
+}
