@@ -7,6 +7,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -38,6 +40,7 @@ type TrainOptions struct {
 	RoIsPerImage     int
 	RoISize          int
 	AnchorSizes      []float32
+	TestProposals    int
 	PadMultiple      int
 	Flip             float64
 	Seed             uint64
@@ -81,6 +84,7 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.IntVar(&opts.MaxSize, "max-size", def.Model.Transform.MaxSize, "cap on the longer image side")
 	f.IntVar(&opts.RoIsPerImage, "rois-per-image", def.Model.RoIHeads.BatchSizePerImage, "RoIs per image in the box-head loss (25% foreground)")
 	f.IntVar(&opts.RoISize, "roi-size", def.Model.RoIOp.Size, "RoIAlign output side (res5 halves it)")
+	f.IntVar(&opts.TestProposals, "test-proposals", def.Model.RPN.PostNMSTopNTest, "proposals kept after NMS at test time (evaluation, detect)")
 	f.Float32SliceVar(&opts.AnchorSizes, "anchor-sizes", def.Model.RPN.Anchors.Sizes, "anchor sizes in pixels (3 aspect ratios each)")
 	f.IntVar(&opts.PadMultiple, "pad-multiple", 0, "pad batches to multiples of this (0: 32); coarser means fewer graph shapes")
 	f.Float64Var(&opts.Flip, "flip", def.FlipProb, "probability of a horizontal flip")
@@ -99,6 +103,23 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	_ = cmd.MarkFlagDirname("out")
 }
 
+// resumeFlags are the flags that may be given with --resume: how long to
+// train and how to log, checkpoint and run, not what is trained or how.
+var resumeFlags = []string{"iters", "checkpoint-every", "keep", "log-every", "eval-every", "max-loss", "skip-bad", "threads", "workers"}
+
+// frozenOnResume returns the flags given (as --name) that --resume does not
+// accept, sorted.
+func (o *TrainOptions) frozenOnResume() []string {
+	var bad []string
+	for name, set := range o.Changed {
+		if set && name != "out" && name != "resume" && !slices.Contains(resumeFlags, name) {
+			bad = append(bad, "--"+name)
+		}
+	}
+	slices.Sort(bad)
+	return bad
+}
+
 // validate checks the flags that need no data.
 func (o *TrainOptions) validate() error {
 	switch {
@@ -108,6 +129,9 @@ func (o *TrainOptions) validate() error {
 		return cli.Usagef(`required flag "data" not set`)
 	case o.Resume && o.Force:
 		return cli.Usagef("--resume and --force exclude each other")
+	case o.Resume && len(o.frozenOnResume()) > 0:
+		return cli.Usagef("--resume continues the run with its saved settings (run.json): %s cannot change; flags that may: --%s",
+			strings.Join(o.frozenOnResume(), ", "), strings.Join(resumeFlags, ", --"))
 	case o.Src.Format != "voc" && o.Src.Format != "coco":
 		return cli.Usagef("--format must be voc or coco, got %q", o.Src.Format)
 	case o.Iters < 1:
@@ -182,6 +206,10 @@ func (o *TrainOptions) config(classes []string) (train.Config, error) {
 		}
 		if set("roi-size") {
 			c.Model.RoIOp.Size = o.RoISize
+		}
+		if set("test-proposals") {
+			c.Model.RPN.PostNMSTopNTest = o.TestProposals
+			c.Model.RPN.PreNMSTopNTest = max(c.Model.RPN.PreNMSTopNTest, o.TestProposals)
 		}
 		if set("anchor-sizes") {
 			c.Model.RPN.Anchors.Sizes = o.AnchorSizes

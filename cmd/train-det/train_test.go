@@ -49,10 +49,11 @@ func TestTrainArgv(t *testing.T) {
 					t.Errorf("coco: batch %d iters %d anchors %v images %q", c.Batch, c.Iters, c.Model.RPN.Anchors.Sizes, o.Src.Images)
 				}
 			}},
-		{name: "from scratch", argv: "--data d --arch r18-c4 --norm trainable --min-size 256 --max-size 448 --anchor-sizes 32,64,128 --rois-per-image 32 --roi-size 7 --out r --seed 5 --flip 0",
+		{name: "from scratch", argv: "--data d --arch r18-c4 --norm trainable --min-size 256 --max-size 448 --anchor-sizes 32,64,128 --rois-per-image 32 --roi-size 7 --test-proposals 100 --out r --seed 5 --flip 0",
 			check: func(t *testing.T, o *TrainOptions, c train.Config) {
 				if c.FreezeAt != 0 || c.Norm != "trainable" || c.Model.Transform.MinSize != 256 || c.Model.Transform.MaxSize != 448 ||
 					!slices.Equal(c.Model.RPN.Anchors.Sizes, []float32{32, 64, 128}) || c.Model.RoIHeads.BatchSizePerImage != 32 || c.Model.RoIOp.Size != 7 ||
+					c.Model.RPN.PostNMSTopNTest != 100 || c.Model.RPN.PreNMSTopNTest != 1000 ||
 					c.Seed != 5 || c.FlipProb != 0 {
 					t.Errorf("config %+v", c)
 				}
@@ -60,6 +61,8 @@ func TestTrainArgv(t *testing.T) {
 		{name: "no out", argv: "--data d", wantErr: `required flag "out" not set`},
 		{name: "no data", argv: "--out r", wantErr: `required flag "data" not set`},
 		{name: "resume and force", argv: "--out r --resume --force", wantErr: "exclude each other"},
+		{name: "resume changes the recipe", argv: "--out r --resume --lr 9 --batch 4 --iters 10", wantErr: "--batch, --lr cannot change"},
+		{name: "resume changes the data", argv: "--out r --resume --data elsewhere", wantErr: "--data cannot change"},
 		{name: "bad preset", argv: "--data d --out r --preset imagenet", wantErr: "--preset must be voc07 or coco"},
 		{name: "bad arch", argv: "--data d --out r --arch r200-c4", wantErr: "unknown architecture"},
 		{name: "bad format", argv: "--data d --out r --format yolo", wantErr: "--format must be voc or coco"},
@@ -120,7 +123,8 @@ func TestEvalPlotArgv(t *testing.T) {
 }
 
 // TestResumeArgv checks that --resume takes the run's saved configuration
-// and applies only the flags that may change.
+// and applies the flags that may change (the others are refused: see
+// TestTrainArgv).
 func TestResumeArgv(t *testing.T) {
 	dir := t.TempDir()
 	saved := train.DefaultConfig("r18-c4", []string{"a", "b"})
@@ -135,7 +139,7 @@ func TestResumeArgv(t *testing.T) {
 	ios, _, _, _ := cli.Test()
 	var got *TrainOptions
 	cmd := newCmdRoot(ios, func(o *TrainOptions) error { got = o; return nil })
-	cmd.SetArgs([]string{"--out", dir, "--resume", "--iters", "150", "--keep", "5", "--lr", "9"})
+	cmd.SetArgs([]string{"--out", dir, "--resume", "--iters", "150", "--keep", "5", "--threads", "1"})
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
