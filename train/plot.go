@@ -50,7 +50,16 @@ var palette = []color.RGBA{
 func DrawChart(c Chart, w, h int) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
 	draw.Draw(img, img.Bounds(), image.White, image.Point{}, draw.Src)
-	const left, right, top, bottom = 70, 20, 30, 45
+	// The legend sits right of the plot area, never over the curves.
+	lw := 0
+	for _, s := range c.Series {
+		lw = max(lw, 7*len(s.Name))
+	}
+	const left, top, bottom = 70, 30, 45
+	right := 20
+	if len(c.Series) > 0 {
+		right = min(lw+46, w/2)
+	}
 	pw, ph := w-left-right, h-top-bottom
 	ty := func(y float64) (float64, bool) {
 		if c.LogY {
@@ -139,12 +148,8 @@ func DrawChart(c Chart, w, h int) *image.RGBA {
 			lx, ly, havePrev = x, yy, true
 		}
 	}
-	// Legend, top right.
-	lw := 0
-	for _, s := range c.Series {
-		lw = max(lw, 7*len(s.Name))
-	}
-	lx := left + pw - lw - 40
+	// Legend, right of the plot area.
+	lx := left + pw + 12
 	for k, s := range c.Series {
 		y := top + 12 + 15*k
 		line(img, float64(lx), float64(y-4), float64(lx+20), float64(y-4), palette[k%len(palette)], 3)
@@ -256,7 +261,7 @@ func PlotRun(dir string) ([]string, error) {
 	if len(ms) == 0 {
 		return nil, fmt.Errorf("train: %s has no iteration lines", filepath.Join(dir, metricsFile))
 	}
-	names := []string{"total", "objectness", "rpn_box_reg", "classifier", "box_reg", "total, mean since previous line"}
+	names := []string{"total", "objectness", "rpn_box_reg", "classifier", "box_reg", "total (window mean)"}
 	ss := make([]Series, len(names))
 	for k := range ss {
 		ss[k].Name = names[k]
@@ -268,7 +273,7 @@ func PlotRun(dir string) ([]string, error) {
 		}
 	}
 	lossPath := filepath.Join(dir, "loss.png")
-	img := DrawChart(Chart{Title: "training losses", XLabel: "iteration", YLabel: "loss", Series: ss, LogY: true}, 900, 500)
+	img := DrawChart(Chart{Title: "training losses", XLabel: "iteration", YLabel: "loss", Series: ss, LogY: true}, 1000, 500)
 	if err := WritePNG(lossPath, img); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
@@ -309,5 +314,5 @@ func DrawPR(rep EvalReport) *image.RGBA {
 		at += fmt.Sprintf(" at iteration %d", rep.Iter)
 	}
 	title := fmt.Sprintf("precision-recall, %s: VOC07 mAP %.3f, area mAP %.3f", at, float64(rep.VOC07MAP), float64(rep.VOCMAP))
-	return DrawChart(Chart{Title: title, XLabel: "recall", YLabel: "precision", Series: ss, XMin: 0, XMax: 1, YMin: 0, YMax: 1.02}, 900, 600)
+	return DrawChart(Chart{Title: title, XLabel: "recall", YLabel: "precision", Series: ss, XMin: 0, XMax: 1, YMin: 0, YMax: 1.02}, 1000, 600)
 }
