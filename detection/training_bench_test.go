@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"resdet/backbone"
 	"resdet/box"
 	"resdet/optim"
 )
@@ -24,25 +25,62 @@ func BenchmarkTrainStepR101(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	tr := NewTrainer(m, TrainerConfig{})
+	img := benchTrainImage(800, 600, rand.New(rand.NewSource(2)),
+		[]box.Box{{X1: 50, Y1: 60, X2: 300, Y2: 400}, {X1: 400, Y1: 100, X2: 700, Y2: 300}, {X1: 200, Y1: 350, X2: 450, Y2: 580}},
+		[]int{3, 7, 12})
+	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)
+}
+
+// BenchmarkTrainStepDemo times one training iteration at the demo's scale
+// (scripts/demo.sh): ResNet-18 C4 from scratch with trainable BN, nothing
+// frozen, two 256x192 images with three boxes each, anchors 24..192, 16
+// RoIs per image, RoIAlign 4x4. The torchvision side is
+// scripts/train_demo_torchvision.py (its seconds per iteration).
+func BenchmarkTrainStepDemo(b *testing.B) {
+	cfg := DefaultConfig("r18-c4", DefaultClassNames(6))
+	cfg.Transform.MinSize, cfg.Transform.MaxSize = 192, 320
+	cfg.RPN.Anchors = AnchorGenerator{Sizes: []float32{24, 48, 96, 192}, AspectRatios: []float32{0.5, 1, 2}}
+	cfg.RoIHeads.BatchSizePerImage = 16
+	cfg.RoIOp.Size = 4
+	m, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), Norm: backbone.TrainableBN})
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := rand.New(rand.NewSource(2))
+	batch := make([]TrainImage, 2)
+	for i := range batch {
+		batch[i] = benchTrainImage(256, 192, r,
+			[]box.Box{{X1: 10, Y1: 20, X2: 90, Y2: 100}, {X1: 120, Y1: 30, X2: 200, Y2: 80}, {X1: 60, Y1: 110, X2: 140, Y2: 180}},
+			[]int{1, 3, 5})
+	}
+	benchTrainSteps(b, m, TrainerConfig{PadMultiple: 64}, batch, 0.01)
+}
+
+// benchTrainImage returns a w x h image of standard normal noise with the
+// given ground truth.
+func benchTrainImage(w, h int, r *rand.Rand, boxes []box.Box, labels []int) TrainImage {
+	img := TrainImage{Data: make([]float32, 3*w*h), W: w, H: h, Boxes: boxes, Labels: labels}
+	for i := range img.Data {
+		img.Data[i] = float32(r.NormFloat64())
+	}
+	return img
+}
+
+// benchTrainSteps times Trainer.Step plus an SGD step at rate lr on batch,
+// after one untimed step that builds the graph, and reports the peak
+// resident memory (peakMB).
+func benchTrainSteps(b *testing.B, m *FasterRCNN, c TrainerConfig, batch []TrainImage, lr float64) {
+	tr := NewTrainer(m, c)
 	defer tr.Close()
 	sgd, err := optim.NewSGD(tr.Params(), optim.DefaultSGDConfig())
 	if err != nil {
 		b.Fatal(err)
 	}
-	const w, h = 800, 600
-	r := rand.New(rand.NewSource(2))
-	img := TrainImage{Data: make([]float32, 3*w*h), W: w, H: h,
-		Boxes:  []box.Box{{X1: 50, Y1: 60, X2: 300, Y2: 400}, {X1: 400, Y1: 100, X2: 700, Y2: 300}, {X1: 200, Y1: 350, X2: 450, Y2: 580}},
-		Labels: []int{3, 7, 12}}
-	for i := range img.Data {
-		img.Data[i] = float32(r.NormFloat64())
-	}
 	step := func(i int) {
-		if _, err := tr.Step([]TrainImage{img}, rand.New(rand.NewSource(int64(i)))); err != nil {
+		if _, err := tr.Step(batch, rand.New(rand.NewSource(int64(i)))); err != nil {
 			b.Fatal(err)
 		}
-		if err := sgd.Step(1e-4); err != nil {
+		if err := sgd.Step(lr); err != nil {
 			b.Fatal(err)
 		}
 	}
