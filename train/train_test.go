@@ -52,17 +52,19 @@ func tinyConfig(classes []string, size, iters int) Config {
 }
 
 // TestOverfitTinySynthetic trains a small detector from scratch on a few
-// synthetic images and checks that it learns them: the loss falls by a
-// large factor and the VOC07 mAP on the training images passes a high bar.
+// synthetic images (random colours: only the shape tells the class) and
+// checks that it learns them: the loss falls at least 8x and the VOC07 mAP
+// on the training images is at least 0.95.
 func TestOverfitTinySynthetic(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains a detector for about a minute")
 	}
 	tv, _ := tinySynth(t, 6, 96) // 4 trainval images
-	cfg := tinyConfig(tv.Classes, 96, 100)
+	cfg := tinyConfig(tv.Classes, 96, 200)
 	cfg.Model.RoIHeads.BatchSizePerImage = 16
+	cfg.Model.RoIOp.Size = 4
 	cfg.FlipProb = 0
-	cfg.Steps = []int{80}
+	cfg.Steps = []int{160}
 	cfg.LogEvery = 10
 	var first, last []float64
 	res, err := Run(context.Background(), cfg, Data{Train: tv, Eval: tv}, Options{Dir: t.TempDir(), OnStep: func(it int, l detection.Losses) {
@@ -84,12 +86,24 @@ func TestOverfitTinySynthetic(t *testing.T) {
 		return s / float64(len(v))
 	}
 	f, l := mean(first), mean(last)
-	t.Logf("mean loss of the first 5 iterations %.4f, last 5 %.4f; VOC07 mAP on the training images %.4f", f, l, res.Eval.VOC07MAP)
-	if !(l < f/3) {
-		t.Errorf("loss fell from %.4f to %.4f, want at least 3x lower", f, l)
+	// The mean over the classes that have objects in these images (a class
+	// without any counts as AP 0 in VOC07MAP).
+	sum, n := 0.0, 0
+	for _, c := range res.Eval.PerClass {
+		t.Logf("  %-8s %d objects, AP %.4f", c.Class, c.NPos, c.AP07)
+		if c.NPos > 0 {
+			sum += float64(c.AP07)
+			n++
+		}
 	}
-	if !(res.Eval.VOC07MAP >= 0.6) {
-		t.Errorf("VOC07 mAP on the training images %.4f, want >= 0.6", res.Eval.VOC07MAP)
+	mAP := sum / float64(max(n, 1))
+	t.Logf("mean loss of the first 5 iterations %.4f, last 5 %.4f (%.1fx lower); VOC07 mAP on the training images over the %d classes present %.4f",
+		f, l, f/l, n, mAP)
+	if !(l < f/8) {
+		t.Errorf("loss fell from %.4f to %.4f, want at least 8x lower", f, l)
+	}
+	if n < 4 || !(mAP >= 0.95) {
+		t.Errorf("VOC07 mAP on the training images %.4f over %d classes, want >= 0.95 over at least 4", mAP, n)
 	}
 }
 
