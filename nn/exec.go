@@ -50,6 +50,9 @@ type ExecStats struct {
 	PoolBytes     int64 // bytes held by the pool (free or in use)
 	PeakLiveBytes int64 // largest total size of buffers in use at one time
 	Runs          int   // completed runs
+	// InPlace counts the steps of the last run that wrote into their first
+	// input's buffer (see execInPlace).
+	InPlace int
 	// Unpooled counts the values of the last run that ops allocated
 	// themselves (ops without UsePreallocDo, or that refused the buffer),
 	// excluding values sharing memory with an input.
@@ -74,6 +77,9 @@ type execStep struct {
 	pooled   bool          // output is a float32 tensor that gets a pooled buffer
 	prefBuf  int           // buffer used on the previous run, -1 if none
 	hdr      *tensor.Dense // header over the buffer used last, reused while it is the same
+	// unsafe is set for gorgonia's elementwise ops (the only UnsafeDoers)
+	// whose first input has the output's shape: they may run in place.
+	unsafe G.UnsafeDoer
 }
 
 type execLeaf struct {
@@ -129,6 +135,9 @@ func NewExecutor(g *G.ExprGraph, outputs ...*G.Node) (*Executor, error) {
 		st := execStep{node: n, op: n.Op(), args: args, slot: s, shape: n.Shape(), prefBuf: -1}
 		st.prealloc, _ = n.Op().(G.UsePreallocDoer)
 		st.pooled = n.Dtype() == tensor.Float32 && len(st.shape) > 0 && st.shape.TotalSize() > 0
+		if u, ok := n.Op().(G.UnsafeDoer); ok && st.pooled && len(children) > 0 && children[0].Shape().Eq(st.shape) && children[0].Dtype() == tensor.Float32 {
+			st.unsafe = u
+		}
 		e.steps = append(e.steps, st)
 		return nil
 	}
@@ -179,7 +188,7 @@ func (e *Executor) Run() error {
 		e.values[s] = nil
 	}
 	copy(e.useCount, e.uses)
-	e.stats.Unpooled, e.stats.UnpooledBytes = 0, 0
+	e.stats.Unpooled, e.stats.UnpooledBytes, e.stats.InPlace = 0, 0, 0
 	for _, l := range e.leaves {
 		v := l.node.Value()
 		if v == nil {
@@ -221,6 +230,11 @@ func (e *Executor) Run() error {
 
 // exec runs one step and records which buffer its value lives in.
 func (e *Executor) exec(st *execStep, inputs []G.Value) (G.Value, error) {
+	if st.unsafe != nil {
+		if v, ok, err := e.execInPlace(st, inputs); ok || err != nil {
+			return v, err
+		}
+	}
 	if st.pooled && st.prealloc != nil {
 		b := e.get(st.shape.TotalSize(), st.prefBuf)
 		if st.hdr == nil || !sameData(st.hdr, b.data) || !st.hdr.Shape().Eq(st.shape) {
@@ -247,6 +261,35 @@ func (e *Executor) exec(st *execStep, inputs []G.Value) (G.Value, error) {
 	}
 	e.track(st, v, inputs)
 	return v, nil
+}
+
+// execInPlace runs an elementwise step into its first input's buffer when
+// this step is that input's last consumer and nothing else shares the
+// buffer (gradient sums in backward passes: a full-size buffer less at the
+// peak). ok is false if the step must run the ordinary way.
+func (e *Executor) execInPlace(st *execStep, inputs []G.Value) (v G.Value, ok bool, err error) {
+	a := st.args[0]
+	b := e.slotBuf[a]
+	if b == nil || b.refs != 1 || e.useCount[a] != 1 || !sameData(inputs[0], b.data) {
+		return nil, false, nil
+	}
+	for _, o := range st.args[1:] {
+		if o == a {
+			return nil, false, nil
+		}
+	}
+	if v, err = st.unsafe.UnsafeDo(inputs...); err != nil {
+		return nil, false, err
+	}
+	if !sameData(v, b.data) {
+		// Not written in place after all: an ordinary unpooled value.
+		e.track(st, v, inputs)
+		return v, true, nil
+	}
+	b.refs++ // the input's reference goes when its use count reaches 0
+	e.slotBuf[st.slot] = b
+	e.stats.InPlace++
+	return v, true, nil
 }
 
 // track records the buffer of a value the executor did not allocate: if it

@@ -318,3 +318,45 @@ func TestExecutorGrowsBuffers(t *testing.T) {
 	}
 	t.Logf("%+v", first)
 }
+
+// TestExecutorInPlace checks that gorgonia's elementwise ops write into their
+// first input's buffer only when they are its last consumer: a is read by
+// s first (not in place) and last by m (in place), and t then reuses m's
+// buffer; s, an output, must survive. Two runs: the second replays the
+// first's buffers.
+func TestExecutorInPlace(t *testing.T) {
+	g := G.NewGraph()
+	rng := rand.New(rand.NewSource(3))
+	xd, yd := randSlice(rng, 20), randSlice(rng, 20)
+	x := G.NewTensor(g, G.Float32, 2, G.WithShape(4, 5), G.WithName("x"), G.WithValue(tensorOf(xd, 4, 5)))
+	y := G.NewTensor(g, G.Float32, 2, G.WithShape(4, 5), G.WithName("y"), G.WithValue(tensorOf(yd, 4, 5)))
+	a, err := ReLU(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := G.Must(G.Add(a, y))
+	m := G.Must(G.HadamardProd(a, s))
+	out := G.Must(G.Add(m, y))
+	ex, err := NewExecutor(g, s, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ex.Close()
+	for run := 0; run < 2; run++ {
+		if err := ex.Run(); err != nil {
+			t.Fatal(err)
+		}
+		gotS, gotT := s.Value().Data().([]float32), out.Value().Data().([]float32)
+		for i := range xd {
+			r := max(xd[i], 0)
+			wantS := r + yd[i]
+			wantT := r*wantS + yd[i]
+			if gotS[i] != wantS || gotT[i] != wantT {
+				t.Fatalf("run %d element %d: s %g t %g, want %g %g", run, i, gotS[i], gotT[i], wantS, wantT)
+			}
+		}
+		if st := ex.Stats(); st.InPlace != 2 {
+			t.Errorf("run %d: %d steps in place, want 2 (m into a's buffer, t into m's)", run, st.InPlace)
+		}
+	}
+}
