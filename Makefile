@@ -9,7 +9,7 @@ FUZZTIME ?= 10s
 
 export GOFLAGS := -mod=mod
 
-.PHONY: deps demo test vet unit fuzz bench-data bench-eval bench-ops bench-engine bench-backbone bench-roi bench-detect
+.PHONY: deps demo test vet unit fuzz bench-data bench-eval bench-ops bench-engine bench-backbone bench-roi bench-detect bench-train
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -63,3 +63,9 @@ bench-detect: deps
 	/usr/bin/python3 detection/testdata/gen_fasterrcnn.py $$d --depth 101 --classes 20 --image 500x375 --min-size 600 --max-size 1000 --seed 2 && \
 	RESDET_FRCNN_DIR=$$d $(GO) test ./cmd/detect -run '^$$' -bench Detect -benchtime 3x && \
 	/usr/bin/python3 cmd/detect/testdata/bench_torchvision.py $$d --iters 3
+
+# One R101-C4 training step at 600x800 (and the demo's R18-C4 step), then
+# torchvision's: time per iteration and peak memory side by side.
+bench-train: deps
+	$(GO) test ./detection -run '^$$' -bench 'TrainStep' -benchtime 3x
+	/usr/bin/python3 scripts/bench_train_torchvision.py 3

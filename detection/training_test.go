@@ -9,6 +9,7 @@ import (
 
 	"resdet/backbone"
 	"resdet/box"
+	"resdet/weights"
 )
 
 // TestTrainerPaddingRowsIgnored checks torchvision's weighting of the
@@ -50,15 +51,7 @@ func TestTrainerPaddingRowsIgnored(t *testing.T) {
 	step := func(t *testing.T, rows int) result {
 		c := cfg
 		c.RoIHeads.BatchSizePerImage = rows
-		m, err := NewTrainable(c, TrainBuild{Norm: backbone.FrozenBN, FreezeAt: 2})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Load(state); err != nil {
-			t.Fatal(err)
-		}
-		tr := NewTrainer(m, TrainerConfig{})
-		defer tr.Close()
+		tr := loadedTrainer(t, c, state)
 		l, err := tr.Step(batch, rand.New(rand.NewSource(2)))
 		if err != nil {
 			t.Fatal(err)
@@ -117,4 +110,21 @@ func TestTrainerPaddingRowsIgnored(t *testing.T) {
 			t.Logf("%d RoIs in %d rows: losses %+v; worst gradient diff %.3g (%s)", got.rois, 2*tt.rows, got.losses, worst, worstName)
 		})
 	}
+}
+
+// loadedTrainer builds cfg's detector for training (frozen BN, stem and
+// res2 frozen), loads state into it and returns a Trainer on it, closed
+// when the test ends.
+func loadedTrainer(t *testing.T, cfg Config, state weights.State) *Trainer {
+	t.Helper()
+	m, err := NewTrainable(cfg, TrainBuild{Norm: backbone.FrozenBN, FreezeAt: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Load(state); err != nil {
+		t.Fatal(err)
+	}
+	tr := NewTrainer(m, TrainerConfig{})
+	t.Cleanup(tr.Close)
+	return tr
 }

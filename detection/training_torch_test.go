@@ -15,7 +15,6 @@ import (
 
 	"gorgonia.org/tensor"
 
-	"resdet/backbone"
 	"resdet/weights"
 )
 
@@ -129,15 +128,7 @@ func TestTrainingStepMatchesTorchvision(t *testing.T) {
 	// that our sampler takes them all; the rest of the rows is padding.
 	cfg.RoIHeads.BatchSizePerImage = ref.PostNMS + 16
 	cfg.RoIHeads.PositiveFraction = 1
-	m, err := NewTrainable(cfg, TrainBuild{Norm: backbone.FrozenBN, FreezeAt: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Load(state); err != nil {
-		t.Fatal(err)
-	}
-	tr := NewTrainer(m, TrainerConfig{})
-	defer tr.Close()
+	tr := loadedTrainer(t, cfg, state)
 	t.Logf("load and build: %v", time.Since(start).Round(time.Millisecond))
 
 	start = time.Now()

@@ -27,16 +27,9 @@ from torchvision.models.detection.rpn import AnchorGenerator
 from torchvision.ops import MultiScaleRoIAlign
 import torchvision.transforms.functional as TF
 
+from bench_train_torchvision import Res5Head  # layer4 + spatial mean, resdet's box head
+
 CLASSES = ["circle", "square", "triangle", "ellipse", "star", "cross"]
-
-
-class Res5Head(torch.nn.Module):
-    def __init__(self, layer4):
-        super().__init__()
-        self.layer4 = layer4
-
-    def forward(self, x):
-        return self.layer4(x).mean(dim=(2, 3))
 
 
 def read_split(voc, split):
@@ -74,16 +67,16 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("data")
     p.add_argument("out")
-    p.add_argument("--iters", type=int, default=500)
-    p.add_argument("--lr", type=float, default=0.04)
+    p.add_argument("--iters", type=int, default=1200)
+    p.add_argument("--lr", type=float, default=0.02)
     p.add_argument("--warmup", type=int, default=50)
     p.add_argument("--batch", type=int, default=2)
     p.add_argument("--weight-decay", type=float, default=1e-4)
     p.add_argument("--min-size", type=int, default=192)
     p.add_argument("--max-size", type=int, default=320)
     p.add_argument("--anchor-sizes", default="24,48,96,192")
-    p.add_argument("--rois-per-image", type=int, default=32)
-    p.add_argument("--roi-size", type=int, default=7)
+    p.add_argument("--rois-per-image", type=int, default=16)
+    p.add_argument("--roi-size", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
