@@ -434,3 +434,11 @@ func (m *FasterRCNN) SetRoIOp(c RoIOpConfig) error {
 
 // Close frees the executors' memory. The detector stays usable.
 func (m *FasterRCNN) Close() { m.release() }
+
+// SetTestProposals sets how many proposals Predict keeps after NMS (n > 0;
+// at least n are kept before it), as RPNConfig.PostNMSTopNTest.
+func (m *FasterRCNN) SetTestProposals(n int) {
+	m.Config.RPN.PostNMSTopNTest = n
+	m.Config.RPN.PreNMSTopNTest = max(m.Config.RPN.PreNMSTopNTest, n)
+	m.RPN.Config = m.Config.RPN
+}

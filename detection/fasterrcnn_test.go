@@ -385,3 +385,29 @@ func TestTrainGraphGrad(t *testing.T) {
 		}
 	}
 }
+
+// TestSetTestProposals checks that SetTestProposals bounds the proposals
+// Predict uses, and that the top ones are those of the larger setting.
+func TestSetTestProposals(t *testing.T) {
+	m := newSmall(t, 1)
+	defer m.Close()
+	img := randImage(1, 85, 64)
+	all, _, err := m.PredictProposals(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) <= 5 {
+		t.Fatalf("%d proposals with PostNMSTopNTest 30: too few to test a bound of 5", len(all))
+	}
+	m.SetTestProposals(5)
+	few, _, err := m.PredictProposals(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(few) != 5 || !reflect.DeepEqual(few, all[:5]) {
+		t.Errorf("with 5 test proposals: %v, want the first 5 of %v", few, all)
+	}
+	if _, err := m.Predict(img); err != nil {
+		t.Fatalf("Predict after SetTestProposals: %v", err)
+	}
+}

@@ -31,6 +31,7 @@ type EvalOptions struct {
 	COCOResults string // COCO results JSON file
 	COCO        bool   // also the 12 COCO numbers on VOC data
 	Threads     int
+	Proposals   int // post-NMS test proposals; 0 keeps the detector's
 }
 
 // NewCmdEval returns `train-det eval`. runF, when not nil, replaces the
@@ -56,6 +57,8 @@ RUN/eval/<split>.json, where train-det plot finds its precision-recall curves.`,
 				return cli.Usagef("--format must be voc or coco, got %q", opts.Src.Format)
 			case opts.Split == "":
 				return cli.Usagef("--split must not be empty")
+			case opts.Proposals < 0:
+				return cli.Usagef("--proposals must be >= 0, got %d", opts.Proposals)
 			}
 			if runF != nil {
 				return runF(opts)
@@ -74,6 +77,7 @@ RUN/eval/<split>.json, where train-det plot finds its precision-recall curves.`,
 	f.StringVar(&opts.VOCResults, "voc-results", "", "write VOC devkit result files into this folder")
 	f.StringVar(&opts.COCOResults, "coco-results", "", "write a COCO results JSON file")
 	f.BoolVar(&opts.COCO, "coco", false, "also compute the 12 COCO numbers on VOC data")
+	f.IntVar(&opts.Proposals, "proposals", 0, "proposals kept after NMS (0: the detector's, as trained with --test-proposals)")
 	f.IntVar(&opts.Threads, "threads", 0, "compute threads (0: RESDET_THREADS or all cores)")
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("weights")
@@ -124,6 +128,9 @@ func runEval(opts *EvalOptions) error {
 		return err
 	}
 	defer m.Close()
+	if opts.Proposals > 0 {
+		m.SetTestProposals(opts.Proposals)
+	}
 	src := opts.Src
 	if src.Format == "voc" && src.Classes == "" {
 		f, err := os.CreateTemp("", "resdet-classes-*.txt")

@@ -100,11 +100,11 @@ func TestEvalPlotArgv(t *testing.T) {
 	cmd := NewCmdEval(ios, func(o *EvalOptions) error { e = o; return nil })
 	cmd.SetOut(ios.Out)
 	cmd.SetErr(ios.ErrOut)
-	cmd.SetArgs(strings.Fields("--data d --split test --weights w.safetensors --voc-results res --coco"))
+	cmd.SetArgs(strings.Fields("--data d --split test --weights w.safetensors --voc-results res --coco --proposals 50"))
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if e.Src.Data != "d" || e.Split != "test" || e.Weights != "w.safetensors" || e.VOCResults != "res" || !e.COCO || e.Src.Format != "voc" {
+	if e.Src.Data != "d" || e.Split != "test" || e.Weights != "w.safetensors" || e.VOCResults != "res" || !e.COCO || e.Src.Format != "voc" || e.Proposals != 50 {
 		t.Errorf("eval options %+v", e)
 	}
 	cmd = NewCmdEval(ios, func(o *EvalOptions) error { return nil })
@@ -113,6 +113,13 @@ func TestEvalPlotArgv(t *testing.T) {
 	cmd.SetArgs(strings.Fields("--data d"))
 	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), `"weights" not set`) {
 		t.Errorf("eval without --weights: %v", err)
+	}
+	cmd = NewCmdEval(ios, func(o *EvalOptions) error { return nil })
+	cmd.SetOut(ios.Out)
+	cmd.SetErr(ios.ErrOut)
+	cmd.SetArgs(strings.Fields("--data d --weights w --proposals -1"))
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), "--proposals must be >= 0") {
+		t.Errorf("eval with --proposals -1: %v", err)
 	}
 	var p *PlotOptions
 	pc := NewCmdPlot(ios, func(o *PlotOptions) error { p = o; return nil })
