@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -78,8 +79,8 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.Float64Var(&opts.LR, "lr", def.BaseLR, "base learning rate")
 	f.IntSliceVar(&opts.Steps, "steps", nil, "iterations at which the learning rate is multiplied by 0.1")
 	f.IntVar(&opts.Warmup, "warmup", def.WarmupIters, "iterations of linear learning-rate warm-up (from lr/1000)")
-	f.Float64Var(&opts.WeightDecay, "weight-decay", float64(def.WeightDecay), "L2 weight decay")
-	f.Float64Var(&opts.Momentum, "momentum", float64(def.Momentum), "SGD momentum")
+	f.Float64Var(&opts.WeightDecay, "weight-decay", shortest(def.WeightDecay), "L2 weight decay")
+	f.Float64Var(&opts.Momentum, "momentum", shortest(def.Momentum), "SGD momentum")
 	f.IntVar(&opts.MinSize, "min-size", def.Model.Transform.MinSize, "resize the shorter image side to this many pixels")
 	f.IntVar(&opts.MaxSize, "max-size", def.Model.Transform.MaxSize, "cap on the longer image side")
 	f.IntVar(&opts.RoIsPerImage, "rois-per-image", def.Model.RoIHeads.BatchSizePerImage, "RoIs per image in the box-head loss (25% foreground)")
@@ -118,6 +119,13 @@ func (o *TrainOptions) frozenOnResume() []string {
 	}
 	slices.Sort(bad)
 	return bad
+}
+
+// shortest returns the float64 that prints as v's shortest float32
+// decimal (0.9, not 0.8999999761581421), for flag defaults.
+func shortest(v float32) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'g', -1, 32), 64)
+	return f
 }
 
 // validate checks the flags that need no data.
