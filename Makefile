@@ -5,7 +5,7 @@
 APT_PACKAGES := pkg-config libopencv-dev libdnnl-dev libopenblas-dev python3-torch python3-torchvision
 GO ?= go
 DEMO_DIR ?= demo-out
-FUZZTIME ?= 10s
+FUZZSCALE ?= 1
 
 export GOFLAGS := -mod=mod
 
@@ -32,7 +32,7 @@ unit: deps
 	$(GO) test -count=1 -tags matprofile -run MatProfile ./datasets/imageio
 
 fuzz: deps
-	scripts/fuzz.sh $(FUZZTIME)
+	scripts/fuzz.sh $(FUZZSCALE)
 
 test: vet unit fuzz
 
