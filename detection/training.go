@@ -93,8 +93,9 @@ type TrainerConfig struct {
 	// graphs.
 	PadMultiple int
 	// MaxGraphs bounds the step graphs (one per padded batch shape) whose
-	// executors are kept; the least recently used is closed beyond it.
-	// 0 means 4.
+	// executors are kept; the least recently used is closed beyond it,
+	// except the first shape's (on the detector itself), which is always
+	// kept. 0 means 4.
 	MaxGraphs int
 }
 
@@ -113,17 +114,21 @@ type TrainerConfig struct {
 // statistics (and receive gradient through them).
 //
 // gorgonia cannot differentiate a graph that already holds another
-// shape's gradient nodes, so each padded batch shape gets its own copy of
-// the detector (its own graph). The weights live in one copy at a time, the
-// owner: Step moves them (a full State/Load copy) to the copy of the
-// batch's shape when that differs, and Sync moves them back to the
-// detector given to NewTrainer. A Trainer is not safe for concurrent use.
+// shape's gradient nodes, so the first padded batch shape is trained on the
+// detector given to NewTrainer (its own graph) and each further shape gets
+// its own copy of the detector. The weights live in one of them at a time,
+// the owner: Step moves them (a full State/Load copy) to the detector of
+// the batch's shape when that differs, and Sync moves them back to the
+// detector given to NewTrainer. With a single shape (e.g. one image size)
+// nothing is copied and no second set of weights exists. A Trainer is not
+// safe for concurrent use.
 type Trainer struct {
 	m      *FasterRCNN
 	cfg    TrainerConfig
 	owner  *FasterRCNN // holds the current weights
 	params map[*FasterRCNN]G.Nodes
 	graphs []*trainGraph // most recently used last
+	home   bool          // a step graph is built on m itself
 	cur    *trainGraph
 	inBuf  []float32
 }
@@ -340,18 +345,21 @@ func (t *Trainer) graph(n, ph, pw int) (*trainGraph, error) {
 		}
 	}
 	if len(t.graphs) >= t.cfg.MaxGraphs {
-		old := t.graphs[0]
-		if t.owner == old.model {
-			if err := t.Sync(); err != nil {
-				return nil, err
+		// The least recently used copy; m's own graph stays.
+		if i := slices.IndexFunc(t.graphs, func(g *trainGraph) bool { return g.model != t.m }); i >= 0 {
+			old := t.graphs[i]
+			if t.owner == old.model {
+				if err := t.Sync(); err != nil {
+					return nil, err
+				}
 			}
+			old.ex.Close()
+			if t.cur == old {
+				t.cur = nil
+			}
+			delete(t.params, old.model)
+			t.graphs = slices.Delete(t.graphs, i, i+1)
 		}
-		old.ex.Close()
-		if t.cur == old {
-			t.cur = nil
-		}
-		delete(t.params, old.model)
-		t.graphs = t.graphs[1:]
 	}
 	if sz := n * 3 * ph * pw; cap(t.inBuf) < sz {
 		t.inBuf = make([]float32, sz)
@@ -368,10 +376,14 @@ func (t *Trainer) build(n, ph, pw int) (*trainGraph, error) {
 	wrap := func(err error) error {
 		return fmt.Errorf("detection: training graph %dx%dx%d: %w", n, ph, pw, err)
 	}
-	m, err := t.m.shapeCopy()
-	if err != nil {
-		return nil, wrap(err)
+	m := t.m
+	if t.home {
+		var err error
+		if m, err = t.m.shapeCopy(); err != nil {
+			return nil, wrap(err)
+		}
 	}
+	t.home = true // also after a failed build: m's graph may hold part of it
 	params := m.Learnables()
 	t.params[m] = params
 	x := G.NewTensor(m.g, tensor.Float32, 4, G.WithShape(n, 3, ph, pw), G.WithName(fmt.Sprintf("train_image_%dx%dx%d", n, ph, pw)),

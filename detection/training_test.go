@@ -3,6 +3,7 @@ package detection
 import (
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -127,4 +128,91 @@ func loadedTrainer(t *testing.T, cfg Config, state weights.State) *Trainer {
 	tr := NewTrainer(m, TrainerConfig{})
 	t.Cleanup(tr.Close)
 	return tr
+}
+
+// TestTrainerShapeSwitching trains through a sequence of batch shapes, so
+// that the weights move between the detector and its per-shape copies, with
+// room for every step graph and with room for two (the detector's own and
+// one copy: copies are evicted and rebuilt). The reference trains each step
+// with a fresh Trainer on a fresh detector loaded with the weights so far
+// (no switching). Losses must agree at every step and the weights after
+// Sync exactly. Trainable BN, so the running statistics travel too.
+func TestTrainerShapeSwitching(t *testing.T) {
+	cfg := DefaultConfig("r18-c4", DefaultClassNames(3))
+	cfg.RPN.Anchors = AnchorGenerator{Sizes: []float32{16, 32, 64}, AspectRatios: []float32{0.5, 1, 2}}
+	cfg.RPN.PostNMSTopNTrain = 20
+	cfg.RoIHeads.BatchSizePerImage = 8
+	cfg.RoIOp.Size = 4
+	r := rand.New(rand.NewSource(4))
+	image := func(w, h int) TrainImage {
+		im := TrainImage{W: w, H: h, Boxes: []box.Box{{X1: 4, Y1: 6, X2: float32(w) / 2, Y2: float32(h) - 8}}, Labels: []int{2}}
+		im.Data = make([]float32, 3*w*h)
+		for j := range im.Data {
+			im.Data[j] = float32(r.NormFloat64())
+		}
+		return im
+	}
+	a, b, c := []TrainImage{image(64, 64)}, []TrainImage{image(96, 64)}, []TrainImage{image(64, 64), image(64, 96)}
+	order := [][]TrainImage{a, b, c, a, c, b, a, b}
+	build := func(state weights.State) *FasterRCNN {
+		m, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), Norm: backbone.TrainableBN})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if state != nil {
+			if err := m.Load(state); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return m
+	}
+	// step trains batch i and takes a plain SGD step, so the weights move.
+	step := func(tr *Trainer, i int) Losses {
+		l, err := tr.Step(order[i], rand.New(rand.NewSource(int64(i))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range tr.Params() {
+			g, err := p.Grad()
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, d := p.Value().Data().([]float32), g.Data().([]float32)
+			for k := range w {
+				w[k] -= 0.01 * d[k]
+			}
+		}
+		return l
+	}
+	synced := func(tr *Trainer, m *FasterRCNN) weights.State {
+		if err := tr.Sync(); err != nil {
+			t.Fatal(err)
+		}
+		return m.State()
+	}
+	var want []Losses
+	state := build(nil).State()
+	for i := range order {
+		m := build(state)
+		tr := NewTrainer(m, TrainerConfig{PadMultiple: 32})
+		want = append(want, step(tr, i))
+		state = synced(tr, m)
+		tr.Close()
+	}
+	for _, maxGraphs := range []int{10, 2} {
+		m := build(nil)
+		tr := NewTrainer(m, TrainerConfig{PadMultiple: 32, MaxGraphs: maxGraphs})
+		for i := range order {
+			if got := step(tr, i); got != want[i] {
+				t.Errorf("%d graphs, step %d: losses %+v, want %+v", maxGraphs, i, got, want[i])
+			}
+		}
+		got := synced(tr, m)
+		tr.Close()
+		for name, w := range state {
+			if !slices.Equal(got[name].Data, w.Data) {
+				t.Errorf("%d graphs: %s differs after Sync", maxGraphs, name)
+			}
+		}
+	}
 }
