@@ -195,19 +195,26 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 		return nil, err
 	}
 	depth, _ := ArchDepth(cfg.Arch)
-	g := G.NewGraph()
 	bcfg := backbone.Config{Depth: depth, Inference: !o.Train}
 	if o.Train {
 		bcfg.FreezeAt = 2
 	}
-	bb, err := backbone.New(g, bcfg, o.Rng)
+	return build(cfg, bcfg, o.Rng)
+}
+
+// build assembles a detector for a valid cfg on a new graph: the backbone
+// bcfg describes, the RPN head and the RoI heads, initialised from rng (nil:
+// zero weights).
+func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
+	g := G.NewGraph()
+	bb, err := backbone.New(g, bcfg, rng)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)
 	}
 	c4 := bb.C4Out()
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
-	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, Head: NewRPNHead(g, c4.Channels, cfg.RPN.Anchors.NumAnchors(), o.Rng)}
-	m.RoIHeads = NewRoIHeads(g, cfg.RoIHeads, cfg.RoIOp, bb.Res5(), c4.Stride, len(cfg.Classes)+1, o.Rng)
+	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, Head: NewRPNHead(g, c4.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
+	m.RoIHeads = NewRoIHeads(g, cfg.RoIHeads, cfg.RoIOp, bb.Res5(), c4.Stride, len(cfg.Classes)+1, rng)
 	return m, nil
 }
 

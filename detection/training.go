@@ -49,17 +49,7 @@ func NewTrainable(cfg Config, o TrainBuild) (*FasterRCNN, error) {
 		return nil, err
 	}
 	depth, _ := ArchDepth(cfg.Arch)
-	g := G.NewGraph()
-	bcfg := backbone.Config{Depth: depth, Norm: o.Norm, Train: o.Norm == backbone.TrainableBN, FreezeAt: o.FreezeAt}
-	bb, err := backbone.New(g, bcfg, o.Rng)
-	if err != nil {
-		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)
-	}
-	c4 := bb.C4Out()
-	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
-	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, Head: NewRPNHead(g, c4.Channels, cfg.RPN.Anchors.NumAnchors(), o.Rng)}
-	m.RoIHeads = NewRoIHeads(g, cfg.RoIHeads, cfg.RoIOp, bb.Res5(), c4.Stride, len(cfg.Classes)+1, o.Rng)
-	return m, nil
+	return build(cfg, backbone.Config{Depth: depth, Norm: o.Norm, Train: o.Norm == backbone.TrainableBN, FreezeAt: o.FreezeAt}, o.Rng)
 }
 
 // TrainImage is one training image: Data is [3, H, W] (CHW, normalised and
@@ -573,14 +563,5 @@ func (op *proposalOp) Do(in ...G.Value) (G.Value, error) {
 // shapeCopy builds a detector like m on a new graph (same backbone
 // configuration and heads), with zero weights: Step loads the owner's.
 func (m *FasterRCNN) shapeCopy() (*FasterRCNN, error) {
-	g := G.NewGraph()
-	bb, err := backbone.New(g, m.Backbone.Config, nil)
-	if err != nil {
-		return nil, err
-	}
-	c4 := bb.C4Out()
-	c := &FasterRCNN{Config: m.Config, Backbone: bb, g: g}
-	c.RPN = &RegionProposalNetwork{Config: m.Config.RPN, Head: NewRPNHead(g, c4.Channels, m.Config.RPN.Anchors.NumAnchors(), nil)}
-	c.RoIHeads = NewRoIHeads(g, m.Config.RoIHeads, m.Config.RoIOp, bb.Res5(), c4.Stride, len(m.Config.Classes)+1, nil)
-	return c, nil
+	return build(m.Config, m.Backbone.Config, nil)
 }
