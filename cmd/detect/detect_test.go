@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
 )
 
 func TestNewCmdDetect(t *testing.T) {
@@ -39,17 +40,8 @@ func TestNewCmdDetect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, _, _, _ := cli.Test()
 			var got *DetectOptions
-			cmd := NewCmdDetect(ios, func(o *DetectOptions) error { got = o; return nil })
-			cmd.SetArgs(strings.Fields(tt.argv))
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
+			if !clitest.Execute(t, NewCmdDetect(ios, func(o *DetectOptions) error { got = o; return nil }), ios, strings.Fields(tt.argv), tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got == nil {
 				t.Fatal("run function not called")

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
 )
 
 const fixtures = "../../eval/testdata/detection-eval"
@@ -37,17 +38,8 @@ func TestNewCmdEvalDetFlags(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, _, _, _ := cli.Test()
 			var got *EvalOptions
-			cmd := NewCmdEvalDet(ios, func(o *EvalOptions) error { got = o; return nil })
-			cmd.SetArgs(tt.argv)
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
+			if !clitest.Execute(t, NewCmdEvalDet(ios, func(o *EvalOptions) error { got = o; return nil }), ios, tt.argv, tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			got.IO = nil
 			if *got != tt.want {

@@ -12,6 +12,7 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
 )
 
 func TestNewCmdSynth(t *testing.T) {
@@ -51,19 +52,8 @@ func TestNewCmdSynth(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, _, _, _ := cli.Test()
 			var got *SynthOptions
-			cmd := NewCmdSynth(ios, func(o *SynthOptions) error { got = o; return nil })
-			cmd.SetArgs(strings.Fields(tt.argv))
-			cmd.SetOut(ios.Out)
-			cmd.SetErr(ios.ErrOut)
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
+			if !clitest.Execute(t, NewCmdSynth(ios, func(o *SynthOptions) error { got = o; return nil }), ios, strings.Fields(tt.argv), tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			if got == nil {
 				t.Fatal("run function not called")

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
 	"resdet/train"
 )
 
@@ -73,17 +74,8 @@ func TestTrainArgv(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, _, _, _ := cli.Test()
 			var got *TrainOptions
-			cmd := newCmdRoot(ios, func(o *TrainOptions) error { got = o; return nil })
-			cmd.SetArgs(strings.Fields(tt.argv))
-			err := cmd.Execute()
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
-				}
+			if !clitest.Execute(t, newCmdRoot(ios, func(o *TrainOptions) error { got = o; return nil }), ios, strings.Fields(tt.argv), tt.wantErr) {
 				return
-			}
-			if err != nil {
-				t.Fatal(err)
 			}
 			c, err := got.config([]string{"a", "b"})
 			if err != nil {
