@@ -91,24 +91,40 @@ func ShortestEdgeSize(w, h, shortSize, maxSize int) (scale float64, newW, newH i
 
 // applyDetectron2 is Transform.Apply for the Detectron2 pipeline: resize
 // the 8-bit image with Pillow's filter, flip (Detectron2 augments in that
-// order: ResizeShortestEdge, then RandomFlip), normalise.
+// order: ResizeShortestEdge, then RandomFlip), normalise; boxes move as
+// detectron2Boxes says.
 func (tr Transform) applyDetectron2(im *Image, boxes []box.Box, flip bool) (Sample, error) {
 	scale, w, h := ShortestEdgeSize(im.W, im.H, tr.MinSize, tr.MaxSize)
 	resized := im
 	if w != im.W || h != im.H {
 		resized = &Image{W: w, H: h, Pix: pillow.ResizeBilinear(im.Pix, im.W, im.H, 3, w, h)}
 	}
-	boxes = ResizeBoxes(boxes, im.W, im.H, w, h)
 	if flip {
 		resized = resized.FlipX()
-		boxes = FlipBoxes(boxes, w)
 	}
 	return Sample{
 		Image:   tr.Norm.Apply(resized),
-		Boxes:   boxes,
+		Boxes:   detectron2Boxes(boxes, im.W, im.H, w, h, flip),
 		OrigW:   im.W,
 		OrigH:   im.H,
 		Scale:   float32(scale),
 		Flipped: flip,
 	}, nil
+}
+
+// detectron2Boxes scales boxes from a w x h image to newW x newH and
+// mirrors them in the new width when flip is set, as Detectron2's
+// ResizeTransform and HFlipTransform do on annotation boxes: in float64
+// (x * (newW / w), then newW - x), rounded to float32 at the end.
+func detectron2Boxes(boxes []box.Box, w, h, newW, newH int, flip bool) []box.Box {
+	sx, sy := float64(newW)/float64(w), float64(newH)/float64(h)
+	out := make([]box.Box, len(boxes))
+	for i, b := range boxes {
+		x1, x2 := float64(b.X1)*sx, float64(b.X2)*sx
+		if flip {
+			x1, x2 = float64(newW)-x2, float64(newW)-x1
+		}
+		out[i] = box.Box{X1: float32(x1), Y1: float32(float64(b.Y1) * sy), X2: float32(x2), Y2: float32(float64(b.Y2) * sy)}
+	}
+	return out
 }
