@@ -115,6 +115,11 @@ func Decode(data []byte) (*Image, error) {
 	}
 	defer bgr.Close()
 	if bgr.Empty() {
+		if f == PNG {
+			if err := explainPNG(data); err != nil {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("%w (OpenCV could not decode it)", errDecode)
 	}
 	rgb := gocv.NewMat()

@@ -1,10 +1,13 @@
 package imageio
 
 import (
+	"bytes"
+	"compress/zlib"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io"
 )
 
 // ErrTruncated is wrapped by the error of an image file that ends early:
@@ -107,4 +110,57 @@ func checkPNG(data []byte) error {
 			return nil
 		}
 	}
+}
+
+// explainPNG looks for the reason a structurally complete PNG failed to
+// decode: image data (the inflated IDAT stream) shorter than IHDR's size
+// asks for, or a corrupt zlib stream. It returns nil when it finds none.
+// It runs only after the decoder failed, so its cost does not matter.
+func explainPNG(data []byte) error {
+	var ihdr, idat []byte
+	for i := 8; i+12 <= len(data); {
+		n := int(binary.BigEndian.Uint32(data[i:]))
+		if n > len(data)-i-12 {
+			break
+		}
+		switch string(data[i+4 : i+8]) {
+		case "IHDR":
+			ihdr = data[i+8 : i+8+n]
+		case "IDAT":
+			idat = append(idat, data[i+8:i+8+n]...)
+		}
+		i += 12 + n
+	}
+	if len(ihdr) != 13 {
+		return nil
+	}
+	w, h := int64(binary.BigEndian.Uint32(ihdr)), int64(binary.BigEndian.Uint32(ihdr[4:]))
+	channels := map[byte]int64{0: 1, 2: 3, 3: 1, 4: 2, 6: 4}[ihdr[9]]
+	bits := channels * int64(ihdr[8])
+	if w == 0 || h == 0 || bits == 0 || w > 1<<24 || h > 1<<24 {
+		return nil
+	}
+	want := int64(0)
+	passes := [][4]int64{{0, 0, 1, 1}}
+	if ihdr[12] == 1 { // Adam7
+		passes = [][4]int64{{0, 0, 8, 8}, {4, 0, 8, 8}, {0, 4, 4, 8}, {2, 0, 4, 4}, {0, 2, 2, 4}, {1, 0, 2, 2}, {0, 1, 1, 2}}
+	}
+	for _, p := range passes {
+		pw, ph := (w-p[0]+p[2]-1)/p[2], (h-p[1]+p[3]-1)/p[3]
+		if pw > 0 && ph > 0 {
+			want += ph * (1 + (pw*bits+7)/8)
+		}
+	}
+	r, err := zlib.NewReader(bytes.NewReader(idat))
+	if err != nil {
+		return fmt.Errorf("%w: PNG: the image data is not a zlib stream: %v", errDecode, err)
+	}
+	got, err := io.Copy(io.Discard, io.LimitReader(r, want))
+	switch {
+	case got < want:
+		return truncated("PNG: the IDAT chunks hold %d of the %d bytes of image data", got, want)
+	case err != nil:
+		return fmt.Errorf("%w: PNG: corrupt image data: %v", errDecode, err)
+	}
+	return nil
 }
