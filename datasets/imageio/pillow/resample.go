@@ -131,35 +131,71 @@ func ResizeBilinear(pix []uint8, w, h, ch, newW, newH int) []uint8 {
 	out := make([]uint8, newH*newW*ch)
 	rowLen := newW * ch
 	parallelRows(newH, func(y0, y1 int) {
-		acc := make([]int32, rowLen)
 		for y := y0; y < y1; y++ {
-			for i := range acc {
-				acc[i] = 1 << (precisionBits - 1)
-			}
 			k := vert.k[y*vert.ksize : y*vert.ksize+vert.n[y]]
-			for j, kj := range k {
-				in := src[(vert.start[y]+j)*rowLen : (vert.start[y]+j+1)*rowLen]
-				for i, p := range in {
-					acc[i] += int32(p) * kj
-				}
-			}
-			dst := out[y*rowLen : (y+1)*rowLen]
-			for i, a := range acc {
-				dst[i] = clip8(a)
-			}
+			resampleColumn(out[y*rowLen:(y+1)*rowLen], src[vert.start[y]*rowLen:], rowLen, k)
 		}
 	})
 	return out
 }
 
+// resampleColumn computes one output row of the vertical pass: dst[i] is
+// the weighted sum of src[j*rowLen+i] over the taps j of k.
+func resampleColumn(dst, src []uint8, rowLen int, k []int32) {
+	const half = 1 << (precisionBits - 1)
+	switch len(k) {
+	case 1:
+		r0, k0 := src[:rowLen], k[0]
+		for i := range dst {
+			dst[i] = clip8(half + int32(r0[i])*k0)
+		}
+	case 2:
+		r0, r1, k0, k1 := src[:rowLen], src[rowLen:2*rowLen], k[0], k[1]
+		for i := range dst {
+			dst[i] = clip8(half + int32(r0[i])*k0 + int32(r1[i])*k1)
+		}
+	case 3:
+		r0, r1, r2 := src[:rowLen], src[rowLen:2*rowLen], src[2*rowLen:3*rowLen]
+		k0, k1, k2 := k[0], k[1], k[2]
+		for i := range dst {
+			dst[i] = clip8(half + int32(r0[i])*k0 + int32(r1[i])*k1 + int32(r2[i])*k2)
+		}
+	default:
+		for i := range dst {
+			acc := int32(half)
+			for j, kj := range k {
+				acc += int32(src[j*rowLen+i]) * kj
+			}
+			dst[i] = clip8(acc)
+		}
+	}
+}
+
 // resampleRow computes one output row of the horizontal pass.
 func resampleRow(dst, src []uint8, ch int, c coeffs) {
+	const half = 1 << (precisionBits - 1)
+	if ch == 3 {
+		for i, start := range c.start {
+			k := c.k[i*c.ksize : i*c.ksize+c.n[i]]
+			in := src[start*3 : (start+len(k))*3]
+			s0, s1, s2 := int32(half), int32(half), int32(half)
+			for j, kj := range k {
+				p := in[j*3 : j*3+3 : j*3+3]
+				s0 += int32(p[0]) * kj
+				s1 += int32(p[1]) * kj
+				s2 += int32(p[2]) * kj
+			}
+			d := dst[i*3 : i*3+3 : i*3+3]
+			d[0], d[1], d[2] = clip8(s0), clip8(s1), clip8(s2)
+		}
+		return
+	}
 	var acc [4]int32
-	for i := range c.start {
+	for i, start := range c.start {
 		k := c.k[i*c.ksize : i*c.ksize+c.n[i]]
-		in := src[c.start[i]*ch:]
+		in := src[start*ch:]
 		for ci := range ch {
-			acc[ci] = 1 << (precisionBits - 1)
+			acc[ci] = half
 		}
 		for j, kj := range k {
 			p := in[j*ch : j*ch+ch]
