@@ -136,9 +136,12 @@ func Decode(data []byte) (*Image, error) {
 // width and height swap. Missing or unreadable EXIF leaves the image as
 // stored, as Pillow does.
 //
-// OpenCV 4.6's imdecode would apply the orientation itself without
-// IMREAD_IGNORE_ORIENTATION, but only from the EXIF forms it parses; this
-// function reads the tag as Pillow does and transposes in Go.
+// OpenCV 4.6's imdecode and imread apply the orientation themselves unless
+// told not to (IMREAD_IGNORE_ORIENTATION), but only from a JPEG's APP1 or a
+// PNG's eXIf chunk, not from the XMP and ImageMagick raw-profile forms
+// Pillow also reads; so this function decodes as stored, reads the tag as
+// Pillow does and transposes in Go. OpenCV's JPEG pixels equal Pillow's
+// (both use Debian's libjpeg-turbo, libjpeg.so.62).
 func DecodeOriented(data []byte) (*Image, error) {
 	im, err := Decode(data)
 	if err != nil {
