@@ -114,6 +114,10 @@ def main():
     add("jpeg_value_9", "jpg", save(base, "JPEG", exif=exif_bytes(b"II", [(0x0112, 3, 1, short(b"II", 9))])))
     add("jpeg_two_shorts", "jpg", save(base, "JPEG", exif=exif_bytes(b"II", [(0x0112, 3, 2, short(b"II", 5) + short(b"II", 2))])))
     add("jpeg_no_exif", "jpg", save(base, "JPEG"))
+    add("jpeg_progressive_o6", "jpg", save(picture(64, 40, 2), "JPEG", progressive=True, optimize=True,
+                                           exif=exif_bytes(b"II", [(0x0112, 3, 1, short(b"II", 6))])))
+    add("jpeg_444_o7", "jpg", save(picture(33, 17, 3), "JPEG", subsampling=0, quality=97,
+                                   exif=exif_bytes(b"MM", [(0x0112, 3, 1, short(b"MM", 7))])))
     add("jpeg_bad_tiff_header", "jpg", save(base, "JPEG", exif=b"Exif\x00\x00XX\x00*\x00\x00\x00\x08"))
     add("jpeg_grey_o6", "jpg", save(base.convert("L"), "JPEG", exif=exif_bytes(b"II", [(0x0112, 3, 1, short(b"II", 6))])))
     # PNG: XMP fallback, ImageMagick's raw profile, both with and without eXIf.
