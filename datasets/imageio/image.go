@@ -141,7 +141,11 @@ func Decode(data []byte) (*Image, error) {
 // PNG's eXIf chunk, not from the XMP and ImageMagick raw-profile forms
 // Pillow also reads; so this function decodes as stored, reads the tag as
 // Pillow does and transposes in Go. OpenCV's JPEG pixels equal Pillow's
-// (both use Debian's libjpeg-turbo, libjpeg.so.62).
+// (both use Debian's libjpeg-turbo, libjpeg.so.62), and so do its PNG
+// pixels for 8-bit RGB, RGBA, grey, grey+alpha, palette (with or without
+// transparency) and 16-bit RGB. Two formats differ from Pillow's
+// convert("RGB"): 16-bit grey PNGs (Pillow clips each value to 255,
+// OpenCV keeps the high byte) and CMYK JPEGs (rounding, by 1).
 func DecodeOriented(data []byte) (*Image, error) {
 	im, err := Decode(data)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"image"
+	"image/color"
 	"image/png"
 	"os"
 	"path/filepath"
@@ -82,15 +83,16 @@ func TestOrientationMatchesPIL(t *testing.T) {
 	}
 }
 
-// rgbOf returns an opaque image's pixels as [h, w, 3] bytes.
+// rgbOf returns an 8-bit image's colours (alpha dropped) as [h, w, 3] bytes.
 func rgbOf(img image.Image) (w, h int, pix []uint8) {
 	b := img.Bounds()
 	w, h = b.Dx(), b.Dy()
 	pix = make([]uint8, 0, w*h*3)
 	for y := b.Min.Y; y < b.Max.Y; y++ {
 		for x := b.Min.X; x < b.Max.X; x++ {
-			r, g, bb, _ := img.At(x, y).RGBA()
-			pix = append(pix, uint8(r>>8), uint8(g>>8), uint8(bb>>8))
+			// Colour without alpha, as Pillow's convert("RGB") keeps it.
+			c := color.NRGBAModel.Convert(img.At(x, y)).(color.NRGBA)
+			pix = append(pix, c.R, c.G, c.B)
 		}
 	}
 	return w, h, pix

@@ -17,6 +17,7 @@ import numbers
 import os
 import struct
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image, PngImagePlugin
@@ -70,6 +71,17 @@ def picture(w, h, seed):
                     ((xx // 8 + yy // 8) % 2) * 200], axis=-1)
     img = img + rng.integers(0, 30, size=img.shape)
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def save_rgb16(arr):
+    """A 16-bit RGB PNG of arr ([h, w, 3] uint16), which Pillow cannot write."""
+    h, w, _ = arr.shape
+    raw = b"".join(b"\x00" + arr[y].astype(">u2").tobytes() for y in range(h))
+
+    def chunk(typ, body):
+        return struct.pack(">I", len(body)) + typ + body + struct.pack(">I", zlib.crc32(typ + body))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
 def main():
@@ -140,6 +152,16 @@ def main():
                   + "\n".join(hexed[i:i + 72] for i in range(0, len(hexed), 72)) + "\n", zip=True)
     add("png_raw_profile_7", "png", save(base, "PNG", pnginfo=info))
     add("png_no_exif_rgba", "png", save(base.convert("RGBA"), "PNG"))
+    # Other pixel formats, decoded as Pillow's convert("RGB") does.
+    add("png_grey", "png", save(base.convert("L"), "PNG"))
+    add("png_grey_alpha", "png", save(base.convert("LA"), "PNG"))
+    add("png_palette", "png", save(base.convert("P", palette=Image.Palette.ADAPTIVE, colors=50), "PNG"))
+    pal = base.convert("P", palette=Image.Palette.ADAPTIVE, colors=20)
+    add("png_palette_trns", "png", save(pal, "PNG", transparency=3))
+    add("png_rgb16", "png", save_rgb16(np.asarray(base).astype(np.uint16) * 257 + 3))
+    # Not here, because imageio differs from Pillow on them: 16-bit grey PNGs
+    # (Pillow clips each value to 255, OpenCV keeps the high byte) and CMYK
+    # JPEGs (Pillow's and OpenCV's CMYK -> RGB round differently, by 1).
     with open(os.path.join(outdir, "cases.json"), "w") as f:
         json.dump(cases, f, indent=1)
 
