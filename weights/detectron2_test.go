@@ -281,6 +281,34 @@ func TestDecodeDetectron2Seeds(t *testing.T) {
 	}
 }
 
+// TestDecodeDetectron2EveryPrefix cuts each committed seed at every byte: each prefix
+// must give an error naming the file that says it is truncated (or not a pickle).
+func TestDecodeDetectron2EveryPrefix(t *testing.T) {
+	seeds, err := filepath.Glob("testdata/seed_*.pkl")
+	if err != nil || len(seeds) < 5 {
+		t.Fatalf("seeds %v (%v)", seeds, err)
+	}
+	for _, s := range seeds {
+		t.Run(filepath.Base(s), func(t *testing.T) {
+			b, err := os.ReadFile(s)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for n := 0; n < len(b); n++ {
+				_, err := DecodeDetectron2(bytes.NewReader(b[:n]), "cut.pkl")
+				if err == nil {
+					t.Fatalf("%d of %d bytes: no error", n, len(b))
+				}
+				msg := err.Error()
+				if !strings.HasPrefix(msg, "weights: cut.pkl: ") ||
+					!(strings.Contains(msg, "truncated") || strings.Contains(msg, "not a pickle")) {
+					t.Fatalf("%d of %d bytes: error %q", n, len(b), msg)
+				}
+			}
+		})
+	}
+}
+
 // TestReadDetectron2Fixtures reads the shared Detectron2 fixture files and compares
 // every value with what pickle + numpy read from the same file.
 func TestReadDetectron2Fixtures(t *testing.T) {
