@@ -121,9 +121,9 @@ func (p *Progress) Done() {
 
 func (p *Progress) count() string {
 	if p.opts.Bytes {
-		s := fmtBytes(int64(p.done))
+		s := FormatBytes(int64(p.done))
 		if p.total > 0 {
-			s += "/" + fmtBytes(int64(p.total))
+			s += "/" + FormatBytes(int64(p.total))
 		}
 		return s
 	}
@@ -177,7 +177,7 @@ func (p *Progress) rate(el time.Duration) string {
 	if el <= 0 {
 		return "- B/s"
 	}
-	return fmtBytes(int64(float64(n)/el.Seconds())) + "/s"
+	return FormatBytes(int64(float64(n)/el.Seconds())) + "/s"
 }
 
 func fmtRate(n int, el time.Duration, unit string) string {
@@ -198,8 +198,8 @@ func fmtDuration(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
-// fmtBytes formats n bytes with binary units: "512 B", "1.5 KiB", "159.7 MiB".
-func fmtBytes(n int64) string {
+// FormatBytes formats n bytes with binary units: "512 B", "1.5 KiB", "159.7 MiB".
+func FormatBytes(n int64) string {
 	const unit = 1024
 	if n < unit {
 		return fmt.Sprintf("%d B", n)

@@ -19,8 +19,8 @@ func TestFmtBytes(t *testing.T) {
 		{n: 5 << 30, want: "5.0 GiB"},
 	}
 	for _, tt := range tests {
-		if got := fmtBytes(tt.n); got != tt.want {
-			t.Errorf("fmtBytes(%d) = %q, want %q", tt.n, got, tt.want)
+		if got := FormatBytes(tt.n); got != tt.want {
+			t.Errorf("FormatBytes(%d) = %q, want %q", tt.n, got, tt.want)
 		}
 	}
 }
