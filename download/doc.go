@@ -3,7 +3,8 @@
 //
 //   - the bytes go to PATH.part and are renamed to PATH only once complete
 //     and verified, so PATH never holds a partial or corrupt file;
-//   - an interrupted download (network drop, Ctrl-C, context cancelled)
+//   - an interrupted download (network drop, Ctrl-C, context cancelled, no
+//     data for Request.IdleTimeout)
 //     keeps PATH.part and a small PATH.part.json holding the URL and the
 //     server's validator (a strong ETag, else Last-Modified); the next Fetch
 //     resumes with "Range: bytes=N-" and "If-Range: <validator>". A server

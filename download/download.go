@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Algo names a digest algorithm.
@@ -80,7 +81,17 @@ type Request struct {
 	// transport (proxy from the environment, 30 s dial timeout) and no
 	// overall timeout. Cancel ctx to stop a download.
 	Client *http.Client
+	// IdleTimeout stops a download that receives no data for this long
+	// (waiting for the response included); the partial file is kept for a
+	// resume. 0 means DefaultIdleTimeout.
+	IdleTimeout time.Duration
 }
+
+// DefaultIdleTimeout is the IdleTimeout of a Request that sets none.
+const DefaultIdleTimeout = time.Minute
+
+// ErrStalled is the cause of a download stopped by its IdleTimeout.
+var ErrStalled = errors.New("download stalled")
 
 // Result describes a fetched (or cached) file.
 type Result struct {
@@ -143,10 +154,17 @@ func Fetch(ctx context.Context, req Request) (Result, error) {
 	if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
 		return Result{}, fmt.Errorf("download: %w", err)
 	}
-	f := &fetch{req: req, part: req.Path + ".part", meta: req.Path + ".part.json", client: req.Client}
+	f := &fetch{req: req, part: req.Path + ".part", meta: req.Path + ".part.json", client: req.Client, idle: req.IdleTimeout}
 	if f.client == nil {
 		f.client = &http.Client{}
 	}
+	if f.idle <= 0 {
+		f.idle = DefaultIdleTimeout
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	f.watchdog = time.AfterFunc(f.idle, func() { cancel(fmt.Errorf("%w: no data for %s", ErrStalled, f.idle)) })
+	defer f.watchdog.Stop()
 	return f.run(ctx)
 }
 
@@ -155,6 +173,8 @@ type fetch struct {
 	req        Request
 	part, meta string
 	client     *http.Client
+	idle       time.Duration
+	watchdog   *time.Timer // cancels the context after idle without data
 }
 
 // resumeState returns the offset and metadata of a partial download that can
@@ -257,12 +277,13 @@ func (f *fetch) get(ctx context.Context, offset int64, validator string) (*http.
 		hreq.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 		hreq.Header.Set("If-Range", validator)
 	}
+	f.watchdog.Reset(f.idle)
 	resp, err := f.client.Do(hreq)
 	if err == nil {
 		return resp, nil
 	}
 	if ctx.Err() != nil {
-		return nil, fmt.Errorf("download: %s: %w", f.req.URL, ctx.Err())
+		return nil, fmt.Errorf("download: %s: %w", f.req.URL, context.Cause(ctx))
 	}
 	if isNetworkError(err) {
 		return nil, &OfflineError{URL: f.req.URL, Path: f.req.Path, Err: unwrapURLError(err)}
@@ -299,6 +320,7 @@ func (f *fetch) finish(ctx context.Context, body io.Reader, offset, total int64,
 		if err := out.Truncate(offset); err != nil {
 			return Result{}, fmt.Errorf("download: %w", err)
 		}
+		f.watchdog.Reset(f.idle) // re-reading a large partial file is not a stall
 	}
 	if body != nil {
 		if err := writeMeta(f.meta, meta); err != nil {
@@ -323,6 +345,7 @@ func (f *fetch) finish(ctx context.Context, body io.Reader, offset, total int64,
 				}
 				hashes.Write(buf[:n])
 				done += int64(n)
+				f.watchdog.Reset(f.idle)
 				if f.req.Progress != nil {
 					f.req.Progress(done, progressTotal)
 				}
@@ -377,7 +400,7 @@ func (f *fetch) finish(ctx context.Context, body io.Reader, offset, total int64,
 // partial file is kept when the server gave a validator to resume with.
 func (f *fetch) interrupted(ctx context.Context, done, total int64, meta partMeta, err error) error {
 	if ctx.Err() != nil {
-		err = ctx.Err()
+		err = context.Cause(ctx)
 	}
 	of := ""
 	if total >= 0 {

@@ -122,6 +122,7 @@ type step struct {
 	size        int64
 	digest      Digest
 	cancelAfter int64 // cancel the context once this many bytes are written (0: never)
+	idle        time.Duration
 	wantErr     string
 	wantResumed int64
 	wantData    []byte // the final file; nil: no final file
@@ -207,6 +208,12 @@ func TestFetch(t *testing.T) {
 			prepare: func(t *testing.T, path, url string) { writeFile(t, path, other[:10]) },
 			steps:   []step{{size: 300_000, wantErr: "size mismatch: expected 300000, got 10; delete", wantData: other[:10], wantPart: -1}},
 			seen:    []string{}},
+		{name: "stalled then resumed", handlers: []handler{stall(data, `"v1"`, cut), serve(data, `"v1"`)},
+			steps: []step{
+				{idle: 200 * time.Millisecond, wantErr: "interrupted after 100000 of 300000 bytes; run again to resume from ", wantPart: cut},
+				{wantResumed: cut, wantData: data, wantPart: -1},
+			},
+			seen: []string{"|", `bytes=100000-|"v1"`}},
 		{name: "cancelled then resumed", handlers: []handler{stall(data, `"v1"`, cut), serve(data, `"v1"`)},
 			steps: []step{
 				{cancelAfter: cut, wantErr: "context canceled", wantPart: cut},
@@ -227,7 +234,7 @@ func TestFetch(t *testing.T) {
 			for i, st := range tt.steps {
 				ctx, cancel := context.WithCancel(context.Background())
 				var calls [][2]int64
-				res, err := Fetch(ctx, Request{URL: url, Path: path, Size: st.size, Digest: st.digest,
+				res, err := Fetch(ctx, Request{URL: url, Path: path, Size: st.size, Digest: st.digest, IdleTimeout: st.idle,
 					Progress: func(done, total int64) {
 						calls = append(calls, [2]int64{done, total})
 						if st.cancelAfter > 0 && done >= st.cancelAfter {
@@ -238,6 +245,12 @@ func TestFetch(t *testing.T) {
 				if st.wantErr != "" {
 					if err == nil || !strings.Contains(err.Error(), st.wantErr) {
 						t.Fatalf("step %d: error %v, want one containing %q", i, err, st.wantErr)
+					}
+					if st.idle > 0 && (!errors.Is(err, ErrStalled) || !strings.HasSuffix(err.Error(), "download stalled: no data for "+st.idle.String())) {
+						t.Fatalf("step %d: error %v, want ErrStalled after %s", i, err, st.idle)
+					}
+					if st.cancelAfter > 0 && !errors.Is(err, context.Canceled) {
+						t.Fatalf("step %d: error %v, want context.Canceled", i, err)
 					}
 				} else if err != nil {
 					t.Fatalf("step %d: %v", i, err)
