@@ -26,6 +26,7 @@
 // total), total -1 when unknown; done starts at the resumed offset and never
 // decreases within one Fetch.
 //
-// One process at a time should fetch a given PATH; concurrent Fetches of the
-// same PATH are not coordinated.
+// A download holds an exclusive lock on PATH.lock (flock, released when the
+// process ends): a second Fetch of the same PATH meanwhile fails at once
+// saying so, instead of writing the same partial file.
 package download

@@ -139,20 +139,24 @@ func Fetch(ctx context.Context, req Request) (Result, error) {
 	if err := req.Digest.Validate(); err != nil {
 		return Result{}, fmt.Errorf("download: %s: %w", req.URL, err)
 	}
-	if st, err := os.Stat(req.Path); err == nil {
-		if !st.Mode().IsRegular() {
-			return Result{}, fmt.Errorf("download: %s exists and is not a regular file", req.Path)
-		}
-		if req.Size > 0 && st.Size() != req.Size {
-			return Result{}, &MismatchError{URL: req.URL, Path: req.Path, What: "size",
-				Want: strconv.FormatInt(req.Size, 10), Got: strconv.FormatInt(st.Size(), 10)}
-		}
-		return Result{Path: req.Path, Bytes: st.Size(), Cached: true}, nil
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return Result{}, fmt.Errorf("download: %w", err)
+	if res, ok, err := cached(req); ok || err != nil {
+		return res, err
 	}
 	if err := os.MkdirAll(filepath.Dir(req.Path), 0o755); err != nil {
 		return Result{}, fmt.Errorf("download: %w", err)
+	}
+	lock := req.Path + ".lock"
+	unlock, err := lockFile(lock)
+	if errors.Is(err, errBusy) {
+		return Result{}, fmt.Errorf("download: %s: another download to %s is running (it holds %s)", req.URL, req.Path, lock)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("download: lock: %w", err)
+	}
+	defer unlock()
+	// Another process may have finished the file while we waited for the lock.
+	if res, ok, err := cached(req); ok || err != nil {
+		return res, err
 	}
 	f := &fetch{req: req, part: req.Path + ".part", meta: req.Path + ".part.json", client: req.Client, idle: req.IdleTimeout}
 	if f.client == nil {
@@ -166,6 +170,28 @@ func Fetch(ctx context.Context, req Request) (Result, error) {
 	f.watchdog = time.AfterFunc(f.idle, func() { cancel(fmt.Errorf("%w: no data for %s", ErrStalled, f.idle)) })
 	defer f.watchdog.Stop()
 	return f.run(ctx)
+}
+
+// errBusy is lockFile's answer when another download holds the lock.
+var errBusy = errors.New("locked")
+
+// cached returns the cache hit of req when req.Path exists.
+func cached(req Request) (Result, bool, error) {
+	st, err := os.Stat(req.Path)
+	if errors.Is(err, os.ErrNotExist) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("download: %w", err)
+	}
+	if !st.Mode().IsRegular() {
+		return Result{}, false, fmt.Errorf("download: %s exists and is not a regular file", req.Path)
+	}
+	if req.Size > 0 && st.Size() != req.Size {
+		return Result{}, false, &MismatchError{URL: req.URL, Path: req.Path, What: "size",
+			Want: strconv.FormatInt(req.Size, 10), Got: strconv.FormatInt(st.Size(), 10)}
+	}
+	return Result{Path: req.Path, Bytes: st.Size(), Cached: true}, true, nil
 }
 
 // fetch is the state of one Fetch call.

@@ -439,3 +439,29 @@ func TestParseContentRange(t *testing.T) {
 		})
 	}
 }
+
+func TestFetchLocked(t *testing.T) {
+	data := payload(3)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "m", time.Unix(1_600_000_000, 0), bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	path := filepath.Join(t.TempDir(), "model.pkl")
+	unlock, err := lockFile(path + ".lock") // another download in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = Fetch(context.Background(), Request{URL: srv.URL + "/m", Path: path})
+	if want := "another download to " + path + " is running (it holds " + path + ".lock)"; err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want one containing %q", err, want)
+	}
+	checkFile(t, path, nil)
+	unlock()
+	if _, err := Fetch(context.Background(), Request{URL: srv.URL + "/m", Path: path}); err != nil {
+		t.Fatal(err)
+	}
+	checkFile(t, path, data)
+	if _, err := os.Stat(path + ".lock"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("lock file left behind (%v)", err)
+	}
+}
