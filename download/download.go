@@ -235,7 +235,21 @@ func (f *fetch) run(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	defer resp.Body.Close()
+	defer func() { resp.Body.Close() }()
+	// restart drops the partial file and asks for the whole file.
+	restart := func() error {
+		resp.Body.Close()
+		f.removePartial()
+		r, err := f.get(ctx, 0, "")
+		if err != nil {
+			return err
+		}
+		resp = r
+		if resp.StatusCode != http.StatusOK {
+			return &HTTPError{URL: f.req.URL, StatusCode: resp.StatusCode, Status: resp.Status}
+		}
+		return nil
+	}
 	total := int64(-1)
 	switch resp.StatusCode {
 	case http.StatusOK:
@@ -244,15 +258,9 @@ func (f *fetch) run(ctx context.Context) (Result, error) {
 	case http.StatusPartialContent:
 		start, end, n, err := parseContentRange(resp.Header.Get("Content-Range"))
 		if err != nil || start != offset || (n >= 0 && end != n-1) {
-			// Not the range asked for: drop the partial file and start again.
-			resp.Body.Close()
-			f.removePartial()
-			if resp, err = f.get(ctx, 0, ""); err != nil {
+			// Not the range asked for: start again.
+			if err := restart(); err != nil {
 				return Result{}, err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return Result{}, &HTTPError{URL: f.req.URL, StatusCode: resp.StatusCode, Status: resp.Status}
 			}
 			offset, total = 0, resp.ContentLength
 			break
@@ -265,14 +273,8 @@ func (f *fetch) run(ctx context.Context) (Result, error) {
 			if _, _, n, err := parseContentRange(resp.Header.Get("Content-Range")); err == nil && n == offset {
 				return f.finish(ctx, nil, offset, n, meta)
 			}
-			resp.Body.Close()
-			f.removePartial()
-			if resp, err = f.get(ctx, 0, ""); err != nil {
+			if err := restart(); err != nil {
 				return Result{}, err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return Result{}, &HTTPError{URL: f.req.URL, StatusCode: resp.StatusCode, Status: resp.Status}
 			}
 			offset, total = 0, resp.ContentLength
 			break
@@ -299,6 +301,9 @@ func (f *fetch) get(ctx context.Context, offset int64, validator string) (*http.
 		return nil, fmt.Errorf("download: %s: %w", f.req.URL, err)
 	}
 	hreq.Header.Set("User-Agent", "resdet")
+	// The bytes of the file itself: no transparent gzip, whose decoded
+	// offsets would not match a later Range.
+	hreq.Header.Set("Accept-Encoding", "identity")
 	if offset > 0 {
 		hreq.Header.Set("Range", fmt.Sprintf("bytes=%d-", offset))
 		hreq.Header.Set("If-Range", validator)

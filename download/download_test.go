@@ -66,6 +66,17 @@ func ignoreRange(data []byte, etag string) handler {
 	}
 }
 
+// wrongRange answers any request with 206 and the first 1000 bytes.
+func wrongRange(data []byte, etag string) handler {
+	return func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("ETag", etag)
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes 0-999/%d", len(data)))
+		w.Header().Set("Content-Length", "1000")
+		w.WriteHeader(http.StatusPartialContent)
+		w.Write(data[:1000])
+	}
+}
+
 // chunked sends the file without a Content-Length.
 func chunked(data []byte) handler {
 	return func(w http.ResponseWriter, r *http.Request) {
@@ -157,6 +168,24 @@ func TestFetch(t *testing.T) {
 				{digest: Digest{SHA256, sha256Hex(data)[:8]}, wantData: data, wantPart: -1},
 			},
 			seen: []string{"|", `bytes=100000-|"v1"`}},
+		{name: "wrong range then restart", handlers: []handler{truncate(data, `"v1"`, cut), wrongRange(data, `"v1"`), serve(data, `"v1"`)},
+			steps: []step{
+				{wantErr: "interrupted", wantPart: cut},
+				{digest: Digest{SHA256, sha256Hex(data)[:8]}, wantData: data, wantPart: -1},
+			},
+			seen: []string{"|", `bytes=100000-|"v1"`, "|"}},
+		{name: "unsatisfiable range then restart", handlers: []handler{truncate(data, `"v1"`, cut), status(416), serve(data, `"v1"`)},
+			steps: []step{
+				{wantErr: "interrupted", wantPart: cut},
+				{wantData: data, wantPart: -1},
+			},
+			seen: []string{"|", `bytes=100000-|"v1"`, "|"}},
+		{name: "restart answered 404", handlers: []handler{truncate(data, `"v1"`, cut), wrongRange(data, `"v1"`), status(404)},
+			steps: []step{
+				{wantErr: "interrupted", wantPart: cut},
+				{wantErr: "HTTP 404 Not Found", wantPart: -1},
+			},
+			seen: []string{"|", `bytes=100000-|"v1"`, "|"}},
 		{name: "file changed on the server", handlers: []handler{truncate(data, `"v1"`, cut), serve(other, `"v2"`)},
 			steps: []step{
 				{wantErr: "interrupted", wantPart: cut},
