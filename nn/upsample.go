@@ -60,10 +60,11 @@ type upGeom struct {
 	n, c, h, w, oh, ow int
 	sy, sx             []int
 	x2                 bool // ow == 2*w: columns are duplicated pairs
+	y2                 bool // oh == 2*h: rows are duplicated pairs
 }
 
 func newUpGeom(s tensor.Shape, oh, ow int) upGeom {
-	g := upGeom{n: s[0], c: s[1], h: s[2], w: s[3], oh: oh, ow: ow, x2: ow == 2*s[3]}
+	g := upGeom{n: s[0], c: s[1], h: s[2], w: s[3], oh: oh, ow: ow, x2: ow == 2*s[3], y2: oh == 2*s[2]}
 	g.sy = make([]int, oh)
 	for i := range g.sy {
 		g.sy[i] = NearestIndex(i, g.h, oh)
@@ -113,6 +114,19 @@ func (g upGeom) plane(y, x []float32) {
 // gradPlane writes the gradient dx [h*w] of one plane from the output
 // gradient gy [oh*ow], summing in output order (row-major) as torch does.
 func (g upGeom) gradPlane(dx, gy []float32) {
+	if g.x2 && g.y2 {
+		// Exact 2x: each input element sums its 2x2 block in one pass (the
+		// same order of additions as torch's 0 + g00 + g01 + g10 + g11).
+		for iy := 0; iy < g.h; iy++ {
+			dst := dx[iy*g.w : (iy+1)*g.w]
+			r0 := gy[2*iy*g.ow : (2*iy+1)*g.ow][:2*len(dst)]
+			r1 := gy[(2*iy+1)*g.ow : (2*iy+2)*g.ow][:2*len(dst)]
+			for i := range dst {
+				dst[i] = r0[2*i] + r0[2*i+1] + r1[2*i] + r1[2*i+1]
+			}
+		}
+		return
+	}
 	clear(dx)
 	for oy, sy := range g.sy {
 		grow := gy[oy*g.ow : (oy+1)*g.ow]
