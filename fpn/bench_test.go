@@ -25,9 +25,9 @@ func BenchmarkFPNForward(b *testing.B) {
 		norm  Norm
 		train bool
 	}{
-		{name: "v1_800x1216", norm: None},
+		{name: "v1_800x1216", norm: NoNorm},
 		{name: "v2_800x1216", norm: FrozenBN},
-		{name: "v1_train_800x1216", norm: None, train: true},
+		{name: "v1_train_800x1216", norm: NoNorm, train: true},
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {

@@ -24,7 +24,7 @@
 //
 // # Variants
 //
-//   - torchvision v1 (fasterrcnn_resnet50_fpn) and Detectron2: Norm None,
+//   - torchvision v1 (fasterrcnn_resnet50_fpn) and Detectron2: Norm NoNorm,
 //     convolutions with bias.
 //   - torchvision v2 (fasterrcnn_resnet50_fpn_v2): Norm FrozenBN, convolutions
 //     without bias, each followed by a BatchNorm2d in eval mode (eps 1e-5)
@@ -37,14 +37,14 @@
 // i = 0..3 for C2..C5):
 //
 //	backbone.fpn.inner_blocks.{i}.0.weight   [OutC, Ci, 1, 1]
-//	backbone.fpn.inner_blocks.{i}.0.bias     [OutC]              (None)
+//	backbone.fpn.inner_blocks.{i}.0.bias     [OutC]              (NoNorm)
 //	backbone.fpn.layer_blocks.{i}.0.weight   [OutC, OutC, 3, 3]
-//	backbone.fpn.layer_blocks.{i}.0.bias     [OutC]              (None)
+//	backbone.fpn.layer_blocks.{i}.0.bias     [OutC]              (NoNorm)
 //	backbone.fpn.{inner,layer}_blocks.{i}.1.{weight,bias,running_mean,running_var}
 //	                                          [OutC]              (FrozenBN)
 //
 // Files written by torchvision before 0.13 (the published v1 COCO weights)
-// name the None variant's tensors backbone.fpn.inner_blocks.{i}.weight,
+// name the NoNorm variant's tensors backbone.fpn.inner_blocks.{i}.weight,
 // without ".0": UpgradeLegacyNames renames them, for the checkpoint layer to
 // call before Load. Detectron2's names (fpn_lateral{2..5}, fpn_output{2..5})
 // are the importer's to map; this package knows only its own.

@@ -28,9 +28,9 @@ const DefaultOutChannels = 256
 type Norm int
 
 const (
-	// None: convolutions with bias and nothing after them (torchvision v1,
-	// Detectron2).
-	None Norm = iota
+	// NoNorm: convolutions with bias and nothing after them (torchvision v1,
+	// Detectron2; torchvision's norm_layer=None).
+	NoNorm Norm = iota
 	// FrozenBN: convolutions without bias, each followed by a batch norm in
 	// eval mode, applied as a constant per-channel affine (torchvision v2's
 	// norm_layer=BatchNorm2d). Its parameters are not learnable.
@@ -39,7 +39,7 @@ const (
 
 func (n Norm) String() string {
 	switch n {
-	case None:
+	case NoNorm:
 		return "none"
 	case FrozenBN:
 		return "frozen-bn"
@@ -55,7 +55,7 @@ type Config struct {
 	In []backbone.ShapeSpec
 	// OutChannels is the width of every output; 0 means DefaultOutChannels.
 	OutChannels int
-	// Norm: None (torchvision v1, Detectron2) or FrozenBN (torchvision v2).
+	// Norm: NoNorm (torchvision v1, Detectron2) or FrozenBN (torchvision v2).
 	Norm Norm
 	// BNEps is the batch norm's epsilon with FrozenBN; 0 means torch's 1e-5.
 	BNEps float32
@@ -87,7 +87,7 @@ func (cfg Config) validate() error {
 	if cfg.OutChannels < 0 {
 		return fmt.Errorf("fpn: OutChannels %d: want > 0 (or 0 for %d)", cfg.OutChannels, DefaultOutChannels)
 	}
-	if cfg.Norm != None && cfg.Norm != FrozenBN {
+	if cfg.Norm != NoNorm && cfg.Norm != FrozenBN {
 		return fmt.Errorf("fpn: unknown norm %v", cfg.Norm)
 	}
 	if cfg.BNEps < 0 {
@@ -122,13 +122,13 @@ func newParam(g *G.ExprGraph, name string, shape ...int) *param {
 }
 
 // convBlock is torchvision's Conv2dNormActivation without activation: a
-// k×k convolution (stride 1, padding k/2), with bias (None) or followed by a
+// k×k convolution (stride 1, padding k/2), with bias (NoNorm) or followed by a
 // frozen batch norm (FrozenBN).
 type convBlock struct {
 	name   string // module name, e.g. "backbone.fpn.inner_blocks.0"
 	k      int
 	w      *param // "<name>.0.weight" [OutC, InC, k, k]
-	b      *param // None: "<name>.0.bias" [OutC]
+	b      *param // NoNorm: "<name>.0.bias" [OutC]
 	eps    float32
 	gamma  []float32 // FrozenBN: "<name>.1.weight", ".bias", ".running_mean", ".running_var"
 	beta   []float32
@@ -149,7 +149,7 @@ func newConvBlock(g *G.ExprGraph, name string, inC, outC, k int, cfg Config, rng
 			c.w.data[i] = float32((2*rng.Float64() - 1) * bound)
 		}
 	}
-	if cfg.Norm == None {
+	if cfg.Norm == NoNorm {
 		c.b = newParam(g, name+".0.bias", outC)
 		return c
 	}
@@ -328,7 +328,7 @@ func (f *FPN) Forward(c []*G.Node) ([]*G.Node, error) {
 }
 
 // Learnables returns the trainable parameters: every convolution weight and
-// (None) bias; frozen batch norms have none.
+// (NoNorm) bias; frozen batch norms have none.
 func (f *FPN) Learnables() G.Nodes {
 	var ns G.Nodes
 	for _, b := range f.blocks() {

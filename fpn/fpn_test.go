@@ -140,7 +140,7 @@ func stateNames(norm Norm) []string {
 	for _, blk := range []string{"inner_blocks", "layer_blocks"} {
 		for i := 0; i < 4; i++ {
 			p := fmt.Sprintf("%s%s.%d.", Prefix, blk, i)
-			if norm == None {
+			if norm == NoNorm {
 				names = append(names, p+"0.weight", p+"0.bias")
 			} else {
 				names = append(names, p+"0.weight", p+"1.weight", p+"1.bias", p+"1.running_mean", p+"1.running_var")
@@ -155,7 +155,7 @@ func stateNames(norm Norm) []string {
 // and Load(State) into a fresh FPN reproduces it; Learnables are the
 // convolutions' weights (and biases without norm).
 func TestStateLoadRoundTrip(t *testing.T) {
-	for _, norm := range []Norm{None, FrozenBN} {
+	for _, norm := range []Norm{NoNorm, FrozenBN} {
 		t.Run(norm.String(), func(t *testing.T) {
 			cfg := Config{In: fixtureInputs, OutChannels: 8, Norm: norm}
 			a, err := New(G.NewGraph(), cfg, rand.New(rand.NewSource(1)))

@@ -77,12 +77,12 @@ func TestTorchvisionParity(t *testing.T) {
 		out                 int
 		norm                Norm
 	}{
-		{name: "v1_64x96", variant: "v1", size: "64x96", out: 32, norm: None},
-		{name: "v1_80x112", variant: "v1", size: "80x112", out: 32, norm: None},
+		{name: "v1_64x96", variant: "v1", size: "64x96", out: 32, norm: NoNorm},
+		{name: "v1_80x112", variant: "v1", size: "80x112", out: 32, norm: NoNorm},
 		{name: "v2_64x96", variant: "v2", size: "64x96", out: 32, norm: FrozenBN},
 		{name: "v2_80x112", variant: "v2", size: "80x112", out: 32, norm: FrozenBN},
-		{name: "legacy_v1_64x96", variant: "legacy", size: "64x96", out: 32, norm: None},
-		{name: "detectron2_64x96", variant: "d2", size: "64x96", out: 64, norm: None},
+		{name: "legacy_v1_64x96", variant: "legacy", size: "64x96", out: 32, norm: NoNorm},
+		{name: "detectron2_64x96", variant: "d2", size: "64x96", out: 64, norm: NoNorm},
 	}
 	dir := t.TempDir()
 	args := []string{filepath.Join("testdata", "gen_fpn.py"), dir}
