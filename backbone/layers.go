@@ -264,10 +264,10 @@ type Block struct {
 	// Groups and Dilation are those of its 3x3 convolution (padding = Dilation).
 	Width, Groups, Dilation int
 	convs                   []*convBN // 2 (Basic) or 3 (Bottleneck)
-	proj              *convBN   // projection shortcut ("downsample"), or nil
-	padW              *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
-	plain             bool
-	blocked           bool // frozen BN: activations between convolutions in nChw16c
+	proj                    *convBN   // projection shortcut ("downsample"), or nil
+	padW                    *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
+	plain                   bool
+	blocked                 bool // frozen BN: activations between convolutions in nChw16c
 }
 
 // blockSpec is the geometry of one block.
