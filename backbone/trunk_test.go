@@ -126,6 +126,7 @@ func TestTrunkShapes(t *testing.T) {
 		// res2's first block and res5's first and last blocks: [Width, Groups,
 		// Dilation, Stride].
 		res2, res5first, res5last [4]int
+		nchw                      bool // some channel count is not a multiple of 16
 	}{
 		{name: "resnext101 32x8d", cfg: Config{Depth: 101, Groups: 32, WidthPerGroup: 8},
 			want: map[string]ShapeSpec{"stem": {64, 4}, "res2": {256, 4}, "res3": {512, 8}, "res4": {1024, 16}, "res5": {2048, 32}},
@@ -142,11 +143,17 @@ func TestTrunkShapes(t *testing.T) {
 		{name: "wide resnet50-2", cfg: Config{Depth: 50, WidthPerGroup: 128},
 			want: map[string]ShapeSpec{"stem": {64, 4}, "res2": {256, 4}, "res3": {512, 8}, "res4": {1024, 16}, "res5": {2048, 32}},
 			res2: [4]int{128, 1, 1, 1}, res5first: [4]int{1024, 1, 1, 2}, res5last: [4]int{1024, 1, 1, 1}},
+		{name: "resnext 4x2d", cfg: Config{Depth: 50, Groups: 4, WidthPerGroup: 2},
+			want: map[string]ShapeSpec{"stem": {64, 4}, "res2": {256, 4}, "res3": {512, 8}, "res4": {1024, 16}, "res5": {2048, 32}},
+			res2: [4]int{8, 4, 1, 1}, res5first: [4]int{64, 4, 1, 2}, res5last: [4]int{64, 4, 1, 1}, nchw: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r, err := New(G.NewGraph(), tc.cfg, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if r.blk == tc.nchw {
+				t.Errorf("activations in nChw16c: %v, want %v", r.blk, !tc.nchw)
 			}
 			got := r.OutputShapes()
 			for _, name := range r.OutputNames() {
