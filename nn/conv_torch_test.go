@@ -110,7 +110,9 @@ func TestConv2dMatchesTorch(t *testing.T) {
 					t.Errorf("%s: shape %v, torch %v", k, got.Shape(), f.Tensors[k].Shape)
 					return
 				}
-				if e := convMaxRelErr(got.Data().([]float32), f.Tensors[k].Data); e > 1e-5 {
+				e := convMaxRelErr(got.Data().([]float32), f.Tensors[k].Data)
+				t.Logf("%s %v: max error relative to max(1, max|torch|) %.2e (bound 1e-5)", k, got.Shape(), e)
+				if e > 1e-5 {
 					t.Errorf("%s: max error relative to max(1, max|torch|) = %g", k, e)
 				}
 			}
