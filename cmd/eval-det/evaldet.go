@@ -5,13 +5,12 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"resdet/datasets"
 	"resdet/eval"
+	"resdet/format/classlist"
 	"resdet/internal/cli"
 )
 
@@ -152,35 +151,15 @@ func runCOCO(opts *EvalOptions) error {
 	return r.WriteText(opts.IO.Out)
 }
 
-// vocClasses parses --classes: a file with one name per line when such a
-// file exists, else comma-separated names; empty: the 20 VOC classes.
+// vocClasses parses --classes (format/classlist's rules, "voc" naming the
+// 20 VOC classes); empty: the 20 VOC classes.
 func vocClasses(arg string) ([]string, error) {
 	if arg == "" {
 		return datasets.VOCClasses(), nil
 	}
-	var names []string
-	if data, err := os.ReadFile(arg); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				names = append(names, l)
-			}
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("--classes: %s lists no class", arg)
-		}
-	} else {
-		for _, n := range strings.Split(arg, ",") {
-			n = strings.TrimSpace(n)
-			if n == "" {
-				return nil, fmt.Errorf("--classes %q: empty class name", arg)
-			}
-			names = append(names, n)
-		}
-	}
-	for i, n := range names {
-		if slices.Contains(names[:i], n) {
-			return nil, fmt.Errorf("--classes: %q is listed twice", n)
-		}
+	names, err := classlist.Resolve(arg, map[string][]string{"voc": datasets.VOCClasses()})
+	if err != nil {
+		return nil, fmt.Errorf("--classes: %w", err)
 	}
 	return names, nil
 }
