@@ -11,6 +11,7 @@ import (
 	"resdet/datasets"
 	"resdet/eval"
 	"resdet/format/classlist"
+	"resdet/format/voc"
 	"resdet/internal/cli"
 )
 
@@ -197,10 +198,10 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 		return err
 	}
 	if len(missing) == len(classes) {
-		return fmt.Errorf("--dets: no result file in %s (looked for %s)", opts.Dets, eval.VOCResultsPath(opts.Dets, opts.Split, classes[0]))
+		return fmt.Errorf("--dets: no result file in %s (looked for %s)", opts.Dets, voc.ResultsFile(opts.Dets, opts.Split, classes[0]))
 	}
 	for _, c := range missing {
-		fmt.Fprintf(opts.IO.ErrOut, "eval-det: no %s: class %s has no detections\n", eval.VOCResultsPath(opts.Dets, opts.Split, c), c)
+		fmt.Fprintf(opts.IO.ErrOut, "eval-det: no %s: class %s has no detections\n", voc.ResultsFile(opts.Dets, opts.Split, c), c)
 	}
 	// Name the result file of a detection of an unknown image (the devkit
 	// raises KeyError there).
@@ -213,7 +214,7 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 		nth[d.Class]++
 		if !known[d.Image] {
 			return fmt.Errorf("%s: detection %d: image %q is not in the image set %s",
-				eval.VOCResultsPath(opts.Dets, opts.Split, d.Class), nth[d.Class], d.Image, opts.Split)
+				voc.ResultsFile(opts.Dets, opts.Split, d.Class), nth[d.Class], d.Image, opts.Split)
 		}
 	}
 	r, err := eval.EvaluateVOC(images, dets, classes, m)
