@@ -27,15 +27,22 @@ type COCOGroundTruth struct {
 // to false; other members such as "info" and "segmentation" are skipped).
 // Errors name the file and the entry.
 func ReadCOCOGroundTruth(path string) (*COCOGroundTruth, error) {
+	return readFile(path, ParseCOCOGroundTruth)
+}
+
+// readFile reads path and parses it; errors start with "eval:" and name
+// the file.
+func readFile[T any](path string, parse func([]byte) (T, error)) (T, error) {
+	var zero T
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("eval: %w", err)
+		return zero, fmt.Errorf("eval: %w", err)
 	}
-	gt, err := ParseCOCOGroundTruth(data)
+	v, err := parse(data)
 	if err != nil {
-		return nil, fmt.Errorf("eval: %s: %w", path, err)
+		return zero, fmt.Errorf("eval: %s: %w", path, err)
 	}
-	return gt, nil
+	return v, nil
 }
 
 // ParseCOCOGroundTruth parses the bytes of a COCO instances file; see
@@ -59,15 +66,7 @@ func ParseCOCOGroundTruth(data []byte) (*COCOGroundTruth, error) {
 // coordinates, negative widths or heights and missing fields are errors
 // naming the file and the entry (0-based position in the list).
 func ReadCOCOResults(path string) ([]Annotation, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("eval: %w", err)
-	}
-	dets, err := ParseCOCOResults(data)
-	if err != nil {
-		return nil, fmt.Errorf("eval: %s: %w", path, err)
-	}
-	return dets, nil
+	return readFile(path, ParseCOCOResults)
 }
 
 // ParseCOCOResults parses the bytes of a COCO results list; see

@@ -289,6 +289,14 @@ func TestWriteRead(t *testing.T) {
 	if err := WriteResults(&buf, nil); err != nil || buf.String() != "[]\n" {
 		t.Errorf("empty list written as %q (%v)", buf.String(), err)
 	}
+	res[1].Score = math.NaN()
+	if err := WriteResults(&buf, res); err == nil || !strings.Contains(err.Error(), "entry 1: NaN is not a JSON number") {
+		t.Errorf("NaN score: %v", err)
+	}
+	in.Annotations[0].BBox[2] = math.Inf(1)
+	if err := WriteInstances(&buf, in); err == nil || !strings.Contains(err.Error(), "annotations[0]: +Inf is not a JSON number") {
+		t.Errorf("infinite width: %v", err)
+	}
 }
 
 // Property: a box written as COCO [x,y,w,h] (BoxToXYWH, WriteResults) reads

@@ -140,33 +140,11 @@ func Scan(data []byte, h Handler) error {
 		return entries(s, name, func(i int) error {
 			switch name {
 			case "images":
-				im, err := parseImage(s, i)
-				if err != nil && !isEntryError(err) {
-					return fmt.Errorf("images[%d]: %w", i, err)
-				}
-				if h.Image == nil {
-					return err
-				}
-				return h.Image(im, err)
+				return visit(s, name, i, parseImage, h.Image)
 			case "categories":
-				c, err := parseCategory(s, i)
-				if err != nil && !isEntryError(err) {
-					return fmt.Errorf("categories[%d]: %w", i, err)
-				}
-				if h.Category == nil {
-					return err
-				}
-				return h.Category(c, err)
-			default:
-				a, err := parseInstance(s, i)
-				if err != nil && !isEntryError(err) {
-					return fmt.Errorf("annotations[%d]: %w", i, err)
-				}
-				if h.Annotation == nil {
-					return err
-				}
-				return h.Annotation(a, err)
+				return visit(s, name, i, parseCategory, h.Category)
 			}
+			return visit(s, name, i, parseInstance, h.Annotation)
 		})
 	})
 	if err == nil {
@@ -181,6 +159,18 @@ func Scan(data []byte, h Handler) error {
 		}
 	}
 	return nil
+}
+
+// visit parses element i of array and hands it to h (see Handler).
+func visit[T any](s *scanner, array string, i int, parse func(*scanner, int) (T, error), h func(T, error) error) error {
+	v, err := parse(s, i)
+	if err != nil && !isEntryError(err) {
+		return fmt.Errorf("%s[%d]: %w", array, i, err)
+	}
+	if h == nil {
+		return err
+	}
+	return h(v, err)
 }
 
 func isEntryError(err error) bool {
@@ -272,125 +262,111 @@ func entryObject(s *scanner, field func(key string) error) (bad, err error) {
 	return bad, err
 }
 
-func parseImage(s *scanner, i int) (Image, error) {
-	var im Image
+// parseEntry parses element i of array: read reads the value of key and
+// returns the field's bit (0 for a skipped key), which is added to *fields
+// when the value could be read; check runs when every value could be read.
+// A bad entry gives an *EntryError; other errors are syntax errors.
+func parseEntry(s *scanner, array string, i int, fields *Field, id *int64, read func(key string) (Field, error), check func() error) error {
 	bad, err := entryObject(s, func(key string) error {
+		bit, err := read(key)
+		if err == nil {
+			*fields |= bit
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if bad == nil {
+		bad = check()
+	}
+	if bad != nil {
+		return &EntryError{Array: array, Index: i, ID: *id, HasID: *fields&FieldID != 0, Err: bad}
+	}
+	return nil
+}
+
+func parseImage(s *scanner, i int) (im Image, err error) {
+	err = parseEntry(s, "images", i, &im.Fields, &im.ID, func(key string) (Field, error) {
 		var err error
 		var v int64
-		var bit Field
 		switch key {
 		case "id":
 			im.ID, err = s.integer()
-			bit = FieldID
+			return FieldID, err
 		case "file_name":
 			im.FileName, err = s.str()
-			bit = FieldFileName
+			return FieldFileName, err
 		case "width":
 			v, err = s.integer()
 			im.Width = int(v)
-			bit = FieldWidth
+			return FieldWidth, err
 		case "height":
 			v, err = s.integer()
 			im.Height = int(v)
-			bit = FieldHeight
-		default:
-			return s.skip()
+			return FieldHeight, err
 		}
-		if err == nil {
-			im.Fields |= bit
-		}
-		return err
-	})
-	if err != nil {
-		return im, err
-	}
-	if bad == nil && im.Fields&FieldID == 0 {
-		bad = errors.New("missing id")
-	}
-	if bad != nil {
-		return im, &EntryError{Array: "images", Index: i, ID: im.ID, HasID: im.Fields&FieldID != 0, Err: bad}
-	}
-	return im, nil
+		return 0, s.skip()
+	}, func() error { return missing(im.Fields, FieldID) })
+	return im, err
 }
 
-func parseCategory(s *scanner, i int) (Category, error) {
-	var c Category
-	bad, err := entryObject(s, func(key string) error {
+func parseCategory(s *scanner, i int) (c Category, err error) {
+	err = parseEntry(s, "categories", i, &c.Fields, &c.ID, func(key string) (Field, error) {
 		var err error
-		var bit Field
 		switch key {
 		case "id":
 			c.ID, err = s.integer()
-			bit = FieldID
+			return FieldID, err
 		case "name":
 			c.Name, err = s.str()
-			bit = FieldName
+			return FieldName, err
 		case "supercategory":
 			c.Supercategory, err = s.str()
-			bit = FieldSupercategory
-		default:
-			return s.skip()
+			return FieldSupercategory, err
 		}
-		if err == nil {
-			c.Fields |= bit
-		}
-		return err
-	})
-	if err != nil {
-		return c, err
-	}
-	if bad == nil && c.Fields&FieldID == 0 {
-		bad = errors.New("missing id")
-	}
-	if bad != nil {
-		return c, &EntryError{Array: "categories", Index: i, ID: c.ID, HasID: c.Fields&FieldID != 0, Err: bad}
-	}
-	return c, nil
+		return 0, s.skip()
+	}, func() error { return missing(c.Fields, FieldID) })
+	return c, err
 }
 
-// annotationFields reads the fields of an annotation or a result into a
-// and score.
-func annotationField(s *scanner, key string, a *Annotation, score *float64) error {
+// annotationField reads the value of key of an annotation or a result
+// into a or score and returns the field's bit (0 for a skipped key).
+func annotationField(s *scanner, key string, a *Annotation, score *float64) (Field, error) {
 	var err error
-	var bit Field
 	switch key {
 	case "id":
 		a.ID, err = s.integer()
-		bit = FieldID
+		return FieldID, err
 	case "image_id":
 		a.ImageID, err = s.integer()
-		bit = FieldImageID
+		return FieldImageID, err
 	case "category_id":
 		a.CategoryID, err = s.integer()
-		bit = FieldCategoryID
+		return FieldCategoryID, err
 	case "bbox":
 		a.BBox, err = s.bbox()
-		bit = FieldBBox
+		return FieldBBox, err
 	case "area":
 		a.Area, err = s.number()
-		bit = FieldArea
+		return FieldArea, err
 	case "score":
 		*score, err = s.number()
-		bit = FieldScore
+		return FieldScore, err
 	case "iscrowd":
 		a.IsCrowd, err = s.boolOrInt()
-		bit = FieldIsCrowd
+		return FieldIsCrowd, err
 	case "ignore":
 		a.Ignore, err = s.boolOrInt()
-		bit = FieldIgnore
+		return FieldIgnore, err
 	case "difficult":
 		a.Difficult, err = s.boolOrInt()
-		bit = FieldDifficult
+		return FieldDifficult, err
 	case "truncated":
 		a.Truncated, err = s.boolOrInt()
-		bit = FieldTruncated
-	default:
-		return s.skip()
+		return FieldTruncated, err
 	}
-	if err == nil {
-		a.Fields |= bit
-	}
-	return err
+	return 0, s.skip()
 }
 
 // missing returns an error naming the first field of required (in
@@ -404,30 +380,25 @@ func missing(has, required Field) error {
 	return nil
 }
 
-func parseInstance(s *scanner, i int) (Annotation, error) {
-	var a Annotation
+func parseInstance(s *scanner, i int) (a Annotation, err error) {
 	var score float64
-	bad, err := entryObject(s, func(key string) error { return annotationField(s, key, &a, &score) })
-	if err != nil {
-		return a, err
-	}
-	if bad == nil {
-		bad = missing(a.Fields, FieldID|FieldImageID|FieldCategoryID|FieldBBox)
-	}
-	if bad == nil {
-		bad = checkBBox(a.BBox)
-	}
-	if bad == nil {
+	err = parseEntry(s, "annotations", i, &a.Fields, &a.ID, func(key string) (Field, error) {
+		return annotationField(s, key, &a, &score)
+	}, func() error {
+		if err := missing(a.Fields, FieldID|FieldImageID|FieldCategoryID|FieldBBox); err != nil {
+			return err
+		}
+		if err := checkBBox(a.BBox); err != nil {
+			return err
+		}
 		if a.Fields&FieldArea == 0 {
 			a.Area = a.BBox[2] * a.BBox[3]
 		} else if math.IsNaN(a.Area) {
-			bad = errors.New("area is NaN")
+			return errors.New("area is NaN")
 		}
-	}
-	if bad != nil {
-		return a, &EntryError{Array: "annotations", Index: i, ID: a.ID, HasID: a.Fields&FieldID != 0, Err: bad}
-	}
-	return a, nil
+		return nil
+	})
+	return a, err
 }
 
 // checkBBox checks [x, y, w, h]: finite, w and h >= 0.

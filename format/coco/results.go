@@ -70,13 +70,12 @@ func parseResult(s *scanner) (Result, error) {
 		return r, s.errorf("expected '{', found %s", s.describe())
 	}
 	err := s.object(func(key []byte) error {
-		var err error
 		switch string(key) {
 		case "image_id", "category_id", "bbox", "score":
-			err = annotationField(s, string(key), &a, &r.Score)
 		default:
 			return s.skip()
 		}
+		bit, err := annotationField(s, string(key), &a, &r.Score)
 		if err != nil {
 			var se *syntaxError
 			if errors.As(err, &se) {
@@ -84,6 +83,7 @@ func parseResult(s *scanner) (Result, error) {
 			}
 			return &EntryError{Err: err}
 		}
+		a.Fields |= bit
 		return nil
 	})
 	if err != nil {

@@ -2,7 +2,9 @@ package coco
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
+	"math"
 	"strconv"
 
 	"resdet/box"
@@ -27,136 +29,159 @@ func BoxToXYWH(b box.Box) [4]float64 {
 // bbox, area, iscrowd, and "difficult": 1 / "truncated": 1 when set) and
 // "categories" (id, name, and supercategory when not empty), one entry a
 // line, in slice order. Numbers are written as the shortest decimal that
-// reads back as the same float64. Nothing is checked: ids are written as
-// they are.
+// reads back as the same float64. Ids are written as they are, unchecked;
+// a NaN or infinite number is an error naming the entry.
 func WriteInstances(w io.Writer, in *Instances) error {
-	b := make([]byte, 0, 1<<16)
-	flush := func() error {
-		_, err := w.Write(b)
-		b = b[:0]
-		return err
-	}
-	b = append(b, "{\"images\": ["...)
+	j := &jsonWriter{w: w}
+	j.raw("{\"images\": [")
 	for i, im := range in.Images {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n{\"id\":"...)
-		b = strconv.AppendInt(b, im.ID, 10)
-		b = append(b, ",\"file_name\":"...)
-		b = appendString(b, im.FileName)
-		b = append(b, ",\"width\":"...)
-		b = strconv.AppendInt(b, int64(im.Width), 10)
-		b = append(b, ",\"height\":"...)
-		b = strconv.AppendInt(b, int64(im.Height), 10)
-		b = append(b, '}')
-		if len(b) > 1<<15 {
-			if err := flush(); err != nil {
-				return err
-			}
-		}
+		j.begin(i)
+		j.int("id", im.ID)
+		j.str("file_name", im.FileName)
+		j.int("width", int64(im.Width))
+		j.int("height", int64(im.Height))
+		j.end()
 	}
-	b = append(b, "],\n\"annotations\": ["...)
+	j.raw("],\n\"annotations\": [")
 	for i, a := range in.Annotations {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n{\"id\":"...)
-		b = strconv.AppendInt(b, a.ID, 10)
-		b = append(b, ",\"image_id\":"...)
-		b = strconv.AppendInt(b, a.ImageID, 10)
-		b = append(b, ",\"category_id\":"...)
-		b = strconv.AppendInt(b, a.CategoryID, 10)
-		b = append(b, ",\"bbox\":"...)
-		b = appendBBox(b, a.BBox)
-		b = append(b, ",\"area\":"...)
-		b = appendNumber(b, a.Area)
-		b = append(b, ",\"iscrowd\":"...)
-		b = appendFlag(b, a.IsCrowd)
+		j.begin(i)
+		j.int("id", a.ID)
+		j.int("image_id", a.ImageID)
+		j.int("category_id", a.CategoryID)
+		j.bbox(a.BBox)
+		j.num("area", a.Area)
+		j.flag("iscrowd", a.IsCrowd)
 		if a.Difficult {
-			b = append(b, ",\"difficult\":1"...)
+			j.flag("difficult", true)
 		}
 		if a.Truncated {
-			b = append(b, ",\"truncated\":1"...)
+			j.flag("truncated", true)
 		}
-		b = append(b, '}')
-		if len(b) > 1<<15 {
-			if err := flush(); err != nil {
-				return err
-			}
+		j.end()
+		if j.err != nil {
+			return fmt.Errorf("annotations[%d]: %w", i, j.err)
 		}
 	}
-	b = append(b, "],\n\"categories\": ["...)
+	j.raw("],\n\"categories\": [")
 	for i, c := range in.Categories {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n{\"id\":"...)
-		b = strconv.AppendInt(b, c.ID, 10)
-		b = append(b, ",\"name\":"...)
-		b = appendString(b, c.Name)
+		j.begin(i)
+		j.int("id", c.ID)
+		j.str("name", c.Name)
 		if c.Supercategory != "" {
-			b = append(b, ",\"supercategory\":"...)
-			b = appendString(b, c.Supercategory)
+			j.str("supercategory", c.Supercategory)
 		}
-		b = append(b, '}')
+		j.end()
 	}
-	b = append(b, "]}\n"...)
-	return flush()
+	j.raw("]}\n")
+	return j.flush()
 }
 
 // WriteResults writes res as a results list, the format pycocotools'
 // loadRes reads: [{"image_id", "category_id", "bbox": [x,y,w,h],
 // "score"}], one entry a line, numbers as in WriteInstances.
 func WriteResults(w io.Writer, res []Result) error {
-	b := make([]byte, 0, 1<<16)
-	b = append(b, '[')
+	j := &jsonWriter{w: w}
+	j.raw("[")
 	for i, r := range res {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, "\n{\"image_id\":"...)
-		b = strconv.AppendInt(b, r.ImageID, 10)
-		b = append(b, ",\"category_id\":"...)
-		b = strconv.AppendInt(b, r.CategoryID, 10)
-		b = append(b, ",\"bbox\":"...)
-		b = appendBBox(b, r.BBox)
-		b = append(b, ",\"score\":"...)
-		b = appendNumber(b, r.Score)
-		b = append(b, '}')
-		if len(b) > 1<<15 {
-			if _, err := w.Write(b); err != nil {
-				return err
-			}
-			b = b[:0]
+		j.begin(i)
+		j.int("image_id", r.ImageID)
+		j.int("category_id", r.CategoryID)
+		j.bbox(r.BBox)
+		j.num("score", r.Score)
+		j.end()
+		if j.err != nil {
+			return fmt.Errorf("entry %d: %w", i, j.err)
 		}
 	}
-	b = append(b, "]\n"...)
-	_, err := w.Write(b)
-	return err
+	j.raw("]\n")
+	return j.flush()
 }
 
-func appendString(b []byte, s string) []byte {
-	q, _ := json.Marshal(s) // a string always marshals
-	return append(b, q...)
+// jsonWriter writes the one-entry-a-line layout of WriteInstances and
+// WriteResults, buffering up to 32 KiB. err holds the first error.
+type jsonWriter struct {
+	w     io.Writer
+	b     []byte
+	first bool // no member written yet in the current entry
+	err   error
 }
 
-func appendNumber(b []byte, v float64) []byte { return strconv.AppendFloat(b, v, 'f', -1, 64) }
+func (j *jsonWriter) raw(s string) { j.b = append(j.b, s...) }
 
-func appendFlag(b []byte, v bool) []byte {
+// begin starts the entry at index i of its list.
+func (j *jsonWriter) begin(i int) {
+	if i > 0 {
+		j.b = append(j.b, ',')
+	}
+	j.b = append(j.b, "\n{"...)
+	j.first = true
+}
+
+func (j *jsonWriter) end() {
+	j.b = append(j.b, '}')
+	if len(j.b) > 1<<15 {
+		j.flush()
+	}
+}
+
+func (j *jsonWriter) key(k string) {
+	if !j.first {
+		j.b = append(j.b, ',')
+	}
+	j.first = false
+	j.b = append(j.b, '"')
+	j.b = append(j.b, k...)
+	j.b = append(j.b, '"', ':')
+}
+
+func (j *jsonWriter) int(k string, v int64) {
+	j.key(k)
+	j.b = strconv.AppendInt(j.b, v, 10)
+}
+
+func (j *jsonWriter) str(k, v string) {
+	j.key(k)
+	q, _ := json.Marshal(v) // a string always marshals
+	j.b = append(j.b, q...)
+}
+
+func (j *jsonWriter) flag(k string, v bool) {
+	j.key(k)
 	if v {
-		return append(b, '1')
+		j.b = append(j.b, '1')
+	} else {
+		j.b = append(j.b, '0')
 	}
-	return append(b, '0')
 }
 
-func appendBBox(b []byte, v [4]float64) []byte {
-	b = append(b, '[')
+func (j *jsonWriter) number(v float64) {
+	if (math.IsNaN(v) || math.IsInf(v, 0)) && j.err == nil {
+		j.err = fmt.Errorf("%v is not a JSON number", v)
+	}
+	j.b = strconv.AppendFloat(j.b, v, 'f', -1, 64)
+}
+
+func (j *jsonWriter) num(k string, v float64) {
+	j.key(k)
+	j.number(v)
+}
+
+func (j *jsonWriter) bbox(v [4]float64) {
+	j.key("bbox")
+	j.b = append(j.b, '[')
 	for i, x := range v {
 		if i > 0 {
-			b = append(b, ',')
+			j.b = append(j.b, ',')
 		}
-		b = appendNumber(b, x)
+		j.number(x)
 	}
-	return append(b, ']')
+	j.b = append(j.b, ']')
+}
+
+func (j *jsonWriter) flush() error {
+	if j.err == nil {
+		_, j.err = j.w.Write(j.b)
+	}
+	j.b = j.b[:0]
+	return j.err
 }
