@@ -296,14 +296,7 @@ func TestCOCOResults(t *testing.T) {
 		{ImageID: 42, Label: 1, Box: box.Box{X1: 10, Y1: 20, X2: 30, Y2: 60}, Score: 0.75},
 		{ImageID: 7, Label: 0, Box: box.Box{X1: 0.1, Y1: 1.5, X2: 100.3, Y2: 2}, Score: 0.0123},
 	}
-	path := filepath.Join(t.TempDir(), "results.json")
-	if err := WriteCOCOResults(path, s, out); err != nil {
-		t.Fatal(err)
-	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	path, got := written(t, "results.json", func(path string) error { return WriteCOCOResults(path, s, out) })
 	// Expected entries written by hand from the COCO results format:
 	// category ids through the gapped mapping, bbox [x, y, X2-X1, Y2-Y1]
 	// with the float32 coordinates' float64 values, scores as the shortest
@@ -355,4 +348,19 @@ func TestSetFilter(t *testing.T) {
 	if len(got.Records) != 2 || got.Records[0].ID != 397133 || got.Records[1].ID != 37777 || !reflect.DeepEqual(got.Classes, s.Classes) {
 		t.Errorf("filtered %+v", got)
 	}
+}
+
+// written calls write with a path in a new temporary folder and returns
+// the path and the file's content.
+func written(t *testing.T, name string, write func(path string) error) (string, []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := write(path); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path, data
 }

@@ -49,11 +49,6 @@ type VOCOptions struct {
 	// SkipBad drops bad samples (records) instead of failing, listing each
 	// error in Set.Skipped.
 	SkipBad bool
-	// Devkit reads annotations as the VOC devkit's evaluation code does:
-	// objects whose <name> is not in Classes are left out instead of being
-	// an error, and boxes are not checked against <size>. Boxes must still
-	// be well formed (xmin <= xmax, ymin <= ymax, finite numbers).
-	Devkit bool
 }
 
 // ReadVOC reads split ("train", "val", "trainval", "test" or any list in
@@ -118,7 +113,7 @@ func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, err
 	if err != nil {
 		return Record{}, &BadSampleError{Format: "voc", File: path, Err: err}
 	}
-	r, err := decodeVOCAnnotation(data, path, classes, o.Devkit)
+	r, err := DecodeVOCAnnotation(data, path, classes)
 	if err != nil {
 		return Record{}, err
 	}
@@ -149,12 +144,6 @@ func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, err
 // size. Required beyond the format's rules: every <name> is one of classes,
 // every box lies inside the image. Errors are *BadSampleError.
 func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, error) {
-	return decodeVOCAnnotation(data, file, classes, false)
-}
-
-// decodeVOCAnnotation is DecodeVOCAnnotation; devkit relaxes it as
-// VOCOptions.Devkit says.
-func decodeVOCAnnotation(data []byte, file string, classes []string, devkit bool) (Record, error) {
 	if classes == nil {
 		classes = VOCClasses()
 	}
@@ -176,16 +165,13 @@ func decodeVOCAnnotation(data []byte, file string, classes []string, devkit bool
 	}
 	for i, o := range a.Objects {
 		label := slices.Index(classes, o.Name)
-		if label < 0 && devkit {
-			continue
-		}
 		where := fmt.Sprintf("object %d (%s)", i, o.Name)
 		if label < 0 {
 			return Record{}, &BadSampleError{Format: "voc", File: file, Where: where, Err: fmt.Errorf("unknown class %q", o.Name)}
 		}
 		c := o.Box
 		b := VOCToBox(c.Xmin, c.Ymin, c.Xmax, c.Ymax)
-		if err := checkBox(b, a.Width, a.Height, 0); err != nil && !devkit {
+		if err := checkBox(b, a.Width, a.Height, 0); err != nil {
 			return Record{}, &BadSampleError{Format: "voc", File: file, Where: where,
 				Err: fmt.Errorf("bndbox (%v,%v)-(%v,%v) outside the %dx%d image (VOC coordinates are 1..width, 1..height)",
 					c.Xmin, c.Ymin, c.Xmax, c.Ymax, a.Width, a.Height)}

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"math"
+	"os"
 	"slices"
 
 	"resdet/format/voc"
@@ -261,6 +262,53 @@ func npMaximum(a, b float64) float64 {
 		return math.NaN()
 	}
 	return max(a, b)
+}
+
+// ReadVOCGroundTruth reads split of the VOC year folder root as the devkit's
+// evaluation reads it, with format/voc: the image ids of
+// ImageSets/Main/<split>.txt in order, and for each Annotations/<id>.xml the
+// objects whose <name> is one of classes, with their boxes as written
+// (inclusive coordinates, not checked against <size>) and difficult flags;
+// objects of other classes are left out. A missing list or annotation file,
+// a malformed annotation (format/voc's rules apply to every object) or an
+// image id listed twice is an error naming the file.
+func ReadVOCGroundTruth(root, split string, classes []string) ([]VOCImage, error) {
+	listPath := voc.ImageSetPath(root, split)
+	f, err := os.Open(listPath)
+	if err != nil {
+		return nil, fmt.Errorf("eval: image set %q: %w", split, err)
+	}
+	list, err := voc.ReadImageSet(f)
+	f.Close()
+	if err != nil {
+		return nil, fmt.Errorf("eval: %s: %w", listPath, err)
+	}
+	images := make([]VOCImage, len(list))
+	line := make(map[string]int, len(list))
+	for i, e := range list {
+		if first, dup := line[e.Name]; dup {
+			return nil, fmt.Errorf("eval: %s: line %d: duplicate image id %q (first on line %d)", listPath, e.Line, e.Name, first)
+		}
+		line[e.Name] = e.Line
+		path := voc.AnnotationPath(root, e.Name)
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, fmt.Errorf("eval: %w", err)
+		}
+		a, err := voc.DecodeAnnotation(f, path)
+		f.Close()
+		if err != nil {
+			return nil, fmt.Errorf("eval: %w", err)
+		}
+		images[i].Name = e.Name
+		for _, o := range a.Objects {
+			if slices.Contains(classes, o.Name) {
+				images[i].Objects = append(images[i].Objects, VOCObject{Class: o.Name, Difficult: o.Difficult,
+					Box: VOCBox{o.Box.Xmin, o.Box.Ymin, o.Box.Xmax, o.Box.Ymax}})
+			}
+		}
+	}
+	return images, nil
 }
 
 // ReadVOCDetections reads the devkit result files of dir with format/voc's

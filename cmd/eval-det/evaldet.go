@@ -50,7 +50,8 @@ files with lines "<image> <score> <xmin> <ymin> <xmax> <ymax>" in the XML's
 pixel coordinates): per-class AP and mAP as py-faster-rcnn's voc_eval with
 IoU > 0.5, difficult objects ignored, the +1 pixel convention, the VOC2007
 11-point metric (voc07, default) or the area under the precision envelope
-(voc). A class without a result file has no detections.
+(voc). A class without a result file has no detections (each such file is
+named on stderr); no result file at all is an error.
 
 --json prints one JSON object instead: {"metric":"coco","stats":[12],
 "per_category":[{"id","name","ap","ap50","ap75","ar100"}]} with -1 for
@@ -170,21 +171,9 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 	if err != nil {
 		return err
 	}
-	// Devkit mode reads the XML as the devkit does: objects of other
-	// classes are left out and boxes are taken as they are.
-	set, err := datasets.ReadVOC(opts.GT, opts.Split, datasets.VOCOptions{Classes: classes, KeepDifficult: true, Devkit: true})
+	images, err := eval.ReadVOCGroundTruth(opts.GT, opts.Split, classes)
 	if err != nil {
 		return err
-	}
-	images := make([]eval.VOCImage, len(set.Records))
-	for i, r := range set.Records {
-		images[i].Name = r.Name
-		for _, o := range r.Objects {
-			// Back to the XML's integers, compared as they are (devkit).
-			xmin, ymin, xmax, ymax := datasets.BoxToVOC(o.Box)
-			images[i].Objects = append(images[i].Objects, eval.VOCObject{
-				Class: set.Classes[o.Label], Box: eval.VOCBox{xmin, ymin, xmax, ymax}, Difficult: o.Difficult})
-		}
 	}
 	st, err := os.Stat(opts.Dets)
 	if err != nil {

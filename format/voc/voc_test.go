@@ -151,10 +151,10 @@ func TestImageSet(t *testing.T) {
 
 func TestResults(t *testing.T) {
 	dir := t.TempDir()
-	classes := []string{"cat", "dog", "person"}
+	classes := []string{"boat", "car", "train"}
 	dets := [][]Detection{
-		{{Image: "000002", Score: 0.12345679, Box: Box{10.5, 20, 30.25, 40}}},
-		{{Image: "000001", Score: 0.9, Box: Box{1, 1, 100, 50}}, {Image: "000001", Score: 1e-7, Box: Box{6, 7, 7, 8}}},
+		{{Image: "2008_000008", Score: 0.125, Box: Box{0.5, 2, 3.75, 4e5}}},
+		{{Image: "a", Score: 1, Box: Box{-1, 1, 100, 50}}, {Image: "b", Score: 2.5e-8, Box: Box{6, 7, 7, 8}}},
 		nil,
 	}
 	if err := WriteResultsDir(dir, "test", classes, dets); err != nil {
@@ -162,15 +162,13 @@ func TestResults(t *testing.T) {
 	}
 	// Written by hand: the devkit's "<image> <score> <xmin> <ymin> <xmax>
 	// <ymax>", numbers in full precision, no exponent.
-	want := map[string]string{
-		"comp4_det_test_cat.txt":    "000002 0.12345679 10.5 20 30.25 40\n",
-		"comp4_det_test_dog.txt":    "000001 0.9 1 1 100 50\n000001 0.0000001 6 7 7 8\n",
-		"comp4_det_test_person.txt": "",
-	}
-	for name, w := range want {
-		got, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil || string(got) != w {
-			t.Errorf("%s: %q (%v), want %q", name, got, err, w)
+	for name, want := range map[string]string{
+		"comp4_det_test_boat.txt":  "2008_000008 0.125 0.5 2 3.75 400000\n",
+		"comp4_det_test_car.txt":   "a 1 -1 1 100 50\nb 0.000000025 6 7 7 8\n",
+		"comp4_det_test_train.txt": "",
+	} {
+		if got, err := os.ReadFile(filepath.Join(dir, name)); err != nil || string(got) != want {
+			t.Errorf("%s: %q (%v), want %q", name, got, err, want)
 		}
 	}
 	back, missing, err := ReadResultsDir(dir, "test", classes)
@@ -178,14 +176,14 @@ func TestResults(t *testing.T) {
 	if err != nil || missing != nil || !reflect.DeepEqual(back, dets) {
 		t.Errorf("read back %+v, missing %v, err %v", back, missing, err)
 	}
-	if err := os.Remove(ResultsFile(dir, "test", "dog")); err != nil {
+	if err := os.Remove(ResultsFile(dir, "test", "car")); err != nil {
 		t.Fatal(err)
 	}
 	back, missing, err = ReadResultsDir(dir, "test", append(classes, "bird"))
-	if err != nil || !reflect.DeepEqual(missing, []string{"dog", "bird"}) || len(back) != 4 || back[1] != nil || len(back[0]) != 1 {
+	if err != nil || !reflect.DeepEqual(missing, []string{"car", "bird"}) || len(back) != 4 || back[1] != nil || len(back[0]) != 1 {
 		t.Errorf("with missing files: %+v, missing %v, err %v", back, missing, err)
 	}
-	if err := WriteResultsDir(dir, "test", classes, [][]Detection{nil, {{Image: "a b"}}, nil}); err == nil || !strings.Contains(err.Error(), `class dog: detection 0: image name "a b"`) {
+	if err := WriteResultsDir(dir, "test", classes, [][]Detection{nil, {{Image: "a b"}}, nil}); err == nil || !strings.Contains(err.Error(), `class car: detection 0: image name "a b"`) {
 		t.Errorf("bad image name: %v", err)
 	}
 
