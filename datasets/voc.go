@@ -70,14 +70,9 @@ func ReadVOC(root, split string, o VOCOptions) (*Set, error) {
 		return nil, fmt.Errorf("voc: classes: %w", err)
 	}
 	listPath := voc.ImageSetPath(root, split)
-	f, err := os.Open(listPath)
+	list, err := voc.ReadImageSetFile(root, split)
 	if err != nil {
 		return nil, fmt.Errorf("voc: read split %q: %w", split, err)
-	}
-	list, err := voc.ReadImageSet(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("voc: read split %q: %s: %w", split, listPath, err)
 	}
 	s := &Set{Classes: classes}
 	seen := make(map[string]int)
@@ -109,11 +104,8 @@ func ReadVOC(root, split string, o VOCOptions) (*Set, error) {
 // image file) and applies the difficult filter.
 func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, error) {
 	path := voc.AnnotationPath(root, id)
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Record{}, &BadSampleError{Format: "voc", File: path, Err: err}
-	}
-	r, err := DecodeVOCAnnotation(data, path, classes)
+	a, err := voc.ReadAnnotationFile(path)
+	r, err := vocRecord(a, err, path, classes)
 	if err != nil {
 		return Record{}, err
 	}
@@ -144,16 +136,22 @@ func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, err
 // size. Required beyond the format's rules: every <name> is one of classes,
 // every box lies inside the image. Errors are *BadSampleError.
 func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, error) {
-	if classes == nil {
-		classes = VOCClasses()
-	}
 	a, err := voc.DecodeAnnotation(bytes.NewReader(data), file)
+	return vocRecord(a, err, file, classes)
+}
+
+// vocRecord makes the record of DecodeVOCAnnotation from what a format/voc
+// annotation reader returned (a, err) for file.
+func vocRecord(a *voc.Annotation, err error, file string, classes []string) (Record, error) {
 	if err != nil {
 		var ve *voc.Error
 		if errors.As(err, &ve) {
 			return Record{}, &BadSampleError{Format: "voc", File: ve.File, Where: ve.Where, Err: ve.Err}
 		}
 		return Record{}, &BadSampleError{Format: "voc", File: file, Err: err}
+	}
+	if classes == nil {
+		classes = VOCClasses()
 	}
 	r := Record{
 		Name:   strings.TrimSuffix(a.Filename, filepath.Ext(a.Filename)),

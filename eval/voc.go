@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"fmt"
 	"math"
-	"os"
 	"slices"
 
 	"resdet/format/voc"
@@ -273,30 +272,18 @@ func npMaximum(a, b float64) float64 {
 // a malformed annotation (format/voc's rules apply to every object) or an
 // image id listed twice is an error naming the file.
 func ReadVOCGroundTruth(root, split string, classes []string) ([]VOCImage, error) {
-	listPath := voc.ImageSetPath(root, split)
-	f, err := os.Open(listPath)
+	list, err := voc.ReadImageSetFile(root, split)
 	if err != nil {
 		return nil, fmt.Errorf("eval: image set %q: %w", split, err)
-	}
-	list, err := voc.ReadImageSet(f)
-	f.Close()
-	if err != nil {
-		return nil, fmt.Errorf("eval: %s: %w", listPath, err)
 	}
 	images := make([]VOCImage, len(list))
 	line := make(map[string]int, len(list))
 	for i, e := range list {
 		if first, dup := line[e.Name]; dup {
-			return nil, fmt.Errorf("eval: %s: line %d: duplicate image id %q (first on line %d)", listPath, e.Line, e.Name, first)
+			return nil, fmt.Errorf("eval: %s: line %d: duplicate image id %q (first on line %d)", voc.ImageSetPath(root, split), e.Line, e.Name, first)
 		}
 		line[e.Name] = e.Line
-		path := voc.AnnotationPath(root, e.Name)
-		f, err := os.Open(path)
-		if err != nil {
-			return nil, fmt.Errorf("eval: %w", err)
-		}
-		a, err := voc.DecodeAnnotation(f, path)
-		f.Close()
+		a, err := voc.ReadAnnotationFile(voc.AnnotationPath(root, e.Name))
 		if err != nil {
 			return nil, fmt.Errorf("eval: %w", err)
 		}

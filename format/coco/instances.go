@@ -8,7 +8,9 @@ import (
 )
 
 // Field names the keys of an entry, as bits of Image.Fields,
-// Category.Fields and Annotation.Fields: which keys the file had.
+// Category.Fields and Annotation.Fields: the keys the entry had whose
+// values could be read (a key given twice counts once; its last value is
+// kept).
 type Field uint32
 
 const (

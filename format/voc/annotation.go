@@ -1,10 +1,12 @@
 package voc
 
 import (
+	"bufio"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
@@ -188,6 +190,17 @@ func DecodeAnnotation(r io.Reader, file string) (*Annotation, error) {
 		o.Box = Box{c[0], c[1], c[2], c[3]}
 	}
 	return a, nil
+}
+
+// ReadAnnotationFile reads the annotation file at path with
+// DecodeAnnotation. A file that cannot be opened gives the *fs.PathError.
+func ReadAnnotationFile(path string) (*Annotation, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return DecodeAnnotation(bufio.NewReader(f), path)
 }
 
 // latin1Reader lets annotation files declare encoding="ISO-8859-1" (or

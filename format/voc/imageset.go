@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 )
@@ -38,6 +39,22 @@ func ReadImageSet(r io.Reader) ([]ImageSetEntry, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// ReadImageSetFile reads ImageSetPath(root, split) with ReadImageSet.
+// Errors name the file.
+func ReadImageSetFile(root, split string) ([]ImageSetEntry, error) {
+	path := ImageSetPath(root, split)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	list, err := ReadImageSet(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return list, nil
 }
 
 // WriteImageSet writes names one a line. Every name must pass CheckName.

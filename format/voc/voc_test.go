@@ -231,3 +231,38 @@ func TestBoxConversion(t *testing.T) {
 		})
 	}
 }
+
+func TestReadFiles(t *testing.T) {
+	root := t.TempDir()
+	for name, content := range map[string]string{
+		"ImageSets/Main/val.txt": "x\n",
+		"Annotations/x.xml":      "<annotation><size><width>3</width><height>4</height></size></annotation>",
+		"Annotations/bad.xml":    "<annotation>",
+	} {
+		path := filepath.Join(root, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := ReadImageSetFile(root, "val")
+	if err != nil || !reflect.DeepEqual(list, []ImageSetEntry{{"x", 1}}) {
+		t.Errorf("ReadImageSetFile = %v, %v", list, err)
+	}
+	if _, err := ReadImageSetFile(root, "test"); !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), "test.txt") {
+		t.Errorf("missing list: %v", err)
+	}
+	a, err := ReadAnnotationFile(AnnotationPath(root, "x"))
+	if err != nil || a.Width != 3 || a.Height != 4 {
+		t.Errorf("ReadAnnotationFile = %+v, %v", a, err)
+	}
+	var ve *Error
+	if _, err := ReadAnnotationFile(AnnotationPath(root, "bad")); !errors.As(err, &ve) || ve.File != AnnotationPath(root, "bad") {
+		t.Errorf("malformed file: %v", err)
+	}
+	if _, err := ReadAnnotationFile(AnnotationPath(root, "y")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
+	}
+}
