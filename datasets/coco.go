@@ -34,12 +34,11 @@ const cocoBoxSlack = 1
 // "images", "categories" and optionally "annotations"). imageDir is joined to
 // each file_name to make Record.ImagePath. See DecodeCOCO.
 func ReadCOCO(annotationFile, imageDir string, o COCOOptions) (*Set, error) {
-	f, err := os.Open(annotationFile)
+	data, err := os.ReadFile(annotationFile) // sized from the file: no buffer growth
 	if err != nil {
 		return nil, fmt.Errorf("coco: %w", err)
 	}
-	defer f.Close()
-	return DecodeCOCO(f, annotationFile, imageDir, o)
+	return decodeCOCO(data, annotationFile, imageDir, o)
 }
 
 // missingID marks an annotation's image_id the file does not give.
@@ -75,6 +74,15 @@ type annIssue struct {
 // COCOOptions.SkipBad); malformed JSON, a document that is not an object, a
 // missing "images" or "categories" array and bad categories always abort.
 func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("coco: %s: %w", file, err)
+	}
+	return decodeCOCO(data, file, imageDir, o)
+}
+
+// decodeCOCO is DecodeCOCO on the document's bytes.
+func decodeCOCO(data []byte, file, imageDir string, o COCOOptions) (*Set, error) {
 	fatal := func(err error) error { return fmt.Errorf("coco: %s: %w", file, err) }
 	bad := func(where string, err error) error {
 		return &BadSampleError{Format: "coco", File: file, Where: where, Err: err}
@@ -87,11 +95,6 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 		}
 		return err
 	}
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, fatal(err)
-	}
-
 	s := &Set{}
 	var (
 		records   []Record
@@ -111,7 +114,7 @@ func DecodeCOCO(r io.Reader, file, imageDir string, o COCOOptions) (*Set, error)
 			s.Skipped = append(s.Skipped, err)
 		}
 	}
-	err = coco.Scan(data, coco.Handler{
+	err := coco.Scan(data, coco.Handler{
 		Image: func(im coco.Image, err error) error {
 			i := nImages
 			nImages++
