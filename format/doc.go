@@ -12,6 +12,7 @@
 // classes, boxes outside the image, skipping bad samples) is left to their
 // users, datasets and eval.
 //
-// Imports: the standard library, and internal/atomicfile for the helpers
-// that write files. Never gorgonia, gocv, datasets or eval.
+// Imports: the standard library, box (for the conversions to box.Box) and
+// internal/atomicfile (for the helpers that write files). Never gorgonia,
+// gocv, datasets or eval.
 package format

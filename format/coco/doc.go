@@ -36,5 +36,5 @@
 // coordinates (the box covers [x, x+w] x [y, y+h]), float64. XYWHToBox and
 // BoxToXYWH convert to and from the project's box.Box (box/doc.go).
 //
-// Imports: the standard library, box and internal/atomicfile.
+// Imports: the standard library and box.
 package coco

@@ -7,8 +7,9 @@
 //
 // Boxes stay in the format's own convention: Box holds 1-based inclusive
 // pixel indices as written (xmin..xmax, 1..width for the whole image), not
-// the project's continuous XYXY. datasets.VOCToBox and BoxToVOC convert;
-// the devkit's AP compares these numbers as they are.
+// the project's continuous XYXY. ToBox and FromBox convert (datasets'
+// VOCToBox and BoxToVOC wrap them); the devkit's AP compares these numbers
+// as they are.
 //
 // # Missing result files
 //
@@ -22,5 +23,5 @@
 // Problems of one file are *Error values naming the file and the entry
 // ("object 2 (dog)", "line 7", "size").
 //
-// Imports: the standard library and internal/atomicfile.
+// Imports: the standard library, box and internal/atomicfile.
 package voc
