@@ -48,6 +48,9 @@
 // envelope) metric. Boxes are VOCBox: the XML's inclusive integer
 // coordinates, compared as they are. Ties in score are broken by input
 // order (the reference's unstable sort leaves them arbitrary).
+// ReadVOCGroundTruth reads a VOC folder as the devkit does and
+// ReadVOCDetections its comp4_det_<split>_<class>.txt files; a class
+// without a result file has no detections and is returned as missing.
 //
 // # Training-time evaluation
 //
