@@ -130,7 +130,7 @@ func writeSyntheticCOCO(path string, nImages, nAnns int, seed uint64) (int64, er
 		b = append(b, `{"supercategory": "thing","id": `...)
 		b = strconv.AppendInt(b, int64(id), 10)
 		b = append(b, `,"name": `...)
-		b = appendJSONString(b, names[i])
+		b = strconv.AppendQuote(b, names[i]) // ASCII names: Go and JSON quoting agree
 		b = append(b, '}')
 		w.Write(b)
 	}

@@ -1,8 +1,12 @@
 // Package datasets reads and writes object-detection annotations: PASCAL VOC
 // (a VOCdevkit year folder of XML files) and COCO (instances_*.json), the
 // detection result files of both, and the sampling and prefetching loader
-// that training reads through. It is plain Go: no cgo, no gorgonia. Image
-// decoding lives in the subpackage imageio.
+// that training reads through. The files themselves are parsed and written
+// by format/voc and format/coco (shared with eval); datasets converts their
+// entries to its Set/Record model and applies the training policy (known
+// classes, boxes inside their images, unique ids, skipping bad samples).
+// Files are written atomically through internal/atomicfile. It is plain Go:
+// no cgo, no gorgonia. Image decoding lives in the subpackage imageio.
 //
 // # Coordinates
 //

@@ -1,41 +1,36 @@
 package datasets
 
 import (
-	"bufio"
 	"bytes"
-	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
 	"resdet/box"
+	"resdet/format/voc"
+	"resdet/internal/atomicfile"
 )
 
-// VOCToBox converts a PASCAL VOC XML box to the project convention. VOC
-// stores 1-based inclusive pixel indices: a box covering pixel columns
-// xmin..xmax (1..W for the whole image) covers the continuous interval
-// [xmin-1, xmax). So X1 = xmin-1, Y1 = ymin-1, X2 = xmax, Y2 = ymax, as in
-// Detectron2's pascal_voc.py. The subtraction is done in float64 and rounded
-// once, so integer coordinates (and any written by BoxToVOC) convert exactly.
-// This is the only place that converts VOC coordinates in; BoxToVOC is the
-// only one that converts out.
+// VOCToBox converts a PASCAL VOC XML box to the project convention with
+// format/voc's ToBox: VOC stores 1-based inclusive pixel indices, so X1 =
+// xmin-1, Y1 = ymin-1, X2 = xmax, Y2 = ymax (as Detectron2). Integer
+// coordinates (and any written by BoxToVOC) convert exactly.
 func VOCToBox(xmin, ymin, xmax, ymax float64) box.Box {
-	return box.Box{X1: float32(xmin - 1), Y1: float32(ymin - 1), X2: float32(xmax), Y2: float32(ymax)}
+	return voc.ToBox(voc.Box{Xmin: xmin, Ymin: ymin, Xmax: xmax, Ymax: ymax})
 }
 
 // BoxToVOC converts a box in the project convention to VOC's 1-based
-// inclusive coordinates: xmin = X1+1, ymin = Y1+1, xmax = X2, ymax = Y2 (as
-// Detectron2 writes its VOC result files). It is the inverse of VOCToBox:
-// VOCToBox(BoxToVOC(b)) == b for every finite b whose X1 and Y1 are 0 or at
-// least 2^-29 in magnitude (any pixel coordinate): the +1 is exact in
-// float64 there.
+// inclusive coordinates with format/voc's FromBox: xmin = X1+1, ymin =
+// Y1+1, xmax = X2, ymax = Y2. VOCToBox(BoxToVOC(b)) == b for every finite b
+// whose X1 and Y1 are 0 or at least 2^-29 in magnitude.
 func BoxToVOC(b box.Box) (xmin, ymin, xmax, ymax float64) {
-	return float64(b.X1) + 1, float64(b.Y1) + 1, float64(b.X2), float64(b.Y2)
+	v := voc.FromBox(b)
+	return v.Xmin, v.Ymin, v.Xmax, v.Ymax
 }
 
 // VOCOptions configures ReadVOC. The zero value reads the 20 standard classes,
@@ -54,11 +49,6 @@ type VOCOptions struct {
 	// SkipBad drops bad samples (records) instead of failing, listing each
 	// error in Set.Skipped.
 	SkipBad bool
-	// Devkit reads annotations as the VOC devkit's evaluation code does:
-	// objects whose <name> is not in Classes are left out instead of being
-	// an error, and boxes are not checked against <size>. Boxes must still
-	// be well formed (xmin <= xmax, ymin <= ymax, finite numbers).
-	Devkit bool
 }
 
 // ReadVOC reads split ("train", "val", "trainval", "test" or any list in
@@ -79,32 +69,25 @@ func ReadVOC(root, split string, o VOCOptions) (*Set, error) {
 	if err := checkClassList(classes); err != nil {
 		return nil, fmt.Errorf("voc: classes: %w", err)
 	}
-	listPath := filepath.Join(root, "ImageSets", "Main", split+".txt")
-	list, err := os.ReadFile(listPath)
+	listPath := voc.ImageSetPath(root, split)
+	list, err := voc.ReadImageSetFile(root, split)
 	if err != nil {
 		return nil, fmt.Errorf("voc: read split %q: %w", split, err)
 	}
 	s := &Set{Classes: classes}
 	seen := make(map[string]int)
-	pos := 0
-	for lineNo, line := range strings.Split(string(list), "\n") {
-		fields := strings.Fields(line)
-		if len(fields) == 0 {
-			continue
-		}
-		id := fields[0]
-		r, err := readVOCRecord(root, id, classes, o)
+	for pos, e := range list {
+		r, err := readVOCRecord(root, e.Name, classes, o)
 		if err == nil {
-			if prev, dup := seen[id]; dup {
-				err = &BadSampleError{Format: "voc", File: listPath, Where: fmt.Sprintf("line %d", lineNo+1),
-					Err: fmt.Errorf("duplicate image id %q (first on line %d)", id, prev)}
+			if prev, dup := seen[e.Name]; dup {
+				err = &BadSampleError{Format: "voc", File: listPath, Where: fmt.Sprintf("line %d", e.Line),
+					Err: fmt.Errorf("duplicate image id %q (first on line %d)", e.Name, prev)}
 			}
 		}
-		if _, dup := seen[id]; !dup {
-			seen[id] = lineNo + 1
+		if _, dup := seen[e.Name]; !dup {
+			seen[e.Name] = e.Line
 		}
 		r.ID = int64(pos)
-		pos++
 		if err != nil {
 			if o.SkipBad {
 				s.Skipped = append(s.Skipped, err)
@@ -120,12 +103,9 @@ func ReadVOC(root, split string, o VOCOptions) (*Set, error) {
 // readVOCRecord reads and checks Annotations/<id>.xml (and, if asked, the
 // image file) and applies the difficult filter.
 func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, error) {
-	path := filepath.Join(root, "Annotations", id+".xml")
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return Record{}, &BadSampleError{Format: "voc", File: path, Err: err}
-	}
-	r, err := decodeVOCAnnotation(data, path, classes, o.Devkit)
+	path := voc.AnnotationPath(root, id)
+	a, err := voc.ReadAnnotationFile(path)
+	r, err := vocRecord(a, err, path, classes)
 	if err != nil {
 		return Record{}, err
 	}
@@ -148,205 +128,61 @@ func readVOCRecord(root, id string, classes []string, o VOCOptions) (Record, err
 	return r, nil
 }
 
-// vocAnnotation mirrors the parts of a VOC annotation file that are read.
-// Numbers are kept as text and parsed by hand, so that floats are accepted
-// and errors name the field.
-type vocAnnotation struct {
-	XMLName  xml.Name
-	Filename string      `xml:"filename"`
-	Size     *vocSize    `xml:"size"`
-	Objects  []vocObject `xml:"object"`
-}
-
-type vocSize struct {
-	Width  *string `xml:"width"`
-	Height *string `xml:"height"`
-}
-
-type vocObject struct {
-	Name      *string    `xml:"name"`
-	Truncated *string    `xml:"truncated"`
-	Difficult *string    `xml:"difficult"`
-	BndBox    *vocBndBox `xml:"bndbox"`
-}
-
-type vocBndBox struct {
-	Xmin *string `xml:"xmin"`
-	Ymin *string `xml:"ymin"`
-	Xmax *string `xml:"xmax"`
-	Ymax *string `xml:"ymax"`
-}
-
-// DecodeVOCAnnotation parses one VOC annotation file's bytes. file names it
-// in errors. classes maps label -> name (nil means VOCClasses()). The record
-// has Width, Height, Name (<filename> without its extension) and every
-// object, difficult ones included, with boxes converted by VOCToBox and
-// checked against the image size. Required: the <annotation> root, <size>
-// with positive integer <width> and <height>, and per object <name> (one of
-// classes) and <bndbox> with xmin <= xmax, ymin <= ymax inside the image.
-// <difficult> and <truncated> default to 0. Errors are *BadSampleError.
+// DecodeVOCAnnotation parses one VOC annotation file's bytes (format/voc's
+// DecodeAnnotation) into a record. file names it in errors. classes maps
+// label -> name (nil means VOCClasses()). The record has Width, Height, Name
+// (<filename> without its extension) and every object, difficult ones
+// included, with boxes converted by VOCToBox and checked against the image
+// size. Required beyond the format's rules: every <name> is one of classes,
+// every box lies inside the image. Errors are *BadSampleError.
 func DecodeVOCAnnotation(data []byte, file string, classes []string) (Record, error) {
-	return decodeVOCAnnotation(data, file, classes, false)
+	a, err := voc.DecodeAnnotation(bytes.NewReader(data), file)
+	return vocRecord(a, err, file, classes)
 }
 
-// decodeVOCAnnotation is DecodeVOCAnnotation; devkit relaxes it as
-// VOCOptions.Devkit says.
-func decodeVOCAnnotation(data []byte, file string, classes []string, devkit bool) (Record, error) {
+// vocRecord makes the record of DecodeVOCAnnotation from what a format/voc
+// annotation reader returned (a, err) for file.
+func vocRecord(a *voc.Annotation, err error, file string, classes []string) (Record, error) {
+	if err != nil {
+		var ve *voc.Error
+		if errors.As(err, &ve) {
+			return Record{}, &BadSampleError{Format: "voc", File: ve.File, Where: ve.Where, Err: ve.Err}
+		}
+		return Record{}, &BadSampleError{Format: "voc", File: file, Err: err}
+	}
 	if classes == nil {
 		classes = VOCClasses()
 	}
-	bad := func(where string, format string, args ...any) error {
-		return &BadSampleError{Format: "voc", File: file, Where: where, Err: fmt.Errorf(format, args...)}
-	}
-	var a vocAnnotation
-	dec := xml.NewDecoder(bytes.NewReader(data))
-	dec.CharsetReader = latin1Reader
-	if err := dec.Decode(&a); err != nil {
-		return Record{}, &BadSampleError{Format: "voc", File: file, Err: fmt.Errorf("parse: %w", err)}
-	}
-	if a.XMLName.Local != "annotation" {
-		return Record{}, bad("", "root element <%s>, want <annotation>", a.XMLName.Local)
-	}
-	if a.Size == nil {
-		return Record{}, bad("size", "missing <size>")
-	}
-	w, err := vocSizeField(a.Size.Width, "width")
-	if err != nil {
-		return Record{}, bad("size", "%v", err)
-	}
-	h, err := vocSizeField(a.Size.Height, "height")
-	if err != nil {
-		return Record{}, bad("size", "%v", err)
-	}
 	r := Record{
-		Name:   strings.TrimSuffix(strings.TrimSpace(a.Filename), filepath.Ext(strings.TrimSpace(a.Filename))),
-		Width:  w,
-		Height: h,
+		Name:   strings.TrimSuffix(a.Filename, filepath.Ext(a.Filename)),
+		Width:  a.Width,
+		Height: a.Height,
 	}
 	if len(a.Objects) > 0 {
 		r.Objects = make([]Object, 0, len(a.Objects))
 	}
 	for i, o := range a.Objects {
-		where := fmt.Sprintf("object %d", i)
-		if o.Name == nil || strings.TrimSpace(*o.Name) == "" {
-			return Record{}, bad(where, "missing <name>")
-		}
-		name := strings.TrimSpace(*o.Name)
-		where = fmt.Sprintf("object %d (%s)", i, name)
-		label := indexOf(classes, name)
-		if label < 0 && devkit {
-			continue
-		}
+		label := slices.Index(classes, o.Name)
+		where := fmt.Sprintf("object %d (%s)", i, o.Name)
 		if label < 0 {
-			return Record{}, bad(where, "unknown class %q", name)
+			return Record{}, &BadSampleError{Format: "voc", File: file, Where: where, Err: fmt.Errorf("unknown class %q", o.Name)}
 		}
-		difficult, err := vocFlag(o.Difficult, "difficult")
-		if err != nil {
-			return Record{}, bad(where, "%v", err)
-		}
-		truncated, err := vocFlag(o.Truncated, "truncated")
-		if err != nil {
-			return Record{}, bad(where, "%v", err)
-		}
-		if o.BndBox == nil {
-			return Record{}, bad(where, "missing <bndbox>")
-		}
-		var c [4]float64
-		for k, f := range []struct {
-			s    *string
-			name string
-		}{{o.BndBox.Xmin, "xmin"}, {o.BndBox.Ymin, "ymin"}, {o.BndBox.Xmax, "xmax"}, {o.BndBox.Ymax, "ymax"}} {
-			if c[k], err = vocNumber(f.s, f.name); err != nil {
-				return Record{}, bad(where, "%v", err)
-			}
-		}
-		if c[2] < c[0] {
-			return Record{}, bad(where, "xmax %v < xmin %v", c[2], c[0])
-		}
-		if c[3] < c[1] {
-			return Record{}, bad(where, "ymax %v < ymin %v", c[3], c[1])
-		}
-		b := VOCToBox(c[0], c[1], c[2], c[3])
-		if err := checkBox(b, w, h, 0); err != nil && !devkit {
-			return Record{}, bad(where, "bndbox (%v,%v)-(%v,%v) outside the %dx%d image (VOC coordinates are 1..width, 1..height)",
-				c[0], c[1], c[2], c[3], w, h)
+		c := o.Box
+		b := VOCToBox(c.Xmin, c.Ymin, c.Xmax, c.Ymax)
+		if err := checkBox(b, a.Width, a.Height, 0); err != nil {
+			return Record{}, &BadSampleError{Format: "voc", File: file, Where: where,
+				Err: fmt.Errorf("bndbox (%v,%v)-(%v,%v) outside the %dx%d image (VOC coordinates are 1..width, 1..height)",
+					c.Xmin, c.Ymin, c.Xmax, c.Ymax, a.Width, a.Height)}
 		}
 		r.Objects = append(r.Objects, Object{
-			Box: b, Label: label, Difficult: difficult, Truncated: truncated, Area: b.Area(),
+			Box: b, Label: label, Difficult: o.Difficult, Truncated: o.Truncated, Area: b.Area(),
 		})
 	}
 	return r, nil
 }
 
-// latin1Reader lets annotation files declare encoding="ISO-8859-1" (or
-// US-ASCII), as some labelling tools write; encoding/xml reads only UTF-8
-// itself.
-func latin1Reader(label string, in io.Reader) (io.Reader, error) {
-	switch strings.ToLower(label) {
-	case "iso-8859-1", "iso8859-1", "latin1", "latin-1", "us-ascii", "ascii":
-	default:
-		return nil, fmt.Errorf("unsupported encoding %q", label)
-	}
-	data, err := io.ReadAll(in)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]rune, len(data))
-	for i, c := range data {
-		out[i] = rune(c)
-	}
-	return strings.NewReader(string(out)), nil
-}
-
 // maxImageSide bounds the image sizes the readers accept.
-const maxImageSide = 1 << 20
-
-// vocNumber parses a finite number field.
-func vocNumber(s *string, name string) (float64, error) {
-	if s == nil {
-		return 0, fmt.Errorf("missing <%s>", name)
-	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(*s), 64)
-	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
-		return 0, fmt.Errorf("<%s> %q is not a finite number", name, strings.TrimSpace(*s))
-	}
-	return v, nil
-}
-
-// vocSizeField parses <width> or <height>: a positive integer (written as a
-// float is accepted if integral).
-func vocSizeField(s *string, name string) (int, error) {
-	v, err := vocNumber(s, name)
-	if err != nil {
-		return 0, err
-	}
-	if v != math.Trunc(v) || v < 1 || v > maxImageSide {
-		return 0, fmt.Errorf("<%s> %v is not an integer in [1, %d]", name, v, maxImageSide)
-	}
-	return int(v), nil
-}
-
-// vocFlag parses <difficult> or <truncated>: absent or empty is false,
-// otherwise a number, non-zero meaning true.
-func vocFlag(s *string, name string) (bool, error) {
-	if s == nil || strings.TrimSpace(*s) == "" {
-		return false, nil
-	}
-	v, err := vocNumber(s, name)
-	if err != nil {
-		return false, err
-	}
-	return v != 0, nil
-}
-
-func indexOf(list []string, s string) int {
-	for i, x := range list {
-		if x == s {
-			return i
-		}
-	}
-	return -1
-}
+const maxImageSide = voc.MaxImageSide
 
 // checkClassList rejects empty or duplicate class names.
 func checkClassList(classes []string) error {
@@ -366,33 +202,17 @@ func checkClassList(classes []string) error {
 	return nil
 }
 
-// formatCoord writes a coordinate as the shortest decimal that parses back
-// to the same float64: integers without a decimal point.
-func formatCoord(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
-
-// checkVOCName rejects image ids that cannot be a file name or a field of a
-// whitespace-separated list.
-func checkVOCName(name string) error {
-	if name == "" || strings.ContainsAny(name, " \t\r\n/\\") || name == "." || name == ".." {
-		return fmt.Errorf("image name %q is not a valid VOC image id", name)
-	}
-	return nil
-}
-
 // WriteVOCAnnotation writes r as a VOC annotation XML file at path
-// (atomically), in the layout of the VOC devkit: <filename> (the base of
-// r.ImagePath, or r.Name+".jpg"), <size> (depth 3), and per object <name>
-// (classes[Label]), <pose>, <truncated>, <difficult> and <bndbox> converted
-// with BoxToVOC. Integer coordinates are written as integers, others as the
-// shortest decimal that reads back exactly. A label outside classes is an
-// error.
+// (atomically) with format/voc's EncodeAnnotation: <folder> "VOC",
+// <filename> (the base of r.ImagePath, or r.Name+".jpg"), <size> (depth 3),
+// and per object <name> (classes[Label]), <pose>, <truncated>, <difficult>
+// and <bndbox> converted with BoxToVOC. Integer coordinates are written as
+// integers, others as the shortest decimal that reads back exactly. A label
+// outside classes is an error.
 func WriteVOCAnnotation(path string, r Record, classes []string) error {
 	data, err := encodeVOCAnnotation(r, classes)
 	if err == nil {
-		err = writeFileAtomic(path, func(w *bufio.Writer) error {
-			_, err := w.Write(data)
-			return err
-		})
+		err = atomicfile.WriteFile(path, data, 0o644)
 	}
 	if err != nil {
 		return fmt.Errorf("voc: write %s: %w", path, err)
@@ -402,151 +222,113 @@ func WriteVOCAnnotation(path string, r Record, classes []string) error {
 
 // encodeVOCAnnotation returns the file WriteVOCAnnotation writes.
 func encodeVOCAnnotation(r Record, classes []string) ([]byte, error) {
-	var buf bytes.Buffer
-	filename := r.Name + ".jpg"
+	a := &voc.Annotation{Folder: "VOC", Filename: r.Name + ".jpg", Width: r.Width, Height: r.Height, Depth: 3}
 	if r.ImagePath != "" {
-		filename = filepath.Base(r.ImagePath)
+		a.Filename = filepath.Base(r.ImagePath)
 	}
-	buf.WriteString("<annotation>\n\t<folder>VOC</folder>\n\t<filename>")
-	xml.EscapeText(&buf, []byte(filename))
-	fmt.Fprintf(&buf, "</filename>\n\t<size>\n\t\t<width>%d</width>\n\t\t<height>%d</height>\n\t\t<depth>3</depth>\n\t</size>\n\t<segmented>0</segmented>\n", r.Width, r.Height)
+	a.Objects = make([]voc.Object, len(r.Objects))
 	for i, o := range r.Objects {
 		if o.Label < 0 || o.Label >= len(classes) {
 			return nil, fmt.Errorf("object %d: label %d out of range [0, %d)", i, o.Label, len(classes))
 		}
 		xmin, ymin, xmax, ymax := BoxToVOC(o.Box)
-		buf.WriteString("\t<object>\n\t\t<name>")
-		xml.EscapeText(&buf, []byte(classes[o.Label]))
-		fmt.Fprintf(&buf, "</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>%d</truncated>\n\t\t<difficult>%d</difficult>\n", b2i(o.Truncated), b2i(o.Difficult))
-		fmt.Fprintf(&buf, "\t\t<bndbox>\n\t\t\t<xmin>%s</xmin>\n\t\t\t<ymin>%s</ymin>\n\t\t\t<xmax>%s</xmax>\n\t\t\t<ymax>%s</ymax>\n\t\t</bndbox>\n\t</object>\n",
-			formatCoord(xmin), formatCoord(ymin), formatCoord(xmax), formatCoord(ymax))
+		a.Objects[i] = voc.Object{Name: classes[o.Label], Truncated: o.Truncated, Difficult: o.Difficult,
+			Box: voc.Box{Xmin: xmin, Ymin: ymin, Xmax: xmax, Ymax: ymax}}
 	}
-	buf.WriteString("</annotation>\n")
-	return buf.Bytes(), nil
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
+	var buf bytes.Buffer
+	err := voc.EncodeAnnotation(&buf, a)
+	return buf.Bytes(), err
 }
 
 // WriteVOC writes s as the annotation part of a VOC year folder at root:
 // Annotations/<Name>.xml for every record (WriteVOCAnnotation) and
 // ImageSets/Main/<split>.txt listing the record names in order. Images are
 // not written (JPEGImages is the caller's). Record names must be valid VOC
-// image ids (non-empty, no whitespace or path separators) and unique.
+// image ids (format/voc's CheckName) and unique.
 func WriteVOC(root, split string, s *Set) error {
-	if err := checkVOCName(split); err != nil {
+	if err := voc.CheckName(split); err != nil {
 		return fmt.Errorf("voc: split: %w", err)
 	}
 	annDir := filepath.Join(root, "Annotations")
-	setDir := filepath.Join(root, "ImageSets", "Main")
-	for _, d := range []string{annDir, setDir} {
+	listPath := voc.ImageSetPath(root, split)
+	for _, d := range []string{annDir, filepath.Dir(listPath)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("voc: %w", err)
 		}
 	}
 	seen := make(map[string]bool, len(s.Records))
-	var list bytes.Buffer
+	names := make([]string, len(s.Records))
 	for i, r := range s.Records {
-		if err := checkVOCName(r.Name); err != nil {
+		if err := voc.CheckName(r.Name); err != nil {
 			return fmt.Errorf("voc: record %d: %w", i, err)
 		}
 		if seen[r.Name] {
 			return fmt.Errorf("voc: record %d: duplicate image name %q", i, r.Name)
 		}
 		seen[r.Name] = true
-		if err := WriteVOCAnnotation(filepath.Join(annDir, r.Name+".xml"), r, s.Classes); err != nil {
+		names[i] = r.Name
+		if err := WriteVOCAnnotation(voc.AnnotationPath(root, r.Name), r, s.Classes); err != nil {
 			return err
 		}
-		list.WriteString(r.Name)
-		list.WriteByte('\n')
 	}
-	path := filepath.Join(setDir, split+".txt")
-	if err := writeFileAtomic(path, func(w *bufio.Writer) error { _, err := w.Write(list.Bytes()); return err }); err != nil {
-		return fmt.Errorf("voc: write %s: %w", path, err)
+	if err := atomicfile.Write(listPath, func(w io.Writer) error { return voc.WriteImageSet(w, names) }); err != nil {
+		return fmt.Errorf("voc: %w", err)
 	}
 	return nil
 }
 
-// VOCResultsFile returns the path of the VOC devkit result file of one class:
-// dir/comp4_det_<split>_<class>.txt.
-func VOCResultsFile(dir, split, class string) string {
-	return filepath.Join(dir, "comp4_det_"+split+"_"+class+".txt")
-}
-
-// WriteVOCResults writes dets as VOC devkit result files, one per class
-// (VOCResultsFile; written, possibly empty, for every class), each line
-// "<image> <score> <xmin> <ymin> <xmax> <ymax>" with Detection.Name as the
-// image and the box converted by BoxToVOC (1-based, as Detectron2 writes:
-// xmin = X1+1, ymin = Y1+1, xmax = X2, ymax = Y2). Numbers are written in
-// full precision (the shortest decimal that reads back exactly), not rounded
-// as Detectron2's "%.3f %.1f" does. Lines keep the order of dets.
+// WriteVOCResults writes dets as VOC devkit result files with format/voc's
+// WriteResultsDir: one per class (written, possibly empty, for every
+// class), each line "<image> <score> <xmin> <ymin> <xmax> <ymax>" with
+// Detection.Name as the image and the box converted by BoxToVOC (1-based, as
+// Detectron2 writes: xmin = X1+1, ymin = Y1+1, xmax = X2, ymax = Y2).
+// Numbers are written in full precision (scores as the shortest decimal
+// that reads back as the same float32), not rounded as Detectron2's
+// "%.3f %.1f" does. Lines keep the order of dets.
 func WriteVOCResults(dir, split string, classes []string, dets []Detection) error {
-	perClass := make([]bytes.Buffer, len(classes))
+	perClass := make([][]voc.Detection, len(classes))
 	for i, d := range dets {
 		if d.Label < 0 || d.Label >= len(classes) {
 			return fmt.Errorf("voc: results: detection %d: label %d out of range [0, %d)", i, d.Label, len(classes))
 		}
-		if err := checkVOCName(d.Name); err != nil {
+		if err := voc.CheckName(d.Name); err != nil {
 			return fmt.Errorf("voc: results: detection %d: %w", i, err)
 		}
 		xmin, ymin, xmax, ymax := BoxToVOC(d.Box)
-		b := &perClass[d.Label]
-		b.WriteString(d.Name)
-		b.WriteByte(' ')
-		b.WriteString(strconv.FormatFloat(float64(d.Score), 'f', -1, 32))
-		for _, v := range []float64{xmin, ymin, xmax, ymax} {
-			b.WriteByte(' ')
-			b.WriteString(formatCoord(v))
-		}
-		b.WriteByte('\n')
+		perClass[d.Label] = append(perClass[d.Label], voc.Detection{Image: d.Name, Score: decimal32(d.Score),
+			Box: voc.Box{Xmin: xmin, Ymin: ymin, Xmax: xmax, Ymax: ymax}})
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := voc.WriteResultsDir(dir, split, classes, perClass); err != nil {
 		return fmt.Errorf("voc: results: %w", err)
-	}
-	for c, name := range classes {
-		path := VOCResultsFile(dir, split, name)
-		err := writeFileAtomic(path, func(w *bufio.Writer) error { _, err := w.Write(perClass[c].Bytes()); return err })
-		if err != nil {
-			return fmt.Errorf("voc: write %s: %w", path, err)
-		}
 	}
 	return nil
 }
 
 // ReadVOCResults reads the result files WriteVOCResults writes (or the VOC
-// devkit's): for every class in order, VOCResultsFile(dir, split, class),
+// devkit's) with format/voc's ReadResultsDir: for every class in order,
 // each line "<image> <score> <xmin> <ymin> <xmax> <ymax>" converted with
-// VOCToBox. Detection.ImageID is 0 (the files hold only names). A missing
-// file or a malformed line is an error naming the file and line.
-func ReadVOCResults(dir, split string, classes []string) ([]Detection, error) {
-	var dets []Detection
-	for label, name := range classes {
-		path := VOCResultsFile(dir, split, name)
-		data, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("voc: results: %w", err)
-		}
-		for lineNo, line := range strings.Split(string(data), "\n") {
-			f := strings.Fields(line)
-			if len(f) == 0 {
-				continue
-			}
-			if len(f) != 6 {
-				return nil, fmt.Errorf("voc: %s: line %d: %d fields, want 6", path, lineNo+1, len(f))
-			}
-			var v [5]float64
-			for k := range v {
-				v[k], err = strconv.ParseFloat(f[k+1], 64)
-				if err != nil || math.IsNaN(v[k]) || math.IsInf(v[k], 0) {
-					return nil, fmt.Errorf("voc: %s: line %d: field %d %q is not a finite number", path, lineNo+1, k+2, f[k+1])
-				}
-			}
-			dets = append(dets, Detection{Name: f[0], Label: label, Score: float32(v[0]), Box: VOCToBox(v[1], v[2], v[3], v[4])})
+// VOCToBox. Detection.ImageID is 0 (the files hold only names). A class
+// without a file has no detections and is listed in missing; a malformed
+// line is an error naming the file and line.
+func ReadVOCResults(dir, split string, classes []string) (dets []Detection, missing []string, err error) {
+	perClass, missing, err := voc.ReadResultsDir(dir, split, classes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("voc: results: %w", err)
+	}
+	for label, ds := range perClass {
+		for _, d := range ds {
+			dets = append(dets, Detection{Name: d.Image, Label: label, Score: float32(d.Score),
+				Box: VOCToBox(d.Box.Xmin, d.Box.Ymin, d.Box.Xmax, d.Box.Ymax)})
 		}
 	}
-	return dets, nil
+	return dets, missing, nil
+}
+
+// decimal32 returns the float64 value of the shortest decimal that reads
+// back as v in float32, so that writers printing float64 in full precision
+// print v as short as a float32 printer would ("0.9", not
+// "0.8999999761581421").
+func decimal32(v float32) float64 {
+	d, _ := strconv.ParseFloat(strconv.FormatFloat(float64(v), 'f', -1, 32), 64)
+	return d
 }

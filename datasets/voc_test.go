@@ -1,8 +1,8 @@
 package datasets
 
 import (
+	"encoding/xml"
 	"errors"
-	"flag"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -13,9 +13,8 @@ import (
 	"testing"
 
 	"resdet/box"
+	"resdet/format/voc"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files in testdata")
 
 const vocRoot = "testdata/VOCdevkit/VOC2007"
 
@@ -45,7 +44,7 @@ func TestVOCToBox(t *testing.T) {
 }
 
 // Property: BoxToVOC then VOCToBox gives back any float32 box exactly, also
-// through the text written by formatCoord.
+// through the text written by voc.FormatNumber.
 func TestBoxToVOCRoundTripProperty(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 20000 {
@@ -71,7 +70,7 @@ func TestBoxToVOCRoundTripProperty(t *testing.T) {
 		xmin, ymin, xmax, ymax := BoxToVOC(b)
 		var back [4]float64
 		for k, v := range []float64{xmin, ymin, xmax, ymax} {
-			if err := parseFloatInto(formatCoord(v), &back[k]); err != nil {
+			if err := parseFloatInto(voc.FormatNumber(v), &back[k]); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -82,7 +81,7 @@ func TestBoxToVOCRoundTripProperty(t *testing.T) {
 }
 
 func parseFloatInto(s string, v *float64) error {
-	f, err := vocNumber(&s, "test")
+	f, err := strconv.ParseFloat(s, 64)
 	*v = f
 	return err
 }
@@ -124,10 +123,6 @@ func TestReadVOC(t *testing.T) {
 			want: []Record{r005, r007}},
 		{name: "custom classes", split: "trainval", opts: VOCOptions{Classes: []string{"person", "horse", "chair", "car"}, KeepDifficult: true},
 			want: []Record{relabel(r005, 2, 2, 2), relabel(r007, 3), relabel(r008, 1, 0)}},
-		{name: "devkit mode leaves out other classes", split: "trainval",
-			opts: VOCOptions{Classes: []string{"car", "horse"}, KeepDifficult: true, Devkit: true},
-			want: []Record{func() Record { r := r005; r.Objects = []Object{}; return r }(), relabel(r007, 0),
-				func() Record { r := relabel(r008, 1, 0); r.Objects = r.Objects[:1]; return r }()}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -366,33 +361,61 @@ func checkErr(t *testing.T, err error, want []string, fatal bool) {
 	}
 }
 
-func TestWriteVOCAnnotationGolden(t *testing.T) {
+func TestWriteVOCAnnotation(t *testing.T) {
 	r := Record{Name: "000042", Width: 353, Height: 500, Objects: []Object{
 		{Box: box.Box{X1: 0, Y1: 0, X2: 353, Y2: 500}, Label: 1, Truncated: true},
 		{Box: box.Box{X1: 10.5, Y1: 20.25, X2: 30, Y2: 40}, Label: 0, Difficult: true},
 		{Box: box.Box{X1: 3, Y1: 4, X2: 4, Y2: 5}, Label: 2},
 	}}
 	classes := []string{"dog", "person", "a&b"}
-	path := filepath.Join(t.TempDir(), "000042.xml")
-	if err := WriteVOCAnnotation(path, r, classes); err != nil {
-		t.Fatal(err)
+	path, got := written(t, "000042.xml", func(path string) error { return WriteVOCAnnotation(path, r, classes) })
+	// The devkit's layout, written by hand: element names, nesting and
+	// values as in VOC2007's Annotations/*.xml; bndbox 1-based inclusive
+	// (xmin = X1+1, xmax = X2). Decoded with encoding/xml into a struct of
+	// its own, not our reader.
+	type bndbox struct {
+		Xmin string `xml:"xmin"`
+		Ymin string `xml:"ymin"`
+		Xmax string `xml:"xmax"`
+		Ymax string `xml:"ymax"`
 	}
-	got, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
+	type object struct {
+		Name      string `xml:"name"`
+		Pose      string `xml:"pose"`
+		Truncated string `xml:"truncated"`
+		Difficult string `xml:"difficult"`
+		Bndbox    bndbox `xml:"bndbox"`
 	}
-	golden := "testdata/voc_annotation.golden.xml"
-	if *update {
-		if err := os.WriteFile(golden, got, 0o644); err != nil {
-			t.Fatal(err)
+	type annotation struct {
+		XMLName  xml.Name `xml:"annotation"`
+		Folder   string   `xml:"folder"`
+		Filename string   `xml:"filename"`
+		Size     struct {
+			Width  string `xml:"width"`
+			Height string `xml:"height"`
+			Depth  string `xml:"depth"`
+		} `xml:"size"`
+		Segmented string   `xml:"segmented"`
+		Objects   []object `xml:"object"`
+	}
+	want := annotation{XMLName: xml.Name{Local: "annotation"}, Folder: "VOC", Filename: "000042.jpg", Segmented: "0",
+		Objects: []object{
+			{Name: "person", Pose: "Unspecified", Truncated: "1", Difficult: "0", Bndbox: bndbox{"1", "1", "353", "500"}},
+			{Name: "dog", Pose: "Unspecified", Truncated: "0", Difficult: "1", Bndbox: bndbox{"11.5", "21.25", "30", "40"}},
+			{Name: "a&b", Pose: "Unspecified", Truncated: "0", Difficult: "0", Bndbox: bndbox{"4", "5", "4", "5"}},
+		}}
+	want.Size.Width, want.Size.Height, want.Size.Depth = "353", "500", "3"
+	var gotXML annotation
+	if err := xml.Unmarshal(got, &gotXML); err != nil {
+		t.Fatalf("written file is not XML: %v\n%s", err, got)
+	}
+	if !reflect.DeepEqual(gotXML, want) {
+		t.Errorf("wrote %+v\nwant %+v", gotXML, want)
+	}
+	for _, tag := range []string{"<annotation>", "<folder>", "<size>", "<bndbox>"} {
+		if n := strings.Count(string(got), tag); n != map[string]int{"<annotation>": 1, "<folder>": 1, "<size>": 1, "<bndbox>": 3}[tag] {
+			t.Errorf("%s appears %d times", tag, n)
 		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != string(want) {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 	back, err := DecodeVOCAnnotation(got, path, classes)
 	if err != nil {
@@ -435,9 +458,9 @@ func TestVOCResults(t *testing.T) {
 			t.Errorf("%s:\n got %q\nwant %q", name, got, w)
 		}
 	}
-	back, err := ReadVOCResults(dir, "test", classes)
-	if err != nil {
-		t.Fatal(err)
+	back, missing, err := ReadVOCResults(dir, "test", classes)
+	if err != nil || missing != nil {
+		t.Fatalf("missing %v, err %v", missing, err)
 	}
 	wantBack := []Detection{dets[1], dets[0], dets[2]} // class by class
 	if !reflect.DeepEqual(back, wantBack) {
@@ -462,7 +485,15 @@ func TestVOCResults(t *testing.T) {
 		})
 	}
 	writeFiles(t, dir, map[string]string{"comp4_det_test_cat.txt": "000001 0.5 1 2 3\n"})
-	if _, err := ReadVOCResults(dir, "test", classes); err == nil || !strings.Contains(err.Error(), "comp4_det_test_cat.txt: line 1: 5 fields, want 6") {
+	if _, _, err := ReadVOCResults(dir, "test", classes); err == nil || !strings.Contains(err.Error(), "comp4_det_test_cat.txt: line 1: 5 fields, want 6") {
 		t.Errorf("short line: %v", err)
+	}
+	// A missing class file is no detections for that class, reported back.
+	if err := os.Remove(filepath.Join(dir, "comp4_det_test_cat.txt")); err != nil {
+		t.Fatal(err)
+	}
+	back, missing, err = ReadVOCResults(dir, "test", classes)
+	if err != nil || !reflect.DeepEqual(missing, []string{"cat"}) || !reflect.DeepEqual(back, []Detection{dets[0], dets[2]}) {
+		t.Errorf("without the cat file: dets %+v, missing %v, err %v", back, missing, err)
 	}
 }

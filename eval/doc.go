@@ -1,7 +1,9 @@
 // Package eval computes object-detection metrics identical to the reference
 // tools: COCO box mAP as pycocotools' COCOeval(iouType="bbox"), and PASCAL
 // VOC AP as the VOC devkit's Python port (py-faster-rcnn voc_eval). It
-// imports only box: no gorgonia, no cgo, no datasets.
+// imports box and the file-format packages format/coco and format/voc,
+// which read its input files (eval converts their entries to Annotation and
+// VOCDetection): no gorgonia, no cgo, no datasets.
 //
 // # COCO
 //
@@ -46,6 +48,9 @@
 // envelope) metric. Boxes are VOCBox: the XML's inclusive integer
 // coordinates, compared as they are. Ties in score are broken by input
 // order (the reference's unstable sort leaves them arbitrary).
+// ReadVOCGroundTruth reads a VOC folder as the devkit does and
+// ReadVOCDetections its comp4_det_<split>_<class>.txt files; a class
+// without a result file has no detections and is returned as missing.
 //
 // # Training-time evaluation
 //
@@ -56,7 +61,7 @@
 // # Speed
 //
 // Evaluation runs on GOMAXPROCS goroutines by category; large results files
-// are parsed in parallel chunks by a small hand-written JSON scanner. On a
+// are parsed in parallel chunks by format/coco's hand-written JSON scanner. On a
 // COCO-val2017-sized case (5000 images, 80 categories, ~36k GT, 500k
 // detections) the whole eval-det run, both files read, took 0.6 s wall
 // (about 1.1 s of CPU) on 2 cores with a 415 MB peak, against 48.6 s for

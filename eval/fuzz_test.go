@@ -1,32 +1,8 @@
 package eval
 
 import (
-	"slices"
 	"testing"
 )
-
-// FuzzParseCOCOResults: the results parser never panics, and the chunked
-// parallel parser either declines or agrees with the sequential one.
-func FuzzParseCOCOResults(f *testing.F) {
-	f.Add([]byte(`[{"image_id":1,"category_id":1,"bbox":[1,2,3,4],"score":0.5},{"image_id":2,"category_id":3,"bbox":[1e2,2.5,3,4],"score":-1}]`))
-	f.Add([]byte(`[{"image_id":1,"x":{"a":"},{"},"category_id":1,"bbox":[1,2,3,4],"score":NaN}, {}]`))
-	f.Add([]byte(`[]`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		seq, err := ParseCOCOResults(data) // below 1 MiB: sequential
-		for _, n := range []int{2, 3} {
-			par, ok := parseResultsParallel(data, n)
-			if !ok {
-				continue
-			}
-			if err != nil {
-				t.Fatalf("parallel parse accepted what the sequential one rejects: %v", err)
-			}
-			if !slices.Equal(par, seq) {
-				t.Fatalf("parallel (%d chunks) and sequential parses differ", n)
-			}
-		}
-	})
-}
 
 // FuzzParseCOCOGroundTruth: the instances parser never panics and what it
 // accepts evaluates without panicking.

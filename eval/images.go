@@ -6,6 +6,8 @@ import (
 	"strconv"
 
 	"resdet/box"
+	"resdet/format/coco"
+	"resdet/format/voc"
 )
 
 // GTObject is one ground-truth object of an image, in the project box
@@ -37,7 +39,7 @@ type ImageResult struct {
 // EvaluateCOCOImages evaluates per-image detections with COCO's box
 // metrics (EvaluateCOCO), categories being the labels 0..len(classes)-1 with
 // ids label+1. Boxes convert to [x, y, w, h] as X1, Y1, X2-X1, Y2-Y1 in
-// float64 (as datasets.WriteCOCOResults writes them), scores to float64;
+// float64 (format/coco's BoxToXYWH, as datasets.WriteCOCOResults writes them), scores to float64;
 // detections are numbered 1..N in image order. A label outside the classes,
 // a NaN score or a box with X2 < X1 or Y2 < Y1 is an error naming the image
 // and entry.
@@ -60,7 +62,7 @@ func EvaluateCOCOImages(images []ImageResult, classes []string) (*COCOReport, er
 				return nil, fmt.Errorf("eval: image %d: gt %d: %w", im.ID, j, err)
 			}
 			a := Annotation{ID: int64(len(gt.Annotations) + 1), ImageID: im.ID, CategoryID: int64(o.Label + 1),
-				BBox: xywh(o.Box), Crowd: o.Crowd, Area: o.Area}
+				BBox: coco.BoxToXYWH(o.Box), Crowd: o.Crowd, Area: o.Area}
 			if a.Area == 0 {
 				a.Area = a.BBox[2] * a.BBox[3]
 			}
@@ -71,16 +73,12 @@ func EvaluateCOCOImages(images []ImageResult, classes []string) (*COCOReport, er
 				return nil, fmt.Errorf("eval: image %d: detection %d: %w", im.ID, j, err)
 			}
 			a := Annotation{ID: int64(len(dets) + 1), ImageID: im.ID, CategoryID: int64(d.Label + 1),
-				BBox: xywh(d.Box), Score: float64(d.Score)}
+				BBox: coco.BoxToXYWH(d.Box), Score: float64(d.Score)}
 			a.Area = a.BBox[2] * a.BBox[3]
 			dets = append(dets, a)
 		}
 	}
 	return EvaluateCOCO(gt, dets)
-}
-
-func xywh(b box.Box) [4]float64 {
-	return [4]float64{float64(b.X1), float64(b.Y1), float64(b.X2) - float64(b.X1), float64(b.Y2) - float64(b.Y1)}
 }
 
 func checkImageBox(b box.Box, label, numClasses int, score float32) error {
@@ -103,10 +101,11 @@ func checkImageBox(b box.Box, label, numClasses int, score float32) error {
 }
 
 // VOCBoxFrom converts a box in the project convention to the devkit's
-// inclusive coordinates as datasets.BoxToVOC does (the inverse of how VOC
+// inclusive coordinates with format/voc's FromBox (the inverse of how VOC
 // XML is read): xmin = X1+1, ymin = Y1+1, xmax = X2, ymax = Y2.
 func VOCBoxFrom(b box.Box) VOCBox {
-	return VOCBox{float64(b.X1) + 1, float64(b.Y1) + 1, float64(b.X2), float64(b.Y2)}
+	v := voc.FromBox(b)
+	return VOCBox{v.Xmin, v.Ymin, v.Xmax, v.Ymax}
 }
 
 // EvaluateVOCImages evaluates per-image detections with the VOC metric m

@@ -9,6 +9,8 @@ import (
 
 	"resdet/box"
 	"resdet/eval/evaltest"
+	"resdet/format/coco"
+	"resdet/format/voc"
 )
 
 // TestCOCOPerfectDetections: detecting every non-crowd GT once with its own
@@ -113,7 +115,7 @@ func TestEvaluateCOCOImagesMatchesJSON(t *testing.T) {
 		for j := 0; j < rng.IntN(6); j++ {
 			o := GTObject{Box: randBox(), Label: rng.IntN(3), Crowd: rng.IntN(20) == 0}
 			im.GT = append(im.GT, o)
-			bb := xywh(o.Box)
+			bb := coco.BoxToXYWH(o.Box)
 			gt.Annotations = append(gt.Annotations, Annotation{ID: int64(len(gt.Annotations) + 1), ImageID: im.ID,
 				CategoryID: int64(o.Label + 1), BBox: bb, Area: bb[2] * bb[3], Crowd: o.Crowd})
 			// a jittered detection of it
@@ -125,7 +127,7 @@ func TestEvaluateCOCOImagesMatchesJSON(t *testing.T) {
 			im.Dets = append(im.Dets, Detection{Box: randBox(), Label: rng.IntN(3), Score: rng.Float32()})
 		}
 		for _, d := range im.Dets {
-			bb := xywh(d.Box)
+			bb := coco.BoxToXYWH(d.Box)
 			dets = append(dets, Annotation{ID: int64(len(dets) + 1), ImageID: im.ID, CategoryID: int64(d.Label + 1),
 				BBox: bb, Area: bb[2] * bb[3], Score: float64(d.Score)})
 		}
@@ -216,7 +218,7 @@ func TestVOCBadInput(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
-			path := VOCResultsPath(dir, "test", "cat")
+			path := voc.ResultsFile(dir, "test", "cat")
 			writeFile(t, path, "000001 0.9 1 1 5 5\n"+tt.line+"\n")
 			_, _, err := ReadVOCDetections(dir, "test", []string{"cat"})
 			if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), tt.wantErr) {
@@ -226,7 +228,7 @@ func TestVOCBadInput(t *testing.T) {
 	}
 	t.Run("missing file", func(t *testing.T) {
 		dir := t.TempDir()
-		writeFile(t, VOCResultsPath(dir, "test", "cat"), "000001 0.9 1 1 5 5\n")
+		writeFile(t, voc.ResultsFile(dir, "test", "cat"), "000001 0.9 1 1 5 5\n")
 		dets, missing, err := ReadVOCDetections(dir, "test", []string{"cat", "dog"})
 		if err != nil || len(dets) != 1 || !slices.Equal(missing, []string{"dog"}) {
 			t.Errorf("dets %v missing %v err %v", dets, missing, err)

@@ -1,18 +1,12 @@
 package eval
 
 import (
-	"bufio"
 	"cmp"
-	"errors"
 	"fmt"
-	"io"
-	"io/fs"
 	"math"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
+
+	"resdet/format/voc"
 )
 
 // VOCMetric selects how PASCAL VOC average precision is computed from the
@@ -269,68 +263,58 @@ func npMaximum(a, b float64) float64 {
 	return max(a, b)
 }
 
-// VOCResultsPath returns dir/comp4_det_<split>_<class>.txt.
-func VOCResultsPath(dir, split, class string) string {
-	return filepath.Join(dir, "comp4_det_"+split+"_"+class+".txt")
+// ReadVOCGroundTruth reads split of the VOC year folder root as the devkit's
+// evaluation reads it, with format/voc: the image ids of
+// ImageSets/Main/<split>.txt in order, and for each Annotations/<id>.xml the
+// objects whose <name> is one of classes, with their boxes as written
+// (inclusive coordinates, not checked against <size>) and difficult flags;
+// objects of other classes are left out. A missing list or annotation file,
+// a malformed annotation (format/voc's rules apply to every object) or an
+// image id listed twice is an error naming the file.
+func ReadVOCGroundTruth(root, split string, classes []string) ([]VOCImage, error) {
+	list, err := voc.ReadImageSetFile(root, split)
+	if err != nil {
+		return nil, fmt.Errorf("eval: image set %q: %w", split, err)
+	}
+	images := make([]VOCImage, len(list))
+	line := make(map[string]int, len(list))
+	for i, e := range list {
+		if first, dup := line[e.Name]; dup {
+			return nil, fmt.Errorf("eval: %s: line %d: duplicate image id %q (first on line %d)", voc.ImageSetPath(root, split), e.Line, e.Name, first)
+		}
+		line[e.Name] = e.Line
+		a, err := voc.ReadAnnotationFile(voc.AnnotationPath(root, e.Name))
+		if err != nil {
+			return nil, fmt.Errorf("eval: %w", err)
+		}
+		images[i].Name = e.Name
+		for _, o := range a.Objects {
+			if slices.Contains(classes, o.Name) {
+				images[i].Objects = append(images[i].Objects, VOCObject{Class: o.Name, Difficult: o.Difficult,
+					Box: VOCBox{o.Box.Xmin, o.Box.Ymin, o.Box.Xmax, o.Box.Ymax}})
+			}
+		}
+	}
+	return images, nil
 }
 
-// ReadVOCDetections reads the per-class result files
-// comp4_det_<split>_<class>.txt of dir, one detection per line:
-// "<image> <score> <xmin> <ymin> <xmax> <ymax>" (fields separated by
-// white space; the box in the devkit's inclusive convention, compared with
-// the XML coordinates as they are). A class without a file has no
-// detections; its name is returned in missing. A malformed line, a NaN or
-// infinite number or a box with xmax < xmin or ymax < ymin is an error
-// naming the file and line.
+// ReadVOCDetections reads the devkit result files of dir with format/voc's
+// ReadResultsDir: comp4_det_<split>_<class>.txt for every class, one
+// detection per line "<image> <score> <xmin> <ymin> <xmax> <ymax>" (the box
+// in the devkit's inclusive convention, compared with the XML coordinates
+// as they are). A class without a file has no detections; its name is
+// returned in missing. A malformed line, a NaN or infinite number or a box
+// with xmax < xmin or ymax < ymin is an error naming the file and line.
 func ReadVOCDetections(dir, split string, classes []string) (dets []VOCDetection, missing []string, err error) {
-	for _, c := range classes {
-		path := VOCResultsPath(dir, split, c)
-		f, err := os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			missing = append(missing, c)
-			continue
-		}
-		if err != nil {
-			return nil, nil, fmt.Errorf("eval: %w", err)
-		}
-		dets, err = parseVOCDetections(f, c, dets)
-		f.Close()
-		if err != nil {
-			return nil, nil, fmt.Errorf("eval: %s: %w", path, err)
+	perClass, missing, err := voc.ReadResultsDir(dir, split, classes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("eval: %w", err)
+	}
+	for k, ds := range perClass {
+		for _, d := range ds {
+			dets = append(dets, VOCDetection{Image: d.Image, Class: classes[k], Score: d.Score,
+				Box: VOCBox{d.Box.Xmin, d.Box.Ymin, d.Box.Xmax, d.Box.Ymax}})
 		}
 	}
 	return dets, missing, nil
-}
-
-func parseVOCDetections(r io.Reader, class string, dets []VOCDetection) ([]VOCDetection, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		f := strings.Fields(sc.Text())
-		if len(f) == 0 {
-			continue
-		}
-		if len(f) != 6 {
-			return dets, fmt.Errorf("line %d: %d fields, want 6 (image score xmin ymin xmax ymax)", line, len(f))
-		}
-		d := VOCDetection{Image: f[0], Class: class}
-		var v [5]float64
-		for i, s := range f[1:] {
-			x, err := strconv.ParseFloat(s, 64)
-			if err != nil && !errors.Is(err, strconv.ErrRange) {
-				return dets, fmt.Errorf("line %d: field %d: bad number %q", line, i+2, s)
-			}
-			if math.IsNaN(x) || math.IsInf(x, 0) {
-				return dets, fmt.Errorf("line %d: field %d is %v", line, i+2, x)
-			}
-			v[i] = x
-		}
-		d.Score = v[0]
-		copy(d.Box[:], v[1:])
-		if d.Box[2] < d.Box[0] || d.Box[3] < d.Box[1] {
-			return dets, fmt.Errorf("line %d: box %v has xmax < xmin or ymax < ymin", line, d.Box)
-		}
-		dets = append(dets, d)
-	}
-	return dets, sc.Err()
 }

@@ -1,8 +1,11 @@
 package eval
 
 import (
+	"fmt"
 	"math"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -106,6 +109,49 @@ func TestVOCFixtures(t *testing.T) {
 					t.Errorf("mAP = %.17g, want %.17g", r.MAP, wantMAP)
 				}
 			})
+		}
+	}
+}
+
+// TestReadVOCGroundTruth reads a VOC folder as the devkit does: objects of
+// classes not evaluated are left out, boxes are kept as written even beyond
+// <size>, difficult flags are kept.
+func TestReadVOCGroundTruth(t *testing.T) {
+	xmlFile := func(objs ...string) string {
+		return "<annotation><size><width>10</width><height>10</height></size>" + strings.Join(objs, "") + "</annotation>"
+	}
+	obj := func(name, difficult, bndbox string) string {
+		return "<object><name>" + name + "</name><difficult>" + difficult + "</difficult><bndbox>" + bndbox + "</bndbox></object>"
+	}
+	box := func(c [4]int) string {
+		return fmt.Sprintf("<xmin>%d</xmin><ymin>%d</ymin><xmax>%d</xmax><ymax>%d</ymax>", c[0], c[1], c[2], c[3])
+	}
+	files := map[string]string{
+		"Annotations/a.xml":       xmlFile(obj("car", "0", box([4]int{1, 2, 30, 40})), obj("unicorn", "0", box([4]int{1, 1, 2, 2})), obj("dog", "1", box([4]int{3, 3, 4, 4}))),
+		"Annotations/b.xml":       xmlFile(),
+		"ImageSets/Main/test.txt": "a\n\nb\n",
+		"ImageSets/Main/dup.txt":  "a\nb\na\n",
+		"ImageSets/Main/gone.txt": "a\nc\n",
+	}
+	root := t.TempDir()
+	for name, content := range files {
+		writeFile(t, filepath.Join(root, name), content)
+	}
+	got, err := ReadVOCGroundTruth(root, "test", []string{"dog", "car"})
+	want := []VOCImage{
+		{Name: "a", Objects: []VOCObject{{Class: "car", Box: VOCBox{1, 2, 30, 40}}, {Class: "dog", Box: VOCBox{3, 3, 4, 4}, Difficult: true}}},
+		{Name: "b"},
+	}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v (%v)\nwant %+v", got, err, want)
+	}
+	for _, tt := range []struct{ split, wantErr string }{
+		{split: "dup", wantErr: `dup.txt: line 3: duplicate image id "a" (first on line 1)`},
+		{split: "gone", wantErr: "Annotations/c.xml: no such file"},
+		{split: "none", wantErr: `image set "none"`},
+	} {
+		if _, err := ReadVOCGroundTruth(root, tt.split, []string{"car"}); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+			t.Errorf("split %s: error %v, want one containing %q", tt.split, err, tt.wantErr)
 		}
 	}
 }

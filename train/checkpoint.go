@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"resdet/detection"
+	"resdet/internal/atomicfile"
 	"resdet/optim"
 	"resdet/weights"
 )
@@ -60,7 +61,7 @@ func prepareDir(cfg Config, o Options) (int, string, error) {
 	if err != nil {
 		return 0, "", fmt.Errorf("train: %w", err)
 	}
-	if err := writeFileAtomic(runPath, append(b, '\n')); err != nil {
+	if err := atomicfile.WriteFile(runPath, append(b, '\n'), 0o644); err != nil {
 		return 0, "", fmt.Errorf("train: %w", err)
 	}
 	if !o.Resume {
@@ -216,5 +217,5 @@ func truncateMetrics(path string, it int) error {
 	if keep.Len() == len(b) {
 		return nil
 	}
-	return writeFileAtomic(path, keep.Bytes())
+	return atomicfile.WriteFile(path, keep.Bytes(), 0o644)
 }

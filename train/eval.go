@@ -15,6 +15,7 @@ import (
 	"resdet/datasets"
 	"resdet/detection"
 	"resdet/eval"
+	"resdet/internal/atomicfile"
 	"resdet/internal/cli"
 )
 
@@ -255,7 +256,7 @@ func WriteEvalReport(path string, rep *EvalReport) error {
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	return writeFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
 
 // Float is a float64 whose JSON form is null for NaN (an AP without

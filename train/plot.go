@@ -18,6 +18,8 @@ import (
 	"golang.org/x/image/font"
 	"golang.org/x/image/font/basicfont"
 	"golang.org/x/image/math/fixed"
+
+	"resdet/internal/atomicfile"
 )
 
 // Series is one line of a chart: points (X[i], Y[i]).
@@ -216,7 +218,7 @@ func WritePNG(path string, img image.Image) error {
 	if err := png.Encode(&b, img); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, b.Bytes())
+	return atomicfile.WriteFile(path, b.Bytes(), 0o644)
 }
 
 // ReadMetrics reads the iteration lines of a metrics.jsonl (evaluation

@@ -20,6 +20,7 @@ import (
 	"resdet/datasets"
 	"resdet/datasets/imageio"
 	"resdet/detection"
+	"resdet/format/classlist"
 	"resdet/internal/cli"
 	"resdet/nn"
 )
@@ -239,29 +240,12 @@ func applySizes(cfg *detection.Config, opts *DetectOptions) {
 	}
 }
 
-// classNames returns the names --classes gives: voc, coco, or a file with
-// one name a line (blank lines and lines starting with # are skipped).
+// classNames returns the names --classes gives: voc, coco, or a list as
+// format/classlist reads it.
 func classNames(spec string) ([]string, error) {
-	switch spec {
-	case "voc":
-		return datasets.VOCClasses(), nil
-	case "coco":
-		return datasets.COCOClasses(), nil
-	}
-	data, err := os.ReadFile(spec)
+	names, err := classlist.Resolve(spec, map[string][]string{"voc": datasets.VOCClasses(), "coco": datasets.COCOClasses()})
 	if err != nil {
 		return nil, fmt.Errorf("--classes: %w", err)
-	}
-	var names []string
-	for _, line := range strings.Split(string(data), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		names = append(names, line)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("--classes %s: no class names in the file", spec)
 	}
 	return names, nil
 }

@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"os"
 	"runtime/debug"
-	"slices"
-	"strings"
 
 	"github.com/spf13/cobra"
 
 	"resdet/datasets"
 	"resdet/eval"
+	"resdet/format/classlist"
+	"resdet/format/voc"
 	"resdet/internal/cli"
 )
 
@@ -50,7 +50,8 @@ files with lines "<image> <score> <xmin> <ymin> <xmax> <ymax>" in the XML's
 pixel coordinates): per-class AP and mAP as py-faster-rcnn's voc_eval with
 IoU > 0.5, difficult objects ignored, the +1 pixel convention, the VOC2007
 11-point metric (voc07, default) or the area under the precision envelope
-(voc). A class without a result file has no detections.
+(voc). A class without a result file has no detections (each such file is
+named on stderr); no result file at all is an error.
 
 --json prints one JSON object instead: {"metric":"coco","stats":[12],
 "per_category":[{"id","name","ap","ap50","ap75","ar100"}]} with -1 for
@@ -152,35 +153,15 @@ func runCOCO(opts *EvalOptions) error {
 	return r.WriteText(opts.IO.Out)
 }
 
-// vocClasses parses --classes: a file with one name per line when such a
-// file exists, else comma-separated names; empty: the 20 VOC classes.
+// vocClasses parses --classes (format/classlist's rules, "voc" naming the
+// 20 VOC classes); empty: the 20 VOC classes.
 func vocClasses(arg string) ([]string, error) {
 	if arg == "" {
 		return datasets.VOCClasses(), nil
 	}
-	var names []string
-	if data, err := os.ReadFile(arg); err == nil {
-		for _, l := range strings.Split(string(data), "\n") {
-			if l = strings.TrimSpace(l); l != "" {
-				names = append(names, l)
-			}
-		}
-		if len(names) == 0 {
-			return nil, fmt.Errorf("--classes: %s lists no class", arg)
-		}
-	} else {
-		for _, n := range strings.Split(arg, ",") {
-			n = strings.TrimSpace(n)
-			if n == "" {
-				return nil, fmt.Errorf("--classes %q: empty class name", arg)
-			}
-			names = append(names, n)
-		}
-	}
-	for i, n := range names {
-		if slices.Contains(names[:i], n) {
-			return nil, fmt.Errorf("--classes: %q is listed twice", n)
-		}
+	names, err := classlist.Resolve(arg, map[string][]string{"voc": datasets.VOCClasses()})
+	if err != nil {
+		return nil, fmt.Errorf("--classes: %w", err)
 	}
 	return names, nil
 }
@@ -190,21 +171,9 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 	if err != nil {
 		return err
 	}
-	// Devkit mode reads the XML as the devkit does: objects of other
-	// classes are left out and boxes are taken as they are.
-	set, err := datasets.ReadVOC(opts.GT, opts.Split, datasets.VOCOptions{Classes: classes, KeepDifficult: true, Devkit: true})
+	images, err := eval.ReadVOCGroundTruth(opts.GT, opts.Split, classes)
 	if err != nil {
 		return err
-	}
-	images := make([]eval.VOCImage, len(set.Records))
-	for i, r := range set.Records {
-		images[i].Name = r.Name
-		for _, o := range r.Objects {
-			// Back to the XML's integers, compared as they are (devkit).
-			xmin, ymin, xmax, ymax := datasets.BoxToVOC(o.Box)
-			images[i].Objects = append(images[i].Objects, eval.VOCObject{
-				Class: set.Classes[o.Label], Box: eval.VOCBox{xmin, ymin, xmax, ymax}, Difficult: o.Difficult})
-		}
 	}
 	st, err := os.Stat(opts.Dets)
 	if err != nil {
@@ -218,10 +187,10 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 		return err
 	}
 	if len(missing) == len(classes) {
-		return fmt.Errorf("--dets: no result file in %s (looked for %s)", opts.Dets, eval.VOCResultsPath(opts.Dets, opts.Split, classes[0]))
+		return fmt.Errorf("--dets: no result file in %s (looked for %s)", opts.Dets, voc.ResultsFile(opts.Dets, opts.Split, classes[0]))
 	}
 	for _, c := range missing {
-		fmt.Fprintf(opts.IO.ErrOut, "eval-det: no %s: class %s has no detections\n", eval.VOCResultsPath(opts.Dets, opts.Split, c), c)
+		fmt.Fprintf(opts.IO.ErrOut, "eval-det: no %s: class %s has no detections\n", voc.ResultsFile(opts.Dets, opts.Split, c), c)
 	}
 	// Name the result file of a detection of an unknown image (the devkit
 	// raises KeyError there).
@@ -234,7 +203,7 @@ func runVOC(opts *EvalOptions, m eval.VOCMetric) error {
 		nth[d.Class]++
 		if !known[d.Image] {
 			return fmt.Errorf("%s: detection %d: image %q is not in the image set %s",
-				eval.VOCResultsPath(opts.Dets, opts.Split, d.Class), nth[d.Class], d.Image, opts.Split)
+				voc.ResultsFile(opts.Dets, opts.Split, d.Class), nth[d.Class], d.Image, opts.Split)
 		}
 	}
 	r, err := eval.EvaluateVOC(images, dets, classes, m)

@@ -1,14 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"resdet/datasets"
 	"resdet/datasets/synth"
+	"resdet/format/classlist"
 )
 
 // dataSource names a data set on the command line: --data, --format,
@@ -28,15 +27,10 @@ func vocRoot(data string) string {
 }
 
 // classList resolves --classes for VOC data: "" (the synthetic classes when
-// the data has a synth.json next to the year folder, else VOC's 20),
-// "voc", "synth", or a file with one name per line.
+// the data has a synth.json next to the year folder, else VOC's 20), "voc",
+// "synth", or a list as format/classlist reads it.
 func classList(spec, data string) ([]string, error) {
-	switch spec {
-	case "voc":
-		return datasets.VOCClasses(), nil
-	case "synth":
-		return synth.Classes(), nil
-	case "":
+	if spec == "" {
 		for _, p := range []string{filepath.Join(data, "synth.json"), filepath.Join(filepath.Dir(vocRoot(data)), "synth.json")} {
 			if _, err := os.Stat(p); err == nil {
 				return synth.Classes(), nil
@@ -44,23 +38,9 @@ func classList(spec, data string) ([]string, error) {
 		}
 		return datasets.VOCClasses(), nil
 	}
-	f, err := os.Open(spec)
+	names, err := classlist.Resolve(spec, map[string][]string{"voc": datasets.VOCClasses(), "synth": synth.Classes()})
 	if err != nil {
 		return nil, fmt.Errorf("--classes: %w", err)
-	}
-	defer f.Close()
-	var names []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if s := strings.TrimSpace(sc.Text()); s != "" {
-			names = append(names, s)
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("--classes %s: %w", spec, err)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("--classes %s: no class names", spec)
 	}
 	return names, nil
 }

@@ -12,7 +12,7 @@ import (
 
 	"resdet/datasets"
 	"resdet/detection"
-	"resdet/eval"
+	"resdet/format/voc"
 	"resdet/internal/cli"
 	"resdet/nn"
 	"resdet/train"
@@ -184,7 +184,7 @@ func runEval(opts *EvalOptions) error {
 		if err := datasets.WriteVOCResults(opts.VOCResults, opts.Split, set.Classes, rep.Dets); err != nil {
 			return err
 		}
-		fmt.Fprintf(out, "VOC results: %s\n", eval.VOCResultsPath(opts.VOCResults, opts.Split, "<class>"))
+		fmt.Fprintf(out, "VOC results: %s\n", voc.ResultsFile(opts.VOCResults, opts.Split, "<class>"))
 	}
 	if opts.COCOResults != "" {
 		if err := datasets.WriteCOCOResults(opts.COCOResults, set, rep.Dets); err != nil {

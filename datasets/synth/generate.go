@@ -18,6 +18,7 @@ import (
 
 	"resdet/box"
 	"resdet/datasets"
+	"resdet/internal/atomicfile"
 )
 
 // Config describes a synthetic dataset. Start from DefaultConfig.
@@ -268,7 +269,10 @@ func writeMarker(dir string, c Config) error {
 	if err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
-	return writeFileAtomic(filepath.Join(dir, markerName), append(data, '\n'))
+	if err := atomicfile.WriteFile(filepath.Join(dir, markerName), append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return nil
 }
 
 // writeImage generates image i and writes its JPEG and VOC annotation.
@@ -291,8 +295,8 @@ func writeImage(res *Result, c Config, i int, rng *rand.Rand) (datasets.Record, 
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: c.JPEGQuality}); err != nil {
 		return rec, fmt.Errorf("synth: encode %s: %w", rec.ImagePath, err)
 	}
-	if err := writeFileAtomic(rec.ImagePath, buf.Bytes()); err != nil {
-		return rec, err
+	if err := atomicfile.WriteFile(rec.ImagePath, buf.Bytes(), 0o644); err != nil {
+		return rec, fmt.Errorf("synth: %w", err)
 	}
 	ann := filepath.Join(res.VOCRoot, "Annotations", name+".xml")
 	if err := datasets.WriteVOCAnnotation(ann, rec, Classes()); err != nil {
@@ -308,39 +312,13 @@ func writeSplit(res *Result, name string, set *datasets.Set) error {
 		list.WriteString(r.Name)
 		list.WriteByte('\n')
 	}
-	if err := writeFileAtomic(filepath.Join(res.VOCRoot, "ImageSets", "Main", name+".txt"), list.Bytes()); err != nil {
-		return err
+	if err := atomicfile.WriteFile(filepath.Join(res.VOCRoot, "ImageSets", "Main", name+".txt"), list.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("synth: %w", err)
 	}
 	if err := datasets.WriteCOCO(res.COCOFile(name), set); err != nil {
 		return fmt.Errorf("synth: %w", err)
 	}
 	return nil
-}
-
-// writeFileAtomic writes data to a temporary file next to path and renames
-// it over path.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("synth: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-			err = fmt.Errorf("synth: write %s: %w", path, err)
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return err
-	}
-	if err = f.Chmod(0o644); err != nil {
-		return err
-	}
-	if err = f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(f.Name(), path)
 }
 
 // drawImage paints one image and returns it with the canvas that lists its

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 
 	"resdet/eval/evaltest"
+	"resdet/internal/atomicfile"
 )
 
 func main() {
@@ -22,7 +23,7 @@ func main() {
 	o.Images = *images
 	gt, dets := evaltest.COCO(rand.New(rand.NewPCG(*seed, 1)), o)
 	for name, data := range map[string][]byte{"gt.json": gt, "dets.json": dets} {
-		if err := os.WriteFile(filepath.Join(*out, name), data, 0o644); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(*out, name), data, 0o644); err != nil {
 			fmt.Fprintln(os.Stderr, "gencoco:", err)
 			os.Exit(1)
 		}

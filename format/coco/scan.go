@@ -1,4 +1,4 @@
-package eval
+package coco
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 	"unsafe"
 )
 
-// scanner is a small pull parser for the JSON files of COCO evaluation. It
+// scanner is a small pull parser for COCO's JSON files. It
 // reads only what it is asked for and skips every other value without
 // building it, which makes it several times faster than encoding/json on the
 // large results lists (500k detections) and on instance files with
@@ -269,7 +269,7 @@ func (s *scanner) number() (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if v, ok := fastNumber(tok); ok {
+	if v, ok := fastNumber(tok); ok && validNumber(tok) {
 		return v, nil
 	}
 	switch string(tok) {
@@ -279,6 +279,9 @@ func (s *scanner) number() (float64, error) {
 		return math.Inf(1), nil
 	case "-Infinity":
 		return math.Inf(-1), nil
+	}
+	if !validNumber(tok) {
+		return 0, &syntaxError{offset: s.pos - len(tok), msg: fmt.Sprintf("bad number %q", tok)}
 	}
 	v, err := strconv.ParseFloat(unsafe.String(&tok[0], len(tok)), 64)
 	if err != nil {
@@ -298,7 +301,10 @@ func (s *scanner) integer() (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	if len(tok) > 0 && len(tok) <= 18 {
+	if !validNumber(tok) {
+		return 0, &syntaxError{offset: s.pos - len(tok), msg: fmt.Sprintf("%q is not an integer", tok)}
+	}
+	if len(tok) <= 18 {
 		var v int64
 		i := 0
 		if tok[0] == '-' {
@@ -355,35 +361,20 @@ func (s *scanner) literal(lit string) error {
 	return nil
 }
 
-// skip consumes one value of any kind.
+// skip consumes one value of any kind and checks that it is valid JSON
+// (Python's NaN and Infinity literals are not accepted here: only the
+// numeric fields that are read accept them, to report them by name).
 func (s *scanner) skip() error {
 	switch c := s.peek(); c {
-	case '{', '[':
-		// Walk brackets, skipping strings; validity of the inside is not
-		// checked beyond bracket balance.
-		depth := 0
-		for s.pos < len(s.data) {
-			switch s.data[s.pos] {
-			case '{', '[':
-				depth++
-				s.pos++
-			case '}', ']':
-				depth--
-				s.pos++
-				if depth == 0 {
-					return nil
-				}
-			case '"':
-				if _, _, err := s.rawString(); err != nil {
-					return err
-				}
-			default:
-				s.pos++
-			}
-		}
-		return s.errorf("unterminated %c", c)
+	case '{':
+		return s.object(func([]byte) error { return s.skip() })
+	case '[':
+		return s.array(func(int) error { return s.skip() })
 	case '"':
-		_, _, err := s.rawString()
+		raw, escaped, err := s.rawString()
+		if err == nil && escaped && !json.Valid(raw) {
+			return &syntaxError{offset: s.pos - len(raw), msg: fmt.Sprintf("bad escape in string %.40s", raw)}
+		}
 		return err
 	case 't':
 		return s.literal("true")
@@ -392,9 +383,51 @@ func (s *scanner) skip() error {
 	case 'n':
 		return s.literal("null")
 	default:
-		_, err := s.numberToken()
+		tok, err := s.numberToken()
+		if err == nil && !validNumber(tok) {
+			return &syntaxError{offset: s.pos - len(tok), msg: fmt.Sprintf("bad number %q", tok)}
+		}
 		return err
 	}
+}
+
+// validNumber reports whether tok follows JSON's number grammar:
+// -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+func validNumber(tok []byte) bool {
+	i := 0
+	digits := func() int {
+		n := 0
+		for i < len(tok) && tok[i] >= '0' && tok[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	if i < len(tok) && tok[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(tok) && tok[i] == '0':
+		i++
+	case digits() == 0:
+		return false
+	}
+	if i < len(tok) && tok[i] == '.' {
+		i++
+		if digits() == 0 {
+			return false
+		}
+	}
+	if i < len(tok) && (tok[i] == 'e' || tok[i] == 'E') {
+		i++
+		if i < len(tok) && (tok[i] == '+' || tok[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			return false
+		}
+	}
+	return i == len(tok)
 }
 
 // bbox parses a 4-number array.
@@ -403,7 +436,7 @@ func (s *scanner) bbox() ([4]float64, error) {
 	n := 0
 	err := s.array(func(i int) error {
 		if i >= 4 {
-			return s.errorf("bbox has more than 4 numbers")
+			return errors.New("bbox has more than 4 numbers")
 		}
 		v, err := s.number()
 		b[i] = v
@@ -411,7 +444,7 @@ func (s *scanner) bbox() ([4]float64, error) {
 		return err
 	})
 	if err == nil && n != 4 {
-		err = s.errorf("bbox has %d numbers, want 4", n)
+		err = fmt.Errorf("bbox has %d numbers, want 4", n)
 	}
 	return b, err
 }
