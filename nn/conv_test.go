@@ -337,11 +337,14 @@ func TestConv2dFiniteDifference(t *testing.T) {
 					v[i] = old - eps
 					down := cost()
 					v[i] = old
-					num := (up - down) / (2 * eps)
+					num := (up - down) / (float64(old+eps) - float64(old-eps))
 					maxErr = math.Max(maxErr, math.Abs(num-float64(analytic[k][i]))/math.Max(1, math.Abs(num)))
 				}
-				if maxErr > 2e-2 {
-					t.Errorf("%s: max rel error vs finite differences %g", n.Name(), maxErr)
+				// The float32 cost's rounding over the step 2*eps gives
+				// errors near 2.4e-4; the bound leaves a margin of 8.
+				t.Logf("%s: max error vs finite differences relative to max(1, |numeric|) %.2e (bound 2e-3)", n.Name(), maxErr)
+				if maxErr > 2e-3 {
+					t.Errorf("%s: max rel error vs finite differences %g > 2e-3", n.Name(), maxErr)
 				}
 			}
 		})
