@@ -11,10 +11,17 @@ import (
 	"resdet/internal/testutil"
 )
 
+// gradTorchFactor bounds the gradients' error relative to torch's: float32
+// backpropagation through the deeper random-weight nets loses up to about 2e-2
+// of the largest gradient (torch's own float32 gradients of ResNet-50 at 64x48
+// against float64), so each gradient may be off from the float64 reference by
+// this factor times torch's float32 error (or parityTol, if larger).
+const gradTorchFactor = 2.0
+
 // TestGradParity compares the training path (frozen BN as nn.Affine, TapeMachine +
-// Grad) with torch's autograd: gradients of sum(logits * lossw) w.r.t. every
-// learnable convolution and the classifier. Frozen parameters (FreezeAt) must be
-// left out of Learnables.
+// Grad) with torch's autograd in float64: gradients of sum(logits * lossw) w.r.t.
+// every learnable convolution and the classifier. Frozen parameters (FreezeAt)
+// must be left out of Learnables.
 func TestGradParity(t *testing.T) {
 	cases := []struct {
 		name string
@@ -60,7 +67,7 @@ func TestGradParity(t *testing.T) {
 			for _, p := range params {
 				learn[p.Name()] = p
 			}
-			checked, worst := 0, 0.0
+			checked, worst, worstRatio := 0, 0.0, 0.0
 			for key, want := range io {
 				name, ok := strings.CutPrefix(key, "grad.")
 				if !ok {
@@ -85,13 +92,19 @@ func TestGradParity(t *testing.T) {
 					continue
 				}
 				e := testutil.MaxRelErr(gv.Data().([]float32), want.Data)
-				worst = math.Max(worst, e)
-				if !(e <= parityTol) {
-					t.Errorf("grad %s %v: max relative error %.3g > %g", name, want.Shape, e, parityTol)
+				torchErr := io["grad32err."+name]
+				if len(torchErr.Data) != 1 {
+					t.Fatalf("fixture has no grad32err.%s", name)
+				}
+				bound := max(parityTol, gradTorchFactor*float64(torchErr.Data[0]))
+				worst, worstRatio = math.Max(worst, e), math.Max(worstRatio, e/float64(torchErr.Data[0]))
+				if !(e <= bound) {
+					t.Errorf("grad %s %v: max relative error %.3g > %.3g (torch's float32: %.3g)", name, want.Shape, e, bound, torchErr.Data[0])
 				}
 				checked++
 			}
-			t.Logf("%d gradients checked, worst max rel err %.2e (bound %g)", checked, worst, parityTol)
+			t.Logf("%d gradients checked against float64: worst max rel err %.2e; worst ratio to torch's float32 error %.2f (bound max(%g, %g x torch's))",
+				checked, worst, worstRatio, parityTol, gradTorchFactor)
 			if checked < 10 {
 				t.Errorf("only %d gradients checked", checked)
 			}
