@@ -9,7 +9,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
 	"resdet/internal/testutil"
 )
 
@@ -43,15 +46,14 @@ func TestDetectTorchvisionParity(t *testing.T) {
 			if op == "pool" {
 				want = ref.Pool
 			}
-			ios, _, stdout, stderr := cli.Test()
-			root := NewCmdDetect(ios, nil)
-			root.SetArgs([]string{"--weights", filepath.Join(dir, "model.pth"), "--arch", "r50-c4", "--roi-op", op,
-				"--min-size", "300", "--max-size", "500", "--score-thresh", "0.05", "--json", filepath.Join(dir, "image.png")})
-			if code := cli.Main(root); code != 0 {
-				t.Fatalf("exit %d: %s", code, stderr.String())
+			code, stdout, stderr := clitest.Main(func(ios *cli.IOStreams) *cobra.Command { return NewCmdDetect(ios, nil) },
+				"--weights", filepath.Join(dir, "model.pth"), "--arch", "r50-c4", "--roi-op", op,
+				"--min-size", "300", "--max-size", "500", "--score-thresh", "0.05", "--json", filepath.Join(dir, "image.png"))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			var got imageResult
-			sc := bufio.NewScanner(strings.NewReader(stdout.String()))
+			sc := bufio.NewScanner(strings.NewReader(stdout))
 			sc.Buffer(nil, 1<<20)
 			if !sc.Scan() {
 				t.Fatal("no output")
