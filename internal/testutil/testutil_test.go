@@ -180,7 +180,7 @@ func TestScripts(t *testing.T) {
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := Python(t, "json"); got != PythonPath {
+	if got := Python(t); got != PythonPath {
 		t.Errorf("Python = %s, want %s", got, PythonPath)
 	}
 	var v struct {
