@@ -342,13 +342,7 @@ func TestConv2dFiniteDifference(t *testing.T) {
 				const eps = 1e-2
 				var maxErr float64
 				for i := range v {
-					old := v[i]
-					v[i] = old + eps
-					up := cost()
-					v[i] = old - eps
-					down := cost()
-					v[i] = old
-					num := (up - down) / (float64(old+eps) - float64(old-eps))
+					num := centralDiff(v, i, eps, cost)
 					maxErr = math.Max(maxErr, math.Abs(num-float64(analytic[k][i]))/math.Max(1, math.Abs(num)))
 				}
 				// The float32 cost's rounding over the step 2*eps gives

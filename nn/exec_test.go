@@ -258,13 +258,7 @@ func TestExecutorBackward(t *testing.T) {
 		data := n.Value().Data().([]float32)
 		step := max(1, len(data)/15)
 		for j := 0; j < len(data); j += step {
-			o := data[j]
-			data[j] = o + eps
-			up := lossAt()
-			data[j] = o - eps
-			down := lossAt()
-			data[j] = o
-			num := (up - down) / (float64(o+eps) - float64(o-eps))
+			num := centralDiff(data, j, eps, lossAt)
 			d := abs64(num - float64(got[i][j]))
 			worst, worstUlps = max(worst, d), max(worstUlps, d/noise)
 			if d > noise+1e-3*abs64(num) {

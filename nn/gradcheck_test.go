@@ -195,15 +195,7 @@ func checkGradsInto(t reporter, build func(g *G.ExprGraph, in []*G.Node) (*G.Nod
 		bad, probed := 0, 0
 		var worstDiff, worstRatio float64
 		for j := 0; j < len(data); j += step {
-			orig := data[j]
-			data[j] = orig + float32(o.eps)
-			up := run()
-			data[j] = orig - float32(o.eps)
-			down := run()
-			data[j] = orig
-			// The actual step after rounding to float32.
-			h := float64(orig+float32(o.eps)) - float64(orig-float32(o.eps))
-			num := (up - down) / h
+			num := centralDiff(data, j, float32(o.eps), run)
 			ana := float64(grads[i][j])
 			d := math.Abs(num - ana)
 			probed++
@@ -223,6 +215,19 @@ func checkGradsInto(t reporter, build func(g *G.ExprGraph, in []*G.Node) (*G.Nod
 			in.name, probed, worstDiff, o.atol, o.rtol, worstRatio)
 	}
 	return res
+}
+
+// centralDiff returns the central difference (loss(x+eps) - loss(x-eps)) / h
+// with respect to data[j], h being the actual step after rounding to float32,
+// and leaves data[j] as it was.
+func centralDiff(data []float32, j int, eps float32, loss func() float64) float64 {
+	orig := data[j]
+	data[j] = orig + eps
+	up := loss()
+	data[j] = orig - eps
+	down := loss()
+	data[j] = orig
+	return (up - down) / (float64(orig+eps) - float64(orig-eps))
 }
 
 // runChecker runs checkGradsInto, recording instead of failing the test, and
