@@ -283,3 +283,24 @@ func TestMaxRelErr(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedDirBesideClone finds the real shared folder (skipped in a clone
+// without one): a folder "fixtures" beside the repository, not inside it.
+func TestSharedDirBesideClone(t *testing.T) {
+	p := SharedDir(t, "fixtures")
+	fi, err := os.Stat(p)
+	if err != nil || !fi.IsDir() {
+		t.Fatalf("%s: not a folder (%v)", p, err)
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := filepath.Dir(filepath.Dir(wd)) // internal/testutil -> repository root
+	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
+		t.Fatalf("%s is not the repository root: %v", root, err)
+	}
+	if want := filepath.Join(filepath.Dir(root), "shared", "fixtures"); p != want {
+		t.Errorf("SharedDir = %s, want %s", p, want)
+	}
+}
