@@ -348,7 +348,7 @@ func TestConv2dFiniteDifference(t *testing.T) {
 				// The float32 cost's rounding over the step 2*eps gives
 				// errors near 2.4e-4; the bound leaves a margin of 8.
 				t.Logf("%s: max error vs finite differences relative to max(1, |numeric|) %.2e (bound 2e-3)", n.Name(), maxErr)
-				if maxErr > 2e-3 {
+				if !(maxErr <= 2e-3) {
 					t.Errorf("%s: max rel error vs finite differences %g > 2e-3", n.Name(), maxErr)
 				}
 			}

@@ -261,7 +261,7 @@ func TestExecutorBackward(t *testing.T) {
 			num := centralDiff(data, j, eps, lossAt)
 			d := abs64(num - float64(got[i][j]))
 			worst, worstUlps = max(worst, d), max(worstUlps, d/noise)
-			if d > noise+1e-3*abs64(num) {
+			if !(d <= noise+1e-3*abs64(num)) {
 				t.Errorf("d loss/d %s[%d]: executor %g, numeric %g (bound %.2e)", n.Name(), j, got[i][j], num, noise+1e-3*abs64(num))
 			}
 		}
