@@ -38,6 +38,9 @@ func TestParameterCounts(t *testing.T) {
 		{name: "resnet50", cfg: DefaultConfig(50), want: 25557032},
 		{name: "resnet101", cfg: DefaultConfig(101), want: 44549160},
 		{name: "resnet152", cfg: DefaultConfig(152), want: 60192808},
+		{name: "resnext50_32x4d", cfg: Config{Depth: 50, NumClasses: 1000, Groups: 32, WidthPerGroup: 4}, want: 25028904},
+		{name: "resnext101_32x8d", cfg: Config{Depth: 101, NumClasses: 1000, Groups: 32, WidthPerGroup: 8}, want: 88791336},
+		{name: "wide_resnet50_2", cfg: Config{Depth: 50, NumClasses: 1000, WidthPerGroup: 128}, want: 68883240},
 		{name: "cifar20", cfg: CIFARConfig(3), want: 270000, tol: 0.02},
 		{name: "cifar56", cfg: CIFARConfig(9), want: 850000, tol: 0.02},
 		{name: "cifar110", cfg: CIFARConfig(18), want: 1700000, tol: 0.03},
@@ -97,6 +100,16 @@ func TestConfigErrors(t *testing.T) {
 		{name: "cifar depth", cfg: Config{Depth: 21, CIFAR: true}, want: "6n+2"},
 		{name: "shortcut", cfg: Config{Depth: 18, Shortcut: 7}, want: "shortcut"},
 		{name: "classes", cfg: Config{Depth: 18, NumClasses: -1}, want: "NumClasses"},
+		{name: "groups with basic blocks", cfg: Config{Depth: 18, Groups: 32}, want: "Bottleneck"},
+		{name: "width with basic blocks", cfg: Config{Depth: 34, WidthPerGroup: 16}, want: "Bottleneck"},
+		{name: "res2 channels with basic blocks", cfg: Config{Depth: 34, Res2OutChannels: 128}, want: "Bottleneck"},
+		{name: "dilation with basic blocks", cfg: Config{Depth: 18, Res5Dilation: 2}, want: "Bottleneck"},
+		{name: "cifar groups", cfg: Config{Depth: 20, CIFAR: true, Groups: 2}, want: "Bottleneck"},
+		{name: "negative groups", cfg: Config{Depth: 50, Groups: -2}, want: "negative Groups"},
+		{name: "negative res5 dilation", cfg: Config{Depth: 50, Res5Dilation: -1}, want: "negative"},
+		{name: "first undilated without dilation", cfg: Config{Depth: 50, Res5FirstUndilated: true}, want: "Res5FirstUndilated"},
+		{name: "eps zero and eps", cfg: Config{Depth: 50, BNEpsZero: true, BNEps: 1e-3}, want: "BNEpsZero"},
+		{name: "negative eps", cfg: Config{Depth: 50, BNEps: -1e-5}, want: "BNEps"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := New(G.NewGraph(), tc.cfg, nil)

@@ -31,30 +31,39 @@ func newParam(g *G.ExprGraph, name string, shape ...int) *param {
 	return &param{name: name, shape: shape, data: data, node: node}
 }
 
-// conv is a bias-free convolution with torch's layout [OutC, InC, K, K]. raw is the
-// state-dict weight and w the graph's weight: the same slice, or (fused) w holds raw
-// scaled by the folded batch norm and b the folded shift, and raw is nil (not kept, to
-// save memory; see ResNet.State).
+// convShape is the geometry of a square convolution: in and out channels, kernel
+// size, stride, padding, dilation (0 means 1) and groups (0 means 1).
+type convShape struct {
+	in, out, k, stride, pad, dilation, groups int
+}
+
+// conv is a bias-free convolution with torch's layout [OutC, InC/Groups, K, K]. raw is
+// the state-dict weight and w the graph's weight: the same slice, or (fused) w holds
+// raw scaled by the folded batch norm and b the folded shift, and raw is nil (not
+// kept, to save memory; see ResNet.State).
 type conv struct {
 	name        string // e.g. "layer1.0.conv1.weight"
 	shape       []int
 	raw         []float32
 	w           *param
 	b           *param // fused only: [OutC]
-	stride, pad int
+	cs          convShape
 	noInputGrad bool // x needs no gradient (image, or output of a frozen part)
 }
 
-func newConv(g *G.ExprGraph, name string, inC, outC, k, stride, pad int, fused bool, rng *rand.Rand) *conv {
-	c := &conv{name: name + ".weight", shape: []int{outC, inC, k, k}, stride: stride, pad: pad}
+func newConv(g *G.ExprGraph, name string, cs convShape, fused bool, rng *rand.Rand) *conv {
+	cs.dilation, cs.groups = max(cs.dilation, 1), max(cs.groups, 1)
+	inC, outC, k := cs.in, cs.out, cs.k
+	c := &conv{name: name + ".weight", shape: []int{outC, inC / cs.groups, k, k}, cs: cs}
 	c.w = newParam(g, c.name, c.shape...)
 	c.raw = c.w.data
 	if fused {
 		c.b = newParam(g, name+".folded_bias", outC)
 	}
 	if rng != nil {
-		// torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"). Fused:
-		// folded in place by newConvBN (the BN is the identity then).
+		// torchvision: kaiming_normal_(mode="fan_out", nonlinearity="relu"), fan_out =
+		// OutC*K*K whatever the groups. Fused: folded in place by newConvBN (the BN
+		// is the identity then).
 		std := math.Sqrt(2 / float64(outC*k*k))
 		for i := range c.raw {
 			c.raw[i] = float32(rng.NormFloat64() * std)
@@ -66,7 +75,9 @@ func newConv(g *G.ExprGraph, name string, inC, outC, k, stride, pad int, fused b
 // opts returns the convolution options; blockedIn/blockedOut say whether x and y
 // are in oneDNN's nChw16c layout (see nn.ToBlocked).
 func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
-	return nn.ConvOpts{Stride: [2]int{c.stride, c.stride}, Pad: [2]int{c.pad, c.pad},
+	cs := c.cs
+	return nn.ConvOpts{Stride: [2]int{cs.stride, cs.stride}, Pad: [2]int{cs.pad, cs.pad},
+		Dilation: [2]int{cs.dilation, cs.dilation}, Groups: cs.groups,
 		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut}
 }
 
@@ -88,10 +99,7 @@ type batchNorm struct {
 
 func newBatchNorm(gr *G.ExprGraph, name string, c int, cfg Config) *batchNorm {
 	fused := cfg.fused()
-	eps := cfg.BNEps
-	if eps == 0 {
-		eps = 1e-5
-	}
+	eps := cfg.bnEps()
 	bn := &batchNorm{name: name, c: c, eps: eps, norm: cfg.Norm, train: cfg.Train}
 	if cfg.Norm == FrozenBN {
 		if !fused {
@@ -163,10 +171,10 @@ type convBN struct {
 	bn   *batchNorm
 }
 
-func newConvBN(g *G.ExprGraph, convName, bnName string, in, out, k, stride, pad int, cfg Config, rng *rand.Rand) *convBN {
+func newConvBN(g *G.ExprGraph, convName, bnName string, cs convShape, cfg Config, rng *rand.Rand) *convBN {
 	cb := &convBN{
-		conv: newConv(g, convName, in, out, k, stride, pad, cfg.fused(), rng),
-		bn:   newBatchNorm(g, bnName, out, cfg),
+		conv: newConv(g, convName, cs, cfg.fused(), rng),
+		bn:   newBatchNorm(g, bnName, cs.out, cfg),
 	}
 	cb.refold(cb.conv.raw)
 	if cb.conv.b != nil {
@@ -252,27 +260,45 @@ type Block struct {
 	Name              string // torchvision module name, e.g. "layer2.0"
 	Kind              BlockKind
 	InC, OutC, Stride int
-	convs             []*convBN // 2 (Basic) or 3 (Bottleneck)
-	proj              *convBN   // projection shortcut ("downsample"), or nil
-	padW              *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
-	plain             bool
-	blocked           bool // frozen BN: activations between convolutions in nChw16c
+	// Width is the channels inside the block (a Bottleneck's 1x1 reduction and 3x3);
+	// Groups and Dilation are those of its 3x3 convolution (padding = Dilation).
+	Width, Groups, Dilation int
+	convs                   []*convBN // 2 (Basic) or 3 (Bottleneck)
+	proj                    *convBN   // projection shortcut ("downsample"), or nil
+	padW                    *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
+	plain                   bool
+	blocked                 bool // frozen BN: activations between convolutions in nChw16c
 }
 
-func newBlock(g *G.ExprGraph, name string, kind BlockKind, inC, width, stride int, cfg Config, rng *rand.Rand) *Block {
-	outC := width * kind.Expansion()
-	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, plain: cfg.Plain, blocked: cfg.blocked()}
-	cb := func(i, in, out, k, s, p int) *convBN {
-		return newConvBN(g, fmt.Sprintf("%s.conv%d", name, i), fmt.Sprintf("%s.bn%d", name, i), in, out, k, s, p, cfg, rng)
+// blockSpec is the geometry of one block.
+type blockSpec struct {
+	inC, width, outC, stride, dilation, groups int
+}
+
+// newBlock creates a block's parameters; blocked says whether its activations are kept
+// in nChw16c (frozen BN with every channel count a multiple of 16).
+func newBlock(g *G.ExprGraph, name string, kind BlockKind, bs blockSpec, cfg Config, blocked bool, rng *rand.Rand) *Block {
+	inC, width, outC, stride := bs.inC, bs.width, bs.outC, bs.stride
+	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, Width: width, Groups: bs.groups,
+		Dilation: bs.dilation, plain: cfg.Plain, blocked: blocked}
+	cb := func(i int, cs convShape) *convBN {
+		return newConvBN(g, fmt.Sprintf("%s.conv%d", name, i), fmt.Sprintf("%s.bn%d", name, i), cs, cfg, rng)
 	}
 	if kind == Basic {
-		b.convs = []*convBN{cb(1, inC, width, 3, stride, 1), cb(2, width, width, 3, 1, 1)}
+		b.convs = []*convBN{
+			cb(1, convShape{in: inC, out: width, k: 3, stride: stride, pad: 1}),
+			cb(2, convShape{in: width, out: width, k: 3, stride: 1, pad: 1}),
+		}
 	} else {
 		s1, s3 := 1, stride
 		if cfg.StrideIn1x1 {
 			s1, s3 = stride, 1
 		}
-		b.convs = []*convBN{cb(1, inC, width, 1, s1, 0), cb(2, width, width, 3, s3, 1), cb(3, width, outC, 1, 1, 0)}
+		b.convs = []*convBN{
+			cb(1, convShape{in: inC, out: width, k: 1, stride: s1}),
+			cb(2, convShape{in: width, out: width, k: 3, stride: s3, pad: bs.dilation, dilation: bs.dilation, groups: bs.groups}),
+			cb(3, convShape{in: width, out: outC, k: 1, stride: 1}),
+		}
 	}
 	// torchvision's zero_init_residual is off by default: the last BN keeps gamma = 1.
 	if cfg.Plain {
@@ -281,7 +307,7 @@ func newBlock(g *G.ExprGraph, name string, kind BlockKind, inC, width, stride in
 	changes := stride != 1 || inC != outC
 	switch {
 	case cfg.Shortcut == ShortcutC || (cfg.Shortcut == ShortcutB && changes):
-		b.proj = newConvBN(g, name+".downsample.0", name+".downsample.1", inC, outC, 1, stride, 0, cfg, rng)
+		b.proj = newConvBN(g, name+".downsample.0", name+".downsample.1", convShape{in: inC, out: outC, k: 1, stride: stride}, cfg, rng)
 	case cfg.Shortcut == ShortcutA && changes:
 		// Subsampling plus zero channels is a strided 1x1 convolution with a fixed
 		// selection matrix; it is a constant, never loaded or learned.

@@ -1,8 +1,8 @@
 package backbone
 
 import (
-	"fmt"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -80,17 +80,40 @@ func values(t testing.TB, n *G.Node) []float32 {
 const parityTol = 1e-4
 
 // checkParity loads dir/model.pth into a network built from cfg, runs it on
-// dir/io.safetensors' input and compares logits (and C4 unless CIFAR).
+// dir/io.safetensors' input and compares every output the fixture holds with torch's
+// (bound parityTol): the logits, and unless CIFAR C4, Res5 on "res5_in", and the stem
+// and res2 .. res5 from one Outputs pass.
 func checkParity(t *testing.T, dir string, cfg Config, tape bool) {
+	t.Helper()
+	errs := parityErrors(t, dir, cfg, tape)
+	names := make([]string, 0, len(errs))
+	for name := range errs {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if e := errs[name]; !(e <= parityTol) {
+			t.Errorf("%s: max relative error %.3g > %g", name, e, parityTol)
+		}
+	}
+}
+
+// parityErrors runs the comparison of checkParity and returns the max relative error
+// (testutil.MaxRelErr) of every output by name, logging each; shape mismatches are
+// test errors.
+func parityErrors(t *testing.T, dir string, cfg Config, tape bool) map[string]float64 {
 	t.Helper()
 	g, r, io := fixtureNet(t, dir, cfg)
 	x := input(g, io["input"])
-	logits, err := r.Logits(x)
-	if err != nil {
-		t.Fatal(err)
+	var outs []*G.Node
+	var names []string
+	if cfg.NumClasses > 0 {
+		logits, err := r.Logits(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, names = append(outs, logits), append(names, "logits")
 	}
-	outs := []*G.Node{logits}
-	names := []string{"logits"}
 	if !cfg.CIFAR {
 		c4, err := r.C4(x)
 		if err != nil {
@@ -108,6 +131,24 @@ func checkParity(t *testing.T, dir string, cfg Config, tape bool) {
 		outs = append(outs, res5)
 		names = append(names, "res5_out")
 	}
+	if _, ok := io["res2"]; ok {
+		// Out of network order, to check that each name gets its own map.
+		feats, err := r.Outputs(x, "res5", "stem", "res3", "res2", "res4")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, w := x.Shape()[2], x.Shape()[3]
+		for _, f := range feats {
+			s := f.Node.Shape()
+			if want := []int{x.Shape()[0], f.Shape.Channels, (h-1)/f.Shape.Stride + 1, (w-1)/f.Shape.Stride + 1}; !sameShape(s, want) {
+				t.Errorf("Outputs %s: shape %v, want %v from its ShapeSpec %+v", f.Name, s, want, f.Shape)
+			}
+			if f.Shape != r.OutputShapes()[f.Name] {
+				t.Errorf("Outputs %s: ShapeSpec %+v, OutputShapes says %+v", f.Name, f.Shape, r.OutputShapes()[f.Name])
+			}
+			outs, names = append(outs, f.Node), append(names, f.Name)
+		}
+	}
 	if tape {
 		m := G.NewTapeMachine(g)
 		defer m.Close()
@@ -124,14 +165,18 @@ func checkParity(t *testing.T, dir string, cfg Config, tape bool) {
 			t.Fatal(err)
 		}
 	}
+	errs := map[string]float64{}
 	for i, n := range outs {
 		want := io[names[i]]
 		if !sameShape(n.Shape(), want.Shape) {
 			t.Errorf("%s: shape %v, torch %v", names[i], n.Shape(), want.Shape)
 			continue
 		}
-		checkRelErr(t, fmt.Sprintf("%s %v", names[i], want.Shape), values(t, n), want.Data)
+		e := testutil.MaxRelErr(values(t, n), want.Data)
+		t.Logf("%s %v: max rel err %.2e (bound %g)", names[i], want.Shape, e, parityTol)
+		errs[names[i]] = e
 	}
+	return errs
 }
 
 func sameShape(a tensor.Shape, b []int) bool {

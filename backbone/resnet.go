@@ -20,6 +20,10 @@ type ResNet struct {
 	Config Config
 	Kind   BlockKind
 	conv1  *convBN
+	stemC  int
+	// blk: frozen BN and every channel count a multiple of 16, so activations between
+	// convolutions stay in oneDNN's nChw16c layout.
+	blk bool
 	// Stages are layer1 .. layer4 (res2 .. res5); three for the CIFAR nets.
 	Stages []*Stage
 	fcW    *param // [NumClasses, features], nil without a classifier
@@ -32,29 +36,26 @@ type ResNet struct {
 // mean 0, var 1; fc: uniform ±1/sqrt(features)); with a nil rng the convolutions and
 // the classifier are zero, to be filled by Load.
 func New(g *G.ExprGraph, cfg Config, rng *rand.Rand) (*ResNet, error) {
-	kind, stemC, specs, err := cfg.layout()
+	a, err := cfg.layout()
 	if err != nil {
 		return nil, err
 	}
-	r := &ResNet{Config: cfg, Kind: kind, g: g}
-	k, s, p := 7, 2, 3
+	r := &ResNet{Config: cfg, Kind: a.kind, stemC: a.stemC, blk: cfg.Norm == FrozenBN && a.blockable(), g: g}
+	stem := convShape{in: 3, out: a.stemC, k: 7, stride: 2, pad: 3}
 	if cfg.CIFAR {
-		k, s, p = 3, 1, 1
+		stem.k, stem.stride, stem.pad = 3, 1, 1
 	}
-	r.conv1 = newConvBN(g, "conv1", "bn1", 3, stemC, k, s, p, cfg, rng)
-	inC, stride := stemC, 4
-	if cfg.CIFAR {
-		stride = 1
-	}
-	for _, sp := range specs {
+	r.conv1 = newConvBN(g, "conv1", "bn1", stem, cfg, rng)
+	inC, stride := a.stemC, r.StemOut().Stride
+	for _, sp := range a.stages {
 		stride *= sp.stride
-		st := &Stage{Name: sp.name, Out: ShapeSpec{Channels: sp.width * kind.Expansion(), Stride: stride}}
+		st := &Stage{Name: sp.name, Out: ShapeSpec{Channels: sp.out, Stride: stride}}
 		for i := 0; i < sp.blocks; i++ {
-			bs := 1
+			bs := blockSpec{inC: inC, width: sp.width, outC: sp.out, stride: 1, dilation: sp.dilation, groups: a.groups}
 			if i == 0 {
-				bs = sp.stride
+				bs.stride, bs.dilation = sp.stride, sp.firstDilation
 			}
-			b := newBlock(g, fmt.Sprintf("%s.%d", sp.name, i), kind, inC, sp.width, bs, cfg, rng)
+			b := newBlock(g, fmt.Sprintf("%s.%d", sp.name, i), a.kind, bs, cfg, r.blk, rng)
 			st.Blocks = append(st.Blocks, b)
 			inC = b.OutC
 		}
@@ -90,13 +91,24 @@ func (r *ResNet) Graph() *G.ExprGraph { return r.g }
 // StemOut is the stem's output: 64 channels at stride 4 (CIFAR: 16 at stride 1).
 func (r *ResNet) StemOut() ShapeSpec {
 	if r.Config.CIFAR {
-		return ShapeSpec{Channels: 16, Stride: 1}
+		return ShapeSpec{Channels: r.stemC, Stride: 1}
 	}
-	return ShapeSpec{Channels: 64, Stride: 4}
+	return ShapeSpec{Channels: r.stemC, Stride: 4}
 }
 
-// OutputShapes reports every named output: "stem", then "res2" .. "res5" (CIFAR:
-// "res2" .. "res4") for the stages layer1 ...
+// OutputNames lists the named outputs in network order: "stem", then "res2" ..
+// "res5" (CIFAR: "res2" .. "res4") for the stages layer1 ...
+func (r *ResNet) OutputNames() []string {
+	names := []string{"stem"}
+	for i := range r.Stages {
+		names = append(names, fmt.Sprintf("res%d", i+2))
+	}
+	return names
+}
+
+// OutputShapes reports the channels and stride of every named output (see
+// OutputNames): res2 .. res5 have strides 4, 8, 16, 32 (res5 16 with
+// Config.Res5Dilation).
 func (r *ResNet) OutputShapes() map[string]ShapeSpec {
 	m := map[string]ShapeSpec{"stem": r.StemOut()}
 	for i, st := range r.Stages {
@@ -105,22 +117,91 @@ func (r *ResNet) OutputShapes() map[string]ShapeSpec {
 	return m
 }
 
+// Feature is one named output of Outputs.
+type Feature struct {
+	Name  string // "stem", "res2" .. "res5"
+	Shape ShapeSpec
+	// Node is the feature map, NCHW [N, Shape.Channels, H', W'] with H' = H/Shape.Stride
+	// rounded as torch's convolutions round (H'-1 = (H-1)/Shape.Stride for the
+	// stages, integer division), likewise W'.
+	Node *G.Node
+}
+
+// Outputs runs the stem and the stages up to the deepest output asked for, in one
+// pass, and returns the named outputs (see OutputNames) in the order of names: the
+// bottom-up path of an FPN is Outputs(x, "res2", "res3", "res4", "res5"), maps at
+// strides 4, 8, 16 and 32. x: [N, 3, H, W]. Unknown or repeated names are an error.
+func (r *ResNet) Outputs(x *G.Node, names ...string) ([]Feature, error) {
+	if len(names) == 0 {
+		return nil, fmt.Errorf("backbone: Outputs: no output names (have %v)", r.OutputNames())
+	}
+	index := map[string]int{}
+	for i, n := range r.OutputNames() {
+		index[n] = i
+	}
+	want := map[int]int{} // network position -> position in names
+	last := 0
+	for i, n := range names {
+		pos, ok := index[n]
+		if !ok {
+			return nil, fmt.Errorf("backbone: Outputs: unknown output %q (have %v)", n, r.OutputNames())
+		}
+		if _, dup := want[pos]; dup {
+			return nil, fmt.Errorf("backbone: Outputs: output %q asked for twice", n)
+		}
+		want[pos] = i
+		last = max(last, pos)
+	}
+	shapes := r.OutputShapes()
+	out := make([]Feature, len(names))
+	emit := func(pos int, y *G.Node) error {
+		i, ok := want[pos]
+		if !ok {
+			return nil
+		}
+		if r.blk {
+			var err error
+			if y, err = nn.FromBlocked(y); err != nil {
+				return err
+			}
+		}
+		out[i] = Feature{Name: names[i], Shape: shapes[names[i]], Node: y}
+		return nil
+	}
+	y, err := r.stem(x)
+	if err != nil {
+		return nil, err
+	}
+	if err := emit(0, y); err != nil {
+		return nil, err
+	}
+	for i, st := range r.Stages[:last] {
+		if y, err = st.forward(y, r.blk); err != nil {
+			return nil, err
+		}
+		if err := emit(i+1, y); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Stem applies conv1, bn1, ReLU and (not for CIFAR) 3x3/2 max pooling.
 // x: [N, 3, H, W] -> [N, 64, H/4, W/4] (rounded as torch's convolution and pooling do).
 func (r *ResNet) Stem(x *G.Node) (*G.Node, error) {
 	y, err := r.stem(x)
-	if err != nil || !r.Config.blocked() {
+	if err != nil || !r.blk {
 		return y, err
 	}
 	return nn.FromBlocked(y)
 }
 
-// stem is Stem with the output in nChw16c when Config.blocked().
+// stem is Stem with the output in nChw16c when r.blk.
 func (r *ResNet) stem(x *G.Node) (*G.Node, error) {
 	if s := x.Shape(); len(s) != 4 || s[1] != 3 {
 		return nil, fmt.Errorf("backbone: input shape %v, want [N, 3, H, W]", s)
 	}
-	blk := r.Config.blocked()
+	blk := r.blk
 	// Inference pools in nChw16c (no gradient); training pools in NCHW.
 	blkConv := blk && (r.Config.CIFAR || r.Config.fused())
 	y, err := r.conv1.forward(x, nil, true, false, blkConv)
@@ -156,8 +237,9 @@ func (r *ResNet) C4(x *G.Node) (*G.Node, error) {
 func (r *ResNet) C4Out() ShapeSpec { return r.Stages[2].Out }
 
 // Res5 is the conv5_x stage (layer4), for the detector to apply to pooled RoI features
-// [K, C4Out().Channels, h, w] -> [K, Res5().Out.Channels, (h-1)/2+1, (w-1)/2+1].
-// Its Out.Stride (32) is relative to the image when applied to the C4 map.
+// [K, C4Out().Channels, h, w] -> [K, Res5().Out.Channels, (h-1)/s+1, (w-1)/s+1] with
+// s = Res5().Blocks[0].Stride (2; 1 with Config.Res5Dilation). Its Out.Stride (32;
+// 16 with Res5Dilation) is relative to the image when applied to the C4 map.
 // Nil for the CIFAR nets.
 func (r *ResNet) Res5() *Stage {
 	if r.Config.CIFAR {
@@ -176,7 +258,7 @@ func (r *ResNet) run(x *G.Node, stages int) (*G.Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	blk := r.Config.blocked()
+	blk := r.blk
 	for _, st := range r.Stages[:stages] {
 		if y, err = st.forward(y, blk); err != nil {
 			return nil, err

@@ -58,6 +58,12 @@ func TestConv2dBlockedMatchesPlain(t *testing.T) {
 		{name: "stem_plain_in", x: [4]int{1, 3, 13, 11}, w: [4]int{16, 3, 7, 7}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}}, plainX: true},
 		{name: "3x3_blocked", x: [4]int{2, 16, 9, 7}, w: [4]int{32, 16, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
 		{name: "1x1_s2_blocked", x: [4]int{1, 32, 9, 8}, w: [4]int{16, 32, 1, 1}, o: ConvOpts{Stride: [2]int{2, 2}}},
+		// ResNeXt's 3x3: 8 channels per group, fewer than the 16 of a layout block.
+		{name: "3x3_32groups_of_8_blocked", x: [4]int{1, 256, 6, 5}, w: [4]int{256, 8, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}, Groups: 32}},
+		{name: "3x3_s2_4groups_of_4_blocked", x: [4]int{2, 16, 7, 9}, w: [4]int{32, 4, 3, 3}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{1, 1}, Groups: 4}},
+		// DC5's 3x3: dilation 2, padding 2.
+		{name: "3x3_dilation2_blocked", x: [4]int{1, 32, 7, 6}, w: [4]int{32, 32, 3, 3}, o: ConvOpts{Pad: [2]int{2, 2}, Dilation: [2]int{2, 2}}},
+		{name: "3x3_dilation2_2groups_blocked", x: [4]int{1, 64, 6, 7}, w: [4]int{32, 32, 3, 3}, o: ConvOpts{Pad: [2]int{2, 2}, Dilation: [2]int{2, 2}, Groups: 2}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -103,7 +103,7 @@ func TestConv2dMatchesTorch(t *testing.T) {
 					return
 				}
 				e := convMaxRelErr(got.Data().([]float32), f.Tensors[k].Data)
-				t.Logf("%s: max error relative to max(1, max|torch|) %.2e (bound 1e-5)", k, e)
+				t.Logf("%s %v: max error relative to max(1, max|torch|) %.2e (bound 1e-5)", k, got.Shape(), e)
 				if !(e <= 1e-5) {
 					t.Errorf("%s: max error relative to max(1, max|torch|) = %g > 1e-5", k, e)
 				}

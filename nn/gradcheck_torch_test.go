@@ -14,16 +14,17 @@ import (
 	"resdet/internal/testutil"
 )
 
-// opsFixtures holds the tensors written by testdata/gen_ops_fixtures.py.
+// opsFixtures holds the tensors written by testdata/gen_ops_fixtures.py (or a
+// script writing its format, such as gen_resize_fixtures.py).
 type opsFixtures struct{ dir string }
 
-// genOpsFixtures runs testdata/gen_ops_fixtures.py into a temporary directory.
+// genOpsFixtures runs testdata/<script> OUTDIR into a temporary directory.
 // Without torch it skips the test, or fails it with RESDET_REQUIRE_TORCH=1
 // (testutil.Python).
-func genOpsFixtures(t *testing.T) opsFixtures {
+func genOpsFixtures(t *testing.T, script string) opsFixtures {
 	t.Helper()
 	dir := t.TempDir()
-	testutil.RunScript(t, filepath.Join("testdata", "gen_ops_fixtures.py"), dir)
+	testutil.RunScript(t, filepath.Join("testdata", script), dir)
 	return opsFixtures{dir: dir}
 }
 
@@ -110,7 +111,7 @@ func expectClose(t *testing.T, what string, got, want []float32, rtol, atol floa
 // testdata/gen_ops_fixtures.py: outputs, gradients of Σ out·w, and the
 // running statistics of BatchNorm.
 func TestTorchParity(t *testing.T) {
-	fx := genOpsFixtures(t)
+	fx := genOpsFixtures(t, "gen_ops_fixtures.py")
 	const rtol, atol = 1e-5, 1e-5
 	t.Run("affine", func(t *testing.T) {
 		for _, relu := range []int{0, 1} {

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"gocv.io/x/gocv"
+
+	"resdet/datasets/imageio/pillow"
 )
 
 // Image is an 8-bit RGB image, HWC, row-major: the value of channel c
@@ -68,23 +70,44 @@ var errDecode = errors.New("not a decodable JPEG or PNG image")
 
 // Read reads a JPEG or PNG file into an RGB image. Grey images are expanded
 // to three channels, alpha is dropped, 16-bit PNGs are reduced to 8 bits,
-// EXIF orientation is ignored. Errors name the file.
+// EXIF orientation is ignored (pixels as stored, as torchvision's and
+// PIL's plain decoding give them). Errors name the file; a truncated file
+// is an error wrapping ErrTruncated.
 func Read(path string) (*Image, error) {
+	return readWith(path, Decode)
+}
+
+// ReadOriented is Read with the EXIF orientation applied, as Detectron2's
+// read_image does (see DecodeOriented).
+func ReadOriented(path string) (*Image, error) {
+	return readWith(path, DecodeOriented)
+}
+
+func readWith(path string, decode func([]byte) (*Image, error)) (*Image, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("imageio: read image: %w", err)
 	}
-	im, err := Decode(data)
+	im, err := decode(data)
 	if err != nil {
 		return nil, fmt.Errorf("imageio: %s: %w", path, err)
 	}
 	return im, nil
 }
 
-// Decode decodes JPEG or PNG data into an RGB image (see Read).
+// Decode decodes JPEG or PNG data into an RGB image (see Read). The
+// container is checked first: a JPEG must reach its end-of-image marker and
+// a PNG its IEND chunk with every chunk's CRC correct.
 func Decode(data []byte) (*Image, error) {
-	if _, ok := sniff(data); !ok {
-		return nil, fmt.Errorf("%w (unknown signature)", errDecode)
+	f, ok := sniff(data)
+	if !ok {
+		if len(data) == 0 {
+			return nil, fmt.Errorf("%w (empty file)", errDecode)
+		}
+		return nil, fmt.Errorf("%w (unknown signature % x)", errDecode, data[:min(len(data), 8)])
+	}
+	if err := checkComplete(f, data); err != nil {
+		return nil, err
 	}
 	bgr, err := gocv.IMDecode(data, gocv.IMReadColor|gocv.IMReadIgnoreOrientation)
 	if err != nil {
@@ -92,12 +115,48 @@ func Decode(data []byte) (*Image, error) {
 	}
 	defer bgr.Close()
 	if bgr.Empty() {
+		if f == PNG {
+			if err := explainPNG(data); err != nil {
+				return nil, err
+			}
+		}
 		return nil, fmt.Errorf("%w (OpenCV could not decode it)", errDecode)
 	}
 	rgb := gocv.NewMat()
 	defer rgb.Close()
 	gocv.CvtColor(bgr, &rgb, gocv.ColorBGRToRGB)
 	return imageFromMat(rgb)
+}
+
+// DecodeOriented decodes as Decode, then turns the image as its EXIF
+// Orientation tag says (values 2 to 8; pillow.Orientation tells where the
+// tag is looked for), so that the result equals Pillow's
+// ImageOps.exif_transpose of the decoded image: Detectron2's read_image
+// (detection_utils.py, _apply_exif_orientation). With orientations 5 to 8
+// width and height swap. Missing or unreadable EXIF leaves the image as
+// stored, as Pillow does.
+//
+// OpenCV 4.6's imdecode and imread apply the orientation themselves unless
+// told not to (IMREAD_IGNORE_ORIENTATION), but only from a JPEG's APP1 or a
+// PNG's eXIf chunk, not from the XMP and ImageMagick raw-profile forms
+// Pillow also reads; so this function decodes as stored, reads the tag as
+// Pillow does and transposes in Go. OpenCV's JPEG pixels equal Pillow's
+// (both use Debian's libjpeg-turbo, libjpeg.so.62), and so do its PNG
+// pixels for 8-bit RGB, RGBA, grey, grey+alpha, palette (with or without
+// transparency) and 16-bit RGB. Two formats differ from Pillow's
+// convert("RGB"): 16-bit grey PNGs (Pillow clips each value to 255,
+// OpenCV keeps the high byte) and CMYK JPEGs (rounding, by 1).
+func DecodeOriented(data []byte) (*Image, error) {
+	im, err := Decode(data)
+	if err != nil {
+		return nil, err
+	}
+	o := pillow.Orientation(data)
+	if o < 2 || o > 8 {
+		return im, nil
+	}
+	pix, w, h := pillow.Transpose(im.Pix, im.W, im.H, 3, o)
+	return &Image{W: w, H: h, Pix: pix}, nil
 }
 
 // imageFromMat copies a continuous 8-bit 3-channel Mat into an Image.

@@ -25,7 +25,7 @@ type Example struct {
 func (tr Transform) LoadFunc(d datasets.Dataset, flipProb float64) datasets.LoadFunc[Example] {
 	return func(i int, rng *rand.Rand) (Example, error) {
 		r := d.Record(i)
-		im, err := Read(r.ImagePath)
+		im, err := tr.Read(r.ImagePath)
 		if err != nil {
 			return Example{}, err
 		}

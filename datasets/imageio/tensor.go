@@ -162,12 +162,15 @@ func Resize(t Tensor, newW, newH int) (Tensor, error) {
 }
 
 // Transform is the per-image input transform of the detector: optional
-// flip, normalisation, resize. The zero value is not valid; start from
-// DefaultTransform.
+// flip, normalisation, resize, in the order and with the rules its
+// Preprocess names. The zero value is not valid; start from
+// DefaultTransform or Detectron2Transform.
 type Transform struct {
-	MinSize int // target length of the shorter side (torchvision min_size), > 0
-	MaxSize int // cap on the longer side (torchvision max_size), > 0
-	Norm    Normalization
+	// Preprocess selects the pipeline; "" is Torchvision.
+	Preprocess Preprocess
+	MinSize    int // target length of the shorter side (torchvision min_size, Detectron2 short_edge_length), > 0
+	MaxSize    int // cap on the longer side (max_size), > 0
+	Norm       Normalization
 }
 
 // DefaultTransform returns the Faster R-CNN paper's sizes (shorter side 600,
@@ -181,14 +184,27 @@ func DefaultTransform() Transform {
 type Sample struct {
 	Image        Tensor    // [3, H, W], normalised and resized
 	Boxes        []box.Box // in Image's pixel coordinates (flipped and scaled)
-	OrigW, OrigH int       // size of the image before resizing
-	Scale        float32   // the scale ResizeSize chose
+	OrigW, OrigH int       // size of the image before resizing (after EXIF orientation for Detectron2)
+	Scale        float32   // the scale ResizeSize (Torchvision) or ShortestEdgeSize (Detectron2) chose
 	Flipped      bool
 }
 
 // Apply flips (when flip is set), normalises and resizes im, moving boxes
 // (in im's pixel coordinates) along. It does not change im or boxes.
+//
+// Torchvision: flip, normalise to float32, resize the float image to
+// ResizeSize's size with Resize. Detectron2: resize the 8-bit image to
+// ShortestEdgeSize's size with pillow.ResizeBilinear, flip, normalise. In
+// both, Sample.Image is [3, newH, newW] and Sample.OrigW/OrigH is im's size.
+// An unknown Preprocess is an error.
 func (tr Transform) Apply(im *Image, boxes []box.Box, flip bool) (Sample, error) {
+	switch tr.Preprocess {
+	case "", Torchvision:
+	case Detectron2:
+		return tr.applyDetectron2(im, boxes, flip)
+	default:
+		return Sample{}, fmt.Errorf("imageio: unknown preprocessing %q", tr.Preprocess)
+	}
 	if flip {
 		im = im.FlipX()
 		boxes = FlipBoxes(boxes, im.W)
@@ -208,10 +224,10 @@ func (tr Transform) Apply(im *Image, boxes []box.Box, flip bool) (Sample, error)
 	}, nil
 }
 
-// Load reads the image file at path and applies the transform (see Apply).
-// Errors name the file.
+// Load reads the image file at path (Read; ReadOriented for Detectron2)
+// and applies the transform (see Apply). Errors name the file.
 func (tr Transform) Load(path string, boxes []box.Box, flip bool) (Sample, error) {
-	im, err := Read(path)
+	im, err := tr.Read(path)
 	if err != nil {
 		return Sample{}, err
 	}
@@ -220,6 +236,15 @@ func (tr Transform) Load(path string, boxes []box.Box, flip bool) (Sample, error
 		return Sample{}, fmt.Errorf("imageio: %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// Read reads an image file as the transform's pipeline does: Read for
+// Torchvision (EXIF orientation ignored), ReadOriented for Detectron2.
+func (tr Transform) Read(path string) (*Image, error) {
+	if tr.Preprocess == Detectron2 {
+		return ReadOriented(path)
+	}
+	return Read(path)
 }
 
 // Batched is a batch of images in one buffer, shape [N, C, H, W]: value

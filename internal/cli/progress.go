@@ -19,6 +19,12 @@ type ProgressOptions struct {
 	Interval time.Duration
 	// Now is the clock; nil means time.Now. Tests pass a fake one.
 	Now func() time.Time
+	// Bytes prints counts and rates as byte sizes ("12.5 MiB/159.7 MiB,
+	// 3.1 MiB/s") instead of numbers of Unit.
+	Bytes bool
+	// Initial is the number of steps done before this run (the bytes of a
+	// resumed download): counted as done, left out of the rate and ETA.
+	Initial int
 }
 
 // Progress reports how far a job of a known number of steps has got. On a
@@ -58,7 +64,11 @@ func NewProgressWith(w io.Writer, label string, total int, o ProgressOptions) *P
 		}
 	}
 	now := o.Now()
-	return &Progress{w: w, label: label, total: total, opts: o, start: now, last: now}
+	p := &Progress{w: w, label: label, total: total, opts: o, start: now, last: now, done: o.Initial}
+	if total > 0 {
+		p.lastStep = 10 * o.Initial / total
+	}
+	return p
 }
 
 // Add records n more finished steps and prints an update if one is due.
@@ -101,7 +111,7 @@ func (p *Progress) Done() {
 	p.finished = true
 	now := p.opts.Now()
 	el := now.Sub(p.start)
-	msg := fmt.Sprintf("%s: %s in %s (%s)", p.label, p.count(), fmtDuration(el), fmtRate(p.done, el, p.opts.Unit))
+	msg := fmt.Sprintf("%s: %s in %s (%s)", p.label, p.count(), fmtDuration(el), p.rate(el))
 	if p.opts.Terminal {
 		fmt.Fprintf(p.w, "\r%s\x1b[K\n", msg)
 		return
@@ -110,6 +120,13 @@ func (p *Progress) Done() {
 }
 
 func (p *Progress) count() string {
+	if p.opts.Bytes {
+		s := FormatBytes(int64(p.done))
+		if p.total > 0 {
+			s += "/" + FormatBytes(int64(p.total))
+		}
+		return s
+	}
 	s := fmt.Sprint(p.done)
 	if p.total > 0 {
 		s += fmt.Sprintf("/%d", p.total)
@@ -143,12 +160,24 @@ func (p *Progress) line(now time.Time, bar bool) string {
 		fmt.Fprintf(&b, " (%d%%)", 100*p.done/p.total)
 	}
 	el := now.Sub(p.start)
-	fmt.Fprintf(&b, ", %s", fmtRate(p.done, el, p.opts.Unit))
-	if p.total > 0 && p.done > 0 && p.done < p.total && el > 0 {
-		eta := time.Duration(float64(el) * float64(p.total-p.done) / float64(p.done))
+	fmt.Fprintf(&b, ", %s", p.rate(el))
+	if ran := p.done - p.opts.Initial; p.total > 0 && ran > 0 && p.done < p.total && el > 0 {
+		eta := time.Duration(float64(el) * float64(p.total-p.done) / float64(ran))
 		fmt.Fprintf(&b, ", ETA %s", fmtDuration(eta))
 	}
 	return b.String()
+}
+
+// rate formats the steps done in this run per second.
+func (p *Progress) rate(el time.Duration) string {
+	n := p.done - p.opts.Initial
+	if !p.opts.Bytes {
+		return fmtRate(n, el, p.opts.Unit)
+	}
+	if el <= 0 {
+		return "- B/s"
+	}
+	return FormatBytes(int64(float64(n)/el.Seconds())) + "/s"
 }
 
 func fmtRate(n int, el time.Duration, unit string) string {
@@ -167,4 +196,18 @@ func fmtDuration(d time.Duration) string {
 		return d.Round(100 * time.Millisecond).String()
 	}
 	return d.Round(time.Second).String()
+}
+
+// FormatBytes formats n bytes with binary units: "512 B", "1.5 KiB", "159.7 MiB".
+func FormatBytes(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	v, i := float64(n)/unit, 0
+	for v >= unit && i < 4 {
+		v /= unit
+		i++
+	}
+	return fmt.Sprintf("%.1f %ciB", v, "KMGTP"[i])
 }

@@ -31,9 +31,13 @@ CASES = [
 # torchvision's FrozenBatchNorm2d) + residual + ReLU: Conv2dBN's semantics.
 # The cost gradient is not taken w.r.t. scale (frozen).
 BN_CASES = [
-    # name, x shape, w shape, stride, pad, residual, relu
-    ("bn_block_3x3", (1, 16, 11, 9), (16, 16, 3, 3), (1, 1), (1, 1), True, True),
-    ("bn_stem_7x7s2", (1, 3, 29, 33), (8, 3, 7, 7), (2, 2), (3, 3), False, True),
+    # name, x shape, w shape, stride, pad, dilation, groups, residual, relu
+    ("bn_block_3x3", (1, 16, 11, 9), (16, 16, 3, 3), (1, 1), (1, 1), (1, 1), 1, True, True),
+    ("bn_stem_7x7s2", (1, 3, 29, 33), (8, 3, 7, 7), (2, 2), (3, 3), (1, 1), 1, False, True),
+    # ResNeXt's grouped 3x3 (32 groups of 4 channels) and DC5's dilated 3x3.
+    ("bn_resnext_3x3_32groups_s2", (2, 128, 9, 11), (128, 4, 3, 3), (2, 2), (1, 1), (1, 1), 32, False, True),
+    ("bn_dc5_3x3_dilation2", (1, 32, 8, 7), (32, 32, 3, 3), (1, 1), (2, 2), (2, 2), 1, False, True),
+    ("bn_grouped_dilated_res", (1, 64, 7, 9), (64, 8, 3, 3), (1, 1), (2, 2), (2, 2), 8, True, True),
 ]
 
 
@@ -67,12 +71,12 @@ def main():
             "relu": relu, "tensors": {k: tensor_json(v) for k, v in tensors.items()},
         }
         write(out, "conv_" + name, doc)
-    for name, xs, ws, stride, pad, residual, relu in BN_CASES:
+    for name, xs, ws, stride, pad, dil, groups, residual, relu in BN_CASES:
         x = torch.randn(xs, requires_grad=True)
         w = torch.randn(ws, requires_grad=True)
         scale = torch.rand(ws[0]) + 0.5
         shift = torch.randn(ws[0], requires_grad=True)
-        y = torch.nn.functional.conv2d(x, w, None, stride, pad)
+        y = torch.nn.functional.conv2d(x, w, None, stride, pad, dil, groups)
         y = y * scale.reshape(1, -1, 1, 1) + shift.reshape(1, -1, 1, 1)
         res = torch.randn(y.shape, requires_grad=True)
         if residual:
@@ -86,7 +90,7 @@ def main():
         if residual:
             tensors.update(res=res, dres=res.grad)
         doc = {
-            "stride": list(stride), "pad": list(pad), "dilation": [1, 1], "groups": 1,
+            "stride": list(stride), "pad": list(pad), "dilation": list(dil), "groups": groups,
             "relu": relu, "tensors": {k: tensor_json(v) for k, v in tensors.items()},
         }
         write(out, "convbn_" + name, doc)
