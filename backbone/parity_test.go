@@ -1,10 +1,6 @@
 package backbone
 
 import (
-	"fmt"
-	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -13,55 +9,58 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"resdet/internal/testutil"
 	"resdet/nn"
 	"resdet/weights"
 )
 
-const python = "/usr/bin/python3"
-
-// requireTorch skips the test when /usr/bin/python3 cannot import torch and
-// torchvision, unless RESDET_REQUIRE_TORCH=1 (then it fails).
-func requireTorch(t testing.TB) {
-	t.Helper()
-	out, err := exec.Command(python, "-c", "import torch, torchvision").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("torch parity test needs %s with torch and torchvision: %v\n%s", python, err, out)
-	if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
 // genFixtures runs testdata/gen_fixtures.py once for every argument list (one
-// torch start-up) and returns one temporary directory per list.
+// torch start-up) and returns one temporary directory per list. Without torch
+// it skips the test, or fails it with RESDET_REQUIRE_TORCH=1.
 func genFixtures(t testing.TB, argLists ...[]string) []string {
 	t.Helper()
-	requireTorch(t)
 	var lines strings.Builder
 	dirs := make([]string, len(argLists))
 	for i, args := range argLists {
 		dirs[i] = t.TempDir()
 		lines.WriteString(dirs[i] + " " + strings.Join(args, " ") + "\n")
 	}
-	cmd := exec.Command(python, "testdata/gen_fixtures.py", "--many")
-	cmd.Stdin = strings.NewReader(lines.String())
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("gen_fixtures.py --many:\n%s%v\n%s", lines.String(), err, out)
-	}
+	testutil.RunScriptStdin(t, lines.String(), "testdata/gen_fixtures.py", "--many")
 	return dirs
 }
 
-// maxRelErr is max|got-want| / max|want| over all elements (the error relative to the
-// tensor's largest magnitude, so near-zero elements do not dominate).
-func maxRelErr(got, want []float32) float64 {
-	var d, m float64
-	for i := range want {
-		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
-		m = math.Max(m, math.Abs(float64(want[i])))
+// fixtureNet builds a network from cfg on a new graph, loads dir/model.pth
+// into it and returns it with the tensors of dir/io.safetensors.
+func fixtureNet(t testing.TB, dir string, cfg Config) (*G.ExprGraph, *ResNet, weights.State) {
+	t.Helper()
+	st, err := weights.LoadTorch(filepath.Join(dir, "model.pth"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	return d / m
+	io, _, err := weights.ReadSafetensors(filepath.Join(dir, "io.safetensors"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := G.NewGraph()
+	r, err := New(g, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Load(st); err != nil {
+		t.Fatal(err)
+	}
+	return g, r, io
+}
+
+// checkRelErr fails the test if got differs from torch's want by more than
+// parityTol relative to max|want| (testutil.MaxRelErr), and logs the error.
+func checkRelErr(t testing.TB, what string, got, want []float32) {
+	t.Helper()
+	e := testutil.MaxRelErr(got, want)
+	t.Logf("%s: max rel err %.2e (bound %g)", what, e, parityTol)
+	if !(e <= parityTol) {
+		t.Errorf("%s: max relative error %.3g > %g", what, e, parityTol)
+	}
 }
 
 func input(g *G.ExprGraph, t weights.Tensor) *G.Node {
@@ -93,32 +92,18 @@ func checkParity(t *testing.T, dir string, cfg Config, tape bool) {
 	}
 	sort.Strings(names)
 	for _, name := range names {
-		if e := errs[name]; e > parityTol || math.IsNaN(e) {
+		if e := errs[name]; !(e <= parityTol) {
 			t.Errorf("%s: max relative error %.3g > %g", name, e, parityTol)
 		}
 	}
 }
 
 // parityErrors runs the comparison of checkParity and returns the max relative error
-// of every output by name (logging each); shape mismatches are test errors.
+// (testutil.MaxRelErr) of every output by name, logging each; shape mismatches are
+// test errors.
 func parityErrors(t *testing.T, dir string, cfg Config, tape bool) map[string]float64 {
 	t.Helper()
-	st, err := weights.LoadTorch(filepath.Join(dir, "model.pth"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	io, _, err := weights.ReadSafetensors(filepath.Join(dir, "io.safetensors"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := G.NewGraph()
-	r, err := New(g, cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := r.Load(st); err != nil {
-		t.Fatal(err)
-	}
+	g, r, io := fixtureNet(t, dir, cfg)
 	x := input(g, io["input"])
 	var outs []*G.Node
 	var names []string
@@ -187,7 +172,7 @@ func parityErrors(t *testing.T, dir string, cfg Config, tape bool) map[string]fl
 			t.Errorf("%s: shape %v, torch %v", names[i], n.Shape(), want.Shape)
 			continue
 		}
-		e := maxRelErr(values(t, n), want.Data)
+		e := testutil.MaxRelErr(values(t, n), want.Data)
 		t.Logf("%s %v: max rel err %.2e (bound %g)", names[i], want.Shape, e, parityTol)
 		errs[names[i]] = e
 	}
@@ -322,7 +307,5 @@ func TestSafetensorsCheckpoint(t *testing.T) {
 	if err := e.Run(); err != nil {
 		t.Fatal(err)
 	}
-	if d := maxRelErr(values(t, logits), io["logits"].Data); d > parityTol {
-		t.Errorf("logits after the safetensors round trip: max relative error %.3g", d)
-	}
+	checkRelErr(t, "logits after the safetensors round trip", values(t, logits), io["logits"].Data)
 }

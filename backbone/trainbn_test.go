@@ -1,14 +1,12 @@
 package backbone
 
 import (
-	"math"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
 
-	"resdet/weights"
+	"resdet/internal/testutil"
 )
 
 // TestTrainableBNTrainMode runs the networks with trainable BN in training mode
@@ -37,22 +35,7 @@ func TestTrainableBNTrainMode(t *testing.T) {
 	dirs := genFixtures(t, argLists...)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			st, err := weights.LoadTorch(filepath.Join(dirs[i], "model.pth"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			io, _, err := weights.ReadSafetensors(filepath.Join(dirs[i], "io.safetensors"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			g := G.NewGraph()
-			r, err := New(g, tc.cfg, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := r.Load(st); err != nil {
-				t.Fatal(err)
-			}
+			g, r, io := fixtureNet(t, dirs[i], tc.cfg)
 			logits, err := r.Logits(input(g, io["input"]))
 			if err != nil {
 				t.Fatal(err)
@@ -62,11 +45,7 @@ func TestTrainableBNTrainMode(t *testing.T) {
 			if err := m.RunAll(); err != nil {
 				t.Fatal(err)
 			}
-			e := maxRelErr(values(t, logits), io["train_logits"].Data)
-			t.Logf("train-mode logits: max rel err %.2e (bound %g)", e, parityTol)
-			if e > parityTol || math.IsNaN(e) {
-				t.Errorf("train-mode logits: max relative error %.3g > %g", e, parityTol)
-			}
+			checkRelErr(t, "train-mode logits", values(t, logits), io["train_logits"].Data)
 			post := r.State()
 			n, worst := 0, 0.0
 			for key, want := range io {
@@ -78,9 +57,9 @@ func TestTrainableBNTrainMode(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				e := maxRelErr(got.Data, want.Data)
-				worst = math.Max(worst, e)
-				if e > parityTol || math.IsNaN(e) {
+				e := testutil.MaxRelErr(got.Data, want.Data)
+				worst = max(worst, e)
+				if !(e <= parityTol) {
 					t.Errorf("%s after one training forward: max relative error %.3g", name, e)
 				}
 				n++

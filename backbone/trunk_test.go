@@ -1,15 +1,14 @@
 package backbone
 
 import (
-	"encoding/json"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
+
+	"resdet/internal/testutil"
 )
 
 // withBlocks returns cfg with the depth table's blocks per stage replaced by b.
@@ -265,33 +264,14 @@ func TestBNEpsZero(t *testing.T) {
 	}
 }
 
-// sharedDir returns ../../shared/<rel> (the reference fixtures beside the clone in CI).
-// The test skips when it is absent, unless RESDET_REQUIRE_SHARED=1 (then it fails).
-func sharedDir(t *testing.T, rel string) string {
-	t.Helper()
-	p := filepath.Join("..", "..", "shared", rel)
-	if _, err := os.Stat(p); err != nil {
-		if os.Getenv("RESDET_REQUIRE_SHARED") == "1" {
-			t.Fatalf("%s: %v (RESDET_REQUIRE_SHARED=1)", p, err)
-		}
-		t.Skipf("skipping: %s is absent (the shared fixtures sit beside the clone in CI; set RESDET_REQUIRE_SHARED=1 to fail instead)", p)
-	}
-	return p
-}
-
 // TestDetectron2FixtureShapes: the narrow Config (WidthPerGroup 16, Res2OutChannels 64,
 // stride in the 1x1) has exactly the trunk tensors, with their shapes, of the
 // Detectron2 fixture models (../shared/fixtures/detectron2: R50-C4 with res5 in the
 // RoI head, R50-FPN with res2..res5 in the backbone), read from their model-zoo
 // pickles by testdata/d2_trunk_shapes.py under torchvision's names.
 func TestDetectron2FixtureShapes(t *testing.T) {
-	dir := sharedDir(t, filepath.Join("fixtures", "detectron2"))
-	if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("%s cannot import numpy: %v", python, err)
-		}
-		t.Skipf("skipping: %s cannot import numpy (%v)", python, err)
-	}
+	dir := testutil.SharedDir(t, "fixtures", "detectron2")
+	testutil.Python(t, "numpy")
 	r, err := New(G.NewGraph(), Config{Depth: 50, StrideIn1x1: true, WidthPerGroup: 16, Res2OutChannels: 64}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -300,14 +280,8 @@ func TestDetectron2FixtureShapes(t *testing.T) {
 	for _, model := range []string{"r50-c4", "r50-fpn"} {
 		t.Run(model, func(t *testing.T) {
 			pkl := filepath.Join(dir, model, "model_final.pkl")
-			out, err := exec.Command(python, filepath.Join("testdata", "d2_trunk_shapes.py"), pkl).Output()
-			if err != nil {
-				t.Fatalf("d2_trunk_shapes.py %s: %v", pkl, err)
-			}
 			var theirs map[string][]int
-			if err := json.Unmarshal(out, &theirs); err != nil {
-				t.Fatalf("d2_trunk_shapes.py %s: %v", pkl, err)
-			}
+			testutil.ScriptJSON(t, &theirs, filepath.Join("testdata", "d2_trunk_shapes.py"), pkl)
 			for name, shape := range theirs {
 				o, ok := ours[name]
 				if !ok {

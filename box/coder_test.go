@@ -70,22 +70,22 @@ func TestBoxCoderParity(t *testing.T) {
 	for name, fc := range loadFixture(t, "coder.json") {
 		t.Run(name, func(t *testing.T) {
 			var w []float32
-			fc.scalar(t, "weights", &w)
+			fc.Scalar(t, "weights", &w)
 			c := NewBoxCoder(w[0], w[1], w[2], w[3])
-			ref, gt := fc.boxes(t, "ref"), fc.boxes(t, "gt")
-			enc, _ := fc.f32(t, "encoded")
+			ref, gt := fixtureBoxes(t, fc, "ref"), fixtureBoxes(t, fc, "gt")
+			enc, _ := fc.F32(t, "encoded")
 			var maxEnc, maxDec float64
 			for i, d := range c.Encode(gt, ref) {
 				for k := range d {
 					maxEnc = max(maxEnc, relErr(d[k], enc[4*i+k]))
 				}
 			}
-			dv, _ := fc.f32(t, "deltas")
+			dv, _ := fc.F32(t, "deltas")
 			deltas := make([]Delta, len(ref))
 			for i := range deltas {
 				copy(deltas[i][:], dv[4*i:])
 			}
-			dec := fc.boxes(t, "decoded")
+			dec := fixtureBoxes(t, fc, "decoded")
 			// Decoded coordinates are compared relative to the box's scale
 			// (largest |coordinate| or side): torch's vectorised exp differs
 			// from the correctly rounded one by 1 ulp in about 30% of cases.

@@ -1,120 +1,28 @@
 package box
 
 import (
-	"encoding/base64"
-	"encoding/binary"
-	"encoding/json"
 	"flag"
-	"math"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
+
+	"resdet/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "regenerate the torchvision fixtures in testdata/ with ../detection/testdata/gen_fixtures.py")
 
-// fixtureArray is one array of a fixture: see the gen_fixtures.py docstring.
-type fixtureArray struct {
-	Shape []int  `json:"shape"`
-	Dtype string `json:"dtype"`
-	B64   string `json:"b64"`
-}
-
-// fixtureCase is one named case of a fixture file: field name -> raw JSON.
-type fixtureCase map[string]json.RawMessage
-
-// loadFixture reads testdata/name (regenerating the whole directory first
-// when -update is set) and returns its cases.
-func loadFixture(t *testing.T, name string) map[string]fixtureCase {
+// loadFixture reads testdata/name, a fixture of torchvision's outputs
+// written by ../detection/testdata/gen_fixtures.py (regenerating the whole
+// directory first when -update is set), and returns its cases.
+func loadFixture(t *testing.T, name string) map[string]testutil.FixtureCase {
 	t.Helper()
 	if *update {
-		regenerate(t)
+		testutil.Regenerate(t, "../detection/testdata/gen_fixtures.py", "box", "testdata")
 	}
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v (regenerate with go test -update)", err)
-	}
-	var cases map[string]fixtureCase
-	if err := json.Unmarshal(data, &cases); err != nil {
-		t.Fatalf("parse fixture %s: %v", name, err)
-	}
-	if len(cases) == 0 {
-		t.Fatalf("fixture %s has no cases", name)
-	}
-	return cases
+	return testutil.LoadFixture(t, "testdata", name)
 }
 
-var regenerated bool
-
-func regenerate(t *testing.T) {
+// fixtureBoxes returns the [N, 4] float32 field of c as boxes.
+func fixtureBoxes(t *testing.T, c testutil.FixtureCase, field string) []Box {
 	t.Helper()
-	if regenerated {
-		return
-	}
-	cmd := exec.Command("/usr/bin/python3", "../detection/testdata/gen_fixtures.py", "box", "testdata")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen_fixtures.py box: %v\n%s", err, out)
-	}
-	regenerated = true
-}
-
-func (c fixtureCase) raw(t *testing.T, field string) json.RawMessage {
-	t.Helper()
-	r, ok := c[field]
-	if !ok {
-		t.Fatalf("fixture case has no field %q", field)
-	}
-	return r
-}
-
-func (c fixtureCase) array(t *testing.T, field string) fixtureArray {
-	t.Helper()
-	var a fixtureArray
-	if err := json.Unmarshal(c.raw(t, field), &a); err != nil {
-		t.Fatalf("field %q: %v", field, err)
-	}
-	return a
-}
-
-func (c fixtureCase) f32(t *testing.T, field string) ([]float32, []int) {
-	t.Helper()
-	a := c.array(t, field)
-	if a.Dtype != "f32" {
-		t.Fatalf("field %q has dtype %s, want f32", field, a.Dtype)
-	}
-	b, err := base64.StdEncoding.DecodeString(a.B64)
-	if err != nil {
-		t.Fatalf("field %q: %v", field, err)
-	}
-	out := make([]float32, len(b)/4)
-	for i := range out {
-		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
-	}
-	return out, a.Shape
-}
-
-func (c fixtureCase) ints(t *testing.T, field string) []int {
-	t.Helper()
-	a := c.array(t, field)
-	if a.Dtype != "i64" {
-		t.Fatalf("field %q has dtype %s, want i64", field, a.Dtype)
-	}
-	b, err := base64.StdEncoding.DecodeString(a.B64)
-	if err != nil {
-		t.Fatalf("field %q: %v", field, err)
-	}
-	out := make([]int, len(b)/8)
-	for i := range out {
-		out[i] = int(int64(binary.LittleEndian.Uint64(b[8*i:])))
-	}
-	return out
-}
-
-func (c fixtureCase) scalar(t *testing.T, field string, v any) {
-	t.Helper()
-	if err := json.Unmarshal(c.raw(t, field), v); err != nil {
-		t.Fatalf("field %q: %v", field, err)
-	}
+	v, shape := c.F32(t, field)
+	return toBoxes(t, v, shape)
 }

@@ -75,21 +75,21 @@ func TestMatcherErrors(t *testing.T) {
 func TestMatcherParity(t *testing.T) {
 	for name, c := range loadFixture(t, "matcher.json") {
 		t.Run(name, func(t *testing.T) {
-			qv, shape := c.f32(t, "quality")
+			qv, shape := c.F32(t, "quality")
 			q := make([][]float32, shape[0])
 			for g := range q {
 				q[g] = qv[g*shape[1] : (g+1)*shape[1]]
 			}
 			var hi, lo float32
 			var allow bool
-			c.scalar(t, "high", &hi)
-			c.scalar(t, "low", &lo)
-			c.scalar(t, "allow_low_quality", &allow)
+			c.Scalar(t, "high", &hi)
+			c.Scalar(t, "low", &lo)
+			c.Scalar(t, "allow_low_quality", &allow)
 			got, err := Matcher{High: hi, Low: lo, AllowLowQualityMatches: allow}.Match(q)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := c.ints(t, "matches")
+			want := c.Ints(t, "matches")
 			counts := map[string]int{}
 			for p := range want {
 				if int(got[p]) != want[p] {
@@ -112,8 +112,8 @@ func TestMatcherParity(t *testing.T) {
 
 func TestIoUMatrixParity(t *testing.T) {
 	c := loadFixture(t, "matcher.json")["rpn_0.7_0.3_lowq"]
-	gt, anchors := c.boxes(t, "gt"), c.boxes(t, "anchors")
-	want, _ := c.f32(t, "quality")
+	gt, anchors := fixtureBoxes(t, c, "gt"), fixtureBoxes(t, c, "anchors")
+	want, _ := c.F32(t, "quality")
 	for g, row := range IoUMatrix(gt, anchors) {
 		for p, v := range row {
 			if w := want[g*len(anchors)+p]; v != w {

@@ -23,12 +23,6 @@ func toBoxes(t *testing.T, v []float32, shape []int) []Box {
 	return out
 }
 
-func (c fixtureCase) boxes(t *testing.T, field string) []Box {
-	t.Helper()
-	v, shape := c.f32(t, field)
-	return toBoxes(t, v, shape)
-}
-
 func TestNMS(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -139,11 +133,11 @@ func TestNMSProperties(t *testing.T) {
 func TestNMSParity(t *testing.T) {
 	for name, c := range loadFixture(t, "nms.json") {
 		t.Run(name, func(t *testing.T) {
-			boxes := c.boxes(t, "boxes")
-			scores, _ := c.f32(t, "scores")
+			boxes := fixtureBoxes(t, c, "boxes")
+			scores, _ := c.F32(t, "scores")
 			var thresh float64
-			c.scalar(t, "thresh", &thresh)
-			want := c.ints(t, "keep")
+			c.Scalar(t, "thresh", &thresh)
+			want := c.Ints(t, "keep")
 			got := NMS(boxes, scores, float32(thresh))
 			if !slices.Equal(got, want) {
 				t.Errorf("NMS kept %d boxes, torchvision %d:\n got %v\nwant %v", len(got), len(want), got, want)
@@ -176,20 +170,20 @@ func TestBatchedNMS(t *testing.T) {
 func TestBatchedNMSParity(t *testing.T) {
 	for name, c := range loadFixture(t, "batched_nms.json") {
 		t.Run(name, func(t *testing.T) {
-			boxes := c.boxes(t, "boxes")
-			want := c.ints(t, "keep")
+			boxes := fixtureBoxes(t, c, "boxes")
+			want := c.Ints(t, "keep")
 			if name == "remove_small" {
 				var minSize float64
-				c.scalar(t, "min_size", &minSize)
+				c.Scalar(t, "min_size", &minSize)
 				if got := RemoveSmall(boxes, float32(minSize)); !slices.Equal(got, want) {
 					t.Errorf("RemoveSmall = %v, torchvision %v", got, want)
 				}
 				return
 			}
-			scores, _ := c.f32(t, "scores")
-			idxs := c.ints(t, "idxs")
+			scores, _ := c.F32(t, "scores")
+			idxs := c.Ints(t, "idxs")
 			var thresh float64
-			c.scalar(t, "thresh", &thresh)
+			c.Scalar(t, "thresh", &thresh)
 			got := BatchedNMS(boxes, scores, idxs, float32(thresh))
 			if !slices.Equal(got, want) {
 				t.Errorf("BatchedNMS kept %d, torchvision %d:\n got %v\nwant %v", len(got), len(want), got, want)

@@ -54,10 +54,22 @@ func TestSampler(t *testing.T) {
 				}
 				seen[i] = true
 			}
-			// Same seed, same sample; another seed, another one.
+			// Same seed, same sample; another seed, another one wherever
+			// there is a choice (fewer drawn than available: e.g. 128 of
+			// 500, so equal draws are practically impossible).
 			pos2, neg2 := tt.s.Sample(labels, rand.New(rand.NewSource(1)))
 			if !reflect.DeepEqual(pos, pos2) || !reflect.DeepEqual(neg, neg2) {
 				t.Error("Sample is not deterministic for a given seed")
+			}
+			pos3, neg3 := tt.s.Sample(labels, rand.New(rand.NewSource(2)))
+			if len(pos3) != len(pos) || len(neg3) != len(neg) {
+				t.Fatalf("seed 2: %d positives, %d negatives; seed 1: %d, %d", len(pos3), len(neg3), len(pos), len(neg))
+			}
+			if tt.wantPos < tt.npos && sameSet(pos, pos3) {
+				t.Errorf("seeds 1 and 2 draw the same %d of %d positives", tt.wantPos, tt.npos)
+			}
+			if tt.wantNeg < tt.nneg && sameSet(neg, neg3) {
+				t.Errorf("seeds 1 and 2 draw the same %d of %d negatives", tt.wantNeg, tt.nneg)
 			}
 		})
 	}
@@ -86,4 +98,21 @@ func TestSamplerUniform(t *testing.T) {
 			t.Errorf("index %d drawn with frequency %.3f, want 0.25", i, f)
 		}
 	}
+}
+
+// sameSet reports whether a and b hold the same indices, in any order.
+func sameSet(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	in := map[int]bool{}
+	for _, i := range a {
+		in[i] = true
+	}
+	for _, i := range b {
+		if !in[i] {
+			return false
+		}
+	}
+	return true
 }

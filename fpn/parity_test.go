@@ -3,8 +3,6 @@ package fpn
 import (
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,47 +11,17 @@ import (
 	"gorgonia.org/tensor"
 
 	"resdet/backbone"
+	"resdet/internal/testutil"
 	"resdet/nn"
 	"resdet/weights"
 )
 
-const python = "/usr/bin/python3"
-
 // Bounds of the torch parity tests, relative to each tensor's largest
-// magnitude (see maxRelErr).
+// magnitude (testutil.MaxRelErr).
 const (
 	forwardTol = 1e-4
 	gradTol    = 1e-3
 )
-
-// requireTorch skips the test when /usr/bin/python3 cannot import torch and
-// torchvision, unless RESDET_REQUIRE_TORCH=1 (then it fails).
-func requireTorch(t testing.TB) {
-	t.Helper()
-	out, err := exec.Command(python, "-c", "import torch, torchvision").CombinedOutput()
-	if err == nil {
-		return
-	}
-	msg := fmt.Sprintf("torch parity test needs %s with torch and torchvision: %v\n%s", python, err, out)
-	if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-}
-
-// maxRelErr is max|got-want| / max|want| (the error relative to the tensor's
-// largest magnitude, so near-zero elements do not dominate).
-func maxRelErr(got, want []float32) float64 {
-	if len(got) != len(want) {
-		return math.Inf(1)
-	}
-	var d, m float64
-	for i := range want {
-		d = math.Max(d, math.Abs(float64(got[i])-float64(want[i])))
-		m = math.Max(m, math.Abs(float64(want[i])))
-	}
-	return d / m
-}
 
 // fixtureInputs are the C2..C5 channel counts gen_fpn.py uses.
 var fixtureInputs = []backbone.ShapeSpec{{Channels: 16, Stride: 4}, {Channels: 32, Stride: 8}, {Channels: 64, Stride: 16}, {Channels: 128, Stride: 32}}
@@ -71,7 +39,6 @@ var fixtureInputs = []backbone.ShapeSpec{{Channels: 16, Stride: 4}, {Channels: 3
 // torchvision's modules through Detectron2's forward (scale_factor=2.0) at
 // Detectron2 fixture width 64.
 func TestTorchvisionParity(t *testing.T) {
-	requireTorch(t)
 	cases := []struct {
 		name, variant, size string
 		out                 int
@@ -85,13 +52,11 @@ func TestTorchvisionParity(t *testing.T) {
 		{name: "detectron2_64x96", variant: "d2", size: "64x96", out: 64, norm: NoNorm},
 	}
 	dir := t.TempDir()
-	args := []string{filepath.Join("testdata", "gen_fpn.py"), dir}
+	args := []string{dir}
 	for _, tc := range cases {
 		args = append(args, fmt.Sprintf("%s:%s:%s:%d", tc.name, tc.variant, tc.size, tc.out))
 	}
-	if out, err := exec.Command(python, args...).CombinedOutput(); err != nil {
-		t.Fatalf("gen_fpn.py: %v\n%s", err, out)
-	}
+	testutil.RunScript(t, filepath.Join("testdata", "gen_fpn.py"), args...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			st, err := weights.LoadTorch(filepath.Join(dir, tc.name, "model.pth"))
@@ -159,7 +124,7 @@ func checkOutputs(t *testing.T, out []*G.Node, io weights.State) {
 			t.Errorf("%s: shape %v, want %v", key, o.Shape(), want.Shape)
 			continue
 		}
-		e := maxRelErr(o.Value().Data().([]float32), want.Data)
+		e := testutil.MaxRelErr(o.Value().Data().([]float32), want.Data)
 		worst = math.Max(worst, e)
 		if !(e <= forwardTol) {
 			t.Errorf("%s %v: max relative error %.3g > %g", key, want.Shape, e, forwardTol)
@@ -212,7 +177,7 @@ func checkTraining(t *testing.T, cfg Config, st, io weights.State) {
 			t.Errorf("%s: no torch gradient %q", n.Name(), key)
 			continue
 		}
-		e := maxRelErr(grads[i].Value().Data().([]float32), want.Data)
+		e := testutil.MaxRelErr(grads[i].Value().Data().([]float32), want.Data)
 		worst = math.Max(worst, e)
 		if !(e <= gradTol) {
 			t.Errorf("grad %s %v: max relative error %.3g > %g", n.Name(), want.Shape, e, gradTol)

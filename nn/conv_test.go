@@ -208,6 +208,16 @@ func TestConvOpsMatchReference(t *testing.T) {
 	}
 }
 
+// skipWithoutBF16 skips the test when err is oneDNN's "unimplemented" for a
+// bf16 convolution: oneDNN 2.6 has bf16 convolutions only on CPUs with
+// AVX-512 (ConvOpts.BF16 is meant for those).
+func skipWithoutBF16(t *testing.T, err error) {
+	t.Helper()
+	if err != nil && strings.Contains(err.Error(), "bf16=true") && strings.Contains(err.Error(), "unimplemented") {
+		t.Skipf("oneDNN has no bf16 convolution on this CPU: %v", err)
+	}
+}
+
 // TestConvBF16 checks the bf16 forward path against the float32 reference
 // within bf16 rounding (8 mantissa bits on x and w).
 func TestConvBF16(t *testing.T) {
@@ -219,6 +229,7 @@ func TestConvBF16(t *testing.T) {
 	x := convRand(rng, convNum(g.X))
 	w := convRand(rng, convNum(g.W))
 	y, err := convOp{geom: g}.Do(convDense(g.X[:], x), convDense(g.W[:], w))
+	skipWithoutBF16(t, err)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -331,17 +342,14 @@ func TestConv2dFiniteDifference(t *testing.T) {
 				const eps = 1e-2
 				var maxErr float64
 				for i := range v {
-					old := v[i]
-					v[i] = old + eps
-					up := cost()
-					v[i] = old - eps
-					down := cost()
-					v[i] = old
-					num := (up - down) / (2 * eps)
+					num := centralDiff(v, i, eps, cost)
 					maxErr = math.Max(maxErr, math.Abs(num-float64(analytic[k][i]))/math.Max(1, math.Abs(num)))
 				}
-				if maxErr > 2e-2 {
-					t.Errorf("%s: max rel error vs finite differences %g", n.Name(), maxErr)
+				// The float32 cost's rounding over the step 2*eps gives
+				// errors near 2.4e-4; the bound leaves a margin of 8.
+				t.Logf("%s: max error vs finite differences relative to max(1, |numeric|) %.2e (bound 2e-3)", n.Name(), maxErr)
+				if !(maxErr <= 2e-3) {
+					t.Errorf("%s: max rel error vs finite differences %g > 2e-3", n.Name(), maxErr)
 				}
 			}
 		})
@@ -525,6 +533,7 @@ func TestConvBF16Accuracy(t *testing.T) {
 				t.Fatal(err)
 			}
 			y16, err := convOp{geom: g16}.Do(in...)
+			skipWithoutBF16(t, err)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -632,6 +641,9 @@ func TestConvConstWeights(t *testing.T) {
 				for round := 0; round < 2; round++ {
 					for k, w := range []G.Value{w1, w2} {
 						want, err := plain.Do(in(w)...)
+						if bf16 {
+							skipWithoutBF16(t, err)
+						}
 						if err != nil {
 							t.Fatal(err)
 						}

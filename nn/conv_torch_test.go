@@ -3,13 +3,14 @@ package nn
 import (
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/testutil"
 )
 
 // convFixture is one case written by testdata/gen_conv_fixtures.py.
@@ -24,21 +25,12 @@ type convFixture struct {
 }
 
 // genConvFixtures runs the torch fixture script into a temporary directory
-// and returns the paths of the cases. It skips when /usr/bin/python3 cannot
-// import torch, unless RESDET_REQUIRE_TORCH=1 (then it fails).
+// and returns the paths of the cases. Without torch it skips the test, or
+// fails it with RESDET_REQUIRE_TORCH=1 (testutil.Python).
 func genConvFixtures(t *testing.T) []string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("%s cannot import torch (%v) and RESDET_REQUIRE_TORCH=1", py, err)
-		}
-		t.Skipf("skipping torch parity: %s cannot import torch (%v); set RESDET_REQUIRE_TORCH=1 to fail instead", py, err)
-	}
 	dir := t.TempDir()
-	if out, err := exec.Command(py, filepath.Join("testdata", "gen_conv_fixtures.py"), dir).CombinedOutput(); err != nil {
-		t.Fatalf("gen_conv_fixtures.py: %v\n%s", err, out)
-	}
+	testutil.RunScript(t, filepath.Join("testdata", "gen_conv_fixtures.py"), dir)
 	paths, err := filepath.Glob(filepath.Join(dir, "conv*.json"))
 	if err != nil || len(paths) == 0 {
 		t.Fatalf("gen_conv_fixtures.py wrote no cases in %s (%v)", dir, err)
@@ -112,8 +104,8 @@ func TestConv2dMatchesTorch(t *testing.T) {
 				}
 				e := convMaxRelErr(got.Data().([]float32), f.Tensors[k].Data)
 				t.Logf("%s %v: max error relative to max(1, max|torch|) %.2e (bound 1e-5)", k, got.Shape(), e)
-				if e > 1e-5 {
-					t.Errorf("%s: max error relative to max(1, max|torch|) = %g", k, e)
+				if !(e <= 1e-5) {
+					t.Errorf("%s: max error relative to max(1, max|torch|) = %g > 1e-5", k, e)
 				}
 			}
 			check("y", y.Value())

@@ -6,33 +6,25 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
+
+	"resdet/internal/testutil"
 )
 
-// opsFixtures holds the tensors written by testdata/gen_ops_fixtures.py.
+// opsFixtures holds the tensors written by testdata/gen_ops_fixtures.py (or a
+// script writing its format, such as gen_resize_fixtures.py).
 type opsFixtures struct{ dir string }
 
-// genOpsFixtures runs testdata/gen_ops_fixtures.py into a temporary directory.
-// It skips the test when /usr/bin/python3 cannot import torch, unless
-// RESDET_REQUIRE_TORCH=1 (then it fails).
-func genOpsFixtures(t *testing.T) opsFixtures {
+// genOpsFixtures runs testdata/<script> OUTDIR into a temporary directory.
+// Without torch it skips the test, or fails it with RESDET_REQUIRE_TORCH=1
+// (testutil.Python).
+func genOpsFixtures(t *testing.T, script string) opsFixtures {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("%s cannot import torch (%v) and RESDET_REQUIRE_TORCH=1", py, err)
-		}
-		t.Skipf("skipping torch parity: %s cannot import torch (%v); set RESDET_REQUIRE_TORCH=1 to fail instead", py, err)
-	}
 	dir := t.TempDir()
-	out, err := exec.Command(py, filepath.Join("testdata", "gen_ops_fixtures.py"), dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen_ops_fixtures.py: %v\n%s", err, out)
-	}
+	testutil.RunScript(t, filepath.Join("testdata", script), dir)
 	return opsFixtures{dir: dir}
 }
 
@@ -103,19 +95,23 @@ func closeTo(got, want []float32, rtol, atol float64) (maxDiff float64, err erro
 	return maxDiff, err
 }
 
-// expectClose fails the test if got and want differ beyond the tolerance.
+// expectClose fails the test if got and want differ beyond the tolerance,
+// and logs the largest difference with the bound.
 func expectClose(t *testing.T, what string, got, want []float32, rtol, atol float64) {
 	t.Helper()
-	if d, err := closeTo(got, want, rtol, atol); err != nil {
+	d, err := closeTo(got, want, rtol, atol)
+	if err != nil {
 		t.Errorf("%s: %v (max abs diff %g)", what, err, d)
+		return
 	}
+	t.Logf("%s: max abs diff %.2e (bound %g + %g*|want|)", what, d, atol, rtol)
 }
 
 // TestTorchParity compares every op with torch on the inputs written by
 // testdata/gen_ops_fixtures.py: outputs, gradients of Σ out·w, and the
 // running statistics of BatchNorm.
 func TestTorchParity(t *testing.T) {
-	fx := genOpsFixtures(t)
+	fx := genOpsFixtures(t, "gen_ops_fixtures.py")
 	const rtol, atol = 1e-5, 1e-5
 	t.Run("affine", func(t *testing.T) {
 		for _, relu := range []int{0, 1} {

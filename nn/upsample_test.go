@@ -2,9 +2,6 @@ package nn
 
 import (
 	"math/rand"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -127,7 +124,7 @@ func TestUpsampleNearestErrors(t *testing.T) {
 // pooling (MaxPool2d with kernel 1, stride 2) with torch on the inputs of
 // testdata/gen_resize_fixtures.py: outputs and gradients of Σ out·w.
 func TestResizeTorchParity(t *testing.T) {
-	fx := genFixturesWith(t, "gen_resize_fixtures.py")
+	fx := genOpsFixtures(t, "gen_resize_fixtures.py")
 	for _, name := range []string{"x2", "x2_fpn_odd", "same", "x3_mixed", "down", "one_pixel", "float32", "scale2"} {
 		t.Run("upsample_"+name, func(t *testing.T) {
 			c := fx.load(t, "upsample_"+name)
@@ -155,26 +152,6 @@ func TestResizeTorchParity(t *testing.T) {
 			expectClose(t, "dx", r.grads[0], c.get(t, "dx"), 0, 0)
 		})
 	}
-}
-
-// genFixturesWith runs testdata/<script> OUTDIR into a temporary directory
-// (the format of gen_ops_fixtures.py). It skips the test when
-// /usr/bin/python3 cannot import torch, unless RESDET_REQUIRE_TORCH=1 (then
-// it fails).
-func genFixturesWith(t *testing.T, script string) opsFixtures {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import torch").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("%s cannot import torch (%v) and RESDET_REQUIRE_TORCH=1", py, err)
-		}
-		t.Skipf("skipping torch parity: %s cannot import torch (%v); set RESDET_REQUIRE_TORCH=1 to fail instead", py, err)
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command(py, filepath.Join("testdata", script), dir).CombinedOutput(); err != nil {
-		t.Fatalf("%s: %v\n%s", script, err, out)
-	}
-	return opsFixtures{dir: dir}
 }
 
 // BenchmarkUpsampleNearest times the FPN's largest top-down step (P3's

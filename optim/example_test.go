@@ -11,7 +11,8 @@ import (
 
 // A training loop over one parameter: the learning rate warms up over 4
 // iterations and drops 10x at iteration 6; Step applies SGD and zeroes the
-// gradient that the graph accumulated.
+// gradient that the graph accumulated. torch.optim.SGD (momentum 0.9, weight
+// decay 1e-4) with Detectron2's WarmupMultiStepLR prints the same lines.
 func ExampleSGD() {
 	g := G.NewGraph()
 	w := G.NewVector(g, tensor.Float32, G.WithShape(2), G.WithName("w"),

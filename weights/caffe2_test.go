@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"resdet/internal/testutil"
 )
 
 // TestCaffe2ToDetectron2 checks the renaming rules one name at a time; the expected
@@ -221,7 +223,7 @@ func TestAlignCaffe2Fixture(t *testing.T) {
 	if err := json.Unmarshal(b, &c4Map); err != nil {
 		t.Fatal(err)
 	}
-	c2, err := ReadDetectron2(sharedFixture(t, "c2/R-50.pkl"))
+	c2, err := ReadDetectron2(testutil.SharedDir(t, "fixtures", "detectron2", "c2", "R-50.pkl"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +244,7 @@ func TestAlignCaffe2Fixture(t *testing.T) {
 		{model: "r50-fpn/model_final.pkl", rename: fpnName},
 	} {
 		t.Run(tc.model, func(t *testing.T) {
-			zoo, err := ReadDetectron2(sharedFixture(t, tc.model))
+			zoo, err := ReadDetectron2(testutil.SharedDir(t, "fixtures", "detectron2", tc.model))
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,53 +6,13 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
+
+	"resdet/internal/testutil"
 )
-
-const python = "/usr/bin/python3"
-
-// requireNumpy skips the test when /usr/bin/python3 cannot import numpy, unless
-// RESDET_REQUIRE_TORCH=1 (then it fails): the references are computed by numpy.
-func requireNumpy(t testing.TB) {
-	t.Helper()
-	if err := exec.Command(python, "-c", "import numpy").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("%s cannot import numpy (%v) and RESDET_REQUIRE_TORCH=1", python, err)
-		}
-		t.Skipf("skipping: %s cannot import numpy (%v); set RESDET_REQUIRE_TORCH=1 to fail instead", python, err)
-	}
-}
-
-// sharedFixture returns the path of a file under shared/fixtures/detectron2, looking
-// for a folder "shared" beside this package's ancestors (../../shared in CI). It skips
-// when there is none, unless RESDET_REQUIRE_SHARED=1 (then it fails).
-func sharedFixture(t testing.TB, rel string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		p := filepath.Join(dir, "shared", "fixtures", "detectron2", rel)
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			break
-		}
-		dir = parent
-	}
-	if os.Getenv("RESDET_REQUIRE_SHARED") == "1" {
-		t.Fatalf("shared/fixtures/detectron2/%s not found above the package folder and RESDET_REQUIRE_SHARED=1", rel)
-	}
-	t.Skipf("skipping: shared/fixtures/detectron2/%s not found above the package folder (it sits beside the clone in CI)", rel)
-	return ""
-}
 
 type pickleManifestTensor struct {
 	Name   string `json:"name"`
@@ -80,15 +40,6 @@ var layoutNames = map[string]Detectron2Layout{
 	"zoo": Detectron2ModelZoo, "c2flat": Caffe2Flat, "c2blobs": Caffe2Blobs,
 }
 
-// runScript runs a testdata script with /usr/bin/python3.
-func runScript(t testing.TB, args ...string) {
-	t.Helper()
-	out, err := exec.Command(python, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %v: %v\n%s", python, args, err, out)
-	}
-}
-
 // readValues reads a little-endian float32 file.
 func readValues(t testing.TB, path string) []float32 {
 	t.Helper()
@@ -107,9 +58,9 @@ func readValues(t testing.TB, path string) []float32 {
 // and manifest.
 func generatedPickles(t *testing.T) (string, pickleManifest) {
 	t.Helper()
-	requireNumpy(t)
+	testutil.Python(t, "numpy")
 	dir := t.TempDir()
-	runScript(t, "testdata/gen_pickles.py", dir)
+	testutil.RunScript(t, "testdata/gen_pickles.py", dir)
 	b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -357,8 +308,8 @@ func TestReadDetectron2Fixtures(t *testing.T) {
 		},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			path := sharedFixture(t, tc.file)
-			requireNumpy(t)
+			path := testutil.SharedDir(t, "fixtures", "detectron2", tc.file)
+			testutil.Python(t, "numpy")
 			ck, err := ReadDetectron2(path)
 			if err != nil {
 				t.Fatal(err)
@@ -381,7 +332,7 @@ func TestReadDetectron2Fixtures(t *testing.T) {
 				}
 			}
 			dir := t.TempDir()
-			runScript(t, "testdata/dump_pickle.py", path, dir)
+			testutil.RunScript(t, "testdata/dump_pickle.py", path, dir)
 			b, err := os.ReadFile(filepath.Join(dir, "manifest.json"))
 			if err != nil {
 				t.Fatal(err)

@@ -5,10 +5,11 @@ import (
 	"flag"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"resdet/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "regenerate testdata with /usr/bin/python3 testdata/gen_fixtures.py")
@@ -21,10 +22,7 @@ type expTensor struct {
 func loadExpected(t *testing.T) map[string]expTensor {
 	t.Helper()
 	if *update {
-		cmd := exec.Command("/usr/bin/python3", "testdata/gen_fixtures.py", "testdata")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("gen_fixtures.py: %v\n%s", err, out)
-		}
+		testutil.Regenerate(t, "testdata/gen_fixtures.py", "testdata")
 	}
 	b, err := os.ReadFile("testdata/expected.json")
 	if err != nil {
@@ -37,9 +35,12 @@ func loadExpected(t *testing.T) map[string]expTensor {
 	return exp
 }
 
-// checkState compares s with the values torch wrote; tol is relative to each value.
+// checkState compares s with the values torch wrote; tol is relative to
+// max(1, |value|). It logs the worst difference.
 func checkState(t *testing.T, s State, exp map[string]expTensor, tol float64) {
 	t.Helper()
+	var worst float64
+	worstName := ""
 	if len(s) != len(exp) {
 		t.Errorf("got %d tensors %v, want %d", len(s), s.Names(), len(exp))
 	}
@@ -54,12 +55,17 @@ func checkState(t *testing.T, s State, exp map[string]expTensor, tol float64) {
 			continue
 		}
 		for i, v := range e.Data {
-			if d := math.Abs(float64(got.Data[i]) - v); d > tol*math.Max(1, math.Abs(v)) {
+			d := math.Abs(float64(got.Data[i])-v) / math.Max(1, math.Abs(v))
+			if d > worst || math.IsNaN(d) {
+				worst, worstName = d, name
+			}
+			if !(d <= tol) {
 				t.Errorf("%s[%d] = %v, want %v", name, i, got.Data[i], v)
 				break
 			}
 		}
 	}
+	t.Logf("%d tensors: worst difference relative to max(1, |torch|) %.2e (%s), bound %g", len(exp), worst, worstName, tol)
 }
 
 func TestLoadTorch(t *testing.T) {

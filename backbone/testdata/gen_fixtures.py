@@ -25,9 +25,10 @@ replace_stride_with_dilation=[False, False, True] (the first block's 3x3 keeps d
 --eps0 sets every batch norm's epsilon to 0 after dividing the running variances by 1e4
 and the BN weights by 1e2 (scale unchanged with eps 0, so eps 1e-5 would differ clearly).
 
-With --grads, also the gradients of sum(logits * lossw) (see --help), after shifting
-BN biases so that no ReLU input is near 0 (avoid_relu_ties: float32 rounding must not
-flip a ReLU's gradient mask).
+With --grads, also the gradients of sum(logits * lossw) (see --help), computed in float64
+after shifting BN biases so that no ReLU input is near 0 (avoid_relu_ties: float32 rounding
+must not flip a ReLU's gradient mask), and the error of torch's float32 gradients relative
+to them.
 
 Writes OUTDIR/model.pth (torch.save of the state dict) and OUTDIR/io.safetensors with
 "input" [N,3,H,W], "logits" [N,classes] and, for the ImageNet nets, "stem" (after the
@@ -253,7 +254,9 @@ def main(argv=None):
                          "post.<bn>.running_mean/var (running statistics after that forward pass)")
     ap.add_argument("--grads", action="store_true",
                     help="also write lossw (random [N,classes]) and grad.<param> = d sum(logits*lossw) / d param "
-                         "for every conv and fc parameter (BN in eval mode, i.e. frozen)")
+                         "for every conv and fc parameter (BN in eval mode, i.e. frozen), computed in float64 after "
+                         "avoid_relu_ties shifted the BN biases (model.pth holds the shifted biases), "
+                         "and grad32err.<param> = max|torch's float32 gradient - grad| / max|grad|")
     a = ap.parse_args(argv)
     torch.manual_seed(a.seed)
     g = torch.Generator().manual_seed(a.seed + 1000)
@@ -308,13 +311,22 @@ def main(argv=None):
             if name.endswith("running_mean") or name.endswith("running_var"):
                 outs["post." + name] = t.clone()
     if a.grads:
+        # The reference is computed in float64 on the model avoid_relu_ties shifted, so
+        # float32 and float64 take the same ReLU masks. The error of torch's own float32
+        # gradients is written too, as grad32err.<param> = max|grad32 - grad64| / max|grad64|.
         lw = torch.randn(outs["logits"].shape, generator=g)
         model.zero_grad()
         (model(x) * lw).sum().backward()
+        m64 = copy.deepcopy(model).double()
+        m64.zero_grad()
+        (m64(x.double()) * lw.double()).sum().backward()
         outs["lossw"] = lw
-        for name, p in model.named_parameters():
+        p32 = dict(model.named_parameters())
+        for name, p in m64.named_parameters():
             if name.endswith(".weight") and p.dim() in (2, 4) or name == "fc.bias":
                 outs["grad." + name] = p.grad
+                err = (p32[name].grad.double() - p.grad).abs().max() / p.grad.abs().max()
+                outs["grad32err." + name] = err.reshape(1)
     write_safetensors(os.path.join(a.out, "io.safetensors"), outs)
 
 

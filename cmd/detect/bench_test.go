@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
@@ -12,6 +11,7 @@ import (
 
 	"resdet/datasets/imageio"
 	"resdet/detection"
+	"resdet/internal/testutil"
 )
 
 // benchDir returns a directory written by detection/testdata/gen_fasterrcnn.py:
@@ -21,15 +21,9 @@ func benchDir(b *testing.B) string {
 	if d := os.Getenv("RESDET_FRCNN_DIR"); d != "" {
 		return d
 	}
-	if err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision").Run(); err != nil {
-		b.Skipf("no torch (%v) and RESDET_FRCNN_DIR unset", err)
-	}
 	d := b.TempDir()
-	out, err := exec.Command("/usr/bin/python3", "../../detection/testdata/gen_fasterrcnn.py", d, "--depth", "101", "--classes", "20",
-		"--image", "500x375", "--min-size", "600", "--max-size", "1000", "--seed", "2").CombinedOutput()
-	if err != nil {
-		b.Fatalf("gen_fasterrcnn.py: %v\n%s", err, out)
-	}
+	testutil.RunScript(b, "../../detection/testdata/gen_fasterrcnn.py", d, "--depth", "101", "--classes", "20",
+		"--image", "500x375", "--min-size", "600", "--max-size", "1000", "--seed", "2")
 	return d
 }
 

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
 )
@@ -59,6 +61,7 @@ func TestNewCmdDetect(t *testing.T) {
 }
 
 func TestDetectRoot(t *testing.T) {
+	newRoot := func(ios *cli.IOStreams) *cobra.Command { return NewCmdDetect(ios, nil) }
 	tests := []struct {
 		name   string
 		argv   []string
@@ -77,17 +80,15 @@ func TestDetectRoot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ios, _, out, errOut := cli.Test()
-			root := NewCmdDetect(ios, nil)
-			root.SetArgs(tt.argv)
-			if code := cli.Main(root); code != tt.code {
-				t.Fatalf("exit code %d, want %d; stderr %q", code, tt.code, errOut.String())
+			code, stdout, stderr := clitest.Main(newRoot, tt.argv...)
+			if code != tt.code {
+				t.Fatalf("exit code %d, want %d; stderr %q", code, tt.code, stderr)
 			}
-			if !strings.Contains(out.String(), tt.stdout) {
-				t.Errorf("stdout does not contain %q:\n%s", tt.stdout, out.String())
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout does not contain %q:\n%s", tt.stdout, stdout)
 			}
-			if tt.stderr != "" && errOut.String() != tt.stderr {
-				t.Errorf("stderr %q, want %q", errOut.String(), tt.stderr)
+			if tt.stderr != "" && stderr != tt.stderr {
+				t.Errorf("stderr %q, want %q", stderr, tt.stderr)
 			}
 		})
 	}

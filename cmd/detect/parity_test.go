@@ -5,12 +5,15 @@ import (
 	"encoding/json"
 	"math"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/spf13/cobra"
+
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
+	"resdet/internal/testutil"
 )
 
 // TestDetectTorchvisionParity runs `detect --json` end to end (PNG decoding,
@@ -20,18 +23,9 @@ import (
 // detections on the same PNG: every detection has a partner with the same
 // class, IoU >= 0.999 and score within 1e-3, both ways, at most 1% unmatched.
 func TestDetectTorchvisionParity(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("RESDET_REQUIRE_TORCH=1 but /usr/bin/python3 cannot import torch and torchvision: %v", err)
-		}
-		t.Skipf("/usr/bin/python3 cannot import torch and torchvision (%v)", err)
-	}
 	dir := t.TempDir()
-	out, err := exec.Command("/usr/bin/python3", "../../detection/testdata/gen_fasterrcnn.py", dir, "--depth", "50", "--classes", "5",
-		"--image", "200x150", "--min-size", "300", "--max-size", "500", "--seed", "3").CombinedOutput()
-	if err != nil {
-		t.Fatalf("gen_fasterrcnn.py: %v\n%s", err, out)
-	}
+	testutil.RunScript(t, "../../detection/testdata/gen_fasterrcnn.py", dir, "--depth", "50", "--classes", "5",
+		"--image", "200x150", "--min-size", "300", "--max-size", "500", "--seed", "3")
 	var ref struct {
 		Align, Pool struct {
 			Boxes  [][4]float32 `json:"boxes"`
@@ -52,15 +46,14 @@ func TestDetectTorchvisionParity(t *testing.T) {
 			if op == "pool" {
 				want = ref.Pool
 			}
-			ios, _, stdout, stderr := cli.Test()
-			root := NewCmdDetect(ios, nil)
-			root.SetArgs([]string{"--weights", filepath.Join(dir, "model.pth"), "--arch", "r50-c4", "--roi-op", op,
-				"--min-size", "300", "--max-size", "500", "--score-thresh", "0.05", "--json", filepath.Join(dir, "image.png")})
-			if code := cli.Main(root); code != 0 {
-				t.Fatalf("exit %d: %s", code, stderr.String())
+			code, stdout, stderr := clitest.Main(func(ios *cli.IOStreams) *cobra.Command { return NewCmdDetect(ios, nil) },
+				"--weights", filepath.Join(dir, "model.pth"), "--arch", "r50-c4", "--roi-op", op,
+				"--min-size", "300", "--max-size", "500", "--score-thresh", "0.05", "--json", filepath.Join(dir, "image.png"))
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, stderr)
 			}
 			var got imageResult
-			sc := bufio.NewScanner(strings.NewReader(stdout.String()))
+			sc := bufio.NewScanner(strings.NewReader(stdout))
 			sc.Buffer(nil, 1<<20)
 			if !sc.Scan() {
 				t.Fatal("no output")
@@ -73,15 +66,18 @@ func TestDetectTorchvisionParity(t *testing.T) {
 			}
 			used := make([]bool, len(got.Detections))
 			unRef := 0
+			minIoU, maxScoreDiff := 1.0, 0.0 // over the matched pairs
 			for i, wb := range want.Boxes {
 				rb := boxOf(wb)
 				found := false
 				for j, d := range got.Detections {
-					if used[j] || d.ClassID != want.Labels[i] || math.Abs(float64(d.Score-want.Scores[i])) > 1e-3 {
+					sd := math.Abs(float64(d.Score - want.Scores[i]))
+					if used[j] || d.ClassID != want.Labels[i] || sd > 1e-3 {
 						continue
 					}
-					if rb.IoU(boxOf(d.Box)) >= 0.999 {
+					if iou := float64(rb.IoU(boxOf(d.Box))); iou >= 0.999 {
 						used[j], found = true, true
+						minIoU, maxScoreDiff = min(minIoU, iou), max(maxScoreDiff, sd)
 						break
 					}
 				}
@@ -98,9 +94,9 @@ func TestDetectTorchvisionParity(t *testing.T) {
 			n := max(len(want.Boxes), len(got.Detections))
 			if len(want.Boxes) == 0 || unRef > n/100 || unGot > n/100 {
 				t.Errorf("%d reference and %d detect detections; unmatched %d and %d (at most %d)", len(want.Boxes), len(got.Detections), unRef, unGot, n/100)
-			} else {
-				t.Logf("%d detections, unmatched %d/%d", len(want.Boxes), unRef, unGot)
 			}
+			t.Logf("%d detections, unmatched %d/%d (bound %d each); matched pairs: lowest IoU %.6f (bound 0.999), largest score difference %.2e (bound 1e-3)",
+				len(want.Boxes), unRef, unGot, n/100, minIoU, maxScoreDiff)
 		})
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"resdet/internal/cli"
+	"resdet/internal/cli/clitest"
 )
 
 func TestRoot(t *testing.T) {
@@ -26,20 +27,18 @@ func TestRoot(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ios, _, out, errOut := cli.Test()
-			root := NewCmdRoot(ios)
-			root.SetArgs(tt.argv)
-			if code := cli.Main(root); code != tt.code {
-				t.Fatalf("exit code %d, want %d; stderr %q", code, tt.code, errOut.String())
+			code, stdout, stderr := clitest.Main(NewCmdRoot, tt.argv...)
+			if code != tt.code {
+				t.Fatalf("exit code %d, want %d; stderr %q", code, tt.code, stderr)
 			}
-			if !strings.Contains(out.String(), tt.stdout) {
-				t.Errorf("stdout does not contain %q:\n%s", tt.stdout, out.String())
+			if !strings.Contains(stdout, tt.stdout) {
+				t.Errorf("stdout does not contain %q:\n%s", tt.stdout, stdout)
 			}
-			if !strings.Contains(errOut.String(), tt.stderr) {
-				t.Errorf("stderr does not contain %q:\n%s", tt.stderr, errOut.String())
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr does not contain %q:\n%s", tt.stderr, stderr)
 			}
-			if tt.noStdout && out.Len() != 0 {
-				t.Errorf("stdout not empty: %q", out.String())
+			if tt.noStdout && stdout != "" {
+				t.Errorf("stdout not empty: %q", stdout)
 			}
 		})
 	}

@@ -31,3 +31,14 @@ func Execute(t testing.TB, cmd *cobra.Command, ios *cli.IOStreams, argv []string
 	}
 	return true
 }
+
+// Main builds a root command with newRoot on buffered streams (cli.Test),
+// runs it on argv as a process would (cli.Main) and returns the exit code
+// and what it wrote to standard output and standard error.
+func Main(newRoot func(*cli.IOStreams) *cobra.Command, argv ...string) (code int, stdout, stderr string) {
+	ios, _, out, errOut := cli.Test()
+	root := newRoot(ios)
+	root.SetArgs(argv)
+	code = cli.Main(root)
+	return code, out.String(), errOut.String()
+}

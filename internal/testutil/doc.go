@@ -1,0 +1,16 @@
+// Package testutil holds what resdet's tests share: finding Debian's
+// /usr/bin/python3 with torch and torchvision for the parity tests (Python),
+// running the Python scripts in testdata/ that compute reference values
+// (RunScript, ScriptJSON, Regenerate), locating the fixtures in ../shared
+// beside the clone (SharedDir), reading the base64 fixtures written by
+// detection/testdata/gen_fixtures.py (LoadFixture), and comparing float32
+// tensors (MaxRelErr).
+//
+// Missing optional tools skip the tests that need them, with a message
+// saying what is missing, unless the matching environment variable asks for
+// a failure instead: RESDET_REQUIRE_TORCH=1 (Python with torch and
+// torchvision) or RESDET_REQUIRE_SHARED=1 (the ../shared folder).
+//
+// It is imported only by _test.go files and imports only the standard
+// library.
+package testutil

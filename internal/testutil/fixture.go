@@ -1,0 +1,122 @@
+package testutil
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// FixtureCase is one named case of a fixture written by
+// detection/testdata/gen_fixtures.py: field name -> raw JSON. Array fields
+// are {"shape": [...], "dtype": "f32"|"i64", "b64": base64 of the
+// little-endian row-major data}, so float32 values round-trip exactly.
+type FixtureCase struct {
+	file   string
+	name   string
+	fields map[string]json.RawMessage
+}
+
+// fixtureArray is an array field of a FixtureCase.
+type fixtureArray struct {
+	Shape []int  `json:"shape"`
+	Dtype string `json:"dtype"`
+	B64   string `json:"b64"`
+}
+
+// LoadFixture reads the fixture file dir/name ({case name: {field:
+// value}}) and returns its cases. It fails the test if the file cannot be
+// read or parsed or has no case.
+func LoadFixture(t testing.TB, dir, name string) map[string]FixtureCase {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("read fixture: %v (regenerate with go test -update)", err)
+	}
+	var raw map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		t.Fatalf("parse fixture %s: %v", path, err)
+	}
+	if len(raw) == 0 {
+		t.Fatalf("fixture %s has no cases", path)
+	}
+	cases := make(map[string]FixtureCase, len(raw))
+	for k, fields := range raw {
+		cases[k] = FixtureCase{file: path, name: k, fields: fields}
+	}
+	return cases
+}
+
+// Raw returns the JSON of field, failing the test if the case has none.
+func (c FixtureCase) Raw(t testing.TB, field string) json.RawMessage {
+	t.Helper()
+	r, ok := c.fields[field]
+	if !ok {
+		t.Fatalf("%s: case %q has no field %q", c.file, c.name, field)
+	}
+	return r
+}
+
+// Has reports whether the case has field.
+func (c FixtureCase) Has(field string) bool {
+	_, ok := c.fields[field]
+	return ok
+}
+
+// array decodes the array field, checking its dtype and its size.
+func (c FixtureCase) array(t testing.TB, field, dtype string, size int) ([]byte, []int) {
+	t.Helper()
+	var a fixtureArray
+	if err := json.Unmarshal(c.Raw(t, field), &a); err != nil {
+		t.Fatalf("%s: case %q field %q: %v", c.file, c.name, field, err)
+	}
+	if a.Dtype != dtype {
+		t.Fatalf("%s: case %q field %q has dtype %s, want %s", c.file, c.name, field, a.Dtype, dtype)
+	}
+	b, err := base64.StdEncoding.DecodeString(a.B64)
+	if err != nil {
+		t.Fatalf("%s: case %q field %q: %v", c.file, c.name, field, err)
+	}
+	n := 1
+	for _, d := range a.Shape {
+		n *= d
+	}
+	if len(b) != n*size {
+		t.Fatalf("%s: case %q field %q: %d bytes for shape %v of %s", c.file, c.name, field, len(b), a.Shape, dtype)
+	}
+	return b, a.Shape
+}
+
+// F32 returns the float32 array field and its shape.
+func (c FixtureCase) F32(t testing.TB, field string) ([]float32, []int) {
+	t.Helper()
+	b, shape := c.array(t, field, "f32", 4)
+	out := make([]float32, len(b)/4)
+	for i := range out {
+		out[i] = math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:]))
+	}
+	return out, shape
+}
+
+// Ints returns the int64 array field as ints.
+func (c FixtureCase) Ints(t testing.TB, field string) []int {
+	t.Helper()
+	b, _ := c.array(t, field, "i64", 8)
+	out := make([]int, len(b)/8)
+	for i := range out {
+		out[i] = int(int64(binary.LittleEndian.Uint64(b[8*i:])))
+	}
+	return out
+}
+
+// Scalar decodes the JSON of field into v.
+func (c FixtureCase) Scalar(t testing.TB, field string, v any) {
+	t.Helper()
+	if err := json.Unmarshal(c.Raw(t, field), v); err != nil {
+		t.Fatalf("%s: case %q field %q: %v", c.file, c.name, field, err)
+	}
+}
