@@ -123,7 +123,7 @@ func TestResumeIsExact(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirA, OnStep: record(want)}); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := Checkpoints(dirA)
+	ck, err := RunDir(dirA).Checkpoints()
 	if err != nil || len(ck) != 2 || ck[0].Iter != 4 || ck[1].Iter != 5 {
 		t.Errorf("checkpoints kept %+v (%v), want iterations 4 and 5", ck, err)
 	}
@@ -159,7 +159,7 @@ func TestResumeIsExact(t *testing.T) {
 			t.Errorf("iteration %d: resumed run %+v, uninterrupted %+v", it, got[it], want[it])
 		}
 	}
-	ms, err := ReadMetrics(filepath.Join(dirB, metricsFile))
+	ms, err := ReadMetrics(RunDir(dirB).Metrics())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +184,7 @@ func TestDivergedRunStops(t *testing.T) {
 	if !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "iteration 0") {
 		t.Fatalf("error %v, want ErrDiverged at iteration 0", err)
 	}
-	if ck, _ := Checkpoints(dir); len(ck) != 0 {
+	if ck, _ := RunDir(dir).Checkpoints(); len(ck) != 0 {
 		t.Errorf("checkpoints %+v written by a diverged run", ck)
 	}
 }
