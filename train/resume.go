@@ -13,17 +13,13 @@ import (
 // it, and the CLI asks MayChangeOnResume which flags --resume accepts.
 var resumable = []string{"checkpoint_every", "eval_every", "iters", "keep", "log_every", "max_graphs", "max_loss", "workers"}
 
-// ResumableFields returns the JSON names of the Config fields that may
-// change when a run is resumed, sorted.
-func ResumableFields() []string { return slices.Clone(resumable) }
-
 // MayChangeOnResume reports whether the Config field with JSON name field
 // may differ between a run and its resumption.
 func MayChangeOnResume(field string) bool { return slices.Contains(resumable, field) }
 
 // CheckResume returns nil if next continues the run saved as prev, else an
-// error naming the first field (JSON name, in sorted order) outside
-// ResumableFields that differs.
+// error naming the first field (JSON name, in sorted order) that differs
+// and may not change on resume (MayChangeOnResume).
 func CheckResume(prev, next Config) error {
 	a, err := fieldsOf(prev)
 	if err != nil {

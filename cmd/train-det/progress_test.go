@@ -69,7 +69,7 @@ func TestTrainDisplay(t *testing.T) {
 }
 
 // TestResumeFlags checks the flags --resume accepts, as train's rule
-// (train.ResumableFields) and the flags that are no setting of the run
+// (train.MayChangeOnResume) and the flags that are no setting of the run
 // give them: the list the README documents.
 func TestResumeFlags(t *testing.T) {
 	ios, _, _, _ := cli.Test()
