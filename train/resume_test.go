@@ -55,7 +55,9 @@ func TestResumeConfig(t *testing.T) {
 	}{
 		{name: "none", want: func(c Config) bool { return c.Iters == 100 && c.Keep == 3 && c.Workers == 4 && c.BaseLR == 0.05 }},
 		{name: "iters and keep", set: []string{"iters", "keep"},
-			want: func(c Config) bool { return c.Iters == 150 && c.Keep == 5 && c.Workers == 4 && c.BaseLR == 0.05 && c.Model.Arch == "r18-c4" }},
+			want: func(c Config) bool {
+				return c.Iters == 150 && c.Keep == 5 && c.Workers == 4 && c.BaseLR == 0.05 && c.Model.Arch == "r18-c4"
+			}},
 		{name: "workers back to 0", set: []string{"workers"}, want: func(c Config) bool { return c.Workers == 0 && c.Iters == 100 }},
 		{name: "lr", set: []string{"iters", "lr"}, wantErr: `"lr" cannot change`},
 	}
