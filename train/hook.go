@@ -103,7 +103,8 @@ func (s *State) sync() error { return s.trainer.Sync() }
 // implements it (a progress bar on a terminal, plain lines otherwise).
 // Run calls it from its own goroutine, in this order: Begin, then per
 // iteration Step and possibly Logged and an evaluation (Evaluation, then
-// Evaluated), then End.
+// Evaluated), then End. When Run fails before the loop (a bad
+// configuration or run folder, weights that do not load) it calls none.
 type Observer interface {
 	// Begin: the run trains from iteration start to total; resumed is
 	// the checkpoint folder it continues from ("" for a fresh run).
@@ -119,7 +120,7 @@ type Observer interface {
 	Evaluation(it, images int) Progress
 	// Evaluated: an evaluation finished.
 	Evaluated(rep *EvalReport)
-	// End: the run ended, as Run returns (res is never nil).
+	// End: the run ended with res (never nil) and err, as Run returns.
 	End(res *Result, err error)
 }
 
