@@ -189,7 +189,10 @@ func (o *TrainOptions) validate() error {
 // given that may change applied (train.ResumeConfig).
 func (o *TrainOptions) config(classes []string) (train.Config, error) {
 	c, err := o.flagConfig(classes)
-	if err != nil || !o.Resume {
+	if err != nil {
+		return c, err
+	}
+	if !o.Resume {
 		return c, c.Validate()
 	}
 	saved, err := train.RunDir(o.Out).ReadConfig()
