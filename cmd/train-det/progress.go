@@ -70,7 +70,12 @@ func (d *trainDisplay) Logged(m train.Metrics) {
 	d.println(line)
 }
 
-func (d *trainDisplay) Evaluation(_, images int) train.Progress {
+// Evaluation ends the training bar when the evaluation is the final one
+// (after the last iteration), so that the training time excludes it.
+func (d *trainDisplay) Evaluation(it, images int) train.Progress {
+	if it == d.iters {
+		d.bar.Done()
+	}
 	return cli.NewProgressWith(d.w, "eval", images, progressOptions(d.terminal, "images"))
 }
 

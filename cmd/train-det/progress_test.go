@@ -52,8 +52,15 @@ func TestTrainDisplay(t *testing.T) {
 			p.Done()
 			d.Evaluated(&train.EvalReport{Iter: 5, Images: 2, VOC07MAP: 0.5, VOCMAP: 0.25})
 			d.Step(6, l, 2, nil)
+			p = d.Evaluation(6, 2) // the final one
+			p.Add(2)
+			p.Done()
+			d.Evaluated(&train.EvalReport{Iter: 6, Images: 2, VOC07MAP: 0.75, VOCMAP: 0.5})
 			d.End(&train.Result{Iter: 6, Skipped: 1}, nil)
 			out := buf.String()
+			if i, j := strings.Index(out, "train: 2/2 iterations in"), strings.Index(out, "eval at iteration 6"); i < 0 || j < i {
+				t.Errorf("the training summary (at %d) does not precede the final evaluation (at %d):\n%q", i, j, out)
+			}
 			for _, w := range tt.want {
 				if !strings.Contains(out, w) {
 					t.Errorf("output lacks %q:\n%q", w, out)
