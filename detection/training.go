@@ -54,12 +54,22 @@ func NewTrainable(cfg Config, o TrainBuild) (*FasterRCNN, error) {
 
 // TrainImage is one training image: Data is [3, H, W] (CHW, normalised and
 // resized as Config.Transform says), Boxes its ground truth in its pixels
-// (package box convention) and Labels their classes, 1..K.
+// (package box convention) and Labels their classes, 1..K. Name, if set,
+// names the image in errors (its file path).
 type TrainImage struct {
 	Data   []float32
 	W, H   int
 	Boxes  []box.Box
 	Labels []int
+	Name   string
+}
+
+// what names the image in errors: its Name, else its position i in the batch.
+func (im TrainImage) what(i int) string {
+	if im.Name != "" {
+		return im.Name
+	}
+	return fmt.Sprintf("image %d", i)
 }
 
 // Losses are the four training losses of one step (torchvision's names in
@@ -228,14 +238,14 @@ func (t *Trainer) Step(batch []TrainImage, r *rand.Rand) (Losses, error) {
 	var ph, pw int
 	for i, im := range batch {
 		if im.W < 1 || im.H < 1 || len(im.Data) != 3*im.W*im.H {
-			return Losses{}, fmt.Errorf("detection: train step: image %d is %dx%d with %d values, want 3*W*H > 0", i, im.W, im.H, len(im.Data))
+			return Losses{}, fmt.Errorf("detection: train step: %s is %dx%d with %d values, want 3*W*H > 0", im.what(i), im.W, im.H, len(im.Data))
 		}
 		if len(im.Boxes) != len(im.Labels) {
-			return Losses{}, fmt.Errorf("detection: train step: image %d has %d boxes and %d labels", i, len(im.Boxes), len(im.Labels))
+			return Losses{}, fmt.Errorf("detection: train step: %s has %d boxes and %d labels", im.what(i), len(im.Boxes), len(im.Labels))
 		}
 		for j, l := range im.Labels {
 			if l < 1 || l >= nc {
-				return Losses{}, fmt.Errorf("detection: train step: image %d box %d has label %d, want 1..%d", i, j, l, nc-1)
+				return Losses{}, fmt.Errorf("detection: train step: %s box %d has label %d, want 1..%d", im.what(i), j, l, nc-1)
 			}
 		}
 		ph, pw = max(ph, im.H), max(pw, im.W)

@@ -1,9 +1,7 @@
 package train
 
 import (
-	"encoding/json"
 	"fmt"
-	"slices"
 
 	"resdet/backbone"
 	"resdet/detection"
@@ -161,31 +159,4 @@ func (c Config) schedule() optim.WarmupMultiStep {
 
 func (c Config) sgd() optim.SGDConfig {
 	return optim.SGDConfig{Momentum: c.Momentum, WeightDecay: c.WeightDecay}
-}
-
-// sameRun reports which field, if any, makes c a different run from d:
-// everything but the length, logging, checkpointing, evaluation and
-// resource fields must agree.
-func (c Config) sameRun(d Config) (string, bool) {
-	strip := func(x Config) map[string]any {
-		x.Iters, x.LogEvery, x.CheckpointEvery, x.Keep, x.EvalEvery, x.Workers, x.MaxGraphs, x.MaxLoss = 0, 0, 0, 0, 0, 0, 0, 0
-		b, _ := json.Marshal(x)
-		var m map[string]any
-		_ = json.Unmarshal(b, &m)
-		return m
-	}
-	a, b := strip(c), strip(d)
-	keys := make([]string, 0, len(a))
-	for k := range a {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		x, _ := json.Marshal(a[k])
-		y, _ := json.Marshal(b[k])
-		if string(x) != string(y) {
-			return k, false
-		}
-	}
-	return "", true
 }

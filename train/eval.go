@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"resdet/detection"
 	"resdet/eval"
 	"resdet/internal/atomicfile"
-	"resdet/internal/cli"
 )
 
 // EvalReport is the evaluation of a detector on a split: VOC07 11-point
@@ -56,10 +54,9 @@ type PRCurve struct {
 
 // EvalOptions tune Evaluate.
 type EvalOptions struct {
-	COCO     bool      // also compute the 12 COCO numbers
-	Split    string    // recorded in the report
-	Log      io.Writer // progress (nil: none)
-	Terminal bool
+	COCO     bool     // also compute the 12 COCO numbers
+	Split    string   // recorded in the report
+	Progress Progress // told of every image evaluated, and Done at the end (nil: none)
 }
 
 // Evaluate runs m (an inference detector: detection.New or LoadCheckpoint)
@@ -71,11 +68,10 @@ func Evaluate(ctx context.Context, m *detection.FasterRCNN, set *datasets.Set, o
 		return nil, fmt.Errorf("train: evaluate: the set has %d classes, the detector %d", len(set.Classes), len(m.Config.Classes))
 	}
 	ts := transformOf(m.Config)
-	w := o.Log
-	if w == nil {
-		w = io.Discard
+	prog := o.Progress
+	if prog == nil {
+		prog = nopProgress{}
 	}
-	prog := cli.NewProgressWith(w, "eval", set.Len(), progressOptions(o.Terminal, "images"))
 	imgs := make([]eval.ImageResult, set.Len())
 	var dets []datasets.Detection
 	for i, r := range set.Records {
@@ -214,38 +210,6 @@ func inferenceModel(m *detection.FasterRCNN) (*detection.FasterRCNN, error) {
 	return inf, nil
 }
 
-// evalAndRecord evaluates m on set, writes eval/iter_<it>.json and a line
-// {"iter", "eval": {...}} to metrics.jsonl, and prints the mAPs.
-func evalAndRecord(ctx context.Context, m *detection.FasterRCNN, set *datasets.Set, cfg Config, o Options, it int, enc *json.Encoder) (*EvalReport, error) {
-	inf, err := inferenceModel(m)
-	if err != nil {
-		return nil, fmt.Errorf("train: evaluate: %w", err)
-	}
-	defer inf.Close()
-	rep, err := Evaluate(ctx, inf, set, EvalOptions{COCO: cfg.Format == "coco", Split: cfg.EvalSplit, Log: o.Log, Terminal: o.Terminal})
-	if err != nil {
-		return nil, err
-	}
-	rep.Iter = it
-	if err := WriteEvalReport(filepath.Join(o.Dir, evalDir, fmt.Sprintf("iter_%08d.json", it)), rep); err != nil {
-		return nil, err
-	}
-	line := struct {
-		Iter int `json:"iter"`
-		Eval struct {
-			VOC07 Float     `json:"voc07_map"`
-			VOC   Float     `json:"voc_map"`
-			COCO  []float64 `json:"coco,omitempty"`
-		} `json:"eval"`
-	}{Iter: it}
-	line.Eval.VOC07, line.Eval.VOC, line.Eval.COCO = rep.VOC07MAP, rep.VOCMAP, rep.COCO
-	if err := enc.Encode(line); err != nil {
-		return nil, fmt.Errorf("train: %s: %w", metricsFile, err)
-	}
-	fmt.Fprintf(o.Log, "eval at iteration %d on %d images: VOC07 mAP %.4f, VOC area mAP %.4f\n", it, rep.Images, rep.VOC07MAP, rep.VOCMAP)
-	return rep, nil
-}
-
 // WriteEvalReport writes rep as JSON to path (atomically, creating the
 // folder).
 func WriteEvalReport(path string, rep *EvalReport) error {
@@ -258,6 +222,12 @@ func WriteEvalReport(path string, rep *EvalReport) error {
 	}
 	return atomicfile.WriteFile(path, append(b, '\n'), 0o644)
 }
+
+// nopProgress shows nothing.
+type nopProgress struct{}
+
+func (nopProgress) Add(int) {}
+func (nopProgress) Done()   {}
 
 // Float is a float64 whose JSON form is null for NaN (an AP without
 // ground truth), read back as NaN.

@@ -252,16 +252,18 @@ func ReadMetrics(path string) ([]Metrics, error) {
 	return out, nil
 }
 
-// PlotRun draws the loss curves of the run in dir to dir/loss.png and,
-// when the run has evaluation reports (eval/*.json), the precision-recall
-// curves of the latest to dir/pr.png. It returns the files written.
+// PlotRun draws the loss curves of the run in dir to its RunDir.LossPlot
+// and, when the run has evaluation reports (eval/*.json), the
+// precision-recall curves of the latest (by file name) to its
+// RunDir.PRPlot. It returns the files written.
 func PlotRun(dir string) ([]string, error) {
-	ms, err := ReadMetrics(filepath.Join(dir, metricsFile))
+	d := RunDir(dir)
+	ms, err := ReadMetrics(d.Metrics())
 	if err != nil {
 		return nil, err
 	}
 	if len(ms) == 0 {
-		return nil, fmt.Errorf("train: %s has no iteration lines", filepath.Join(dir, metricsFile))
+		return nil, fmt.Errorf("train: %s has no iteration lines", d.Metrics())
 	}
 	names := []string{"total", "objectness", "rpn_box_reg", "classifier", "box_reg", "total (window mean)"}
 	ss := make([]Series, len(names))
@@ -274,13 +276,13 @@ func PlotRun(dir string) ([]string, error) {
 			ss[k].Y = append(ss[k].Y, v)
 		}
 	}
-	lossPath := filepath.Join(dir, "loss.png")
+	lossPath := d.LossPlot()
 	img := DrawChart(Chart{Title: "training losses", XLabel: "iteration", YLabel: "loss", Series: ss, LogY: true}, 1000, 500)
 	if err := WritePNG(lossPath, img); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
 	}
 	out := []string{lossPath}
-	evals, _ := filepath.Glob(filepath.Join(dir, evalDir, "*.json"))
+	evals, _ := filepath.Glob(filepath.Join(d.EvalDir(), "*.json"))
 	if len(evals) == 0 {
 		return out, nil
 	}
@@ -294,7 +296,7 @@ func PlotRun(dir string) ([]string, error) {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		return out, fmt.Errorf("train: %s: %w", latest, err)
 	}
-	prPath := filepath.Join(dir, "pr.png")
+	prPath := d.PRPlot()
 	if err := WritePNG(prPath, DrawPR(rep)); err != nil {
 		return out, fmt.Errorf("train: %w", err)
 	}

@@ -3,7 +3,6 @@ package train
 import (
 	"image/color"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,13 +42,13 @@ func TestPlotRun(t *testing.T) {
 		lines = append(lines, `{"iter":`+itoa(it)+`,"lr":0.01,"loss":`+ftoa(4*l)+`,"loss_objectness":`+ftoa(l)+`,"loss_rpn_box_reg":`+ftoa(l)+`,"loss_classifier":`+ftoa(l)+`,"loss_box_reg":`+ftoa(l)+`}`)
 	}
 	lines = append(lines, `{"iter":200,"eval":{"voc07_map":0.5,"voc_map":0.5}}`)
-	if err := os.WriteFile(filepath.Join(dir, metricsFile), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(RunDir(dir).Metrics(), []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	rep := &EvalReport{Iter: 200, Split: "test", VOC07MAP: 0.5, VOCMAP: 0.5,
 		PerClass: []ClassAP{{Class: "a", AP: 0.7}, {Class: "b", AP: 0.3}},
 		PR:       []PRCurve{{Class: "a", Recall: []float64{0.1, 0.5, 0.9}, Precision: []float64{1, 0.9, 0.6}}, {Class: "b", Recall: []float64{0.2, 0.4}, Precision: []float64{0.5, 0.4}}}}
-	if err := WriteEvalReport(filepath.Join(dir, evalDir, "iter_00000200.json"), rep); err != nil {
+	if err := WriteEvalReport(RunDir(dir).EvalAt(200), rep); err != nil {
 		t.Fatal(err)
 	}
 	files, err := PlotRun(dir)

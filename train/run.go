@@ -2,44 +2,20 @@ package train
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	mrand "math/rand"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
+	"slices"
 	"strings"
-	"time"
 
 	"resdet/box"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
 	"resdet/detection"
-	"resdet/internal/cli"
 	"resdet/optim"
 	"resdet/weights"
-)
-
-// Run folder layout (Dir):
-//
-//	run.json                       the Config (identifies the run)
-//	metrics.jsonl                  one JSON object per logged iteration (Metrics) or evaluation
-//	checkpoints/iter_NNNNNNNN/     model.safetensors (a native detector checkpoint, detect reads it)
-//	                               + trainer.safetensors (momentum, iteration)
-//	model_final.safetensors        the detector after the last iteration
-//	eval/iter_NNNNNNNN.json        evaluation reports
-const (
-	runFile     = "run.json"
-	metricsFile = "metrics.jsonl"
-	ckptDir     = "checkpoints"
-	finalFile   = "model_final.safetensors"
-	evalDir     = "eval"
-	iterKey     = "resdet.train.iter"
-	seedKey     = "resdet.train.seed"
-	optimPrefix = "optim."
 )
 
 // ErrDiverged is wrapped by the error Run returns when the loss is not
@@ -54,20 +30,23 @@ type Data struct {
 
 // Options are how a run behaves, not what it computes.
 type Options struct {
-	Dir string // run folder
+	Dir string // run folder (see RunDir)
 	// Resume continues the run in Dir from its latest checkpoint (from
 	// iteration 0 if there is none); Force starts over in a folder that
 	// holds a run. Without either, such a folder is refused.
 	Resume, Force bool
-	// Log receives the progress bar (Terminal) or plain lines.
-	Log      io.Writer
-	Terminal bool
-	// SkipBad drops training images that fail to load (reported on Log)
-	// instead of stopping the run.
+	// SkipBad leaves out training images that fail to load (reported to
+	// the Observer and counted in metrics.jsonl) instead of stopping the
+	// run; a batch whose images all fail is an iteration without a step.
 	SkipBad bool
-	// OnStep, if set, is called after every iteration (tests interrupt
-	// runs with it).
+	// Observer shows the progress (nil: nothing is shown).
+	Observer Observer
+	// OnStep, if set, is called after every iteration that trained, with
+	// the iterations done and the losses, before the checkpoint hook (so a
+	// context cancelled in it stops the run at this iteration).
 	OnStep func(iter int, l detection.Losses)
+	// Hooks run after the built-in ones (see Hook).
+	Hooks []Hook
 }
 
 // Metrics is one line of metrics.jsonl for a logged iteration.
@@ -82,6 +61,9 @@ type Metrics struct {
 	FGRoIs       int     `json:"fg_rois"`
 	ImagesPerSec float64 `json:"images_per_s"`
 	Epoch        int     `json:"epoch"`
+	// Skipped counts the images left out since iteration 0 because they
+	// failed to load (Options.SkipBad).
+	Skipped int `json:"skipped"`
 }
 
 // Result summarises a run.
@@ -91,14 +73,22 @@ type Result struct {
 	Checkpoint  string // the latest checkpoint folder
 	Final       string // model_final.safetensors, when the run completed
 	Eval        *EvalReport
+	Skipped     int // images left out since iteration 0 (Options.SkipBad)
 }
 
-// Run trains cfg's detector on data.Train in o.Dir: SGD with momentum and
-// weight decay, the warm-up multi-step schedule, batches grouped by aspect
-// ratio with horizontal flips, approximate joint training
-// (detection.Trainer). Everything random is a function of Config.Seed and
-// the iteration (epoch order, flips, anchor and RoI sampling), so a run
-// resumed from a checkpoint continues exactly as if it had not stopped.
+// Run trains cfg's detector on data.Train in the run folder o.Dir: SGD
+// with momentum and weight decay, the warm-up multi-step schedule, batches
+// grouped by aspect ratio with horizontal flips, approximate joint
+// training (detection.Trainer). Everything random is a function of
+// Config.Seed and the iteration (epoch order, flips, anchor and RoI
+// sampling), so a run resumed from a checkpoint continues exactly as if it
+// had not stopped.
+//
+// The loop reads a batch, steps and updates the optimiser; hooks do the
+// rest (see Hook): the Observer's progress, metrics.jsonl, checkpoints
+// (every Config.CheckpointEvery iterations, at the end and when
+// interrupted; the last Config.Keep kept), evaluation on data.Eval (every
+// Config.EvalEvery iterations and at the end) and model_final.safetensors.
 // When ctx is cancelled (Ctrl-C) it finishes the iteration, writes a
 // checkpoint and returns a Result with Interrupted set. A diverging loss
 // stops it with an error wrapping ErrDiverged, keeping the checkpoints.
@@ -109,179 +99,193 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	if data.Train == nil || data.Train.Len() == 0 {
 		return nil, fmt.Errorf("train: no training images")
 	}
-	if strings.Join(data.Train.Classes, "\x00") != strings.Join(cfg.Model.Classes, "\x00") {
+	if !slices.Equal(data.Train.Classes, cfg.Model.Classes) {
 		return nil, fmt.Errorf("train: the training set's classes %v differ from the model's %v", data.Train.Classes, cfg.Model.Classes)
 	}
-	if o.Log == nil {
-		o.Log = io.Discard
+	perEpoch := len(datasets.TrainingBatches(data.Train, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, 0))))
+	if perEpoch == 0 {
+		return nil, fmt.Errorf("train: %d training images are fewer than a batch of %d", data.Train.Len(), cfg.Batch)
 	}
-	start, ckpt, err := prepareDir(cfg, o)
+	if o.Observer == nil {
+		o.Observer = nopObserver{}
+	}
+	dir := RunDir(o.Dir)
+	ck, err := dir.prepare(cfg, o.Resume, o.Force)
 	if err != nil {
 		return nil, err
 	}
+	s := &State{Config: cfg, Dir: dir, Start: ck.Iter, Resumed: ck.Path, Iter: ck.Iter, PerEpoch: perEpoch, Checkpoint: ck.Path,
+		ctx: ctx, evalSet: data.Eval, observer: o.Observer}
+	if err := s.build(ck); err != nil {
+		return nil, err
+	}
+	defer s.trainer.Close()
+	mh := &metricsHook{}
+	defer mh.close()
+	hooks := []Hook{observerHook{o: o.Observer}}
+	if o.OnStep != nil {
+		hooks = append(hooks, stepFuncHook{f: o.OnStep})
+	}
+	hooks = append(hooks, mh, checkpointHook{}, evalHook{metrics: mh})
+	hooks = append(hooks, o.Hooks...)
+	err = s.run(hooks, data.Train, o.SkipBad)
+	res := &Result{Iter: s.Iter, Interrupted: s.Interrupted, Checkpoint: s.Checkpoint, Final: s.Final, Skipped: s.SkippedTotal}
+	if err == nil && !s.Interrupted {
+		res.Eval = s.Eval
+	}
+	o.Observer.End(res, err)
+	return res, err
+}
+
+// build creates the detector, its trainer and the optimiser, from ck when
+// it names a checkpoint, else from Config.Init or random weights.
+func (s *State) build(ck Checkpoint) error {
+	cfg := s.Config
 	norm, _ := cfg.norm()
 	m, err := detection.NewTrainable(cfg.Model, detection.TrainBuild{Rng: mrand.New(mrand.NewSource(int64(cfg.Seed))), Norm: norm, FreezeAt: cfg.FreezeAt})
 	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		return fmt.Errorf("train: %w", err)
 	}
-	if cfg.Init != "" && ckpt == "" {
+	if cfg.Init != "" && ck.Path == "" {
 		if err := loadBackbone(m, cfg.Init); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	tr := detection.NewTrainer(m, detection.TrainerConfig{Targets: cfg.Targets, PadMultiple: cfg.PadMultiple, MaxGraphs: cfg.MaxGraphs})
-	defer tr.Close()
 	sgd, err := optim.NewSGD(tr.Params(), cfg.sgd())
 	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
+		tr.Close()
+		return fmt.Errorf("train: %w", err)
 	}
-	if ckpt != "" {
-		if err := loadCheckpoint(ckpt, m, sgd, start); err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(o.Log, "resuming from %s (iteration %d)\n", ckpt, start)
-	}
-	if err := truncateMetrics(filepath.Join(o.Dir, metricsFile), start); err != nil {
-		return nil, err
-	}
-	mf, err := os.OpenFile(filepath.Join(o.Dir, metricsFile), os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("train: %w", err)
-	}
-	defer mf.Close()
-	enc := json.NewEncoder(mf)
-
-	ts := transformOf(cfg.Model)
-	set := data.Train
-	perEpoch := len(datasets.TrainingBatches(set, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, 0))))
-	if perEpoch == 0 {
-		return nil, fmt.Errorf("train: %d training images are fewer than a batch of %d", set.Len(), cfg.Batch)
-	}
-	loader := func(epoch int) *datasets.Loader[imageio.Example] {
-		base := ts.LoadFunc(set, cfg.FlipProb)
-		return datasets.NewLoader(func(i int, _ *rand.Rand) (imageio.Example, error) {
-			// The sample's generator depends on the epoch and the image,
-			// not on where the loader started: resumed runs flip alike.
-			return base(i, rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, uint64(epoch)<<32|uint64(i))))
-		}, datasets.LoaderConfig{Workers: cfg.Workers})
-	}
-	sched := cfg.schedule()
-	res := &Result{Iter: start, Checkpoint: ckpt}
-	prog := cli.NewProgressWith(o.Log, "train", cfg.Iters-start, progressOptions(o.Terminal, "iterations"))
-	t0, imgs := time.Now(), 0
-	var winSum float64
-	var winN int
-	it := start
-	save := func() error {
-		if err := tr.Sync(); err != nil {
-			return fmt.Errorf("train: %w", err)
-		}
-		p, err := saveCheckpoint(o.Dir, m, sgd, it, cfg)
-		if err != nil {
+	if ck.Path != "" {
+		if s.SkippedTotal, err = loadCheckpoint(ck, m, sgd); err != nil {
+			tr.Close()
 			return err
 		}
-		res.Checkpoint = p
-		return nil
 	}
-	for it < cfg.Iters {
-		epoch := it / perEpoch
+	s.model, s.trainer, s.sgd = m, tr, sgd
+	return nil
+}
+
+// run is the loop: BeforeTrain hooks, then per iteration a batch, the
+// BeforeStep hooks, the step and the AfterStep hooks, until the last
+// iteration or an interruption; then the AfterTrain hooks, which see the
+// error ending the loop in State.Err.
+func (s *State) run(hooks []Hook, set *datasets.Set, skipBad bool) error {
+	err := s.loop(hooks, set, skipBad)
+	s.Err = err
+	for _, h := range hooks {
+		if e := h.AfterTrain(s); e != nil && s.Err == nil {
+			s.Err = e
+		}
+	}
+	return s.Err
+}
+
+func (s *State) loop(hooks []Hook, set *datasets.Set, skipBad bool) error {
+	for _, h := range hooks {
+		if err := h.BeforeTrain(s); err != nil {
+			return err
+		}
+	}
+	cfg := s.Config
+	for s.Iter < cfg.Iters && !s.Interrupted {
+		epoch := s.Iter / s.PerEpoch
 		batches := datasets.TrainingBatches(set, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, uint64(epoch))))
-		first := it % perEpoch
-		for b, err := range loader(epoch).Epoch(batches[first:], cfg.Seed) {
+		for b, err := range s.loader(set, epoch, skipBad).Epoch(batches[s.Iter%s.PerEpoch:], cfg.Seed) {
 			if err != nil {
-				if !o.SkipBad {
-					return res, fmt.Errorf("train: iteration %d: %w", it, err)
-				}
-				fmt.Fprintf(o.Log, "\nskipping a batch at iteration %d: %v\n", it, err)
-				it++
-				continue
+				return fmt.Errorf("train: iteration %d: %w", s.Iter, err)
 			}
-			batch := toTrainImages(b.Items)
-			l, err := tr.Step(batch, mrand.New(mrand.NewSource(stepSeed(cfg.Seed, it))))
-			lr := sched.LR(it)
-			if err != nil && !errors.Is(err, detection.ErrNonFiniteLoss) {
-				return res, fmt.Errorf("train: iteration %d: %w", it, err)
-			}
-			if err == nil && !(l.Total() <= cfg.MaxLoss) {
-				err = fmt.Errorf("total loss %.4g above the limit %g (%+v)", l.Total(), cfg.MaxLoss, l)
-			}
-			if err == nil {
-				if err = sgd.Step(lr); err != nil && !errors.Is(err, optim.ErrNonFinite) {
-					return res, fmt.Errorf("train: iteration %d: %w", it, err)
+			for _, h := range hooks {
+				if err := h.BeforeStep(s); err != nil {
+					return err
 				}
 			}
-			if err != nil {
-				last := res.Checkpoint
-				if last == "" {
-					last = "none written yet"
-				}
-				return res, fmt.Errorf("train: iteration %d: %w: %v; the last good checkpoint is kept: %s", it, ErrDiverged, err, last)
+			if err := s.step(b.Items); err != nil {
+				return err
 			}
-			it++
-			res.Iter = it
-			imgs += len(batch)
-			winSum, winN = winSum+l.Total(), winN+1
-			prog.Add(1)
-			if o.OnStep != nil {
-				o.OnStep(it, l)
-			}
-			if it%cfg.LogEvery == 0 || it == cfg.Iters {
-				rate := float64(imgs) / time.Since(t0).Seconds()
-				mt := Metrics{Iter: it, LR: lr, Loss: l.Total(), LossMean: winSum / float64(winN), Losses: l, FGRoIs: tr.LastForeground(), ImagesPerSec: rate, Epoch: epoch}
-				winSum, winN = 0, 0
-				if err := enc.Encode(mt); err != nil {
-					return res, fmt.Errorf("train: %s: %w", metricsFile, err)
-				}
-				line := fmt.Sprintf("iter %d/%d  loss %.4f (obj %.4f rpn_box %.4f cls %.4f box %.4f; mean %.4f)  lr %.3g  %.2f img/s",
-					it, cfg.Iters, l.Total(), l.Objectness, l.RPNBoxReg, l.Classifier, l.BoxReg, mt.LossMean, lr, rate)
-				if o.Terminal {
-					fmt.Fprintf(o.Log, "\r\x1b[K%s\n", line)
-				} else {
-					fmt.Fprintln(o.Log, line)
+			for _, h := range hooks {
+				if err := h.AfterStep(s); err != nil {
+					return err
 				}
 			}
-			stop := ctx.Err() != nil
-			if it%cfg.CheckpointEvery == 0 || it == cfg.Iters || stop {
-				if err := save(); err != nil {
-					return res, err
-				}
-			}
-			if stop {
-				prog.Done()
-				res.Interrupted = true
-				fmt.Fprintf(o.Log, "interrupted at iteration %d; checkpoint %s (continue with --resume)\n", it, res.Checkpoint)
-				return res, nil
-			}
-			if data.Eval != nil && cfg.EvalEvery > 0 && it%cfg.EvalEvery == 0 && it < cfg.Iters {
-				if err := tr.Sync(); err != nil {
-					return res, fmt.Errorf("train: %w", err)
-				}
-				if _, err := evalAndRecord(ctx, m, data.Eval, cfg, o, it, enc); err != nil {
-					return res, err
-				}
-			}
-			if it == cfg.Iters || it%perEpoch == 0 {
+			if s.Interrupted || s.Iter == cfg.Iters || s.Iter%s.PerEpoch == 0 {
 				break
 			}
 		}
 	}
-	prog.Done()
-	if err := tr.Sync(); err != nil {
-		return res, fmt.Errorf("train: %w", err)
-	}
-	final := filepath.Join(o.Dir, finalFile)
-	if err := detection.SaveCheckpoint(final, m); err != nil {
-		return res, fmt.Errorf("train: %w", err)
-	}
-	res.Final = final
-	if data.Eval != nil {
-		r, err := evalAndRecord(ctx, m, data.Eval, cfg, o, it, enc)
+	return nil
+}
+
+// loaded is a loaded training image or, with SkipBad, the error that
+// leaves it out.
+type loaded struct {
+	ex  imageio.Example
+	err error
+}
+
+// loader loads the images of an epoch. The sample's generator depends on
+// the epoch and the image, not on where the loader started: resumed runs
+// flip alike. Load errors name the image file; with skipBad they are
+// carried in the items instead of ending the epoch.
+func (s *State) loader(set *datasets.Set, epoch int, skipBad bool) *datasets.Loader[loaded] {
+	cfg := s.Config
+	base := transformOf(cfg.Model).LoadFunc(set, cfg.FlipProb)
+	return datasets.NewLoader(func(i int, _ *rand.Rand) (loaded, error) {
+		ex, err := base(i, rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, uint64(epoch)<<32|uint64(i))))
 		if err != nil {
-			return res, err
+			if p := set.Record(i).ImagePath; !strings.Contains(err.Error(), p) {
+				err = fmt.Errorf("%s: %w", p, err)
+			}
+			if skipBad {
+				return loaded{err: err}, nil
+			}
+			return loaded{}, err
 		}
-		res.Eval = r
+		return loaded{ex: ex}, nil
+	}, datasets.LoaderConfig{Workers: cfg.Workers})
+}
+
+// step trains one batch (leaving out the images that failed to load) and
+// counts the iteration.
+func (s *State) step(items []loaded) error {
+	cfg := s.Config
+	s.Epoch, s.LR = s.Iter/s.PerEpoch, cfg.schedule().LR(s.Iter)
+	s.Losses, s.FGRoIs, s.Skipped, s.Logged, s.Eval = detection.Losses{}, 0, nil, nil, nil
+	var exs []imageio.Example
+	for _, x := range items {
+		if x.err != nil {
+			s.Skipped = append(s.Skipped, x.err)
+			continue
+		}
+		exs = append(exs, x.ex)
 	}
-	return res, nil
+	s.SkippedTotal += len(s.Skipped)
+	s.Images = len(exs)
+	if len(exs) > 0 {
+		l, err := s.trainer.Step(toTrainImages(exs), mrand.New(mrand.NewSource(stepSeed(cfg.Seed, s.Iter))))
+		if err != nil && !errors.Is(err, detection.ErrNonFiniteLoss) {
+			return fmt.Errorf("train: iteration %d: %w", s.Iter, err)
+		}
+		if err == nil && !(l.Total() <= cfg.MaxLoss) {
+			err = fmt.Errorf("total loss %.4g above the limit %g (%+v)", l.Total(), cfg.MaxLoss, l)
+		}
+		if err == nil {
+			if err = s.sgd.Step(s.LR); err != nil && !errors.Is(err, optim.ErrNonFinite) {
+				return fmt.Errorf("train: iteration %d: %w", s.Iter, err)
+			}
+		}
+		if err != nil {
+			last := s.Checkpoint
+			if last == "" {
+				last = "none written yet"
+			}
+			return fmt.Errorf("train: iteration %d: %w: %v; the last good checkpoint is kept: %s", s.Iter, ErrDiverged, err, last)
+		}
+		s.Losses, s.FGRoIs = l, s.trainer.LastForeground()
+	}
+	s.Iter++
+	return nil
 }
 
 // stepSeed is the seed of iteration it's anchor and RoI sampling.
@@ -296,13 +300,13 @@ func transformOf(c detection.Config) imageio.Transform {
 	return imageio.Transform{MinSize: c.Transform.MinSize, MaxSize: c.Transform.MaxSize, Norm: imageio.Normalization(c.Transform.Norm)}
 }
 
-// toTrainImages converts loaded examples: labels become 1..K, difficult
-// objects and boxes without area (after resizing) are left out, as in the
-// original code (use_diff False) and Detectron2.
+// toTrainImages converts loaded examples, named by their files: labels
+// become 1..K, difficult objects and boxes without area (after resizing)
+// are left out, as in the original code (use_diff False) and Detectron2.
 func toTrainImages(items []imageio.Example) []detection.TrainImage {
 	out := make([]detection.TrainImage, len(items))
 	for i, ex := range items {
-		ti := detection.TrainImage{Data: ex.Image.Data, W: ex.Image.W, H: ex.Image.H}
+		ti := detection.TrainImage{Data: ex.Image.Data, W: ex.Image.W, H: ex.Image.H, Name: ex.Record.ImagePath}
 		for j, b := range ex.Boxes {
 			if ex.Difficult[j] || !(b.Width() > 0 && b.Height() > 0) {
 				continue
@@ -335,14 +339,4 @@ func loadBackbone(m *detection.FasterRCNN, path string) error {
 		return fmt.Errorf("train: init %s: %w", path, err)
 	}
 	return nil
-}
-
-// progressOptions: a bar on a terminal; otherwise a plain line every 10% or
-// minute (the loss lines carry the rest).
-func progressOptions(terminal bool, unit string) cli.ProgressOptions {
-	o := cli.ProgressOptions{Terminal: terminal, Unit: unit}
-	if !terminal {
-		o.Interval = time.Minute
-	}
-	return o
 }

@@ -3,11 +3,16 @@ package train
 import (
 	"context"
 	"errors"
+	mrand "math/rand"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
+	"resdet/backbone"
+	"resdet/box"
 	"resdet/datasets"
 	"resdet/datasets/synth"
 	"resdet/detection"
@@ -123,7 +128,7 @@ func TestResumeIsExact(t *testing.T) {
 	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirA, OnStep: record(want)}); err != nil {
 		t.Fatal(err)
 	}
-	ck, err := Checkpoints(dirA)
+	ck, err := RunDir(dirA).Checkpoints()
 	if err != nil || len(ck) != 2 || ck[0].Iter != 4 || ck[1].Iter != 5 {
 		t.Errorf("checkpoints kept %+v (%v), want iterations 4 and 5", ck, err)
 	}
@@ -159,7 +164,7 @@ func TestResumeIsExact(t *testing.T) {
 			t.Errorf("iteration %d: resumed run %+v, uninterrupted %+v", it, got[it], want[it])
 		}
 	}
-	ms, err := ReadMetrics(filepath.Join(dirB, metricsFile))
+	ms, err := ReadMetrics(RunDir(dirB).Metrics())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +189,135 @@ func TestDivergedRunStops(t *testing.T) {
 	if !errors.Is(err, ErrDiverged) || !strings.Contains(err.Error(), "iteration 0") {
 		t.Fatalf("error %v, want ErrDiverged at iteration 0", err)
 	}
-	if ck, _ := Checkpoints(dir); len(ck) != 0 {
+	if ck, _ := RunDir(dir).Checkpoints(); len(ck) != 0 {
 		t.Errorf("checkpoints %+v written by a diverged run", ck)
+	}
+}
+
+// recorder is an Observer that keeps what it is told.
+type recorder struct {
+	begun, ended bool
+	steps        int
+	skipped      []error
+	logged       []Metrics
+	res          *Result
+}
+
+func (r *recorder) Begin(int, int, string) { r.begun = true }
+func (r *recorder) Step(_ int, _ detection.Losses, _ int, skipped []error) {
+	r.steps++
+	r.skipped = append(r.skipped, skipped...)
+}
+func (r *recorder) Logged(m Metrics)             { r.logged = append(r.logged, m) }
+func (r *recorder) Evaluation(int, int) Progress { return nil }
+func (r *recorder) Evaluated(*EvalReport)        {}
+func (r *recorder) End(res *Result, _ error)     { r.ended, r.res = true, res }
+
+// TestSkipBad truncates one training image to its first 16 bytes (the
+// JPEG signature and a partial header: it cannot be decoded). With SkipBad
+// the run trains its epoch, leaving the image out: the Observer is told
+// once, with an error naming the file, and metrics.jsonl and the Result
+// count it. Without SkipBad the run stops with an error naming the file.
+func TestSkipBad(t *testing.T) {
+	tv, _ := tinySynth(t, 8, 96) // 6 trainval images: 3 batches per epoch
+	bad := tv.Records[2].ImagePath
+	b, err := os.ReadFile(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bad, b[:16], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := tinyConfig(tv.Classes, 96, 3) // one epoch: the image is met once
+	tests := []struct {
+		name    string
+		skipBad bool
+		wantErr bool
+	}{
+		{name: "skip", skipBad: true},
+		{name: "stop", skipBad: false, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			rec := &recorder{}
+			res, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dir, SkipBad: tt.skipBad, Observer: rec})
+			if !rec.begun || !rec.ended {
+				t.Errorf("observer: begun %v, ended %v; want both", rec.begun, rec.ended)
+			}
+			if tt.wantErr {
+				if err == nil || !strings.Contains(err.Error(), bad) {
+					t.Fatalf("error %v, want one naming %s", err, bad)
+				}
+				if ck, _ := RunDir(dir).Checkpoints(); len(ck) != 0 {
+					t.Errorf("checkpoints %+v written by a run that stopped", ck)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Iter != cfg.Iters || res.Skipped != 1 || rec.steps != cfg.Iters {
+				t.Errorf("result %+v after %d observed steps, want %d iterations with 1 image skipped", res, rec.steps, cfg.Iters)
+			}
+			if len(rec.skipped) != 1 || !strings.Contains(rec.skipped[0].Error(), bad) {
+				t.Errorf("observer told of skipped images %v, want one naming %s", rec.skipped, bad)
+			}
+			ms, err := ReadMetrics(RunDir(dir).Metrics())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ms) != cfg.Iters || len(rec.logged) != cfg.Iters {
+				t.Fatalf("%d metrics lines, %d observed, want %d", len(ms), len(rec.logged), cfg.Iters)
+			}
+			// The count is cumulative: 0 before the batch holding the
+			// image, 1 from it on.
+			batches := datasets.TrainingBatches(tv, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, 0)))
+			for i, m := range ms {
+				want := 0
+				for _, bb := range batches[:i+1] {
+					if slices.Contains(bb, 2) {
+						want = 1
+					}
+				}
+				if m.Skipped != want || rec.logged[i].Skipped != want {
+					t.Errorf("iteration %d: skipped %d in metrics.jsonl, %d observed; want %d", m.Iter, m.Skipped, rec.logged[i].Skipped, want)
+				}
+			}
+		})
+	}
+}
+
+// TestStepErrorNamesImage checks that the trainer's per-image errors name
+// the image by its file when TrainImage.Name is set (as Run sets it), by
+// its position otherwise.
+func TestStepErrorNamesImage(t *testing.T) {
+	cfg := tinyConfig([]string{"a", "b"}, 64, 1)
+	m, err := detection.NewTrainable(cfg.Model, detection.TrainBuild{Rng: mrand.New(mrand.NewSource(1)), Norm: backbone.TrainableBN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := detection.NewTrainer(m, detection.TrainerConfig{})
+	defer tr.Close()
+	good := detection.TrainImage{Data: make([]float32, 3*64*64), W: 64, H: 64, Boxes: []box.Box{{X1: 4, Y1: 4, X2: 40, Y2: 40}}, Labels: []int{1}}
+	tests := []struct {
+		name string
+		bad  func(im *detection.TrainImage)
+		want string
+	}{
+		{name: "size, named", bad: func(im *detection.TrainImage) { im.W, im.Name = 63, "imgs/0042.jpg" }, want: "imgs/0042.jpg is 63x64"},
+		{name: "labels, named", bad: func(im *detection.TrainImage) { im.Labels, im.Name = nil, "imgs/0042.jpg" }, want: "imgs/0042.jpg has 1 boxes and 0 labels"},
+		{name: "label, named", bad: func(im *detection.TrainImage) { im.Labels, im.Name = []int{3}, "imgs/0042.jpg" }, want: "imgs/0042.jpg box 0 has label 3"},
+		{name: "label, unnamed", bad: func(im *detection.TrainImage) { im.Labels = []int{3} }, want: "image 1 box 0 has label 3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := good
+			tt.bad(&b)
+			_, err := tr.Step([]detection.TrainImage{good, b}, mrand.New(mrand.NewSource(1)))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error %v, want one containing %q", err, tt.want)
+			}
+		})
 	}
 }

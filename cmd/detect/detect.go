@@ -50,10 +50,11 @@ Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
 
 --weights takes a native checkpoint (written by train-det; it carries the
-architecture, class names and preprocessing) or the state_dict .pth of a
-torchvision FasterRCNN built as the C4 construction --arch names (r101-c4:
-ResNet-101 trunk up to layer3, RoIAlign 14x14, layer4 + mean as the box
-head). The class count comes from the weights.
+architecture, class names and preprocessing), a train-det checkpoint folder
+or run folder (its final model, else its latest checkpoint's), or the
+state_dict .pth of a torchvision FasterRCNN built as the C4 construction
+--arch names (r101-c4: ResNet-101 trunk up to layer3, RoIAlign 14x14,
+layer4 + mean as the box head). The class count comes from the weights.
 
 If some images fail (unreadable, empty, not an image, too large), the others
 are still processed; the failures are listed at the end and the exit code is
@@ -96,7 +97,7 @@ timing summary ends the run (on stderr).`,
 	}
 	cli.SetupRoot(cmd, ios)
 	f := cmd.Flags()
-	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: native checkpoint or torchvision .pth (required)")
+	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: native checkpoint, train-det run or checkpoint folder, or torchvision .pth (required)")
 	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ...; checked against a native checkpoint")
 	f.StringVar(&opts.RoIOp, "roi-op", "", "RoI feature op: align or pool (default: the checkpoint's; align for a .pth)")
 	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default: the checkpoint's, else class1..classK)")

@@ -23,6 +23,7 @@ import (
 	"resdet/format/classlist"
 	"resdet/internal/cli"
 	"resdet/nn"
+	"resdet/train"
 )
 
 // imageExts are the file extensions a folder is searched for.
@@ -187,25 +188,29 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			return nil, cli.Usagef("--arch: %v", err)
 		}
 		cfg := detection.DefaultConfig(arch, nil)
-		applySizes(&cfg, opts)
+		applyFlags(&cfg, opts)
 		var err error
 		if m, err = detection.LoadTorchvision(opts.Weights, cfg, detection.Options{}); err != nil {
 			return nil, err
 		}
 	} else {
-		cfg, state, err := detection.ReadCheckpoint(opts.Weights)
+		file, _, err := train.ResolveWeights(opts.Weights)
+		if err != nil {
+			return nil, fmt.Errorf("--weights: %w", err)
+		}
+		cfg, state, err := detection.ReadCheckpoint(file)
 		if err != nil {
 			return nil, err
 		}
 		if opts.Arch != "" && opts.Arch != cfg.Arch {
-			return nil, fmt.Errorf("%s holds an %s detector, --arch says %s", opts.Weights, cfg.Arch, opts.Arch)
+			return nil, fmt.Errorf("%s holds an %s detector, --arch says %s", file, cfg.Arch, opts.Arch)
 		}
-		applySizes(&cfg, opts)
+		applyFlags(&cfg, opts)
 		if m, err = detection.New(cfg, detection.Options{}); err != nil {
 			return nil, err
 		}
 		if err := m.Load(state); err != nil {
-			return nil, fmt.Errorf("%s: %w", opts.Weights, err)
+			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 	}
 	if opts.Classes != "" {
@@ -225,13 +230,14 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			return nil, err
 		}
 	}
-	// torchvision's box_score_thresh: scores above it are kept.
-	m.RoIHeads.Config.ScoreThresh = float32(opts.ScoreThresh)
-	m.Config.RoIHeads.ScoreThresh = float32(opts.ScoreThresh)
 	return m, nil
 }
 
-func applySizes(cfg *detection.Config, opts *DetectOptions) {
+// applyFlags sets the configuration the flags override, before the
+// detector is built from it: --score-thresh (torchvision's
+// box_score_thresh: scores above it are kept), --min-size and --max-size.
+func applyFlags(cfg *detection.Config, opts *DetectOptions) {
+	cfg.RoIHeads.ScoreThresh = float32(opts.ScoreThresh)
 	if opts.MinSize > 0 {
 		cfg.Transform.MinSize = opts.MinSize
 	}

@@ -17,6 +17,7 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/internal/cli"
+	"resdet/train"
 )
 
 // testModel writes a small random-weight ResNet-18 C4 detector with classes
@@ -123,6 +124,13 @@ func TestRunDetect(t *testing.T) {
 	// A threshold between the scores: the median.
 	thr := float64(want.Detections[len(want.Detections)/2].Score)
 
+	// A run folder as train-det writes it: detect reads its final model.
+	run := filepath.Join(dir, "run")
+	must(os.Mkdir(run, 0o755))
+	wb, err := os.ReadFile(weights)
+	must(err)
+	must(os.WriteFile(train.RunDir(run).Final(), wb, 0o644))
+
 	gt := filepath.Join(dir, "gt.json")
 	must(datasets.WriteCOCO(gt, &datasets.Set{Classes: []string{"dog", "cat"}, CategoryIDs: []int{18, 17},
 		Records: []datasets.Record{{ID: 9, Name: "000000000042.png", Width: 80, Height: 60}, {ID: 5, Name: "000000000007.jpg", Width: 50, Height: 70}}}))
@@ -162,6 +170,18 @@ func TestRunDetect(t *testing.T) {
 						(d.Label != "cat" && d.Label != "dog") || d.ClassID < 1 || d.ClassID > 2 {
 						t.Errorf("detection %+v outside the 80x60 image, below 0.3 or unknown class", d)
 					}
+				}
+			}},
+		{name: "run folder", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, JSON: true, Weights: run},
+			check: func(t *testing.T, stdout, _ string) {
+				var got imageResult
+				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
+					t.Fatalf("%v: %q", err, stdout)
+				}
+				gj, _ := json.Marshal(got)
+				wj, _ := json.Marshal(want)
+				if !bytes.Equal(gj, wj) {
+					t.Errorf("json\n got %s\nwant %s", gj, wj)
 				}
 			}},
 		{name: "class file", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, JSON: true, Classes: classes},
@@ -277,7 +297,10 @@ func TestRunDetect(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ios, _, out, errOut := cli.Test()
 			o := tt.opts
-			o.IO, o.Weights = ios, weights
+			o.IO = ios
+			if o.Weights == "" {
+				o.Weights = weights
+			}
 			if o.MaxPixels == 0 {
 				o.MaxPixels = 50
 			}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -84,34 +83,6 @@ RUN/eval/<split>.json, where train-det plot finds its precision-recall curves.`,
 	return cmd
 }
 
-// resolveWeights returns the checkpoint file --weights names and, for a
-// run folder, the folder.
-func resolveWeights(w string) (file, runDir string, err error) {
-	st, err := os.Stat(w)
-	if err != nil {
-		return "", "", fmt.Errorf("--weights: %w", err)
-	}
-	if !st.IsDir() {
-		return w, "", nil
-	}
-	if p := filepath.Join(w, "model.safetensors"); fileExists(p) {
-		return p, "", nil
-	}
-	if p := filepath.Join(w, "model_final.safetensors"); fileExists(p) {
-		return p, w, nil
-	}
-	ck, err := train.Checkpoints(w)
-	if err != nil {
-		return "", "", err
-	}
-	if len(ck) == 0 {
-		return "", "", fmt.Errorf("--weights %s: no model_final.safetensors, model.safetensors or checkpoints", w)
-	}
-	return ck[len(ck)-1].Model(), w, nil
-}
-
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
 func runEval(opts *EvalOptions) error {
 	ios := opts.IO
 	if opts.Threads > 0 {
@@ -119,9 +90,9 @@ func runEval(opts *EvalOptions) error {
 	} else if _, err := nn.ThreadsFromEnv(); err != nil {
 		return err
 	}
-	file, runDir, err := resolveWeights(opts.Weights)
+	file, runDir, err := train.ResolveWeights(opts.Weights)
 	if err != nil {
-		return err
+		return fmt.Errorf("--weights: %w", err)
 	}
 	m, err := detection.LoadCheckpoint(file, detection.Options{})
 	if err != nil {
@@ -148,7 +119,8 @@ func runEval(opts *EvalOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	rep, err := train.Evaluate(ctx, m, set, train.EvalOptions{COCO: opts.COCO || src.Format == "coco", Split: opts.Split, Log: ios.ErrOut, Terminal: cli.IsTerminal(ios.ErrOut)})
+	prog := cli.NewProgressWith(ios.ErrOut, "eval", set.Len(), progressOptions(cli.IsTerminal(ios.ErrOut), "images"))
+	rep, err := train.Evaluate(ctx, m, set, train.EvalOptions{COCO: opts.COCO || src.Format == "coco", Split: opts.Split, Progress: prog})
 	if err != nil {
 		return err
 	}
@@ -169,7 +141,7 @@ func runEval(opts *EvalOptions) error {
 	}
 	jsonPath := opts.JSON
 	if jsonPath == "" && runDir != "" {
-		jsonPath = filepath.Join(runDir, "eval", opts.Split+".json")
+		jsonPath = runDir.EvalOf(opts.Split)
 	}
 	if jsonPath != "" {
 		if err := train.WriteEvalReport(jsonPath, rep); err != nil {

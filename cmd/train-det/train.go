@@ -6,13 +6,13 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"resdet/datasets"
 	"resdet/detection"
@@ -57,6 +57,8 @@ type TrainOptions struct {
 	// Changed holds the flags given on the command line: they override the
 	// preset (or, with --resume, the run's saved settings that may change).
 	Changed map[string]bool
+	// resumeFlags are the flags --resume accepts besides --out and --resume.
+	resumeFlags []string
 }
 
 // addTrainFlags binds the training flags of cmd into opts.
@@ -102,18 +104,42 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.IntVar(&opts.Threads, "threads", 0, "compute threads (0: RESDET_THREADS or all cores)")
 	f.IntVar(&opts.Workers, "workers", 0, "image loading goroutines (0: all cores)")
 	_ = cmd.MarkFlagDirname("out")
+	opts.resumeFlags = resumeFlags(f)
 }
 
-// resumeFlags are the flags that may be given with --resume: how long to
-// train and how to log, checkpoint and run, not what is trained or how.
-var resumeFlags = []string{"iters", "checkpoint-every", "keep", "log-every", "eval-every", "max-loss", "skip-bad", "threads", "workers"}
+// runFlags are the flags that are not settings of the run (run.json):
+// where it is, how to start, what to do with bad images, how many threads.
+var runFlags = []string{"out", "resume", "force", "skip-bad", "threads"}
+
+// flagField returns the JSON name of the train.Config field a flag sets
+// when the flag is named after it (--log-every sets log_every).
+func flagField(flag string) string { return strings.ReplaceAll(flag, "-", "_") }
+
+// mayChangeOnResume reports whether --resume accepts the flag: a flag that
+// is not a setting of the run, or one whose field train lets change.
+func mayChangeOnResume(flag string) bool {
+	return slices.Contains(runFlags, flag) || train.MayChangeOnResume(flagField(flag))
+}
+
+// resumeFlags returns the flags of fs that --resume accepts (but --out
+// and --resume themselves), sorted.
+func resumeFlags(fs *pflag.FlagSet) []string {
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) {
+		if f.Name != "out" && f.Name != "resume" && f.Name != "force" && mayChangeOnResume(f.Name) {
+			names = append(names, f.Name)
+		}
+	})
+	slices.Sort(names)
+	return names
+}
 
 // frozenOnResume returns the flags given (as --name) that --resume does not
 // accept, sorted.
 func (o *TrainOptions) frozenOnResume() []string {
 	var bad []string
 	for name, set := range o.Changed {
-		if set && name != "out" && name != "resume" && !slices.Contains(resumeFlags, name) {
+		if set && !mayChangeOnResume(name) {
 			bad = append(bad, "--"+name)
 		}
 	}
@@ -139,7 +165,7 @@ func (o *TrainOptions) validate() error {
 		return cli.Usagef("--resume and --force exclude each other")
 	case o.Resume && len(o.frozenOnResume()) > 0:
 		return cli.Usagef("--resume continues the run with its saved settings (run.json): %s cannot change; flags that may: --%s",
-			strings.Join(o.frozenOnResume(), ", "), strings.Join(resumeFlags, ", --"))
+			strings.Join(o.frozenOnResume(), ", "), strings.Join(o.resumeFlags, ", --"))
 	case o.Src.Format != "voc" && o.Src.Format != "coco":
 		return cli.Usagef("--format must be voc or coco, got %q", o.Src.Format)
 	case o.Iters < 1:
@@ -158,92 +184,95 @@ func (o *TrainOptions) validate() error {
 	return nil
 }
 
-// config returns the run configuration: with --resume the saved one with
-// the changeable flags given applied, else the defaults, the preset, then
-// the flags given.
+// config returns the run configuration: the defaults, the preset, then
+// the flags given; with --resume the saved one (run.json) with the flags
+// given that may change applied (train.ResumeConfig).
 func (o *TrainOptions) config(classes []string) (train.Config, error) {
-	set := func(name string) bool { return o.Changed[name] }
-	var c train.Config
-	if o.Resume {
-		var err error
-		if c, err = train.ReadRunConfig(o.Out); err != nil {
-			return c, fmt.Errorf("--resume: %w", err)
-		}
-	} else {
-		c = train.DefaultConfig(o.Arch, classes)
-		if o.Preset != "" {
-			if err := c.Preset(o.Preset); err != nil {
-				return c, err
-			}
-		}
-		c.Data, c.Format, c.ImageDir, c.Split, c.EvalSplit = o.Src.Data, o.Src.Format, o.Src.Images, o.Split, o.EvalSplit
-		c.Init, c.Norm, c.Seed, c.FlipProb = o.Init, o.Norm, o.Seed, o.Flip
-		c.FreezeAt = o.FreezeAt
-		if c.FreezeAt < 0 {
-			c.FreezeAt = 0
-			if o.Init != "" {
-				c.FreezeAt = 2
-			}
-		}
-		if set("batch") {
-			c.Batch = o.Batch
-		}
-		if set("lr") {
-			c.BaseLR = o.LR
-		}
-		if set("steps") {
-			c.Steps = o.Steps
-		}
-		if set("warmup") {
-			c.WarmupIters = o.Warmup
-		}
-		if set("weight-decay") {
-			c.WeightDecay = float32(o.WeightDecay)
-		}
-		if set("momentum") {
-			c.Momentum = float32(o.Momentum)
-		}
-		if set("min-size") {
-			c.Model.Transform.MinSize = o.MinSize
-		}
-		if set("max-size") {
-			c.Model.Transform.MaxSize = o.MaxSize
-		}
-		if set("rois-per-image") {
-			c.Model.RoIHeads.BatchSizePerImage = o.RoIsPerImage
-		}
-		if set("roi-size") {
-			c.Model.RoIOp.Size = o.RoISize
-		}
-		if set("test-proposals") {
-			c.Model.RPN.PostNMSTopNTest = o.TestProposals
-			c.Model.RPN.PreNMSTopNTest = max(c.Model.RPN.PreNMSTopNTest, o.TestProposals)
-		}
-		if set("anchor-sizes") {
-			c.Model.RPN.Anchors.Sizes = o.AnchorSizes
-		}
-		c.PadMultiple = o.PadMultiple
-		c.CheckpointEvery, c.Keep, c.LogEvery, c.EvalEvery, c.MaxLoss, c.Workers = o.CheckpointEvery, o.Keep, o.LogEvery, o.EvalEvery, o.MaxLoss, o.Workers
+	c, err := o.flagConfig(classes)
+	if err != nil {
+		return c, err
 	}
-	if set("iters") || (!o.Resume && o.Preset == "") {
-		c.Iters = o.Iters
+	if !o.Resume {
+		return c, c.Validate()
 	}
-	if o.Resume {
-		for _, f := range []struct {
-			name string
-			dst  *int
-			v    int
-		}{{"checkpoint-every", &c.CheckpointEvery, o.CheckpointEvery}, {"keep", &c.Keep, o.Keep}, {"log-every", &c.LogEvery, o.LogEvery},
-			{"eval-every", &c.EvalEvery, o.EvalEvery}, {"workers", &c.Workers, o.Workers}} {
-			if set(f.name) {
-				*f.dst = f.v
-			}
+	saved, err := train.RunDir(o.Out).ReadConfig()
+	if err != nil {
+		return c, fmt.Errorf("--resume: %w", err)
+	}
+	var fields []string
+	for name, set := range o.Changed {
+		if f := flagField(name); set && train.MayChangeOnResume(f) {
+			fields = append(fields, f)
 		}
-		if set("max-loss") {
-			c.MaxLoss = o.MaxLoss
-		}
+	}
+	if c, err = train.ResumeConfig(saved, c, fields); err != nil {
+		return c, err
 	}
 	return c, c.Validate()
+}
+
+// flagConfig returns the defaults for --arch and classes, the preset, then
+// the flags given.
+func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
+	set := func(name string) bool { return o.Changed[name] }
+	c := train.DefaultConfig(o.Arch, classes)
+	if o.Preset != "" {
+		if err := c.Preset(o.Preset); err != nil {
+			return c, err
+		}
+	}
+	c.Data, c.Format, c.ImageDir, c.Split, c.EvalSplit = o.Src.Data, o.Src.Format, o.Src.Images, o.Split, o.EvalSplit
+	c.Init, c.Norm, c.Seed, c.FlipProb = o.Init, o.Norm, o.Seed, o.Flip
+	c.FreezeAt = o.FreezeAt
+	if c.FreezeAt < 0 {
+		c.FreezeAt = 0
+		if o.Init != "" {
+			c.FreezeAt = 2
+		}
+	}
+	if set("iters") || o.Preset == "" {
+		c.Iters = o.Iters
+	}
+	if set("batch") {
+		c.Batch = o.Batch
+	}
+	if set("lr") {
+		c.BaseLR = o.LR
+	}
+	if set("steps") {
+		c.Steps = o.Steps
+	}
+	if set("warmup") {
+		c.WarmupIters = o.Warmup
+	}
+	if set("weight-decay") {
+		c.WeightDecay = float32(o.WeightDecay)
+	}
+	if set("momentum") {
+		c.Momentum = float32(o.Momentum)
+	}
+	if set("min-size") {
+		c.Model.Transform.MinSize = o.MinSize
+	}
+	if set("max-size") {
+		c.Model.Transform.MaxSize = o.MaxSize
+	}
+	if set("rois-per-image") {
+		c.Model.RoIHeads.BatchSizePerImage = o.RoIsPerImage
+	}
+	if set("roi-size") {
+		c.Model.RoIOp.Size = o.RoISize
+	}
+	if set("test-proposals") {
+		c.Model.RPN.PostNMSTopNTest = o.TestProposals
+		c.Model.RPN.PreNMSTopNTest = max(c.Model.RPN.PreNMSTopNTest, o.TestProposals)
+	}
+	if set("anchor-sizes") {
+		c.Model.RPN.Anchors.Sizes = o.AnchorSizes
+	}
+	c.PadMultiple = o.PadMultiple
+	c.CheckpointEvery, c.Keep, c.LogEvery, c.EvalEvery, c.MaxLoss, c.Workers = o.CheckpointEvery, o.Keep, o.LogEvery, o.EvalEvery, o.MaxLoss, o.Workers
+	return c, nil
 }
 
 // runTrain loads the data, trains and prints where the results are.
@@ -258,7 +287,7 @@ func runTrain(opts *TrainOptions) error {
 	split, evalSplit := opts.Split, opts.EvalSplit
 	var classes []string
 	if opts.Resume {
-		c, err := train.ReadRunConfig(opts.Out)
+		c, err := train.RunDir(opts.Out).ReadConfig()
 		if err != nil {
 			return fmt.Errorf("--resume: %w", err)
 		}
@@ -300,7 +329,8 @@ func runTrain(opts *TrainOptions) error {
 	fmt.Fprintf(ios.ErrOut, "training %s on %s (%s, %d images, %d classes) for %d iterations, batch %d, lr %g, steps %v -> %s\n",
 		cfg.Model.Arch, cfg.Data, split, set.Len(), len(set.Classes), cfg.Iters, cfg.Batch, cfg.BaseLR, cfg.Steps, opts.Out)
 	res, err := train.Run(ctx, cfg, train.Data{Train: set, Eval: evalSet}, train.Options{
-		Dir: opts.Out, Resume: opts.Resume, Force: opts.Force, Log: ios.ErrOut, Terminal: cli.IsTerminal(ios.ErrOut), SkipBad: opts.SkipBad,
+		Dir: opts.Out, Resume: opts.Resume, Force: opts.Force, SkipBad: opts.SkipBad,
+		Observer: newTrainDisplay(ios.ErrOut, cli.IsTerminal(ios.ErrOut)),
 	})
 	if err != nil {
 		if errors.Is(err, train.ErrDiverged) {
@@ -314,7 +344,7 @@ func runTrain(opts *TrainOptions) error {
 		return nil
 	}
 	fmt.Fprintf(out, "trained %d iterations\n  run folder: %s\n  metrics:    %s\n  model:      %s\n  checkpoint: %s\n",
-		res.Iter, opts.Out, filepath.Join(opts.Out, "metrics.jsonl"), res.Final, res.Checkpoint)
+		res.Iter, opts.Out, train.RunDir(opts.Out).Metrics(), res.Final, res.Checkpoint)
 	if res.Eval != nil {
 		fmt.Fprintf(out, "  eval (%s, %d images): VOC07 mAP %.4f, VOC area mAP %.4f\n", evalSplit, res.Eval.Images, res.Eval.VOC07MAP, res.Eval.VOCMAP)
 	}
