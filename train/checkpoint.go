@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 
+	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/optim"
 	"resdet/weights"
@@ -139,7 +140,7 @@ func saveCheckpoint(dir string, m *detection.FasterRCNN, sgd *optim.SGD, it int,
 		return "", fmt.Errorf("train: checkpoint: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	if err := detection.SaveCheckpoint(filepath.Join(tmp, "model.safetensors"), m); err != nil {
+	if err := checkpoint.Save(filepath.Join(tmp, "model.safetensors"), m); err != nil {
 		return "", fmt.Errorf("train: checkpoint: %w", err)
 	}
 	st := sgd.State()
@@ -169,7 +170,7 @@ func saveCheckpoint(dir string, m *detection.FasterRCNN, sgd *optim.SGD, it int,
 // loadCheckpoint restores the detector and the optimiser from a checkpoint
 // folder of iteration it.
 func loadCheckpoint(path string, m *detection.FasterRCNN, sgd *optim.SGD, it int) error {
-	_, s, err := detection.ReadCheckpoint(filepath.Join(path, "model.safetensors"))
+	_, s, err := checkpoint.Read(filepath.Join(path, "model.safetensors"))
 	if err != nil {
 		return fmt.Errorf("train: resume: %w", err)
 	}

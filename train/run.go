@@ -17,6 +17,7 @@ import (
 	"resdet/box"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
+	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/cli"
 	"resdet/optim"
@@ -270,7 +271,7 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 		return res, fmt.Errorf("train: %w", err)
 	}
 	final := filepath.Join(o.Dir, finalFile)
-	if err := detection.SaveCheckpoint(final, m); err != nil {
+	if err := checkpoint.Save(final, m); err != nil {
 		return res, fmt.Errorf("train: %w", err)
 	}
 	res.Final = final

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"resdet/datasets/imageio"
+	"resdet/checkpoint"
 	"resdet/detection"
 )
 
@@ -67,7 +68,7 @@ func BenchmarkDetect(b *testing.B) {
 			cfg := detection.DefaultConfig(fmt.Sprintf("r%d-c4", ref.Depth), nil)
 			cfg.Transform.MinSize, cfg.Transform.MaxSize = sizes.MinSize, sizes.MaxSize
 			cfg.RoIOp.Op = op
-			m, err := detection.LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
+			m, err := checkpoint.LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

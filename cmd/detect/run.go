@@ -19,6 +19,7 @@ import (
 
 	"resdet/datasets"
 	"resdet/datasets/imageio"
+	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/cli"
 	"resdet/nn"
@@ -188,11 +189,11 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		cfg := detection.DefaultConfig(arch, nil)
 		applySizes(&cfg, opts)
 		var err error
-		if m, err = detection.LoadTorchvision(opts.Weights, cfg, detection.Options{}); err != nil {
+		if m, err = checkpoint.LoadTorchvision(opts.Weights, cfg, detection.Options{}); err != nil {
 			return nil, err
 		}
 	} else {
-		cfg, state, err := detection.ReadCheckpoint(opts.Weights)
+		cfg, state, err := checkpoint.Read(opts.Weights)
 		if err != nil {
 			return nil, err
 		}

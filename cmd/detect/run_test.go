@@ -15,6 +15,7 @@ import (
 
 	"resdet/datasets"
 	"resdet/datasets/imageio"
+	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/cli"
 )
@@ -41,7 +42,7 @@ func testModel(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "model.safetensors")
-	if err := detection.SaveCheckpoint(path, m); err != nil {
+	if err := checkpoint.Save(path, m); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -75,7 +76,7 @@ func writeImage(t *testing.T, path string, w, h int, seed int64) {
 // libraryResult runs the detector through the library on one image.
 func libraryResult(t *testing.T, weights, path string, thresh float32) imageResult {
 	t.Helper()
-	m, err := detection.LoadCheckpoint(weights, detection.Options{})
+	m, err := checkpoint.Load(weights, detection.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"resdet/datasets"
+	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/eval"
 	"resdet/internal/cli"
@@ -123,7 +124,7 @@ func runEval(opts *EvalOptions) error {
 	if err != nil {
 		return err
 	}
-	m, err := detection.LoadCheckpoint(file, detection.Options{})
+	m, err := checkpoint.Load(file, detection.Options{})
 	if err != nil {
 		return err
 	}
