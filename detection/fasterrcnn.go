@@ -66,7 +66,7 @@ type FasterRCNN struct {
 // predictGraph is Predict's forward graph for one padded input size.
 type predictGraph struct {
 	ph, pw int
-	fwd    *forward
+	fwd    *forwardGraph
 	ex     *nn.Executor
 }
 
@@ -140,8 +140,8 @@ func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
 	return feats, nil
 }
 
-// forward is the detector on one input node, as forward built it.
-type forward struct {
+// forwardGraph is the detector on one input node, as forward built it.
+type forwardGraph struct {
 	x   *G.Node // [N, 3, H, W], padded
 	b   *batch
 	rpn *rpnOutputs
@@ -152,7 +152,7 @@ type forward struct {
 // features, the RPN (head, proposals, and its losses when training) and the
 // RoI heads (sampling and losses when training; the box head on the
 // proposals otherwise). Predict and the Trainer's step both run it.
-func (m *FasterRCNN) forward(x *G.Node, training bool) (*forward, error) {
+func (m *FasterRCNN) forward(x *G.Node, training bool) (*forwardGraph, error) {
 	s := x.Shape()
 	m.graphs++
 	b := newBatch(fmt.Sprintf("%d:%v:train=%v", m.graphs, s, training), s[0], Size{W: s[3], H: s[2]}, training)
@@ -168,7 +168,7 @@ func (m *FasterRCNN) forward(x *G.Node, training bool) (*forward, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &forward{x: x, b: b, rpn: rpn, roi: roi}, nil
+	return &forwardGraph{x: x, b: b, rpn: rpn, roi: roi}, nil
 }
 
 // Image is one preprocessed input image: Data is [3, H, W] (CHW, row-major),

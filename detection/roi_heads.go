@@ -8,7 +8,6 @@ import (
 	G "gorgonia.org/gorgonia"
 
 	"resdet/backbone"
-	"resdet/box"
 	"resdet/nn"
 	"resdet/ops"
 )
@@ -251,30 +250,22 @@ func (op *sampleOp) Do(...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, fmt.Errorf("detection: training RoIs: %w", err)
 	}
-	rows := make([]float32, 0, 5*b.n*op.rows)
-	padded := make([]ProposalTargets, len(samples))
+	padded, err := PadSamples(samples, op.rows)
+	if err != nil {
+		return nil, fmt.Errorf("detection: training RoIs: %w", err)
+	}
 	b.fg, b.rois = 0, 0
-	for img, s := range samples {
-		if s.Len() == 0 {
-			return nil, fmt.Errorf("detection: training RoIs: image %d has no RoI", img)
-		}
-		if s.Len() > op.rows {
-			return nil, fmt.Errorf("detection: training RoIs: image %d has %d sampled RoIs, more than the %d rows", img, s.Len(), op.rows)
-		}
-		b.rois += s.Len()
+	rows := make([]float32, 0, 5*b.n*op.rows)
+	for img, s := range padded {
 		for _, l := range s.Labels {
+			if l != LabelIgnore {
+				b.rois++
+			}
 			if l > 0 {
 				b.fg++
 			}
 		}
 		rows = RoIRows(rows, s.RoIs, img, op.rows)
-		p := ProposalTargets{Labels: make([]int, op.rows), Deltas: make([]box.Delta, op.rows)}
-		copy(p.Labels, s.Labels)
-		copy(p.Deltas, s.Deltas)
-		for j := s.Len(); j < op.rows; j++ {
-			p.Labels[j] = LabelIgnore
-		}
-		padded[img] = p
 	}
 	if err := op.loss.Set(padded); err != nil {
 		return nil, err

@@ -127,7 +127,7 @@ var ErrNonFiniteLoss = errors.New("loss is not finite")
 type trainGraph struct {
 	model     *FasterRCNN // this shape's copy of the detector
 	n, ph, pw int
-	fwd       *forward
+	fwd       *forwardGraph
 	losses    [4]*G.Node
 	grads     G.Nodes
 	ex        *nn.Executor
