@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"resdet/box"
+	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
-	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/cli"
 	"resdet/optim"

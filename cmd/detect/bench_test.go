@@ -10,8 +10,8 @@ import (
 	"syscall"
 	"testing"
 
-	"resdet/datasets/imageio"
 	"resdet/checkpoint"
+	"resdet/datasets/imageio"
 	"resdet/detection"
 )
 

@@ -17,9 +17,9 @@ import (
 	"strings"
 	"time"
 
+	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
-	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/cli"
 	"resdet/nn"

@@ -13,9 +13,9 @@ import (
 	"strings"
 	"testing"
 
+	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
-	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/cli"
 )

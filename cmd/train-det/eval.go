@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"resdet/datasets"
 	"resdet/checkpoint"
+	"resdet/datasets"
 	"resdet/detection"
 	"resdet/eval"
 	"resdet/internal/cli"
