@@ -18,7 +18,7 @@ import (
 // RoI counts (set by the RoI heads' sampling op). Its fixed part (n,
 // padded, training, key) is that of the graph.
 type batch struct {
-	key      string // unique per graph: ops of other graphs must not merge
+	key      string // the graph's input shape and mode, in its host ops' hashes
 	training bool
 	n        int
 	padded   Size
@@ -42,7 +42,7 @@ func newBatch(key string, n int, padded Size, training bool) *batch {
 
 // batchOp is what the host ops between the parts share: they read and
 // write a batch, output rows RoI rows per image ([N*rows, 5]), are unique
-// to their graph (the batch's key) and pass no gradient (Faster R-CNN does
+// to their graph's input shape, mode and row count, and pass no gradient (Faster R-CNN does
 // not backpropagate through proposals or sampled RoIs).
 type batchOp struct {
 	nn.HostOp
@@ -56,7 +56,7 @@ func (op *batchOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 }
 func (op *batchOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op *batchOp) Hashcode() uint32      { return hashOf(op) }
-func (op *batchOp) String() string        { return op.name + "{" + op.b.key + "}" }
+func (op *batchOp) String() string        { return fmt.Sprintf("%s{%s rows=%d}", op.name, op.b.key, op.rows) }
 func (op *batchOp) DiffWRT(n int) []bool  { return make([]bool, n) }
 func (op *batchOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
 	return nil, fmt.Errorf("detection: %s is not differentiable", op.name)

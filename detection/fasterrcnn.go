@@ -57,10 +57,10 @@ type FasterRCNN struct {
 	RPN      *RegionProposalNetwork
 	RoIHeads *RoIHeads
 
-	g      *G.ExprGraph
-	inBuf  []float32 // padded image, backs every Predict input node
-	pred   *predictGraph
-	graphs int // forward graphs built on g, for their unique keys
+	g       *G.ExprGraph
+	inBuf   []float32 // padded image, backs every Predict input node
+	pred    *predictGraph
+	batches map[string]*batch // by input shape and mode: see forward
 }
 
 // predictGraph is Predict's forward graph for one padded input size.
@@ -153,9 +153,19 @@ type forwardGraph struct {
 // RoI heads (sampling and losses when training; the box head on the
 // proposals otherwise). Predict and the Trainer's step both run it.
 func (m *FasterRCNN) forward(x *G.Node, training bool) (*forwardGraph, error) {
+	// A graph rebuilt for an input shape and mode seen before merges with
+	// the first one (gorgonia merges nodes of equal hash), host ops
+	// included: they must share its batch.
 	s := x.Shape()
-	m.graphs++
-	b := newBatch(fmt.Sprintf("%d:%v:train=%v", m.graphs, s, training), s[0], Size{W: s[3], H: s[2]}, training)
+	key := fmt.Sprintf("%v:train=%v", s, training)
+	b, ok := m.batches[key]
+	if !ok {
+		b = newBatch(key, s[0], Size{W: s[3], H: s[2]}, training)
+		if m.batches == nil {
+			m.batches = make(map[string]*batch)
+		}
+		m.batches[key] = b
+	}
 	feats, err := m.features(x)
 	if err != nil {
 		return nil, err

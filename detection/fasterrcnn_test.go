@@ -69,12 +69,22 @@ func TestPredictShapesAndRebuilds(t *testing.T) {
 	if _, err := m.Predict(b); err != nil {
 		t.Fatal(err)
 	}
-	again, err := m.Predict(a) // rebuilt (or merged) graph for a's size
+	again, err := m.Predict(a) // rebuilt graph for a's size, merged with the first
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(first, again) {
 		t.Errorf("same image after another size gives other detections:\n%+v\n%+v", first, again)
+	}
+	// Switching back and forth between seen sizes adds no node to the graph.
+	nodes := len(m.g.AllNodes())
+	for _, img := range []Image{b, a, b} {
+		if _, err := m.Predict(img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(m.g.AllNodes()); n != nodes {
+		t.Errorf("graph grew from %d to %d nodes on sizes seen before", nodes, n)
 	}
 	// A fresh detector with the same weights agrees.
 	m2 := newSmall(t, 1)
