@@ -59,15 +59,31 @@ type FasterRCNN struct {
 
 	g       *G.ExprGraph
 	inBuf   []float32 // padded image, backs every Predict input node
+	roiBuf  []float32 // RoI rows of Predict's box stage
 	pred    *predictGraph
 	batches map[string]*batch // by input shape and mode: see forward
 }
 
-// predictGraph is Predict's forward graph for one padded input size.
+// predictGraph is Predict's graph for one padded input size, in two
+// stages around the proposals (which leave the graph for plain Go anyway):
+// the features and the RPN (fwd, run by ex), then the RoI heads on exactly
+// the image's proposals (box, rebuilt when their number changes).
 type predictGraph struct {
 	ph, pw int
 	fwd    *forwardGraph
 	ex     *nn.Executor
+	box    *boxStage
+}
+
+// boxStage is the RoI heads on k proposals of one image, on input nodes
+// holding copies of the feature maps of fwd's last run.
+type boxStage struct {
+	k     int
+	feats []Feature // input nodes backed by bufs
+	bufs  [][]float32
+	rois  *G.Node // [k, 5], backed by FasterRCNN.roiBuf
+	out   *roiOutputs
+	ex    *nn.Executor
 }
 
 // New builds a detector on a new graph. It returns an error if cfg is not
@@ -142,16 +158,20 @@ func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
 
 // forwardGraph is the detector on one input node, as forward built it.
 type forwardGraph struct {
-	x   *G.Node // [N, 3, H, W], padded
-	b   *batch
-	rpn *rpnOutputs
-	roi *roiOutputs
+	x     *G.Node // [N, 3, H, W], padded
+	b     *batch
+	feats []Feature
+	rpn   *rpnOutputs
+	roi   *roiOutputs // training graphs; Predict runs the RoI heads in its box stage
 }
 
 // forward assembles the detector on x [N, 3, H, W] (padded images): the
-// features, the RPN (head, proposals, and its losses when training) and the
-// RoI heads (sampling and losses when training; the box head on the
-// proposals otherwise). Predict and the Trainer's step both run it.
+// features, the RPN (head, proposals, and its losses when training) and,
+// when training, the RoI heads on the same graph (sampling, box head,
+// losses). Predict and the Trainer's step both run it; Predict runs the RoI
+// heads (RoIHeads.forward, as here) in a second graph on the image's
+// proposals (boxStage), so that the box head runs on no more rows than
+// there are proposals.
 func (m *FasterRCNN) forward(x *G.Node, training bool) (*forwardGraph, error) {
 	// A graph rebuilt for an input shape and mode seen before merges with
 	// the first one (gorgonia merges nodes of equal hash), host ops
@@ -174,11 +194,13 @@ func (m *FasterRCNN) forward(x *G.Node, training bool) (*forwardGraph, error) {
 	if err != nil {
 		return nil, err
 	}
-	roi, err := m.RoIHeads.forward(feats, rpn.proposals, b)
-	if err != nil {
-		return nil, err
+	fg := &forwardGraph{x: x, b: b, feats: feats, rpn: rpn}
+	if training {
+		if fg.roi, err = m.RoIHeads.forward(feats, rpn.proposals, b); err != nil {
+			return nil, err
+		}
 	}
-	return &forwardGraph{x: x, b: b, rpn: rpn, roi: roi}, nil
+	return fg, nil
 }
 
 // Image is one preprocessed input image: Data is [3, H, W] (CHW, row-major),
@@ -195,8 +217,8 @@ type Image struct {
 // original image pixels (XYXY, continuous, see package box), best first,
 // labels 1..K. Steps: pad to Config.Transform.SizeDivisible; features and
 // RPN head (graph); anchors and proposal filtering (Go, in the graph's
-// proposal op); RoI features, box head and predictor (graph) on the
-// proposals; post-processing (Go); scaling by OrigW/W and OrigH/H as
+// proposal op); RoI features, box head and predictor (a second graph) on
+// the proposals; post-processing (Go); scaling by OrigW/W and OrigH/H as
 // torchvision's transform.postprocess. It returns an error if img's sizes
 // do not match its data.
 func (m *FasterRCNN) Predict(img Image) (Detections, error) {
@@ -212,9 +234,12 @@ func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	if len(proposals) == 0 {
 		return Detections{}, nil
 	}
-	k, nc := len(proposals), m.NumClasses()
-	cls, bbox := values(pg.fwd.roi.classLogits)[:k*nc], values(pg.fwd.roi.boxRegression)[:k*4*nc]
-	det := m.RoIHeads.Config.PostprocessDetections(cls, bbox, proposals, nc, Size{W: img.W, H: img.H})
+	bs, err := m.runBoxStage(pg, proposals)
+	if err != nil {
+		return Detections{}, err
+	}
+	det := m.RoIHeads.Config.PostprocessDetections(values(bs.out.classLogits), values(bs.out.boxRegression),
+		proposals, m.NumClasses(), Size{W: img.W, H: img.H})
 	sx, sy := float32(img.OrigW)/float32(img.W), float32(img.OrigH)/float32(img.H)
 	for i, b := range det.Boxes {
 		det.Boxes[i] = b.Scale(sx, sy)
@@ -222,8 +247,8 @@ func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	return det, nil
 }
 
-// PredictProposals runs the detector on one image and returns the RPN's
-// proposals in resized-image pixels (as torchvision's model.rpn), best
+// PredictProposals runs the features and the RPN on one image and returns
+// the proposals in resized-image pixels (as torchvision's model.rpn), best
 // first, with their objectness probabilities. OrigW and OrigH are not used.
 func (m *FasterRCNN) PredictProposals(img Image) ([]box.Box, []float32, error) {
 	pg, err := m.run(img)
@@ -233,7 +258,8 @@ func (m *FasterRCNN) PredictProposals(img Image) ([]box.Box, []float32, error) {
 	return pg.fwd.b.proposals[0], pg.fwd.b.scores[0], nil
 }
 
-// run pads img into Predict's graph of its padded size and runs it.
+// run pads img into Predict's graph of its padded size and runs its first
+// stage (features and RPN).
 func (m *FasterRCNN) run(img Image) (*predictGraph, error) {
 	if img.W < 1 || img.H < 1 || len(img.Data) != 3*img.W*img.H {
 		return nil, fmt.Errorf("detection: predict: image %dx%d with %d values, want 3*W*H > 0", img.W, img.H, len(img.Data))
@@ -290,7 +316,11 @@ func (m *FasterRCNN) predictGraph(ph, pw int) (*predictGraph, error) {
 	if err != nil {
 		return nil, err
 	}
-	ex, err := nn.NewExecutor(m.g, fwd.roi.classLogits, fwd.roi.boxRegression)
+	outs := []*G.Node{fwd.rpn.proposals}
+	for _, f := range fwd.feats {
+		outs = append(outs, f.Map)
+	}
+	ex, err := nn.NewExecutor(m.g, outs...)
 	if err != nil {
 		return nil, fmt.Errorf("detection: predict executor: %w", err)
 	}
@@ -298,11 +328,75 @@ func (m *FasterRCNN) predictGraph(ph, pw int) (*predictGraph, error) {
 	return m.pred, nil
 }
 
-// release closes Predict's executor and unbinds the values of every
+// runBoxStage runs the RoI heads on the proposals of pg's last run (one
+// image), building the box stage when their number changed, and returns it.
+func (m *FasterRCNN) runBoxStage(pg *predictGraph, proposals []box.Box) (*boxStage, error) {
+	k := len(proposals)
+	if bs := pg.box; bs == nil || bs.k != k {
+		if bs != nil {
+			bs.ex.Close()
+			pg.box = nil
+		}
+		bs, err := m.buildBoxStage(pg, k)
+		if err != nil {
+			return nil, err
+		}
+		pg.box = bs
+	}
+	bs := pg.box
+	// Bind the inputs every run: a node built for an earlier stage may have
+	// been merged with this one and hold another buffer.
+	for i, f := range bs.feats {
+		copy(bs.bufs[i], values(pg.fwd.feats[i].Map))
+		if err := G.Let(f.Map, tensor.New(tensor.WithShape(f.Map.Shape()...), tensor.WithBacking(bs.bufs[i]))); err != nil {
+			return nil, fmt.Errorf("detection: predict: %w", err)
+		}
+	}
+	m.roiBuf = RoIRows(m.roiBuf[:0], proposals, 0, k)
+	if err := G.Let(bs.rois, RoITensor(m.roiBuf)); err != nil {
+		return nil, fmt.Errorf("detection: predict: %w", err)
+	}
+	if err := bs.ex.Run(); err != nil {
+		return nil, fmt.Errorf("detection: predict: RoI heads: %w", err)
+	}
+	return bs, nil
+}
+
+// buildBoxStage builds the RoI heads on k RoIs and on input nodes shaped as
+// pg's feature maps.
+func (m *FasterRCNN) buildBoxStage(pg *predictGraph, k int) (*boxStage, error) {
+	if cap(m.roiBuf) < 5*k {
+		m.roiBuf = make([]float32, 0, 5*max(k, m.Config.RPN.PostNMSTopNTest))
+	}
+	bs := &boxStage{k: k}
+	for _, f := range pg.fwd.feats {
+		s := f.Map.Shape()
+		buf := make([]float32, s.TotalSize())
+		in := G.NewTensor(m.g, tensor.Float32, len(s), G.WithShape(s...), G.WithName(fmt.Sprintf("%s_%v", f.Name, s)),
+			G.WithValue(tensor.New(tensor.WithShape(s...), tensor.WithBacking(buf))))
+		bs.feats = append(bs.feats, Feature{Name: f.Name, Map: in, Spec: f.Spec})
+		bs.bufs = append(bs.bufs, buf)
+	}
+	bs.rois = G.NewTensor(m.g, tensor.Float32, 2, G.WithShape(k, 5), G.WithName(fmt.Sprintf("rois_%d", k)),
+		G.WithValue(tensor.New(tensor.WithShape(k, 5), tensor.WithBacking(m.roiBuf[:5*k]))))
+	var err error
+	if bs.out, err = m.RoIHeads.forward(bs.feats, bs.rois, pg.fwd.b); err != nil {
+		return nil, err
+	}
+	if bs.ex, err = nn.NewExecutor(m.g, bs.out.classLogits, bs.out.boxRegression); err != nil {
+		return nil, fmt.Errorf("detection: box stage executor: %w", err)
+	}
+	return bs, nil
+}
+
+// release closes Predict's executors and unbinds the values of every
 // non-input node, so that graphs built for earlier sizes hold no memory.
 func (m *FasterRCNN) release() {
-	if m.pred != nil {
-		m.pred.ex.Close()
+	if p := m.pred; p != nil {
+		p.ex.Close()
+		if p.box != nil {
+			p.box.ex.Close()
+		}
 		m.pred = nil
 	}
 	m.g.UnbindAllNonInputs()
@@ -328,7 +422,7 @@ func (m *FasterRCNN) Close() { m.release() }
 
 // SetTestProposals sets how many proposals Predict keeps after NMS (n > 0;
 // at least n are kept before it), as RPNConfig.PostNMSTopNTest, and drops
-// Predict's graph (its box head runs on that many rows).
+// Predict's graph.
 func (m *FasterRCNN) SetTestProposals(n int) {
 	m.Config.RPN.PostNMSTopNTest = n
 	m.Config.RPN.PreNMSTopNTest = max(m.Config.RPN.PreNMSTopNTest, n)

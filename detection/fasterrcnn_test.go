@@ -289,7 +289,7 @@ func TestTrainGraphGrad(t *testing.T) {
 
 // TestSetTestProposals checks that SetTestProposals bounds the proposals
 // Predict uses (the top ones of the larger setting, as PredictProposals
-// returns them), that the box head then runs on that many rows, and that
+// returns them), that the box head runs on one row per proposal, and that
 // Predict's detections are those of a detector configured with that bound
 // from the start.
 func TestSetTestProposals(t *testing.T) {
@@ -307,8 +307,8 @@ func TestSetTestProposals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows := m.pred.fwd.roi.classLogits.Shape()[0]; rows != 30 {
-		t.Errorf("box head rows with PostNMSTopNTest 30: %d, want 30", rows)
+	if rows := m.pred.box.out.classLogits.Shape()[0]; rows != len(all) {
+		t.Errorf("box head rows with PostNMSTopNTest 30: %d, want the %d proposals", rows, len(all))
 	}
 	m.SetTestProposals(5)
 	few, _, err := m.PredictProposals(img)
@@ -322,7 +322,7 @@ func TestSetTestProposals(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Predict after SetTestProposals: %v", err)
 	}
-	if rows := m.pred.fwd.roi.classLogits.Shape()[0]; rows != 5 {
+	if rows := m.pred.box.out.classLogits.Shape()[0]; rows != 5 {
 		t.Errorf("box head rows after SetTestProposals(5): %d, want 5", rows)
 	}
 	cfg := m.Config

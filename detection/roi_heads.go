@@ -179,15 +179,12 @@ type RoIHeads struct {
 // NumClasses returns NC, counting the background.
 func (h *RoIHeads) NumClasses() int { return h.Predictor.NumClasses }
 
-// roiOutputs are the RoI heads' nodes in one forward graph.
+// roiOutputs are the RoI heads' nodes in one forward graph. Their rows are
+// those the box head runs on: the proposals (inference) or the sampled RoIs
+// (training), R per image, the real ones first (the batch says how many).
 type roiOutputs struct {
-	// rois are the rows the box head runs on, [N*per, 5]: the proposals
-	// (inference) or the sampled RoIs (training), per rows per image, the
-	// real ones first.
-	rois          *G.Node
-	per           int
-	classLogits   *G.Node       // [N*per, NC]
-	boxRegression *G.Node       // [N*per, 4*NC]
+	classLogits   *G.Node       // [N*R, NC]
+	boxRegression *G.Node       // [N*R, 4*NC]
 	loss          *FastRCNNLoss // training graphs only
 }
 
@@ -196,18 +193,17 @@ type roiOutputs struct {
 // image with their targets (sampleOp, which also points the loss at them);
 // inference runs on the proposals.
 func (h *RoIHeads) forward(feats []Feature, proposals *G.Node, b *batch) (*roiOutputs, error) {
-	o := &roiOutputs{rois: proposals, per: proposals.Shape()[0] / b.n}
+	o := &roiOutputs{}
+	rois := proposals
 	var sample *sampleOp
 	if b.training {
-		per := h.Config.BatchSizePerImage
-		sample = &sampleOp{batchOp: batchOp{name: "SampleRoIs", b: b, rows: per}, h: h}
+		sample = &sampleOp{batchOp: batchOp{name: "SampleRoIs", b: b, rows: h.Config.BatchSizePerImage}, h: h}
 		var err error
-		if o.rois, err = G.ApplyOp(sample, proposals); err != nil {
+		if rois, err = G.ApplyOp(sample, proposals); err != nil {
 			return nil, fmt.Errorf("detection: RoI sampling: %w", err)
 		}
-		o.per = per
 	}
-	pooled, err := h.Pooler.Pool(feats, o.rois)
+	pooled, err := h.Pooler.Pool(feats, rois)
 	if err != nil {
 		return nil, err
 	}
@@ -229,10 +225,10 @@ func (h *RoIHeads) forward(feats []Feature, proposals *G.Node, b *batch) (*roiOu
 
 // sampleOp draws the RoIs of a training step during the run: the batch's
 // proposals with the ground truth added, targets assigned and sampled
-// (SelectTrainingSamples), each image's rows padded up to per with repeats
-// of its sampled RoIs, labelled LabelIgnore so that the loss, which it
-// points at them, leaves them out. Input: the proposals [N*P, 5] (read from
-// the batch); output the RoIs [N*per, 5]. Not differentiable.
+// (SelectTrainingSamples), each image's rows padded up to rows
+// (BatchSizePerImage) by PadSamples, whose padding the loss, which it
+// points at them, leaves out. Input: the proposals [N*P, 5] (read from the
+// batch); output the RoIs [N*rows, 5]. See batchOp.
 type sampleOp struct {
 	batchOp
 	h    *RoIHeads

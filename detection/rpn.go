@@ -85,7 +85,6 @@ type RegionProposalNetwork struct {
 
 // rpnOutputs are the RPN's nodes in one forward graph.
 type rpnOutputs struct {
-	objectness, deltas *G.Node // [N, A, Hi, Wi], [N, 4A, Hi, Wi]
 	// proposals holds P RoI rows per image, [N*P, 5] (batch index, x1, y1,
 	// x2, y2); the batch's proposals say how many of them are real.
 	proposals *G.Node
@@ -107,10 +106,7 @@ func (r *RegionProposalNetwork) forward(feats []Feature, b *batch) (*rpnOutputs,
 		return nil, err
 	}
 	fh, fw := obj.Shape()[2], obj.Shape()[3]
-	o := &rpnOutputs{
-		objectness: obj, deltas: dlt,
-		anchors: r.Config.Anchors.Anchors(fh, fw, Stride(b.padded.H, fh), Stride(b.padded.W, fw)),
-	}
+	o := &rpnOutputs{anchors: r.Config.Anchors.Anchors(fh, fw, Stride(b.padded.H, fh), Stride(b.padded.W, fw))}
 	_, post := r.Config.TopN(b.training)
 	op := &proposalOp{batchOp: batchOp{name: "Proposals", b: b, rows: post}, r: r, anchors: o.anchors, a: r.Config.Anchors.NumAnchors(), fh: fh, fw: fw}
 	if o.proposals, err = G.ApplyOp(op, obj, dlt); err != nil {
