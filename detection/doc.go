@@ -21,8 +21,10 @@
 // Trainer's step: training adds the targets and the loss nodes, not a
 // second assembly. The proposals and the sampled RoIs cross from the graph
 // to plain Go and back inside host ops; no gradient flows through them
-// (approximate joint training). Trainer runs steps and exposes the
-// gradients to an optimiser; Losses are a step's four loss values.
+// (approximate joint training). Predict runs the RoI heads in a second
+// graph sized to the image's proposals, so that the box head runs on one
+// row per proposal. Trainer runs steps and exposes the gradients to an
+// optimiser; Losses are a step's four loss values.
 //
 // Geometry (anchors, matching, sampling, targets, decode/clip/NMS,
 // post-processing) is plain Go over []box.Box in anchors.go, proposals.go,
