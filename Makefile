@@ -55,8 +55,8 @@ bench-backbone: deps
 	/usr/bin/python3 scripts/bench_backbone.py --runs 5
 
 bench-roi: deps
-	$(GO) test -run '^$$' -bench 'RoI|NMS|FilterProposals|Postprocess' ./detection ./box
-	/usr/bin/python3 detection/testdata/gen_fixtures.py bench $$(mktemp -d)
+	$(GO) test -run '^$$' -bench 'RoI|NMS|FilterProposals|Postprocess' ./ops ./detection ./box
+	/usr/bin/python3 ops/testdata/gen_fixtures.py bench $$(mktemp -d)
 
 bench-detect: deps
 	d=$$(mktemp -d) && \

@@ -86,6 +86,7 @@ func TestAnchorsParity(t *testing.T) {
 					t.Fatalf("anchor %d = %v, torchvision %v", i, got[i], want[i])
 				}
 			}
+			t.Logf("%d anchors, all equal to torchvision's (bound: exact)", len(got))
 		})
 	}
 }

@@ -3,7 +3,10 @@ package detection
 import (
 	"fmt"
 	"maps"
+	"math/rand"
 	"slices"
+	"strconv"
+	"strings"
 
 	"resdet/box"
 )
@@ -218,4 +221,140 @@ func checkWeights(cfg string, w [4]float32) error {
 		}
 	}
 	return nil
+}
+
+// Normalization maps 8-bit pixels to network input: out[c] =
+// (pixel[c]/Range - Mean[c]) / Std[c], channels in RGB order or BGR. It has
+// the fields (and meaning) of imageio.Normalization, which converts to it.
+type Normalization struct {
+	BGR   bool
+	Range float32
+	Mean  [3]float32
+	Std   [3]float32
+}
+
+// ImageNetNormalization is torchvision's: RGB on [0, 1], mean [0.485,
+// 0.456, 0.406], std [0.229, 0.224, 0.225].
+func ImageNetNormalization() Normalization {
+	return Normalization{Range: 255, Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}}
+}
+
+// CaffeNormalization is the original Faster R-CNN's: BGR, 0..255, mean
+// [102.9801, 115.9465, 122.7717] subtracted.
+func CaffeNormalization() Normalization {
+	return Normalization{BGR: true, Range: 1, Mean: [3]float32{102.9801, 115.9465, 122.7717}, Std: [3]float32{1, 1, 1}}
+}
+
+// TransformConfig is the preprocessing the detector expects (torchvision's
+// GeneralizedRCNNTransform): normalise, resize so that the shorter side is
+// MinSize and the longer at most MaxSize (bilinear), pad with zeros to a
+// multiple of SizeDivisible. Package imageio implements the first two
+// steps; Predict pads.
+type TransformConfig struct {
+	MinSize, MaxSize int // 600, 1000 (the paper's)
+	SizeDivisible    int // 32
+	Norm             Normalization
+}
+
+// DefaultTransformConfig returns 600/1000, padding to 32, ImageNet
+// normalisation.
+func DefaultTransformConfig() TransformConfig {
+	return TransformConfig{MinSize: 600, MaxSize: 1000, SizeDivisible: 32, Norm: ImageNetNormalization()}
+}
+
+// Validate returns an error naming the field out of range.
+func (c TransformConfig) Validate() error {
+	if c.MinSize < 1 || c.MaxSize < 1 || c.SizeDivisible < 1 {
+		return fmt.Errorf("detection: TransformConfig: MinSize %d, MaxSize %d, SizeDivisible %d: want all >= 1", c.MinSize, c.MaxSize, c.SizeDivisible)
+	}
+	if !(c.Norm.Range > 0) || !(c.Norm.Std[0] > 0 && c.Norm.Std[1] > 0 && c.Norm.Std[2] > 0) {
+		return fmt.Errorf("detection: TransformConfig.Norm: Range %v, Std %v: want > 0", c.Norm.Range, c.Norm.Std)
+	}
+	return nil
+}
+
+// Config describes a Faster R-CNN C4 detector completely; native
+// checkpoints carry it (package checkpoint).
+type Config struct {
+	// Arch is the backbone: "r18-c4", "r34-c4", "r50-c4", "r101-c4" (the
+	// paper's) or "r152-c4": ResNet-N, C4 trunk, res5 as the box head.
+	Arch string
+	// Classes are the names of classes 1..K (label j is Classes[j-1]); the
+	// network has K+1 outputs, class 0 the background.
+	Classes   []string
+	Transform TransformConfig
+	RPN       RPNConfig
+	RoIHeads  RoIHeadsConfig
+	RoIOp     RoIOpConfig
+}
+
+// DefaultConfig returns the paper's test-time detector for arch and classes:
+// torchvision's defaults (DefaultRPNConfig, DefaultRoIHeadsConfig,
+// DefaultTransformConfig, RoIAlign 14x14) with 300 proposals after NMS.
+func DefaultConfig(arch string, classes []string) Config {
+	rpn := DefaultRPNConfig()
+	rpn.PostNMSTopNTest = 300
+	return Config{
+		Arch:      arch,
+		Classes:   append([]string(nil), classes...),
+		Transform: DefaultTransformConfig(),
+		RPN:       rpn,
+		RoIHeads:  DefaultRoIHeadsConfig(),
+		RoIOp:     DefaultRoIOpConfig(),
+	}
+}
+
+// archDepths maps the values of Config.Arch to ResNet depths.
+var archDepths = map[string]int{"r18-c4": 18, "r34-c4": 34, "r50-c4": 50, "r101-c4": 101, "r152-c4": 152}
+
+// ArchDepth returns the ResNet depth of an architecture name ("r101-c4" ->
+// 101), or an error listing the valid names.
+func ArchDepth(arch string) (int, error) {
+	if d, ok := archDepths[arch]; ok {
+		return d, nil
+	}
+	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4)", arch)
+}
+
+// DefaultClassNames returns "class1".."classK".
+func DefaultClassNames(k int) []string {
+	s := make([]string, k)
+	for i := range s {
+		s[i] = "class" + strconv.Itoa(i+1)
+	}
+	return s
+}
+
+// Validate returns an error naming the first invalid field.
+func (c Config) Validate() error {
+	if _, err := ArchDepth(c.Arch); err != nil {
+		return err
+	}
+	if len(c.Classes) < 1 {
+		return fmt.Errorf("detection: Config.Classes is empty, want at least one class")
+	}
+	for i, n := range c.Classes {
+		if strings.TrimSpace(n) == "" {
+			return fmt.Errorf("detection: Config.Classes[%d] is empty", i)
+		}
+	}
+	for _, v := range []interface{ Validate() error }{c.Transform, c.RPN, c.RoIHeads, c.RoIOp} {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Options are the build options of New that a checkpoint does not carry.
+type Options struct {
+	// Rng initialises the weights (backbone as torchvision's ResNet, heads
+	// as NewRPNHead and NewRoIHeads); nil leaves them zero for Load.
+	Rng *rand.Rand
+	// Train builds a backbone whose convolutions are learnable (frozen BN as
+	// a separate scale and shift, backbone.Config.Inference off) with the
+	// stem and res2 frozen (FreezeAt 2), for training with G.Grad.
+	// Otherwise the batch norms are folded into the convolutions: the
+	// fastest forward pass, with no backbone learnables.
+	Train bool
 }

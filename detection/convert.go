@@ -2,8 +2,12 @@ package detection
 
 import (
 	"fmt"
+	"hash/fnv"
 
+	"github.com/chewxy/hm"
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
 	"resdet/box"
 )
 
@@ -36,21 +40,55 @@ func FlattenRPN(objectness, deltas []float32, a, h, w int) ([]float32, []box.Del
 	return logits, ds
 }
 
-// RoIs returns the [len(boxes), 5] RoI rows (batchIndex, x1, y1, x2, y2) of
-// one image's boxes, appended to dst (which may be nil). Rows of several
-// images are concatenated to form a batch's RoI tensor.
-func RoIs(dst []float32, boxes []box.Box, batchIndex int) []float32 {
-	for _, b := range boxes {
+// RoIRows appends to dst (which may be nil) rows RoI rows (batchIndex, x1,
+// y1, x2, y2) of one image: boxes, repeated cyclically when rows exceeds
+// their number (the padding rows of a fixed-size graph, which the losses and
+// post-processing leave out), or zero boxes when there are none. Rows of
+// several images are concatenated to form a batch's RoI tensor.
+func RoIRows(dst []float32, boxes []box.Box, batchIndex, rows int) []float32 {
+	for j := range rows {
+		var b box.Box
+		if len(boxes) > 0 {
+			b = boxes[j%len(boxes)]
+		}
 		dst = append(dst, float32(batchIndex), b.X1, b.Y1, b.X2, b.Y2)
 	}
 	return dst
 }
 
-// RoITensor wraps RoI rows from RoIs as a [K, 5] float32 tensor (sharing
+// nodeData returns the float32 data of v, the input arg of the host op
+// named op, which must have the given shape.
+func nodeData(op, arg string, v G.Value, shape []int) ([]float32, error) {
+	t, ok := v.(tensor.Tensor)
+	if !ok || t.Dtype() != tensor.Float32 || !t.Shape().Eq(tensor.Shape(shape)) {
+		return nil, fmt.Errorf("detection: %s: %s is %v, want float32 %v", op, arg, v, shape)
+	}
+	if d, ok := t.(*tensor.Dense); ok && d.RequiresIterator() {
+		t = d.Materialize()
+	}
+	data, ok := t.Data().([]float32)
+	if !ok {
+		return nil, fmt.Errorf("detection: %s: %s holds %T, want []float32", op, arg, t.Data())
+	}
+	return data, nil
+}
+
+// values returns a node's float32 data after a run.
+func values(n *G.Node) []float32 { return n.Value().Data().([]float32) }
+
+// RoITensor wraps RoI rows from RoIRows as a [K, 5] float32 tensor (sharing
 // rows). It panics if len(rows) is not a multiple of 5.
 func RoITensor(rows []float32) *tensor.Dense {
 	if len(rows)%5 != 0 {
 		panic(fmt.Sprintf("detection.RoITensor: %d values, not a multiple of 5", len(rows)))
 	}
 	return tensor.New(tensor.WithShape(len(rows)/5, 5), tensor.WithBacking(rows))
+}
+
+func tensorType(dims int) hm.Type { return G.TensorType{Dims: dims, Of: hm.TypeVariable('a')} }
+
+func hashOf(s fmt.Stringer) uint32 {
+	h := fnv.New32a()
+	fmt.Fprint(h, s.String())
+	return h.Sum32()
 }

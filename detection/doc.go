@@ -1,26 +1,60 @@
-// Package detection holds the Faster R-CNN machinery around the backbone:
-// anchors, proposal filtering, box-head post-processing (plain Go over
-// []box.Box), the training-time configuration (RPNConfig, RoIHeadsConfig),
-// and the RoI feature extraction ops RoIAlign and RoIPool (gorgonia ops with
-// gradients).
+// Package detection is the Faster R-CNN detector (FasterRCNN) around a
+// ResNet backbone: its parts, their assembly, its losses and its training
+// step.
+//
+// The parts, each computing its outputs and, in a training graph, its
+// losses (torchvision's rpn.py and roi_heads.py; Detectron2's
+// proposal_generator and roi_heads returning results and losses):
+//
+//   - the backbone (package backbone) hands the parts named feature maps
+//     ([]Feature, each with its stride and channels, backbone.ShapeSpec);
+//     an optional Neck (nil for C4; FPN later) transforms them;
+//   - RegionProposalNetwork: RPNHead (graph), anchors (AnchorGenerator),
+//     proposal filtering (RPNConfig.FilterProposals) and anchor targets
+//     (RPNConfig.SampleRPNBatch) in plain Go, and RPNLoss;
+//   - RoIHeads: a RoIPooler (SingleLevelPooler: RoIAlign or RoIPool on one
+//     map), a BoxHead (Res5Head for C4), FastRCNNPredictor, proposal
+//     sampling (RoIHeadsConfig.SelectTrainingSamples) and post-processing
+//     (RoIHeadsConfig.PostprocessDetections) in plain Go, and FastRCNNLoss.
+//
+// FasterRCNN wires them once (its forward method) for both Predict and the
+// Trainer's step: training adds the targets and the loss nodes, not a
+// second assembly. The proposals and the sampled RoIs cross from the graph
+// to plain Go and back inside host ops; no gradient flows through them
+// (approximate joint training). Predict runs the RoI heads in a second
+// graph sized to the image's proposals, so that the box head runs on one
+// row per proposal. Trainer runs steps and exposes the gradients to an
+// optimiser; Losses are a step's four loss values.
+//
+// Geometry (anchors, matching, sampling, targets, decode/clip/NMS,
+// post-processing) is plain Go over []box.Box in anchors.go, proposals.go,
+// targets.go and postprocess.go; convert.go holds the copies between
+// tensors and boxes. Graph code builds nodes only: the parts, the losses
+// (loss.go) and the assembly. The RoI feature ops and the fused loss ops are
+// package ops; weight files and their names (native checkpoints,
+// torchvision's state_dict) are package checkpoint, above this one: the
+// detector only exposes State and Load under its own parameter names.
 //
 // It follows torchvision's Faster R-CNN (torchvision/models/detection:
-// anchor_utils.py, rpn.py, roi_heads.py) and its CPU kernels
-// (torchvision/ops roi_align, roi_pool) to the last float32 rounding where
+// anchor_utils.py, rpn.py, roi_heads.py) to the last float32 rounding where
 // that is practical; each function says where it may differ.
 //
 // Boxes follow the convention of package box: absolute pixel XYXY of the
 // (resized) input image, continuous, width = X2-X1 with no +1.
 //
+// It imports box, backbone, nn, ops and weights (and gorgonia); never
+// checkpoint, datasets, train or the commands.
+//
 // # Shape shorthand in this package
 //
 //	N:      number of images in the batch
-//	C:      channels of the feature map (1024 for a ResNet C4 trunk)
+//	C:      channels of a feature map (1024 for a ResNet C4 trunk)
 //	Hi, Wi: height and width of the feature map
 //	A:      anchors per feature-map cell (len(Sizes) * len(AspectRatios))
 //	L:      anchors of an image, Hi*Wi*A, ordered cell-major (row-major
 //	        over y then x), anchor-minor
-//	K:      RoIs (proposals) of a batch
+//	P:      proposals per image in a graph (RPNConfig.TopN's post-NMS count)
+//	K:      RoIs (proposals or sampled RoIs) of a batch
 //	NC:     classes including the background, class 0
 //	OH, OW: RoI output size (14x14 for the C4 head)
 //

@@ -3,10 +3,6 @@ package detection_test
 import (
 	"fmt"
 
-	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
-
-	"resdet/box"
 	"resdet/detection"
 )
 
@@ -21,28 +17,11 @@ func ExampleAnchorGenerator_CellAnchors() {
 	// {-362 -181 362 181}
 }
 
-func ExampleRoIAlign() {
-	g := G.NewGraph()
-	// One image, one channel, a 4x4 map holding 0..15 (row-major).
-	data := make([]float32, 16)
-	for i := range data {
-		data[i] = float32(i)
-	}
-	feat := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 1, 4, 4), G.WithName("feat"),
-		G.WithValue(tensor.New(tensor.WithShape(1, 1, 4, 4), tensor.WithBacking(data))))
-	// The RoI covers image pixels [0, 32) x [0, 32) at stride 16: feature
-	// cells [0, 2) x [0, 2).
-	rois := G.NewConstant(detection.RoITensor(detection.RoIs(nil, []box.Box{{X1: 0, Y1: 0, X2: 32, Y2: 32}}, 0)))
-	out, err := detection.RoIAlign(feat, rois, detection.RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1.0 / 16, SamplingRatio: 1})
-	if err != nil {
-		panic(err)
-	}
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		panic(err)
-	}
-	// Bin (i, j) samples the point (i+0.5, j+0.5): the mean of 4 cells.
-	fmt.Println(out.Shape(), out.Value().Data())
-	// Output: (1, 1, 2, 2) [2.5 3.5 6.5 7.5]
+// DefaultConfig is the paper's test-time detector: 600/1000 pixels, 9
+// anchors, 300 proposals, RoIAlign 14x14 before res5.
+func ExampleDefaultConfig() {
+	cfg := detection.DefaultConfig("r101-c4", []string{"cat", "dog"})
+	fmt.Println(cfg.Transform.MinSize, cfg.Transform.MaxSize, cfg.RPN.Anchors.NumAnchors(), cfg.RPN.PostNMSTopNTest,
+		cfg.RoIOp.Op, cfg.RoIOp.Size, cfg.RoIHeads.ScoreThresh, cfg.RoIHeads.NMSThresh, cfg.Validate())
+	// Output: 600 1000 9 300 align 14 0.05 0.5 <nil>
 }

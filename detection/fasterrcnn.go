@@ -3,8 +3,6 @@ package detection
 import (
 	"fmt"
 	"math/rand"
-	"strconv"
-	"strings"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -14,178 +12,78 @@ import (
 	"resdet/nn"
 )
 
-// Normalization maps 8-bit pixels to network input: out[c] =
-// (pixel[c]/Range - Mean[c]) / Std[c], channels in RGB order or BGR. It has
-// the fields (and meaning) of imageio.Normalization, which converts to it.
-type Normalization struct {
-	BGR   bool
-	Range float32
-	Mean  [3]float32
-	Std   [3]float32
+// Feature is one named feature map handed from the backbone (or the neck)
+// to the heads: Map is [N, C, Hi, Wi] with C = Spec.Channels, one cell per
+// Spec.Stride input pixels. The C4 detector has one, "res4".
+type Feature struct {
+	Name string
+	Map  *G.Node
+	Spec backbone.ShapeSpec
 }
 
-// ImageNetNormalization is torchvision's: RGB on [0, 1], mean [0.485,
-// 0.456, 0.406], std [0.229, 0.224, 0.225].
-func ImageNetNormalization() Normalization {
-	return Normalization{Range: 255, Mean: [3]float32{0.485, 0.456, 0.406}, Std: [3]float32{0.229, 0.224, 0.225}}
-}
-
-// CaffeNormalization is the original Faster R-CNN's: BGR, 0..255, mean
-// [102.9801, 115.9465, 122.7717] subtracted.
-func CaffeNormalization() Normalization {
-	return Normalization{BGR: true, Range: 1, Mean: [3]float32{102.9801, 115.9465, 122.7717}, Std: [3]float32{1, 1, 1}}
-}
-
-// TransformConfig is the preprocessing the detector expects (torchvision's
-// GeneralizedRCNNTransform): normalise, resize so that the shorter side is
-// MinSize and the longer at most MaxSize (bilinear), pad with zeros to a
-// multiple of SizeDivisible. Package imageio implements the first two
-// steps; Predict pads.
-type TransformConfig struct {
-	MinSize, MaxSize int // 600, 1000 (the paper's)
-	SizeDivisible    int // 32
-	Norm             Normalization
-}
-
-// DefaultTransformConfig returns 600/1000, padding to 32, ImageNet
-// normalisation.
-func DefaultTransformConfig() TransformConfig {
-	return TransformConfig{MinSize: 600, MaxSize: 1000, SizeDivisible: 32, Norm: ImageNetNormalization()}
-}
-
-// Validate returns an error naming the field out of range.
-func (c TransformConfig) Validate() error {
-	if c.MinSize < 1 || c.MaxSize < 1 || c.SizeDivisible < 1 {
-		return fmt.Errorf("detection: TransformConfig: MinSize %d, MaxSize %d, SizeDivisible %d: want all >= 1", c.MinSize, c.MaxSize, c.SizeDivisible)
-	}
-	if !(c.Norm.Range > 0) || !(c.Norm.Std[0] > 0 && c.Norm.Std[1] > 0 && c.Norm.Std[2] > 0) {
-		return fmt.Errorf("detection: TransformConfig.Norm: Range %v, Std %v: want > 0", c.Norm.Range, c.Norm.Std)
-	}
-	return nil
-}
-
-// Config describes a Faster R-CNN C4 detector completely; native
-// checkpoints carry it (see SaveCheckpoint).
-type Config struct {
-	// Arch is the backbone: "r18-c4", "r34-c4", "r50-c4", "r101-c4" (the
-	// paper's) or "r152-c4": ResNet-N, C4 trunk, res5 as the box head.
-	Arch string
-	// Classes are the names of classes 1..K (label j is Classes[j-1]); the
-	// network has K+1 outputs, class 0 the background.
-	Classes   []string
-	Transform TransformConfig
-	RPN       RPNConfig
-	RoIHeads  RoIHeadsConfig
-	RoIOp     RoIOpConfig
-}
-
-// DefaultConfig returns the paper's test-time detector for arch and classes:
-// torchvision's defaults (DefaultRPNConfig, DefaultRoIHeadsConfig,
-// DefaultTransformConfig, RoIAlign 14x14) with 300 proposals after NMS.
-func DefaultConfig(arch string, classes []string) Config {
-	rpn := DefaultRPNConfig()
-	rpn.PostNMSTopNTest = 300
-	return Config{
-		Arch:      arch,
-		Classes:   append([]string(nil), classes...),
-		Transform: DefaultTransformConfig(),
-		RPN:       rpn,
-		RoIHeads:  DefaultRoIHeadsConfig(),
-		RoIOp:     DefaultRoIOpConfig(),
-	}
-}
-
-// Archs lists the supported values of Config.Arch.
-var archDepths = map[string]int{"r18-c4": 18, "r34-c4": 34, "r50-c4": 50, "r101-c4": 101, "r152-c4": 152}
-
-// ArchDepth returns the ResNet depth of an architecture name ("r101-c4" ->
-// 101), or an error listing the valid names.
-func ArchDepth(arch string) (int, error) {
-	if d, ok := archDepths[arch]; ok {
-		return d, nil
-	}
-	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4)", arch)
-}
-
-// DefaultClassNames returns "class1".."classK".
-func DefaultClassNames(k int) []string {
-	s := make([]string, k)
-	for i := range s {
-		s[i] = "class" + strconv.Itoa(i+1)
-	}
-	return s
-}
-
-// Validate returns an error naming the first invalid field.
-func (c Config) Validate() error {
-	if _, err := ArchDepth(c.Arch); err != nil {
-		return err
-	}
-	if len(c.Classes) < 1 {
-		return fmt.Errorf("detection: Config.Classes is empty, want at least one class")
-	}
-	for i, n := range c.Classes {
-		if strings.TrimSpace(n) == "" {
-			return fmt.Errorf("detection: Config.Classes[%d] is empty", i)
+// featureNamed returns the feature named name, or an error listing the
+// names there are.
+func featureNamed(feats []Feature, name string) (Feature, error) {
+	names := make([]string, len(feats))
+	for i, f := range feats {
+		if f.Name == name {
+			return f, nil
 		}
+		names[i] = f.Name
 	}
-	for _, v := range []interface{ Validate() error }{c.Transform, c.RPN, c.RoIHeads, c.RoIOp} {
-		if err := v.Validate(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return Feature{}, fmt.Errorf("no feature map %q (have %v)", name, names)
 }
 
-// Options are the build options of New that a checkpoint does not carry.
-type Options struct {
-	// Rng initialises the weights (backbone as torchvision's ResNet, heads
-	// as NewRPNHead and NewRoIHeads); nil leaves them zero for Load.
-	Rng *rand.Rand
-	// Train builds a backbone whose convolutions are learnable (frozen BN as
-	// a separate scale and shift, backbone.Config.Inference off) with the
-	// stem and res2 frozen (FreezeAt 2), for training with G.Grad.
-	// Otherwise the batch norms are folded into the convolutions: the
-	// fastest forward pass, with no backbone learnables.
-	Train bool
+// Neck turns the backbone's feature maps into the heads' (an FPN makes P2
+// .. P6 from res2 .. res5). The C4 detector has none (nil).
+type Neck interface {
+	Forward(in []Feature) ([]Feature, error)
+	Learnables() G.Nodes
 }
 
-// FasterRCNN is the C4 detector of He et al. 2015, composed as
-// torchvision's GeneralizedRCNN of a transform (Config.Transform, applied by
-// the caller up to padding), a backbone (C4 trunk), a region proposal
-// network and RoI heads (res5 + predictor). All parameters live on one
-// graph. Predict builds the forward graph for each input shape it meets and
-// runs it with an nn.Executor; a FasterRCNN is not safe for concurrent use.
+// FasterRCNN is a Faster R-CNN detector, composed as torchvision's
+// GeneralizedRCNN of a transform (Config.Transform, applied by the caller
+// up to padding), a backbone handing named feature maps to an optional
+// neck, a region proposal network and RoI heads; the C4 detector of He et
+// al. 2015 has the ResNet trunk up to res4, no neck, and res5 + mean as the
+// box head. All parameters live on one graph. forward assembles the parts
+// once for Predict and the Trainer alike; Predict builds that graph for each
+// padded input size it meets and runs it with an nn.Executor. A FasterRCNN
+// is not safe for concurrent use.
 type FasterRCNN struct {
 	Config   Config
 	Backbone *backbone.ResNet
+	Neck     Neck // nil: the heads see the backbone's maps
 	RPN      *RegionProposalNetwork
 	RoIHeads *RoIHeads
 
 	g       *G.ExprGraph
-	inBuf   []float32 // padded image, backs every image input node
-	featBuf []float32 // C4 map copied out of stage 1, backs stage 2's input
-	roiBuf  []float32 // RoI rows, backs stage 2's RoI input
-	s1      *stage1
-	s2      *stage2
+	inBuf   []float32 // padded image, backs every Predict input node
+	roiBuf  []float32 // RoI rows of Predict's box stage
+	pred    *predictGraph
+	batches map[string]*batch // by input shape and mode: see forward
 }
 
-// stage1 is the trunk and the RPN head for one padded input size.
-type stage1 struct {
-	ph, pw        int
-	x             *G.Node // [1, 3, ph, pw]
-	c4, obj, dlt  *G.Node
-	ex            *nn.Executor
-	featH, featW  int
-	featC, anchor int
+// predictGraph is Predict's graph for one padded input size, in two
+// stages around the proposals (which leave the graph for plain Go anyway):
+// the features and the RPN (fwd, run by ex), then the RoI heads on exactly
+// the image's proposals (box, rebuilt when their number changes).
+type predictGraph struct {
+	ph, pw int
+	fwd    *forwardGraph
+	ex     *nn.Executor
+	box    *boxStage
 }
 
-// stage2 is the box head for one feature size and RoI count.
-type stage2 struct {
-	fh, fw, k  int
-	feat, rois *G.Node
-	cls, bbox  *G.Node
-	ex         *nn.Executor
+// boxStage is the RoI heads on k proposals of one image, on input nodes
+// holding copies of the feature maps of fwd's last run.
+type boxStage struct {
+	k     int
+	feats []Feature // input nodes backed by bufs
+	bufs  [][]float32
+	rois  *G.Node // [k, 5], backed by FasterRCNN.roiBuf
+	out   *roiOutputs
+	ex    *nn.Executor
 }
 
 // New builds a detector on a new graph. It returns an error if cfg is not
@@ -203,34 +101,106 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 }
 
 // build assembles a detector for a valid cfg on a new graph: the backbone
-// bcfg describes, the RPN head and the RoI heads, initialised from rng (nil:
-// zero weights).
+// bcfg describes, the RPN and the RoI heads sized from the backbone's
+// feature map, initialised from rng (nil: zero weights).
 func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
 	g := G.NewGraph()
 	bb, err := backbone.New(g, bcfg, rng)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)
 	}
-	c4 := bb.C4Out()
+	const in = "res4"
+	box := &Res5Head{Res5: bb.Res5()}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
-	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, Head: NewRPNHead(g, c4.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
-	m.RoIHeads = NewRoIHeads(g, cfg.RoIHeads, cfg.RoIOp, bb.Res5(), c4.Stride, len(cfg.Classes)+1, rng)
+	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,
+		Head: NewRPNHead(g, bb.C4Out().Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
+	m.RoIHeads = &RoIHeads{
+		Config:    cfg.RoIHeads,
+		Pooler:    &SingleLevelPooler{In: in, Op: cfg.RoIOp},
+		BoxHead:   box,
+		Predictor: NewFastRCNNPredictor(g, box.OutChannels(), len(cfg.Classes)+1, rng),
+	}
 	return m, nil
 }
 
-// Graph returns the graph holding the parameters (for training code that
-// builds its own forward and loss graph with the heads' Forward methods).
-func (m *FasterRCNN) Graph() *G.ExprGraph { return m.g }
-
 // NumClasses returns NC = K+1, counting the background.
-func (m *FasterRCNN) NumClasses() int { return m.RoIHeads.NumClasses }
+func (m *FasterRCNN) NumClasses() int { return m.RoIHeads.NumClasses() }
 
 // Learnables returns the trainable parameters: the backbone's (see
-// Options.Train), the RPN head's and the predictor's.
+// Options.Train), the neck's, the RPN head's and the predictor's (the C4
+// box head's res5 is the backbone's).
 func (m *FasterRCNN) Learnables() G.Nodes {
 	ns := m.Backbone.Learnables()
-	ns = append(ns, m.RPN.Head.Learnables()...)
-	return append(ns, m.RoIHeads.Learnables()...)
+	if m.Neck != nil {
+		ns = append(ns, m.Neck.Learnables()...)
+	}
+	for _, p := range m.headParams() {
+		ns = append(ns, p.node)
+	}
+	return ns
+}
+
+// features runs the backbone (and the neck) on x [N, 3, H, W]: the C4
+// trunk's map, named "res4".
+func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
+	c4, err := m.Backbone.C4(x)
+	if err != nil {
+		return nil, fmt.Errorf("detection: %s trunk on %v: %w", m.Config.Arch, x.Shape(), err)
+	}
+	feats := []Feature{{Name: "res4", Map: c4, Spec: m.Backbone.C4Out()}}
+	if m.Neck != nil {
+		if feats, err = m.Neck.Forward(feats); err != nil {
+			return nil, fmt.Errorf("detection: neck: %w", err)
+		}
+	}
+	return feats, nil
+}
+
+// forwardGraph is the detector on one input node, as forward built it.
+type forwardGraph struct {
+	x     *G.Node // [N, 3, H, W], padded
+	b     *batch
+	feats []Feature
+	rpn   *rpnOutputs
+	roi   *roiOutputs // training graphs; Predict runs the RoI heads in its box stage
+}
+
+// forward assembles the detector on x [N, 3, H, W] (padded images): the
+// features, the RPN (head, proposals, and its losses when training) and,
+// when training, the RoI heads on the same graph (sampling, box head,
+// losses). Predict and the Trainer's step both run it; Predict runs the RoI
+// heads (RoIHeads.forward, as here) in a second graph on the image's
+// proposals (boxStage), so that the box head runs on no more rows than
+// there are proposals.
+func (m *FasterRCNN) forward(x *G.Node, training bool) (*forwardGraph, error) {
+	// A graph rebuilt for an input shape and mode seen before merges with
+	// the first one (gorgonia merges nodes of equal hash), host ops
+	// included: they must share its batch.
+	s := x.Shape()
+	key := fmt.Sprintf("%v:train=%v", s, training)
+	b, ok := m.batches[key]
+	if !ok {
+		b = newBatch(key, s[0], Size{W: s[3], H: s[2]}, training)
+		if m.batches == nil {
+			m.batches = make(map[string]*batch)
+		}
+		m.batches[key] = b
+	}
+	feats, err := m.features(x)
+	if err != nil {
+		return nil, err
+	}
+	rpn, err := m.RPN.forward(feats, b)
+	if err != nil {
+		return nil, err
+	}
+	fg := &forwardGraph{x: x, b: b, feats: feats, rpn: rpn}
+	if training {
+		if fg.roi, err = m.RoIHeads.forward(feats, rpn.proposals, b); err != nil {
+			return nil, err
+		}
+	}
+	return fg, nil
 }
 
 // Image is one preprocessed input image: Data is [3, H, W] (CHW, row-major),
@@ -245,46 +215,31 @@ type Image struct {
 
 // Predict runs the detector on one image and returns its detections in
 // original image pixels (XYXY, continuous, see package box), best first,
-// labels 1..K. Steps: pad to Config.Transform.SizeDivisible; trunk and RPN
-// head (graph); anchors and proposal filtering (Go); RoI features, res5 and
-// predictor (graph) on the proposals; post-processing (Go); scaling by
-// OrigW/W and OrigH/H as torchvision's transform.postprocess. It returns an
-// error if img's sizes do not match its data.
+// labels 1..K. Steps: pad to Config.Transform.SizeDivisible; features and
+// RPN head (graph); anchors and proposal filtering (Go, in the graph's
+// proposal op); RoI features, box head and predictor (a second graph) on
+// the proposals; post-processing (Go); scaling by OrigW/W and OrigH/H as
+// torchvision's transform.postprocess. It returns an error if img's sizes
+// do not match its data.
 func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	if img.W < 1 || img.H < 1 || img.OrigW < 1 || img.OrigH < 1 || len(img.Data) != 3*img.W*img.H {
 		return Detections{}, fmt.Errorf("detection: predict: image %dx%d (original %dx%d) with %d values, want 3*W*H > 0",
 			img.W, img.H, img.OrigW, img.OrigH, len(img.Data))
 	}
-	d := m.Config.Transform.SizeDivisible
-	ph, pw := (img.H+d-1)/d*d, (img.W+d-1)/d*d
-	s1, err := m.stage1(ph, pw)
+	pg, err := m.run(img)
 	if err != nil {
 		return Detections{}, err
 	}
-	// Pad: the image at the top-left, zeros elsewhere.
-	buf := m.inBuf[:3*ph*pw]
-	clear(buf)
-	for c := 0; c < 3; c++ {
-		for y := 0; y < img.H; y++ {
-			copy(buf[(c*ph+y)*pw:], img.Data[(c*img.H+y)*img.W:(c*img.H+y+1)*img.W])
-		}
-	}
-	if err := G.Let(s1.x, tensor.New(tensor.WithShape(1, 3, ph, pw), tensor.WithBacking(buf))); err != nil {
-		return Detections{}, fmt.Errorf("detection: predict: %w", err)
-	}
-	if err := s1.ex.Run(); err != nil {
-		return Detections{}, fmt.Errorf("detection: predict: trunk: %w", err)
-	}
-	proposals, _ := m.RPN.Proposals(values(s1.obj), values(s1.dlt), s1.featH, s1.featW,
-		Size{W: pw, H: ph}, Size{W: img.W, H: img.H}, false)
+	proposals := pg.fwd.b.proposals[0]
 	if len(proposals) == 0 {
 		return Detections{}, nil
 	}
-	cls, bbox, err := m.boxHead(s1, proposals)
+	bs, err := m.runBoxStage(pg, proposals)
 	if err != nil {
 		return Detections{}, err
 	}
-	det := m.RoIHeads.Config.PostprocessDetections(cls, bbox, proposals, m.NumClasses(), Size{W: img.W, H: img.H})
+	det := m.RoIHeads.Config.PostprocessDetections(values(bs.out.classLogits), values(bs.out.boxRegression),
+		proposals, m.NumClasses(), Size{W: img.W, H: img.H})
 	sx, sy := float32(img.OrigW)/float32(img.W), float32(img.OrigH)/float32(img.H)
 	for i, b := range det.Boxes {
 		det.Boxes[i] = b.Scale(sx, sy)
@@ -292,44 +247,60 @@ func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	return det, nil
 }
 
-// PredictProposals runs the trunk and the RPN only and returns the proposals
-// in resized-image pixels (as torchvision's model.rpn), best first, with
-// their objectness probabilities.
+// PredictProposals runs the features and the RPN on one image and returns
+// the proposals in resized-image pixels (as torchvision's model.rpn), best
+// first, with their objectness probabilities. OrigW and OrigH are not used.
 func (m *FasterRCNN) PredictProposals(img Image) ([]box.Box, []float32, error) {
-	if img.W < 1 || img.H < 1 || len(img.Data) != 3*img.W*img.H {
-		return nil, nil, fmt.Errorf("detection: proposals: image %dx%d with %d values", img.W, img.H, len(img.Data))
-	}
-	d := m.Config.Transform.SizeDivisible
-	ph, pw := (img.H+d-1)/d*d, (img.W+d-1)/d*d
-	s1, err := m.stage1(ph, pw)
+	pg, err := m.run(img)
 	if err != nil {
 		return nil, nil, err
 	}
-	buf := m.inBuf[:3*ph*pw]
-	clear(buf)
-	for c := 0; c < 3; c++ {
-		for y := 0; y < img.H; y++ {
-			copy(buf[(c*ph+y)*pw:], img.Data[(c*img.H+y)*img.W:(c*img.H+y+1)*img.W])
-		}
-	}
-	if err := G.Let(s1.x, tensor.New(tensor.WithShape(1, 3, ph, pw), tensor.WithBacking(buf))); err != nil {
-		return nil, nil, err
-	}
-	if err := s1.ex.Run(); err != nil {
-		return nil, nil, fmt.Errorf("detection: proposals: trunk: %w", err)
-	}
-	b, s := m.RPN.Proposals(values(s1.obj), values(s1.dlt), s1.featH, s1.featW, Size{W: pw, H: ph}, Size{W: img.W, H: img.H}, false)
-	return b, s, nil
+	return pg.fwd.b.proposals[0], pg.fwd.b.scores[0], nil
 }
 
-// values returns a node's float32 data.
-func values(n *G.Node) []float32 { return n.Value().Data().([]float32) }
+// run pads img into Predict's graph of its padded size and runs its first
+// stage (features and RPN).
+func (m *FasterRCNN) run(img Image) (*predictGraph, error) {
+	if img.W < 1 || img.H < 1 || len(img.Data) != 3*img.W*img.H {
+		return nil, fmt.Errorf("detection: predict: image %dx%d with %d values, want 3*W*H > 0", img.W, img.H, len(img.Data))
+	}
+	d := m.Config.Transform.SizeDivisible
+	ph, pw := (img.H+d-1)/d*d, (img.W+d-1)/d*d
+	pg, err := m.predictGraph(ph, pw)
+	if err != nil {
+		return nil, err
+	}
+	buf := m.inBuf[:3*ph*pw]
+	padImages(buf, 1, ph, pw, func(int) ([]float32, int, int) { return img.Data, img.W, img.H })
+	if err := G.Let(pg.fwd.x, tensor.New(tensor.WithShape(1, 3, ph, pw), tensor.WithBacking(buf))); err != nil {
+		return nil, fmt.Errorf("detection: predict: %w", err)
+	}
+	pg.fwd.b.imgs = append(pg.fwd.b.imgs[:0], Size{W: img.W, H: img.H})
+	if err := pg.ex.Run(); err != nil {
+		return nil, fmt.Errorf("detection: predict: %w", err)
+	}
+	return pg, nil
+}
 
-// stage1 returns the trunk + RPN head executor for a padded input of ph x
-// pw, building it (and dropping the previous one) when the size changes.
-func (m *FasterRCNN) stage1(ph, pw int) (*stage1, error) {
-	if s := m.s1; s != nil && s.ph == ph && s.pw == pw {
-		return s, nil
+// padImages writes n images into buf [n, 3, ph, pw]: image i (data
+// [3, h, w] from img(i)) at the top-left, zeros elsewhere.
+func padImages(buf []float32, n, ph, pw int, img func(i int) (data []float32, w, h int)) {
+	clear(buf)
+	for i := range n {
+		data, w, h := img(i)
+		for c := 0; c < 3; c++ {
+			for y := 0; y < h; y++ {
+				copy(buf[((i*3+c)*ph+y)*pw:], data[(c*h+y)*w:(c*h+y+1)*w])
+			}
+		}
+	}
+}
+
+// predictGraph returns Predict's graph for a padded input of ph x pw,
+// building it (and dropping the previous one) when the size changes.
+func (m *FasterRCNN) predictGraph(ph, pw int) (*predictGraph, error) {
+	if p := m.pred; p != nil && p.ph == ph && p.pw == pw {
+		return p, nil
 	}
 	m.release()
 	if n := 3 * ph * pw; cap(m.inBuf) < n {
@@ -341,111 +312,120 @@ func (m *FasterRCNN) stage1(ph, pw int) (*stage1, error) {
 	}
 	x := G.NewTensor(m.g, tensor.Float32, 4, G.WithShape(1, 3, ph, pw), G.WithName(fmt.Sprintf("image_%dx%d", ph, pw)),
 		G.WithValue(tensor.New(tensor.WithShape(1, 3, ph, pw), tensor.WithBacking(m.inBuf[:3*ph*pw]))))
-	c4, err := m.Backbone.C4(x)
-	if err != nil {
-		return nil, fmt.Errorf("detection: %s trunk on %dx%d: %w", m.Config.Arch, pw, ph, err)
-	}
-	obj, dlt, err := m.RPN.Head.Forward(c4)
+	fwd, err := m.forward(x, false)
 	if err != nil {
 		return nil, err
 	}
-	ex, err := nn.NewExecutor(m.g, c4, obj, dlt)
-	if err != nil {
-		return nil, fmt.Errorf("detection: trunk executor: %w", err)
+	outs := []*G.Node{fwd.rpn.proposals}
+	for _, f := range fwd.feats {
+		outs = append(outs, f.Map)
 	}
-	s := c4.Shape()
-	m.s1 = &stage1{ph: ph, pw: pw, x: x, c4: c4, obj: obj, dlt: dlt, ex: ex, featC: s[1], featH: s[2], featW: s[3]}
-	return m.s1, nil
+	ex, err := nn.NewExecutor(m.g, outs...)
+	if err != nil {
+		return nil, fmt.Errorf("detection: predict executor: %w", err)
+	}
+	m.pred = &predictGraph{ph: ph, pw: pw, fwd: fwd, ex: ex}
+	return m.pred, nil
 }
 
-// boxHead runs the second stage on the C4 map of s1's last run and the
-// proposals; it returns the class logits [K, NC] and deltas [K, 4*NC].
-func (m *FasterRCNN) boxHead(s1 *stage1, proposals []box.Box) (cls, bbox []float32, err error) {
+// runBoxStage runs the RoI heads on the proposals of pg's last run (one
+// image), building the box stage when their number changed, and returns it.
+func (m *FasterRCNN) runBoxStage(pg *predictGraph, proposals []box.Box) (*boxStage, error) {
 	k := len(proposals)
-	s2 := m.s2
-	if s2 == nil || s2.fh != s1.featH || s2.fw != s1.featW || s2.k != k {
-		if s2 != nil {
-			s2.ex.Close()
-			m.s2 = nil
+	if bs := pg.box; bs == nil || bs.k != k {
+		if bs != nil {
+			bs.ex.Close()
+			pg.box = nil
 		}
-		if s2, err = m.buildStage2(s1, k); err != nil {
-			return nil, nil, err
+		bs, err := m.buildBoxStage(pg, k)
+		if err != nil {
+			return nil, err
 		}
-		m.s2 = s2
+		pg.box = bs
 	}
-	copy(m.featBuf, values(s1.c4))
-	m.roiBuf = RoIs(m.roiBuf[:0], proposals, 0)
-	// Bind the inputs every run: a node built for an earlier size may have
-	// been merged with this one and hold an older buffer.
-	if err := G.Let(s2.feat, tensor.New(tensor.WithShape(s2.feat.Shape()...), tensor.WithBacking(m.featBuf))); err != nil {
-		return nil, nil, err
+	bs := pg.box
+	// Bind the inputs every run: a node built for an earlier stage may have
+	// been merged with this one and hold another buffer.
+	for i, f := range bs.feats {
+		copy(bs.bufs[i], values(pg.fwd.feats[i].Map))
+		if err := G.Let(f.Map, tensor.New(tensor.WithShape(f.Map.Shape()...), tensor.WithBacking(bs.bufs[i]))); err != nil {
+			return nil, fmt.Errorf("detection: predict: %w", err)
+		}
 	}
-	if err := G.Let(s2.rois, RoITensor(m.roiBuf)); err != nil {
-		return nil, nil, err
+	m.roiBuf = RoIRows(m.roiBuf[:0], proposals, 0, k)
+	if err := G.Let(bs.rois, RoITensor(m.roiBuf)); err != nil {
+		return nil, fmt.Errorf("detection: predict: %w", err)
 	}
-	if err := s2.ex.Run(); err != nil {
-		return nil, nil, fmt.Errorf("detection: predict: box head: %w", err)
+	if err := bs.ex.Run(); err != nil {
+		return nil, fmt.Errorf("detection: predict: RoI heads: %w", err)
 	}
-	return values(s2.cls), values(s2.bbox), nil
+	return bs, nil
 }
 
-func (m *FasterRCNN) buildStage2(s1 *stage1, k int) (*stage2, error) {
-	n := s1.featC * s1.featH * s1.featW
-	if cap(m.featBuf) < n {
-		m.featBuf = make([]float32, n)
+// buildBoxStage builds the RoI heads on k RoIs and on input nodes shaped as
+// pg's feature maps.
+func (m *FasterRCNN) buildBoxStage(pg *predictGraph, k int) (*boxStage, error) {
+	if cap(m.roiBuf) < 5*k {
+		m.roiBuf = make([]float32, 0, 5*max(k, m.Config.RPN.PostNMSTopNTest))
 	}
-	m.featBuf = m.featBuf[:n]
-	if post := m.Config.RPN.PostNMSTopNTest; cap(m.roiBuf) < 5*k {
-		m.roiBuf = make([]float32, 0, 5*max(k, post))
+	bs := &boxStage{k: k}
+	for _, f := range pg.fwd.feats {
+		s := f.Map.Shape()
+		buf := make([]float32, s.TotalSize())
+		in := G.NewTensor(m.g, tensor.Float32, len(s), G.WithShape(s...), G.WithName(fmt.Sprintf("%s_%v", f.Name, s)),
+			G.WithValue(tensor.New(tensor.WithShape(s...), tensor.WithBacking(buf))))
+		bs.feats = append(bs.feats, Feature{Name: f.Name, Map: in, Spec: f.Spec})
+		bs.bufs = append(bs.bufs, buf)
 	}
-	feat := G.NewTensor(m.g, tensor.Float32, 4, G.WithShape(1, s1.featC, s1.featH, s1.featW),
-		G.WithName(fmt.Sprintf("c4_%dx%d", s1.featH, s1.featW)),
-		G.WithValue(tensor.New(tensor.WithShape(1, s1.featC, s1.featH, s1.featW), tensor.WithBacking(m.featBuf))))
-	rois := G.NewTensor(m.g, tensor.Float32, 2, G.WithShape(k, 5), G.WithName(fmt.Sprintf("rois_%d", k)),
+	bs.rois = G.NewTensor(m.g, tensor.Float32, 2, G.WithShape(k, 5), G.WithName(fmt.Sprintf("rois_%d", k)),
 		G.WithValue(tensor.New(tensor.WithShape(k, 5), tensor.WithBacking(m.roiBuf[:5*k]))))
-	cls, bbox, err := m.RoIHeads.Forward(feat, rois)
-	if err != nil {
+	var err error
+	if bs.out, err = m.RoIHeads.forward(bs.feats, bs.rois, pg.fwd.b); err != nil {
 		return nil, err
 	}
-	ex, err := nn.NewExecutor(m.g, cls, bbox)
-	if err != nil {
-		return nil, fmt.Errorf("detection: box head executor: %w", err)
+	if bs.ex, err = nn.NewExecutor(m.g, bs.out.classLogits, bs.out.boxRegression); err != nil {
+		return nil, fmt.Errorf("detection: box stage executor: %w", err)
 	}
-	return &stage2{fh: s1.featH, fw: s1.featW, k: k, feat: feat, rois: rois, cls: cls, bbox: bbox, ex: ex}, nil
+	return bs, nil
 }
 
-// release closes the executors and unbinds the values of every non-input
-// node, so that graphs built for earlier sizes hold no memory.
+// release closes Predict's executors and unbinds the values of every
+// non-input node, so that graphs built for earlier sizes hold no memory.
 func (m *FasterRCNN) release() {
-	if m.s1 != nil {
-		m.s1.ex.Close()
-		m.s1 = nil
-	}
-	if m.s2 != nil {
-		m.s2.ex.Close()
-		m.s2 = nil
+	if p := m.pred; p != nil {
+		p.ex.Close()
+		if p.box != nil {
+			p.box.ex.Close()
+		}
+		m.pred = nil
 	}
 	m.g.UnbindAllNonInputs()
 }
 
 // SetRoIOp switches the RoI feature op of the box head (e.g. RoIPool on
-// weights trained with RoIAlign) and drops the built graphs' executors.
+// weights trained with RoIAlign) and drops Predict's graph.
 func (m *FasterRCNN) SetRoIOp(c RoIOpConfig) error {
 	if err := c.Validate(); err != nil {
 		return err
 	}
-	m.Config.RoIOp, m.RoIHeads.RoIOp = c, c
+	p, ok := m.RoIHeads.Pooler.(*SingleLevelPooler)
+	if !ok {
+		return fmt.Errorf("detection: SetRoIOp: the RoI pooler is a %T, not a single-level one", m.RoIHeads.Pooler)
+	}
+	m.Config.RoIOp, p.Op = c, c
 	m.release()
 	return nil
 }
 
-// Close frees the executors' memory. The detector stays usable.
+// Close frees Predict's executor. The detector stays usable.
 func (m *FasterRCNN) Close() { m.release() }
 
 // SetTestProposals sets how many proposals Predict keeps after NMS (n > 0;
-// at least n are kept before it), as RPNConfig.PostNMSTopNTest.
+// at least n are kept before it), as RPNConfig.PostNMSTopNTest, and drops
+// Predict's graph.
 func (m *FasterRCNN) SetTestProposals(n int) {
 	m.Config.RPN.PostNMSTopNTest = n
 	m.Config.RPN.PreNMSTopNTest = max(m.Config.RPN.PreNMSTopNTest, n)
 	m.RPN.Config = m.Config.RPN
+	m.release()
 }

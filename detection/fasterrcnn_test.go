@@ -2,8 +2,6 @@ package detection
 
 import (
 	"math/rand"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -31,8 +29,8 @@ func newSmall(t *testing.T, seed int64) *FasterRCNN {
 		t.Fatal(err)
 	}
 	// Spread the class logits so that some scores pass the threshold.
-	for i := range m.RoIHeads.cls.data {
-		m.RoIHeads.cls.data[i] *= 5
+	for i := range m.RoIHeads.Predictor.cls.data {
+		m.RoIHeads.Predictor.cls.data[i] *= 5
 	}
 	return m
 }
@@ -71,12 +69,22 @@ func TestPredictShapesAndRebuilds(t *testing.T) {
 	if _, err := m.Predict(b); err != nil {
 		t.Fatal(err)
 	}
-	again, err := m.Predict(a) // rebuilt (or merged) graph for a's size
+	again, err := m.Predict(a) // rebuilt graph for a's size, merged with the first
 	if err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(first, again) {
 		t.Errorf("same image after another size gives other detections:\n%+v\n%+v", first, again)
+	}
+	// Switching back and forth between seen sizes adds no node to the graph.
+	nodes := len(m.g.AllNodes())
+	for _, img := range []Image{b, a, b} {
+		if _, err := m.Predict(img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(m.g.AllNodes()); n != nodes {
+		t.Errorf("graph grew from %d to %d nodes on sizes seen before", nodes, n)
 	}
 	// A fresh detector with the same weights agrees.
 	m2 := newSmall(t, 1)
@@ -122,44 +130,10 @@ func TestPredictBadImage(t *testing.T) {
 	}
 }
 
-func TestCheckpointRoundTrip(t *testing.T) {
-	m := newSmall(t, 3)
-	defer m.Close()
-	m.Config.Transform.Norm = CaffeNormalization()
-	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := SaveCheckpoint(path, m); err != nil {
-		t.Fatal(err)
-	}
-	m2, err := LoadCheckpoint(path, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m2.Close()
-	if !reflect.DeepEqual(m.Config, m2.Config) {
-		t.Errorf("config\n got %+v\nwant %+v", m2.Config, m.Config)
-	}
-	if !reflect.DeepEqual(m.State(), m2.State()) {
-		t.Error("states differ")
-	}
-	img := randImage(4, 70, 64)
-	d1, err := m.Predict(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d2, err := m2.Predict(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d1.Len() == 0 || !reflect.DeepEqual(d1, d2) {
-		t.Errorf("detections differ (%d, %d)", d1.Len(), d2.Len())
-	}
-}
-
 func TestLoadErrors(t *testing.T) {
 	m := newSmall(t, 1)
 	defer m.Close()
 	good := m.State()
-	dir := t.TempDir()
 	with := func(f func(s weights.State)) weights.State {
 		s := make(weights.State, len(good))
 		for k, v := range good {
@@ -193,87 +167,6 @@ func TestLoadErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if err := tt.into.Load(tt.state); err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 				t.Errorf("error %v, want one containing %q", err, tt.wantErr)
-			}
-		})
-	}
-	// Files that are not detector checkpoints.
-	plain := filepath.Join(dir, "plain.safetensors")
-	if err := weights.WriteSafetensors(plain, good, nil); err != nil {
-		t.Fatal(err)
-	}
-	badCfg := filepath.Join(dir, "badcfg.safetensors")
-	if err := weights.WriteSafetensors(badCfg, good, map[string]string{CheckpointFormatKey: CheckpointFormat,
-		CheckpointConfigKey: `{"Arch": "r7-c4", "Classes": ["a"]}`}); err != nil {
-		t.Fatal(err)
-	}
-	garbage := filepath.Join(dir, "garbage.safetensors")
-	if err := os.WriteFile(garbage, []byte("hello"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range []struct{ name, path, wantErr string }{
-		{"no metadata", plain, `metadata resdet.format is "", want "fasterrcnn-c4/v1"`},
-		{"bad config", badCfg, `unknown architecture "r7-c4"`},
-		{"not safetensors", garbage, "garbage.safetensors"},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			if _, err := LoadCheckpoint(c.path, Options{}); err == nil || !strings.Contains(err.Error(), c.wantErr) {
-				t.Errorf("error %v, want one containing %q", err, c.wantErr)
-			}
-		})
-	}
-}
-
-func TestFromTorchvision(t *testing.T) {
-	ten := weights.Tensor{Shape: []int{1}, Data: []float32{1}}
-	cls := weights.Tensor{Shape: []int{21, 2048}, Data: make([]float32, 21*2048)}
-	tests := []struct {
-		name    string
-		in      []string
-		want    []string
-		wantErr string
-	}{
-		{name: "issue construction",
-			in: []string{"backbone.0.weight", "backbone.1.running_var", "backbone.4.0.conv1.weight", "backbone.6.5.bn3.bias",
-				"roi_heads.box_head.0.0.downsample.0.weight", "roi_heads.box_head.0.2.conv3.weight",
-				"rpn.head.conv.0.0.weight", "rpn.head.cls_logits.bias"},
-			want: []string{"backbone.conv1.weight", "backbone.bn1.running_var", "backbone.layer1.0.conv1.weight", "backbone.layer3.5.bn3.bias",
-				"backbone.layer4.0.downsample.0.weight", "backbone.layer4.2.conv3.weight",
-				"rpn.head.conv.weight", "rpn.head.cls_logits.bias"}},
-		{name: "body wrapper, bare layer4, old rpn names",
-			in:   []string{"backbone.body.5.1.conv2.weight", "roi_heads.box_head.0.conv1.weight", "roi_heads.box_head.0.downsample.1.weight", "rpn.head.conv.weight", "backbone.body.1.num_batches_tracked"},
-			want: []string{"backbone.layer2.1.conv2.weight", "backbone.layer4.0.conv1.weight", "backbone.layer4.0.downsample.1.weight", "rpn.head.conv.weight"}},
-		{name: "named layer4", in: []string{"roi_heads.box_head.layer4.1.bn1.weight"}, want: []string{"backbone.layer4.1.bn1.weight"}},
-		{name: "fpn model", in: []string{"backbone.fpn.inner_blocks.0.weight"}, wantErr: `unexpected tensor "backbone.fpn.inner_blocks.0.weight"`},
-		{name: "maxpool index", in: []string{"backbone.3.weight"}, wantErr: `unexpected tensor "backbone.3.weight"`},
-		{name: "mask head", in: []string{"roi_heads.mask_head.0.weight"}, wantErr: `unexpected tensor "roi_heads.mask_head.0.weight"`},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			s := weights.State{"roi_heads.box_predictor.cls_score.weight": cls}
-			for _, n := range tt.in {
-				s[n] = ten
-			}
-			got, k, err := FromTorchvision(s)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("error %v, want %q", err, tt.wantErr)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if k != 20 {
-				t.Errorf("K = %d, want 20", k)
-			}
-			want := append([]string{"roi_heads.box_predictor.cls_score.weight"}, tt.want...)
-			gotNames := got.Names()
-			wantNames := weights.State{}
-			for _, n := range want {
-				wantNames[n] = ten
-			}
-			if !reflect.DeepEqual(gotNames, wantNames.Names()) {
-				t.Errorf("names\n got %v\nwant %v", gotNames, wantNames.Names())
 			}
 		})
 	}
@@ -313,7 +206,7 @@ func TestDetectorConfigValidate(t *testing.T) {
 	}
 }
 
-// TestTrainGraphGrad checks that the heads' forward graph (Options.Train)
+// TestTrainGraphGrad checks that the parts' graph (Options.Train)
 // differentiates with G.Grad and runs on a TapeMachine, as training needs:
 // every learnable gets a non-zero gradient.
 func TestTrainGraphGrad(t *testing.T) {
@@ -322,21 +215,29 @@ func TestTrainGraphGrad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := m.Graph()
+	g := m.g
 	img := randImage(6, 64, 64)
 	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 3, 64, 64), G.WithName("train_image"),
 		G.WithValue(tensor.New(tensor.WithShape(1, 3, 64, 64), tensor.WithBacking(img.Data))))
-	c4, err := m.Backbone.C4(x)
+	feats, err := m.features(x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, dlt, err := m.RPN.Head.Forward(c4)
+	obj, dlt, err := m.RPN.Head.Forward(feats[0].Map)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rois := G.NewTensor(g, tensor.Float32, 2, G.WithShape(2, 5), G.WithName("train_rois"),
 		G.WithValue(tensor.New(tensor.WithShape(2, 5), tensor.WithBacking([]float32{0, 4, 4, 40, 50, 0, 10, 0, 63, 30}))))
-	cls, bbox, err := m.RoIHeads.Forward(c4, rois)
+	pooled, err := m.RoIHeads.Pooler.Pool(feats, rois)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := m.RoIHeads.BoxHead.Forward(pooled)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cls, bbox, err := m.RoIHeads.Predictor.Forward(h)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,7 +288,10 @@ func TestTrainGraphGrad(t *testing.T) {
 }
 
 // TestSetTestProposals checks that SetTestProposals bounds the proposals
-// Predict uses, and that the top ones are those of the larger setting.
+// Predict uses (the top ones of the larger setting, as PredictProposals
+// returns them), that the box head runs on one row per proposal, and that
+// Predict's detections are those of a detector configured with that bound
+// from the start.
 func TestSetTestProposals(t *testing.T) {
 	m := newSmall(t, 1)
 	defer m.Close()
@@ -399,6 +303,13 @@ func TestSetTestProposals(t *testing.T) {
 	if len(all) <= 5 {
 		t.Fatalf("%d proposals with PostNMSTopNTest 30: too few to test a bound of 5", len(all))
 	}
+	before, err := m.Predict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := m.pred.box.out.classLogits.Shape()[0]; rows != len(all) {
+		t.Errorf("box head rows with PostNMSTopNTest 30: %d, want the %d proposals", rows, len(all))
+	}
 	m.SetTestProposals(5)
 	few, _, err := m.PredictProposals(img)
 	if err != nil {
@@ -407,7 +318,31 @@ func TestSetTestProposals(t *testing.T) {
 	if len(few) != 5 || !reflect.DeepEqual(few, all[:5]) {
 		t.Errorf("with 5 test proposals: %v, want the first 5 of %v", few, all)
 	}
-	if _, err := m.Predict(img); err != nil {
+	got, err := m.Predict(img)
+	if err != nil {
 		t.Fatalf("Predict after SetTestProposals: %v", err)
 	}
+	if rows := m.pred.box.out.classLogits.Shape()[0]; rows != 5 {
+		t.Errorf("box head rows after SetTestProposals(5): %d, want 5", rows)
+	}
+	cfg := m.Config
+	ref, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	if err := ref.Load(m.State()); err != nil {
+		t.Fatal(err)
+	}
+	want, err := ref.Predict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Len() == 0 || !reflect.DeepEqual(got, want) {
+		t.Errorf("detections after SetTestProposals(5): %d, a detector built with 5 proposals finds %d (or they differ)", got.Len(), want.Len())
+	}
+	if reflect.DeepEqual(got, before) {
+		t.Errorf("the same %d detections with 30 and 5 proposals", got.Len())
+	}
+	t.Logf("detections: %d with 30 proposals, %d with 5", before.Len(), got.Len())
 }

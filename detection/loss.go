@@ -4,11 +4,14 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
+
+	"resdet/ops"
 )
 
 // This file builds the training losses of both stages from the head outputs
 // and the plain-Go targets (targets.go), as torchvision 0.14's
-// RegionProposalNetwork.compute_loss and roi_heads.fastrcnn_loss.
+// RegionProposalNetwork.compute_loss and roi_heads.fastrcnn_loss. The loss
+// nodes are built once per graph; Set points them at each step's samples.
 
 // RPNBoxBeta and BoxHeadBeta are the smooth-L1 betas of the two box losses
 // (torchvision 0.14 uses 1/9 in both).
@@ -24,38 +27,64 @@ type RPNSample struct {
 	Pos, Neg []int
 }
 
-// RPNLoss returns torchvision's RPN losses of a batch: objectness, the
-// binary cross-entropy with logits averaged over the sampled anchors of all
-// images, and boxReg, the smooth-L1 loss (beta RPNBoxBeta) of the deltas of
+// RPNLoss holds torchvision's two RPN losses of a batch as float32 scalar
+// nodes, differentiable w.r.t. the head outputs: Objectness, the binary
+// cross-entropy with logits averaged over the sampled anchors of all
+// images, and BoxReg, the smooth-L1 loss (beta RPNBoxBeta) of the deltas of
 // the positive sampled anchors, summed and divided by the number of sampled
 // anchors of all images.
-//
-// objectness [N, A, Hi, Wi] and deltas [N, 4A, Hi, Wi] are the RPN head's
-// outputs (deltas of anchor a in channels 4a..4a+3, anchor order as in
-// FlattenRPN); batch[n] belongs to image n, its targets of length
-// Hi*Wi*A. Both results are float32 scalar nodes, differentiable w.r.t.
-// objectness and deltas. It returns an error on shape mismatches, on an
-// anchor index out of range, or when no anchor is sampled in the batch.
-func RPNLoss(objectness, deltas *G.Node, batch []RPNSample) (objLoss, boxLoss *G.Node, err error) {
+type RPNLoss struct {
+	Objectness, BoxReg *G.Node
+	n, a, hw           int
+}
+
+// NewRPNLoss builds the RPN losses on objectness [N, A, Hi, Wi] and deltas
+// [N, 4A, Hi, Wi], the RPN head's outputs (deltas of anchor a in channels
+// 4a..4a+3, anchor order as in FlattenRPN), and points them at batch (see
+// Set). A nil batch selects a placeholder until the first Set (a training
+// graph is built before its first batch). It returns an error on shape
+// mismatches or as Set.
+func NewRPNLoss(objectness, deltas *G.Node, batch []RPNSample) (*RPNLoss, error) {
 	osh, ds := objectness.Shape(), deltas.Shape()
 	if len(osh) != 4 || len(ds) != 4 || osh[0] != ds[0] || ds[1] != 4*osh[1] || osh[2] != ds[2] || osh[3] != ds[3] {
-		return nil, nil, fmt.Errorf("detection: RPNLoss: objectness %v and deltas %v, want [N, A, Hi, Wi] and [N, 4A, Hi, Wi]", osh, ds)
+		return nil, fmt.Errorf("detection: RPNLoss: objectness %v and deltas %v, want [N, A, Hi, Wi] and [N, 4A, Hi, Wi]", osh, ds)
 	}
-	n, a, hw := osh[0], osh[1], osh[2]*osh[3]
-	if len(batch) != n {
-		return nil, nil, fmt.Errorf("detection: RPNLoss: %d samples for a batch of %d images", len(batch), n)
+	l := &RPNLoss{n: osh[0], a: osh[1], hw: osh[2] * osh[3]}
+	var err error
+	if l.Objectness, err = ops.BCEWithLogitsLoss(objectness, []int{0}, []float32{0}); err != nil {
+		return nil, fmt.Errorf("detection: RPNLoss: %w", err)
 	}
-	l := a * hw
+	if l.BoxReg, err = ops.SmoothL1Loss(deltas, nil, nil, RPNBoxBeta, 1); err != nil {
+		return nil, fmt.Errorf("detection: RPNLoss: %w", err)
+	}
+	if batch == nil {
+		return l, nil
+	}
+	if err := l.Set(batch); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Set points the losses at a batch: batch[n] belongs to image n, its
+// targets of length L = Hi*Wi*A. It returns an error, leaving the losses
+// unchanged, on a length mismatch, an anchor index out of range, or when no
+// anchor is sampled in the batch.
+func (l *RPNLoss) Set(batch []RPNSample) error {
+	if len(batch) != l.n {
+		return fmt.Errorf("detection: RPNLoss: %d samples for a batch of %d images", len(batch), l.n)
+	}
+	a, hw, n := l.a, l.hw, l.a*l.hw
 	var clsIdx, boxIdx []int
 	var labels, targets []float32
 	for img, s := range batch {
-		if len(s.Targets.Labels) != l || len(s.Targets.Deltas) != l {
-			return nil, nil, fmt.Errorf("detection: RPNLoss: image %d: %d labels and %d deltas, want L = %d", img, len(s.Targets.Labels), len(s.Targets.Deltas), l)
+		if len(s.Targets.Labels) != n || len(s.Targets.Deltas) != n {
+			return fmt.Errorf("detection: RPNLoss: image %d: %d labels and %d deltas, want L = %d", img, len(s.Targets.Labels), len(s.Targets.Deltas), n)
 		}
 		for _, set := range [][]int{s.Pos, s.Neg} {
 			for _, i := range set {
-				if i < 0 || i >= l {
-					return nil, nil, fmt.Errorf("detection: RPNLoss: image %d: sampled anchor %d out of [0, %d)", img, i, l)
+				if i < 0 || i >= n {
+					return fmt.Errorf("detection: RPNLoss: image %d: sampled anchor %d out of [0, %d)", img, i, n)
 				}
 				p, k := i/a, i%a
 				clsIdx = append(clsIdx, (img*a+k)*hw+p)
@@ -71,65 +100,101 @@ func RPNLoss(objectness, deltas *G.Node, batch []RPNSample) (objLoss, boxLoss *G
 		}
 	}
 	if len(clsIdx) == 0 {
-		return nil, nil, fmt.Errorf("detection: RPNLoss: no anchor sampled in the batch")
+		return fmt.Errorf("detection: RPNLoss: no anchor sampled in the batch")
 	}
-	if objLoss, err = BCEWithLogitsLoss(objectness, clsIdx, labels); err != nil {
-		return nil, nil, fmt.Errorf("detection: RPNLoss: %w", err)
+	if err := ops.Reselect(l.Objectness, clsIdx, labels, 0); err != nil {
+		return fmt.Errorf("detection: RPNLoss: %w", err)
 	}
-	if boxLoss, err = SmoothL1Loss(deltas, boxIdx, targets, RPNBoxBeta, float32(len(clsIdx))); err != nil {
-		return nil, nil, fmt.Errorf("detection: RPNLoss: %w", err)
+	if err := ops.Reselect(l.BoxReg, boxIdx, targets, float32(len(clsIdx))); err != nil {
+		return fmt.Errorf("detection: RPNLoss: %w", err)
 	}
-	return objLoss, boxLoss, nil
+	return nil
 }
 
-// FastRCNNLoss returns torchvision's box-head losses (fastrcnn_loss): cls,
-// the softmax cross-entropy of classLogits averaged over all K RoIs, and
-// boxReg, the smooth-L1 loss (beta BoxHeadBeta) of the class-specific deltas
-// of the foreground RoIs (the 4 columns of their ground-truth class),
-// summed and divided by K.
-//
-// classLogits is [K, NC] and boxRegression [K, 4*NC] (class c's deltas in
-// columns 4c..4c+3); batch holds the sampled targets of each image
-// (SampleProposals) in the order of the RoI rows, K in all. Labels must be
-// in [0, NC). Both results are float32 scalar nodes, differentiable w.r.t.
-// classLogits and boxRegression. It returns an error on shape mismatches or
-// labels out of range.
-func FastRCNNLoss(classLogits, boxRegression *G.Node, batch []ProposalTargets) (clsLoss, boxLoss *G.Node, err error) {
+// FastRCNNLoss holds torchvision's box-head losses (fastrcnn_loss) as
+// float32 scalar nodes, differentiable w.r.t. the predictor's outputs:
+// Classifier, the softmax cross-entropy of the class logits averaged over
+// the sampled RoIs, and BoxReg, the smooth-L1 loss (beta BoxHeadBeta) of the
+// class-specific deltas of the foreground RoIs (the 4 columns of their
+// ground-truth class), summed and divided by the number of sampled RoIs.
+// Rows labelled LabelIgnore (a training graph's padding rows) are left out
+// of both, and of the count.
+type FastRCNNLoss struct {
+	Classifier, BoxReg *G.Node
+	k, nc              int
+}
+
+// NewFastRCNNLoss builds the box-head losses on classLogits [K, NC] and
+// boxRegression [K, 4*NC] (class c's deltas in columns 4c..4c+3) and points
+// them at batch (see Set); a nil batch selects a placeholder until the
+// first Set. It returns an error on shape mismatches or as Set.
+func NewFastRCNNLoss(classLogits, boxRegression *G.Node, batch []ProposalTargets) (*FastRCNNLoss, error) {
 	cs, bs := classLogits.Shape(), boxRegression.Shape()
 	if len(cs) != 2 || len(bs) != 2 || cs[0] != bs[0] || bs[1] != 4*cs[1] {
-		return nil, nil, fmt.Errorf("detection: FastRCNNLoss: class logits %v and box regression %v, want [K, NC] and [K, 4*NC]", cs, bs)
+		return nil, fmt.Errorf("detection: FastRCNNLoss: class logits %v and box regression %v, want [K, NC] and [K, 4*NC]", cs, bs)
 	}
-	k, nc := cs[0], cs[1]
+	l := &FastRCNNLoss{k: cs[0], nc: cs[1]}
+	var err error
+	if l.Classifier, err = ops.CrossEntropyLoss(classLogits, make([]int, l.k)); err != nil {
+		return nil, fmt.Errorf("detection: FastRCNNLoss: %w", err)
+	}
+	if l.BoxReg, err = ops.SmoothL1Loss(boxRegression, nil, nil, BoxHeadBeta, 1); err != nil {
+		return nil, fmt.Errorf("detection: FastRCNNLoss: %w", err)
+	}
+	if batch == nil {
+		return l, nil
+	}
+	if err := l.Set(batch); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// Set points the losses at the sampled targets of each image
+// (SampleProposals), in the order of the RoI rows, K in all. Labels must be
+// in [0, NC) or LabelIgnore. It returns an error, leaving the losses
+// unchanged, if the count is not K, a label is out of range or every row is
+// ignored.
+func (l *FastRCNNLoss) Set(batch []ProposalTargets) error {
+	k, nc := l.k, l.nc
 	labels := make([]int, 0, k)
 	var boxIdx []int
 	var targets []float32
+	sampled := 0
 	for img, t := range batch {
 		if len(t.Labels) != len(t.Deltas) {
-			return nil, nil, fmt.Errorf("detection: FastRCNNLoss: image %d: %d labels and %d deltas", img, len(t.Labels), len(t.Deltas))
+			return fmt.Errorf("detection: FastRCNNLoss: image %d: %d labels and %d deltas", img, len(t.Labels), len(t.Deltas))
 		}
-		for i, l := range t.Labels {
-			if l < 0 || l >= nc {
-				return nil, nil, fmt.Errorf("detection: FastRCNNLoss: image %d: RoI %d has label %d, want in [0, %d)", img, i, l, nc)
+		for i, lb := range t.Labels {
+			if (lb < 0 && lb != LabelIgnore) || lb >= nc {
+				return fmt.Errorf("detection: FastRCNNLoss: image %d: RoI %d has label %d, want in [0, %d) or %d (ignored)", img, i, lb, nc, LabelIgnore)
 			}
 			row := len(labels)
-			labels = append(labels, l)
-			if l == LabelBackground || row >= k {
+			labels = append(labels, lb)
+			if lb == LabelIgnore {
+				continue
+			}
+			sampled++
+			if lb == LabelBackground || row >= k {
 				continue
 			}
 			for j := 0; j < 4; j++ {
-				boxIdx = append(boxIdx, row*4*nc+4*l+j)
+				boxIdx = append(boxIdx, row*4*nc+4*lb+j)
 				targets = append(targets, t.Deltas[i][j])
 			}
 		}
 	}
 	if len(labels) != k {
-		return nil, nil, fmt.Errorf("detection: FastRCNNLoss: %d sampled RoIs in the targets but %d rows of logits", len(labels), k)
+		return fmt.Errorf("detection: FastRCNNLoss: %d RoIs in the targets but %d rows of logits", len(labels), k)
 	}
-	if clsLoss, err = CrossEntropyLoss(classLogits, labels); err != nil {
-		return nil, nil, fmt.Errorf("detection: FastRCNNLoss: %w", err)
+	if sampled == 0 {
+		return fmt.Errorf("detection: FastRCNNLoss: every RoI is ignored")
 	}
-	if boxLoss, err = SmoothL1Loss(boxRegression, boxIdx, targets, BoxHeadBeta, float32(k)); err != nil {
-		return nil, nil, fmt.Errorf("detection: FastRCNNLoss: %w", err)
+	if err := ops.Reselect(l.Classifier, labels, nil, 0); err != nil {
+		return fmt.Errorf("detection: FastRCNNLoss: %w", err)
 	}
-	return clsLoss, boxLoss, nil
+	if err := ops.Reselect(l.BoxReg, boxIdx, targets, float32(sampled)); err != nil {
+		return fmt.Errorf("detection: FastRCNNLoss: %w", err)
+	}
+	return nil
 }

@@ -36,11 +36,13 @@ func BenchmarkTrainingLosses(b *testing.B) {
 	}
 	obj, del := mk("obj", 1, 15, 38, 63), mk("del", 1, 60, 38, 63)
 	cls, reg := mk("cls", k, 21), mk("reg", k, 84)
-	lo, lb, err := RPNLoss(obj, del, rpnBatch)
+	rl, err := NewRPNLoss(obj, del, rpnBatch)
+	lo, lb := rpnNodes(rl)
 	if err != nil {
 		b.Fatal(err)
 	}
-	lc, lr, err := FastRCNNLoss(cls, reg, roiBatch)
+	fl, err := NewFastRCNNLoss(cls, reg, roiBatch)
+	lc, lr := fastRCNNNodes(fl)
 	if err != nil {
 		b.Fatal(err)
 	}

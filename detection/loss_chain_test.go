@@ -56,7 +56,7 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 			if worst > 1e-3 {
 				t.Errorf("image %d: proposals differ by up to %g px", i, worst)
 			}
-			t.Logf("image %d: %d proposals, max abs diff %g px", i, len(got), worst)
+			t.Logf("image %d: %d proposals, max abs diff %g px (bound 1e-3)", i, len(got), worst)
 		}
 		// The next stage starts from torchvision's proposals, so that a
 		// proposal difference does not hide a target difference.
@@ -68,7 +68,8 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	lg := newLossGraph([][]int{oshape, dshape}, [][]float32{obj, dl})
-	lo, lb, err := RPNLoss(lg.inputs[0], lg.inputs[1], rpnBatch)
+	rl, err := NewRPNLoss(lg.inputs[0], lg.inputs[1], rpnBatch)
+	lo, lb := rpnNodes(rl)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,8 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 	cls, cshape := c.f32(t, "class_logits")
 	reg, rshape := c.f32(t, "box_regression")
 	hg := newLossGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
-	lc, lr, err := FastRCNNLoss(hg.inputs[0], hg.inputs[1], roiBatch)
+	fl, err := NewFastRCNNLoss(hg.inputs[0], hg.inputs[1], roiBatch)
+	lc, lr := fastRCNNNodes(fl)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -42,11 +42,13 @@ func TestLossesRunInExecutor(t *testing.T) {
 	}
 	build := func() (lossGraph, []*G.Node) {
 		lg := newLossGraph(shapes, datas)
-		lo, lb, err := RPNLoss(lg.inputs[0], lg.inputs[1], []RPNSample{s})
+		rl, err := NewRPNLoss(lg.inputs[0], lg.inputs[1], []RPNSample{s})
+		lo, lb := rpnNodes(rl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		lc, lr, err := FastRCNNLoss(lg.inputs[2], lg.inputs[3], []ProposalTargets{pt})
+		fl, err := NewFastRCNNLoss(lg.inputs[2], lg.inputs[3], []ProposalTargets{pt})
+		lc, lr := fastRCNNNodes(fl)
 		if err != nil {
 			t.Fatal(err)
 		}

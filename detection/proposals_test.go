@@ -113,8 +113,22 @@ func compareDetections(t *testing.T, boxes []box.Box, scores []float32, labels [
 			t.Fatalf("detection %d: label %d, torchvision %d", i, labels[i], wantL[i])
 		}
 	}
-	t.Logf("max abs error: box %.3g px, score %.3g", maxB, maxS)
+	t.Logf("max abs error: box %.3g px (bound 1e-4), score %.3g (bound 1e-6)", maxB, maxS)
 	if maxB > 1e-4 || maxS > 1e-6 {
 		t.Errorf("max abs error vs torchvision: box %.3g px, score %.3g", maxB, maxS)
 	}
+}
+
+// TestLargeParity compares with torchvision on C4-sized inputs generated
+// at test time: proposals of a 38x63 map (21546 anchors), post-processing
+// of 1000 proposals.
+func TestLargeParity(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	dir := largeFixtures(t)
+	t.Run("FilterProposals", func(t *testing.T) { testFilterProposalsParity(t, loadFixtureFrom(t, dir, "proposals.json")) })
+	t.Run("PostprocessDetections", func(t *testing.T) {
+		testPostprocessParity(t, loadFixtureFrom(t, dir, "postprocess.json"))
+	})
 }

@@ -4,35 +4,12 @@ import (
 	"fmt"
 	"math/rand"
 
+	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
 
 	"resdet/box"
 	"resdet/nn"
 )
-
-// param is a parameter tensor of the detector heads: a graph input node and
-// its backing data (shared with the node's value, so loading writes through).
-type param struct {
-	name  string // state-dict name, e.g. "rpn.head.conv.weight"
-	shape []int
-	data  []float32
-	node  *G.Node
-}
-
-func newParam(g *G.ExprGraph, name string, shape ...int) *param {
-	data := make([]float32, tensor.Shape(shape).TotalSize())
-	t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
-	// Unique names: gorgonia merges input nodes of equal name and shape.
-	n := G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(t))
-	return &param{name: name, shape: shape, data: data, node: n}
-}
-
-func (p *param) normal(rng *rand.Rand, std float64) {
-	for i := range p.data {
-		p.data[i] = float32(rng.NormFloat64() * std)
-	}
-}
 
 // RPNHead is the region proposal network's head (torchvision's RPNHead): a
 // 3x3 convolution with C input and output channels and bias, ReLU, then two
@@ -53,8 +30,8 @@ type RPNHead struct {
 // NewRPNHead creates the head's parameters on g for a feature map of inC
 // channels and numAnchors anchors per cell. With a non-nil rng the weights
 // are drawn as torchvision does (normal, std 0.01; biases 0); with nil they
-// are zero, to be filled by a checkpoint. It panics if inC or numAnchors is
-// not positive.
+// are zero, to be filled by Load. It panics if inC or numAnchors is not
+// positive.
 func NewRPNHead(g *G.ExprGraph, inC, numAnchors int, rng *rand.Rand) *RPNHead {
 	if inC < 1 || numAnchors < 1 {
 		panic(fmt.Sprintf("detection.NewRPNHead: %d channels, %d anchors", inC, numAnchors))
@@ -93,29 +70,111 @@ func (h *RPNHead) Forward(feat *G.Node) (objectness, deltas *G.Node, err error) 
 	return objectness, deltas, nil
 }
 
-// Learnables returns the head's parameters.
-func (h *RPNHead) Learnables() G.Nodes {
-	return G.Nodes{h.conv.node, h.convB.node, h.cls.node, h.clsB.node, h.bbox.node, h.bboxB.node}
-}
-
 func (h *RPNHead) params() []*param { return []*param{h.conv, h.convB, h.cls, h.clsB, h.bbox, h.bboxB} }
 
-// RegionProposalNetwork is the first stage: the head (graph) and, in plain
-// Go, anchors and proposal filtering.
+// RegionProposalNetwork is the first stage (torchvision's
+// RegionProposalNetwork): the head on one feature map (graph); anchors,
+// proposal filtering and anchor targets (plain Go: anchors.go,
+// proposals.go, targets.go); and, when training, its losses (RPNLoss).
 type RegionProposalNetwork struct {
 	Config RPNConfig
 	Head   *RPNHead
+	// In names the feature map the RPN runs on ("res4" for C4).
+	In string
 }
 
-// Proposals turns one image's head outputs into proposals (inference):
-// objectness [A, Hi, Wi] and deltas [4A, Hi, Wi] as the head computes them
-// for that image, padded the size of the padded network input (the anchor
-// strides are padded/Hi and padded/Wi, as torchvision's), img the size of the
-// resized image before padding (proposals are clipped to it). It returns the
-// proposals, in img's pixels, with their objectness probabilities, best
-// first. It panics if the lengths do not match A, Hi, Wi.
-func (r *RegionProposalNetwork) Proposals(objectness, deltas []float32, featH, featW int, padded, img Size, training bool) ([]box.Box, []float32) {
-	anchors := r.Config.Anchors.Anchors(featH, featW, Stride(padded.H, featH), Stride(padded.W, featW))
+// rpnOutputs are the RPN's nodes in one forward graph.
+type rpnOutputs struct {
+	// proposals holds P RoI rows per image, [N*P, 5] (batch index, x1, y1,
+	// x2, y2); the batch's proposals say how many of them are real.
+	proposals *G.Node
+	loss      *RPNLoss // training graphs only
+	anchors   []box.Box
+}
+
+// forward builds the RPN on the feature map named In: the head, the
+// proposal op (filtered proposals of each image, as Proposals, written to
+// b), and, for a training batch, the loss nodes (pointed at each step's
+// anchors by setTargets).
+func (r *RegionProposalNetwork) forward(feats []Feature, b *batch) (*rpnOutputs, error) {
+	f, err := featureNamed(feats, r.In)
+	if err != nil {
+		return nil, fmt.Errorf("detection: RPN: %w", err)
+	}
+	obj, dlt, err := r.Head.Forward(f.Map)
+	if err != nil {
+		return nil, err
+	}
+	fh, fw := obj.Shape()[2], obj.Shape()[3]
+	o := &rpnOutputs{anchors: r.Config.Anchors.Anchors(fh, fw, Stride(b.padded.H, fh), Stride(b.padded.W, fw))}
+	_, post := r.Config.TopN(b.training)
+	op := &proposalOp{batchOp: batchOp{name: "Proposals", b: b, rows: post}, r: r, anchors: o.anchors, a: r.Config.Anchors.NumAnchors(), fh: fh, fw: fw}
+	if o.proposals, err = G.ApplyOp(op, obj, dlt); err != nil {
+		return nil, fmt.Errorf("detection: RPN proposals: %w", err)
+	}
+	if b.training {
+		if o.loss, err = NewRPNLoss(obj, dlt, nil); err != nil {
+			return nil, err
+		}
+	}
+	return o, nil
+}
+
+// setTargets assigns the anchor targets of b's ground truth, samples the
+// anchors of the loss with rng, and points o's loss at them (before a
+// training run).
+func (r *RegionProposalNetwork) setTargets(o *rpnOutputs, b *batch, rng *rand.Rand) error {
+	samples, err := r.Config.SampleRPNBatch(o.anchors, b.gts, b.imgs, b.opts, rng)
+	if err != nil {
+		return err
+	}
+	return o.loss.Set(samples)
+}
+
+// Proposals turns one image's head outputs into proposals: objectness
+// [A, Hi, Wi] and deltas [4A, Hi, Wi] as the head computes them for that
+// image, anchors those of the Hi x Wi map (AnchorGenerator.Anchors), img
+// the size of the resized image before padding (proposals are clipped to
+// it). It returns the proposals, in img's pixels, with their objectness
+// probabilities, best first. It panics if the lengths do not match A, Hi,
+// Wi.
+func (r *RegionProposalNetwork) Proposals(objectness, deltas []float32, anchors []box.Box, featH, featW int, img Size, training bool) ([]box.Box, []float32) {
 	logits, ds := FlattenRPN(objectness, deltas, r.Config.Anchors.NumAnchors(), featH, featW)
 	return r.Config.FilterProposals(anchors, logits, ds, img, training)
+}
+
+// proposalOp runs Proposals on each image of a batch during a run: inputs
+// objectness [N, A, Hi, Wi] and deltas [N, 4A, Hi, Wi]; output [N*P, 5]
+// RoI rows (RoIRows, P = rows); the proposals and scores go to the batch.
+// See batchOp.
+type proposalOp struct {
+	batchOp
+	r         *RegionProposalNetwork
+	anchors   []box.Box
+	a, fh, fw int
+}
+
+func (op *proposalOp) Arity() int { return 2 }
+func (op *proposalOp) Type() hm.Type {
+	return hm.NewFnType(tensorType(4), tensorType(4), tensorType(2))
+}
+
+func (op *proposalOp) Do(in ...G.Value) (G.Value, error) {
+	b := op.b
+	hw := op.fh * op.fw
+	obj, err := nodeData("Proposals", "objectness", in[0], []int{b.n, op.a, op.fh, op.fw})
+	if err != nil {
+		return nil, err
+	}
+	dlt, err := nodeData("Proposals", "deltas", in[1], []int{b.n, 4 * op.a, op.fh, op.fw})
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]float32, 0, 5*b.n*op.rows)
+	for i := range b.n {
+		n := op.a * hw
+		b.proposals[i], b.scores[i] = op.r.Proposals(obj[i*n:(i+1)*n], dlt[4*i*n:4*(i+1)*n], op.anchors, op.fh, op.fw, b.imgs[i], b.training)
+		rows = RoIRows(rows, b.proposals[i], i, op.rows)
+	}
+	return RoITensor(rows), nil
 }

@@ -316,3 +316,30 @@ func (c RoIHeadsConfig) SelectTrainingSamples(proposals, gt [][]box.Box, gtLabel
 	}
 	return out, nil
 }
+
+// PadSamples returns each image's sampled targets padded to rows entries:
+// the sampled RoIs repeated cyclically, as RoIRows repeats them, labelled
+// LabelIgnore, so that a graph with a fixed number of rows per image runs
+// on real boxes while the losses leave the padding out. It returns an error
+// naming the image if one has no sampled RoI or more than rows.
+func PadSamples(samples []ProposalTargets, rows int) ([]ProposalTargets, error) {
+	out := make([]ProposalTargets, len(samples))
+	for img, s := range samples {
+		if s.Len() == 0 {
+			return nil, fmt.Errorf("image %d has no RoI", img)
+		}
+		if s.Len() > rows {
+			return nil, fmt.Errorf("image %d has %d sampled RoIs, more than the %d rows", img, s.Len(), rows)
+		}
+		idx := make([]int, rows)
+		for j := range idx {
+			idx[j] = j % s.Len()
+		}
+		p := s.Subset(idx)
+		for j := s.Len(); j < rows; j++ {
+			p.Labels[j] = LabelIgnore
+		}
+		out[img] = p
+	}
+	return out, nil
+}

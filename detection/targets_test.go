@@ -126,10 +126,10 @@ func TestAssignAnchorTargetsMatchesTorchvision(t *testing.T) {
 				return
 			}
 			want, _ := c.f32(t, "deltas")
-			if worst, at := maxDeltaDiff(t, got.Deltas, want); worst > 1e-5 {
+			worst, at := maxDeltaDiff(t, got.Deltas, want)
+			t.Logf("deltas: max abs diff %g (bound 1e-5); labels and matches exact", worst)
+			if worst > 1e-5 {
 				t.Errorf("deltas differ by up to %g (anchor %d)", worst, at)
-			} else {
-				t.Logf("deltas: max abs diff %g", worst)
 			}
 		})
 	}
@@ -179,10 +179,10 @@ func TestAssignProposalTargetsMatchesTorchvision(t *testing.T) {
 				t.Errorf("no RoI ignored below 0.1: the case tests nothing")
 			}
 			want, _ := c.f32(t, "deltas")
-			if worst, at := maxDeltaDiff(t, got.Deltas, want); worst > 1e-4 {
+			worst, at := maxDeltaDiff(t, got.Deltas, want)
+			t.Logf("deltas: max abs diff %g (bound 1e-4); RoIs, labels and matches exact", worst)
+			if worst > 1e-4 {
 				t.Errorf("deltas differ by up to %g (RoI %d)", worst, at)
-			} else {
-				t.Logf("deltas: max abs diff %g", worst)
 			}
 		})
 	}
@@ -415,5 +415,60 @@ func TestSampleProposalsProperties(t *testing.T) {
 				last = i
 			}
 		})
+	}
+}
+
+func TestPadSamples(t *testing.T) {
+	b := func(x float32) box.Box { return box.Box{X1: x, Y1: x, X2: x + 10, Y2: x + 10} }
+	s := ProposalTargets{
+		RoIs: []box.Box{b(1), b(2), b(3)}, Labels: []int{2, 0, 1},
+		Matches: []box.Match{0, box.BelowLowThreshold, 1}, Deltas: []box.Delta{{1}, {2}, {3}},
+	}
+	tests := []struct {
+		name       string
+		samples    []ProposalTargets
+		rows       int
+		wantLabels [][]int
+		wantRoIs   [][]box.Box
+		wantErr    string
+	}{
+		{name: "exact", samples: []ProposalTargets{s}, rows: 3,
+			wantLabels: [][]int{{2, 0, 1}}, wantRoIs: [][]box.Box{{b(1), b(2), b(3)}}},
+		{name: "padded cyclically", samples: []ProposalTargets{s, s.Subset([]int{1})}, rows: 5,
+			wantLabels: [][]int{{2, 0, 1, LabelIgnore, LabelIgnore}, {0, LabelIgnore, LabelIgnore, LabelIgnore, LabelIgnore}},
+			wantRoIs:   [][]box.Box{{b(1), b(2), b(3), b(1), b(2)}, {b(2), b(2), b(2), b(2), b(2)}}},
+		{name: "too many", samples: []ProposalTargets{s}, rows: 2, wantErr: "image 0 has 3 sampled RoIs, more than the 2 rows"},
+		{name: "none", samples: []ProposalTargets{s, {}}, rows: 4, wantErr: "image 1 has no RoI"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := PadSamples(tt.samples, tt.rows)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, p := range got {
+				if !slices.Equal(p.Labels, tt.wantLabels[i]) || !slices.Equal(p.RoIs, tt.wantRoIs[i]) {
+					t.Errorf("image %d: labels %v RoIs %v, want %v %v", i, p.Labels, p.RoIs, tt.wantLabels[i], tt.wantRoIs[i])
+				}
+				if len(p.Matches) != tt.rows || len(p.Deltas) != tt.rows {
+					t.Errorf("image %d: %d matches and %d deltas, want %d", i, len(p.Matches), len(p.Deltas), tt.rows)
+				}
+				rows := RoIRows(nil, tt.samples[i].RoIs, i, tt.rows)
+				for j, r := range p.RoIs {
+					if want := []float32{float32(i), r.X1, r.Y1, r.X2, r.Y2}; !slices.Equal(rows[5*j:5*j+5], want) {
+						t.Errorf("image %d row %d: RoIRows %v, padded RoI %v", i, j, rows[5*j:5*j+5], want)
+					}
+				}
+			}
+		})
+	}
+	if rows := RoIRows(nil, nil, 2, 2); !slices.Equal(rows, []float32{2, 0, 0, 0, 0, 2, 0, 0, 0, 0}) {
+		t.Errorf("RoIRows without boxes: %v, want zero boxes", rows)
 	}
 }

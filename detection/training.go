@@ -3,29 +3,25 @@ package detection
 import (
 	"errors"
 	"fmt"
-	"hash"
 	"math"
 	"math/rand"
 	"slices"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
 	"resdet/backbone"
 	"resdet/box"
 	"resdet/nn"
+	"resdet/ops"
 )
 
-// This file builds and runs the training step of the whole detector
-// (approximate joint training, as torchvision's GeneralizedRCNN in training
-// mode): one graph per padded batch shape holds the trunk, the RPN head,
-// the RPN losses, an op that turns the RPN outputs into sampled RoIs and
-// their targets in plain Go (no gradient flows through it: the proposals
-// are constants for the second stage), RoI features, res5, the predictor,
-// the box-head losses, and the gradients of their sum w.r.t. every
-// learnable parameter. The loss ops' selections change every step; the
-// graph does not.
+// This file runs training steps (approximate joint training, as
+// torchvision's GeneralizedRCNN in training mode) on the detector's forward
+// graph built in training mode (FasterRCNN.forward: the parts add their
+// targets and loss nodes), with the gradients of the losses' sum w.r.t.
+// every learnable parameter. One graph serves each padded batch shape; the
+// loss selections change every step, the graph does not.
 
 // TrainBuild selects how NewTrainable builds a detector for training.
 type TrainBuild struct {
@@ -141,31 +137,10 @@ var ErrNonFiniteLoss = errors.New("loss is not finite")
 type trainGraph struct {
 	model     *FasterRCNN // this shape's copy of the detector
 	n, ph, pw int
-	x         *G.Node
+	fwd       *forwardGraph
 	losses    [4]*G.Node
 	grads     G.Nodes
 	ex        *nn.Executor
-	rpnCls    *lossOp
-	rpnBox    *lossOp
-	st        *stepState
-	fh, fw    int
-	anchors   []box.Box
-}
-
-// stepState is what the proposal op reads and writes during one Run.
-type stepState struct {
-	m       *FasterRCNN
-	opts    TargetOptions
-	n       int
-	fh, fw  int
-	padded  Size
-	imgs    []Size
-	gts     [][]box.Box
-	labels  [][]int
-	rng     *rand.Rand
-	ce, box *lossOp
-	fg      int // foreground RoIs sampled in the last run
-	rois    int // RoIs sampled in the last run (padding rows excluded)
 }
 
 // NewTrainer returns a trainer for m, whose Learnables it trains.
@@ -264,29 +239,21 @@ func (t *Trainer) Step(batch []TrainImage, r *rand.Rand) (Losses, error) {
 	}
 	n := len(batch)
 	buf := t.inBuf[:n*3*ph*pw]
-	clear(buf)
-	st := tg.st
-	st.imgs, st.gts, st.labels = st.imgs[:0], st.gts[:0], st.labels[:0]
-	for i, im := range batch {
-		for c := 0; c < 3; c++ {
-			for y := 0; y < im.H; y++ {
-				copy(buf[((i*3+c)*ph+y)*pw:], im.Data[(c*im.H+y)*im.W:(c*im.H+y+1)*im.W])
-			}
-		}
-		st.imgs = append(st.imgs, Size{W: im.W, H: im.H})
-		st.gts = append(st.gts, im.Boxes)
-		st.labels = append(st.labels, im.Labels)
+	padImages(buf, n, ph, pw, func(i int) ([]float32, int, int) { return batch[i].Data, batch[i].W, batch[i].H })
+	b := tg.fwd.b
+	b.imgs, b.gts, b.labels = b.imgs[:0], b.gts[:0], b.labels[:0]
+	for _, im := range batch {
+		b.imgs = append(b.imgs, Size{W: im.W, H: im.H})
+		b.gts = append(b.gts, im.Boxes)
+		b.labels = append(b.labels, im.Labels)
 	}
-	st.rng = r
-	if err := G.Let(tg.x, tensor.New(tensor.WithShape(n, 3, ph, pw), tensor.WithBacking(buf))); err != nil {
+	b.opts, b.rng = t.cfg.Targets, r
+	if err := G.Let(tg.fwd.x, tensor.New(tensor.WithShape(n, 3, ph, pw), tensor.WithBacking(buf))); err != nil {
 		return Losses{}, fmt.Errorf("detection: train step: %w", err)
 	}
-	// RPN targets depend only on the anchors and the ground truth.
-	rpn, err := t.m.Config.RPN.SampleRPNBatch(tg.anchors, st.gts, st.imgs, t.cfg.Targets, r)
-	if err != nil {
-		return Losses{}, fmt.Errorf("detection: train step: %w", err)
-	}
-	if err := setRPNSelection(tg.rpnCls, tg.rpnBox, rpn, t.m.Config.RPN.Anchors.NumAnchors(), tg.fh*tg.fw); err != nil {
+	// The RPN's targets depend only on the anchors and the ground truth;
+	// the RoI heads sample theirs during the run, from the proposals.
+	if err := tg.model.RPN.setTargets(tg.fwd.rpn, b, r); err != nil {
 		return Losses{}, fmt.Errorf("detection: train step: %w", err)
 	}
 	if err := tg.ex.Run(); err != nil {
@@ -295,7 +262,7 @@ func (t *Trainer) Step(batch []TrainImage, r *rand.Rand) (Losses, error) {
 	t.cur = tg
 	var v [4]float64
 	for i, l := range tg.losses {
-		f, err := lossScalar(l.Value())
+		f, err := ops.Scalar(l.Value())
 		if err != nil {
 			return Losses{}, fmt.Errorf("detection: train step: loss %d: %w", i, err)
 		}
@@ -314,7 +281,7 @@ func (t *Trainer) LastForeground() int {
 	if t.cur == nil {
 		return 0
 	}
-	return t.cur.st.fg
+	return t.cur.fwd.b.fg
 }
 
 // LastRoIs returns the number of RoIs sampled in the last Step over the
@@ -324,7 +291,7 @@ func (t *Trainer) LastRoIs() int {
 	if t.cur == nil {
 		return 0
 	}
-	return t.cur.st.rois
+	return t.cur.fwd.b.rois
 }
 
 // Close frees every step graph's executor.
@@ -388,186 +355,26 @@ func (t *Trainer) build(n, ph, pw int) (*trainGraph, error) {
 	t.params[m] = params
 	x := G.NewTensor(m.g, tensor.Float32, 4, G.WithShape(n, 3, ph, pw), G.WithName(fmt.Sprintf("train_image_%dx%dx%d", n, ph, pw)),
 		G.WithValue(tensor.New(tensor.WithShape(n, 3, ph, pw), tensor.WithBacking(t.inBuf[:n*3*ph*pw]))))
-	c4, err := m.Backbone.C4(x)
+	fwd, err := m.forward(x, true)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	obj, dlt, err := m.RPN.Head.Forward(c4)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	fs := obj.Shape()
-	fh, fw := fs[2], fs[3]
-	lObj, err := BCEWithLogitsLoss(obj, []int{0}, []float32{0})
-	if err != nil {
-		return nil, wrap(err)
-	}
-	lRPNBox, err := SmoothL1Loss(dlt, nil, nil, RPNBoxBeta, 1)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	per := m.RoIHeads.Config.BatchSizePerImage
-	st := &stepState{m: m, opts: t.cfg.Targets, n: n, fh: fh, fw: fw, padded: Size{W: pw, H: ph}}
-	rois, err := G.ApplyOp(&proposalOp{st: st, k: n * per, key: fmt.Sprintf("%dx%dx%d", n, ph, pw)}, obj, dlt)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	cls, bbox, err := m.RoIHeads.Forward(c4, rois)
-	if err != nil {
-		return nil, wrap(err)
-	}
-	lCls, err := CrossEntropyLoss(cls, make([]int, n*per))
-	if err != nil {
-		return nil, wrap(err)
-	}
-	lBox, err := SmoothL1Loss(bbox, nil, nil, BoxHeadBeta, float32(n*per))
-	if err != nil {
-		return nil, wrap(err)
-	}
-	st.ce, st.box = lCls.Op().(*lossOp), lBox.Op().(*lossOp)
-	total, err := G.Add(lObj, lRPNBox)
-	if err == nil {
-		total, err = G.Add(total, lCls)
-	}
-	if err == nil {
-		total, err = G.Add(total, lBox)
-	}
-	if err != nil {
-		return nil, wrap(err)
+	losses := [4]*G.Node{fwd.rpn.loss.Objectness, fwd.rpn.loss.BoxReg, fwd.roi.loss.Classifier, fwd.roi.loss.BoxReg}
+	total := losses[0]
+	for _, l := range losses[1:] {
+		if total, err = G.Add(total, l); err != nil {
+			return nil, wrap(err)
+		}
 	}
 	grads, err := G.Grad(total, params...)
 	if err != nil {
 		return nil, wrap(fmt.Errorf("gradients: %w", err))
 	}
-	losses := [4]*G.Node{lObj, lRPNBox, lCls, lBox}
 	ex, err := nn.NewExecutor(m.g, append(losses[:], grads...)...)
 	if err != nil {
 		return nil, wrap(err)
 	}
-	return &trainGraph{
-		model: m, n: n, ph: ph, pw: pw, x: x, losses: losses, grads: grads, ex: ex,
-		rpnCls: lObj.Op().(*lossOp), rpnBox: lRPNBox.Op().(*lossOp), st: st, fh: fh, fw: fw,
-		anchors: m.Config.RPN.Anchors.Anchors(fh, fw, Stride(ph, fh), Stride(pw, fw)),
-	}, nil
-}
-
-// setRPNSelection points the RPN loss ops at the sampled anchors of batch,
-// with RPNLoss's layout and normalisation (objectness [N, A, Hi, Wi],
-// deltas [N, 4A, Hi, Wi], both divided by the number of sampled anchors).
-func setRPNSelection(cls, bx *lossOp, batch []RPNSample, a, hw int) error {
-	cls.idx, cls.target = cls.idx[:0], cls.target[:0]
-	bx.idx, bx.target = bx.idx[:0], bx.target[:0]
-	for img, s := range batch {
-		for _, set := range [][]int{s.Pos, s.Neg} {
-			for _, i := range set {
-				p, k := i/a, i%a
-				cls.idx = append(cls.idx, (img*a+k)*hw+p)
-				cls.target = append(cls.target, float32(max(s.Targets.Labels[i], 0)))
-			}
-		}
-		for _, i := range s.Pos {
-			p, k := i/a, i%a
-			for j := 0; j < 4; j++ {
-				bx.idx = append(bx.idx, (img*4*a+4*k+j)*hw+p)
-				bx.target = append(bx.target, s.Targets.Deltas[i][j])
-			}
-		}
-	}
-	if len(cls.idx) == 0 {
-		return fmt.Errorf("no anchor sampled in the batch")
-	}
-	cls.norm, bx.norm = float32(len(cls.idx)), float32(len(cls.idx))
-	return nil
-}
-
-// proposalOp turns the RPN outputs of a batch into the RoIs of the second
-// stage during a training run: proposals (training top-N), ground truth
-// added, targets assigned and sampled (SelectTrainingSamples), each image's
-// rows padded up to BatchSizePerImage with repeats of its sampled RoIs; it
-// also sets the box-head loss selections (padding rows labelled
-// LabelIgnore, left out of both losses, whose normaliser is the number of
-// sampled RoIs). Inputs objectness [N, A, Hi, Wi] and deltas
-// [N, 4A, Hi, Wi]; output RoIs [K, 5], K = N*BatchSizePerImage. Not
-// differentiable.
-type proposalOp struct {
-	nn.HostOp
-	st  *stepState
-	k   int
-	key string
-}
-
-func (op *proposalOp) Arity() int { return 2 }
-func (op *proposalOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(4), tensorType(4), tensorType(2))
-}
-func (op *proposalOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.k, 5}, nil
-}
-func (op *proposalOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op *proposalOp) Hashcode() uint32      { return hashOf(op) }
-func (op *proposalOp) String() string        { return "TrainProposals{" + op.key + "}" }
-func (op *proposalOp) DiffWRT(n int) []bool  { return make([]bool, n) }
-func (op *proposalOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("detection: training proposals are not differentiable")
-}
-
-func (op *proposalOp) Do(in ...G.Value) (G.Value, error) {
-	st := op.st
-	m := st.m
-	a := m.Config.RPN.Anchors.NumAnchors()
-	hw := st.fh * st.fw
-	obj, err := roiData("TrainProposals", "objectness", in[0], []int{st.n, a, st.fh, st.fw})
-	if err != nil {
-		return nil, err
-	}
-	dlt, err := roiData("TrainProposals", "deltas", in[1], []int{st.n, 4 * a, st.fh, st.fw})
-	if err != nil {
-		return nil, err
-	}
-	props := make([][]box.Box, st.n)
-	for i := range st.n {
-		props[i], _ = m.RPN.Proposals(obj[i*a*hw:(i+1)*a*hw], dlt[i*4*a*hw:(i+1)*4*a*hw], st.fh, st.fw, st.padded, st.imgs[i], true)
-	}
-	samples, err := m.RoIHeads.Config.SelectTrainingSamples(props, st.gts, st.labels, st.opts, st.rng)
-	if err != nil {
-		return nil, fmt.Errorf("detection: training RoIs: %w", err)
-	}
-	per := op.k / st.n
-	nc := m.NumClasses()
-	rows := make([]float32, 0, 5*op.k)
-	ce, bx := st.ce, st.box
-	ce.idx = ce.idx[:0]
-	bx.idx, bx.target = bx.idx[:0], bx.target[:0]
-	st.fg, st.rois = 0, 0
-	for img, s := range samples {
-		if s.Len() == 0 {
-			return nil, fmt.Errorf("detection: training RoIs: image %d has no RoI", img)
-		}
-		if s.Len() > per {
-			return nil, fmt.Errorf("detection: training RoIs: image %d has %d sampled RoIs, more than the %d rows", img, s.Len(), per)
-		}
-		st.rois += s.Len()
-		for j := range per {
-			q := j % s.Len()
-			b, l := s.RoIs[q], s.Labels[q]
-			row := len(ce.idx)
-			rows = append(rows, float32(img), b.X1, b.Y1, b.X2, b.Y2)
-			if j >= s.Len() {
-				ce.idx = append(ce.idx, LabelIgnore)
-				continue
-			}
-			ce.idx = append(ce.idx, l)
-			if l > 0 {
-				st.fg++
-				for c := 0; c < 4; c++ {
-					bx.idx = append(bx.idx, row*4*nc+4*l+c)
-					bx.target = append(bx.target, s.Deltas[q][c])
-				}
-			}
-		}
-	}
-	ce.norm, bx.norm = float32(st.rois), float32(st.rois)
-	return RoITensor(rows), nil
+	return &trainGraph{model: m, n: n, ph: ph, pw: pw, fwd: fwd, losses: losses, grads: grads, ex: ex}, nil
 }
 
 // shapeCopy builds a detector like m on a new graph (same backbone

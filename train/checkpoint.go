@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 
+	"resdet/checkpoint"
 	"resdet/detection"
 	"resdet/internal/atomicfile"
 	"resdet/optim"
@@ -42,7 +43,7 @@ func saveCheckpoint(d RunDir, m *detection.FasterRCNN, sgd *optim.SGD, it int, c
 	}
 	defer os.RemoveAll(tmp)
 	staged := Checkpoint{Iter: it, Path: tmp}
-	if err := detection.SaveCheckpoint(staged.Model(), m); err != nil {
+	if err := checkpoint.Save(staged.Model(), m); err != nil {
 		return "", fmt.Errorf("train: checkpoint: %w", err)
 	}
 	st := sgd.State()
@@ -73,7 +74,7 @@ func saveCheckpoint(d RunDir, m *detection.FasterRCNN, sgd *optim.SGD, it int, c
 // returns the number of images skipped before it (0 for checkpoints that
 // do not record it).
 func loadCheckpoint(ck Checkpoint, m *detection.FasterRCNN, sgd *optim.SGD) (int, error) {
-	_, s, err := detection.ReadCheckpoint(ck.Model())
+	_, s, err := checkpoint.Read(ck.Model())
 	if err != nil {
 		return 0, fmt.Errorf("train: resume: %w", err)
 	}

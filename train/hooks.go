@@ -6,7 +6,7 @@ import (
 	"os"
 	"time"
 
-	"resdet/detection"
+	"resdet/checkpoint"
 )
 
 // metricsHook writes metrics.jsonl: a Metrics line every Config.LogEvery
@@ -101,7 +101,7 @@ func (checkpointHook) AfterTrain(s *State) error {
 	if err := s.sync(); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
-	if err := detection.SaveCheckpoint(s.Dir.Final(), s.model); err != nil {
+	if err := checkpoint.Save(s.Dir.Final(), s.model); err != nil {
 		return fmt.Errorf("train: %w", err)
 	}
 	s.Final = s.Dir.Final()

@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 
+	"resdet/checkpoint"
 	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/internal/testutil"
@@ -61,7 +62,7 @@ func BenchmarkDetect(b *testing.B) {
 			cfg := detection.DefaultConfig(fmt.Sprintf("r%d-c4", ref.Depth), nil)
 			cfg.Transform.MinSize, cfg.Transform.MaxSize = sizes.MinSize, sizes.MaxSize
 			cfg.RoIOp.Op = op
-			m, err := detection.LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
+			m, err := checkpoint.LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

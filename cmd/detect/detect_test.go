@@ -70,7 +70,7 @@ func TestDetectRoot(t *testing.T) {
 		stderr string
 	}{
 		{name: "missing weights", argv: []string{"--weights", "nowhere.safetensors", "a.jpg"}, code: 1,
-			stderr: "detect: detection: read checkpoint: weights: open nowhere.safetensors: no such file or directory\n"},
+			stderr: "detect: checkpoint: read: weights: open nowhere.safetensors: no such file or directory\n"},
 		{name: "version", argv: []string{"--version"}, stdout: "detect " + cli.Release},
 		{name: "help", argv: []string{"--help"}, stdout: "Examples:\n  detect --weights"},
 		{name: "completion", argv: []string{"completion", "bash"}, stdout: "# bash completion V2 for detect"},

@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
 	"resdet/detection"
@@ -190,7 +191,7 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		cfg := detection.DefaultConfig(arch, nil)
 		applyFlags(&cfg, opts)
 		var err error
-		if m, err = detection.LoadTorchvision(opts.Weights, cfg, detection.Options{}); err != nil {
+		if m, err = checkpoint.LoadTorchvision(opts.Weights, cfg, detection.Options{}); err != nil {
 			return nil, err
 		}
 	} else {
@@ -198,7 +199,7 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--weights: %w", err)
 		}
-		cfg, state, err := detection.ReadCheckpoint(file)
+		cfg, state, err := checkpoint.Read(file)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/datasets/imageio"
 	"resdet/detection"
@@ -42,7 +43,7 @@ func testModel(t *testing.T, dir string) string {
 		t.Fatal(err)
 	}
 	path := filepath.Join(dir, "model.safetensors")
-	if err := detection.SaveCheckpoint(path, m); err != nil {
+	if err := checkpoint.Save(path, m); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -76,7 +77,7 @@ func writeImage(t *testing.T, path string, w, h int, seed int64) {
 // libraryResult runs the detector through the library on one image.
 func libraryResult(t *testing.T, weights, path string, thresh float32) imageResult {
 	t.Helper()
-	m, err := detection.LoadCheckpoint(weights, detection.Options{})
+	m, err := checkpoint.Load(weights, detection.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

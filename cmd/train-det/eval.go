@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/detection"
 	"resdet/format/voc"
@@ -94,7 +95,7 @@ func runEval(opts *EvalOptions) error {
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
-	m, err := detection.LoadCheckpoint(file, detection.Options{})
+	m, err := checkpoint.Load(file, detection.Options{})
 	if err != nil {
 		return err
 	}

@@ -2,12 +2,12 @@
 """Generates the torchvision reference fixtures of resdet's box and detection
 packages (torch 1.13, torchvision 0.14, CPU, float32).
 
-Usage: /usr/bin/python3 gen_fixtures.py box|detection|large|bench OUTDIR
+Usage: /usr/bin/python3 gen_fixtures.py box|detection|large OUTDIR
 
 box, detection: the small fixtures committed in box/testdata and
 detection/testdata. large: bigger cases (C4-sized maps) that the detection
-tests generate into a temporary directory when torch is available.
-bench: times torchvision's roi_align on the benchmark shape.
+tests generate into a temporary directory when torch is available. The
+helpers arr, write and rand_boxes come from ops/testdata/gen_fixtures.py.
 
 Each fixture is a JSON file: {case name: {field: value}}. Arrays are
 {"shape": [...], "dtype": "f32"|"i64", "b64": base64 of the little-endian
@@ -15,14 +15,11 @@ row-major data}, so float32 values round-trip exactly. Inputs are random with
 fixed seeds. The Go tests read the committed files; `go test -update` in
 box/ or detection/ reruns this script.
 """
-import base64
-import json
+import importlib.util
 import math
 import os
 import sys
-import time
 
-import numpy as np
 import torch
 import torchvision
 from torchvision.models.detection import _utils as det_utils
@@ -33,31 +30,18 @@ from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, con
 from torchvision.ops import boxes as box_ops
 
 
-def arr(t):
-    t = torch.as_tensor(t).detach().contiguous()
-    if t.dtype.is_floating_point:
-        a, dt = t.to(torch.float32).numpy().astype("<f4"), "f32"
-    else:
-        a, dt = t.to(torch.int64).numpy().astype("<i8"), "i64"
-    return {"shape": list(a.shape), "dtype": dt, "b64": base64.b64encode(a.tobytes()).decode()}
+
+def _load_ops_fixtures():
+    """ops/testdata/gen_fixtures.py, loaded by path (it has this file's name)."""
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "ops", "testdata", "gen_fixtures.py")
+    spec = importlib.util.spec_from_file_location("ops_gen_fixtures", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 
-def write(outdir, name, cases):
-    path = os.path.join(outdir, name)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cases, f, indent=0, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def rand_boxes(g, n, w, h, min_side=1.0, max_side=None):
-    """Valid random boxes inside roughly [0, w] x [0, h]."""
-    max_side = max_side or min(w, h) / 2
-    x1 = torch.rand(n, generator=g) * w
-    y1 = torch.rand(n, generator=g) * h
-    bw = min_side + torch.rand(n, generator=g) * (max_side - min_side)
-    bh = min_side + torch.rand(n, generator=g) * (max_side - min_side)
-    return torch.stack([x1, y1, x1 + bw, y1 + bh], 1)
+ops_fixtures = _load_ops_fixtures()
+arr, write, rand_boxes, large_roi = ops_fixtures.arr, ops_fixtures.write, ops_fixtures.rand_boxes, ops_fixtures.large_roi
 
 
 def clustered_boxes(g, n, centres, spread, size):
@@ -210,83 +194,16 @@ def gen_postprocess(g, specs=POSTPROCESS_CASES):
     return cases
 
 
-def roi_inputs(g, n, c, h, w, k, scale):
-    feat = torch.randn(n, c, h, w, generator=g)
-    iw, ih = w / scale, h / scale
-    b = rand_boxes(g, k, iw, ih, 0.5, max(iw, ih) * 0.8)
-    b[: k // 6] -= torch.tensor([iw, ih, iw, ih]) * 0.3  # partly outside (top/left)
-    b[k // 6: k // 3] += torch.tensor([iw, ih, iw, ih]) * 0.4  # partly outside (bottom/right)
-    b[k // 3: k // 3 + 2, 2:] = b[k // 3: k // 3 + 2, :2]  # empty boxes
-    b[k // 3 + 2, 2] = b[k // 3 + 2, 0] - 3  # x2 < x1
-    b[k // 3 + 3] = torch.tensor([-50.0, -50.0, -20.0, -10.0])  # entirely outside
-    b[k // 3 + 4] = torch.tensor([iw + 5, ih + 5, iw + 40, ih + 30])  # entirely outside
-    idx = torch.randint(0, n, (k, 1), generator=g).float()
-    return feat, torch.cat([idx, b], 1)
-
-
-def gen_roi(g):
-    align, pool = {}, {}
-    for name, shape, k, scale, out, sr, aligned in [
-        ("s05_7x7_sr2", (2, 5, 11, 14), 30, 0.5, (7, 7), 2, False),
-        ("s025_5x4_adaptive_aligned", (2, 4, 12, 9), 30, 0.25, (5, 4), 0, True),
-        ("c4_14x14_adaptive", (1, 3, 19, 25), 24, 1 / 16, (14, 14), 0, False),
-        ("c4_14x14_adaptive_aligned", (1, 3, 19, 25), 24, 1 / 16, (14, 14), -1, True),
-        ("s1_3x3_sr1", (1, 2, 6, 7), 18, 1.0, (3, 3), 1, False),
-    ]:
-        feat, rois = roi_inputs(g, *shape, k, scale)
-        feat.requires_grad_(True)
-        y = torchvision.ops.roi_align(feat, rois, out, scale, sr, aligned)
-        gy = torch.randn(y.shape, generator=g)
-        y.backward(gy)
-        align[name] = {"feat": arr(feat), "rois": arr(rois), "scale": scale, "out": list(out),
-                       "sampling_ratio": sr, "aligned": aligned, "y": arr(y), "grad_y": arr(gy),
-                       "grad_feat": arr(feat.grad)}
-    for name, shape, k, scale, out in [
-        ("s05_7x7", (2, 5, 11, 14), 30, 0.5, (7, 7)),
-        ("c4_14x14", (1, 3, 19, 25), 24, 1 / 16, (14, 14)),
-        ("s1_4x3", (2, 3, 8, 10), 24, 1.0, (4, 3)),
-    ]:
-        feat, rois = roi_inputs(g, *shape, k, scale)
-        feat.requires_grad_(True)
-        y = torchvision.ops.roi_pool(feat, rois, out, scale)
-        gy = torch.randn(y.shape, generator=g)
-        y.backward(gy)
-        pool[name] = {"feat": arr(feat), "rois": arr(rois), "scale": scale, "out": list(out),
-                      "y": arr(y), "grad_y": arr(gy), "grad_feat": arr(feat.grad)}
-    return align, pool
-
-
 def gen_detection(outdir):
     g = torch.Generator().manual_seed(2)
     write(outdir, "anchors.json", gen_anchors(g))
     write(outdir, "proposals.json", gen_proposals(g))
     write(outdir, "postprocess.json", gen_postprocess(g))
-    align, pool = gen_roi(g)
-    write(outdir, "roi_align.json", align)
-    write(outdir, "roi_pool.json", pool)
 
 
 def gen_large(outdir):
     g = torch.Generator().manual_seed(4)
-    align, pool = {}, {}
-    for aligned in (False, True):
-        feat, rois = roi_inputs(g, 2, 64, 38, 50, 200, 1 / 16)
-        feat.requires_grad_(True)
-        y = torchvision.ops.roi_align(feat, rois, (14, 14), 1 / 16, 0, aligned)
-        gy = torch.randn(y.shape, generator=g)
-        y.backward(gy)
-        align["c4_200_aligned_%s" % aligned] = {
-            "feat": arr(feat), "rois": arr(rois), "scale": 1 / 16, "out": [14, 14], "sampling_ratio": 0,
-            "aligned": aligned, "y": arr(y), "grad_y": arr(gy), "grad_feat": arr(feat.grad)}
-    feat, rois = roi_inputs(g, 2, 64, 38, 50, 200, 1 / 16)
-    feat.requires_grad_(True)
-    y = torchvision.ops.roi_pool(feat, rois, (14, 14), 1 / 16)
-    gy = torch.randn(y.shape, generator=g)
-    y.backward(gy)
-    pool["c4_200"] = {"feat": arr(feat), "rois": arr(rois), "scale": 1 / 16, "out": [14, 14],
-                      "y": arr(y), "grad_y": arr(gy), "grad_feat": arr(feat.grad)}
-    write(outdir, "roi_align.json", align)
-    write(outdir, "roi_pool.json", pool)
+    large_roi(g)  # the ops package's large cases come first in this stream
     write(outdir, "proposals.json", gen_proposals(g, [
         ("c4_600x1000_test", (600, 1000), (38, 63), 1000, 300, False),
         ("c4_600x1000_train", (600, 1000), (38, 63), 2000, 2000, True),
@@ -297,52 +214,8 @@ def gen_large(outdir):
     ]))
 
 
-# ---------------------------------------------------------------- bench
-
-def bench(outdir):
-    """Times torchvision.ops.roi_align and roi_pool on the C4 benchmark shape (2 threads) and
-    writes its RoIs to OUTDIR/bench_rois.json for the Go benchmark."""
-    torch.set_num_threads(2)
-    g = torch.Generator().manual_seed(3)
-    feat = torch.randn(1, 1024, 38, 63, generator=g, requires_grad=True)
-    b = rand_boxes(g, 300, 63 * 16, 38 * 16, 16.0, 400.0)
-    rois = torch.cat([torch.zeros(300, 1), b], 1)
-    write(outdir, "bench_rois.json", {"c4_300": {"rois": arr(rois)}})
-    for aligned in (False, True):
-        fw, bw, fc, bc = [], [], [], []
-        for _ in range(5):
-            c0, t0 = time.process_time(), time.perf_counter()
-            y = torchvision.ops.roi_align(feat, rois, (14, 14), 1 / 16, 0, aligned)
-            c1, t1 = time.process_time(), time.perf_counter()
-            y.backward(torch.ones_like(y))
-            c2, t2 = time.process_time(), time.perf_counter()
-            feat.grad = None
-            fw.append(t1 - t0)
-            bw.append(t2 - t1)
-            fc.append(c1 - c0)
-            bc.append(c2 - c1)
-        print("torchvision roi_align aligned=%s 300x[1,1024,38,63]->14x14 (min of 5): "
-              "forward %.1f ms wall, %.1f ms cpu; backward %.1f ms wall, %.1f ms cpu"
-              % (aligned, min(fw) * 1e3, min(fc) * 1e3, min(bw) * 1e3, min(bc) * 1e3))
-    fw, bw, fc, bc = [], [], [], []
-    for _ in range(5):
-        c0, t0 = time.process_time(), time.perf_counter()
-        y = torchvision.ops.roi_pool(feat, rois, (14, 14), 1 / 16)
-        c1, t1 = time.process_time(), time.perf_counter()
-        y.backward(torch.ones_like(y))
-        c2, t2 = time.process_time(), time.perf_counter()
-        feat.grad = None
-        fw.append(t1 - t0)
-        bw.append(t2 - t1)
-        fc.append(c1 - c0)
-        bc.append(c2 - c1)
-    print("torchvision roi_pool 300x[1,1024,38,63]->14x14 (min of 5): "
-          "forward %.1f ms wall, %.1f ms cpu; backward %.1f ms wall, %.1f ms cpu"
-          % (min(fw) * 1e3, min(fc) * 1e3, min(bw) * 1e3, min(bc) * 1e3))
-
-
 if __name__ == "__main__":
-    modes = {"box": gen_box, "detection": gen_detection, "large": gen_large, "bench": bench}
+    modes = {"box": gen_box, "detection": gen_detection, "large": gen_large}
     if len(sys.argv) != 3 or sys.argv[1] not in modes:
         sys.exit(__doc__)
     torch.set_num_threads(1)

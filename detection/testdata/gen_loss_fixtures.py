@@ -17,19 +17,15 @@ original code's options on top of torchvision's matcher: cross-boundary
 anchors removed before matching and labelled -1; proposals whose best IoU is
 below 0.1 labelled -1.
 
-losses.json: the elementwise losses against torch.nn.functional on random
-inputs (value and gradient), and torchvision's two loss functions
+losses.json: torchvision's two loss functions
 (RegionProposalNetwork.compute_loss, roi_heads.fastrcnn_loss) on random head
 outputs with targets from torchvision, the sampler's choice recorded so the
 Go side can feed the same indices.
 """
-import base64
-import json
 import os
 import sys
 
 import torch
-import torch.nn.functional as F
 from torchvision.models.detection import _utils as det_utils
 from torchvision.models.detection.anchor_utils import AnchorGenerator
 from torchvision.models.detection.image_list import ImageList
@@ -37,22 +33,11 @@ from torchvision.models.detection.roi_heads import RoIHeads, fastrcnn_loss
 from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead, concat_box_prediction_layers
 from torchvision.ops import boxes as box_ops
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gen_fixtures  # noqa: E402  (this folder's; it loads ops/testdata/gen_fixtures.py)
 
-def arr(t):
-    t = torch.as_tensor(t).detach().contiguous()
-    if t.dtype.is_floating_point:
-        a, dt = t.to(torch.float32).numpy().astype("<f4"), "f32"
-    else:
-        a, dt = t.to(torch.int64).numpy().astype("<i8"), "i64"
-    return {"shape": list(a.shape), "dtype": dt, "b64": base64.b64encode(a.tobytes()).decode()}
-
-
-def write(outdir, name, cases):
-    path = os.path.join(outdir, name)
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(cases, f, indent=0, sort_keys=True)
-    os.replace(tmp, path)
+_ops = gen_fixtures.ops_fixtures
+arr, write, grad_case = _ops.arr, _ops.write, _ops.grad_case
 
 
 def rand_gt(g, n, w, h, lo=12.0, hi=80.0):
@@ -186,40 +171,11 @@ class RecordingSampler:
         return pos, neg
 
 
-def grad_case(fn, *inputs):
-    xs = [x.clone().requires_grad_(True) for x in inputs]
-    y = fn(*xs)
-    y.backward()
-    return y, [x.grad for x in xs]
-
-
 def gen_losses(outdir):
     g = torch.Generator().manual_seed(11)
     cases = {}
 
-    x = torch.randn(50, generator=g) * 3
-    idx = torch.cat([torch.randperm(50, generator=g)[:30], torch.tensor([3, 3, 7])])
-    y = torch.cat([(torch.rand(28, generator=g) > 0.5).float(), torch.rand(5, generator=g)])
-    x[idx[0]] = 40.0  # saturated logits
-    x[idx[1]] = -40.0
-    v, (gx,) = grad_case(lambda x: F.binary_cross_entropy_with_logits(x[idx], y), x)
-    cases["bce"] = {"x": arr(x), "idx": arr(idx), "target": arr(y), "value": float(v), "grad": arr(gx)}
-
-    for name, beta, norm in [("smooth_l1_ninth", 1.0 / 9, 7.0), ("smooth_l1_one", 1.0, 1.0), ("smooth_l1_zero", 0.0, 3.0)]:
-        x = torch.randn(40, generator=g) * 0.3
-        idx = torch.cat([torch.randperm(40, generator=g)[:25], torch.tensor([5, 5])])
-        t = torch.randn(27, generator=g) * 0.3
-        t[0] = x[idx[0]] + 0.05  # inside and outside the quadratic zone
-        t[1] = x[idx[1]] - 0.2
-        v, (gx,) = grad_case(lambda x: F.smooth_l1_loss(x[idx], t, beta=beta, reduction="sum") / norm, x)
-        cases[name] = {"x": arr(x), "idx": arr(idx), "target": arr(t), "beta": beta, "norm": norm,
-                       "value": float(v), "grad": arr(gx)}
-
-    x = torch.randn(20, 6, generator=g) * 3
-    x[0, 2] = 60.0
-    lab = torch.randint(0, 6, (20,), generator=g)
-    v, (gx,) = grad_case(lambda x: F.cross_entropy(x, lab), x)
-    cases["cross_entropy"] = {"x": arr(x), "labels": arr(lab), "value": float(v), "grad": arr(gx)}
+    _ops.elementwise_loss_cases(g)  # in ops/testdata/losses.json; this stream continues after them
 
     # RPN: three images (one without ground truth), sampler as in torchvision.
     n = 3

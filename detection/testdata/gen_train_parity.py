@@ -28,9 +28,10 @@ perturbed by 1e-7 relative, and torch's own float32 gradients differed from
 its float64 ones by 1%; with 1.5 resdet agrees with torch within 7e-4.
 
 Writes to OUTDIR:
-  model.pth   the state_dict before the step (torchvision names)
+  model.pth   the state_dict before the step, under resdet's parameter names
+              (resdet_names)
   grads.pth   {name: gradient of the summed losses} for every parameter that
-              requires a gradient (torchvision names)
+              requires a gradient (resdet's names)
   input.f32   the transformed, padded batch images.tensors [N, 3, PH, PW],
               raw little-endian float32
   ref.json    {"padded": [PW, PH], "sizes": [[w, h], ...] (each image after
@@ -140,6 +141,27 @@ def setup(a):
 PRE_NMS = 1 << 20  # every anchor enters NMS
 
 
+def resdet_names(state):
+    """Renames a state of gen_fasterrcnn.py's construction to resdet's
+    parameter names (detection/state.go): the trunk's nn.Sequential indices
+    to ResNet names, the box head's layer4 into the backbone, the RPN conv
+    out of its wrappers; num_batches_tracked dropped."""
+    body = {"0": "conv1", "1": "bn1", "4": "layer1", "5": "layer2", "6": "layer3"}
+    out = {}
+    for name, v in state.items():
+        if name.endswith(".num_batches_tracked"):
+            continue
+        if name.startswith("backbone."):
+            idx, rest = name[len("backbone."):].split(".", 1)
+            name = "backbone.%s.%s" % (body[idx], rest)
+        elif name.startswith("roi_heads.box_head.0."):
+            name = "backbone.layer4." + name[len("roi_heads.box_head.0."):]
+        elif name.startswith("rpn.head.conv.0.0."):
+            name = "rpn.head.conv." + name[len("rpn.head.conv.0.0."):]
+        out[name] = v
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("outdir")
@@ -151,7 +173,7 @@ def main():
     torch.set_num_threads(2)
     os.makedirs(a.outdir, exist_ok=True)
     model, state, xs, targets = setup(a)
-    torch.save(state, os.path.join(a.outdir, "model.pth"))
+    torch.save(resdet_names(state), os.path.join(a.outdir, "model.pth"))
 
     # The sampled counts, recorded from the modules' own calls.
     rec = {}
@@ -179,7 +201,7 @@ def main():
     total = sum(losses.values())
     total.backward()
     grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
-    torch.save(grads, os.path.join(a.outdir, "grads.pth"))
+    torch.save(resdet_names(grads), os.path.join(a.outdir, "grads.pth"))
 
     batch = images.tensors.detach().contiguous()
     batch.numpy().astype("<f4").tofile(os.path.join(a.outdir, "input.f32"))

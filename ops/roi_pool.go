@@ -1,15 +1,10 @@
-package detection
+package ops
 
 import (
 	"fmt"
-	"hash"
 	"math"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
-
-	"resdet/nn"
 )
 
 // RoIPoolOpts are the parameters of RoIPool, named as in
@@ -42,14 +37,7 @@ func (o RoIPoolOpts) String() string {
 // again in the backward pass from the forward output). Errors as for
 // RoIAlign.
 func RoIPool(feat, rois *G.Node, o RoIPoolOpts) (*G.Node, error) {
-	g, err := newRoIGeom("RoIPool", feat, rois, o.OutH, o.OutW)
-	if err != nil {
-		return nil, err
-	}
-	if !(o.SpatialScale > 0) {
-		return nil, fmt.Errorf("detection: RoIPool: spatial scale %v, want > 0", o.SpatialScale)
-	}
-	return G.ApplyOp(roiPoolOp{g: g, o: o}, feat, rois)
+	return applyRoI(o, feat, rois, o.OutH, o.OutW, o.SpatialScale)
 }
 
 // poolBin is the cell range [h0, h1) x [w0, w1) of one output bin.
@@ -134,10 +122,8 @@ func roiPoolForward(g roiGeom, o RoIPoolOpts, feat, rois, out []float32) {
 		batch := int(rois[5*k])
 		c := 0
 		for ; c+4 <= g.C; c += 4 {
-			base := (batch*g.C + c) * hw
-			p0, p1, p2, p3 := feat[base:base+hw], feat[base+hw:base+2*hw], feat[base+2*hw:base+3*hw], feat[base+3*hw:base+4*hw]
-			ob := (k*g.C + c) * nb
-			d0, d1, d2, d3 := out[ob:ob+nb], out[ob+nb:ob+2*nb], out[ob+2*nb:ob+3*nb], out[ob+3*nb:ob+4*nb]
+			p0, p1, p2, p3 := planes4(feat, (batch*g.C+c)*hw, hw)
+			d0, d1, d2, d3 := planes4(out, (k*g.C+c)*nb, nb)
 			for i, b := range bins {
 				d0[i], d1[i], d2[i], d3[i] = b.max4(p0, p1, p2, p3, g.W)
 			}
@@ -198,112 +184,18 @@ func roiPoolBackward(g roiGeom, o RoIPoolOpts, feat, rois, y, gradOut, gradFeat 
 	})
 }
 
-// forwardInputs checks the inputs of a forward RoI op (roiPoolOp,
-// roiAlignOp) named name: in = (feat [N, C, H, W], rois [K, 5]) with valid
-// RoIs, as checkRoIs.
-func (g roiGeom) forwardInputs(name string, in []G.Value) (feat, rois []float32, err error) {
-	if len(in) != 2 {
-		return nil, nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
-	}
-	if feat, err = roiData(name, "feat", in[0], g.featShape()); err != nil {
-		return nil, nil, err
-	}
-	if rois, err = roiData(name, "rois", in[1], g.roisShape()); err != nil {
-		return nil, nil, err
-	}
-	if err := g.checkRoIs(name, rois); err != nil {
-		return nil, nil, err
-	}
-	return feat, rois, nil
+func (o RoIPoolOpts) name() string { return "RoIPool" }
+
+func (o RoIPoolOpts) check(string, []float32, int) error { return nil }
+
+func (o RoIPoolOpts) forward(g roiGeom, v roiValues, out []float32) {
+	roiPoolForward(g, o, v.feat, v.rois, out)
 }
 
-// roiPoolOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
-type roiPoolOp struct {
-	nn.HostOp
-	g roiGeom
-	o RoIPoolOpts
-}
+// gradInputs: the gradient finds each bin's argmax again from the feature
+// map and the forward output.
+func (o RoIPoolOpts) gradInputs() []roiInput { return []roiInput{inFeat, inRoIs, inOutput, inGrad} }
 
-func (op roiPoolOp) Arity() int { return 2 }
-func (op roiPoolOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4))
+func (o RoIPoolOpts) backward(g roiGeom, v roiValues, gradFeat []float32) {
+	roiPoolBackward(g, o, v.feat, v.rois, v.out, v.grad, gradFeat)
 }
-func (op roiPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape(op.g.outShape()), nil
-}
-func (op roiPoolOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-
-// UsePreallocDo writes the output into prealloc if it is a float32 tensor of
-// the output's shape, else into a new tensor.
-func (op roiPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	name := op.String()
-	feat, rois, err := op.g.forwardInputs(name, in)
-	if err != nil {
-		return nil, err
-	}
-	out, y := roiOut(prealloc, op.g.outShape())
-	roiPoolForward(op.g, op.o, feat, rois, y)
-	return out, nil
-}
-func (op roiPoolOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op roiPoolOp) Hashcode() uint32      { return hashOf(op) }
-func (op roiPoolOp) String() string        { return fmt.Sprintf("RoIPool{%v %v}", op.o, op.g) }
-
-// DiffWRT: differentiable with respect to feat, not rois.
-func (op roiPoolOp) DiffWRT(n int) []bool { return []bool{true, false} }
-
-// SymDiff returns the gradient of feat and nil for rois.
-func (op roiPoolOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("detection: %v: SymDiff got %d inputs, want 2", op, len(in))
-	}
-	df, err := G.ApplyOp(roiPoolGradOp(op), in[0], in[1], output, grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{df, nil}, nil
-}
-
-// roiPoolGradOp computes the gradient of feat. Inputs: feat, rois, the
-// forward output and its gradient, [K, C, OH, OW]; output [N, C, H, W].
-type roiPoolGradOp roiPoolOp
-
-func (op roiPoolGradOp) Arity() int { return 4 }
-func (op roiPoolGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4), tensorType(4), tensorType(4))
-}
-func (op roiPoolGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape(op.g.featShape()), nil
-}
-func (op roiPoolGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op roiPoolGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	name := op.String()
-	if len(in) != 4 {
-		return nil, fmt.Errorf("detection: %s: got %d inputs, want 4", name, len(in))
-	}
-	feat, err := roiData(name, "feat", in[0], op.g.featShape())
-	if err != nil {
-		return nil, err
-	}
-	rois, err := roiData(name, "rois", in[1], op.g.roisShape())
-	if err != nil {
-		return nil, err
-	}
-	y, err := roiData(name, "output", in[2], op.g.outShape())
-	if err != nil {
-		return nil, err
-	}
-	gy, err := roiData(name, "grad", in[3], op.g.outShape())
-	if err != nil {
-		return nil, err
-	}
-	if err := op.g.checkRoIs(name, rois); err != nil {
-		return nil, err
-	}
-	out, gx := roiOut(prealloc, op.g.featShape())
-	roiPoolBackward(op.g, op.o, feat, rois, y, gy, gx)
-	return out, nil
-}
-func (op roiPoolGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op roiPoolGradOp) Hashcode() uint32      { return hashOf(op) }
-func (op roiPoolGradOp) String() string        { return fmt.Sprintf("RoIPoolGrad{%v %v}", op.o, op.g) }

@@ -1,4 +1,4 @@
-package detection
+package ops
 
 import (
 	"math"
@@ -19,7 +19,7 @@ func runRoI(t *testing.T, build roiBuilder, feat []float32, featShape []int, roi
 	g := G.NewGraph()
 	f := G.NewTensor(g, tensor.Float32, 4, G.WithShape(featShape...), G.WithName("feat"),
 		G.WithValue(tensor.New(tensor.WithShape(featShape...), tensor.WithBacking(append([]float32(nil), feat...)))))
-	r := G.NewConstant(RoITensor(append([]float32(nil), rois...)), G.WithName("rois"))
+	r := G.NewConstant(roiTensor(append([]float32(nil), rois...)), G.WithName("rois"))
 	out, err := build(f, r)
 	if err != nil {
 		t.Fatal(err)
@@ -68,8 +68,7 @@ func TestRoIAlignParity(t *testing.T) { testRoIAlignParity(t, loadFixture(t, "ro
 func TestRoIPoolParity(t *testing.T)  { testRoIPoolParity(t, loadFixture(t, "roi_pool.json")) }
 
 // TestLargeParity compares with torchvision on C4-sized inputs generated
-// at test time: RoIAlign/RoIPool of 200 RoIs on [2, 64, 38, 50], proposals
-// of a 38x63 map (21546 anchors), post-processing of 1000 proposals.
+// at test time: RoIAlign/RoIPool of 200 RoIs on [2, 64, 38, 50].
 func TestLargeParity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
@@ -77,10 +76,6 @@ func TestLargeParity(t *testing.T) {
 	dir := largeFixtures(t)
 	t.Run("RoIAlign", func(t *testing.T) { testRoIAlignParity(t, loadFixtureFrom(t, dir, "roi_align.json")) })
 	t.Run("RoIPool", func(t *testing.T) { testRoIPoolParity(t, loadFixtureFrom(t, dir, "roi_pool.json")) })
-	t.Run("FilterProposals", func(t *testing.T) { testFilterProposalsParity(t, loadFixtureFrom(t, dir, "proposals.json")) })
-	t.Run("PostprocessDetections", func(t *testing.T) {
-		testPostprocessParity(t, loadFixtureFrom(t, dir, "postprocess.json"))
-	})
 }
 
 func testRoIAlignParity(t *testing.T, cases map[string]fixtureCase) {
@@ -103,7 +98,7 @@ func testRoIAlignParity(t *testing.T, cases map[string]fixtureCase) {
 			wantG, _ := c.f32(t, "grad_feat")
 			dy, sy := maxAbsDiff(t, "forward", y, wantY)
 			dg, sg := maxAbsDiff(t, "gradient", gf, wantG)
-			t.Logf("max abs error: forward %.3g (values up to %.3g), gradient %.3g (up to %.3g)", dy, sy, dg, sg)
+			t.Logf("max abs error: forward %.3g (bound 0, values up to %.3g), gradient %.3g (bound 1e-6, values up to %.3g)", dy, sy, dg, sg)
 			if dy != 0 || dg > 1e-6 {
 				t.Errorf("max abs error vs torchvision: forward %.3g (want exact), gradient %.3g", dy, dg)
 			}
@@ -127,7 +122,7 @@ func testRoIPoolParity(t *testing.T, cases map[string]fixtureCase) {
 			wantG, _ := c.f32(t, "grad_feat")
 			dy, _ := maxAbsDiff(t, "forward", y, wantY)
 			dg, _ := maxAbsDiff(t, "gradient", gf, wantG)
-			t.Logf("max abs error: forward %.3g, gradient %.3g", dy, dg)
+			t.Logf("max abs error: forward %.3g (bound 0), gradient %.3g (bound 1e-6)", dy, dg)
 			if dy != 0 || dg > 1e-6 {
 				t.Errorf("max abs error vs torchvision: forward %.3g (want exact), gradient %.3g", dy, dg)
 			}
@@ -250,13 +245,13 @@ func TestRoIOpRunErrors(t *testing.T) {
 		{"infinite coordinate", []float32{0, 1, 1, float32(math.Inf(1)), 3, 0, 1, 1, 3, 3}, "roi 0: value 3 is +Inf"},
 	}
 	ops := []G.Op{
-		roiAlignOp{g: g, o: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}},
-		roiPoolOp{g: g, o: RoIPoolOpts{OutH: 2, OutW: 2, SpatialScale: 1}},
+		roiOp{g: g, k: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}},
+		roiOp{g: g, k: RoIPoolOpts{OutH: 2, OutW: 2, SpatialScale: 1}},
 	}
 	for _, tt := range tests {
 		for _, op := range ops {
 			t.Run(tt.name+"/"+strings.SplitN(op.String(), "{", 2)[0], func(t *testing.T) {
-				_, err := op.Do(feat, RoITensor(tt.rois))
+				_, err := op.Do(feat, roiTensor(tt.rois))
 				if err == nil || !strings.Contains(err.Error(), tt.want) {
 					t.Errorf("err = %v, want it to mention %q", err, tt.want)
 				}
@@ -267,9 +262,9 @@ func TestRoIOpRunErrors(t *testing.T) {
 
 func TestRoIAlignHugeRoI(t *testing.T) {
 	g := roiGeom{N: 1, C: 1, H: 5, W: 5, K: 1, OH: 2, OW: 2}
-	op := roiAlignOp{g: g, o: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}}
+	op := roiOp{g: g, k: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}}
 	feat := tensor.New(tensor.WithShape(1, 1, 5, 5), tensor.Of(tensor.Float32))
-	_, err := op.Do(feat, RoITensor([]float32{0, 0, 0, 1e9, 3}))
+	_, err := op.Do(feat, roiTensor([]float32{0, 0, 0, 1e9, 3}))
 	if err == nil || !strings.Contains(err.Error(), "sampling grid") {
 		t.Errorf("err = %v, want a sampling grid error", err)
 	}
@@ -292,9 +287,9 @@ func FuzzRoIAlign(f *testing.F) {
 			feat[i] = float32(i%13) - 6
 		}
 		ft := tensor.New(tensor.WithShape(1, 2, 6, 7), tensor.WithBacking(feat))
-		rois := RoITensor([]float32{0, x1, y1, x2, y2})
+		rois := roiTensor([]float32{0, x1, y1, x2, y2})
 		o := RoIAlignOpts{OutH: 3, OutW: 2, SpatialScale: scale, SamplingRatio: sr, Aligned: aligned}
-		ops := []G.Op{roiAlignOp{g: g, o: o}, roiPoolOp{g: g, o: RoIPoolOpts{OutH: 3, OutW: 2, SpatialScale: scale}}}
+		ops := []G.Op{roiOp{g: g, k: o}, roiOp{g: g, k: RoIPoolOpts{OutH: 3, OutW: 2, SpatialScale: scale}}}
 		for _, op := range ops {
 			v, err := op.Do(ft, rois)
 			if err != nil {
@@ -306,7 +301,7 @@ func FuzzRoIAlign(f *testing.F) {
 				}
 			}
 		}
-		if o.checkGrid("fuzz", rois.Data().([]float32), 1) != nil {
+		if o.check("fuzz", rois.Data().([]float32), 1) != nil {
 			return
 		}
 		p := o.plan(rois.Data().([]float32), g.H, g.W, nil)
@@ -330,10 +325,10 @@ func FuzzRoIAlign(f *testing.F) {
 
 func TestRoIOpPrealloc(t *testing.T) {
 	g := roiGeom{N: 1, C: 2, H: 5, W: 5, K: 1, OH: 2, OW: 2}
-	op := roiAlignOp{g: g, o: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1, SamplingRatio: 1}}
+	op := roiOp{g: g, k: RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1, SamplingRatio: 1}}
 	feat := tensor.New(tensor.WithShape(1, 2, 5, 5), tensor.WithBacking(make([]float32, 50)))
 	feat.Data().([]float32)[0] = 4
-	rois := RoITensor([]float32{0, 0, 0, 2, 2})
+	rois := roiTensor([]float32{0, 0, 0, 2, 2})
 	right := tensor.New(tensor.WithShape(1, 2, 2, 2), tensor.Of(tensor.Float32))
 	got, err := op.UsePreallocDo(right, feat, rois)
 	if err != nil {
@@ -361,20 +356,20 @@ func TestRoIOpPrealloc(t *testing.T) {
 func TestRoIOpHash(t *testing.T) {
 	g := roiGeom{N: 1, C: 2, H: 5, W: 5, K: 1, OH: 2, OW: 2}
 	base := RoIAlignOpts{OutH: 2, OutW: 2, SpatialScale: 1}
-	variants := []G.Op{roiAlignOp{g: g, o: base}}
+	variants := []G.Op{roiOp{g: g, k: base}}
 	o := base
 	o.Aligned = true
-	variants = append(variants, roiAlignOp{g: g, o: o})
+	variants = append(variants, roiOp{g: g, k: o})
 	o = base
 	o.SamplingRatio = 2
-	variants = append(variants, roiAlignOp{g: g, o: o})
+	variants = append(variants, roiOp{g: g, k: o})
 	o = base
 	o.SpatialScale = 0.5
-	variants = append(variants, roiAlignOp{g: g, o: o})
+	variants = append(variants, roiOp{g: g, k: o})
 	g2 := g
 	g2.H = 6
-	variants = append(variants, roiAlignOp{g: g2, o: base}, roiAlignGradOp{g: g, o: base},
-		roiPoolOp{g: g, o: RoIPoolOpts{OutH: 2, OutW: 2, SpatialScale: 1}})
+	variants = append(variants, roiOp{g: g2, k: base}, roiGradOp{g: g, k: base},
+		roiOp{g: g, k: RoIPoolOpts{OutH: 2, OutW: 2, SpatialScale: 1}})
 	seen := map[uint32]string{}
 	for _, op := range variants {
 		h := op.Hashcode()

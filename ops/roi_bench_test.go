@@ -1,4 +1,4 @@
-package detection
+package ops
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-package detection
+package ops
 
 import (
 	"encoding/binary"
@@ -36,7 +36,7 @@ func BCEWithLogitsLoss(x *G.Node, idx []int, labels []float32) (*G.Node, error) 
 		return nil, err
 	}
 	if len(idx) == 0 {
-		return nil, fmt.Errorf("detection: %s: no elements selected (the mean is undefined)", name)
+		return nil, fmt.Errorf("ops: %s: no elements selected (the mean is undefined)", name)
 	}
 	op := &lossOp{kind: lossBCE, shape: x.Shape().Clone(), idx: slices.Clone(idx), target: slices.Clone(labels), norm: float32(len(idx))}
 	op.key = op.contentKey()
@@ -56,55 +56,127 @@ func SmoothL1Loss(x *G.Node, idx []int, targets []float32, beta, norm float32) (
 		return nil, err
 	}
 	if !(beta >= 0) || !(norm > 0) {
-		return nil, fmt.Errorf("detection: %s: beta %v and norm %v, want beta >= 0 and norm > 0", name, beta, norm)
+		return nil, fmt.Errorf("ops: %s: beta %v and norm %v, want beta >= 0 and norm > 0", name, beta, norm)
 	}
 	op := &lossOp{kind: lossSmoothL1, shape: x.Shape().Clone(), idx: slices.Clone(idx), target: slices.Clone(targets), beta: beta, norm: norm}
 	op.key = op.contentKey()
 	return G.ApplyOp(op, x)
 }
 
-// CrossEntropyLoss returns the mean over the K rows of logits [K, NC] of
-// -log softmax(logits[k])[labels[k]], as torch's F.cross_entropy(logits,
-// labels) (reduction "mean"). labels are in [0, NC). The result is a float32
-// scalar node, differentiable w.r.t. logits. It returns an error if logits
-// is not [K, NC] with K >= 1, or labels has the wrong length or an entry out
-// of range.
+// CrossEntropyLoss returns the mean over the rows k of logits [K, NC] with
+// labels[k] >= 0 of -log softmax(logits[k])[labels[k]], as torch's
+// F.cross_entropy(logits, labels, ignore_index=-1) (reduction "mean"): a
+// negative label (IgnoreLabel) leaves its row out of the sum, the mean and
+// the gradient. The result is a float32 scalar node, differentiable w.r.t.
+// logits. It returns an error if logits is not [K, NC] with K >= 1, or
+// labels has the wrong length, an entry >= NC, or no entry >= 0.
 func CrossEntropyLoss(logits *G.Node, labels []int) (*G.Node, error) {
 	const name = "CrossEntropyLoss"
 	if logits == nil {
-		return nil, fmt.Errorf("detection: %s: logits is nil", name)
+		return nil, fmt.Errorf("ops: %s: logits is nil", name)
 	}
 	s := logits.Shape()
 	if logits.Dtype() != tensor.Float32 || len(s) != 2 || s[0] < 1 || s[1] < 1 {
-		return nil, fmt.Errorf("detection: %s: logits are %v %v, want float32 [K, NC]", name, logits.Dtype(), s)
+		return nil, fmt.Errorf("ops: %s: logits are %v %v, want float32 [K, NC]", name, logits.Dtype(), s)
 	}
-	if len(labels) != s[0] {
-		return nil, fmt.Errorf("detection: %s: %d labels for logits %v", name, len(labels), s)
+	op := &lossOp{kind: lossCE, shape: s.Clone()}
+	if err := op.selectCE(labels); err != nil {
+		return nil, err
 	}
-	for k, l := range labels {
-		if l < 0 || l >= s[1] {
-			return nil, fmt.Errorf("detection: %s: label %d of row %d out of [0, %d)", name, l, k, s[1])
-		}
-	}
-	op := &lossOp{kind: lossCE, shape: s.Clone(), idx: slices.Clone(labels), norm: float32(s[0])}
 	op.key = op.contentKey()
 	return G.ApplyOp(op, logits)
 }
 
+// IgnoreLabel is the label of a CrossEntropyLoss row left out of the loss.
+const IgnoreLabel = -1
+
+// selectCE sets the labels of a cross-entropy op and its normaliser, the
+// number of rows not ignored.
+func (op *lossOp) selectCE(labels []int) error {
+	const name = "CrossEntropyLoss"
+	if len(labels) != op.shape[0] {
+		return fmt.Errorf("ops: %s: %d labels for logits %v", name, len(labels), op.shape)
+	}
+	n := 0
+	for k, l := range labels {
+		if l >= op.shape[1] {
+			return fmt.Errorf("ops: %s: label %d of row %d out of [0, %d)", name, l, k, op.shape[1])
+		}
+		if l >= 0 {
+			n++
+		}
+	}
+	if n == 0 {
+		return fmt.Errorf("ops: %s: every row is ignored (the mean is undefined)", name)
+	}
+	op.idx, op.target, op.norm = append(op.idx[:0], labels...), op.target[:0], float32(n)
+	return nil
+}
+
+// Reselect points a loss node built by BCEWithLogitsLoss, SmoothL1Loss or
+// CrossEntropyLoss at another selection of the same input, without changing
+// the graph (one graph then serves every training step). The arguments are
+// those of the node's builder: idx and targets (BCE: the labels; cross
+// entropy: idx are the row labels, targets nil), and norm for SmoothL1Loss
+// (the other two are means: their normaliser follows from the selection).
+// beta is kept. It returns an error, and leaves the node unchanged, if loss
+// is not such a node or the selection fails the builder's checks.
+func Reselect(loss *G.Node, idx []int, targets []float32, norm float32) error {
+	op, ok := loss.Op().(*lossOp)
+	if !ok {
+		return fmt.Errorf("ops: Reselect: node %v is not a loss of this package", loss.Name())
+	}
+	next := *op
+	next.idx, next.target = nil, nil
+	switch op.kind {
+	case lossCE:
+		if len(targets) != 0 {
+			return fmt.Errorf("ops: Reselect: %d targets for a cross-entropy loss, want none", len(targets))
+		}
+		if err := next.selectCE(idx); err != nil {
+			return err
+		}
+	default:
+		if err := checkSelection(op.kind.String()+"Loss", op.shape, idx, len(targets)); err != nil {
+			return err
+		}
+		next.idx, next.target = idx, targets
+		if op.kind == lossBCE {
+			if len(idx) == 0 {
+				return fmt.Errorf("ops: BCEWithLogitsLoss: no elements selected (the mean is undefined)")
+			}
+			norm = float32(len(idx))
+		} else if !(norm > 0) {
+			return fmt.Errorf("ops: SmoothL1Loss: norm %v, want > 0", norm)
+		}
+		next.norm = norm
+	}
+	op.idx = append(op.idx[:0], next.idx...)
+	op.target = append(op.target[:0], next.target...)
+	op.norm = next.norm
+	return nil
+}
+
 func checkLossInput(name string, x *G.Node, idx []int, nTargets int) error {
 	if x == nil {
-		return fmt.Errorf("detection: %s: input is nil", name)
+		return fmt.Errorf("ops: %s: input is nil", name)
 	}
 	if x.Dtype() != tensor.Float32 {
-		return fmt.Errorf("detection: %s: input has dtype %v, want float32", name, x.Dtype())
+		return fmt.Errorf("ops: %s: input has dtype %v, want float32", name, x.Dtype())
 	}
+	return checkSelection(name, x.Shape(), idx, nTargets)
+}
+
+// checkSelection returns an error if idx and the targets differ in length
+// or an offset is outside an input of the given shape.
+func checkSelection(name string, shape tensor.Shape, idx []int, nTargets int) error {
 	if len(idx) != nTargets {
-		return fmt.Errorf("detection: %s: %d offsets but %d targets", name, len(idx), nTargets)
+		return fmt.Errorf("ops: %s: %d offsets but %d targets", name, len(idx), nTargets)
 	}
-	size := x.Shape().TotalSize()
+	size := shape.TotalSize()
 	for k, i := range idx {
 		if i < 0 || i >= size {
-			return fmt.Errorf("detection: %s: offset %d (entry %d) out of range for input %v", name, i, k, x.Shape())
+			return fmt.Errorf("ops: %s: offset %d (entry %d) out of range for input %v", name, i, k, shape)
 		}
 	}
 	return nil
@@ -124,9 +196,8 @@ func (k lossKind) String() string {
 
 // lossOp is a scalar loss of one float32 input. For lossBCE and
 // lossSmoothL1, idx are flat offsets and target their targets; for lossCE,
-// idx are the row labels, a negative label (LabelIgnore, set only by the
-// trainer's padding rows) leaving its row out of the sum and the gradient.
-// norm divides the sum.
+// idx are the row labels, a negative label (IgnoreLabel) leaving its row out
+// of the sum and the gradient. norm divides the sum.
 type lossOp struct {
 	nn.HostOp
 	kind   lossKind
@@ -162,9 +233,9 @@ func (op *lossOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return tenso
 func (op *lossOp) Do(in ...G.Value) (G.Value, error)              { return op.UsePreallocDo(nil, in...) }
 func (op *lossOp) UsePreallocDo(_ G.Value, in ...G.Value) (G.Value, error) {
 	if len(in) != 1 {
-		return nil, fmt.Errorf("detection: %v: %d inputs, want 1", op.kind, len(in))
+		return nil, fmt.Errorf("ops: %v: %d inputs, want 1", op.kind, len(in))
 	}
-	x, err := lossData(op.kind.String(), "input", in[0], op.shape)
+	x, err := tensorData(op.kind.String(), "input", in[0], op.shape)
 	if err != nil {
 		return nil, err
 	}
@@ -268,11 +339,11 @@ func (op *lossOp) String() string {
 func (op *lossOp) DiffWRT(int) []bool { return []bool{true} }
 func (op *lossOp) SymDiff(in G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 	if len(in) != 1 {
-		return nil, fmt.Errorf("detection: %v gradient: %d inputs, want 1", op.kind, len(in))
+		return nil, fmt.Errorf("ops: %v gradient: %d inputs, want 1", op.kind, len(in))
 	}
 	dx, err := G.ApplyOp((*lossGradOp)(op), in[0], grad)
 	if err != nil {
-		return nil, fmt.Errorf("detection: %v gradient: %w", op.kind, err)
+		return nil, fmt.Errorf("ops: %v gradient: %w", op.kind, err)
 	}
 	return G.Nodes{dx}, nil
 }
@@ -290,17 +361,17 @@ func (op *lossGradOp) Do(in ...G.Value) (G.Value, error)              { return o
 func (op *lossGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	name := op.kind.String() + " gradient"
 	if len(in) != 2 {
-		return nil, fmt.Errorf("detection: %s: %d inputs, want 2", name, len(in))
+		return nil, fmt.Errorf("ops: %s: %d inputs, want 2", name, len(in))
 	}
-	x, err := lossData(name, "input", in[0], op.shape)
+	x, err := tensorData(name, "input", in[0], op.shape)
 	if err != nil {
 		return nil, err
 	}
-	gy, err := lossScalar(in[1])
+	gy, err := Scalar(in[1])
 	if err != nil {
-		return nil, fmt.Errorf("detection: %s: %w", name, err)
+		return nil, fmt.Errorf("ops: %s: %w", name, err)
 	}
-	t, dx := lossOut(prealloc, op.shape)
+	t, dx := outTensor(prealloc, op.shape)
 	(*lossOp)(op).backward(dx, x, float64(gy))
 	return t, nil
 }
@@ -309,53 +380,5 @@ func (op *lossGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op *lossGradOp) String() string        { return "Grad" + (*lossOp)(op).String() }
 func (op *lossGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }
 func (op *lossGradOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, errors.New("detection: loss gradient: second derivative not implemented")
-}
-
-// lossData returns the float32 data of v, which must have the given shape.
-func lossData(op, arg string, v G.Value, shape tensor.Shape) ([]float32, error) {
-	t, ok := v.(tensor.Tensor)
-	if !ok {
-		return nil, fmt.Errorf("detection: %s: %s is %T, want a tensor", op, arg, v)
-	}
-	if t.Dtype() != tensor.Float32 || !t.Shape().Eq(shape) {
-		return nil, fmt.Errorf("detection: %s: %s is %v %v, want float32 %v", op, arg, t.Dtype(), t.Shape(), shape)
-	}
-	if d, ok := t.(*tensor.Dense); ok && d.RequiresIterator() {
-		t = d.Materialize()
-	}
-	data, ok := t.Data().([]float32)
-	if !ok {
-		return nil, fmt.Errorf("detection: %s: %s holds %T, want []float32", op, arg, t.Data())
-	}
-	return data, nil
-}
-
-// lossScalar returns the value of a float32 scalar (or one-element tensor).
-func lossScalar(v G.Value) (float32, error) {
-	switch s := v.(type) {
-	case *G.F32:
-		return float32(*s), nil
-	case tensor.Tensor:
-		if s.Shape().TotalSize() == 1 {
-			if d, ok := s.Data().([]float32); ok {
-				return d[0], nil
-			}
-			if f, ok := s.Data().(float32); ok {
-				return f, nil
-			}
-		}
-	}
-	return 0, fmt.Errorf("output gradient is %T, want a float32 scalar", v)
-}
-
-// lossOut returns prealloc if it is a dense float32 tensor of the given
-// shape, else a new one.
-func lossOut(prealloc G.Value, shape tensor.Shape) (*tensor.Dense, []float32) {
-	if d, ok := prealloc.(*tensor.Dense); ok && d.Dtype() == tensor.Float32 &&
-		d.Shape().Eq(shape) && !d.RequiresIterator() {
-		return d, d.Data().([]float32)
-	}
-	d := tensor.New(tensor.WithShape(shape...), tensor.Of(tensor.Float32))
-	return d, d.Data().([]float32)
+	return nil, errors.New("ops: loss gradient: second derivative not implemented")
 }

@@ -1,15 +1,10 @@
-package detection
+package ops
 
 import (
 	"fmt"
-	"hash"
 	"math"
 
-	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
-	"gorgonia.org/tensor"
-
-	"resdet/nn"
 )
 
 // RoIAlignOpts are the parameters of RoIAlign, named as in
@@ -57,14 +52,7 @@ func (o RoIAlignOpts) String() string {
 // the op returns an error for a RoI whose batch index is not an integer in
 // [0, N) (torchvision truncates it) or that has a non-finite coordinate.
 func RoIAlign(feat, rois *G.Node, o RoIAlignOpts) (*G.Node, error) {
-	g, err := newRoIGeom("RoIAlign", feat, rois, o.OutH, o.OutW)
-	if err != nil {
-		return nil, err
-	}
-	if !(o.SpatialScale > 0) {
-		return nil, fmt.Errorf("detection: RoIAlign: spatial scale %v, want > 0", o.SpatialScale)
-	}
-	return G.ApplyOp(roiAlignOp{g: g, o: o}, feat, rois)
+	return applyRoI(o, feat, rois, o.OutH, o.OutW, o.SpatialScale)
 }
 
 // alignSample is one bilinear sampling point: the four neighbouring cells
@@ -105,7 +93,7 @@ func (o RoIAlignOpts) grid(roi []float32) (sh, sw, bh, bw float32, gh, gw int) {
 	gh, gw = o.SamplingRatio, o.SamplingRatio
 	if o.SamplingRatio <= 0 {
 		// ceil(roi side / output side) in float32, as the kernel; bounded
-		// here so that absurd RoIs cannot overflow (checkGrid rejects them).
+		// here so that absurd RoIs cannot overflow (check rejects them).
 		gh = int(min(math.Ceil(float64(rh/float32(o.OutH))), maxGrid+1))
 		gw = int(min(math.Ceil(float64(rw/float32(o.OutW))), maxGrid+1))
 	}
@@ -121,13 +109,13 @@ const (
 	maxSamples = 1 << 22
 )
 
-// checkGrid returns an error naming the first RoI whose sampling plan
+// check returns an error naming the first RoI whose sampling plan
 // would be unreasonably large.
-func (o RoIAlignOpts) checkGrid(op string, rois []float32, k int) error {
+func (o RoIAlignOpts) check(op string, rois []float32, k int) error {
 	for i := 0; i < k; i++ {
 		_, _, _, _, gh, gw := o.grid(rois[5*i : 5*i+5])
 		if gh > maxGrid || gw > maxGrid || o.OutH*o.OutW*gh*gw > maxSamples {
-			return fmt.Errorf("detection: %s: roi %d %v: sampling grid %dx%d per bin, more than %d points per RoI",
+			return fmt.Errorf("ops: %s: roi %d %v: sampling grid %dx%d per bin, more than %d points per RoI",
 				op, i, rois[5*i:5*i+5], gh, gw, maxSamples)
 		}
 	}
@@ -222,16 +210,8 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32) {
 		c := c0
 		// Four channels at a time share each sample's weights and offsets.
 		for ; c+4 <= c1; c += 4 {
-			base := (p.batch*g.C + c) * hw
-			p0 := feat[base : base+hw]
-			p1 := feat[base+hw : base+2*hw]
-			p2 := feat[base+2*hw : base+3*hw]
-			p3 := feat[base+3*hw : base+4*hw]
-			ob := (k*g.C + c) * bins
-			d0 := out[ob : ob+bins]
-			d1 := out[ob+bins : ob+2*bins]
-			d2 := out[ob+2*bins : ob+3*bins]
-			d3 := out[ob+3*bins : ob+4*bins]
+			p0, p1, p2, p3 := planes4(feat, (p.batch*g.C+c)*hw, hw)
+			d0, d1, d2, d3 := planes4(out, (k*g.C+c)*bins, bins)
 			for bin := range d0 {
 				var v0, v1, v2, v3 float32
 				for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
@@ -279,16 +259,8 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 			count := float32(ns)
 			c := c0
 			for ; c+4 <= c1; c += 4 {
-				base := (p.batch*g.C + c) * hw
-				q0 := gradFeat[base : base+hw]
-				q1 := gradFeat[base+hw : base+2*hw]
-				q2 := gradFeat[base+2*hw : base+3*hw]
-				q3 := gradFeat[base+3*hw : base+4*hw]
-				ob := (k*g.C + c) * bins
-				s0 := gradOut[ob : ob+bins]
-				s1 := gradOut[ob+bins : ob+2*bins]
-				s2 := gradOut[ob+2*bins : ob+3*bins]
-				s3 := gradOut[ob+3*bins : ob+4*bins]
+				q0, q1, q2, q3 := planes4(gradFeat, (p.batch*g.C+c)*hw, hw)
+				s0, s1, s2, s3 := planes4(gradOut, (k*g.C+c)*bins, bins)
 				for bin := range s0 {
 					g0, g1, g2, g3 := s0[bin], s1[bin], s2[bin], s3[bin]
 					for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
@@ -324,91 +296,15 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 	})
 }
 
-// roiAlignOp is the forward op. Inputs: feat [N, C, H, W], rois [K, 5].
-type roiAlignOp struct {
-	nn.HostOp
-	g roiGeom
-	o RoIAlignOpts
+func (o RoIAlignOpts) name() string { return "RoIAlign" }
+
+func (o RoIAlignOpts) forward(g roiGeom, v roiValues, out []float32) {
+	roiAlignForward(g, o, v.feat, v.rois, out)
 }
 
-func (op roiAlignOp) Arity() int { return 2 }
-func (op roiAlignOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(4), tensorType(2), tensorType(4))
-}
-func (op roiAlignOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape(op.g.outShape()), nil
-}
-func (op roiAlignOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+// gradInputs: the gradient needs the RoIs and the output gradient only.
+func (o RoIAlignOpts) gradInputs() []roiInput { return []roiInput{inRoIs, inGrad} }
 
-// UsePreallocDo writes the output into prealloc if it is a float32 tensor of
-// the output's shape, else into a new tensor.
-func (op roiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	name := op.String()
-	feat, rois, err := op.g.forwardInputs(name, in)
-	if err != nil {
-		return nil, err
-	}
-	if err := op.o.checkGrid(name, rois, op.g.K); err != nil {
-		return nil, err
-	}
-	out, y := roiOut(prealloc, op.g.outShape())
-	roiAlignForward(op.g, op.o, feat, rois, y)
-	return out, nil
+func (o RoIAlignOpts) backward(g roiGeom, v roiValues, gradFeat []float32) {
+	roiAlignBackward(g, o, v.rois, v.grad, gradFeat)
 }
-func (op roiAlignOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op roiAlignOp) Hashcode() uint32      { return hashOf(op) }
-func (op roiAlignOp) String() string        { return fmt.Sprintf("RoIAlign{%v %v}", op.o, op.g) }
-
-// DiffWRT: differentiable with respect to feat, not rois.
-func (op roiAlignOp) DiffWRT(n int) []bool { return []bool{true, false} }
-
-// SymDiff returns the gradient of feat and nil for rois.
-func (op roiAlignOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if len(in) != 2 {
-		return nil, fmt.Errorf("detection: %v: SymDiff got %d inputs, want 2", op, len(in))
-	}
-	df, err := G.ApplyOp(roiAlignGradOp(op), in[1], grad)
-	if err != nil {
-		return nil, err
-	}
-	return G.Nodes{df, nil}, nil
-}
-
-// roiAlignGradOp computes the gradient of feat. Inputs: rois [K, 5],
-// gradOut [K, C, OH, OW]; output [N, C, H, W].
-type roiAlignGradOp roiAlignOp
-
-func (op roiAlignGradOp) Arity() int { return 2 }
-func (op roiAlignGradOp) Type() hm.Type {
-	return hm.NewFnType(tensorType(2), tensorType(4), tensorType(4))
-}
-func (op roiAlignGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape(op.g.featShape()), nil
-}
-func (op roiAlignGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op roiAlignGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	name := op.String()
-	if len(in) != 2 {
-		return nil, fmt.Errorf("detection: %s: got %d inputs, want 2", name, len(in))
-	}
-	rois, err := roiData(name, "rois", in[0], op.g.roisShape())
-	if err != nil {
-		return nil, err
-	}
-	gy, err := roiData(name, "grad", in[1], op.g.outShape())
-	if err != nil {
-		return nil, err
-	}
-	if err := op.g.checkRoIs(name, rois); err != nil {
-		return nil, err
-	}
-	if err := op.o.checkGrid(name, rois, op.g.K); err != nil {
-		return nil, err
-	}
-	out, gx := roiOut(prealloc, op.g.featShape())
-	roiAlignBackward(op.g, op.o, rois, gy, gx)
-	return out, nil
-}
-func (op roiAlignGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op roiAlignGradOp) Hashcode() uint32      { return hashOf(op) }
-func (op roiAlignGradOp) String() string        { return fmt.Sprintf("RoIAlignGrad{%v %v}", op.o, op.g) }

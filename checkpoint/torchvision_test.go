@@ -1,4 +1,4 @@
-package detection
+package checkpoint
 
 import (
 	"encoding/binary"
@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"resdet/box"
+	"resdet/detection"
 )
 
 // frcRef is ref.json of testdata/gen_fasterrcnn.py.
@@ -54,7 +55,7 @@ func genFasterRCNN(t *testing.T, args ...string) (string, frcRef) {
 	requireTorch(t)
 	dir := t.TempDir()
 	start := time.Now()
-	out, err := exec.Command("/usr/bin/python3", append([]string{"testdata/gen_fasterrcnn.py", dir}, args...)...).CombinedOutput()
+	out, err := exec.Command("/usr/bin/python3", append([]string{"../detection/testdata/gen_fasterrcnn.py", dir}, args...)...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("gen_fasterrcnn.py %v: %v\n%s", args, err, out)
 	}
@@ -71,7 +72,7 @@ func genFasterRCNN(t *testing.T, args ...string) (string, frcRef) {
 }
 
 // readInput reads input.f32, the transformed image [3, h, w].
-func readInput(t *testing.T, dir string, ref frcRef) Image {
+func readInput(t *testing.T, dir string, ref frcRef) detection.Image {
 	t.Helper()
 	raw, err := os.ReadFile(filepath.Join(dir, "input.f32"))
 	if err != nil {
@@ -85,14 +86,16 @@ func readInput(t *testing.T, dir string, ref frcRef) Image {
 	for i := range data {
 		data[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
 	}
-	return Image{Data: data, W: w, H: h, OrigW: ref.Orig[0], OrigH: ref.Orig[1]}
+	return detection.Image{Data: data, W: w, H: h, OrigW: ref.Orig[0], OrigH: ref.Orig[1]}
 }
 
 // matchSets pairs every box of a with an unused box of b of IoU >= minIoU
-// for which same(i, j) holds, greedily, and returns the numbers of boxes of
-// a and of b left without a partner.
-func matchSets(a, b []box.Box, minIoU float32, same func(i, j int) bool) (unA, unB int) {
+// for which same(i, j) holds, greedily (the best IoU first come), and
+// returns the partner in b of each box of a (-1 for none) and the numbers
+// of boxes of a and of b left without a partner.
+func matchSets(a, b []box.Box, minIoU float32, same func(i, j int) bool) (partner []int, unA, unB int) {
 	used := make([]bool, len(b))
+	partner = make([]int, len(a))
 	for i, x := range a {
 		best, bestIoU := -1, minIoU
 		for j, y := range b {
@@ -103,6 +106,7 @@ func matchSets(a, b []box.Box, minIoU float32, same func(i, j int) bool) (unA, u
 				best, bestIoU = j, iou
 			}
 		}
+		partner[i] = best
 		if best < 0 {
 			unA++
 			continue
@@ -114,7 +118,20 @@ func matchSets(a, b []box.Box, minIoU float32, same func(i, j int) bool) (unA, u
 			unB++
 		}
 	}
-	return unA, unB
+	return partner, unA, unB
+}
+
+// worstPair returns the smallest IoU of the matched pairs and the largest
+// |diff(i, j)| over them.
+func worstPair(a, b []box.Box, partner []int, diff func(i, j int) float64) (minIoU float32, maxDiff float64) {
+	minIoU = 1
+	for i, j := range partner {
+		if j >= 0 {
+			minIoU = min(minIoU, a[i].IoU(b[j]))
+			maxDiff = max(maxDiff, math.Abs(diff(i, j)))
+		}
+	}
+	return minIoU, maxDiff
 }
 
 // checkAgree fails the test if more than 1% of either set is unmatched.
@@ -131,8 +148,9 @@ func checkAgree(t *testing.T, what string, n, m, unRef, unGot int) {
 	}
 }
 
-// TestFasterRCNNTorchvisionParity loads the state_dict of torchvision's
-// FasterRCNN built as issue 6's C4 construction (seeded random weights) and
+// TestFasterRCNNTorchvisionParity loads (LoadTorchvision) the state_dict of
+// torchvision's FasterRCNN built as the C4 construction (seeded random
+// weights) and
 // checks proposals and detections on the same image, for RoIAlign and
 // RoIPool: every reference detection has a partner with the same label,
 // IoU >= 0.999 and score within 1e-3, and vice versa, at most 1% unmatched.
@@ -156,10 +174,10 @@ func TestFasterRCNNTorchvisionParity(t *testing.T) {
 				t.Skip("ResNet-101 at 800x600: skipped with -short")
 			}
 			dir, ref := genFasterRCNN(t, tt.args...)
-			cfg := DefaultConfig(tt.arch, nil)
+			cfg := detection.DefaultConfig(tt.arch, nil)
 			cfg.Transform.MinSize, cfg.Transform.MaxSize = tt.minSize, tt.maxSize
 			start := time.Now()
-			m, err := LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, Options{})
+			m, err := LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,14 +193,16 @@ func TestFasterRCNNTorchvisionParity(t *testing.T) {
 				t.Fatal(err)
 			}
 			refProps := toBoxes(ref.Align.Proposals)
-			unR, unG := matchSets(refProps, props, 0.999, func(int, int) bool { return true })
+			pp, unR, unG := matchSets(refProps, props, 0.999, func(int, int) bool { return true })
 			checkAgree(t, "proposals", len(refProps), len(props), unR, unG)
+			iou, _ := worstPair(refProps, props, pp, func(int, int) float64 { return 0 })
+			t.Logf("proposals: worst IoU of a matched pair %.7f (bound 0.999)", iou)
 
-			for _, op := range []string{RoIOpAlign, RoIOpPool} {
+			for _, op := range []string{detection.RoIOpAlign, detection.RoIOpPool} {
 				want := ref.Align
-				if op == RoIOpPool {
+				if op == detection.RoIOpPool {
 					want = ref.Pool
-					if err := m.SetRoIOp(RoIOpConfig{Op: RoIOpPool, Size: 14}); err != nil {
+					if err := m.SetRoIOp(detection.RoIOpConfig{Op: detection.RoIOpPool, Size: 14}); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -196,8 +216,10 @@ func TestFasterRCNNTorchvisionParity(t *testing.T) {
 				same := func(i, j int) bool {
 					return want.Labels[i] == det.Labels[j] && math.Abs(float64(want.Scores[i]-det.Scores[j])) <= 1e-3
 				}
-				unR, unG := matchSets(refBoxes, det.Boxes, 0.999, same)
+				dp, unR, unG := matchSets(refBoxes, det.Boxes, 0.999, same)
 				checkAgree(t, "detections ("+op+")", len(refBoxes), det.Len(), unR, unG)
+				iou, ds := worstPair(refBoxes, det.Boxes, dp, func(i, j int) float64 { return float64(want.Scores[i] - det.Scores[j]) })
+				t.Logf("detections (%s): worst IoU of a matched pair %.7f (bound 0.999), worst score difference %.3g (bound 1e-3)", op, iou, ds)
 			}
 		})
 	}

@@ -1,14 +1,14 @@
-package detection_test
+package checkpoint_test
 
 import (
 	"fmt"
 
-	"resdet/detection"
+	"resdet/checkpoint"
 	"resdet/weights"
 )
 
 // FromTorchvision maps the state_dict names of torchvision's FasterRCNN
-// (issue 6's C4 construction) to the detector's: the trunk's nn.Sequential
+// (the C4 construction) to the detector's: the trunk's nn.Sequential
 // indices to ResNet names, the box head's layer4 into the backbone.
 func ExampleFromTorchvision() {
 	t := weights.Tensor{Shape: []int{1}, Data: []float32{0}}
@@ -20,7 +20,7 @@ func ExampleFromTorchvision() {
 		"rpn.head.conv.0.0.weight":                 t,
 		"roi_heads.box_predictor.cls_score.weight": {Shape: []int{21, 2048}, Data: make([]float32, 21*2048)},
 	}
-	native, k, err := detection.FromTorchvision(s)
+	native, k, err := checkpoint.FromTorchvision(s)
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -37,13 +37,4 @@ func ExampleFromTorchvision() {
 	// backbone.layer4.0.conv1.weight
 	// roi_heads.box_predictor.cls_score.weight
 	// rpn.head.conv.weight
-}
-
-// DefaultConfig is the paper's test-time detector: 600/1000 pixels, 9
-// anchors, 300 proposals, RoIAlign 14x14 before res5.
-func ExampleDefaultConfig() {
-	cfg := detection.DefaultConfig("r101-c4", []string{"cat", "dog"})
-	fmt.Println(cfg.Transform.MinSize, cfg.Transform.MaxSize, cfg.RPN.Anchors.NumAnchors(), cfg.RPN.PostNMSTopNTest,
-		cfg.RoIOp.Op, cfg.RoIOp.Size, cfg.RoIHeads.ScoreThresh, cfg.RoIHeads.NMSThresh, cfg.Validate())
-	// Output: 600 1000 9 300 align 14 0.05 0.5 <nil>
 }

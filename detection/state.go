@@ -1,0 +1,102 @@
+package detection
+
+import (
+	"fmt"
+	"math/rand"
+	"sort"
+	"strings"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+
+	"resdet/weights"
+)
+
+// param is a parameter tensor of the detector's own parts: a graph input
+// node and its backing data (shared with the node's value, so loading
+// writes through).
+type param struct {
+	name  string // our parameter name, e.g. "rpn.head.conv.weight"
+	shape []int
+	data  []float32
+	node  *G.Node
+}
+
+func newParam(g *G.ExprGraph, name string, shape ...int) *param {
+	data := make([]float32, tensor.Shape(shape).TotalSize())
+	t := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(data))
+	// Unique names: gorgonia merges input nodes of equal name and shape.
+	n := G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(t))
+	return &param{name: name, shape: shape, data: data, node: n}
+}
+
+func (p *param) normal(rng *rand.Rand, std float64) {
+	for i := range p.data {
+		p.data[i] = float32(rng.NormFloat64() * std)
+	}
+}
+
+// The detector's parameters have these names (torchvision's, as
+// FasterRCNN.state_dict() of the C4 construction names them after
+// package checkpoint's renaming):
+//
+//	backbone.<ResNet name>    the whole ResNet, torchvision's names (conv1,
+//	                          bn1, layer1 .. layer4; layer4 is the box head's res5)
+//	rpn.head.*                see RPNHead
+//	roi_heads.box_predictor.* see FastRCNNPredictor
+
+// headParams returns the parameters of the parts besides the backbone.
+func (m *FasterRCNN) headParams() []*param {
+	return append(m.RPN.Head.params(), m.RoIHeads.Predictor.params()...)
+}
+
+// State returns a copy of the parameters under our names (above).
+func (m *FasterRCNN) State() weights.State {
+	s := make(weights.State)
+	for name, t := range m.Backbone.State() {
+		s["backbone."+name] = t
+	}
+	for _, p := range m.headParams() {
+		s[p.name] = weights.Tensor{Shape: append([]int(nil), p.shape...), Data: append([]float32(nil), p.data...)}
+	}
+	return s
+}
+
+// Load copies a state under our names into the parameters. Every tensor
+// must be present with its shape and none may be left over; errors name the
+// tensor (and say when the class count or the architecture differs).
+func (m *FasterRCNN) Load(s weights.State) error {
+	bb := make(weights.State)
+	for name, t := range s {
+		if rest, ok := strings.CutPrefix(name, "backbone."); ok {
+			bb[rest] = t
+		}
+	}
+	if t, ok := s["roi_heads.box_predictor.cls_score.weight"]; ok && len(t.Shape) == 2 && t.Shape[0] != m.NumClasses() {
+		return fmt.Errorf("detection: load: the weights have %d classes, the detector %d (%d names given)",
+			t.Shape[0]-1, m.NumClasses()-1, len(m.Config.Classes))
+	}
+	if err := m.Backbone.Load(bb); err != nil {
+		return fmt.Errorf("detection: load: weights do not fit a %s detector: %w", m.Config.Arch, err)
+	}
+	known := make(map[string]bool)
+	for _, p := range m.headParams() {
+		t, err := s.Get(p.name, p.shape...)
+		if err != nil {
+			return fmt.Errorf("detection: load %s heads: %w", m.Config.Arch, err)
+		}
+		copy(p.data, t.Data)
+		known[p.name] = true
+	}
+	var extra []string
+	for name := range s {
+		if !known[name] && !strings.HasPrefix(name, "backbone.") {
+			extra = append(extra, name)
+		}
+	}
+	if len(extra) > 0 {
+		sort.Strings(extra)
+		return fmt.Errorf("detection: load: unexpected tensors %v", extra[:min(len(extra), 5)])
+	}
+	return nil
+}

@@ -1,0 +1,15 @@
+// Package ops holds the gorgonia graph ops of the detector that package nn
+// does not: the RoI feature extraction ops RoIAlign and RoIPool (with their
+// gradients), and the fused loss ops BCEWithLogitsLoss, SmoothL1Loss and
+// CrossEntropyLoss over a selection of their input's elements, which
+// Reselect changes between runs of one graph. It is to the detector what
+// torchvision.ops is to torchvision's models; each op says which torch or
+// torchvision function it reproduces and how closely.
+//
+// Ops run on the host (nn.HostOp) and are parallel over nn.Threads()
+// goroutines where that pays. Inputs are float32, NCHW, dense, row-major.
+// A RoI tensor is [K, 5]: (batch index, x1, y1, x2, y2) in input-image
+// pixels, which SpatialScale maps to feature cells.
+//
+// It imports nn (and gorgonia); the detection package imports it.
+package ops
