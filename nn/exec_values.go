@@ -74,22 +74,6 @@ func outputF32(op string, prealloc G.Value, s tensor.Shape) (*tensor.Dense, []fl
 	return d, d.Float32s(), nil
 }
 
-// shapesOf returns the shapes given to InferShape.
-func shapesOf(op string, n int, ds []G.DimSizer) ([]tensor.Shape, error) {
-	if len(ds) != n {
-		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", op, len(ds), n)
-	}
-	out := make([]tensor.Shape, n)
-	for i, d := range ds {
-		s, ok := d.(tensor.Shape)
-		if !ok {
-			return nil, fmt.Errorf("nn: %s: input %d: cannot infer shape from %T", op, i, d)
-		}
-		out[i] = s
-	}
-	return out, nil
-}
-
 // hashOf hashes an op's description (kind, parameters and input shapes).
 func hashOf(desc string) uint32 {
 	h := fnv.New32a()
