@@ -7,7 +7,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
+
+	"resdet/internal/atomicfile"
 )
 
 // maxHeader bounds the JSON header of a safetensors file (the reference
@@ -187,7 +188,7 @@ func WriteSafetensors(path string, s State, meta map[string]string) error {
 	for (8+len(js))%8 != 0 {
 		js = append(js, ' ')
 	}
-	return writeAtomic(path, func(w io.Writer) error {
+	err = atomicfile.Write(path, func(w io.Writer) error {
 		var lenBuf [8]byte
 		binary.LittleEndian.PutUint64(lenBuf[:], uint64(len(js)))
 		if _, err := w.Write(lenBuf[:]); err != nil {
@@ -211,32 +212,8 @@ func WriteSafetensors(path string, s State, meta map[string]string) error {
 		_, err := w.Write(buf)
 		return err
 	})
-}
-
-// writeAtomic writes a file through fill into a temporary file next to path and renames it.
-func writeAtomic(path string, fill func(io.Writer) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
 	if err != nil {
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	fail := func(err error) error {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	if err := fill(tmp); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("weights: write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return fmt.Errorf("weights: write %s: %w", path, err)
+		return fmt.Errorf("weights: %w", err)
 	}
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"gocv.io/x/gocv"
 
 	"resdet/box"
+	"resdet/internal/atomicfile"
 )
 
 // Annotation is a box to draw with its caption.
@@ -105,7 +106,7 @@ func DrawFile(src, dst string, anns []Annotation) error {
 	if buf.Len() == 0 {
 		return fmt.Errorf("imageio: draw: encode %s: OpenCV produced no data", dst)
 	}
-	return writeFileAtomic(dst, buf.GetBytes())
+	return atomicfile.WriteFile(dst, buf.GetBytes(), 0o644)
 }
 
 // drawAnnotation draws one box and caption on a BGR Mat.
@@ -138,32 +139,4 @@ func drawAnnotation(m *gocv.Mat, a Annotation) {
 	}
 	gocv.PutTextWithParams(m, text, image.Pt(band.Min.X+2, band.Max.Y-base-1),
 		gocv.FontHersheySimplex, scale, ink, thick, gocv.LineAA, false)
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory and
-// renames it to path, so readers never see a partial file.
-func writeFileAtomic(path string, data []byte) (err error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("imageio: write %s: %w", path, err)
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("imageio: write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("imageio: write %s: %w", path, err)
-	}
-	if err = os.Chmod(f.Name(), 0o644); err != nil {
-		return fmt.Errorf("imageio: write %s: %w", path, err)
-	}
-	if err = os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("imageio: write %s: %w", path, err)
-	}
-	return nil
 }
