@@ -11,9 +11,11 @@ import (
 )
 
 // dataSource names a data set on the command line: --data, --format,
-// --images (COCO), --classes (VOC).
+// --images (COCO), --classes (VOC). ClassNames, when set, is the VOC class
+// list itself (a run's or a checkpoint's) and Classes is not read.
 type dataSource struct {
 	Data, Format, Images, Classes string
+	ClassNames                    []string
 }
 
 // vocRoot returns the VOC year folder of --data: the folder itself when it
@@ -51,9 +53,12 @@ func classList(spec, data string) ([]string, error) {
 func (d dataSource) load(split string, skipBad bool) (*datasets.Set, error) {
 	switch d.Format {
 	case "voc":
-		classes, err := classList(d.Classes, d.Data)
-		if err != nil {
-			return nil, err
+		classes := d.ClassNames
+		if classes == nil {
+			var err error
+			if classes, err = classList(d.Classes, d.Data); err != nil {
+				return nil, err
+			}
 		}
 		return datasets.ReadVOC(vocRoot(d.Data), split, datasets.VOCOptions{Classes: classes, KeepDifficult: true, CheckImages: true, SkipBad: skipBad})
 	case "coco":

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -105,14 +104,7 @@ func runEval(opts *EvalOptions) error {
 	}
 	src := opts.Src
 	if src.Format == "voc" && src.Classes == "" {
-		f, err := os.CreateTemp("", "resdet-classes-*.txt")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		fmt.Fprint(f, strings.Join(m.Config.Classes, "\n"))
-		f.Close()
-		src.Classes = f.Name()
+		src.ClassNames = m.Config.Classes
 	}
 	set, err := src.load(opts.Split, false)
 	if err != nil {

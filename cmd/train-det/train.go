@@ -297,16 +297,7 @@ func runTrain(opts *TrainOptions) error {
 	}
 	if src.Format == "voc" && classes != nil {
 		// The run's own class list, whatever --classes resolves to now.
-		f, err := os.CreateTemp("", "resdet-classes-*.txt")
-		if err != nil {
-			return err
-		}
-		defer os.Remove(f.Name())
-		for _, c := range classes {
-			fmt.Fprintln(f, c)
-		}
-		f.Close()
-		src.Classes = f.Name()
+		src.ClassNames = classes
 	}
 	set, err := src.load(split, opts.SkipBad)
 	if err != nil {
