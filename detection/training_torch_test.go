@@ -17,6 +17,8 @@ import (
 
 	"resdet/box"
 	"resdet/weights"
+
+	"resdet/internal/testutil"
 )
 
 // trainRef is ref.json of testdata/gen_train_parity.py.
@@ -87,7 +89,7 @@ func relMax(got, want []float32) float64 {
 // says why: at half negative, float32 rounding alone moves these gradients
 // by ~1%).
 func TestTrainingStepMatchesTorchvision(t *testing.T) {
-	requireTorch(t)
+	testutil.Python(t)
 	dir := t.TempDir()
 	start := time.Now()
 	out, err := exec.Command("/usr/bin/python3", "testdata/gen_train_parity.py", dir).CombinedOutput()
@@ -223,16 +225,4 @@ func toBoxes(b [][4]float32) []box.Box {
 		out[i] = box.Box{X1: v[0], Y1: v[1], X2: v[2], Y2: v[3]}
 	}
 	return out
-}
-
-// requireTorch skips the test if /usr/bin/python3 cannot import torch and
-// torchvision, unless RESDET_REQUIRE_TORCH=1 (then it fails).
-func requireTorch(t *testing.T) {
-	t.Helper()
-	if err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision").Run(); err != nil {
-		if os.Getenv("RESDET_REQUIRE_TORCH") == "1" {
-			t.Fatalf("RESDET_REQUIRE_TORCH=1 but /usr/bin/python3 cannot import torch and torchvision: %v", err)
-		}
-		t.Skipf("/usr/bin/python3 cannot import torch and torchvision (%v); set RESDET_REQUIRE_TORCH=1 to fail instead", err)
-	}
 }
