@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (as root; skipped when the
 # packages are already there).
 
-APT_PACKAGES := pkg-config libopencv-dev libdnnl-dev libopenblas-dev python3-torch python3-torchvision
+APT_PACKAGES := pkg-config libopencv-dev libdnnl-dev libopenblas-dev python3-torch python3-torchvision libopenmpi-dev openmpi-bin
 GO ?= go
 DEMO_DIR ?= demo-out
 FUZZSCALE ?= 1
