@@ -37,7 +37,10 @@ import (
 // after the backward pass (gorgonia's executor runs the whole backward
 // pass in one call, so the reduction cannot overlap it); every process
 // then takes the same SGD step. The result is the same for any number of
-// processes, up to the rounding of the sums.
+// processes, up to the rounding of the sums. With trainable BN
+// (backbone.TrainableBN) the batch statistics are each image's and the
+// running statistics each process's own: rank 0's are the ones saved
+// and evaluated, and every process resumes with them.
 //
 // Rank 0 alone writes the run folder (run.json, metrics.jsonl,
 // checkpoints, evaluation, model_final.safetensors) and reports to
