@@ -24,11 +24,14 @@ deps:
 demo: deps
 	OUT=$(DEMO_DIR) ./scripts/demo.sh
 
+# The mpi build tag adds the Open MPI binding (internal/mpi) and its tests;
+# without it everything builds without Open MPI.
 vet: deps
 	$(GO) vet ./...
+	$(GO) vet -tags mpi ./...
 
 unit: deps
-	RESDET_REQUIRE_TORCH=1 RESDET_REQUIRE_SHARED=$(if $(CI),1,) $(GO) test -count=1 -timeout 30m ./...
+	RESDET_REQUIRE_TORCH=1 RESDET_REQUIRE_MPI=1 RESDET_REQUIRE_SHARED=$(if $(CI),1,) $(GO) test -tags mpi -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -tags matprofile -run MatProfile ./datasets/imageio
 
 fuzz: deps
