@@ -95,6 +95,7 @@ type Result struct {
 // When ctx is cancelled (Ctrl-C) it finishes the iteration, writes a
 // checkpoint and returns a Result with Interrupted set. A diverging loss
 // stops it with an error wrapping ErrDiverged, keeping the checkpoints.
+// With Options.Dist, Run is one process of a data-parallel run (see Dist).
 func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
