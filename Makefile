@@ -2,7 +2,7 @@
 # Both install the Debian packages they need first (as root; skipped when the
 # packages are already there).
 
-APT_PACKAGES := pkg-config libopencv-dev libdnnl-dev libopenblas-dev python3-torch python3-torchvision
+APT_PACKAGES := pkg-config libopencv-dev libdnnl-dev libopenblas-dev python3-torch python3-torchvision libopenmpi-dev openmpi-bin
 GO ?= go
 DEMO_DIR ?= demo-out
 FUZZSCALE ?= 1
@@ -24,11 +24,14 @@ deps:
 demo: deps
 	OUT=$(DEMO_DIR) ./scripts/demo.sh
 
+# The mpi build tag adds the Open MPI binding (internal/mpi) and its tests;
+# without it everything builds without Open MPI.
 vet: deps
 	$(GO) vet ./...
+	$(GO) vet -tags mpi ./...
 
 unit: deps
-	RESDET_REQUIRE_TORCH=1 RESDET_REQUIRE_SHARED=$(if $(CI),1,) $(GO) test -count=1 -timeout 30m ./...
+	RESDET_REQUIRE_TORCH=1 RESDET_REQUIRE_MPI=1 RESDET_REQUIRE_SHARED=$(if $(CI),1,) $(GO) test -tags mpi -count=1 -timeout 30m ./...
 	$(GO) test -count=1 -tags matprofile -run MatProfile ./datasets/imageio
 
 fuzz: deps

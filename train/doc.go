@@ -14,6 +14,9 @@
 //     resumed (MayChangeOnResume, CheckResume, ResumeConfig), and exact
 //     resumption (every random draw is a function of Config.Seed and the
 //     iteration);
+//   - data-parallel training over several processes (Options.Dist, see
+//     Dist): sharded global batches, one fused all-reduce of the weighted
+//     gradients per step, rank 0 the only writer;
 //   - evaluation (Evaluate, EvalReport: VOC and COCO numbers through package
 //     eval, precision-recall curves) and plots (PlotRun, DrawChart).
 //

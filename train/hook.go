@@ -93,6 +93,7 @@ type State struct {
 	sgd      *optim.SGD
 	evalSet  *datasets.Set
 	observer Observer
+	dist     *distState // nil: a single process
 }
 
 // sync makes the model's weights current after the steps (the trainer

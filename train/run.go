@@ -47,6 +47,9 @@ type Options struct {
 	OnStep func(iter int, l detection.Losses)
 	// Hooks run after the built-in ones (see Hook).
 	Hooks []Hook
+	// Dist, if set, makes this process one of a data-parallel run (see
+	// Dist); nil trains in this process alone.
+	Dist Dist
 }
 
 // Metrics is one line of metrics.jsonl for a logged iteration.
@@ -92,6 +95,7 @@ type Result struct {
 // When ctx is cancelled (Ctrl-C) it finishes the iteration, writes a
 // checkpoint and returns a Result with Interrupted set. A diverging loss
 // stops it with an error wrapping ErrDiverged, keeping the checkpoints.
+// With Options.Dist, Run is one process of a data-parallel run (see Dist).
 func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -106,16 +110,38 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	if perEpoch == 0 {
 		return nil, fmt.Errorf("train: %d training images are fewer than a batch of %d", data.Train.Len(), cfg.Batch)
 	}
+	if o.Dist != nil {
+		if err := checkDist(o.Dist, cfg); err != nil {
+			return nil, err
+		}
+		if o.Dist.Rank() != 0 {
+			o.Observer = nil
+		}
+	}
 	if o.Observer == nil {
 		o.Observer = nopObserver{}
 	}
 	dir := RunDir(o.Dir)
-	ck, err := dir.prepare(cfg, o.Resume, o.Force)
+	var ck Checkpoint
+	var err error
+	if o.Dist == nil || o.Dist.Rank() == 0 {
+		ck, err = dir.prepare(cfg, o.Resume, o.Force)
+	}
+	if o.Dist != nil {
+		ck, err = agreeStart(o.Dist, dir, ck, err)
+	}
 	if err != nil {
 		return nil, err
 	}
 	s := &State{Config: cfg, Dir: dir, Start: ck.Iter, Resumed: ck.Path, Iter: ck.Iter, PerEpoch: perEpoch, Checkpoint: ck.Path,
 		ctx: ctx, evalSet: data.Eval, observer: o.Observer}
+	if o.Dist != nil {
+		// Every process sees the interruption at the same iteration: the
+		// loop's context is cancelled from the all-reduced flag.
+		dctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		defer cancel()
+		s.ctx, s.dist = dctx, &distState{d: o.Dist, user: ctx, cancel: cancel}
+	}
 	if err := s.build(ck); err != nil {
 		return nil, err
 	}
@@ -126,7 +152,9 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	if o.OnStep != nil {
 		hooks = append(hooks, stepFuncHook{f: o.OnStep})
 	}
-	hooks = append(hooks, mh, checkpointHook{}, evalHook{metrics: mh})
+	if o.Dist == nil || o.Dist.Rank() == 0 {
+		hooks = append(hooks, mh, checkpointHook{}, evalHook{metrics: mh})
+	}
 	hooks = append(hooks, o.Hooks...)
 	err = s.run(hooks, data.Train, o.SkipBad)
 	res := &Result{Iter: s.Iter, Interrupted: s.Interrupted, Checkpoint: s.Checkpoint, Final: s.Final, Skipped: s.SkippedTotal}
@@ -152,7 +180,11 @@ func (s *State) build(ck Checkpoint) error {
 		}
 	}
 	tr := detection.NewTrainer(m, detection.TrainerConfig{Targets: cfg.Targets, PadMultiple: cfg.PadMultiple, MaxGraphs: cfg.MaxGraphs})
-	sgd, err := optim.NewSGD(tr.Params(), cfg.sgd())
+	params := tr.Params()
+	if s.dist != nil {
+		params = s.dist.fuse(params)
+	}
+	sgd, err := optim.NewSGD(params, cfg.sgd())
 	if err != nil {
 		tr.Close()
 		return fmt.Errorf("train: %w", err)
@@ -191,8 +223,12 @@ func (s *State) loop(hooks []Hook, set *datasets.Set, skipBad bool) error {
 	cfg := s.Config
 	for s.Iter < cfg.Iters && !s.Interrupted {
 		epoch := s.Iter / s.PerEpoch
-		batches := datasets.TrainingBatches(set, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, uint64(epoch))))
-		for b, err := range s.loader(set, epoch, skipBad).Epoch(batches[s.Iter%s.PerEpoch:], cfg.Seed) {
+		batches := datasets.TrainingBatches(set, cfg.Batch, rand.New(rand.NewPCG(cfg.Seed, uint64(epoch))))[s.Iter%s.PerEpoch:]
+		var los []int // data-parallel: each shard's position in its batch
+		if s.dist != nil {
+			batches, los = shard(s.dist.d, batches)
+		}
+		for b, err := range s.loader(set, epoch, skipBad).Epoch(batches, cfg.Seed) {
 			if err != nil {
 				return fmt.Errorf("train: iteration %d: %w", s.Iter, err)
 			}
@@ -201,7 +237,12 @@ func (s *State) loop(hooks []Hook, set *datasets.Set, skipBad bool) error {
 					return err
 				}
 			}
-			if err := s.step(b.Items); err != nil {
+			if s.dist != nil {
+				err = s.distStep(b.Items, los[b.Index])
+			} else {
+				err = s.step(b.Items)
+			}
+			if err != nil {
 				return err
 			}
 			for _, h := range hooks {

@@ -17,6 +17,7 @@ import (
 	"resdet/datasets"
 	"resdet/detection"
 	"resdet/internal/cli"
+	"resdet/internal/mpi"
 	"resdet/nn"
 	"resdet/train"
 )
@@ -277,7 +278,32 @@ func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 
 // runTrain loads the data, trains and prints where the results are.
 func runTrain(opts *TrainOptions) error {
+	comm, err := startDist()
+	if err != nil {
+		return err
+	}
+	if comm == nil {
+		return trainProcess(opts, nil)
+	}
+	err = trainProcess(opts, comm)
+	if err != nil && comm.Size() > 1 {
+		// The other processes wait for this one: end the whole job.
+		fmt.Fprintf(opts.IO.ErrOut, "train-det: process %d of %d failed: %v\nstopping every process\n", comm.Rank(), comm.Size(), err)
+		comm.Abort(1)
+	}
+	if e := mpi.Finalize(); e != nil && err == nil {
+		err = e
+	}
+	return err
+}
+
+// trainProcess trains, alone (comm nil) or as one process of an MPI job.
+func trainProcess(opts *TrainOptions, comm *mpi.Comm) error {
 	ios := opts.IO
+	rank := 0
+	if comm != nil {
+		rank = comm.Rank()
+	}
 	if opts.Threads > 0 {
 		nn.SetThreads(opts.Threads)
 	} else if _, err := nn.ThreadsFromEnv(); err != nil {
@@ -317,17 +343,32 @@ func runTrain(opts *TrainOptions) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	fmt.Fprintf(ios.ErrOut, "training %s on %s (%s, %d images, %d classes) for %d iterations, batch %d, lr %g, steps %v -> %s\n",
-		cfg.Model.Arch, cfg.Data, split, set.Len(), len(set.Classes), cfg.Iters, cfg.Batch, cfg.BaseLR, cfg.Steps, opts.Out)
-	res, err := train.Run(ctx, cfg, train.Data{Train: set, Eval: evalSet}, train.Options{
-		Dir: opts.Out, Resume: opts.Resume, Force: opts.Force, SkipBad: opts.SkipBad,
+	onStep, err := failAt(rank, ios.ErrOut)
+	if err != nil {
+		return err
+	}
+	to := train.Options{
+		Dir: opts.Out, Resume: opts.Resume, Force: opts.Force, SkipBad: opts.SkipBad, OnStep: onStep,
 		Observer: newTrainDisplay(ios.ErrOut, cli.IsTerminal(ios.ErrOut)),
-	})
+	}
+	procs := ""
+	if comm != nil {
+		to.Dist = comm
+		procs = fmt.Sprintf(" on %d processes", comm.Size())
+	}
+	if rank == 0 {
+		fmt.Fprintf(ios.ErrOut, "training %s on %s (%s, %d images, %d classes) for %d iterations, batch %d, lr %g, steps %v%s -> %s\n",
+			cfg.Model.Arch, cfg.Data, split, set.Len(), len(set.Classes), cfg.Iters, cfg.Batch, cfg.BaseLR, cfg.Steps, procs, opts.Out)
+	}
+	res, err := train.Run(ctx, cfg, train.Data{Train: set, Eval: evalSet}, to)
 	if err != nil {
 		if errors.Is(err, train.ErrDiverged) {
 			return fmt.Errorf("%w\n(lower --lr, lengthen --warmup, or check the data)", err)
 		}
 		return err
+	}
+	if rank != 0 {
+		return nil
 	}
 	out := ios.Out
 	if res.Interrupted {
