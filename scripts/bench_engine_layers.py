@@ -143,12 +143,14 @@ def resnet(args, binary):
         env = dict(os.environ, RESDET_THREADS=str(args.threads))
         out = subprocess.run(
             [binary, "-test.run", "^$", "-test.bench", f"^{bench}$/^{args.variant}$",
-             "-test.benchtime", f"{args.iters}x", "-test.count", "1"],
+             "-test.benchtime", f"{args.iters}x", "-test.count", "1", "-test.v"],
             capture_output=True, text=True, env=env, cwd="nn", check=True).stdout
-        skip = re.search(r"--- SKIP: .*\n\s+\S+: (.*)", out)
+        skip = re.search(r"\s\S+\.go:\d+: (.*)\n--- SKIP:", out)
         if skip:
             print(f"Go variant {args.variant} skipped: {skip.group(1)}")
             return
+        if "ms/op" not in out:
+            sys.exit(f"Go variant {args.variant}: no result (is it one of the --variant values?):\n{out}")
         g_ms = float(re.search(r"([0-9.]+) ms/op", out).group(1))
         g_mb = float(re.search(r"([0-9.]+) peakRSS_MB", out).group(1))
         g_build = float(re.search(r"([0-9.]+) peakRSS(?:Build|FirstRun)_MB", out).group(1))
