@@ -42,8 +42,10 @@ type ConvOpts struct {
 	// weights). The forward op then converts them to oneDNN's layout once,
 	// on the first run, and keeps that copy (one extra copy of the weights,
 	// keyed by their address; ReleaseConvBuffers drops it) instead of
-	// converting on every run. Changing the weights in place afterwards is
-	// not seen: leave it false for training.
+	// converting on every run. The copy keeps the weights themselves
+	// reachable until ReleaseConvBuffers, so that no later tensor can take
+	// their address. Changing the weights in place afterwards is not seen:
+	// leave it false for training.
 	ConstWeights bool
 }
 

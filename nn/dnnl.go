@@ -435,7 +435,16 @@ type dnnlEngine struct {
 	// weights in a primitive's layout (ConvOpts.ConstWeights). Both are
 	// touched only on the engine thread.
 	prims  map[C.rd_conv_params]*C.rd_prim
-	packed map[convPackKey]unsafe.Pointer
+	packed map[convPackKey]convPacked
+}
+
+// convPacked is constant weights in a primitive's layout (C memory, freed
+// by ReleaseConvBuffers). It keeps the user's weights and scale reachable:
+// the cache is keyed by their addresses, so the garbage collector must not
+// give that memory to another tensor while the entry exists.
+type convPacked struct {
+	data     unsafe.Pointer
+	w, scale []float32
 }
 
 // convPackKey identifies constant weights: the primitive and the addresses
@@ -455,7 +464,7 @@ var (
 func dnnlGet() (*dnnlEngine, error) {
 	dnnlOnce.Do(func() {
 		e := &dnnlEngine{jobs: make(chan func()), prims: map[C.rd_conv_params]*C.rd_prim{},
-			packed: map[convPackKey]unsafe.Pointer{}}
+			packed: map[convPackKey]convPacked{}}
 		ready := make(chan error)
 		go e.loop(ready)
 		if err := <-ready; err != nil {
@@ -613,7 +622,7 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 			if ex.scale != nil {
 				key.scale = uintptr(unsafe.Pointer(&ex.scale[0]))
 			}
-			packed = e.packed[key]
+			packed = e.packed[key].data
 		}
 		if ex.scale != nil && d.kind != dnnlBwdWeights && packed == nil {
 			wi := 1
@@ -643,7 +652,7 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 			// First call: pack the (scaled) weights once. If the layouts
 			// agree there is nothing to pack and the weights are used as is.
 			if packed = C.rd_pack(p, 1, ptrs[1]); packed != nil {
-				e.packed[key] = packed
+				e.packed[key] = convPacked{data: packed, w: bufs[1], scale: ex.scale}
 			}
 		}
 		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1), 1, packed); s != 0 {
@@ -701,7 +710,7 @@ func ReleaseConvBuffers() {
 	e.do(func() {
 		C.rd_arena_free()
 		for k, p := range e.packed {
-			C.free(p)
+			C.free(p.data)
 			delete(e.packed, k)
 		}
 	})
