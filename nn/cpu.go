@@ -70,8 +70,9 @@ type CPUInfo struct {
 	Block int
 }
 
-// errBF16Unsupported is the error of a bf16 convolution on a CPU without it.
-var errBF16Unsupported = errors.New("bf16 convolution needs a CPU with AVX-512 (emulated bf16), AVX512-BF16 or AMX")
+// ErrBF16Unsupported is wrapped by the error of building a bf16 convolution
+// (ConvOpts.BF16) on a CPU without it (see BF16Supported).
+var ErrBF16Unsupported = errors.New("bf16 convolution needs a CPU with AVX-512 (emulated bf16), AVX512-BF16 or AMX")
 
 var (
 	cpuOnce sync.Once
@@ -105,7 +106,7 @@ func AMXSupported() bool { return CPU().AMX }
 // checkBF16 returns the error of a bf16 convolution on a CPU without it.
 func checkBF16() error {
 	if c := CPU(); !c.BF16 {
-		return fmt.Errorf("%w; this CPU has none (oneDNN ISA %s)", errBF16Unsupported, c.ISA)
+		return fmt.Errorf("%w; this CPU has none (oneDNN ISA %s)", ErrBF16Unsupported, c.ISA)
 	}
 	return nil
 }

@@ -89,7 +89,7 @@ func TestConvBF16Capability(t *testing.T) {
 				t.Fatal("bf16 unsupported, but no error")
 			}
 			t.Logf("error: %v", err)
-			if !errors.Is(err, errBF16Unsupported) || !strings.HasPrefix(err.Error(), tc.wantOp) ||
+			if !errors.Is(err, ErrBF16Unsupported) || !strings.HasPrefix(err.Error(), tc.wantOp) ||
 				!strings.Contains(err.Error(), "(16, 16, 3, 3)") || strings.Contains(err.Error(), "unimplemented") {
 				t.Errorf("error %q: want the op, the weights' shape and the reason", err)
 			}
