@@ -17,8 +17,10 @@ type ConvOpts struct {
 
 	// BF16 runs the forward convolution in bfloat16 (x and w rounded to
 	// bf16; accumulation, bias, post-ops and output in float32). Meant for
-	// inference on CPUs with AVX-512 BF16 or AMX. Gradients, if asked for,
-	// are computed in float32 as if the forward pass were exact.
+	// inference on CPUs with AVX512-BF16 or AMX; oneDNN emulates it on other
+	// AVX-512 CPUs, and building the op fails on CPUs without AVX-512 (see
+	// BF16Supported). Gradients, if asked for, are computed in float32 as if
+	// the forward pass were exact.
 	BF16 bool
 
 	// NoInputGrad declares that x needs no gradient (e.g. the image going into
@@ -26,12 +28,13 @@ type ConvOpts struct {
 	// backward-data convolution. G.Grad w.r.t. x then fails.
 	NoInputGrad bool
 
-	// BlockedIn says x is stored in oneDNN's blocked layout nChw16c (see
-	// ToBlocked) instead of NCHW; BlockedOut says the same of y and
-	// residual. The node shapes stay [N, C, H, W]. Chains of convolutions in
-	// blocked layout skip the two layout conversions per convolution that
-	// plain NCHW needs. Other ops of this package expect NCHW: convert with
-	// FromBlocked first. Require C (resp. OutC) to be a multiple of 16.
+	// BlockedIn says x is stored in oneDNN's blocked layout for this CPU
+	// (nChw16c or nChw8c, see ToBlocked) instead of NCHW; BlockedOut says the
+	// same of y and residual. The node shapes stay [N, C, H, W]. Chains of
+	// convolutions in blocked layout skip the two layout conversions per
+	// convolution that plain NCHW needs. Other ops of this package expect
+	// NCHW: convert with FromBlocked first. Require C (resp. OutC) to be a
+	// multiple of 16 on every CPU.
 	BlockedIn, BlockedOut bool
 
 	// ConstWeights declares that w (and Conv2dBN's scale) keep their values
@@ -39,13 +42,19 @@ type ConvOpts struct {
 	// weights). The forward op then converts them to oneDNN's layout once,
 	// on the first run, and keeps that copy (one extra copy of the weights,
 	// keyed by their address; ReleaseConvBuffers drops it) instead of
-	// converting on every run. Changing the weights in place afterwards is
-	// not seen: leave it false for training.
+	// converting on every run. The copy keeps the weights themselves
+	// reachable until ReleaseConvBuffers, so that no later tensor can take
+	// their address. Changing the weights in place afterwards is not seen:
+	// leave it false for training.
 	ConstWeights bool
 }
 
-// convBlock is the channel block of the blocked layout nChw16c.
+// convBlock is the channel multiple the blocked layout requires on every
+// CPU: the largest block oneDNN uses (nChw16c).
 const convBlock = 16
+
+// convBlockDefault is the block assumed if oneDNN cannot be asked.
+const convBlockDefault = 16
 
 // convGeom is a fully specified convolution: shapes and normalised options.
 // It is comparable and hashable.
@@ -54,8 +63,9 @@ type convGeom struct {
 	Stride, Pad, Dil [2]int
 	Groups           int
 	BF16             bool
-	BlockedIn        bool // x (and dx) in nChw16c
-	BlockedOut       bool // y, residual (and dy) in nChw16c
+	BlockedIn        bool // x (and dx) in nChw<Block>c
+	BlockedOut       bool // y, residual (and dy) in nChw<Block>c
+	Block            int  // channel block of the blocked layout (8 or 16); 0 if neither is blocked
 }
 
 // newConvGeom checks x and w against o and computes the output shape.
@@ -68,9 +78,17 @@ func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
 	copy(g.W[:], w)
 	g.Groups = max(o.Groups, 1)
 	g.BF16 = o.BF16
+	if g.BF16 {
+		if err := checkBF16(); err != nil {
+			return g, fmt.Errorf("nn: %s: x %v and w %v: %w", op, x, w, err)
+		}
+	}
 	g.BlockedIn, g.BlockedOut = o.BlockedIn, o.BlockedOut
 	if (g.BlockedIn && g.X[1]%convBlock != 0) || (g.BlockedOut && g.W[0]%convBlock != 0) {
 		return g, fmt.Errorf("nn: %s: x %v and w %v: blocked layout needs channels divisible by %d", op, x, w, convBlock)
+	}
+	if g.BlockedIn || g.BlockedOut {
+		g.Block = CPU().Block
 	}
 	for i := 0; i < 2; i++ {
 		g.Stride[i] = o.Stride[i]
@@ -109,7 +127,7 @@ func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
 }
 
 func (g convGeom) String() string {
-	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v blk=%v,%v", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16, g.BlockedIn, g.BlockedOut)
+	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v blk=%v,%v/%d", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16, g.BlockedIn, g.BlockedOut, g.Block)
 }
 
 // flops returns the multiply-adds of the forward convolution times two.
@@ -430,7 +448,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		ret = append(ret, nil) // scale: constant
 	}
 	if op.bias {
-		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, blocked: g.BlockedOut, relu: fuseMask}, withMask(G.Nodes{dy})...)
+		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, block: convOutBlock(g), relu: fuseMask}, withMask(G.Nodes{dy})...)
 		if err != nil {
 			return nil, err
 		}
@@ -560,13 +578,21 @@ func convB2I(b bool) int {
 }
 
 // convBiasGradOp sums dy [N, C, H, W] over N, H and W: the bias gradient [C].
-// If blocked, dy is stored in nChw16c.
+// If block is not 0, dy is stored in nChw<block>c (block 8 or 16).
 // If relu, a second input y masks dy: only entries with y > 0 count.
 type convBiasGradOp struct {
 	HostOp
-	shape   [4]int
-	blocked bool
-	relu    bool
+	shape [4]int
+	block int
+	relu  bool
+}
+
+// convOutBlock is the channel block of g's output: 0 if it is NCHW.
+func convOutBlock(g convGeom) int {
+	if g.BlockedOut {
+		return g.Block
+	}
+	return 0
 }
 
 func (op convBiasGradOp) Arity() int { return 1 + convB2I(op.relu) }
@@ -607,17 +633,22 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	}
 	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
 	out, db := convOut(prealloc, []int{c})
-	if op.blocked {
-		parallelFor(c/convBlock, func(lo, hi int) {
-			var acc [convBlock]float64
+	if bs := op.block; bs > 0 {
+		if bs > convBlock || c%bs != 0 {
+			return nil, fmt.Errorf("nn: %s: dy %v: channels not divisible by the block %d", name, op.shape, bs)
+		}
+		parallelFor(c/bs, func(lo, hi int) {
+			var accBuf [convBlock]float64
+			var partBuf [convBlock]float32
+			acc, part := accBuf[:bs], partBuf[:bs]
 			for cb := lo; cb < hi; cb++ {
-				acc = [convBlock]float64{}
+				clear(acc)
 				for i := 0; i < n; i++ {
-					blk := dy[(i*c/convBlock+cb)*hw*convBlock : (i*c/convBlock+cb+1)*hw*convBlock]
+					blk := dy[(i*c/bs+cb)*hw*bs : (i*c/bs+cb+1)*hw*bs]
 					// float32 partial sums over 256 pixels, flushed to float64
-					for lo := 0; lo < len(blk); lo += 256 * convBlock {
-						var part [convBlock]float32
-						for j := lo; j < min(lo+256*convBlock, len(blk)); j += convBlock {
+					for lo := 0; lo < len(blk); lo += 256 * bs {
+						clear(part)
+						for j := lo; j < min(lo+256*bs, len(blk)); j += bs {
 							for k := range part {
 								part[k] += blk[j+k]
 							}
@@ -628,7 +659,7 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 					}
 				}
 				for k := range acc {
-					db[cb*convBlock+k] = float32(acc[k])
+					db[cb*bs+k] = float32(acc[k])
 				}
 			}
 		})
@@ -648,7 +679,7 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 func (op convBiasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBiasGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convBiasGradOp) String() string {
-	return fmt.Sprintf("Conv2dBiasGrad{%v blocked=%v relu=%v}", op.shape, op.blocked, op.relu)
+	return fmt.Sprintf("Conv2dBiasGrad{%v block=%d relu=%v}", op.shape, op.block, op.relu)
 }
 
 // convSum adds v with four float32 accumulators (pairwise enough for the

@@ -60,6 +60,9 @@ func BenchmarkConvLayer(b *testing.B) {
 			op := fwd
 			op.geom.BF16 = bf16
 			b.Run(name, func(b *testing.B) {
+				if bf16 {
+					convSkipWithoutBF16(b)
+				}
 				y, err := op.Do(x, w, bias)
 				if err != nil {
 					b.Fatal(err)
@@ -199,7 +202,7 @@ func convResNet101(h, w int) []convResNetLayer {
 // directly with reused buffers: the convolution part of the network's time
 // (max pool and gorgonia overhead excluded). Inputs are random tensors of the
 // right shapes, not the previous layer's output. *_blocked keeps activations
-// in nChw16c (ConvOpts.BlockedIn/BlockedOut), the others convert NCHW at
+// in the blocked layout (ConvOpts.BlockedIn/BlockedOut), the others convert NCHW at
 // every convolution.
 func BenchmarkResNet101Convs(b *testing.B) {
 	layers := convResNet101(600, 1000)
@@ -207,6 +210,9 @@ func BenchmarkResNet101Convs(b *testing.B) {
 		bf16 := strings.HasPrefix(mode, "bf16")
 		blocked := strings.HasSuffix(mode, "blocked")
 		b.Run(mode, func(b *testing.B) {
+			if bf16 {
+				convSkipWithoutBF16(b)
+			}
 			rng := rand.New(rand.NewSource(1))
 			type step struct {
 				op  convOp

@@ -10,13 +10,15 @@ import (
 )
 
 // ToBlocked converts x [N, C, H, W] from NCHW to oneDNN's blocked layout
-// nChw16c (element (n, c, h, w) at ((n*C/16 + c/16)*H*W + h*W + w)*16 + c%16).
-// The shape stays [N, C, H, W]; C must be a multiple of 16. Use it in front
-// of a chain of convolutions with ConvOpts.BlockedIn/BlockedOut and convert
-// back with FromBlocked. Differentiable.
+// nChw<B>c, where B = CPU().Block is the block oneDNN's convolutions use on
+// this CPU (16 with AVX-512, 8 with AVX2): element (n, c, h, w) at
+// ((n*C/B + c/B)*H*W + h*W + w)*B + c%B. The shape stays [N, C, H, W]; C
+// must be a multiple of 16 on every CPU. Use it in front of a chain of
+// convolutions with ConvOpts.BlockedIn/BlockedOut and convert back with
+// FromBlocked. Differentiable.
 func ToBlocked(x *G.Node) (*G.Node, error) { return convLayout("ToBlocked", x, true) }
 
-// FromBlocked converts x [N, C, H, W] from nChw16c back to NCHW (the inverse
+// FromBlocked converts x [N, C, H, W] from nChw<B>c back to NCHW (the inverse
 // of ToBlocked). Differentiable.
 func FromBlocked(x *G.Node) (*G.Node, error) { return convLayout("FromBlocked", x, false) }
 
@@ -25,7 +27,7 @@ func convLayout(name string, x *G.Node, toBlocked bool) (*G.Node, error) {
 	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("nn: %s: x %v %v: want float32 [N, C, H, W] with C divisible by %d", name, s, x.Dtype(), convBlock)
 	}
-	op := convLayoutOp{toBlocked: toBlocked}
+	op := convLayoutOp{toBlocked: toBlocked, block: CPU().Block}
 	copy(op.shape[:], s)
 	y, err := G.ApplyOp(op, x)
 	if err != nil {
@@ -34,11 +36,12 @@ func convLayout(name string, x *G.Node, toBlocked bool) (*G.Node, error) {
 	return y, nil
 }
 
-// convLayoutOp converts between NCHW and nChw16c.
+// convLayoutOp converts between NCHW and nChw<block>c.
 type convLayoutOp struct {
 	HostOp
 	shape     [4]int
 	toBlocked bool
+	block     int
 }
 
 func (op convLayoutOp) Arity() int    { return 1 }
@@ -57,7 +60,7 @@ func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 		return nil, err
 	}
 	out, y := convOut(prealloc, op.shape[:])
-	d := dnnlConv{kind: dnnlReorder, geom: convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked}}
+	d := dnnlConv{kind: dnnlReorder, geom: convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked, Block: op.block}}
 	if err := d.run([][]float32{x, y}, convExtra{}); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
@@ -67,16 +70,16 @@ func (op convLayoutOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convLayoutOp) Hashcode() uint32      { return convHash(op) }
 func (op convLayoutOp) String() string {
 	if op.toBlocked {
-		return fmt.Sprintf("ToBlocked{%v}", op.shape)
+		return fmt.Sprintf("ToBlocked{%v %d}", op.shape, op.block)
 	}
-	return fmt.Sprintf("FromBlocked{%v}", op.shape)
+	return fmt.Sprintf("FromBlocked{%v %d}", op.shape, op.block)
 }
 func (op convLayoutOp) DiffWRT(n int) []bool { return []bool{true} }
 func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if grad.Graph() == nil {
 		grad = output.Graph().AddNode(grad)
 	}
-	g, err := G.ApplyOp(convLayoutOp{shape: op.shape, toBlocked: !op.toBlocked}, grad)
+	g, err := G.ApplyOp(convLayoutOp{shape: op.shape, toBlocked: !op.toBlocked, block: op.block}, grad)
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +87,9 @@ func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error
 }
 
 // MaxPool2dBlocked is max pooling (torch semantics: padding counts as -inf,
-// floor mode) of x [N, C, H, W] stored in nChw16c, for inference: it has no
-// gradient. The output [N, C, OH, OW], OH = (H + 2*pad - kernel)/stride + 1,
-// is in nChw16c too. Use it for the ResNet stem (3, 2, 1) in a blocked chain.
+// floor mode) of x [N, C, H, W] stored in the blocked layout (see
+// ToBlocked), for inference: it has no gradient. The output [N, C, OH, OW],
+// OH = (H + 2*pad - kernel)/stride + 1, is blocked too. Use it for the ResNet stem (3, 2, 1) in a blocked chain.
 func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 	s := x.Shape()
 	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != tensor.Float32 {
@@ -101,7 +104,7 @@ func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 	g.Stride = [2]int{stride, stride}
 	g.Pad = [2]int{pad, pad}
 	g.Y = [4]int{s[0], s[1], (s[2]+2*pad-kernel)/stride + 1, (s[3]+2*pad-kernel)/stride + 1}
-	g.BlockedIn, g.BlockedOut = true, true
+	g.BlockedIn, g.BlockedOut, g.Block = true, true, CPU().Block
 	y, err := G.ApplyOp(convPoolOp{geom: g}, x)
 	if err != nil {
 		return nil, fmt.Errorf("nn: MaxPool2dBlocked %v: %w", s, err)
@@ -109,7 +112,7 @@ func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 	return y, nil
 }
 
-// convPoolOp is oneDNN's inference max pooling on nChw16c data.
+// convPoolOp is oneDNN's inference max pooling on blocked data.
 type convPoolOp struct {
 	HostOp
 	geom convGeom

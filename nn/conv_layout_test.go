@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"testing"
@@ -23,24 +24,104 @@ func TestToBlockedLayout(t *testing.T) {
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	got := b.Value().Data().([]float32)
+	convCheckBlocked(t, CPU().Block, shape, xv, b.Value().Data().([]float32))
+	if e := convMaxRelErr(back.Value().Data().([]float32), xv); e != 0 {
+		t.Errorf("FromBlocked(ToBlocked(x)) differs from x by %g", e)
+	}
+	// Both blocks oneDNN uses (16 with AVX-512, 8 with AVX2), whatever this CPU is.
+	for _, bs := range []int{8, 16} {
+		to := convLayoutOp{shape: [4]int(shape), toBlocked: true, block: bs}
+		blk, err := to.Do(convDense(shape, xv))
+		if err != nil {
+			t.Fatalf("block %d: %v", bs, err)
+		}
+		convCheckBlocked(t, bs, shape, xv, blk.Data().([]float32))
+		plain, err := convLayoutOp{shape: [4]int(shape), block: bs}.Do(blk)
+		if err != nil {
+			t.Fatalf("block %d: %v", bs, err)
+		}
+		if e := convMaxRelErr(plain.Data().([]float32), xv); e != 0 {
+			t.Errorf("block %d: back to NCHW differs from x by %g", bs, e)
+		}
+	}
+	if _, err := ToBlocked(G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 24, 2, 2))); err == nil {
+		t.Error("ToBlocked with 24 channels: no error")
+	}
+}
+
+// convCheckBlocked checks that got is x [N, C, H, W] (NCHW values xv) in
+// nChw<bs>c: element (n, c, h, w) at ((n*C/bs + c/bs)*H*W + h*W + w)*bs + c%bs.
+func convCheckBlocked(t *testing.T, bs int, shape []int, xv, got []float32) {
+	t.Helper()
+	N, C, H, W := shape[0], shape[1], shape[2], shape[3]
 	for n := 0; n < N; n++ {
 		for c := 0; c < C; c++ {
 			for h := 0; h < H; h++ {
 				for w := 0; w < W; w++ {
 					want := xv[((n*C+c)*H+h)*W+w]
-					if v := got[((n*C/16+c/16)*H*W+h*W+w)*16+c%16]; v != want {
-						t.Fatalf("blocked (%d,%d,%d,%d) = %v, want %v", n, c, h, w, v, want)
+					if v := got[((n*C/bs+c/bs)*H*W+h*W+w)*bs+c%bs]; v != want {
+						t.Fatalf("block %d: blocked (%d,%d,%d,%d) = %v, want %v", bs, n, c, h, w, v, want)
 					}
 				}
 			}
 		}
 	}
-	if e := convMaxRelErr(back.Value().Data().([]float32), xv); e != 0 {
-		t.Errorf("FromBlocked(ToBlocked(x)) differs from x by %g", e)
+}
+
+// TestConvBlockSizes runs a blocked-in, blocked-out convolution (bias,
+// residual, ReLU) and the blocked bias gradient in both of oneDNN's blocks,
+// whatever this CPU prefers, against the NCHW results.
+func TestConvBlockSizes(t *testing.T) {
+	rng := rand.New(rand.NewSource(13))
+	plain, err := newConvGeom("test", []int{2, 16, 7, 6}, []int{32, 16, 3, 3}, ConvOpts{Pad: [2]int{1, 1}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := ToBlocked(G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 24, 2, 2))); err == nil {
-		t.Error("ToBlocked with 24 channels: no error")
+	xv, wv, bv := convRand(rng, convNum(plain.X)), convRand(rng, convNum(plain.W)), convRand(rng, plain.W[0])
+	resv, dyv := convRand(rng, convNum(plain.Y)), convRand(rng, convNum(plain.Y))
+	w, b := convDense(plain.W[:], wv), convDense([]int{plain.W[0]}, bv)
+	op := convOp{geom: plain, bias: true, residual: true, relu: true}
+	want, err := op.Do(convDense(plain.X[:], xv), w, b, convDense(plain.Y[:], resv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantDB, err := convBiasGradOp{shape: plain.Y}.Do(convDense(plain.Y[:], dyv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	toBlocked := func(bs int, s [4]int, v []float32) G.Value {
+		t.Helper()
+		o, err := convLayoutOp{shape: s, toBlocked: true, block: bs}.Do(convDense(s[:], v))
+		if err != nil {
+			t.Fatalf("block %d: %v", bs, err)
+		}
+		return o
+	}
+	for _, bs := range []int{8, 16} {
+		t.Run(fmt.Sprint(bs), func(t *testing.T) {
+			g := plain
+			g.BlockedIn, g.BlockedOut, g.Block = true, true, bs
+			bop := op
+			bop.geom = g
+			yb, err := bop.Do(toBlocked(bs, g.X, xv), w, b, toBlocked(bs, g.Y, resv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			y, err := convLayoutOp{shape: g.Y, block: bs}.Do(yb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := convMaxRelErr(y.Data().([]float32), want.Data().([]float32)); e > 1e-6 {
+				t.Errorf("forward: blocked differs from NCHW by %g (max rel)", e)
+			}
+			db, err := convBiasGradOp{shape: g.Y, block: bs}.Do(toBlocked(bs, g.Y, dyv))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if e := convMaxRelErr(db.Data().([]float32), wantDB.Data().([]float32)); e > 1e-6 {
+				t.Errorf("bias gradient: blocked differs from NCHW by %g (max rel)", e)
+			}
+		})
 	}
 }
 

@@ -18,7 +18,7 @@ import (
 // convResNetGraph builds a ResNet-101 forward graph (frozen BN folded into
 // the convolutions, torchvision v1.5 layout) from this package's ops for one
 // image of h x w, up to layer4, random weights. With blocked, activations
-// stay in nChw16c from the stem to the end and are converted back once.
+// stay in the blocked layout from the stem to the end and are converted back once.
 //
 // With train, every convolution is a Conv2dBN whose weights are returned as
 // learnables (scale and shift are constants, as frozen BN), the stem skips
@@ -111,7 +111,7 @@ func convRSS(field string) int64 {
 
 // BenchmarkResNet101Forward runs a ResNet-101 forward pass (to layer4, frozen
 // BN folded, batch 1, 600x1000) through the package's Executor. Variants:
-// plain (NCHW between ops), blocked (nChw16c chain), blocked_const (and
+// plain (NCHW between ops), blocked (blocked-layout chain), blocked_const (and
 // ConstWeights: weights converted to oneDNN's layout once), and its bf16 form.
 // peakRSS_MB is the process's high-water mark (VmHWM) during the timed runs
 // (reset after building the graph and the first run; weights are resident);
@@ -122,6 +122,9 @@ func convRSS(field string) int64 {
 func BenchmarkResNet101Forward(b *testing.B) {
 	for _, mode := range []string{"plain", "blocked", "blocked_const", "blocked_const_bf16"} {
 		b.Run(mode, func(b *testing.B) {
+			if strings.HasSuffix(mode, "bf16") {
+				convSkipWithoutBF16(b)
+			}
 			defer ReleaseConvBuffers()
 			g, y, _, flops := convResNetGraph(b, 600, 1000, strings.HasPrefix(mode, "blocked"), strings.HasSuffix(mode, "bf16"),
 				false, strings.Contains(mode, "const"))

@@ -221,6 +221,7 @@ func skipWithoutBF16(t *testing.T, err error) {
 // TestConvBF16 checks the bf16 forward path against the float32 reference
 // within bf16 rounding (8 mantissa bits on x and w).
 func TestConvBF16(t *testing.T) {
+	convSkipWithoutBF16(t)
 	rng := rand.New(rand.NewSource(2))
 	g, err := newConvGeom("test", []int{1, 32, 9, 9}, []int{32, 32, 3, 3}, ConvOpts{Pad: [2]int{1, 1}, BF16: true})
 	if err != nil {
@@ -507,6 +508,7 @@ func TestConv2dNoInputGrad(t *testing.T) {
 // depends on the reduction length C*KH*KW). Inputs are post-ReLU-like
 // (|N(0,1)|) and the weights Kaiming-normal, as in a trained ResNet.
 func TestConvBF16Accuracy(t *testing.T) {
+	convSkipWithoutBF16(t)
 	rng := rand.New(rand.NewSource(10))
 	for _, l := range convBenchLayers {
 		t.Run(l.name, func(t *testing.T) {
@@ -619,6 +621,9 @@ func TestConvConstWeights(t *testing.T) {
 	for _, bf16 := range []bool{false, true} {
 		for _, scaled := range []bool{false, true} {
 			t.Run(fmt.Sprintf("bf16=%v/scaled=%v", bf16, scaled), func(t *testing.T) {
+				if bf16 {
+					convSkipWithoutBF16(t)
+				}
 				o := ConvOpts{Pad: [2]int{1, 1}, BF16: bf16, BlockedIn: true, BlockedOut: true}
 				g, err := newConvGeom("test", []int{1, 32, 9, 11}, []int{32, 32, 3, 3}, o)
 				if err != nil {

@@ -257,10 +257,14 @@ typedef struct {
 	int64_t groups;
 	int64_t stride[2], dil[2], pad[2];
 	int bias, relu, sum, bf16, inference;
-	int blk_in, blk_out; // x (resp. y) is nChw16c instead of nchw
+	int blk_in, blk_out; // x (resp. y) is nChw<blk>c instead of nchw
+	int blk;             // channel block: 8 or 16
 } rd_conv_params;
 
-static dnnl_format_tag_t rd_tag(int blocked) { return blocked ? dnnl_nChw16c : dnnl_nchw; }
+static dnnl_format_tag_t rd_tag(int blocked, int blk) {
+	if (!blocked) return dnnl_nchw;
+	return blk == 8 ? dnnl_nChw8c : dnnl_nChw16c;
+}
 
 // rd_reorder_create builds a layout conversion of an x-shaped tensor from
 // rd_tag(blk_in) to rd_tag(blk_out). Arguments: from, to.
@@ -269,8 +273,8 @@ static int rd_reorder_create(rd_prim **out, const rd_conv_params *c) {
 	dnnl_memory_desc_t from, to;
 	dnnl_dims_t xd = {0};
 	for (int i = 0; i < 4; i++) xd[i] = c->x[i];
-	if ((s = dnnl_memory_desc_init_by_tag(&from, 4, xd, dnnl_f32, rd_tag(c->blk_in)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&to, 4, xd, dnnl_f32, rd_tag(c->blk_out)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&from, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&to, 4, xd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
 	rd_prim *p = calloc(1, sizeof(rd_prim));
 	s = dnnl_reorder_primitive_desc_create(&p->pd, &from, rd_eng, &to, rd_eng, NULL);
 	if (!s) s = rd_add_arg(p, DNNL_ARG_FROM, 0, 0, &from);
@@ -294,8 +298,8 @@ static int rd_maxpool_create(rd_prim **out, const rd_conv_params *c) {
 		padl[i] = c->pad[i];
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + k[i] - c->x[2 + i] - c->pad[i];
 	}
-	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, dnnl_f32, dnnl_format_tag_any))) return s;
 	dnnl_pooling_v2_desc_t pdesc;
 	if ((s = dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, dnnl_pooling_max, &ux, &py,
@@ -347,8 +351,8 @@ static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + ext - c->x[2 + i] - c->pad[i];
 	}
 	dnnl_data_type_t lt = c->bf16 ? dnnl_bf16 : dnnl_f32;
-	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&uw, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&ub, 1, bd, dnnl_f32, dnnl_x))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&px, 4, xd, lt, dnnl_format_tag_any))) return s;
@@ -431,7 +435,16 @@ type dnnlEngine struct {
 	// weights in a primitive's layout (ConvOpts.ConstWeights). Both are
 	// touched only on the engine thread.
 	prims  map[C.rd_conv_params]*C.rd_prim
-	packed map[convPackKey]unsafe.Pointer
+	packed map[convPackKey]convPacked
+}
+
+// convPacked is constant weights in a primitive's layout (C memory, freed
+// by ReleaseConvBuffers). It keeps the user's weights and scale reachable:
+// the cache is keyed by their addresses, so the garbage collector must not
+// give that memory to another tensor while the entry exists.
+type convPacked struct {
+	data     unsafe.Pointer
+	w, scale []float32
 }
 
 // convPackKey identifies constant weights: the primitive and the addresses
@@ -451,7 +464,7 @@ var (
 func dnnlGet() (*dnnlEngine, error) {
 	dnnlOnce.Do(func() {
 		e := &dnnlEngine{jobs: make(chan func()), prims: map[C.rd_conv_params]*C.rd_prim{},
-			packed: map[convPackKey]unsafe.Pointer{}}
+			packed: map[convPackKey]convPacked{}}
 		ready := make(chan error)
 		go e.loop(ready)
 		if err := <-ready; err != nil {
@@ -548,6 +561,7 @@ func (d dnnlConv) params() C.rd_conv_params {
 	c.inference = c.bf16
 	c.blk_in = convBool(g.BlockedIn)
 	c.blk_out = convBool(g.BlockedOut)
+	c.blk = C.int(g.Block)
 	return c
 }
 
@@ -608,7 +622,7 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 			if ex.scale != nil {
 				key.scale = uintptr(unsafe.Pointer(&ex.scale[0]))
 			}
-			packed = e.packed[key]
+			packed = e.packed[key].data
 		}
 		if ex.scale != nil && d.kind != dnnlBwdWeights && packed == nil {
 			wi := 1
@@ -638,7 +652,7 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 			// First call: pack the (scaled) weights once. If the layouts
 			// agree there is nothing to pack and the weights are used as is.
 			if packed = C.rd_pack(p, 1, ptrs[1]); packed != nil {
-				e.packed[key] = packed
+				e.packed[key] = convPacked{data: packed, w: bufs[1], scale: ex.scale}
 			}
 		}
 		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1), 1, packed); s != 0 {
@@ -696,7 +710,7 @@ func ReleaseConvBuffers() {
 	e.do(func() {
 		C.rd_arena_free()
 		for k, p := range e.packed {
-			C.free(p)
+			C.free(p.data)
 			delete(e.packed, k)
 		}
 	})

@@ -143,8 +143,14 @@ def resnet(args, binary):
         env = dict(os.environ, RESDET_THREADS=str(args.threads))
         out = subprocess.run(
             [binary, "-test.run", "^$", "-test.bench", f"^{bench}$/^{args.variant}$",
-             "-test.benchtime", f"{args.iters}x", "-test.count", "1"],
+             "-test.benchtime", f"{args.iters}x", "-test.count", "1", "-test.v"],
             capture_output=True, text=True, env=env, cwd="nn", check=True).stdout
+        skip = re.search(r"\s\S+\.go:\d+: (.*)\n--- SKIP:", out)
+        if skip:
+            print(f"Go variant {args.variant} skipped: {skip.group(1)}")
+            return
+        if "ms/op" not in out:
+            sys.exit(f"Go variant {args.variant}: no result (is it one of the --variant values?):\n{out}")
         g_ms = float(re.search(r"([0-9.]+) ms/op", out).group(1))
         g_mb = float(re.search(r"([0-9.]+) peakRSS_MB", out).group(1))
         g_build = float(re.search(r"([0-9.]+) peakRSS(?:Build|FirstRun)_MB", out).group(1))
@@ -168,7 +174,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--resnet", action="store_true", help="time ResNet-101 forward instead of the layers")
     ap.add_argument("--train", action="store_true", help="with --resnet: forward+backward (BenchmarkResNet101TrainStep)")
-    ap.add_argument("--variant", default="blocked", help="Go variant for --resnet: plain, blocked, plain_bf16, blocked_bf16")
+    ap.add_argument("--variant", default="blocked", help="Go variant for --resnet: plain, blocked, blocked_const, blocked_const_bf16 (skipped without bf16 support, see nn.BF16Supported); with --train: plain, blocked, blocked_exec")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.resnet:
