@@ -28,7 +28,7 @@
 // from one pass instead: Outputs returns the named outputs ("stem", "res2" .. "res5", at
 // strides 4, 4, 8, 16, 32). Each output reports its channels and stride as a ShapeSpec.
 //
-// With frozen BN, activations between convolutions stay in oneDNN's nChw16c layout when
+// With frozen BN, activations between convolutions stay in oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on AVX2: nn.CPU().Block) when
 // every channel count is a multiple of 16 (NCHW otherwise); inputs and outputs of the
 // exported methods are always NCHW.
 package backbone

@@ -73,7 +73,7 @@ func newConv(g *G.ExprGraph, name string, cs convShape, fused bool, rng *rand.Ra
 }
 
 // opts returns the convolution options; blockedIn/blockedOut say whether x and y
-// are in oneDNN's nChw16c layout (see nn.ToBlocked).
+// are in oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on AVX2: nn.CPU().Block) (see nn.ToBlocked).
 func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
 	cs := c.cs
 	return nn.ConvOpts{Stride: [2]int{cs.stride, cs.stride}, Pad: [2]int{cs.pad, cs.pad},
@@ -267,7 +267,7 @@ type Block struct {
 	proj                    *convBN   // projection shortcut ("downsample"), or nil
 	padW                    *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
 	plain                   bool
-	blocked                 bool // frozen BN: activations between convolutions in nChw16c
+	blocked                 bool // frozen BN: activations between convolutions in the blocked layout
 }
 
 // blockSpec is the geometry of one block.
@@ -276,7 +276,7 @@ type blockSpec struct {
 }
 
 // newBlock creates a block's parameters; blocked says whether its activations are kept
-// in nChw16c (frozen BN with every channel count a multiple of 16).
+// in the blocked layout (frozen BN with every channel count a multiple of 16).
 func newBlock(g *G.ExprGraph, name string, kind BlockKind, bs blockSpec, cfg Config, blocked bool, rng *rand.Rand) *Block {
 	inC, width, outC, stride := bs.inC, bs.width, bs.outC, bs.stride
 	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, Width: width, Groups: bs.groups,
@@ -325,7 +325,7 @@ func (b *Block) Forward(x *G.Node) (*G.Node, error) {
 	return inBlocked(x, b.blocked, func(x *G.Node) (*G.Node, error) { return b.forward(x, b.blocked) })
 }
 
-// inBlocked runs f on x converted to nChw16c and converts the result back to NCHW
+// inBlocked runs f on x converted to the blocked layout and converts the result back to NCHW
 // (if blocked; otherwise it runs f on x).
 func inBlocked(x *G.Node, blocked bool, f func(*G.Node) (*G.Node, error)) (*G.Node, error) {
 	if !blocked {
@@ -342,7 +342,7 @@ func inBlocked(x *G.Node, blocked bool, f func(*G.Node) (*G.Node, error)) (*G.No
 	return nn.FromBlocked(y)
 }
 
-// forward applies the block to x in nChw16c (blk) or NCHW.
+// forward applies the block to x in the blocked layout (blk) or NCHW.
 func (b *Block) forward(x *G.Node, blk bool) (*G.Node, error) {
 	if s := x.Shape(); len(s) != 4 || s[1] != b.InC {
 		return nil, fmt.Errorf("%s: input shape %v, want [N, %d, H, W]", b.Name, s, b.InC)

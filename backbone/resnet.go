@@ -22,7 +22,7 @@ type ResNet struct {
 	conv1  *convBN
 	stemC  int
 	// blk: frozen BN and every channel count a multiple of 16, so activations between
-	// convolutions stay in oneDNN's nChw16c layout.
+	// convolutions stay in oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on AVX2: nn.CPU().Block).
 	blk bool
 	// Stages are layer1 .. layer4 (res2 .. res5); three for the CIFAR nets.
 	Stages []*Stage
@@ -196,13 +196,13 @@ func (r *ResNet) Stem(x *G.Node) (*G.Node, error) {
 	return nn.FromBlocked(y)
 }
 
-// stem is Stem with the output in nChw16c when r.blk.
+// stem is Stem with the output in the blocked layout when r.blk.
 func (r *ResNet) stem(x *G.Node) (*G.Node, error) {
 	if s := x.Shape(); len(s) != 4 || s[1] != 3 {
 		return nil, fmt.Errorf("backbone: input shape %v, want [N, 3, H, W]", s)
 	}
 	blk := r.blk
-	// Inference pools in nChw16c (no gradient); training pools in NCHW.
+	// Inference pools in the blocked layout (no gradient); training pools in NCHW.
 	blkConv := blk && (r.Config.CIFAR || r.Config.fused())
 	y, err := r.conv1.forward(x, nil, true, false, blkConv)
 	if err != nil {
