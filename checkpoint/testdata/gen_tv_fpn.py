@@ -14,11 +14,11 @@ classes and seeded random weights:
   v2: fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None) in eval
       mode (BatchNorm2d with running statistics, eps 1e-5).
 
-Calibration (on the first image) so that every stage produces varied output:
+Calibration (on the three images as one batch) so that every stage produces varied output:
 every batch norm's statistics come from its input (then perturbed; gamma and
 beta random); the RPN convolutions are redrawn and the objectness and delta
 layers scaled to output std 2.0 and 0.15 over all levels; the predictor's
-classifier is centred per class and scaled to logits of std 3 (scores spread
+classifier is centred per class and scaled to logits of std 2 (scores spread
 over (0.05, 1), tens of detections per image) and its deltas to std 0.5.
 
 Writes OUTDIR/model.pth (the state_dict; v1 also OUTDIR/model_legacy.pth with
@@ -79,8 +79,8 @@ def make_image(g, w, h):
     return img.clamp(0, 255).round().to(torch.uint8)
 
 
-def calibrate(model, x, g):
-    """Sets every batch norm's statistics from its input on x."""
+def calibrate(model, xs, g):
+    """Sets every batch norm's statistics from its input on the images xs."""
     hooks = []
 
     def pre(mod, inp):
@@ -97,19 +97,19 @@ def calibrate(model, x, g):
         if isinstance(m, (FrozenBatchNorm2d, nn.BatchNorm2d)):
             hooks.append(m.register_forward_pre_hook(pre))
     with torch.no_grad():
-        model([x])
+        model(xs)
     for h in hooks:
         h.remove()
 
 
-def rescale_heads(model, x, g):
+def rescale_heads(model, xs, g):
     head = model.rpn.head
     with torch.no_grad():
         for m in head.conv.modules():
             if isinstance(m, nn.Conv2d):
                 m.weight.copy_(torch.randn(m.weight.shape, generator=g) * (2.0 / (9 * m.in_channels)) ** 0.5)
                 m.bias.copy_(0.1 * torch.randn(m.bias.shape, generator=g))
-        images, _ = model.transform([x])
+        images, _ = model.transform(xs)
         feats = model.backbone(images.tensors)
         ts = [head.conv(f) for f in feats.values()]
         for conv, target in ((head.cls_logits, 2.0), (head.bbox_pred, 0.15)):
@@ -123,14 +123,14 @@ def rescale_heads(model, x, g):
         h = model.roi_heads.box_head(pooled)
         pred = model.roi_heads.box_predictor
         # Class logits: centred per class over the proposals and scaled to
-        # std 3, so that the winning class and its score vary by proposal.
+        # std 2, so that the winning class and its score vary by proposal.
         pred.cls_score.weight.copy_(torch.randn(pred.cls_score.weight.shape, generator=g))
         pred.cls_score.bias.zero_()
         z = pred.cls_score(h)
         mu = z.mean(0)
         s = (z - mu).std()
-        pred.cls_score.weight.mul_(3.0 / s)
-        pred.cls_score.bias.copy_(-mu * 3.0 / s + 0.5 * torch.randn(mu.shape, generator=g))
+        pred.cls_score.weight.mul_(2.0 / s)
+        pred.cls_score.bias.copy_(-mu * 2.0 / s + 0.5 * torch.randn(mu.shape, generator=g))
         pred.bbox_pred.weight.copy_(torch.randn(pred.bbox_pred.weight.shape, generator=g))
         pred.bbox_pred.bias.copy_(torch.randn(pred.bbox_pred.bias.shape, generator=g))
         s = pred.bbox_pred(h).std()
@@ -174,8 +174,8 @@ def main():
         # Read back as the test reads it (the JPEG's decoded pixels).
         back = torch.from_numpy(__import__("numpy").asarray(Image.open(path).convert("RGB")).copy())
         xs.append(back.permute(2, 0, 1).float() / 255)
-    calibrate(model, xs[0], g)
-    rescale_heads(model, xs[0], g)
+    calibrate(model, xs, g)
+    rescale_heads(model, xs, g)
     state = model.state_dict()
     torch.save(state, os.path.join(a.outdir, "model.pth"))
     if a.arch == "v1":
