@@ -3,8 +3,11 @@ package checkpoint
 import (
 	"encoding/json"
 	"math"
+	"math/rand"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -233,6 +236,44 @@ func TestTorchvisionFPNParity(t *testing.T) {
 			_, err = LoadTorchvision(filepath.Join(dir, "model.pth"), detection.DefaultConfig(other, nil), detection.Options{})
 			if err == nil || !strings.Contains(err.Error(), "tensor roi_heads.box_head.") || !strings.Contains(err.Error(), "not the requested "+other) {
 				t.Errorf("loading as %s: error %v, want one naming a box head tensor", other, err)
+			}
+		})
+	}
+}
+
+// TestNativeFPNRoundTrip saves FPN detectors as native checkpoints and
+// loads them back: the configuration (per-level anchors, the pooler's
+// level rule) and every tensor survive.
+func TestNativeFPNRoundTrip(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds ResNet-50 FPN detectors")
+	}
+	for _, arch := range []string{detection.ArchTVR50FPN, detection.ArchTVR50FPNV2} {
+		t.Run(arch, func(t *testing.T) {
+			cfg := detection.DefaultConfig(arch, []string{"cat", "dog"})
+			m, err := detection.New(cfg, detection.Options{Rng: rand.New(rand.NewSource(1))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "m.safetensors")
+			if err := Save(path, m); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Load(path, detection.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got.Config, cfg) {
+				t.Errorf("config %+v, want %+v", got.Config, cfg)
+			}
+			want, have := m.State(), got.State()
+			if len(have) != len(want) {
+				t.Errorf("%d tensors, want %d", len(have), len(want))
+			}
+			for name, w := range want {
+				if !slices.Equal(have[name].Data, w.Data) {
+					t.Errorf("%s differs", name)
+				}
 			}
 		})
 	}
