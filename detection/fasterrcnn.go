@@ -150,7 +150,8 @@ func (m *FasterRCNN) Learnables() G.Nodes {
 }
 
 // features runs the backbone (and the neck) on x [N, 3, H, W]: the C4
-// trunk's map, named "res4".
+// trunk's map, named "res4", or the outputs BackboneOut names through the
+// neck (FPN: P2..P6 named "0" .. "3", "pool").
 func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
 	if len(m.BackboneOut) > 0 {
 		fs, err := m.Backbone.Outputs(x, m.BackboneOut...)
