@@ -12,11 +12,15 @@ import (
 // Native checkpoints are safetensors files (package weights) with the
 // detector's tensors under its parameter names (detection.FasterRCNN.State)
 // and the metadata FormatKey = Format and ConfigKey = the JSON of the
-// detection.Config (architecture, class names, preprocessing, RPN, RoI
-// heads, RoI op).
+// detection.Config (architecture, class names, preprocessing, RPN with its
+// anchors, RoI heads, RoI op with its level rule). Format names the version
+// of that metadata: "fasterrcnn/v2" adds the FPN architectures (per-level
+// anchors, the pooler's level rule); files of FormatV1 (C4 only) are read
+// too.
 const (
 	FormatKey = "resdet.format"
-	Format    = "fasterrcnn-c4/v1"
+	Format    = "fasterrcnn/v2"
+	FormatV1  = "fasterrcnn-c4/v1"
 	ConfigKey = "resdet.config"
 )
 
@@ -42,9 +46,9 @@ func Read(path string) (detection.Config, weights.State, error) {
 	if err != nil {
 		return detection.Config{}, nil, fmt.Errorf("checkpoint: read: %w", err)
 	}
-	if f := meta[FormatKey]; f != Format {
-		return detection.Config{}, nil, fmt.Errorf("checkpoint: read %s: metadata %s is %q, want %q (not a resdet detector checkpoint?)",
-			path, FormatKey, f, Format)
+	if f := meta[FormatKey]; f != Format && f != FormatV1 {
+		return detection.Config{}, nil, fmt.Errorf("checkpoint: read %s: metadata %s is %q, want %q or %q (not a resdet detector checkpoint?)",
+			path, FormatKey, f, Format, FormatV1)
 	}
 	var cfg detection.Config
 	dec := json.NewDecoder(strings.NewReader(meta[ConfigKey]))
@@ -140,7 +144,9 @@ func isDigits(s string) bool {
 }
 
 // LoadTorchvision reads a torchvision C4 detector's state_dict (.pth, see
-// FromTorchvision), builds cfg's detector with as many classes as the
+// FromTorchvision) or, when cfg.Arch is an FPN arch, that of
+// fasterrcnn_resnet50_fpn or _v2 (FromTorchvisionFPN; the file must be the
+// arch cfg names), builds cfg's detector with as many classes as the
 // weights have (cfg.Classes is replaced by class1..classK if its length
 // differs and is empty; a non-empty list of another length is an error) and
 // loads it.
@@ -148,6 +154,9 @@ func LoadTorchvision(path string, cfg detection.Config, o detection.Options) (*d
 	raw, err := weights.LoadTorch(path)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
+	}
+	if detection.IsFPN(cfg.Arch) {
+		return loadTorchvisionFPN(path, raw, cfg, o)
 	}
 	s, k, err := FromTorchvision(raw)
 	if err != nil {

@@ -99,7 +99,7 @@ func TestReadErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, c := range []struct{ name, path, wantErr string }{
-		{"no metadata", plain, `metadata resdet.format is "", want "fasterrcnn-c4/v1"`},
+		{"no metadata", plain, `metadata resdet.format is "", want "fasterrcnn/v2" or "fasterrcnn-c4/v1"`},
 		{"bad config", badCfg, `unknown architecture "r7-c4"`},
 		{"not safetensors", garbage, "garbage.safetensors"},
 	} {

@@ -15,6 +15,40 @@ type AnchorGenerator struct {
 	Sizes []float32
 	// AspectRatios are heights over widths: (0.5, 1, 2).
 	AspectRatios []float32
+	// PerLevel makes Sizes one size per feature level, finest first
+	// (torchvision's FPN anchors ((32,), (64,), (128,), (256,), (512,)) on
+	// P2..P6): level i places len(AspectRatios) anchors of side Sizes[i]
+	// (see Level). False: every size on the one map.
+	PerLevel bool `json:",omitempty"`
+}
+
+// FPNAnchorGenerator returns torchvision's FPN anchors (_default_anchorgen):
+// sizes 32, 64, 128, 256, 512 on P2..P6, one per level, and aspect ratios
+// (0.5, 1, 2): A = 3 per cell on every level.
+func FPNAnchorGenerator() AnchorGenerator {
+	return AnchorGenerator{Sizes: []float32{32, 64, 128, 256, 512}, AspectRatios: []float32{0.5, 1, 2}, PerLevel: true}
+}
+
+// NumLevels returns the number of feature levels the generator places
+// anchors on: len(Sizes) with PerLevel, else 1.
+func (g AnchorGenerator) NumLevels() int {
+	if g.PerLevel {
+		return len(g.Sizes)
+	}
+	return 1
+}
+
+// Level returns the single-level generator of feature level i (0 finest):
+// with PerLevel the size Sizes[i] and every aspect ratio; otherwise g. It
+// panics if i is out of [0, NumLevels()).
+func (g AnchorGenerator) Level(i int) AnchorGenerator {
+	if i < 0 || i >= g.NumLevels() {
+		panic(fmt.Sprintf("detection.AnchorGenerator.Level(%d) of %d levels", i, g.NumLevels()))
+	}
+	if !g.PerLevel {
+		return g
+	}
+	return AnchorGenerator{Sizes: []float32{g.Sizes[i]}, AspectRatios: g.AspectRatios}
 }
 
 // DefaultAnchorGenerator returns the paper's anchors: 3 sizes (128, 256,
@@ -23,8 +57,14 @@ func DefaultAnchorGenerator() AnchorGenerator {
 	return AnchorGenerator{Sizes: []float32{128, 256, 512}, AspectRatios: []float32{0.5, 1, 2}}
 }
 
-// NumAnchors returns A, the number of anchors per feature-map cell.
-func (g AnchorGenerator) NumAnchors() int { return len(g.Sizes) * len(g.AspectRatios) }
+// NumAnchors returns A, the number of anchors per feature-map cell (of
+// every level with PerLevel).
+func (g AnchorGenerator) NumAnchors() int {
+	if g.PerLevel {
+		return len(g.AspectRatios)
+	}
+	return len(g.Sizes) * len(g.AspectRatios)
+}
 
 // Validate returns an error naming the field if a size or aspect ratio is
 // not a positive finite number, or if either list is empty.
@@ -52,7 +92,12 @@ func (g AnchorGenerator) Validate() error {
 // half-sides are computed in float32 and each coordinate is rounded to an
 // integer (half to even), so e.g. ratio 0.5, size 128 gives
 // (-91, -45, 91, 45).
+//
+// With PerLevel it returns those of level 0; use Level(i).CellAnchors().
 func (g AnchorGenerator) CellAnchors() []box.Box {
+	if g.PerLevel {
+		g = g.Level(0)
+	}
 	out := make([]box.Box, 0, g.NumAnchors())
 	for _, r := range g.AspectRatios {
 		hr := float32(math.Sqrt(float64(r)))
@@ -74,6 +119,8 @@ func round(v float32) float32 { return float32(math.RoundToEven(float64(v))) }
 //
 // torchvision computes the stride of each dimension as the padded batch
 // image size divided (integer division) by the feature size: see Stride.
+//
+// With PerLevel these are level 0's; MultiLevelAnchors places every level.
 func (g AnchorGenerator) Anchors(featH, featW, strideH, strideW int) []box.Box {
 	cell := g.CellAnchors()
 	out := make([]box.Box, 0, featH*featW*len(cell))
@@ -98,4 +145,22 @@ func Stride(imageSize, featSize int) int {
 		panic(fmt.Sprintf("detection.Stride: feature size %d", featSize))
 	}
 	return imageSize / featSize
+}
+
+// MultiLevelAnchors returns the anchors of every level concatenated, level
+// 0 (finest) first, each level's in the order of Anchors: level i has
+// feats[i].W x feats[i].H cells (W, H in cells) and the strides torchvision
+// computes from the padded image, Stride(padded.H, H) and Stride(padded.W,
+// W): P2..P5 get 4..32 exactly on an image padded to 32, but P6 of an
+// 800-high image (13 cells) gets 800/13 = 61, not 64. It panics if
+// len(feats) != NumLevels().
+func (g AnchorGenerator) MultiLevelAnchors(padded Size, feats []Size) []box.Box {
+	if len(feats) != g.NumLevels() {
+		panic(fmt.Sprintf("detection.AnchorGenerator.MultiLevelAnchors: %d feature maps for %d levels", len(feats), g.NumLevels()))
+	}
+	var out []box.Box
+	for i, f := range feats {
+		out = append(out, g.Level(i).Anchors(f.H, f.W, Stride(padded.H, f.H), Stride(padded.W, f.W))...)
+	}
+	return out
 }

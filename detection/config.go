@@ -273,11 +273,17 @@ func (c TransformConfig) Validate() error {
 	return nil
 }
 
-// Config describes a Faster R-CNN C4 detector completely; native
-// checkpoints carry it (package checkpoint).
+// Config describes a Faster R-CNN detector completely; native checkpoints
+// carry it (package checkpoint).
 type Config struct {
-	// Arch is the backbone: "r18-c4", "r34-c4", "r50-c4", "r101-c4" (the
-	// paper's) or "r152-c4": ResNet-N, C4 trunk, res5 as the box head.
+	// Arch is the architecture: "r18-c4", "r34-c4", "r50-c4", "r101-c4"
+	// (the paper's) or "r152-c4": ResNet-N, C4 trunk, res5 as the box head;
+	// "tv-r50-fpn": torchvision's fasterrcnn_resnet50_fpn (ResNet-50 with
+	// frozen BN of eps 0, FPN P2..P6, RPN head with one 3x3 convolution,
+	// MultiScaleRoIAlign 7x7, TwoMLPHead 1024); "tv-r50-fpn-v2": its _v2
+	// (BN eps 1e-5, FPN with batch norms, RPN head with two convolutions,
+	// ConvFCHead). The FPN archs need RPN.Anchors with PerLevel (5 levels)
+	// and RoIOp RoIAlign: DefaultConfig gives torchvision's settings.
 	Arch string
 	// Classes are the names of classes 1..K (label j is Classes[j-1]); the
 	// network has K+1 outputs, class 0 the background.
@@ -291,7 +297,12 @@ type Config struct {
 // DefaultConfig returns the paper's test-time detector for arch and classes:
 // torchvision's defaults (DefaultRPNConfig, DefaultRoIHeadsConfig,
 // DefaultTransformConfig, RoIAlign 14x14) with 300 proposals after NMS.
+// For the FPN archs it returns torchvision's fasterrcnn_resnet50_fpn
+// settings (FPNConfig).
 func DefaultConfig(arch string, classes []string) Config {
+	if a, ok := archs[arch]; ok && a.fpn {
+		return FPNConfig(arch, classes)
+	}
 	rpn := DefaultRPNConfig()
 	rpn.PostNMSTopNTest = 300
 	return Config{
@@ -304,17 +315,58 @@ func DefaultConfig(arch string, classes []string) Config {
 	}
 }
 
-// archDepths maps the values of Config.Arch to ResNet depths.
-var archDepths = map[string]int{"r18-c4": 18, "r34-c4": 34, "r50-c4": 50, "r101-c4": 101, "r152-c4": 152}
+// FPN architecture names (Config.Arch).
+const (
+	ArchTVR50FPN   = "tv-r50-fpn"    // torchvision's fasterrcnn_resnet50_fpn
+	ArchTVR50FPNV2 = "tv-r50-fpn-v2" // torchvision's fasterrcnn_resnet50_fpn_v2
+)
+
+// FPNConfig returns torchvision's fasterrcnn_resnet50_fpn (or _v2) test-time
+// settings for arch (ArchTVR50FPN or ArchTVR50FPNV2) and classes: images
+// resized to 800/1333, FPN anchors (FPNAnchorGenerator), 2000/1000
+// proposals per level before NMS and 2000/1000 after it, RoIAlign 7x7 with
+// sampling ratio 2, not aligned, on the level of torchvision's LevelMapper;
+// DefaultRoIHeadsConfig.
+func FPNConfig(arch string, classes []string) Config {
+	rpn := DefaultRPNConfig()
+	rpn.Anchors = FPNAnchorGenerator()
+	tr := DefaultTransformConfig()
+	tr.MinSize, tr.MaxSize = 800, 1333
+	return Config{
+		Arch:      arch,
+		Classes:   append([]string(nil), classes...),
+		Transform: tr,
+		RPN:       rpn,
+		RoIHeads:  DefaultRoIHeadsConfig(),
+		RoIOp:     RoIOpConfig{Op: RoIOpAlign, Size: 7, SamplingRatio: 2, LevelEps: 1e-6},
+	}
+}
+
+// archSpec is what an architecture name fixes.
+type archSpec struct {
+	depth int
+	fpn   bool // torchvision FPN detector
+	v2    bool // its _v2
+}
+
+// archs maps the values of Config.Arch to their specs.
+var archs = map[string]archSpec{
+	"r18-c4": {depth: 18}, "r34-c4": {depth: 34}, "r50-c4": {depth: 50}, "r101-c4": {depth: 101}, "r152-c4": {depth: 152},
+	ArchTVR50FPN: {depth: 50, fpn: true}, ArchTVR50FPNV2: {depth: 50, fpn: true, v2: true},
+}
 
 // ArchDepth returns the ResNet depth of an architecture name ("r101-c4" ->
-// 101), or an error listing the valid names.
+// 101, "tv-r50-fpn" -> 50), or an error listing the valid names.
 func ArchDepth(arch string) (int, error) {
-	if d, ok := archDepths[arch]; ok {
-		return d, nil
+	if a, ok := archs[arch]; ok {
+		return a.depth, nil
 	}
-	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4)", arch)
+	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4, r152-c4, %s or %s)",
+		arch, ArchTVR50FPN, ArchTVR50FPNV2)
 }
+
+// IsFPN reports whether arch is one of torchvision's FPN detectors.
+func IsFPN(arch string) bool { return archs[arch].fpn }
 
 // DefaultClassNames returns "class1".."classK".
 func DefaultClassNames(k int) []string {
@@ -342,6 +394,17 @@ func (c Config) Validate() error {
 		if err := v.Validate(); err != nil {
 			return err
 		}
+	}
+	if IsFPN(c.Arch) {
+		if !c.RPN.Anchors.PerLevel || len(c.RPN.Anchors.Sizes) != 5 {
+			return fmt.Errorf("detection: Config.RPN.Anchors: %s needs one anchor size per level P2..P6 (PerLevel, 5 sizes), have %v (PerLevel %v)",
+				c.Arch, c.RPN.Anchors.Sizes, c.RPN.Anchors.PerLevel)
+		}
+		if c.RoIOp.Op != RoIOpAlign {
+			return fmt.Errorf("detection: Config.RoIOp.Op = %q: %s pools with %q", c.RoIOp.Op, c.Arch, RoIOpAlign)
+		}
+	} else if c.RPN.Anchors.PerLevel {
+		return fmt.Errorf("detection: Config.RPN.Anchors.PerLevel: %s has one feature level", c.Arch)
 	}
 	return nil
 }

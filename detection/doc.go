@@ -8,13 +8,20 @@
 //
 //   - the backbone (package backbone) hands the parts named feature maps
 //     ([]Feature, each with its stride and channels, backbone.ShapeSpec);
-//     an optional Neck (nil for C4; FPN later) transforms them;
-//   - RegionProposalNetwork: RPNHead (graph), anchors (AnchorGenerator),
-//     proposal filtering (RPNConfig.FilterProposals) and anchor targets
-//     (RPNConfig.SampleRPNBatch) in plain Go, and RPNLoss;
+//     an optional Neck (nil for C4; FPNNeck over package fpn for the
+//     torchvision FPN detectors, P2..P6 named "0" .. "3", "pool")
+//     transforms them;
+//   - RegionProposalNetwork: RPNHead (graph; one or, for v2, two 3x3
+//     convolutions), anchors (AnchorGenerator; PerLevel for FPN, one size
+//     per level), proposal filtering (RPNConfig.FilterProposals on one
+//     level, FilterProposalsLevels per level on several) and anchor targets
+//     (RPNConfig.SampleRPNBatch) in plain Go, and RPNLoss (over the levels'
+//     concatenated anchors);
 //   - RoIHeads: a RoIPooler (SingleLevelPooler: RoIAlign or RoIPool on one
-//     map), a BoxHead (Res5Head for C4), FastRCNNPredictor, proposal
-//     sampling (RoIHeadsConfig.SelectTrainingSamples) and post-processing
+//     map; MultiScaleRoIAlign with a LevelMapper on P2..P5), a BoxHead
+//     (Res5Head for C4, TwoMLPHead for FPN v1, ConvFCHead for v2),
+//     FastRCNNPredictor, proposal sampling
+//     (RoIHeadsConfig.SelectTrainingSamples) and post-processing
 //     (RoIHeadsConfig.PostprocessDetections) in plain Go, and FastRCNNLoss.
 //
 // FasterRCNN wires them once (its forward method) for both Predict and the
@@ -50,9 +57,11 @@
 //	N:      number of images in the batch
 //	C:      channels of a feature map (1024 for a ResNet C4 trunk)
 //	Hi, Wi: height and width of the feature map
-//	A:      anchors per feature-map cell (len(Sizes) * len(AspectRatios))
+//	A:      anchors per feature-map cell (len(Sizes) * len(AspectRatios);
+//	        len(AspectRatios) per level with PerLevel)
 //	L:      anchors of an image, Hi*Wi*A, ordered cell-major (row-major
-//	        over y then x), anchor-minor
+//	        over y then x), anchor-minor; on several levels, the levels'
+//	        anchors concatenated, finest first
 //	P:      proposals per image in a graph (RPNConfig.TopN's post-NMS count)
 //	K:      RoIs (proposals or sampled RoIs) of a batch
 //	NC:     classes including the background, class 0

@@ -54,8 +54,12 @@ type FasterRCNN struct {
 	Config   Config
 	Backbone *backbone.ResNet
 	Neck     Neck // nil: the heads see the backbone's maps
-	RPN      *RegionProposalNetwork
-	RoIHeads *RoIHeads
+	// BackboneOut names the backbone outputs handed to the neck or the
+	// heads (backbone.ResNet.Outputs): "res2" .. "res5" for an FPN; nil for
+	// the C4 trunk's "res4".
+	BackboneOut []string
+	RPN         *RegionProposalNetwork
+	RoIHeads    *RoIHeads
 
 	g       *G.ExprGraph
 	inBuf   []float32 // padded image, backs every Predict input node
@@ -104,6 +108,9 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 // bcfg describes, the RPN and the RoI heads sized from the backbone's
 // feature map, initialised from rng (nil: zero weights).
 func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
+	if IsFPN(cfg.Arch) {
+		return buildFPN(cfg, bcfg, rng)
+	}
 	g := G.NewGraph()
 	bb, err := backbone.New(g, bcfg, rng)
 	if err != nil {
@@ -135,14 +142,30 @@ func (m *FasterRCNN) Learnables() G.Nodes {
 		ns = append(ns, m.Neck.Learnables()...)
 	}
 	for _, p := range m.headParams() {
-		ns = append(ns, p.node)
+		if !p.frozen {
+			ns = append(ns, p.node)
+		}
 	}
 	return ns
 }
 
 // features runs the backbone (and the neck) on x [N, 3, H, W]: the C4
-// trunk's map, named "res4".
+// trunk's map, named "res4", or the outputs BackboneOut names through the
+// neck (FPN: P2..P6 named "0" .. "3", "pool").
 func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
+	if len(m.BackboneOut) > 0 {
+		fs, err := m.Backbone.Outputs(x, m.BackboneOut...)
+		if err != nil {
+			return nil, fmt.Errorf("detection: %s backbone on %v: %w", m.Config.Arch, x.Shape(), err)
+		}
+		feats := backboneFeatures(fs)
+		if m.Neck != nil {
+			if feats, err = m.Neck.Forward(feats); err != nil {
+				return nil, fmt.Errorf("detection: neck: %w", err)
+			}
+		}
+		return feats, nil
+	}
 	c4, err := m.Backbone.C4(x)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s trunk on %v: %w", m.Config.Arch, x.Shape(), err)

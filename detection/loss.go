@@ -5,6 +5,7 @@ import (
 
 	G "gorgonia.org/gorgonia"
 
+	"resdet/nn"
 	"resdet/ops"
 )
 
@@ -35,7 +36,8 @@ type RPNSample struct {
 // anchors of all images.
 type RPNLoss struct {
 	Objectness, BoxReg *G.Node
-	n, a, hw           int
+	n, a               int
+	hw                 []int // Hi*Wi of each level
 }
 
 // NewRPNLoss builds the RPN losses on objectness [N, A, Hi, Wi] and deltas
@@ -45,16 +47,60 @@ type RPNLoss struct {
 // graph is built before its first batch). It returns an error on shape
 // mismatches or as Set.
 func NewRPNLoss(objectness, deltas *G.Node, batch []RPNSample) (*RPNLoss, error) {
-	osh, ds := objectness.Shape(), deltas.Shape()
-	if len(osh) != 4 || len(ds) != 4 || osh[0] != ds[0] || ds[1] != 4*osh[1] || osh[2] != ds[2] || osh[3] != ds[3] {
-		return nil, fmt.Errorf("detection: RPNLoss: objectness %v and deltas %v, want [N, A, Hi, Wi] and [N, 4A, Hi, Wi]", osh, ds)
+	return NewRPNLossLevels([]*G.Node{objectness}, []*G.Node{deltas}, batch)
+}
+
+// NewRPNLossLevels builds the RPN losses over several feature levels:
+// objectness[l] [N, A, Hl, Wl] and deltas[l] [N, 4A, Hl, Wl] are the head's
+// outputs on level l; the anchors of the batch's targets are those of every
+// level concatenated, finest first (AnchorGenerator.MultiLevelAnchors). The
+// levels' outputs are flattened per image and concatenated ([N, A*ΣHlWl],
+// [N, 4A*ΣHlWl]), so that the mean and the normaliser run over the sampled
+// anchors of all levels, as torchvision's concat_box_prediction_layers.
+// See NewRPNLoss.
+func NewRPNLossLevels(objectness, deltas []*G.Node, batch []RPNSample) (*RPNLoss, error) {
+	if len(objectness) == 0 || len(objectness) != len(deltas) {
+		return nil, fmt.Errorf("detection: RPNLoss: %d objectness and %d delta maps, want the same number >= 1", len(objectness), len(deltas))
 	}
-	l := &RPNLoss{n: osh[0], a: osh[1], hw: osh[2] * osh[3]}
+	l := &RPNLoss{}
+	var objs, dlts []*G.Node
+	for i := range objectness {
+		osh, ds := objectness[i].Shape(), deltas[i].Shape()
+		if len(osh) != 4 || len(ds) != 4 || osh[0] != ds[0] || ds[1] != 4*osh[1] || osh[2] != ds[2] || osh[3] != ds[3] ||
+			(i > 0 && (osh[0] != l.n || osh[1] != l.a)) {
+			return nil, fmt.Errorf("detection: RPNLoss: level %d: objectness %v and deltas %v, want [N, A, Hi, Wi] and [N, 4A, Hi, Wi]", i, osh, ds)
+		}
+		l.n, l.a = osh[0], osh[1]
+		l.hw = append(l.hw, osh[2]*osh[3])
+		if len(objectness) == 1 {
+			objs, dlts = objectness, deltas
+			break
+		}
+		o, err := nn.Reshape(objectness[i], osh[0], osh[1]*osh[2]*osh[3])
+		if err != nil {
+			return nil, fmt.Errorf("detection: RPNLoss: level %d: %w", i, err)
+		}
+		d, err := nn.Reshape(deltas[i], ds[0], ds[1]*ds[2]*ds[3])
+		if err != nil {
+			return nil, fmt.Errorf("detection: RPNLoss: level %d: %w", i, err)
+		}
+		objs, dlts = append(objs, o), append(dlts, d)
+	}
+	obj, dlt := objs[0], dlts[0]
+	if len(objs) > 1 {
+		var err error
+		if obj, err = G.Concat(1, objs...); err != nil {
+			return nil, fmt.Errorf("detection: RPNLoss: concat objectness: %w", err)
+		}
+		if dlt, err = G.Concat(1, dlts...); err != nil {
+			return nil, fmt.Errorf("detection: RPNLoss: concat deltas: %w", err)
+		}
+	}
 	var err error
-	if l.Objectness, err = ops.BCEWithLogitsLoss(objectness, []int{0}, []float32{0}); err != nil {
+	if l.Objectness, err = ops.BCEWithLogitsLoss(obj, []int{0}, []float32{0}); err != nil {
 		return nil, fmt.Errorf("detection: RPNLoss: %w", err)
 	}
-	if l.BoxReg, err = ops.SmoothL1Loss(deltas, nil, nil, RPNBoxBeta, 1); err != nil {
+	if l.BoxReg, err = ops.SmoothL1Loss(dlt, nil, nil, RPNBoxBeta, 1); err != nil {
 		return nil, fmt.Errorf("detection: RPNLoss: %w", err)
 	}
 	if batch == nil {
@@ -74,7 +120,24 @@ func (l *RPNLoss) Set(batch []RPNSample) error {
 	if len(batch) != l.n {
 		return fmt.Errorf("detection: RPNLoss: %d samples for a batch of %d images", len(batch), l.n)
 	}
-	a, hw, n := l.a, l.hw, l.a*l.hw
+	a := l.a
+	total := 0
+	for _, hw := range l.hw {
+		total += hw
+	}
+	n := a * total
+	// level returns the level of anchor i, its index within the level and
+	// the level's cell offset.
+	level := func(i int) (hw, j, off int) {
+		for _, hw := range l.hw {
+			if i < a*hw {
+				return hw, i, off
+			}
+			i -= a * hw
+			off += hw
+		}
+		panic("unreachable")
+	}
 	var clsIdx, boxIdx []int
 	var labels, targets []float32
 	for img, s := range batch {
@@ -86,15 +149,17 @@ func (l *RPNLoss) Set(batch []RPNSample) error {
 				if i < 0 || i >= n {
 					return fmt.Errorf("detection: RPNLoss: image %d: sampled anchor %d out of [0, %d)", img, i, n)
 				}
-				p, k := i/a, i%a
-				clsIdx = append(clsIdx, (img*a+k)*hw+p)
+				hw, j, off := level(i)
+				p, k := j/a, j%a
+				clsIdx = append(clsIdx, img*a*total+a*off+k*hw+p)
 				labels = append(labels, float32(max(s.Targets.Labels[i], 0)))
 			}
 		}
 		for _, i := range s.Pos {
-			p, k := i/a, i%a
+			hw, jj, off := level(i)
+			p, k := jj/a, jj%a
 			for j := 0; j < 4; j++ {
-				boxIdx = append(boxIdx, (img*4*a+4*k+j)*hw+p)
+				boxIdx = append(boxIdx, img*4*a*total+4*a*off+(4*k+j)*hw+p)
 				targets = append(targets, s.Targets.Deltas[i][j])
 			}
 		}

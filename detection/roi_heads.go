@@ -32,6 +32,11 @@ type RoIOpConfig struct {
 	// Aligned (align only): shift box corners by -0.5 pixel (Detectron2's
 	// ROIAlignV2); false in torchvision's Faster R-CNN.
 	Aligned bool
+	// LevelEps and LevelEpsInLog set the level rule of a multi-level (FPN)
+	// pooler, see LevelMapper: torchvision's 1e-6 outside the logarithm;
+	// Detectron2's 1e-8 inside it. Unused on one level.
+	LevelEps      float32 `json:",omitempty"`
+	LevelEpsInLog bool    `json:",omitempty"`
 }
 
 // DefaultRoIOpConfig returns RoIAlign, 14x14, adaptive sampling, not aligned.

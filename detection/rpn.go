@@ -20,9 +20,14 @@ import (
 // rpn.head.conv.bias [C], rpn.head.cls_logits.weight [A, C, 1, 1],
 // rpn.head.cls_logits.bias [A], rpn.head.bbox_pred.weight [4A, C, 1, 1],
 // rpn.head.bbox_pred.bias [4A].
+//
+// With ConvDepth > 1 (torchvision v2's RPNHead(..., conv_depth=2)) there are
+// ConvDepth such 3x3 convolutions with bias and ReLU, no norm, named
+// rpn.head.conv.{i}.weight and .bias.
 type RPNHead struct {
 	InC, NumAnchors int
-	conv, convB     *param
+	ConvDepth       int
+	convs, convBs   []*param
 	cls, clsB       *param
 	bbox, bboxB     *param
 }
@@ -33,18 +38,31 @@ type RPNHead struct {
 // are zero, to be filled by Load. It panics if inC or numAnchors is not
 // positive.
 func NewRPNHead(g *G.ExprGraph, inC, numAnchors int, rng *rand.Rand) *RPNHead {
-	if inC < 1 || numAnchors < 1 {
-		panic(fmt.Sprintf("detection.NewRPNHead: %d channels, %d anchors", inC, numAnchors))
+	return NewRPNHeadDepth(g, inC, numAnchors, 1, rng)
+}
+
+// NewRPNHeadDepth is NewRPNHead with convDepth 3x3 convolutions (see
+// RPNHead). It panics if inC, numAnchors or convDepth is not positive.
+func NewRPNHeadDepth(g *G.ExprGraph, inC, numAnchors, convDepth int, rng *rand.Rand) *RPNHead {
+	if inC < 1 || numAnchors < 1 || convDepth < 1 {
+		panic(fmt.Sprintf("detection.NewRPNHead: %d channels, %d anchors, %d convolutions", inC, numAnchors, convDepth))
 	}
 	a := numAnchors
 	h := &RPNHead{
-		InC: inC, NumAnchors: a,
-		conv: newParam(g, "rpn.head.conv.weight", inC, inC, 3, 3), convB: newParam(g, "rpn.head.conv.bias", inC),
+		InC: inC, NumAnchors: a, ConvDepth: convDepth,
 		cls: newParam(g, "rpn.head.cls_logits.weight", a, inC, 1, 1), clsB: newParam(g, "rpn.head.cls_logits.bias", a),
 		bbox: newParam(g, "rpn.head.bbox_pred.weight", 4*a, inC, 1, 1), bboxB: newParam(g, "rpn.head.bbox_pred.bias", 4*a),
 	}
+	for i := range convDepth {
+		name := "rpn.head.conv."
+		if convDepth > 1 {
+			name += fmt.Sprintf("%d.", i)
+		}
+		h.convs = append(h.convs, newParam(g, name+"weight", inC, inC, 3, 3))
+		h.convBs = append(h.convBs, newParam(g, name+"bias", inC))
+	}
 	if rng != nil {
-		for _, p := range []*param{h.conv, h.cls, h.bbox} {
+		for _, p := range append([]*param{h.cls, h.bbox}, h.convs...) {
 			p.normal(rng, 0.01)
 		}
 	}
@@ -57,9 +75,12 @@ func (h *RPNHead) Forward(feat *G.Node) (objectness, deltas *G.Node, err error) 
 	if s := feat.Shape(); len(s) != 4 || s[1] != h.InC {
 		return nil, nil, fmt.Errorf("detection: RPN head: feature shape %v, want [N, %d, Hi, Wi]", s, h.InC)
 	}
-	t, err := nn.Conv2dFused(feat, h.conv.node, h.convB.node, nil, nn.ConvOpts{Pad: [2]int{1, 1}}, true)
-	if err != nil {
-		return nil, nil, fmt.Errorf("detection: RPN head conv: %w", err)
+	t := feat
+	for i, w := range h.convs {
+		var err error
+		if t, err = nn.Conv2dFused(t, w.node, h.convBs[i].node, nil, nn.ConvOpts{Pad: [2]int{1, 1}}, true); err != nil {
+			return nil, nil, fmt.Errorf("detection: RPN head conv %d: %w", i, err)
+		}
 	}
 	if objectness, err = nn.Conv2d(t, h.cls.node, h.clsB.node, nn.ConvOpts{}); err != nil {
 		return nil, nil, fmt.Errorf("detection: RPN head cls_logits: %w", err)
@@ -70,7 +91,13 @@ func (h *RPNHead) Forward(feat *G.Node) (objectness, deltas *G.Node, err error) 
 	return objectness, deltas, nil
 }
 
-func (h *RPNHead) params() []*param { return []*param{h.conv, h.convB, h.cls, h.clsB, h.bbox, h.bboxB} }
+func (h *RPNHead) params() []*param {
+	var ps []*param
+	for i, w := range h.convs {
+		ps = append(ps, w, h.convBs[i])
+	}
+	return append(ps, h.cls, h.clsB, h.bbox, h.bboxB)
+}
 
 // RegionProposalNetwork is the first stage (torchvision's
 // RegionProposalNetwork): the head on one feature map (graph); anchors,
@@ -81,6 +108,12 @@ type RegionProposalNetwork struct {
 	Head   *RPNHead
 	// In names the feature map the RPN runs on ("res4" for C4).
 	In string
+	// Levels, when set, name the feature maps of a multi-level RPN, finest
+	// first (torchvision's FPN: "0", "1", "2", "3", "pool"), and In is not
+	// used: the head is shared over them, Config.Anchors has one level per
+	// map (PerLevel), and proposals are selected per level
+	// (FilterProposalsLevels).
+	Levels []string
 }
 
 // rpnOutputs are the RPN's nodes in one forward graph.
@@ -97,6 +130,9 @@ type rpnOutputs struct {
 // b), and, for a training batch, the loss nodes (pointed at each step's
 // anchors by setTargets).
 func (r *RegionProposalNetwork) forward(feats []Feature, b *batch) (*rpnOutputs, error) {
+	if len(r.Levels) > 0 {
+		return r.forwardLevels(feats, b)
+	}
 	f, err := featureNamed(feats, r.In)
 	if err != nil {
 		return nil, fmt.Errorf("detection: RPN: %w", err)

@@ -9,6 +9,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"resdet/fpn"
 	"resdet/weights"
 )
 
@@ -20,6 +21,9 @@ type param struct {
 	shape []int
 	data  []float32
 	node  *G.Node
+	// frozen: a state tensor that is never learnt (batch-norm statistics
+	// and affine of a frozen norm); Learnables leaves it out.
+	frozen bool
 }
 
 func newParam(g *G.ExprGraph, name string, shape ...int) *param {
@@ -44,10 +48,32 @@ func (p *param) normal(rng *rand.Rand, std float64) {
 //	                          bn1, layer1 .. layer4; layer4 is the box head's res5)
 //	rpn.head.*                see RPNHead
 //	roi_heads.box_predictor.* see FastRCNNPredictor
+//	backbone.fpn.*            the FPN neck's (package fpn), if any
+//	roi_heads.box_head.*      see TwoMLPHead and ConvFCHead (none for C4)
 
-// headParams returns the parameters of the parts besides the backbone.
+// paramHolder is a part with parameters of its own (box heads besides
+// Res5Head).
+type paramHolder interface{ params() []*param }
+
+// refolder is a part whose graph holds values folded from its state
+// (frozen batch norms), recomputed after Load.
+type refolder interface{ refold() }
+
+// stateNeck is a Neck whose tensors are part of the detector's state
+// (FPNNeck), under names of their own prefix.
+type stateNeck interface {
+	State() weights.State
+	Load(weights.State) error
+}
+
+// headParams returns the parameters of the parts besides the backbone and
+// the neck.
 func (m *FasterRCNN) headParams() []*param {
-	return append(m.RPN.Head.params(), m.RoIHeads.Predictor.params()...)
+	ps := m.RPN.Head.params()
+	if h, ok := m.RoIHeads.BoxHead.(paramHolder); ok {
+		ps = append(ps, h.params()...)
+	}
+	return append(ps, m.RoIHeads.Predictor.params()...)
 }
 
 // State returns a copy of the parameters under our names (above).
@@ -55,6 +81,11 @@ func (m *FasterRCNN) State() weights.State {
 	s := make(weights.State)
 	for name, t := range m.Backbone.State() {
 		s["backbone."+name] = t
+	}
+	if n, ok := m.Neck.(stateNeck); ok {
+		for name, t := range n.State() {
+			s[name] = t
+		}
 	}
 	for _, p := range m.headParams() {
 		s[p.name] = weights.Tensor{Shape: append([]int(nil), p.shape...), Data: append([]float32(nil), p.data...)}
@@ -67,7 +98,11 @@ func (m *FasterRCNN) State() weights.State {
 // tensor (and say when the class count or the architecture differs).
 func (m *FasterRCNN) Load(s weights.State) error {
 	bb := make(weights.State)
+	neck, _ := m.Neck.(stateNeck)
 	for name, t := range s {
+		if neck != nil && strings.HasPrefix(name, fpn.Prefix) {
+			continue
+		}
 		if rest, ok := strings.CutPrefix(name, "backbone."); ok {
 			bb[rest] = t
 		}
@@ -79,6 +114,11 @@ func (m *FasterRCNN) Load(s weights.State) error {
 	if err := m.Backbone.Load(bb); err != nil {
 		return fmt.Errorf("detection: load: weights do not fit a %s detector: %w", m.Config.Arch, err)
 	}
+	if neck != nil {
+		if err := neck.Load(s); err != nil {
+			return fmt.Errorf("detection: load %s neck: %w", m.Config.Arch, err)
+		}
+	}
 	known := make(map[string]bool)
 	for _, p := range m.headParams() {
 		t, err := s.Get(p.name, p.shape...)
@@ -87,6 +127,9 @@ func (m *FasterRCNN) Load(s weights.State) error {
 		}
 		copy(p.data, t.Data)
 		known[p.name] = true
+	}
+	if r, ok := m.RoIHeads.BoxHead.(refolder); ok {
+		r.refold()
 	}
 	var extra []string
 	for name := range s {

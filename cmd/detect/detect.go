@@ -54,7 +54,10 @@ architecture, class names and preprocessing), a train-det checkpoint folder
 or run folder (its final model, else its latest checkpoint's), or the
 state_dict .pth of a torchvision FasterRCNN built as the C4 construction
 --arch names (r101-c4: ResNet-101 trunk up to layer3, RoIAlign 14x14,
-layer4 + mean as the box head). The class count comes from the weights.
+layer4 + mean as the box head) or of torchvision's fasterrcnn_resnet50_fpn
+(--arch tv-r50-fpn) or fasterrcnn_resnet50_fpn_v2 (--arch tv-r50-fpn-v2;
+800/1333 resizing unless --min-size/--max-size say otherwise). The class
+count comes from the weights.
 
 If some images fail (unreadable, empty, not an image, too large), the others
 are still processed; the failures are listed at the end and the exit code is
@@ -98,7 +101,7 @@ timing summary ends the run (on stderr).`,
 	cli.SetupRoot(cmd, ios)
 	f := cmd.Flags()
 	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: native checkpoint, train-det run or checkpoint folder, or torchvision .pth (required)")
-	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ...; checked against a native checkpoint")
+	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ..., tv-r50-fpn, tv-r50-fpn-v2; checked against a native checkpoint")
 	f.StringVar(&opts.RoIOp, "roi-op", "", "RoI feature op: align or pool (default: the checkpoint's; align for a .pth)")
 	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default: the checkpoint's, else class1..classK)")
 	f.Float64Var(&opts.ScoreThresh, "score-thresh", 0.5, "keep detections scoring above this (torchvision box_score_thresh)")
@@ -116,7 +119,7 @@ timing summary ends the run (on stderr).`,
 	_ = cmd.MarkFlagFilename("coco-results", "json")
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.RegisterFlagCompletionFunc("roi-op", cobra.FixedCompletions([]string{"align", "pool"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"), newCmdClassify(nil))
 	cmd.AddCommand(newCmdModels(ios, nil))
 	return cmd

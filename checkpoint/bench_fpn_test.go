@@ -1,0 +1,75 @@
+package checkpoint
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"resdet/datasets/imageio"
+	"resdet/detection"
+	"resdet/internal/testutil"
+)
+
+// BenchmarkDetectFPN times one image through torchvision's
+// fasterrcnn_resnet50_fpn (v1) as detect runs it: read the PNG, resize and
+// normalise it (imageio, 640x480 -> 1066x800), Predict. The weights and the
+// image come from testdata/gen_tv_fpn.py at 800/1333: $RESDET_TVFPN_DIR, or
+// a folder generated here (needs torch, a few minutes). It reports the CPU
+// seconds per image (user+system, all threads):
+//
+//	go test ./checkpoint -run '^$' -bench DetectFPN -benchtime 3x
+//
+// The torchvision side: checkpoint/testdata/bench_tv_fpn.py DIR (make
+// bench-detect runs both).
+func BenchmarkDetectFPN(b *testing.B) {
+	dir := os.Getenv("RESDET_TVFPN_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+		testutil.RunScript(b, "testdata/gen_tv_fpn.py", dir, "--arch", "v1", "--min-size", "800", "--max-size", "1333")
+	}
+	var ref fpnRef
+	data, err := os.ReadFile(filepath.Join(dir, "ref.json"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		b.Fatal(err)
+	}
+	cfg := detection.DefaultConfig(detection.ArchTVR50FPN, nil)
+	cfg.Transform.MinSize, cfg.Transform.MaxSize = ref.MinSize, ref.MaxSize
+	m, err := LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	tr := imageio.Transform{MinSize: ref.MinSize, MaxSize: ref.MaxSize, Norm: imageio.Normalization(cfg.Transform.Norm)}
+	path := filepath.Join(dir, ref.Images[0].File)
+	once := func() {
+		s, err := tr.Load(path, nil, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := m.Predict(detection.Image{Data: s.Image.Data, W: s.Image.W, H: s.Image.H, OrigW: s.OrigW, OrigH: s.OrigH}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	once() // builds the graphs
+	cpu0 := cpuSeconds()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		once()
+	}
+	b.StopTimer()
+	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "CPU-s/op")
+}
+
+// cpuSeconds returns the process's user+system CPU seconds.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
