@@ -15,6 +15,11 @@ type AnchorGenerator struct {
 	Sizes []float32
 	// AspectRatios are heights over widths: (0.5, 1, 2).
 	AspectRatios []float32
+	// Detectron2 places the anchors as Detectron2's DefaultAnchorGenerator
+	// (offset 0): CellAnchors are not rounded and come size-major, and the
+	// stride is the feature map's own (ShapeSpec.Stride), not the padded
+	// image size over the map size (see Strides).
+	Detectron2 bool `json:",omitempty"`
 }
 
 // DefaultAnchorGenerator returns the paper's anchors: 3 sizes (128, 256,
@@ -52,8 +57,23 @@ func (g AnchorGenerator) Validate() error {
 // half-sides are computed in float32 and each coordinate is rounded to an
 // integer (half to even), so e.g. ratio 0.5, size 128 gives
 // (-91, -45, 91, 45).
+//
+// With Detectron2 set, the order is size-major (for each size s, for each
+// ratio r) and the box is (-w/2, -h/2, w/2, h/2) with w = sqrt(s*s/r) and
+// h = r*w computed in float64, then converted to float32, not rounded:
+// size 32, ratio 0.5 gives (-22.627417, -11.313708, 22.627417, 11.313708).
 func (g AnchorGenerator) CellAnchors() []box.Box {
 	out := make([]box.Box, 0, g.NumAnchors())
+	if g.Detectron2 {
+		for _, s := range g.Sizes {
+			for _, r := range g.AspectRatios {
+				w := math.Sqrt(float64(s) * float64(s) / float64(r))
+				h := float64(r) * w
+				out = append(out, box.Box{X1: float32(-w / 2), Y1: float32(-h / 2), X2: float32(w / 2), Y2: float32(h / 2)})
+			}
+		}
+		return out
+	}
 	for _, r := range g.AspectRatios {
 		hr := float32(math.Sqrt(float64(r)))
 		wr := 1 / hr
@@ -87,6 +107,17 @@ func (g AnchorGenerator) Anchors(featH, featW, strideH, strideW int) []box.Box {
 		}
 	}
 	return out
+}
+
+// Strides returns the anchor strides (y, x) in input pixels of a featH x
+// featW map whose backbone stride is featStride, in a padded input of
+// padH x padW: featStride for Detectron2 anchors, Stride of each dimension
+// (torchvision) otherwise.
+func (g AnchorGenerator) Strides(padH, padW, featH, featW, featStride int) (strideH, strideW int) {
+	if g.Detectron2 {
+		return featStride, featStride
+	}
+	return Stride(padH, featH), Stride(padW, featW)
 }
 
 // Stride returns torchvision's anchor stride for one dimension: the padded

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"resdet/backbone"
 	"resdet/box"
 )
 
@@ -45,6 +46,12 @@ type RPNConfig struct {
 	PositiveFraction  float32
 	// BoxCoderWeights weight the RPN deltas: (1, 1, 1, 1).
 	BoxCoderWeights [4]float32
+	// LogitScores selects proposals as Detectron2's find_top_rpn_proposals:
+	// the scores are the raw objectness logits (NMS orders by them and they
+	// are returned), ScoreThresh is not applied, proposals with a
+	// non-finite box or logit are dropped, and a proposal is kept only if
+	// both sides are > 0 after clipping (MinSize is not applied).
+	LogitScores bool `json:",omitempty"`
 }
 
 // DefaultRPNConfig returns torchvision's defaults
@@ -146,8 +153,21 @@ type RoIHeadsConfig struct {
 	// DetectionsPerImage bounds the detections per image (100).
 	DetectionsPerImage int
 	// MinSize drops detections narrower or lower than it after clipping
-	// (1e-2, fixed in torchvision).
+	// (1e-2, fixed in torchvision; 0 in Detectron2, which keeps them).
 	MinSize float32
+	// BackgroundLast is Detectron2's FastRCNNOutputLayers layout: the class
+	// logits have the background in the LAST column (NC-1) and the deltas
+	// are 4*(NC-1) columns, class j's (j = 0..NC-2) in 4j..4j+3, with no
+	// background rows. Label j+1 is column j, so Detections count from 1
+	// either way. Otherwise (torchvision) class 0 is the background and
+	// the deltas have 4*NC columns.
+	BackgroundLast bool `json:",omitempty"`
+	// ClipToOriginal rescales as Detectron2's detector_postprocess: by
+	// float32(origW/w) and float32(origH/h) computed in float64, then
+	// clips the boxes to the original image and drops those with a side
+	// <= 0. Otherwise (torchvision) the ratios are float32 divisions and
+	// nothing is clipped or dropped.
+	ClipToOriginal bool `json:",omitempty"`
 }
 
 // DefaultRoIHeadsConfig returns torchvision's defaults
@@ -252,8 +272,12 @@ func CaffeNormalization() Normalization {
 // steps; Predict pads.
 type TransformConfig struct {
 	MinSize, MaxSize int // 600, 1000 (the paper's)
-	SizeDivisible    int // 32
+	SizeDivisible    int // 32; 1 pads nothing (Detectron2's C4 models)
 	Norm             Normalization
+	// Preprocess names imageio's pipeline (imageio.Preprocess): "" or
+	// "torchvision", or "detectron2" (EXIF orientation, Pillow's resize of
+	// the 8-bit image to rounded sizes).
+	Preprocess string `json:",omitempty"`
 }
 
 // DefaultTransformConfig returns 600/1000, padding to 32, ImageNet
@@ -286,6 +310,27 @@ type Config struct {
 	RPN       RPNConfig
 	RoIHeads  RoIHeadsConfig
 	RoIOp     RoIOpConfig
+	// ResNet holds the backbone's settings beyond its depth (zero:
+	// torchvision's ResNet).
+	ResNet ResNetConfig `json:",omitempty"`
+}
+
+// ResNetConfig is the part of backbone.Config that a detector's weights
+// fix besides the depth (see backbone.Config for each field; zero values
+// are torchvision's ResNet). Detectron2's R50/R101 models set StrideIn1x1;
+// X101-32x8d sets Groups 32 and WidthPerGroup 8.
+type ResNetConfig struct {
+	StrideIn1x1     bool `json:",omitempty"`
+	Groups          int  `json:",omitempty"`
+	WidthPerGroup   int  `json:",omitempty"`
+	Res2OutChannels int  `json:",omitempty"`
+	Res5Dilation    int  `json:",omitempty"`
+}
+
+// apply sets c's fields in b.
+func (c ResNetConfig) apply(b *backbone.Config) {
+	b.StrideIn1x1, b.Groups, b.WidthPerGroup, b.Res2OutChannels, b.Res5Dilation =
+		c.StrideIn1x1, c.Groups, c.WidthPerGroup, c.Res2OutChannels, c.Res5Dilation
 }
 
 // DefaultConfig returns the paper's test-time detector for arch and classes:

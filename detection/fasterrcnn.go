@@ -105,6 +105,7 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 // feature map, initialised from rng (nil: zero weights).
 func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
 	g := G.NewGraph()
+	cfg.ResNet.apply(&bcfg)
 	bb, err := backbone.New(g, bcfg, rng)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)
@@ -118,7 +119,7 @@ func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error
 		Config:    cfg.RoIHeads,
 		Pooler:    &SingleLevelPooler{In: in, Op: cfg.RoIOp},
 		BoxHead:   box,
-		Predictor: NewFastRCNNPredictor(g, box.OutChannels(), len(cfg.Classes)+1, rng),
+		Predictor: NewFastRCNNPredictorBoxes(g, box.OutChannels(), len(cfg.Classes)+1, cfg.RoIHeads.boxClasses(len(cfg.Classes)+1), rng),
 	}
 	return m, nil
 }
@@ -240,11 +241,7 @@ func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	}
 	det := m.RoIHeads.Config.PostprocessDetections(values(bs.out.classLogits), values(bs.out.boxRegression),
 		proposals, m.NumClasses(), Size{W: img.W, H: img.H})
-	sx, sy := float32(img.OrigW)/float32(img.W), float32(img.OrigH)/float32(img.H)
-	for i, b := range det.Boxes {
-		det.Boxes[i] = b.Scale(sx, sy)
-	}
-	return det, nil
+	return m.RoIHeads.Config.Rescale(det, Size{W: img.W, H: img.H}, Size{W: img.OrigW, H: img.OrigH}), nil
 }
 
 // PredictProposals runs the features and the RPN on one image and returns
