@@ -234,7 +234,14 @@ func Detectron2Model(path, arch string, classes []string) (detection.Config, wei
 		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: a %s file (%s ...): an ImageNet backbone or Detectron v1 file, not a Detectron2 detector",
 			path, ck.Layout, strings.Join(ck.Names[:min(len(ck.Names), 1)], ""))
 	}
-	a, err := InferDetectron2(ck.State, path)
+	return FromDetectron2Model(ck.State, path, arch, classes)
+}
+
+// FromDetectron2Model is Detectron2Model on a model-zoo state already read
+// (Detectron2's names); file names it in errors.
+func FromDetectron2Model(d2 weights.State, file, arch string, classes []string) (detection.Config, weights.State, error) {
+	path := file
+	a, err := InferDetectron2(d2, path)
 	if err != nil {
 		return detection.Config{}, nil, err
 	}
@@ -248,10 +255,10 @@ func Detectron2Model(path, arch string, classes []string) (detection.Config, wei
 		}
 		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: --arch %s, but the file holds a %s detector (%s)", path, arch, a.Arch, why)
 	}
-	if a.Kind != "c4" {
-		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: a %s detector: only Detectron2's C4 detectors are supported", path, a.Arch)
+	if a.Kind == "fpn" {
+		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: a %s detector: only Detectron2's C4 and DC5 detectors are supported", path, a.Arch)
 	}
-	s, err := FromDetectron2(ck.State, path)
+	s, err := FromDetectron2(d2, path)
 	if err != nil {
 		return detection.Config{}, nil, err
 	}
@@ -263,6 +270,14 @@ func Detectron2Model(path, arch string, classes []string) (detection.Config, wei
 			path, a.NumClasses, len(classes))
 	}
 	cfg := detection.Detectron2Config(a.Arch, classes)
+	if a.Kind == "dc5" {
+		cfg = detection.Detectron2DC5Config(a.Arch, classes)
+		fc1, err := shapeOf(d2, path, "roi_heads.box_head.fc1.weight", 2)
+		if err != nil {
+			return detection.Config{}, nil, err
+		}
+		cfg.FCDim = fc1[0]
+	}
 	cfg.ResNet = a.ResNet
 	return cfg, s, nil
 }

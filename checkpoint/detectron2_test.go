@@ -171,7 +171,7 @@ func TestLoadDetectron2Errors(t *testing.T) {
 		{name: "class names", path: r50, classes: []string{"a", "b"}, want: []string{r50, "80 classes", "cls_score"}},
 		{name: "truncated", path: trunc, want: []string{trunc}},
 		{name: "caffe2 backbone", path: d2Fixture(t, "c2", "R-50.pkl"), want: []string{"R-50.pkl", "not a Detectron2 detector"}},
-		{name: "fpn", path: d2Fixture(t, "r50-fpn", "model_final.pkl"), want: []string{"r50-fpn", "only Detectron2's C4"}},
+		{name: "fpn", path: d2Fixture(t, "r50-fpn", "model_final.pkl"), want: []string{"r50-fpn", "only Detectron2's C4 and DC5"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

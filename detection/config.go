@@ -313,6 +313,9 @@ type Config struct {
 	// ResNet holds the backbone's settings beyond its depth (zero:
 	// torchvision's ResNet).
 	ResNet ResNetConfig `json:",omitempty"`
+	// FCDim is the width of the DC5 box head's fc1 and fc2 (1024; unused
+	// by C4 detectors).
+	FCDim int `json:",omitempty"`
 }
 
 // ResNetConfig is the part of backbone.Config that a detector's weights
@@ -350,7 +353,13 @@ func DefaultConfig(arch string, classes []string) Config {
 }
 
 // archDepths maps the values of Config.Arch to ResNet depths.
-var archDepths = map[string]int{"r18-c4": 18, "r34-c4": 34, "r50-c4": 50, "r101-c4": 101, "r152-c4": 152}
+var archDepths = map[string]int{"r18-c4": 18, "r34-c4": 34, "r50-c4": 50, "r101-c4": 101, "r152-c4": 152,
+	"x101-c4": 101, "r50-dc5": 50, "r101-dc5": 101}
+
+// ArchDC5 reports whether arch is a DC5 detector ("r50-dc5", "r101-dc5"):
+// res5 dilated in the trunk (stride 16), the RPN on res5, a 7x7 RoI op and
+// the two-layer FCHead as the box head. The others are C4 detectors.
+func ArchDC5(arch string) bool { return strings.HasSuffix(arch, "-dc5") }
 
 // ArchDepth returns the ResNet depth of an architecture name ("r101-c4" ->
 // 101), or an error listing the valid names.
@@ -358,7 +367,7 @@ func ArchDepth(arch string) (int, error) {
 	if d, ok := archDepths[arch]; ok {
 		return d, nil
 	}
-	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4)", arch)
+	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4, r152-c4, x101-c4, r50-dc5 or r101-dc5)", arch)
 }
 
 // DefaultClassNames returns "class1".."classK".
@@ -382,6 +391,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(n) == "" {
 			return fmt.Errorf("detection: Config.Classes[%d] is empty", i)
 		}
+	}
+	if ArchDC5(c.Arch) && (c.FCDim < 1 || c.ResNet.Res5Dilation < 2) {
+		return fmt.Errorf("detection: Config: %s needs FCDim >= 1 (have %d) and ResNet.Res5Dilation >= 2 (have %d)", c.Arch, c.FCDim, c.ResNet.Res5Dilation)
 	}
 	for _, v := range []interface{ Validate() error }{c.Transform, c.RPN, c.RoIHeads, c.RoIOp} {
 		if err := v.Validate(); err != nil {

@@ -48,3 +48,19 @@ func Detectron2Config(arch string, classes []string) Config {
 		ResNet:   ResNetConfig{StrideIn1x1: true},
 	}
 }
+
+// Detectron2DC5Config returns the test-time configuration of Detectron2's
+// DC5 Faster R-CNN (faster_rcnn_R_{50,101}_DC5_*, Base-RCNN-DilatedC5.yaml)
+// for arch ("r50-dc5", "r101-dc5") and the K class names: as
+// Detectron2Config, but res5 is in the trunk with dilation 2 (stride 16;
+// ResNet.Res5Dilation), the RPN runs on res5 (2048 channels, the same 15
+// anchors at stride 16), and the box head is ROIAlignV2 7x7 (aligned,
+// adaptive sampling) on res5, then FCHead fc1/fc2 of 1024 and the
+// predictor (81 logits, 320 deltas for COCO).
+func Detectron2DC5Config(arch string, classes []string) Config {
+	c := Detectron2Config(arch, classes)
+	c.ResNet.Res5Dilation = 2
+	c.RoIOp.Size = 7
+	c.FCDim = 1024
+	return c
+}

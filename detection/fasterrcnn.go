@@ -110,11 +110,15 @@ func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)
 	}
-	const in = "res4"
-	box := &Res5Head{Res5: bb.Res5()}
+	in := featureName(cfg.Arch)
+	spec := bb.OutputShapes()[in]
+	var box BoxHead = &Res5Head{Res5: bb.Res5()}
+	if ArchDC5(cfg.Arch) {
+		box = NewFCHead(g, spec.Channels, cfg.RoIOp.Size, cfg.FCDim, rng)
+	}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
 	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,
-		Head: NewRPNHead(g, bb.C4Out().Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
+		Head: NewRPNHead(g, spec.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
 	m.RoIHeads = &RoIHeads{
 		Config:    cfg.RoIHeads,
 		Pooler:    &SingleLevelPooler{In: in, Op: cfg.RoIOp},
@@ -141,14 +145,24 @@ func (m *FasterRCNN) Learnables() G.Nodes {
 	return ns
 }
 
+// featureName is the backbone output the heads of arch run on: "res5" for
+// DC5 (dilated, stride 16), "res4" for C4.
+func featureName(arch string) string {
+	if ArchDC5(arch) {
+		return "res5"
+	}
+	return "res4"
+}
+
 // features runs the backbone (and the neck) on x [N, 3, H, W]: the C4
-// trunk's map, named "res4".
+// trunk's map, named "res4", or DC5's "res5".
 func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
-	c4, err := m.Backbone.C4(x)
+	in := featureName(m.Config.Arch)
+	out, err := m.Backbone.Outputs(x, in)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s trunk on %v: %w", m.Config.Arch, x.Shape(), err)
 	}
-	feats := []Feature{{Name: "res4", Map: c4, Spec: m.Backbone.C4Out()}}
+	feats := []Feature{{Name: in, Map: out[0].Node, Spec: out[0].Shape}}
 	if m.Neck != nil {
 		if feats, err = m.Neck.Forward(feats); err != nil {
 			return nil, fmt.Errorf("detection: neck: %w", err)

@@ -43,11 +43,16 @@ func (p *param) normal(rng *rand.Rand, std float64) {
 //	backbone.<ResNet name>    the whole ResNet, torchvision's names (conv1,
 //	                          bn1, layer1 .. layer4; layer4 is the box head's res5)
 //	rpn.head.*                see RPNHead
+//	roi_heads.box_head.*      see FCHead (DC5)
 //	roi_heads.box_predictor.* see FastRCNNPredictor
 
 // headParams returns the parameters of the parts besides the backbone.
 func (m *FasterRCNN) headParams() []*param {
-	return append(m.RPN.Head.params(), m.RoIHeads.Predictor.params()...)
+	ps := m.RPN.Head.params()
+	if h, ok := m.RoIHeads.BoxHead.(interface{ params() []*param }); ok {
+		ps = append(ps, h.params()...)
+	}
+	return append(ps, m.RoIHeads.Predictor.params()...)
 }
 
 // State returns a copy of the parameters under our names (above).

@@ -193,8 +193,8 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		if err != nil {
 			return nil, err
 		}
-		if zm.Format != zoo.FormatDetectron2 || !strings.HasSuffix(zm.Arch, "-c4") {
-			return nil, fmt.Errorf("--model %s: a %s %s model, which detect cannot run yet (Detectron2 C4 models can)", zm.Name, zm.Construction, zm.Arch)
+		if zm.Format != zoo.FormatDetectron2 || strings.HasSuffix(zm.Arch, "-fpn") {
+			return nil, fmt.Errorf("--model %s: a %s %s model, which detect cannot run yet (Detectron2 C4 and DC5 models can)", zm.Name, zm.Construction, zm.Arch)
 		}
 		weightsFile = path
 		if arch == "" {
