@@ -26,6 +26,7 @@ type DetectOptions struct {
 	COCOResults string   // write a COCO results JSON here
 	COCOGT      string   // COCO instances file giving image ids by file name
 	OutDir      string   // write each image with its detections drawn here
+	Save        string   // write the loaded detector as a native checkpoint here
 
 	// lookup finds a zoo model by name (zoo.Lookup when nil; tests register
 	// their own).
@@ -77,12 +78,13 @@ timing summary ends the run (on stderr).`,
 		Example: `  detect photo.jpg
   detect --model d2-r50-c4-3x --json --out shown/ img/
   detect --weights model_final_298dad.pkl --classes coco photo.jpg
+  detect --model d2-r50-c4-3x --save r50c4.safetensors
   detect --weights runs/voc/final.safetensors --classes voc photo.jpg
   detect --weights frcnn_r101.pth --arch r101-c4 --classes voc --score-thresh 0.7 --out shown img/
   detect --weights runs/coco/final.safetensors --classes coco --json 'img/*.png' > detections.jsonl`,
 		Version: cli.Version(),
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			if len(args) == 0 && opts.Save == "" {
 				return cli.Usagef("no images given")
 			}
 			return nil
@@ -131,6 +133,7 @@ timing summary ends the run (on stderr).`,
 	f.StringVar(&opts.COCOResults, "coco-results", "", "write detections as a COCO results JSON file")
 	f.StringVar(&opts.COCOGT, "coco-gt", "", "COCO instances file: image ids for --coco-results, by file name")
 	f.StringVarP(&opts.OutDir, "out", "o", "", "write each image with its detections drawn into this folder")
+	f.StringVar(&opts.Save, "save", "", "write the detector (any --weights or --model) as a native .safetensors checkpoint; images are then optional")
 	_ = cmd.MarkFlagFilename("weights", "safetensors", "pth", "pt", "pkl")
 	_ = cmd.MarkFlagFilename("coco-gt", "json")
 	_ = cmd.MarkFlagFilename("coco-results", "json")

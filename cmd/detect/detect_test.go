@@ -30,6 +30,7 @@ func TestNewCmdDetect(t *testing.T) {
 				MinSize: 800, MaxSize: 1333, MaxPixels: 12.5, JSON: true, COCOResults: "r.json", COCOGT: "gt.json", OutDir: "shown"},
 			inputs: []string{"a.jpg", "dir/", "img/*.png"}},
 		{name: "no images", argv: "--weights w.safetensors", wantErr: "no images given"},
+		{name: "save only", argv: "--weights w.pkl --save n.safetensors", want: DetectOptions{Weights: "w.pkl", Save: "n.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}},
 		{name: "default model", argv: "a.jpg", want: DetectOptions{Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
 		{name: "model", argv: "--model d2-r50-c4-3x --cache c a.jpg", want: DetectOptions{Model: "d2-r50-c4-3x", Cache: "c", ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
 		{name: "model and weights", argv: "-w w.pkl --model d2-r50-c4-3x a.jpg", wantErr: "--weights and --model exclude each other"},

@@ -83,6 +83,15 @@ func runDetect(opts *DetectOptions) error {
 	debug.FreeOSMemory()
 	loadTime := time.Since(t0)
 	cfg := m.Config
+	if opts.Save != "" {
+		if err := checkpoint.Save(opts.Save, m); err != nil {
+			return err
+		}
+		fmt.Fprintf(ios.ErrOut, "detect: wrote %s (%s, %d classes)\n", opts.Save, cfg.Arch, len(cfg.Classes))
+		if len(opts.Inputs) == 0 {
+			return nil
+		}
+	}
 
 	jobs, failures := expandInputs(opts.Inputs)
 	var coco *cocoOut

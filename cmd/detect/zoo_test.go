@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"resdet/checkpoint"
+	"resdet/datasets"
+	"resdet/detection"
 	"resdet/internal/cli"
 	"resdet/internal/testutil"
 	"resdet/zoo"
@@ -158,5 +161,40 @@ func TestDetectModelOffline(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not name %s", err, want)
 		}
+	}
+}
+
+// TestDetectSave converts the r50-c4 Detectron2 fixture to a native
+// checkpoint with --save (no images), which then loads with the same
+// configuration and tensors.
+func TestDetectSave(t *testing.T) {
+	pkl := testutil.SharedDir(t, "fixtures", "detectron2", "r50-c4", "model_final.pkl")
+	out := filepath.Join(t.TempDir(), "r50.safetensors")
+	if _, stderr, err := runCLI(t, nil, "--weights", pkl, "--classes", "coco", "--save", out); err != nil {
+		t.Fatalf("%v\n%s", err, stderr)
+	}
+	want, err := checkpoint.LoadDetectron2(pkl, "", datasets.COCOClasses(), detection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer want.Close()
+	got, err := checkpoint.Load(out, detection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if got.Config.Arch != "r50-c4" || !isCOCO(got.Config.Classes) || got.Config.Transform.Preprocess != "detectron2" {
+		t.Errorf("saved config: %s, %d classes, preprocess %q", got.Config.Arch, len(got.Config.Classes), got.Config.Transform.Preprocess)
+	}
+	ws, gs := want.State(), got.State()
+	if len(ws) != len(gs) {
+		t.Fatalf("%d tensors saved, want %d", len(gs), len(ws))
+	}
+	worst := 0.0
+	for n, w := range ws {
+		worst = max(worst, testutil.MaxRelErr(gs[n].Data, w.Data))
+	}
+	if worst > 1e-6 {
+		t.Errorf("saved tensors differ: worst relative %g", worst)
 	}
 }
