@@ -161,11 +161,16 @@ func TestLoadDetectron2Errors(t *testing.T) {
 	if err := os.WriteFile(trunc, data[:len(data)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
+	foreign := filepath.Join(dir, "photo.pkl")
+	if err := os.WriteFile(foreign, []byte("\x89PNG\r\n\x1a\n not a pickle"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name, path, arch string
 		classes          []string
 		want             []string
 	}{
+		{name: "foreign", path: foreign, want: []string{foreign}},
 		{name: "wrong depth", path: r50, arch: "r101-c4", want: []string{r50, "r50-c4", "depth 50"}},
 		{name: "wrong kind", path: r50, arch: "r50-dc5", want: []string{r50, "roi_heads.res5.0.conv1.weight"}},
 		{name: "class names", path: r50, classes: []string{"a", "b"}, want: []string{r50, "80 classes", "cls_score"}},
