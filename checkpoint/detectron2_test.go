@@ -401,3 +401,16 @@ func boxDist(b box.Box, w [4]float32) float64 {
 	}
 	return d
 }
+
+// TestClassifierAsDetector: a classifier's state_dict (.pth) given as a
+// detector is a one-line error naming the file and a tensor.
+func TestClassifierAsDetector(t *testing.T) {
+	path := "../backbone/testdata/cifar20/model.pth"
+	_, err := LoadTorchvision(path, detection.DefaultConfig("r50-c4", nil), detection.Options{})
+	if err == nil {
+		t.Fatal("no error")
+	}
+	if msg := err.Error(); strings.Contains(msg, "\n") || !strings.Contains(msg, path) || !strings.Contains(msg, "unexpected tensor") {
+		t.Errorf("error %q: want one line naming %s and the tensor", msg, path)
+	}
+}
