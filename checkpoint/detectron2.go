@@ -115,7 +115,7 @@ func FromDetectron2(s weights.State, file string) (weights.State, error) {
 	return out, nil
 }
 
-// shape returns the shape of tensor name in s, or an error naming the file
+// shapeOf returns the shape of tensor name in s, or an error naming the file
 // and the tensor when it is missing or has not dims dimensions.
 func shapeOf(s weights.State, file, name string, dims int) ([]int, error) {
 	t, ok := s[name]
@@ -238,9 +238,8 @@ func Detectron2Model(path, arch string, classes []string) (detection.Config, wei
 }
 
 // FromDetectron2Model is Detectron2Model on a model-zoo state already read
-// (Detectron2's names); file names it in errors.
-func FromDetectron2Model(d2 weights.State, file, arch string, classes []string) (detection.Config, weights.State, error) {
-	path := file
+// (Detectron2's names); path names it in errors.
+func FromDetectron2Model(d2 weights.State, path, arch string, classes []string) (detection.Config, weights.State, error) {
 	a, err := InferDetectron2(d2, path)
 	if err != nil {
 		return detection.Config{}, nil, err
