@@ -9,8 +9,22 @@
 //     (FromTorchvision, LoadTorchvision);
 //   - torchvision's fasterrcnn_resnet50_fpn and _v2 state_dicts, with the
 //     key names of torchvision before and after 0.13 (FromTorchvisionFPN,
-//     LoadTorchvision with an FPN arch).
+//     LoadTorchvision with an FPN arch);
+//   - Detectron2 model-zoo files (.pkl, read by weights.ReadDetectron2
+//     without executing anything): InferDetectron2 reads the architecture
+//     from the tensor names and shapes (C4 / DC5 / FPN, depth from the res4
+//     block count, widths and groups from res2.0's convolutions, classes
+//     from cls_score), FromDetectron2 renames the tensors (stem.conv1 ->
+//     conv1 / bn1, resS.B -> layer(S-1).B, convN.norm -> bnN, shortcut ->
+//     downsample.0 / .1, roi_heads.res5 -> layer4, rpn_head.{conv,
+//     objectness_logits, anchor_deltas} -> rpn.head.{conv, cls_logits,
+//     bbox_pred}), and Detectron2Model / LoadDetectron2 build the detector
+//     with detection.Detectron2Config or Detectron2DC5Config (FPN files are
+//     recognised and refused);
+//   - MSRA ImageNet backbones in the Caffe2 layout (R-50.pkl, R-101.pkl):
+//     FromCaffe2Backbone maps them onto a Detectron2 C4 detector's ResNet
+//     as Detectron2's loader does.
 //
-// Importers of other formats (Detectron2 .pkl) belong here. It imports detection and weights; nothing in
+// It imports detection and weights; nothing in
 // detection imports it.
 package checkpoint

@@ -20,6 +20,11 @@ type AnchorGenerator struct {
 	// P2..P6): level i places len(AspectRatios) anchors of side Sizes[i]
 	// (see Level). False: every size on the one map.
 	PerLevel bool `json:",omitempty"`
+	// Detectron2 places the anchors as Detectron2's DefaultAnchorGenerator
+	// (offset 0): CellAnchors are not rounded and come size-major, and the
+	// stride is the feature map's own (ShapeSpec.Stride), not the padded
+	// image size over the map size (see Strides).
+	Detectron2 bool `json:",omitempty"`
 }
 
 // FPNAnchorGenerator returns torchvision's FPN anchors (_default_anchorgen):
@@ -48,7 +53,7 @@ func (g AnchorGenerator) Level(i int) AnchorGenerator {
 	if !g.PerLevel {
 		return g
 	}
-	return AnchorGenerator{Sizes: []float32{g.Sizes[i]}, AspectRatios: g.AspectRatios}
+	return AnchorGenerator{Sizes: []float32{g.Sizes[i]}, AspectRatios: g.AspectRatios, Detectron2: g.Detectron2}
 }
 
 // DefaultAnchorGenerator returns the paper's anchors: 3 sizes (128, 256,
@@ -94,11 +99,25 @@ func (g AnchorGenerator) Validate() error {
 // (-91, -45, 91, 45).
 //
 // With PerLevel it returns those of level 0; use Level(i).CellAnchors().
+// With Detectron2 set, the order is size-major (for each size s, for each
+// ratio r) and the box is (-w/2, -h/2, w/2, h/2) with w = sqrt(s*s/r) and
+// h = r*w computed in float64, then converted to float32, not rounded:
+// size 32, ratio 0.5 gives (-22.627417, -11.313708, 22.627417, 11.313708).
 func (g AnchorGenerator) CellAnchors() []box.Box {
 	if g.PerLevel {
 		g = g.Level(0)
 	}
 	out := make([]box.Box, 0, g.NumAnchors())
+	if g.Detectron2 {
+		for _, s := range g.Sizes {
+			for _, r := range g.AspectRatios {
+				w := math.Sqrt(float64(s) * float64(s) / float64(r))
+				h := float64(r) * w
+				out = append(out, box.Box{X1: float32(-w / 2), Y1: float32(-h / 2), X2: float32(w / 2), Y2: float32(h / 2)})
+			}
+		}
+		return out
+	}
 	for _, r := range g.AspectRatios {
 		hr := float32(math.Sqrt(float64(r)))
 		wr := 1 / hr
@@ -134,6 +153,17 @@ func (g AnchorGenerator) Anchors(featH, featW, strideH, strideW int) []box.Box {
 		}
 	}
 	return out
+}
+
+// Strides returns the anchor strides (y, x) in input pixels of a featH x
+// featW map whose backbone stride is featStride, in a padded input of
+// padH x padW: featStride for Detectron2 anchors, Stride of each dimension
+// (torchvision) otherwise.
+func (g AnchorGenerator) Strides(padH, padW, featH, featW, featStride int) (strideH, strideW int) {
+	if g.Detectron2 {
+		return featStride, featStride
+	}
+	return Stride(padH, featH), Stride(padW, featW)
 }
 
 // Stride returns torchvision's anchor stride for one dimension: the padded

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"resdet/backbone"
 	"resdet/box"
 )
 
@@ -45,6 +46,12 @@ type RPNConfig struct {
 	PositiveFraction  float32
 	// BoxCoderWeights weight the RPN deltas: (1, 1, 1, 1).
 	BoxCoderWeights [4]float32
+	// LogitScores selects proposals as Detectron2's find_top_rpn_proposals:
+	// the scores are the raw objectness logits (NMS orders by them and they
+	// are returned), ScoreThresh is not applied, proposals with a
+	// non-finite box or logit are dropped, and a proposal is kept only if
+	// both sides are > 0 after clipping (MinSize is not applied).
+	LogitScores bool `json:",omitempty"`
 }
 
 // DefaultRPNConfig returns torchvision's defaults
@@ -146,8 +153,21 @@ type RoIHeadsConfig struct {
 	// DetectionsPerImage bounds the detections per image (100).
 	DetectionsPerImage int
 	// MinSize drops detections narrower or lower than it after clipping
-	// (1e-2, fixed in torchvision).
+	// (1e-2, fixed in torchvision; 0 in Detectron2, which keeps them).
 	MinSize float32
+	// BackgroundLast is Detectron2's FastRCNNOutputLayers layout: the class
+	// logits have the background in the LAST column (NC-1) and the deltas
+	// are 4*(NC-1) columns, class j's (j = 0..NC-2) in 4j..4j+3, with no
+	// background rows. Label j+1 is column j, so Detections count from 1
+	// either way. Otherwise (torchvision) class 0 is the background and
+	// the deltas have 4*NC columns.
+	BackgroundLast bool `json:",omitempty"`
+	// ClipToOriginal rescales as Detectron2's detector_postprocess: by
+	// float32(origW/w) and float32(origH/h) computed in float64, then
+	// clips the boxes to the original image and drops those with a side
+	// <= 0. Otherwise (torchvision) the ratios are float32 divisions and
+	// nothing is clipped or dropped.
+	ClipToOriginal bool `json:",omitempty"`
 }
 
 // DefaultRoIHeadsConfig returns torchvision's defaults
@@ -252,8 +272,12 @@ func CaffeNormalization() Normalization {
 // steps; Predict pads.
 type TransformConfig struct {
 	MinSize, MaxSize int // 600, 1000 (the paper's)
-	SizeDivisible    int // 32
+	SizeDivisible    int // 32; 1 pads nothing (Detectron2's C4 models)
 	Norm             Normalization
+	// Preprocess names imageio's pipeline (imageio.Preprocess): "" or
+	// "torchvision", or "detectron2" (EXIF orientation, Pillow's resize of
+	// the 8-bit image to rounded sizes).
+	Preprocess string `json:",omitempty"`
 }
 
 // DefaultTransformConfig returns 600/1000, padding to 32, ImageNet
@@ -292,6 +316,30 @@ type Config struct {
 	RPN       RPNConfig
 	RoIHeads  RoIHeadsConfig
 	RoIOp     RoIOpConfig
+	// ResNet holds the backbone's settings beyond its depth (zero:
+	// torchvision's ResNet).
+	ResNet ResNetConfig `json:",omitempty"`
+	// FCDim is the width of the DC5 box head's fc1 and fc2 (1024; unused
+	// by C4 detectors).
+	FCDim int `json:",omitempty"`
+}
+
+// ResNetConfig is the part of backbone.Config that a detector's weights
+// fix besides the depth (see backbone.Config for each field; zero values
+// are torchvision's ResNet). Detectron2's R50/R101 models set StrideIn1x1;
+// X101-32x8d sets Groups 32 and WidthPerGroup 8.
+type ResNetConfig struct {
+	StrideIn1x1     bool `json:",omitempty"`
+	Groups          int  `json:",omitempty"`
+	WidthPerGroup   int  `json:",omitempty"`
+	Res2OutChannels int  `json:",omitempty"`
+	Res5Dilation    int  `json:",omitempty"`
+}
+
+// apply sets c's fields in b.
+func (c ResNetConfig) apply(b *backbone.Config) {
+	b.StrideIn1x1, b.Groups, b.WidthPerGroup, b.Res2OutChannels, b.Res5Dilation =
+		c.StrideIn1x1, c.Groups, c.WidthPerGroup, c.Res2OutChannels, c.Res5Dilation
 }
 
 // DefaultConfig returns the paper's test-time detector for arch and classes:
@@ -353,7 +401,13 @@ type archSpec struct {
 var archs = map[string]archSpec{
 	"r18-c4": {depth: 18}, "r34-c4": {depth: 34}, "r50-c4": {depth: 50}, "r101-c4": {depth: 101}, "r152-c4": {depth: 152},
 	ArchTVR50FPN: {depth: 50, fpn: true}, ArchTVR50FPNV2: {depth: 50, fpn: true, v2: true},
+	"x101-c4": {depth: 101}, "r50-dc5": {depth: 50}, "r101-dc5": {depth: 101},
 }
+
+// ArchDC5 reports whether arch is a DC5 detector ("r50-dc5", "r101-dc5"):
+// res5 dilated in the trunk (stride 16), the RPN on res5, a 7x7 RoI op and
+// the two-layer FCHead as the box head. The others are C4 detectors.
+func ArchDC5(arch string) bool { return strings.HasSuffix(arch, "-dc5") }
 
 // ArchDepth returns the ResNet depth of an architecture name ("r101-c4" ->
 // 101, "tv-r50-fpn" -> 50), or an error listing the valid names.
@@ -361,7 +415,7 @@ func ArchDepth(arch string) (int, error) {
 	if a, ok := archs[arch]; ok {
 		return a.depth, nil
 	}
-	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4, r152-c4, %s or %s)",
+	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4, r152-c4, x101-c4, r50-dc5, r101-dc5, %s or %s)",
 		arch, ArchTVR50FPN, ArchTVR50FPNV2)
 }
 
@@ -389,6 +443,9 @@ func (c Config) Validate() error {
 		if strings.TrimSpace(n) == "" {
 			return fmt.Errorf("detection: Config.Classes[%d] is empty", i)
 		}
+	}
+	if ArchDC5(c.Arch) && (c.FCDim < 1 || c.ResNet.Res5Dilation < 2) {
+		return fmt.Errorf("detection: Config: %s needs FCDim >= 1 (have %d) and ResNet.Res5Dilation >= 2 (have %d)", c.Arch, c.FCDim, c.ResNet.Res5Dilation)
 	}
 	for _, v := range []interface{ Validate() error }{c.Transform, c.RPN, c.RoIHeads, c.RoIOp} {
 		if err := v.Validate(); err != nil {

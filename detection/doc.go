@@ -46,6 +46,14 @@
 // anchor_utils.py, rpn.py, roi_heads.py) to the last float32 rounding where
 // that is practical; each function says where it may differ.
 //
+// Detectron2's C4 and DC5 detectors are the same parts with other settings
+// (Detectron2Config, Detectron2DC5Config; detectron2.go lists them):
+// AnchorGenerator.Detectron2 (unrounded, size-major, fixed strides),
+// RPNConfig.LogitScores, RoIHeadsConfig.BackgroundLast and ClipToOriginal,
+// RoIOpConfig.Aligned, Config.ResNet (stride in the 1x1, widths, groups,
+// res5 dilation), TransformConfig.Preprocess and SizeDivisible 1 (no
+// padding); DC5 adds the FCHead box head on the dilated res5 (ArchDC5).
+//
 // Boxes follow the convention of package box: absolute pixel XYXY of the
 // (resized) input image, continuous, width = X2-X1 with no +1.
 //

@@ -112,20 +112,25 @@ func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error
 		return buildFPN(cfg, bcfg, rng)
 	}
 	g := G.NewGraph()
+	cfg.ResNet.apply(&bcfg)
 	bb, err := backbone.New(g, bcfg, rng)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)
 	}
-	const in = "res4"
-	box := &Res5Head{Res5: bb.Res5()}
+	in := featureName(cfg.Arch)
+	spec := bb.OutputShapes()[in]
+	var box BoxHead = &Res5Head{Res5: bb.Res5()}
+	if ArchDC5(cfg.Arch) {
+		box = NewFCHead(g, spec.Channels, cfg.RoIOp.Size, cfg.FCDim, rng)
+	}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
 	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,
-		Head: NewRPNHead(g, bb.C4Out().Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
+		Head: NewRPNHead(g, spec.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
 	m.RoIHeads = &RoIHeads{
 		Config:    cfg.RoIHeads,
 		Pooler:    &SingleLevelPooler{In: in, Op: cfg.RoIOp},
 		BoxHead:   box,
-		Predictor: NewFastRCNNPredictor(g, box.OutChannels(), len(cfg.Classes)+1, rng),
+		Predictor: NewFastRCNNPredictorBoxes(g, box.OutChannels(), len(cfg.Classes)+1, cfg.RoIHeads.boxClasses(len(cfg.Classes)+1), rng),
 	}
 	return m, nil
 }
@@ -149,28 +154,28 @@ func (m *FasterRCNN) Learnables() G.Nodes {
 	return ns
 }
 
-// features runs the backbone (and the neck) on x [N, 3, H, W]: the C4
-// trunk's map, named "res4", or the outputs BackboneOut names through the
-// neck (FPN: P2..P6 named "0" .. "3", "pool").
-func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
-	if len(m.BackboneOut) > 0 {
-		fs, err := m.Backbone.Outputs(x, m.BackboneOut...)
-		if err != nil {
-			return nil, fmt.Errorf("detection: %s backbone on %v: %w", m.Config.Arch, x.Shape(), err)
-		}
-		feats := backboneFeatures(fs)
-		if m.Neck != nil {
-			if feats, err = m.Neck.Forward(feats); err != nil {
-				return nil, fmt.Errorf("detection: neck: %w", err)
-			}
-		}
-		return feats, nil
+// featureName is the backbone output the heads of arch run on: "res5" for
+// DC5 (dilated, stride 16), "res4" for C4.
+func featureName(arch string) string {
+	if ArchDC5(arch) {
+		return "res5"
 	}
-	c4, err := m.Backbone.C4(x)
+	return "res4"
+}
+
+// features runs the backbone (and the neck) on x [N, 3, H, W]: the C4
+// trunk's map, named "res4", DC5's "res5", or the outputs BackboneOut
+// names through the neck (FPN: P2..P6 named "0" .. "3", "pool").
+func (m *FasterRCNN) features(x *G.Node) ([]Feature, error) {
+	names := m.BackboneOut
+	if len(names) == 0 {
+		names = []string{featureName(m.Config.Arch)}
+	}
+	fs, err := m.Backbone.Outputs(x, names...)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s trunk on %v: %w", m.Config.Arch, x.Shape(), err)
 	}
-	feats := []Feature{{Name: "res4", Map: c4, Spec: m.Backbone.C4Out()}}
+	feats := backboneFeatures(fs)
 	if m.Neck != nil {
 		if feats, err = m.Neck.Forward(feats); err != nil {
 			return nil, fmt.Errorf("detection: neck: %w", err)
@@ -263,11 +268,7 @@ func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	}
 	det := m.RoIHeads.Config.PostprocessDetections(values(bs.out.classLogits), values(bs.out.boxRegression),
 		proposals, m.NumClasses(), Size{W: img.W, H: img.H})
-	sx, sy := float32(img.OrigW)/float32(img.W), float32(img.OrigH)/float32(img.H)
-	for i, b := range det.Boxes {
-		det.Boxes[i] = b.Scale(sx, sy)
-	}
-	return det, nil
+	return m.RoIHeads.Config.Rescale(det, Size{W: img.W, H: img.H}, Size{W: img.OrigW, H: img.OrigH}), nil
 }
 
 // PredictProposals runs the features and the RPN on one image and returns

@@ -20,6 +20,9 @@ import (
 // returns the proposals and their objectness probabilities, by decreasing
 // probability. It panics if the lengths differ.
 //
+// With LogitScores the scores are the logits and the rules are
+// Detectron2's (see RPNConfig.LogitScores).
+//
 // Ties in objectness are broken by the lower anchor index; torch.topk
 // leaves their order unspecified.
 func (c RPNConfig) FilterProposals(anchors []box.Box, logits []float32, deltas []box.Delta, img Size, training bool) ([]box.Box, []float32) {
@@ -33,7 +36,20 @@ func (c RPNConfig) FilterProposals(anchors []box.Box, logits []float32, deltas [
 	boxes := make([]box.Box, 0, len(order))
 	scores := make([]float32, 0, len(order))
 	for _, i := range order {
-		b := coder.DecodeOne(deltas[i], anchors[i]).Clip(w, h)
+		b := coder.DecodeOne(deltas[i], anchors[i])
+		if c.LogitScores {
+			l := logits[i]
+			if !finite(l) || !finite(b.X1) || !finite(b.Y1) || !finite(b.X2) || !finite(b.Y2) {
+				continue
+			}
+			if b = b.Clip(w, h); !(b.X2-b.X1 > 0 && b.Y2-b.Y1 > 0) {
+				continue
+			}
+			boxes = append(boxes, b)
+			scores = append(scores, l)
+			continue
+		}
+		b = b.Clip(w, h)
 		if b.X2-b.X1 < c.MinSize || b.Y2-b.Y1 < c.MinSize {
 			continue
 		}
@@ -69,5 +85,7 @@ func topN(v []float32, n int) []int {
 	}
 	return idx
 }
+
+func finite(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
 
 func sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }

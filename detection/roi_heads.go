@@ -139,15 +139,24 @@ type FastRCNNPredictor struct {
 // 0.001 for the deltas; biases 0); with nil they are zero. It panics if
 // numClasses < 2 or inC < 1.
 func NewFastRCNNPredictor(g *G.ExprGraph, inC, numClasses int, rng *rand.Rand) *FastRCNNPredictor {
-	if numClasses < 2 || inC < 1 {
-		panic(fmt.Sprintf("detection.NewFastRCNNPredictor: %d classes, %d inputs", numClasses, inC))
+	return NewFastRCNNPredictorBoxes(g, inC, numClasses, numClasses, rng)
+}
+
+// NewFastRCNNPredictorBoxes is NewFastRCNNPredictor with deltas for
+// boxClasses classes (bbox_pred [4*boxClasses, D]): numClasses for
+// torchvision's layout, numClasses-1 for Detectron2's (background last, no
+// background deltas; RoIHeadsConfig.BackgroundLast). It panics if
+// numClasses < 2, inC < 1 or boxClasses < 1.
+func NewFastRCNNPredictorBoxes(g *G.ExprGraph, inC, numClasses, boxClasses int, rng *rand.Rand) *FastRCNNPredictor {
+	if numClasses < 2 || inC < 1 || boxClasses < 1 {
+		panic(fmt.Sprintf("detection.NewFastRCNNPredictor: %d classes, %d box classes, %d inputs", numClasses, boxClasses, inC))
 	}
 	p := &FastRCNNPredictor{
 		NumClasses: numClasses,
 		cls:        newParam(g, "roi_heads.box_predictor.cls_score.weight", numClasses, inC),
 		clsB:       newParam(g, "roi_heads.box_predictor.cls_score.bias", numClasses),
-		bbox:       newParam(g, "roi_heads.box_predictor.bbox_pred.weight", 4*numClasses, inC),
-		bbxB:       newParam(g, "roi_heads.box_predictor.bbox_pred.bias", 4*numClasses),
+		bbox:       newParam(g, "roi_heads.box_predictor.bbox_pred.weight", 4*boxClasses, inC),
+		bbxB:       newParam(g, "roi_heads.box_predictor.bbox_pred.bias", 4*boxClasses),
 	}
 	if rng != nil {
 		p.cls.normal(rng, 0.01)

@@ -142,7 +142,8 @@ func (r *RegionProposalNetwork) forward(feats []Feature, b *batch) (*rpnOutputs,
 		return nil, err
 	}
 	fh, fw := obj.Shape()[2], obj.Shape()[3]
-	o := &rpnOutputs{anchors: r.Config.Anchors.Anchors(fh, fw, Stride(b.padded.H, fh), Stride(b.padded.W, fw))}
+	sh, sw := r.Config.Anchors.Strides(b.padded.H, b.padded.W, fh, fw, f.Spec.Stride)
+	o := &rpnOutputs{anchors: r.Config.Anchors.Anchors(fh, fw, sh, sw)}
 	_, post := r.Config.TopN(b.training)
 	op := &proposalOp{batchOp: batchOp{name: "Proposals", b: b, rows: post}, r: r, anchors: o.anchors, a: r.Config.Anchors.NumAnchors(), fh: fh, fw: fw}
 	if o.proposals, err = G.ApplyOp(op, obj, dlt); err != nil {

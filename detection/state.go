@@ -47,6 +47,7 @@ func (p *param) normal(rng *rand.Rand, std float64) {
 //	backbone.<ResNet name>    the whole ResNet, torchvision's names (conv1,
 //	                          bn1, layer1 .. layer4; layer4 is the box head's res5)
 //	rpn.head.*                see RPNHead
+//	roi_heads.box_head.*      see FCHead (DC5)
 //	roi_heads.box_predictor.* see FastRCNNPredictor
 //	backbone.fpn.*            the FPN neck's (package fpn), if any
 //	roi_heads.box_head.*      see TwoMLPHead and ConvFCHead (none for C4)

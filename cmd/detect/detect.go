@@ -4,13 +4,16 @@ import (
 	"github.com/spf13/cobra"
 
 	"resdet/internal/cli"
+	"resdet/zoo"
 )
 
 // DetectOptions are the inputs of `detect` (flag names as issue 6 specifies).
 type DetectOptions struct {
 	IO          *cli.IOStreams
 	Inputs      []string // image files, folders of images, or globs
-	Weights     string   // native checkpoint (.safetensors) or torchvision .pth/.pt
+	Weights     string   // native checkpoint (.safetensors), torchvision .pth/.pt or Detectron2 .pkl; "" = Model
+	Model       string   // zoo model name used when Weights is ""; "" = zoo.DefaultName
+	Cache       string   // model cache folder; "" = zoo.DefaultDir()
 	Arch        string   // construction of a .pth (r101-c4, r50-c4, ...); "" = r101-c4, or the checkpoint's
 	RoIOp       string   // "align" or "pool"; "" = the checkpoint's (align for a .pth)
 	Classes     string   // "voc", "coco" or a file with one name a line; "" = checkpoint's, else class1..classK
@@ -23,6 +26,11 @@ type DetectOptions struct {
 	COCOResults string   // write a COCO results JSON here
 	COCOGT      string   // COCO instances file giving image ids by file name
 	OutDir      string   // write each image with its detections drawn here
+	Save        string   // write the loaded detector as a native checkpoint here
+
+	// lookup finds a zoo model by name (zoo.Lookup when nil; tests register
+	// their own).
+	lookup func(name string) (zoo.Model, error)
 }
 
 // NewCmdDetect returns the detect root command. runF, when not nil, replaces
@@ -30,7 +38,7 @@ type DetectOptions struct {
 func NewCmdDetect(ios *cli.IOStreams, runF func(*DetectOptions) error) *cobra.Command {
 	opts := &DetectOptions{IO: ios}
 	cmd := &cobra.Command{
-		Use:   "detect --weights FILE [flags] IMAGE|DIR|GLOB...",
+		Use:   "detect [--model NAME | --weights FILE] [flags] IMAGE|DIR|GLOB...",
 		Short: "Find objects in images with a trained Faster R-CNN",
 		Long: `detect runs a trained Faster R-CNN (ResNet backbone) on JPEG or PNG images,
 folders of images or glob patterns, and prints a table of detections per
@@ -49,7 +57,14 @@ without --coco-gt, ids are the numbers in the file names (000000397133.jpg ->
 Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
 
---weights takes a native checkpoint (written by train-det; it carries the
+Without --weights, detect runs the pretrained model --model names (default
+d2-r101-c4-3x, Detectron2's faster_rcnn_R_101_C4_3x, COCO, 41.1 box AP; see
+'detect models'), from the model cache (--cache, $RESDET_CACHE, ...),
+downloading it first if needed. For COCO models the JSON objects also have
+"category_id", the COCO category id.
+
+--weights takes a Detectron2 model-zoo .pkl (its architecture is read from
+its tensors: R50/R101/X101 C4), a native checkpoint (written by train-det; it carries the
 architecture, class names and preprocessing), a train-det checkpoint folder
 or run folder (its final model, else its latest checkpoint's), or the
 state_dict .pth of a torchvision FasterRCNN built as the C4 construction
@@ -63,12 +78,16 @@ If some images fail (unreadable, empty, not an image, too large), the others
 are still processed; the failures are listed at the end and the exit code is
 1. A progress bar is drawn on a terminal when there are several images, and a
 timing summary ends the run (on stderr).`,
-		Example: `  detect --weights runs/voc/final.safetensors --classes voc photo.jpg
+		Example: `  detect photo.jpg
+  detect --model d2-r50-c4-3x --json --out shown/ img/
+  detect --weights model_final_298dad.pkl --classes coco photo.jpg
+  detect --model d2-r50-c4-3x --save r50c4.safetensors
+  detect --weights runs/voc/final.safetensors --classes voc photo.jpg
   detect --weights frcnn_r101.pth --arch r101-c4 --classes voc --score-thresh 0.7 --out shown img/
   detect --weights runs/coco/final.safetensors --classes coco --json 'img/*.png' > detections.jsonl`,
 		Version: cli.Version(),
 		Args: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 {
+			if len(args) == 0 && opts.Save == "" {
 				return cli.Usagef("no images given")
 			}
 			return nil
@@ -91,6 +110,8 @@ timing summary ends the run (on stderr).`,
 				return cli.Usagef("--threads must be >= 0, got %d", opts.Threads)
 			case opts.COCOGT != "" && opts.COCOResults == "":
 				return cli.Usagef("--coco-gt only makes sense with --coco-results")
+			case opts.Weights != "" && cmd.Flags().Changed("model"):
+				return cli.Usagef("--weights and --model exclude each other")
 			}
 			if runF != nil {
 				return runF(opts)
@@ -100,7 +121,9 @@ timing summary ends the run (on stderr).`,
 	}
 	cli.SetupRoot(cmd, ios)
 	f := cmd.Flags()
-	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: native checkpoint, train-det run or checkpoint folder, or torchvision .pth (required)")
+	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: Detectron2 .pkl, native checkpoint, train-det run or checkpoint folder, or torchvision .pth (default: --model)")
+	f.StringVarP(&opts.Model, "model", "m", zoo.DefaultName, "pretrained model to run when --weights is not given (see 'detect models')")
+	f.StringVar(&opts.Cache, "cache", "", "model cache folder (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
 	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ..., tv-r50-fpn, tv-r50-fpn-v2; checked against a native checkpoint")
 	f.StringVar(&opts.RoIOp, "roi-op", "", "RoI feature op: align or pool (default: the checkpoint's; align for a .pth)")
 	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default: the checkpoint's, else class1..classK)")
@@ -113,8 +136,8 @@ timing summary ends the run (on stderr).`,
 	f.StringVar(&opts.COCOResults, "coco-results", "", "write detections as a COCO results JSON file")
 	f.StringVar(&opts.COCOGT, "coco-gt", "", "COCO instances file: image ids for --coco-results, by file name")
 	f.StringVarP(&opts.OutDir, "out", "o", "", "write each image with its detections drawn into this folder")
-	_ = cmd.MarkFlagRequired("weights")
-	_ = cmd.MarkFlagFilename("weights", "safetensors", "pth", "pt")
+	f.StringVar(&opts.Save, "save", "", "write the detector (any --weights or --model) as a native .safetensors checkpoint; images are then optional")
+	_ = cmd.MarkFlagFilename("weights", "safetensors", "pth", "pt", "pkl")
 	_ = cmd.MarkFlagFilename("coco-gt", "json")
 	_ = cmd.MarkFlagFilename("coco-results", "json")
 	_ = cmd.MarkFlagDirname("out")

@@ -10,10 +10,11 @@ import (
 
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
+	"resdet/zoo"
 )
 
 func TestNewCmdDetect(t *testing.T) {
-	def := DetectOptions{Weights: "w.safetensors", ScoreThresh: 0.5, MaxPixels: 50}
+	def := DetectOptions{Weights: "w.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}
 	tests := []struct {
 		name    string
 		argv    string
@@ -25,11 +26,14 @@ func TestNewCmdDetect(t *testing.T) {
 		{name: "all flags",
 			argv: "-w m.pth --arch r50-c4 --roi-op pool --classes voc --score-thresh 0.7 --threads 2 --min-size 800 --max-size 1333 " +
 				"--max-pixels 12.5 --json --coco-results r.json --coco-gt gt.json -o shown a.jpg dir/ img/*.png",
-			want: DetectOptions{Weights: "m.pth", Arch: "r50-c4", RoIOp: "pool", Classes: "voc", ScoreThresh: 0.7, Threads: 2,
+			want: DetectOptions{Weights: "m.pth", Model: zoo.DefaultName, Arch: "r50-c4", RoIOp: "pool", Classes: "voc", ScoreThresh: 0.7, Threads: 2,
 				MinSize: 800, MaxSize: 1333, MaxPixels: 12.5, JSON: true, COCOResults: "r.json", COCOGT: "gt.json", OutDir: "shown"},
 			inputs: []string{"a.jpg", "dir/", "img/*.png"}},
 		{name: "no images", argv: "--weights w.safetensors", wantErr: "no images given"},
-		{name: "no weights", argv: "a.jpg", wantErr: `required flag(s) "weights" not set`},
+		{name: "save only", argv: "--weights w.pkl --save n.safetensors", want: DetectOptions{Weights: "w.pkl", Save: "n.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}},
+		{name: "default model", argv: "a.jpg", want: DetectOptions{Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
+		{name: "model", argv: "--model d2-r50-c4-3x --cache c a.jpg", want: DetectOptions{Model: "d2-r50-c4-3x", Cache: "c", ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
+		{name: "model and weights", argv: "-w w.pkl --model d2-r50-c4-3x a.jpg", wantErr: "--weights and --model exclude each other"},
 		{name: "threshold", argv: "-w w --score-thresh 1.5 a.jpg", wantErr: "--score-thresh must be in [0, 1]"},
 		{name: "sizes", argv: "-w w --min-size -1 a.jpg", wantErr: "--min-size and --max-size must be positive"},
 		{name: "max pixels", argv: "-w w --max-pixels 0 a.jpg", wantErr: "--max-pixels must be positive"},
@@ -72,7 +76,7 @@ func TestDetectRoot(t *testing.T) {
 		{name: "missing weights", argv: []string{"--weights", "nowhere.safetensors", "a.jpg"}, code: 1,
 			stderr: "detect: checkpoint: read: weights: open nowhere.safetensors: no such file or directory\n"},
 		{name: "version", argv: []string{"--version"}, stdout: "detect " + cli.Release},
-		{name: "help", argv: []string{"--help"}, stdout: "Examples:\n  detect --weights"},
+		{name: "help", argv: []string{"--help"}, stdout: "Examples:\n  detect photo.jpg"},
 		{name: "completion", argv: []string{"completion", "bash"}, stdout: "# bash completion V2 for detect"},
 		{name: "classify registered", argv: []string{"--help"}, stdout: "classify    Classify images with a ResNet"},
 		{name: "classify usage", argv: []string{"classify", "--arch", "resnet18", "a.jpg"}, code: 2},

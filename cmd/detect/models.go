@@ -186,6 +186,33 @@ func listModels(ios *cli.IOStreams, cache *zoo.Cache) error {
 	return nil
 }
 
+// fetchModel returns the cached file of m, downloading it first with a
+// progress bar on ios.ErrOut (redrawn on a terminal, else a few lines).
+func fetchModel(ctx context.Context, ios *cli.IOStreams, cache *zoo.Cache, m zoo.Model) (zoo.FetchResult, error) {
+	var (
+		bar  *cli.Progress
+		last int64
+	)
+	progress := func(done, total int64) {
+		if bar == nil {
+			// The first call gives the total and the resumed offset.
+			bar = cli.NewProgressWith(ios.ErrOut, m.Name, int(max(total, 0)), cli.ProgressOptions{
+				Terminal: cli.IsTerminal(ios.ErrOut), Bytes: true, Initial: int(done)})
+			last = done
+			return
+		}
+		bar.Add(int(done - last))
+		last = done
+	}
+	res, err := cache.Fetch(ctx, m, progress)
+	if bar != nil && err == nil {
+		bar.Done()
+	} else if bar != nil && cli.IsTerminal(ios.ErrOut) {
+		fmt.Fprintln(ios.ErrOut) // end the bar's line before the error
+	}
+	return res, err
+}
+
 // downloadModels fetches each model in turn, stopping at the first error.
 func downloadModels(ctx context.Context, ios *cli.IOStreams, cache *zoo.Cache, names []string) error {
 	for _, name := range names {
@@ -193,27 +220,7 @@ func downloadModels(ctx context.Context, ios *cli.IOStreams, cache *zoo.Cache, n
 		if err != nil {
 			return err
 		}
-		var (
-			bar  *cli.Progress
-			last int64
-		)
-		progress := func(done, total int64) {
-			if bar == nil {
-				// The first call gives the total and the resumed offset.
-				bar = cli.NewProgressWith(ios.ErrOut, m.Name, int(max(total, 0)), cli.ProgressOptions{
-					Terminal: cli.IsTerminal(ios.ErrOut), Bytes: true, Initial: int(done)})
-				last = done
-				return
-			}
-			bar.Add(int(done - last))
-			last = done
-		}
-		res, err := cache.Fetch(ctx, m, progress)
-		if bar != nil && err == nil {
-			bar.Done()
-		} else if bar != nil && cli.IsTerminal(ios.ErrOut) {
-			fmt.Fprintln(ios.ErrOut) // end the bar's line before the error
-		}
+		res, err := fetchModel(ctx, ios, cache, m)
 		if err != nil {
 			return err
 		}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"resdet/checkpoint"
@@ -25,6 +28,7 @@ import (
 	"resdet/internal/cli"
 	"resdet/nn"
 	"resdet/train"
+	"resdet/zoo"
 )
 
 // imageExts are the file extensions a folder is searched for.
@@ -51,10 +55,12 @@ type imageResult struct {
 }
 
 type detectionJSON struct {
-	Label   string     `json:"label"`
-	ClassID int        `json:"class_id"`
-	Score   float32    `json:"score"`
-	Box     [4]float32 `json:"box"`
+	Label   string `json:"label"`
+	ClassID int    `json:"class_id"`
+	// CategoryID is the COCO category id of a COCO model's class.
+	CategoryID int        `json:"category_id,omitempty"`
+	Score      float32    `json:"score"`
+	Box        [4]float32 `json:"box"`
 }
 
 // runDetect loads the detector, runs it on every image and writes the
@@ -77,11 +83,20 @@ func runDetect(opts *DetectOptions) error {
 	debug.FreeOSMemory()
 	loadTime := time.Since(t0)
 	cfg := m.Config
+	if opts.Save != "" {
+		if err := checkpoint.Save(opts.Save, m); err != nil {
+			return err
+		}
+		fmt.Fprintf(ios.ErrOut, "detect: wrote %s (%s, %d classes)\n", opts.Save, cfg.Arch, len(cfg.Classes))
+		if len(opts.Inputs) == 0 {
+			return nil
+		}
+	}
 
 	jobs, failures := expandInputs(opts.Inputs)
 	var coco *cocoOut
 	if opts.COCOResults != "" {
-		if coco, err = newCOCOOut(opts.COCOGT, cfg.Classes, opts.Classes == "coco"); err != nil {
+		if coco, err = newCOCOOut(opts.COCOGT, cfg.Classes, opts.Classes == "coco" || isCOCO(cfg.Classes)); err != nil {
 			return err
 		}
 	}
@@ -90,7 +105,8 @@ func runDetect(opts *DetectOptions) error {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	tr := imageio.Transform{MinSize: cfg.Transform.MinSize, MaxSize: cfg.Transform.MaxSize, Norm: imageio.Normalization(cfg.Transform.Norm)}
+	tr := imageio.Transform{Preprocess: imageio.Preprocess(cfg.Transform.Preprocess), MinSize: cfg.Transform.MinSize,
+		MaxSize: cfg.Transform.MaxSize, Norm: imageio.Normalization(cfg.Transform.Norm)}
 
 	var prog *cli.Progress
 	if len(jobs) > 1 && cli.IsTerminal(ios.ErrOut) {
@@ -179,8 +195,47 @@ func fmtDur(d time.Duration) string {
 // the flags.
 func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 	var m *detection.FasterRCNN
-	ext := strings.ToLower(filepath.Ext(opts.Weights))
-	if ext == ".pth" || ext == ".pt" {
+	weightsFile, arch := opts.Weights, opts.Arch
+	var classes []string
+	if weightsFile == "" {
+		zm, path, err := modelFile(opts)
+		if err != nil {
+			return nil, err
+		}
+		if zm.Format != zoo.FormatDetectron2 || strings.HasSuffix(zm.Arch, "-fpn") {
+			return nil, fmt.Errorf("--model %s: a %s %s model, which detect cannot run yet (Detectron2 C4 and DC5 models can)", zm.Name, zm.Construction, zm.Arch)
+		}
+		weightsFile = path
+		if arch == "" {
+			arch = zm.Arch
+		}
+		switch zm.Dataset {
+		case zoo.COCO:
+			classes = datasets.COCOClasses()
+		case zoo.VOC:
+			classes = datasets.VOCClasses()
+		}
+	}
+	ext := strings.ToLower(filepath.Ext(weightsFile))
+	if ext == ".pkl" {
+		var err error
+		if opts.Classes != "" {
+			if classes, err = classNames(opts.Classes); err != nil {
+				return nil, err
+			}
+		}
+		cfg, state, err := checkpoint.Detectron2Model(weightsFile, arch, classes)
+		if err != nil {
+			return nil, err
+		}
+		applyFlags(&cfg, opts)
+		if m, err = detection.New(cfg, detection.Options{}); err != nil {
+			return nil, err
+		}
+		if err := m.Load(state); err != nil {
+			return nil, fmt.Errorf("%s: %w", weightsFile, err)
+		}
+	} else if ext == ".pth" || ext == ".pt" {
 		arch := opts.Arch
 		if arch == "" {
 			arch = "r101-c4"
@@ -322,9 +377,16 @@ func detectOne(m *detection.FasterRCNN, tr imageio.Transform, path string, maxMP
 		return res, t1.Sub(t0), net, err
 	}
 	res = imageResult{Image: path, Width: s.OrigW, Height: s.OrigH, Detections: make([]detectionJSON, det.Len())}
+	var cocoIDs []int
+	if isCOCO(m.Config.Classes) {
+		cocoIDs = datasets.COCOCategoryIDs()
+	}
 	for i := range det.Boxes {
 		b, l := det.Boxes[i], det.Labels[i]
 		res.Detections[i] = detectionJSON{Label: m.Config.Classes[l-1], ClassID: l, Score: det.Scores[i], Box: [4]float32{b.X1, b.Y1, b.X2, b.Y2}}
+		if cocoIDs != nil {
+			res.Detections[i].CategoryID = cocoIDs[l-1]
+		}
 	}
 	return res, t1.Sub(t0), net, nil
 }
@@ -401,3 +463,43 @@ func drawResult(dir, src string, r imageResult, written map[string]int) error {
 	}
 	return imageio.DrawFile(src, filepath.Join(dir, base), anns)
 }
+
+// modelFile returns the zoo model opts names (--model, else the default)
+// and its file in the cache, downloading it first if needed (with a
+// progress bar on stderr). Without network the error names the URL and
+// the path to put the file at.
+func modelFile(opts *DetectOptions) (zoo.Model, string, error) {
+	name := opts.Model
+	if name == "" {
+		name = zoo.DefaultName
+	}
+	lookup := opts.lookup
+	if lookup == nil {
+		lookup = zoo.Lookup
+	}
+	zm, err := lookup(name)
+	if err != nil {
+		return zoo.Model{}, "", &cli.UsageError{Err: fmt.Errorf("--model: %w", err)}
+	}
+	cache, err := zoo.NewCache(opts.Cache)
+	if err != nil {
+		return zoo.Model{}, "", err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := fetchModel(ctx, opts.IO, cache, zm)
+	if err != nil {
+		if zoo.IsOffline(err) {
+			return zoo.Model{}, "", fmt.Errorf("%w\n(no network: download %s yourself and put it at %s, or pass --weights FILE)", err, cache.URL(zm), cache.Path(zm))
+		}
+		return zoo.Model{}, "", err
+	}
+	if res.Warning != "" {
+		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", res.Warning)
+	}
+	return zm, res.Path, nil
+}
+
+// isCOCO reports whether classes are COCO's 80 categories in order (so
+// that class j has the COCO category id datasets.COCOCategoryIDs()[j-1]).
+func isCOCO(classes []string) bool { return slices.Equal(classes, datasets.COCOClasses()) }

@@ -1,0 +1,37 @@
+package detection
+
+import (
+	"math/rand"
+	"testing"
+)
+
+// BenchmarkDetectD2C4 times Predict on Detectron2's R101-C4 construction
+// (Detectron2Config, 80 classes, random weights) on one 1333x800 input, the
+// size Detectron2 gives a 4:3 photo (no padding). The torch counterpart,
+// built from plain torch/torchvision modules with the same construction:
+//
+//	go test ./detection -run '^$' -bench DetectD2C4 -benchtime 1x
+//	/usr/bin/python3 detection/testdata/bench_d2_c4.py --height 800 --width 1333 --iters 1
+func BenchmarkDetectD2C4(b *testing.B) {
+	cfg := Detectron2Config("r101-c4", DefaultClassNames(80))
+	m, err := New(cfg, Options{Rng: rand.New(rand.NewSource(1))})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer m.Close()
+	const w, h = 1333, 800
+	img := Image{W: w, H: h, OrigW: w, OrigH: h, Data: make([]float32, 3*w*h)}
+	rng := rand.New(rand.NewSource(2))
+	for i := range img.Data {
+		img.Data[i] = float32(rng.NormFloat64() * 50)
+	}
+	if _, err := m.Predict(img); err != nil { // builds the graphs
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		if _, err := m.Predict(img); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

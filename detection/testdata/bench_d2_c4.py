@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""Times Detectron2's R101-C4 Faster R-CNN (inference) built from plain torch and
+torchvision modules, for comparison with BenchmarkDetectD2C4
+(detection/detectron2_bench_test.go). Random weights; the construction follows
+Detectron2's (PRETRAINED.md section 2): MSRA ResNet with the stride on the 1x1,
+FrozenBN folded into eval-mode BatchNorm, no padding, RPN head 1024 ch with 15
+anchors (32..512 x 0.5, 1, 2, size-major, unrounded, stride 16), top 6000 by
+logit, clip, keep w > 0 and h > 0, NMS 0.7, 1000 kept, ROIAlignV2 14x14
+(aligned, sampling 0), res5 + mean, cls_score 81 (background last) and
+bbox_pred 320, softmax, score > 0.05, per-class NMS 0.5, top 100.
+
+Usage: /usr/bin/python3 bench_d2_c4.py [--height 800] [--width 1333] [--iters 1] [--threads 2]
+Prints one JSON line: ms per image (mean, min) and the detection count.
+"""
+import argparse
+import json
+import math
+import time
+
+import torch
+import torchvision
+from torch import nn
+from torchvision.ops import batched_nms, nms, roi_align
+
+
+def msra_resnet101():
+    r = torchvision.models.resnet101()
+    for layer in (r.layer2, r.layer3, r.layer4):
+        b = layer[0]
+        b.conv1.stride, b.conv2.stride = (2, 2), (1, 1)  # STRIDE_IN_1X1
+    return r.eval()
+
+
+def cell_anchors():
+    out = []
+    for s in (32, 64, 128, 256, 512):
+        for r in (0.5, 1.0, 2.0):
+            w = math.sqrt(s * s / r)
+            h = r * w
+            out.append([-w / 2, -h / 2, w / 2, h / 2])
+    return torch.tensor(out, dtype=torch.float32)
+
+
+def decode(deltas, boxes, wts, clamp=math.log(1000.0 / 16)):
+    wx, wy, ww, wh = wts
+    widths, heights = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    cx, cy = boxes[:, 0] + 0.5 * widths, boxes[:, 1] + 0.5 * heights
+    dx, dy = deltas[:, 0::4] / wx, deltas[:, 1::4] / wy
+    dw, dh = (deltas[:, 2::4] / ww).clamp(max=clamp), (deltas[:, 3::4] / wh).clamp(max=clamp)
+    pcx, pcy = dx * widths[:, None] + cx[:, None], dy * heights[:, None] + cy[:, None]
+    pw, ph = torch.exp(dw) * widths[:, None], torch.exp(dh) * heights[:, None]
+    out = torch.stack([pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph], dim=2)
+    return out.reshape(deltas.shape)
+
+
+class D2C4(nn.Module):
+    def __init__(self, classes=80):
+        super().__init__()
+        r = msra_resnet101()
+        self.trunk = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3)
+        self.res5 = r.layer4
+        self.rpn_conv = nn.Conv2d(1024, 1024, 3, padding=1)
+        self.logits = nn.Conv2d(1024, 15, 1)
+        self.deltas = nn.Conv2d(1024, 60, 1)
+        self.cls = nn.Linear(2048, classes + 1)
+        self.bbox = nn.Linear(2048, 4 * classes)
+        for m in (self.rpn_conv, self.logits, self.deltas, self.cls, self.bbox):
+            nn.init.normal_(m.weight, std=0.01)
+            nn.init.zeros_(m.bias)
+        self.register_buffer("cell", cell_anchors())
+
+    def forward(self, x):
+        h, w = x.shape[-2:]
+        f = self.trunk(x)
+        t = torch.relu(self.rpn_conv(f))
+        fh, fw = f.shape[-2:]
+        logits = self.logits(t).permute(0, 2, 3, 1).reshape(-1)
+        deltas = self.deltas(t).view(1, 15, 4, fh, fw).permute(0, 3, 4, 1, 2).reshape(-1, 4)
+        sy, sx = torch.meshgrid(torch.arange(fh) * 16.0, torch.arange(fw) * 16.0, indexing="ij")
+        shifts = torch.stack([sx, sy, sx, sy], dim=-1).reshape(-1, 1, 4)
+        anchors = (shifts + self.cell.view(1, 15, 4)).reshape(-1, 4)
+        k = min(6000, logits.numel())
+        top, idx = logits.topk(k)
+        props = decode(deltas[idx], anchors[idx], (1.0, 1.0, 1.0, 1.0))
+        props[:, 0::2] = props[:, 0::2].clamp(0, w)
+        props[:, 1::2] = props[:, 1::2].clamp(0, h)
+        keep = ((props[:, 2] - props[:, 0]) > 0) & ((props[:, 3] - props[:, 1]) > 0)
+        props, top = props[keep], top[keep]
+        props = props[nms(props, top, 0.7)[:1000]]
+        rois = torch.cat([torch.zeros(len(props), 1), props], dim=1)
+        feats = roi_align(f, rois, (14, 14), 1 / 16, 0, aligned=True)
+        v = self.res5(feats).mean(dim=[2, 3])
+        scores = torch.softmax(self.cls(v), dim=1)[:, :-1]
+        boxes = decode(self.bbox(v), props, (10.0, 10.0, 5.0, 5.0)).view(-1, scores.shape[1], 4)
+        boxes[..., 0::2] = boxes[..., 0::2].clamp(0, w)
+        boxes[..., 1::2] = boxes[..., 1::2].clamp(0, h)
+        mask = scores > 0.05
+        cand = mask.nonzero()
+        b, s = boxes[mask], scores[mask]
+        keep = batched_nms(b, s, cand[:, 1], 0.5)[:100]
+        return b[keep], s[keep], cand[keep, 1]
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--height", type=int, default=800)
+    ap.add_argument("--width", type=int, default=1333)
+    ap.add_argument("--iters", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model = D2C4().eval()
+    x = torch.randn(1, 3, a.height, a.width) * 50
+    times = []
+    with torch.no_grad():
+        model(x)  # warm-up
+        for _ in range(a.iters):
+            t0 = time.perf_counter()
+            boxes, _, _ = model(x)
+            times.append((time.perf_counter() - t0) * 1000)
+    print(json.dumps({"ms_mean": sum(times) / len(times), "ms_min": min(times), "detections": len(boxes),
+                      "size": [a.width, a.height]}))
+
+
+if __name__ == "__main__":
+    main()
