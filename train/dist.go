@@ -16,7 +16,7 @@ import (
 
 // Dist is the communicator of a data-parallel run (package internal/mpi's
 // Comm implements it over MPI_COMM_WORLD): Size processes, this one Rank
-// (0..Size-1), and an in-place element-wise sum of a float32 buffer over
+// (0..Size-1), and an in-place element-wise sum of a float64 buffer over
 // every process. Every process calls Run with the same Config and data.
 //
 // Data parallelism (Options.Dist set): every process computes the same
@@ -33,11 +33,14 @@ import (
 // same share of anchors as of RoIs (e.g. the usual full 256 anchors and
 // 512 RoIs per image). The logged losses are weighted the same way. The
 // weighted gradients, the counts and the per-process flags (interrupted,
-// diverged) go in one fused float32 buffer, all-reduced once per step
+// diverged) go in one fused float64 buffer, all-reduced once per step
 // after the backward pass (gorgonia's executor runs the whole backward
 // pass in one call, so the reduction cannot overlap it); every process
 // then takes the same SGD step. The result is the same for any number of
-// processes, up to the rounding of the sums. With trainable BN
+// processes up to float32 rounding: the per-image gradients (float32)
+// are weighted and summed in float64, so the order of the sums, which
+// depends on the number of processes, rarely changes a bit of the float32
+// gradients the optimiser reads. With trainable BN
 // (backbone.TrainableBN) the batch statistics are each image's and the
 // running statistics each process's own: rank 0's are the ones saved
 // and evaluated, and every process resumes with them.
@@ -52,7 +55,7 @@ import (
 type Dist interface {
 	Rank() int
 	Size() int
-	AllReduceFloat32(buf []float32) error
+	AllReduceFloat64(buf []float64) error
 }
 
 // Indices of the fused buffer's tail (after the gradients).
@@ -73,7 +76,8 @@ const (
 // distState is the data-parallel part of a State.
 type distState struct {
 	d      Dist
-	fused  []float32 // gradients, then the fuse* tail
+	fused  []float32 // the averaged gradients the optimiser reads
+	sum    []float64 // the all-reduced buffer: weighted gradient sums, then the fuse* tail
 	offs   []int     // parameter i's gradient is fused[offs[i]:offs[i+1]]
 	user   context.Context
 	cancel context.CancelFunc
@@ -101,7 +105,8 @@ func (ds *distState) fuse(params []G.ValueGrad) []G.ValueGrad {
 	for i, p := range params {
 		ds.offs[i+1] = ds.offs[i] + p.Value().Shape().TotalSize()
 	}
-	ds.fused = make([]float32, ds.offs[len(params)]+fuseLen)
+	ds.fused = make([]float32, ds.offs[len(params)])
+	ds.sum = make([]float64, ds.offs[len(params)]+fuseLen)
 	out := make([]G.ValueGrad, len(params))
 	for i, p := range params {
 		sh := p.Value().Shape().Clone()
@@ -125,15 +130,15 @@ func checkDist(d Dist, cfg Config) error {
 // after preparing the run folder (ck, err: its result; ignored on the
 // other ranks), or fail together when rank 0 failed.
 func agreeStart(d Dist, dir RunDir, ck Checkpoint, err error) (Checkpoint, error) {
-	buf := make([]float32, 2)
+	buf := make([]float64, 2)
 	if d.Rank() == 0 {
 		if err != nil {
 			buf[0] = 1
 		} else if ck.Path != "" {
-			buf[1] = float32(ck.Iter + 1)
+			buf[1] = float64(ck.Iter + 1)
 		}
 	}
-	if e := d.AllReduceFloat32(buf); e != nil {
+	if e := d.AllReduceFloat64(buf); e != nil {
 		return Checkpoint{}, fmt.Errorf("train: process %d: agreeing on the start: %w", d.Rank(), e)
 	}
 	switch {
@@ -173,7 +178,7 @@ func (s *State) distStep(items []loaded, lo int) error {
 	cfg, ds := s.Config, s.dist
 	s.Epoch, s.LR = s.Iter/s.PerEpoch, cfg.schedule().LR(s.Iter)
 	s.Losses, s.FGRoIs, s.Skipped, s.Logged, s.Eval = detection.Losses{}, 0, nil, nil, nil
-	buf := ds.fused
+	buf := ds.sum
 	clear(buf)
 	tail := buf[len(buf)-fuseLen:]
 	params := s.trainer.Params()
@@ -192,7 +197,7 @@ func (s *State) distStep(items []loaded, lo int) error {
 		if err != nil {
 			return fmt.Errorf("train: process %d: iteration %d: %w", ds.d.Rank(), s.Iter, err)
 		}
-		r := float32(s.trainer.LastRoIs())
+		r := float64(s.trainer.LastRoIs())
 		for i, p := range params {
 			gv, err := p.Grad()
 			if err != nil {
@@ -204,21 +209,21 @@ func (s *State) distStep(items []loaded, lo int) error {
 			}
 			acc := buf[ds.offs[i]:ds.offs[i+1]]
 			for j, v := range g {
-				acc[j] += r * v
+				acc[j] += r * float64(v)
 			}
 		}
 		tail[fuseRoIs] += r
-		tail[fuseObjectness] += r * float32(l.Objectness)
-		tail[fuseRPNBoxReg] += r * float32(l.RPNBoxReg)
-		tail[fuseClassifier] += r * float32(l.Classifier)
-		tail[fuseBoxReg] += r * float32(l.BoxReg)
-		tail[fuseFG] += float32(s.trainer.LastForeground())
+		tail[fuseObjectness] += r * l.Objectness
+		tail[fuseRPNBoxReg] += r * l.RPNBoxReg
+		tail[fuseClassifier] += r * l.Classifier
+		tail[fuseBoxReg] += r * l.BoxReg
+		tail[fuseFG] += float64(s.trainer.LastForeground())
 		tail[fuseImages]++
 	}
 	if ds.user.Err() != nil {
 		tail[fuseInterrupted] = 1
 	}
-	if err := ds.d.AllReduceFloat32(buf); err != nil {
+	if err := ds.d.AllReduceFloat64(buf); err != nil {
 		return fmt.Errorf("train: process %d: iteration %d: gradient all-reduce: %w", ds.d.Rank(), s.Iter, err)
 	}
 	if tail[fuseInterrupted] != 0 {
@@ -242,11 +247,11 @@ func (s *State) distStep(items []loaded, lo int) error {
 	}
 	if s.Images > 0 {
 		rois := tail[fuseRoIs]
-		for i := range buf[:len(buf)-fuseLen] {
-			buf[i] /= rois
+		for i, v := range buf[:len(buf)-fuseLen] {
+			ds.fused[i] = float32(v / rois)
 		}
-		l := detection.Losses{Objectness: float64(tail[fuseObjectness] / rois), RPNBoxReg: float64(tail[fuseRPNBoxReg] / rois),
-			Classifier: float64(tail[fuseClassifier] / rois), BoxReg: float64(tail[fuseBoxReg] / rois)}
+		l := detection.Losses{Objectness: tail[fuseObjectness] / rois, RPNBoxReg: tail[fuseRPNBoxReg] / rois,
+			Classifier: tail[fuseClassifier] / rois, BoxReg: tail[fuseBoxReg] / rois}
 		if !(l.Total() <= cfg.MaxLoss) {
 			return diverged(fmt.Errorf("total loss %.4g above the limit %g (%+v)", l.Total(), cfg.MaxLoss, l))
 		}

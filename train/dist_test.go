@@ -21,14 +21,14 @@ type localGroup struct {
 	mu    sync.Mutex
 	cond  *sync.Cond
 	size  int
-	bufs  [][]float32
+	bufs  [][]float64
 	n     int // ranks arrived in this round
 	round int
-	sum   []float32
+	sum   []float64
 }
 
 func newLocalGroup(size int) *localGroup {
-	g := &localGroup{size: size, bufs: make([][]float32, size)}
+	g := &localGroup{size: size, bufs: make([][]float64, size)}
 	g.cond = sync.NewCond(&g.mu)
 	return g
 }
@@ -42,7 +42,7 @@ type localRank struct {
 func (r localRank) Rank() int { return r.rank }
 func (r localRank) Size() int { return r.g.size }
 
-func (r localRank) AllReduceFloat32(buf []float32) error {
+func (r localRank) AllReduceFloat64(buf []float64) error {
 	g := r.g
 	g.mu.Lock()
 	defer g.mu.Unlock()
@@ -50,7 +50,7 @@ func (r localRank) AllReduceFloat32(buf []float32) error {
 	g.bufs[r.rank] = buf
 	g.n++
 	if g.n == g.size {
-		g.sum = make([]float32, len(buf))
+		g.sum = make([]float64, len(buf))
 		for _, b := range g.bufs {
 			if len(b) != len(buf) {
 				panic(fmt.Sprintf("all-reduce of %d and %d values", len(b), len(buf)))
