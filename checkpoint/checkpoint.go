@@ -69,6 +69,12 @@ func Load(path string, o detection.Options) (*detection.FasterRCNN, error) {
 	if err != nil {
 		return nil, err
 	}
+	return build(path, cfg, s, o)
+}
+
+// build builds the detector cfg describes and loads s (read from path,
+// which errors name) into it.
+func build(path string, cfg detection.Config, s weights.State, o detection.Options) (*detection.FasterRCNN, error) {
 	m, err := detection.New(cfg, o)
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
@@ -77,6 +83,18 @@ func Load(path string, o detection.Options) (*detection.FasterRCNN, error) {
 		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
 	}
 	return m, nil
+}
+
+// withClasses returns cfg with k class names: "class1".."classK" when cfg
+// has none, or an error naming path when it has another number.
+func withClasses(path string, cfg detection.Config, k int) (detection.Config, error) {
+	switch {
+	case len(cfg.Classes) == 0:
+		cfg.Classes = detection.DefaultClassNames(k)
+	case len(cfg.Classes) != k:
+		return cfg, fmt.Errorf("checkpoint: %s: the weights have %d classes, %d class names given", path, k, len(cfg.Classes))
+	}
+	return cfg, nil
 }
 
 // FromTorchvision renames the state_dict of a torchvision FasterRCNN built
@@ -162,18 +180,8 @@ func LoadTorchvision(path string, cfg detection.Config, o detection.Options) (*d
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
 	}
-	switch {
-	case len(cfg.Classes) == 0:
-		cfg.Classes = detection.DefaultClassNames(k)
-	case len(cfg.Classes) != k:
-		return nil, fmt.Errorf("checkpoint: %s: the weights have %d classes, %d class names given", path, k, len(cfg.Classes))
-	}
-	m, err := detection.New(cfg, o)
-	if err != nil {
+	if cfg, err = withClasses(path, cfg, k); err != nil {
 		return nil, err
 	}
-	if err := m.Load(s); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
-	}
-	return m, nil
+	return build(path, cfg, s, o)
 }

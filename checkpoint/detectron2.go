@@ -288,14 +288,7 @@ func LoadDetectron2(path, arch string, classes []string, o detection.Options) (*
 	if err != nil {
 		return nil, err
 	}
-	m, err := detection.New(cfg, o)
-	if err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
-	}
-	if err := m.Load(s); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
-	}
-	return m, nil
+	return build(path, cfg, s, o)
 }
 
 // toDetectron2C4 is FromDetectron2's renaming backwards for a C4 detector's

@@ -133,18 +133,8 @@ func loadTorchvisionFPN(path string, raw weights.State, cfg detection.Config, o 
 		}
 		return nil, fmt.Errorf("checkpoint: %s: the weights are %s (tensor %s), not the requested %s", path, arch, evidence, cfg.Arch)
 	}
-	switch {
-	case len(cfg.Classes) == 0:
-		cfg.Classes = detection.DefaultClassNames(k)
-	case len(cfg.Classes) != k:
-		return nil, fmt.Errorf("checkpoint: %s: the weights have %d classes, %d class names given", path, k, len(cfg.Classes))
-	}
-	m, err := detection.New(cfg, o)
-	if err != nil {
+	if cfg, err = withClasses(path, cfg, k); err != nil {
 		return nil, err
 	}
-	if err := m.Load(s); err != nil {
-		return nil, fmt.Errorf("checkpoint: %s: %w", path, err)
-	}
-	return m, nil
+	return build(path, cfg, s, o)
 }
