@@ -71,7 +71,8 @@ func (s *scanner) describe() string {
 
 // end checks that only white space follows the top-level value.
 func (s *scanner) end() error {
-	if s.peek() != 0 {
+	// Not peek() != 0: a NUL byte in the input would pass for the end.
+	if s.ws(); s.pos < len(s.data) {
 		return s.errorf("unexpected %s after the top-level value", s.describe())
 	}
 	return nil
