@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"resdet/box"
+	"resdet/internal/testutil"
 )
 
 var update = flag.Bool("update", false, "regenerate the torchvision fixtures in testdata/ with testdata/gen_fixtures.py")
@@ -60,26 +61,19 @@ func loadFixtureFrom(t testing.TB, dir, name string) map[string]fixtureCase {
 // /usr/bin/python3 cannot import torch, unless RESDET_REQUIRE_TORCH=1.
 func largeFixtures(t *testing.T) string {
 	t.Helper()
+	py := testutil.Python(t)
 	largeOnce.Do(func() {
-		if err := exec.Command("/usr/bin/python3", "-c", "import torch, torchvision").Run(); err != nil {
-			largeErr = fmt.Errorf("/usr/bin/python3 cannot import torch and torchvision: %v", err)
-			largeSkip = true
-			return
-		}
 		dir, err := os.MkdirTemp("", "resdet-detection-fixtures-")
 		if err != nil {
 			largeErr = err
 			return
 		}
 		largeDir = dir
-		out, err := exec.Command("/usr/bin/python3", "testdata/gen_fixtures.py", "large", dir).CombinedOutput()
+		out, err := exec.Command(py, "testdata/gen_fixtures.py", "large", dir).CombinedOutput()
 		if err != nil {
 			largeErr = fmt.Errorf("gen_fixtures.py large: %v\n%s", err, out)
 		}
 	})
-	if largeSkip && os.Getenv("RESDET_REQUIRE_TORCH") != "1" {
-		t.Skipf("skipping torch parity on large inputs: %v", largeErr)
-	}
 	if largeErr != nil {
 		t.Fatal(largeErr)
 	}
@@ -90,7 +84,6 @@ var (
 	largeOnce sync.Once
 	largeDir  string
 	largeErr  error
-	largeSkip bool
 )
 
 // TestMain removes the large fixtures after the tests.

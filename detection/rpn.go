@@ -61,8 +61,8 @@ func NewRPNHeadDepth(g *G.ExprGraph, inC, numAnchors, convDepth int, rng *rand.R
 		h.convs = append(h.convs, newParam(g, name+"weight", inC, inC, 3, 3))
 		h.convBs = append(h.convBs, newParam(g, name+"bias", inC))
 	}
-	// Draw order: the 3x3 convolutions, then cls_logits, then bbox_pred, so
-	// that a seed gives the same initial head as before.
+	// Draw order: the 3x3 convolutions, then cls_logits, then bbox_pred
+	// (a seed's from-scratch runs depend on it: the demo's figures).
 	if rng != nil {
 		for _, p := range append(append([]*param{}, h.convs...), h.cls, h.bbox) {
 			p.normal(rng, 0.01)
