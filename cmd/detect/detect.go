@@ -64,7 +64,7 @@ downloading it first if needed. For COCO models the JSON objects also have
 "category_id", the COCO category id.
 
 --weights takes a Detectron2 model-zoo .pkl (its architecture is read from
-its tensors: R50/R101/X101 C4), a native checkpoint (written by train-det; it carries the
+its tensors: R50/R101/X101 C4, DC5, R50/R101/X101-32x8d FPN), a native checkpoint (written by train-det; it carries the
 architecture, class names and preprocessing), a train-det checkpoint folder
 or run folder (its final model, else its latest checkpoint's), or the
 state_dict .pth of a torchvision FasterRCNN built as the C4 construction

@@ -205,7 +205,11 @@ func TestModelsJSON(t *testing.T) {
 		{name: "d2-r101-c4-3x", want: modelJSON{Name: "d2-r101-c4-3x", Title: "COCO-Detection/faster_rcnn_R_101_C4_3x",
 			URL:  "https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/faster_rcnn_R_101_C4_3x/138204752/model_final_298dad.pkl",
 			File: "model_final_298dad.pkl", Format: "detectron2-pkl", Arch: "r101-c4", Construction: "detectron2", Dataset: "coco",
-			Metric: "box AP", AP: 41.1, Default: true, Path: filepath.Join(cache, "d2-r101-c4-3x", "model_final_298dad.pkl")}},
+			Metric: "box AP", AP: 41.1, Default: true, Runs: true, Path: filepath.Join(cache, "d2-r101-c4-3x", "model_final_298dad.pkl")}},
+		{name: "d2-x101-32x8d-fpn-3x", want: modelJSON{Name: "d2-x101-32x8d-fpn-3x", Title: "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x",
+			URL:  "https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x/139173657/model_final_68b088.pkl",
+			File: "model_final_68b088.pkl", Format: "detectron2-pkl", Arch: "x101-fpn", Construction: "detectron2", Dataset: "coco",
+			Metric: "box AP", AP: 43.0, Runs: true, Path: filepath.Join(cache, "d2-x101-32x8d-fpn-3x", "model_final_68b088.pkl")}},
 		{name: "tv-r50-fpn-v2", want: modelJSON{Name: "tv-r50-fpn-v2", Title: "fasterrcnn_resnet50_fpn_v2 COCO_V1",
 			URL:  "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
 			File: "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth", Format: "torchvision-pth", Arch: "tv-r50-fpn-v2", Construction: "torchvision",
@@ -226,6 +230,43 @@ func TestModelsJSON(t *testing.T) {
 			}
 			t.Errorf("no entry %s", tt.name)
 		})
+	}
+}
+
+// TestModelsRuns: the RUNS column of `detect models` says which models
+// `detect --model NAME` runs: every Detectron2 detector (C4, DC5, FPN), not
+// the ImageNet backbones.
+func TestModelsRuns(t *testing.T) {
+	t.Setenv(zoo.EnvBaseURL, "")
+	ios, _, out, _ := cli.Test()
+	clitest.Execute(t, newCmdModels(ios, nil), ios, []string{"--cache", t.TempDir()}, "")
+	lines := strings.Split(out.String(), "\n")
+	col := strings.Index(lines[0], " RUNS ") + 1 // tabwriter aligns the columns
+	if col < 1 {
+		t.Fatalf("no RUNS column: %q", lines[0])
+	}
+	runs := map[string]string{}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 0 && len(l) > col {
+			runs[f[0]] = strings.Fields(l[col:])[0]
+		}
+	}
+	for _, m := range zoo.Models() {
+		want := "-"
+		if m.Construction == zoo.Detectron2 && m.Dataset != zoo.ImageNet {
+			want = "yes"
+		}
+		if m.Construction == zoo.Torchvision {
+			want = runs[m.Name] // item of its own test (TestDetectTorchvisionModel)
+		}
+		if runs[m.Name] != want {
+			t.Errorf("%s (%s): RUNS %q, want %q", m.Name, m.Arch, runs[m.Name], want)
+		}
+	}
+	for _, name := range []string{"d2-r50-fpn-1x", "d2-r50-fpn-3x", "d2-r101-fpn-3x", "d2-x101-32x8d-fpn-3x"} {
+		if runs[name] != "yes" {
+			t.Errorf("%s: RUNS %q, want yes", name, runs[name])
+		}
 	}
 }
 

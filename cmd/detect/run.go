@@ -202,8 +202,8 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		if err != nil {
 			return nil, err
 		}
-		if zm.Format != zoo.FormatDetectron2 || strings.HasSuffix(zm.Arch, "-fpn") {
-			return nil, fmt.Errorf("--model %s: a %s %s model, which detect cannot run yet (Detectron2 C4 and DC5 models can)", zm.Name, zm.Construction, zm.Arch)
+		if err := runnable(zm); err != nil {
+			return nil, fmt.Errorf("--model %s: %w", zm.Name, err)
 		}
 		weightsFile = path
 		if arch == "" {
@@ -287,6 +287,21 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		}
 	}
 	return m, nil
+}
+
+// runnable returns nil if detect can run the registry's model m with
+// --model, else why not: Detectron2's detectors (C4, DC5, FPN) run, the
+// ImageNet backbones are not detectors, torchvision's files need --weights
+// and --arch.
+func runnable(m zoo.Model) error {
+	switch {
+	case m.Dataset == zoo.ImageNet || m.Format == zoo.FormatCaffe2:
+		return fmt.Errorf("a %s %s backbone (%s), not a detector", m.Construction, m.Dataset, m.Arch)
+	case m.Format != zoo.FormatDetectron2:
+		return fmt.Errorf("a %s %s model, which detect cannot run by name yet (download it with 'detect models download %s' and give it as --weights FILE --arch %s)",
+			m.Construction, m.Arch, m.Name, m.Arch)
+	}
+	return nil
 }
 
 // applyFlags sets the configuration the flags override, before the

@@ -20,15 +20,17 @@ import (
 	"resdet/zoo"
 )
 
-// fixtureZoo serves the r50-c4 Detectron2 fixture (a zoo-format file) over
-// HTTP under the default model's name and returns a lookup that finds it
-// there, and the number of requests the server answered.
-func fixtureZoo(t *testing.T) (func(string) (zoo.Model, error), *atomic.Int32) {
+// fixtureZoo serves a Detectron2 fixture model (a zoo-format file, folder
+// fixture of the shared fixtures: "r50-c4", "r50-fpn") over HTTP under the
+// registry name name and returns a lookup that finds it there (arch as its
+// Arch, a COCO model), and the number of requests the server answered.
+func fixtureZoo(t *testing.T, name, fixture, arch string) (func(string) (zoo.Model, error), *atomic.Int32) {
 	t.Helper()
-	pkl := testutil.SharedDir(t, "fixtures", "detectron2", "r50-c4", "model_final.pkl")
+	pkl := testutil.SharedDir(t, "fixtures", "detectron2", fixture, "model_final.pkl")
+	urlPath := "COCO-Detection/fixture_" + fixture + "/1/model_final_000000.pkl"
 	var hits atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/COCO-Detection/fixture_R_50_C4/1/model_final_000000.pkl" {
+		if r.URL.Path != "/"+urlPath {
 			http.NotFound(w, r)
 			return
 		}
@@ -36,16 +38,83 @@ func fixtureZoo(t *testing.T) (func(string) (zoo.Model, error), *atomic.Int32) {
 		http.ServeFile(w, r, pkl)
 	}))
 	t.Cleanup(srv.Close)
-	m := zoo.Model{Name: zoo.DefaultName, Title: "fixture r50-c4", Base: srv.URL + "/",
-		Path: "COCO-Detection/fixture_R_50_C4/1/model_final_000000.pkl", Format: zoo.FormatDetectron2,
-		Arch: "r50-c4", Construction: zoo.Detectron2, Dataset: zoo.COCO}
-	lookup := func(name string) (zoo.Model, error) {
-		if name == m.Name {
+	m := zoo.Model{Name: name, Title: "fixture " + fixture, Base: srv.URL + "/", Path: urlPath, Format: zoo.FormatDetectron2,
+		Arch: arch, Construction: zoo.Detectron2, Dataset: zoo.COCO}
+	lookup := func(n string) (zoo.Model, error) {
+		if n == m.Name {
 			return m, nil
 		}
-		return zoo.Lookup(name)
+		return zoo.Lookup(n)
 	}
 	return lookup, &hits
+}
+
+// d2Detection is one detection of a fixture's expected.json.
+type d2Detection struct {
+	Box        [4]float32 `json:"box"`
+	Score      float32    `json:"score"`
+	CategoryID int        `json:"category_id"`
+	Label      string     `json:"label"`
+}
+
+// d2ExpectedDetections returns what Detectron2 detected with the fixture
+// model in folder fixture on the photo source (expected.json).
+func d2ExpectedDetections(t *testing.T, fixture, source string) []d2Detection {
+	t.Helper()
+	raw, err := os.ReadFile(testutil.SharedDir(t, "fixtures", "detectron2", fixture, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exp struct {
+		Images []struct {
+			Source     string        `json:"source"`
+			Detections []d2Detection `json:"detections"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal(raw, &exp); err != nil {
+		t.Fatal(err)
+	}
+	for _, im := range exp.Images {
+		if im.Source == source {
+			return im.Detections
+		}
+	}
+	t.Fatalf("%s/expected.json has no image %s", fixture, source)
+	return nil
+}
+
+// checkD2Output checks detect --json's output for one image against
+// Detectron2's detections above thresh, in order: label, COCO category id,
+// box within 0.5 px, score within 3e-3. It returns how many it compared.
+func checkD2Output(t *testing.T, stdout string, exp []d2Detection, thresh float32) int {
+	t.Helper()
+	var res imageResult
+	if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout)), &res); err != nil {
+		t.Fatalf("output %q: %v", stdout, err)
+	}
+	var want []d2Detection
+	for _, d := range exp {
+		if d.Score > thresh {
+			want = append(want, d)
+		}
+	}
+	if len(want) == 0 {
+		t.Fatalf("fixture changed: no detections above %v", thresh)
+	}
+	if len(res.Detections) != len(want) {
+		t.Fatalf("%d detections, want %d: %s", len(res.Detections), len(want), stdout)
+	}
+	for k, w := range want {
+		g := res.Detections[k]
+		d := 0.0
+		for c := range 4 {
+			d = max(d, math.Abs(float64(g.Box[c]-w.Box[c])))
+		}
+		if g.Label != w.Label || g.CategoryID != w.CategoryID || d > 0.5 || math.Abs(float64(g.Score-w.Score)) > 3e-3 {
+			t.Errorf("detection %d: %+v, want %+v", k, g, w)
+		}
+	}
+	return len(want)
 }
 
 // runCLI runs detect with argv and the lookup, returning stdout, stderr and
@@ -71,29 +140,12 @@ func TestDetectDefaultModel(t *testing.T) {
 	if testing.Short() {
 		t.Skip("skipping: downloads and runs a detector")
 	}
-	lookup, hits := fixtureZoo(t)
+	lookup, hits := fixtureZoo(t, zoo.DefaultName, "r50-c4", "r50-c4")
 	cache := t.TempDir()
 	t.Setenv(zoo.EnvCache, cache)
 	t.Setenv(zoo.EnvBaseURL, "")
 	img := testutil.SharedDir(t, "fixtures", "detectron2", "images", "grace_hopper.jpg")
-	raw, err := os.ReadFile(testutil.SharedDir(t, "fixtures", "detectron2", "r50-c4", "expected.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var exp struct {
-		Images []struct {
-			Source     string `json:"source"`
-			Detections []struct {
-				Box        [4]float32 `json:"box"`
-				Score      float32    `json:"score"`
-				CategoryID int        `json:"category_id"`
-				Label      string     `json:"label"`
-			} `json:"detections"`
-		} `json:"images"`
-	}
-	if err := json.Unmarshal(raw, &exp); err != nil {
-		t.Fatal(err)
-	}
+	exp := d2ExpectedDetections(t, "r50-c4", "grace_hopper.jpg")
 	outDir := t.TempDir()
 	for run := 1; run <= 2; run++ {
 		argv := []string{"--json", img}
@@ -107,38 +159,47 @@ func TestDetectDefaultModel(t *testing.T) {
 		if hits.Load() != 1 {
 			t.Errorf("run %d: %d downloads, want 1 (then the cache)", run, hits.Load())
 		}
-		var res imageResult
-		if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout)), &res); err != nil {
-			t.Fatalf("run %d: output %q: %v", run, stdout, err)
-		}
-		var want []int
-		for i, d := range exp.Images[0].Detections {
-			if d.Score > 0.5 {
-				want = append(want, i)
-			}
-		}
-		if exp.Images[0].Source != "grace_hopper.jpg" || len(want) == 0 {
-			t.Fatalf("fixture changed: %s with %d detections above 0.5", exp.Images[0].Source, len(want))
-		}
-		if len(res.Detections) != len(want) {
-			t.Fatalf("run %d: %d detections, want %d: %s", run, len(res.Detections), len(want), stdout)
-		}
-		for k, i := range want {
-			g, w := res.Detections[k], exp.Images[0].Detections[i]
-			d := 0.0
-			for c := range 4 {
-				d = max(d, math.Abs(float64(g.Box[c]-w.Box[c])))
-			}
-			if g.Label != w.Label || g.CategoryID != w.CategoryID || d > 0.5 || math.Abs(float64(g.Score-w.Score)) > 3e-3 {
-				t.Errorf("detection %d: %+v, want %+v", k, g, w)
-			}
-		}
+		checkD2Output(t, stdout, exp, 0.5)
 	}
 	if _, err := os.Stat(filepath.Join(cache, zoo.DefaultName, "model_final_000000.pkl")); err != nil {
 		t.Errorf("model not cached: %v", err)
 	}
 	if _, err := os.Stat(filepath.Join(outDir, "grace_hopper.jpg")); err != nil {
 		t.Errorf("--out: %v", err)
+	}
+}
+
+// TestDetectFPNModel runs `detect --model d2-r50-fpn-3x --json` with the
+// r50-fpn fixture served over HTTP under that name: downloaded once, then
+// read from the cache; on two photos (resized to 800x938 and 1333x432, so
+// padded to 32 in one and in both dimensions) its detections above the
+// default threshold 0.5 must be Detectron2's (expected.json).
+func TestDetectFPNModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: downloads and runs a detector")
+	}
+	const name = "d2-r50-fpn-3x"
+	if m, err := zoo.Lookup(name); err != nil || m.Arch != "r50-fpn" {
+		t.Fatalf("registry: %+v, %v", m, err)
+	}
+	lookup, hits := fixtureZoo(t, name, "r50-fpn", "r50-fpn")
+	cache := t.TempDir()
+	t.Setenv(zoo.EnvCache, cache)
+	t.Setenv(zoo.EnvBaseURL, "")
+	for _, photo := range []string{"grace_hopper.jpg", "wide_crop.png"} {
+		img := testutil.SharedDir(t, "fixtures", "detectron2", "images", photo)
+		stdout, stderr, err := runCLI(t, lookup, "--model", name, "--json", img)
+		if err != nil {
+			t.Fatalf("%s: %v\n%s", photo, err, stderr)
+		}
+		n := checkD2Output(t, stdout, d2ExpectedDetections(t, "r50-fpn", photo), 0.5)
+		t.Logf("%s: %d detections above 0.5 as Detectron2's", photo, n)
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d downloads, want 1 (then the cache)", hits.Load())
+	}
+	if _, err := os.Stat(filepath.Join(cache, name, "model_final_000000.pkl")); err != nil {
+		t.Errorf("model not cached: %v", err)
 	}
 }
 
