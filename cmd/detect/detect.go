@@ -52,7 +52,11 @@ each image with its boxes, labels and scores drawn, in the input's format.
 class_id counting from 1 (0 is the background). --coco-results takes the
 image ids from --coco-gt (by file name) and its category ids (by class name);
 without --coco-gt, ids are the numbers in the file names (000000397133.jpg ->
-397133) and categories COCO's for --classes coco, else 1..K.
+397133) and categories COCO's for --classes coco, else 1..K. torchvision's
+COCO models have 91 outputs, one per COCO id 1..90 after the background:
+--classes coco (implied by --model tv-r50-fpn) names class j after COCO id
+j, "N/A" for the ten ids without a category (printed without a category_id,
+left out of --coco-results).
 
 Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
@@ -71,8 +75,8 @@ state_dict .pth of a torchvision FasterRCNN built as the C4 construction
 --arch names (r101-c4: ResNet-101 trunk up to layer3, RoIAlign 14x14,
 layer4 + mean as the box head) or of torchvision's fasterrcnn_resnet50_fpn
 (--arch tv-r50-fpn) or fasterrcnn_resnet50_fpn_v2 (--arch tv-r50-fpn-v2;
-800/1333 resizing unless --min-size/--max-size say otherwise). The class
-count comes from the weights.
+800/1333 resizing unless --min-size/--max-size say otherwise; also by name:
+--model tv-r50-fpn, tv-r50-fpn-v2). The class count comes from the weights.
 
 If some images fail (unreadable, empty, not an image, too large), the others
 are still processed; the failures are listed at the end and the exit code is

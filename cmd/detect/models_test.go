@@ -213,7 +213,7 @@ func TestModelsJSON(t *testing.T) {
 		{name: "tv-r50-fpn-v2", want: modelJSON{Name: "tv-r50-fpn-v2", Title: "fasterrcnn_resnet50_fpn_v2 COCO_V1",
 			URL:  "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
 			File: "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth", Format: "torchvision-pth", Arch: "tv-r50-fpn-v2", Construction: "torchvision",
-			Dataset: "coco", Metric: "box AP", AP: 46.7, Checksum: "sha256:dd69338a", Cached: true, Path: cached, CachedBytes: 1234}},
+			Dataset: "coco", Metric: "box AP", AP: 46.7, Checksum: "sha256:dd69338a", Cached: true, Runs: true, Path: cached, CachedBytes: 1234}},
 		{name: "d2-r50-imagenet", want: modelJSON{Name: "d2-r50-imagenet", Title: "ImageNetPretrained/MSRA/R-50",
 			URL: "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/R-50.pkl", File: "R-50.pkl", Format: "caffe2-pkl",
 			Arch: "r50", Construction: "detectron2", Dataset: "imagenet", Path: filepath.Join(cache, "d2-r50-imagenet", "R-50.pkl")}},
@@ -234,8 +234,8 @@ func TestModelsJSON(t *testing.T) {
 }
 
 // TestModelsRuns: the RUNS column of `detect models` says which models
-// `detect --model NAME` runs: every Detectron2 detector (C4, DC5, FPN), not
-// the ImageNet backbones.
+// `detect --model NAME` runs: every detector (Detectron2's C4, DC5 and FPN,
+// torchvision's FPN v1 and v2), not the ImageNet backbones.
 func TestModelsRuns(t *testing.T) {
 	t.Setenv(zoo.EnvBaseURL, "")
 	ios, _, out, _ := cli.Test()
@@ -253,17 +253,14 @@ func TestModelsRuns(t *testing.T) {
 	}
 	for _, m := range zoo.Models() {
 		want := "-"
-		if m.Construction == zoo.Detectron2 && m.Dataset != zoo.ImageNet {
+		if m.Dataset != zoo.ImageNet {
 			want = "yes"
-		}
-		if m.Construction == zoo.Torchvision {
-			want = runs[m.Name] // item of its own test (TestDetectTorchvisionModel)
 		}
 		if runs[m.Name] != want {
 			t.Errorf("%s (%s): RUNS %q, want %q", m.Name, m.Arch, runs[m.Name], want)
 		}
 	}
-	for _, name := range []string{"d2-r50-fpn-1x", "d2-r50-fpn-3x", "d2-r101-fpn-3x", "d2-x101-32x8d-fpn-3x"} {
+	for _, name := range []string{"d2-r50-fpn-1x", "d2-r50-fpn-3x", "d2-r101-fpn-3x", "d2-x101-32x8d-fpn-3x", "tv-r50-fpn", "tv-r50-fpn-v2"} {
 		if runs[name] != "yes" {
 			t.Errorf("%s: RUNS %q, want yes", name, runs[name])
 		}

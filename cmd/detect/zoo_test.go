@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -15,6 +18,7 @@ import (
 	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/detection"
+	"resdet/format/coco"
 	"resdet/internal/cli"
 	"resdet/internal/testutil"
 	"resdet/zoo"
@@ -203,6 +207,19 @@ func TestDetectFPNModel(t *testing.T) {
 	}
 }
 
+// TestDetectModelNotDetector: --model with an ImageNet backbone is a usage
+// error saying so, before any download.
+func TestDetectModelNotDetector(t *testing.T) {
+	t.Setenv(zoo.EnvCache, t.TempDir())
+	t.Setenv(zoo.EnvBaseURL, "http://127.0.0.1:1/mirror")
+	_, _, err := runCLI(t, nil, "--model", "d2-r50-imagenet", "a.jpg")
+	var ue *cli.UsageError
+	if err == nil || !errors.As(err, &ue) || !strings.Contains(err.Error(), "--model d2-r50-imagenet") ||
+		!strings.Contains(err.Error(), "not a detector") || strings.Contains(err.Error(), "127.0.0.1") {
+		t.Errorf("err = %v, want a usage error saying d2-r50-imagenet is not a detector, with no download", err)
+	}
+}
+
 // TestDetectModelOffline: with the server unreachable, the error names the
 // URL and the path to put the file at.
 func TestDetectModelOffline(t *testing.T) {
@@ -257,5 +274,150 @@ func TestDetectSave(t *testing.T) {
 	}
 	if worst > 1e-6 {
 		t.Errorf("saved tensors differ: worst relative %g", worst)
+	}
+}
+
+// TestDetectTorchvisionModel runs torchvision's fasterrcnn_resnet50_fpn
+// (calibrated random weights, 91 outputs, from
+// checkpoint/testdata/gen_tv_fpn.py) through detect two ways: by name
+// (--model tv-r50-fpn, the file served over HTTP, COCO names implied) and
+// as --weights FILE --arch tv-r50-fpn --classes coco. Class j must be named
+// after COCO id j ("N/A" for the ids without a category, then without a
+// category_id), and the detections must be torchvision's (at least 98 %
+// matched one to one: same class, every coordinate within 0.5 px, score
+// within 3e-3). --coco-results writes every detection but the N/A ones,
+// with category_id = class_id.
+func TestDetectTorchvisionModel(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipping: runs ResNet-50 FPN detectors in torch and Go")
+	}
+	dir := t.TempDir()
+	testutil.RunScript(t, "../../checkpoint/testdata/gen_tv_fpn.py", dir, "--arch", "v1")
+	var ref struct {
+		MinSize int `json:"min_size"`
+		MaxSize int `json:"max_size"`
+		Images  []struct {
+			File   string       `json:"file"`
+			Boxes  [][4]float32 `json:"boxes"`
+			Scores []float32    `json:"scores"`
+			Labels []int        `json:"labels"`
+		} `json:"images"`
+	}
+	raw, err := os.ReadFile(filepath.Join(dir, "ref.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	pth := filepath.Join(dir, "model.pth")
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/fixture_tv_fpn.pth" {
+			http.NotFound(w, r)
+			return
+		}
+		hits.Add(1)
+		http.ServeFile(w, r, pth)
+	}))
+	defer srv.Close()
+	zm := zoo.Model{Name: "tv-r50-fpn", Title: "fixture tv-r50-fpn", Base: srv.URL + "/", Path: "fixture_tv_fpn.pth",
+		Format: zoo.FormatTorchvision, Arch: "tv-r50-fpn", Construction: zoo.Torchvision, Dataset: zoo.COCO}
+	lookup := func(n string) (zoo.Model, error) {
+		if n == zm.Name {
+			return zm, nil
+		}
+		return zoo.Lookup(n)
+	}
+	t.Setenv(zoo.EnvCache, t.TempDir())
+	t.Setenv(zoo.EnvBaseURL, "")
+	// A numeric file name: --coco-results takes the image id from it.
+	im := ref.Images[0]
+	data, err := os.ReadFile(filepath.Join(dir, im.File))
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "000000000007"+filepath.Ext(im.File))
+	if err := os.WriteFile(img, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sizes := []string{"--min-size", fmt.Sprint(ref.MinSize), "--max-size", fmt.Sprint(ref.MaxSize), "--score-thresh", "0.05", "--json"}
+	results := filepath.Join(dir, "results.json")
+	byID := datasets.COCOClassesByID()
+	for _, tc := range []struct {
+		name string
+		argv []string
+	}{
+		{name: "by name", argv: []string{"--model", "tv-r50-fpn"}},
+		{name: "weights", argv: []string{"--weights", pth, "--arch", "tv-r50-fpn", "--classes", "coco", "--coco-results", results}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			stdout, stderr, err := runCLI(t, lookup, append(append(tc.argv, sizes...), img)...)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, stderr)
+			}
+			var res imageResult
+			if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout)), &res); err != nil {
+				t.Fatalf("output %q: %v", stdout, err)
+			}
+			na := 0
+			for _, d := range res.Detections {
+				wantID := d.ClassID
+				if byID[d.ClassID-1] == datasets.COCONoCategory {
+					wantID = 0
+					na++
+				}
+				if d.ClassID < 1 || d.ClassID > 90 || d.Label != byID[d.ClassID-1] || d.CategoryID != wantID {
+					t.Errorf("class_id %d named %q, category_id %d; want %q, %d", d.ClassID, d.Label, d.CategoryID, byID[d.ClassID-1], wantID)
+				}
+			}
+			used := make([]bool, len(res.Detections))
+			matched := 0
+			for k, wb := range im.Boxes {
+				for j, d := range res.Detections {
+					if used[j] || d.ClassID != im.Labels[k] || math.Abs(float64(d.Score-im.Scores[k])) > 3e-3 {
+						continue
+					}
+					dist := 0.0
+					for c := range 4 {
+						dist = max(dist, math.Abs(float64(d.Box[c]-wb[c])))
+					}
+					if dist <= 0.5 {
+						used[j] = true
+						matched++
+						break
+					}
+				}
+			}
+			total := max(len(im.Boxes), len(res.Detections))
+			t.Logf("%d of %d detections matched torchvision's (%d found, %d of them N/A)", matched, len(im.Boxes), len(res.Detections), na)
+			if len(im.Boxes) < 10 || float64(matched) < 0.98*float64(total) {
+				t.Errorf("%d of %d detections matched (torchvision %d, detect %d), want >= 98 %%", matched, total, len(im.Boxes), len(res.Detections))
+			}
+			if !slices.Contains(tc.argv, "--coco-results") {
+				return
+			}
+			f, err := os.Open(results)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			rs, err := coco.DecodeResults(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rs) != len(res.Detections)-na {
+				t.Errorf("--coco-results: %d entries, want %d (all but the %d N/A)", len(rs), len(res.Detections)-na, na)
+			}
+			ids := datasets.COCOCategoryIDs()
+			for i, r := range rs {
+				if r.ImageID != 7 || !slices.Contains(ids, int(r.CategoryID)) {
+					t.Errorf("--coco-results entry %d: image %d, category %d", i, r.ImageID, r.CategoryID)
+				}
+			}
+		})
+	}
+	if hits.Load() != 1 {
+		t.Errorf("%d downloads, want 1", hits.Load())
 	}
 }
