@@ -305,10 +305,17 @@ func sorted(s []string) []string {
 	return out
 }
 
-// TestDetectron2NativeRoundTrip converts the r50-c4 fixture to a native
-// checkpoint and reads it back: same configuration, same tensors.
+// TestDetectron2NativeRoundTrip converts the r50-c4 and r50-fpn fixtures to
+// native checkpoints and reads them back: same configuration (with
+// Detectron2's settings, the FPN's width 64 and FC dim 256), same tensors.
 func TestDetectron2NativeRoundTrip(t *testing.T) {
-	m, err := LoadDetectron2(d2Fixture(t, "r50-c4", "model_final.pkl"), "", nil, detection.Options{})
+	for _, arch := range []string{"r50-c4", "r50-fpn"} {
+		t.Run(arch, func(t *testing.T) { testDetectron2NativeRoundTrip(t, arch) })
+	}
+}
+
+func testDetectron2NativeRoundTrip(t *testing.T, arch string) {
+	m, err := LoadDetectron2(d2Fixture(t, arch, "model_final.pkl"), "", nil, detection.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,8 +335,12 @@ func TestDetectron2NativeRoundTrip(t *testing.T) {
 	if string(ja) != string(jb) {
 		t.Errorf("config changed:\n%s\n%s", ja, jb)
 	}
-	if !a.RPN.Anchors.Detectron2 || !a.RoIHeads.BackgroundLast || !a.ResNet.StrideIn1x1 || a.ResNet.WidthPerGroup != 16 {
+	if a.Arch != arch || !a.RPN.Anchors.Detectron2 || !a.RoIHeads.BackgroundLast || !a.ResNet.StrideIn1x1 || a.ResNet.WidthPerGroup != 16 {
 		t.Errorf("config lost Detectron2's settings: %s", ja)
+	}
+	if fpn := arch == "r50-fpn"; fpn && (a.FPNChannels != 64 || a.FCDim != 256 || a.Transform.SizeDivisible != 32 || !a.RoIOp.LevelEpsInLog) ||
+		!fpn && a.Transform.SizeDivisible != 1 {
+		t.Errorf("config lost the %s settings: %s", arch, ja)
 	}
 	s1, s2 := m.State(), m2.State()
 	if len(s1) != len(s2) {
