@@ -296,13 +296,6 @@ func FromDetectron2Model(d2 weights.State, path, arch string, classes []string) 
 	if err != nil {
 		return detection.Config{}, nil, err
 	}
-	switch {
-	case len(classes) == 0:
-		classes = detection.DefaultClassNames(a.NumClasses)
-	case len(classes) != a.NumClasses:
-		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: the weights have %d classes (roi_heads.box_predictor.cls_score.weight), %d class names given",
-			path, a.NumClasses, len(classes))
-	}
 	var cfg detection.Config
 	switch a.Kind {
 	case "c4":
@@ -315,6 +308,9 @@ func FromDetectron2Model(d2 weights.State, path, arch string, classes []string) 
 		cfg.FCDim, cfg.FPNChannels = a.FCDim, a.FPNChannels
 	}
 	cfg.ResNet = a.ResNet
+	if cfg, err = withClasses(path, cfg, a.NumClasses); err != nil {
+		return detection.Config{}, nil, err
+	}
 	return cfg, s, nil
 }
 
