@@ -128,7 +128,7 @@ timing summary ends the run (on stderr).`,
 	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: Detectron2 .pkl, native checkpoint, train-det run or checkpoint folder, or torchvision .pth (default: --model)")
 	f.StringVarP(&opts.Model, "model", "m", zoo.DefaultName, "pretrained model to run when --weights is not given (see 'detect models')")
 	f.StringVar(&opts.Cache, "cache", "", "model cache folder (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
-	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ..., tv-r50-fpn, tv-r50-fpn-v2; checked against a native checkpoint")
+	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ..., tv-r50-fpn, tv-r50-fpn-v2; checked against a native checkpoint or a Detectron2 .pkl (r50-c4, r50-dc5, r50-fpn, x101-fpn, ...)")
 	f.StringVar(&opts.RoIOp, "roi-op", "", "RoI feature op: align or pool (default: the checkpoint's; align for a .pth)")
 	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default: the checkpoint's, else class1..classK)")
 	f.Float64Var(&opts.ScoreThresh, "score-thresh", 0.5, "keep detections scoring above this (torchvision box_score_thresh)")
@@ -146,7 +146,8 @@ timing summary ends the run (on stderr).`,
 	_ = cmd.MarkFlagFilename("coco-results", "json")
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.RegisterFlagCompletionFunc("roi-op", cobra.FixedCompletions([]string{"align", "pool"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "x101-c4",
+		"r50-dc5", "r101-dc5", "r50-fpn", "r101-fpn", "x101-fpn", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"), newCmdClassify(nil))
 	cmd.AddCommand(newCmdModels(ios, nil))
 	return cmd
