@@ -85,14 +85,17 @@ func build(path string, cfg detection.Config, s weights.State, o detection.Optio
 	return m, nil
 }
 
-// withClasses returns cfg with k class names: "class1".."classK" when cfg
-// has none, or an error naming path when it has another number.
+// withClasses returns cfg with k class names (k: the rows of the weights'
+// roi_heads.box_predictor.cls_score.weight minus the background):
+// "class1".."classK" when cfg has none, or an error naming path and that
+// tensor when it has another number.
 func withClasses(path string, cfg detection.Config, k int) (detection.Config, error) {
 	switch {
 	case len(cfg.Classes) == 0:
 		cfg.Classes = detection.DefaultClassNames(k)
 	case len(cfg.Classes) != k:
-		return cfg, fmt.Errorf("checkpoint: %s: the weights have %d classes, %d class names given", path, k, len(cfg.Classes))
+		return cfg, fmt.Errorf("checkpoint: %s: the weights have %d classes (roi_heads.box_predictor.cls_score.weight), %d class names given",
+			path, k, len(cfg.Classes))
 	}
 	return cfg, nil
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"resdet/detection"
+	"resdet/fpn"
 	"resdet/weights"
 )
 
@@ -29,6 +30,27 @@ type Detectron2Arch struct {
 	ResNet detection.ResNetConfig
 	// NumClasses is K, cls_score's rows minus one (the background).
 	NumClasses int
+	// FCDim is the width of the fc1/fc2 box head (DC5, FPN): fc1's rows.
+	FCDim int
+	// FPNChannels is the FPN's width (FPN): fpn_lateral2's output channels.
+	FPNChannels int
+}
+
+// d2FPNConv matches a Detectron2 FPN convolution tensor: fpn_lateral{2..5}
+// (1x1) or fpn_output{2..5} (3x3), weight or bias.
+var d2FPNConv = regexp.MustCompile(`^backbone\.fpn_(lateral|output)([2-5])\.(weight|bias)$`)
+
+// d2FPNName maps a Detectron2 FPN tensor name to ours (package fpn's,
+// torchvision's): fpn_lateral{L} -> fpn.inner_blocks.{L-2}.0,
+// fpn_output{L} -> fpn.layer_blocks.{L-2}.0; "" if it is not one.
+func d2FPNName(name string) string {
+	m := d2FPNConv.FindStringSubmatch(name)
+	if m == nil {
+		return ""
+	}
+	blocks := map[string]string{"lateral": "inner_blocks", "output": "layer_blocks"}[m[1]]
+	level, _ := strconv.Atoi(m[2])
+	return fmt.Sprintf("%s%s.%d.0.%s", fpn.Prefix, blocks, level-2, m[3])
 }
 
 // d2Block matches a Detectron2 ResNet block tensor after its stage prefix.
@@ -70,7 +92,9 @@ func d2ResNetName(name string) string {
 // FromDetectron2 renames a Detectron2 model-zoo state (weights.ReadDetectron2's
 // State) to the detector's parameter names: the ResNet (backbone.*,
 // backbone.bottom_up.*, roi_heads.res5.* as layer4) to backbone.<torchvision
-// name>, proposal_generator.rpn_head.{conv, objectness_logits,
+// name>, the FPN's backbone.fpn_lateral{L} and fpn_output{L} (L = 2..5) to
+// backbone.fpn.inner_blocks.{L-2}.0 and layer_blocks.{L-2}.0 (package fpn),
+// proposal_generator.rpn_head.{conv, objectness_logits,
 // anchor_deltas} to rpn.head.{conv, cls_logits, bbox_pred},
 // roi_heads.box_head.fc1/fc2 and roi_heads.box_predictor.* unchanged. The
 // extras Detectron2 ignores (weights.Detectron2Extra) are dropped; any
@@ -88,7 +112,7 @@ func FromDetectron2(s weights.State, file string) (weights.State, error) {
 				native = "backbone." + n
 			}
 		case strings.HasPrefix(name, "backbone.fpn_"):
-			return nil, fmt.Errorf("checkpoint: %s: tensor %s: Detectron2 FPN detectors are not supported", file, name)
+			native = d2FPNName(name)
 		case strings.HasPrefix(name, "backbone."):
 			if n := d2ResNetName(strings.TrimPrefix(name, "backbone.")); n != "" {
 				native = "backbone." + n
@@ -209,6 +233,20 @@ func InferDetectron2(s weights.State, file string) (Detectron2Arch, error) {
 		return a, fmt.Errorf("checkpoint: %s: tensor roi_heads.box_predictor.cls_score.weight has shape %v, want at least 2 rows", file, cls)
 	}
 	a.NumClasses = cls[0] - 1
+	if a.Kind != "c4" {
+		fc1, err := shapeOf(s, file, "roi_heads.box_head.fc1.weight", 2)
+		if err != nil {
+			return a, err
+		}
+		a.FCDim = fc1[0]
+	}
+	if a.Kind == "fpn" {
+		lat, err := shapeOf(s, file, "backbone.fpn_lateral2.weight", 4)
+		if err != nil {
+			return a, err
+		}
+		a.FPNChannels = lat[0]
+	}
 	letter := "r"
 	if groups > 1 {
 		letter = "x"
@@ -254,30 +292,25 @@ func FromDetectron2Model(d2 weights.State, path, arch string, classes []string) 
 		}
 		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: --arch %s, but the file holds a %s detector (%s)", path, arch, a.Arch, why)
 	}
-	if a.Kind == "fpn" {
-		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: a %s detector: only Detectron2's C4 and DC5 detectors are supported", path, a.Arch)
-	}
 	s, err := FromDetectron2(d2, path)
 	if err != nil {
 		return detection.Config{}, nil, err
 	}
-	switch {
-	case len(classes) == 0:
-		classes = detection.DefaultClassNames(a.NumClasses)
-	case len(classes) != a.NumClasses:
-		return detection.Config{}, nil, fmt.Errorf("checkpoint: %s: the weights have %d classes (roi_heads.box_predictor.cls_score.weight), %d class names given",
-			path, a.NumClasses, len(classes))
-	}
-	cfg := detection.Detectron2Config(a.Arch, classes)
-	if a.Kind == "dc5" {
+	var cfg detection.Config
+	switch a.Kind {
+	case "c4":
+		cfg = detection.Detectron2Config(a.Arch, classes)
+	case "dc5":
 		cfg = detection.Detectron2DC5Config(a.Arch, classes)
-		fc1, err := shapeOf(d2, path, "roi_heads.box_head.fc1.weight", 2)
-		if err != nil {
-			return detection.Config{}, nil, err
-		}
-		cfg.FCDim = fc1[0]
+		cfg.FCDim = a.FCDim
+	case "fpn":
+		cfg = detection.Detectron2FPNConfig(a.Arch, classes)
+		cfg.FCDim, cfg.FPNChannels = a.FCDim, a.FPNChannels
 	}
 	cfg.ResNet = a.ResNet
+	if cfg, err = withClasses(path, cfg, a.NumClasses); err != nil {
+		return detection.Config{}, nil, err
+	}
 	return cfg, s, nil
 }
 

@@ -51,11 +51,15 @@ func shapeState(shapes map[string][]int) weights.State {
 	return s
 }
 
-// d2Shapes returns the tensor shapes of a Detectron2 C4 or DC5 file with
-// the given res4 block count, width, groups and classes (bottleneck
-// blocks; only the tensors InferDetectron2 reads).
+// d2Shapes returns the tensor shapes of a Detectron2 C4, DC5 or FPN file
+// with the given res4 block count, width, groups and classes (bottleneck
+// blocks; only the tensors InferDetectron2 reads; DC5 and FPN with fc1 of
+// 1024, FPN 256 wide).
 func d2Shapes(kind string, res4, width, groups, res2Out, classes int) map[string][]int {
 	pre := "backbone."
+	if kind == "fpn" {
+		pre = "backbone.bottom_up."
+	}
 	m := map[string][]int{
 		pre + "stem.conv1.weight":                  {64, 3, 7, 7},
 		pre + "res2.0.conv1.weight":                {width, 64, 1, 1},
@@ -72,6 +76,9 @@ func d2Shapes(kind string, res4, width, groups, res2Out, classes int) map[string
 	case "dc5":
 		m["backbone.res5.0.conv1.weight"] = []int{8, 8, 1, 1}
 		m["roi_heads.box_head.fc1.weight"] = []int{1024, 8}
+	case "fpn":
+		m["backbone.fpn_lateral2.weight"] = []int{256, res2Out, 1, 1}
+		m["roi_heads.box_head.fc1.weight"] = []int{1024, 256 * 7 * 7}
 	}
 	return m
 }
@@ -93,7 +100,21 @@ func TestInferDetectron2(t *testing.T) {
 				ResNet: detection.ResNetConfig{Groups: 32, WidthPerGroup: 8}, NumClasses: 80}},
 		{name: "r50-dc5 voc", shapes: d2Shapes("dc5", 6, 64, 1, 256, 20),
 			want: Detectron2Arch{Arch: "r50-dc5", Depth: 50, Kind: "dc5",
-				ResNet: detection.ResNetConfig{StrideIn1x1: true, Res5Dilation: 2}, NumClasses: 20}},
+				ResNet: detection.ResNetConfig{StrideIn1x1: true, Res5Dilation: 2}, NumClasses: 20, FCDim: 1024}},
+		{name: "r50-fpn", shapes: d2Shapes("fpn", 6, 64, 1, 256, 80),
+			want: Detectron2Arch{Arch: "r50-fpn", Depth: 50, Kind: "fpn", ResNet: detection.ResNetConfig{StrideIn1x1: true},
+				NumClasses: 80, FCDim: 1024, FPNChannels: 256}},
+		{name: "r101-fpn", shapes: d2Shapes("fpn", 23, 64, 1, 256, 80),
+			want: Detectron2Arch{Arch: "r101-fpn", Depth: 101, Kind: "fpn", ResNet: detection.ResNetConfig{StrideIn1x1: true},
+				NumClasses: 80, FCDim: 1024, FPNChannels: 256}},
+		{name: "x101-32x8d-fpn", shapes: d2Shapes("fpn", 23, 256, 32, 256, 80),
+			want: Detectron2Arch{Arch: "x101-fpn", Depth: 101, Kind: "fpn", ResNet: detection.ResNetConfig{Groups: 32, WidthPerGroup: 8},
+				NumClasses: 80, FCDim: 1024, FPNChannels: 256}},
+		{name: "fpn without lateral", shapes: without(d2Shapes("fpn", 6, 64, 1, 256, 80), "backbone.fpn_lateral2.weight"),
+			wantErr: "backbone.fpn_lateral2.weight"},
+		{name: "fpn without fc1", shapes: without(d2Shapes("fpn", 6, 64, 1, 256, 80), "roi_heads.box_head.fc1.weight"),
+			wantErr: "roi_heads.box_head.fc1.weight"},
+		{name: "fpn odd block count", shapes: d2Shapes("fpn", 22, 64, 1, 256, 80), wantErr: "backbone.bottom_up.res4.21.conv1.weight"},
 		{name: "odd block count", shapes: d2Shapes("c4", 7, 64, 1, 256, 80), wantErr: "backbone.res4.6.conv1.weight"},
 		{name: "no head", shapes: d2Shapes("none", 6, 64, 1, 256, 80), wantErr: "not a Detectron2 Faster R-CNN"},
 		{name: "caffe2 names", shapes: map[string][]int{"conv1_w": {64, 3, 7, 7}}, wantErr: "conv1_w"},
@@ -117,6 +138,12 @@ func TestInferDetectron2(t *testing.T) {
 	}
 }
 
+// without returns m without the named entry.
+func without(m map[string][]int, name string) map[string][]int {
+	delete(m, name)
+	return m
+}
+
 func TestDetectron2NameMap(t *testing.T) {
 	tests := []struct{ d2, ours string }{
 		{"backbone.stem.conv1.weight", "backbone.conv1.weight"},
@@ -129,6 +156,12 @@ func TestDetectron2NameMap(t *testing.T) {
 		{"proposal_generator.rpn_head.anchor_deltas.weight", "rpn.head.bbox_pred.weight"},
 		{"proposal_generator.rpn_head.conv.weight", "rpn.head.conv.weight"},
 		{"roi_heads.box_predictor.bbox_pred.weight", "roi_heads.box_predictor.bbox_pred.weight"},
+		{"backbone.bottom_up.res5.2.conv3.norm.weight", "backbone.layer4.2.bn3.weight"},
+		{"backbone.fpn_lateral2.weight", "backbone.fpn.inner_blocks.0.0.weight"},
+		{"backbone.fpn_lateral5.bias", "backbone.fpn.inner_blocks.3.0.bias"},
+		{"backbone.fpn_output3.weight", "backbone.fpn.layer_blocks.1.0.weight"},
+		{"backbone.fpn_output5.bias", "backbone.fpn.layer_blocks.3.0.bias"},
+		{"roi_heads.box_head.fc2.bias", "roi_heads.box_head.fc2.bias"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.d2, func(t *testing.T) {
@@ -139,14 +172,18 @@ func TestDetectron2NameMap(t *testing.T) {
 			if _, ok := got[tc.ours]; !ok || len(got) != 1 {
 				t.Errorf("got %v, want only %s", got.Names(), tc.ours)
 			}
-			if n := toDetectron2C4(tc.ours); strings.HasPrefix(tc.ours, "backbone.") && n != tc.d2 {
+			c4 := strings.HasPrefix(tc.ours, "backbone.") && !strings.HasPrefix(tc.d2, "backbone.bottom_up.") && !strings.HasPrefix(tc.d2, "backbone.fpn_")
+			if n := toDetectron2C4(tc.ours); c4 && n != tc.d2 {
 				t.Errorf("toDetectron2C4(%s) = %s, want %s", tc.ours, n, tc.d2)
 			}
 		})
 	}
-	if _, err := FromDetectron2(shapeState(map[string][]int{"roi_heads.mask_head.x.weight": {1}}), "f.pkl"); err == nil ||
-		!strings.Contains(err.Error(), "roi_heads.mask_head.x.weight") || !strings.Contains(err.Error(), "f.pkl") {
-		t.Errorf("unknown tensor: err = %v, want one naming the file and the tensor", err)
+	for _, bad := range []string{"roi_heads.mask_head.x.weight", "backbone.fpn_lateral6.weight", "backbone.fpn_output2.norm.weight",
+		"backbone.fpn_top.weight"} {
+		if _, err := FromDetectron2(shapeState(map[string][]int{bad: {1}}), "f.pkl"); err == nil ||
+			!strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "f.pkl") {
+			t.Errorf("unknown tensor %s: err = %v, want one naming the file and the tensor", bad, err)
+		}
 	}
 }
 
@@ -176,7 +213,10 @@ func TestLoadDetectron2Errors(t *testing.T) {
 		{name: "class names", path: r50, classes: []string{"a", "b"}, want: []string{r50, "80 classes", "cls_score"}},
 		{name: "truncated", path: trunc, want: []string{trunc}},
 		{name: "caffe2 backbone", path: d2Fixture(t, "c2", "R-50.pkl"), want: []string{"R-50.pkl", "not a Detectron2 detector"}},
-		{name: "fpn", path: d2Fixture(t, "r50-fpn", "model_final.pkl"), want: []string{"r50-fpn", "only Detectron2's C4 and DC5"}},
+		{name: "fpn as c4", path: d2Fixture(t, "r50-fpn", "model_final.pkl"), arch: "r50-c4",
+			want: []string{"r50-fpn", "backbone.bottom_up.stem.conv1.weight"}},
+		{name: "fpn depth", path: d2Fixture(t, "r50-fpn", "model_final.pkl"), arch: "r101-fpn", want: []string{"r50-fpn", "depth 50"}},
+		{name: "fpn groups", path: d2Fixture(t, "r50-fpn", "model_final.pkl"), arch: "x101-fpn", want: []string{"r50-fpn", "res2.0.conv2.weight"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -265,10 +305,17 @@ func sorted(s []string) []string {
 	return out
 }
 
-// TestDetectron2NativeRoundTrip converts the r50-c4 fixture to a native
-// checkpoint and reads it back: same configuration, same tensors.
+// TestDetectron2NativeRoundTrip converts the r50-c4 and r50-fpn fixtures to
+// native checkpoints and reads them back: same configuration (with
+// Detectron2's settings, the FPN's width 64 and FC dim 256), same tensors.
 func TestDetectron2NativeRoundTrip(t *testing.T) {
-	m, err := LoadDetectron2(d2Fixture(t, "r50-c4", "model_final.pkl"), "", nil, detection.Options{})
+	for _, arch := range []string{"r50-c4", "r50-fpn"} {
+		t.Run(arch, func(t *testing.T) { testDetectron2NativeRoundTrip(t, arch) })
+	}
+}
+
+func testDetectron2NativeRoundTrip(t *testing.T, arch string) {
+	m, err := LoadDetectron2(d2Fixture(t, arch, "model_final.pkl"), "", nil, detection.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -288,8 +335,12 @@ func TestDetectron2NativeRoundTrip(t *testing.T) {
 	if string(ja) != string(jb) {
 		t.Errorf("config changed:\n%s\n%s", ja, jb)
 	}
-	if !a.RPN.Anchors.Detectron2 || !a.RoIHeads.BackgroundLast || !a.ResNet.StrideIn1x1 || a.ResNet.WidthPerGroup != 16 {
+	if a.Arch != arch || !a.RPN.Anchors.Detectron2 || !a.RoIHeads.BackgroundLast || !a.ResNet.StrideIn1x1 || a.ResNet.WidthPerGroup != 16 {
 		t.Errorf("config lost Detectron2's settings: %s", ja)
+	}
+	if fpn := arch == "r50-fpn"; fpn && (a.FPNChannels != 64 || a.FCDim != 256 || a.Transform.SizeDivisible != 32 || !a.RoIOp.LevelEpsInLog) ||
+		!fpn && a.Transform.SizeDivisible != 1 {
+		t.Errorf("config lost the %s settings: %s", arch, ja)
 	}
 	s1, s2 := m.State(), m2.State()
 	if len(s1) != len(s2) {
@@ -304,16 +355,25 @@ func TestDetectron2NativeRoundTrip(t *testing.T) {
 	}
 }
 
-// TestDetectron2Parity runs the r50-c4 fixture model on the nine fixture
-// photos with Detectron2's preprocessing and compares with what Detectron2
-// computed (expected.json): the proposal count, the first ten proposals and
-// their logits, and the detections (at least 98 % matched one to one: same
-// class, every coordinate within 0.5 px, score within 3e-3).
+// TestDetectron2Parity runs the r50-c4 and r50-fpn fixture models on the
+// nine fixture photos with Detectron2's preprocessing and compares with
+// what Detectron2 computed (expected.json): the proposal count, the first
+// ten proposals and their logits, and the detections (at least 98 %
+// matched one to one: same class, every coordinate within 0.5 px, score
+// within 3e-3).
 func TestDetectron2Parity(t *testing.T) {
 	if testing.Short() {
-		t.Skip("skipping: runs a detector on nine photos")
+		t.Skip("skipping: runs detectors on nine photos")
 	}
-	dir := d2Fixture(t, "r50-c4")
+	for _, arch := range []string{"r50-c4", "r50-fpn"} {
+		t.Run(arch, func(t *testing.T) { testDetectron2Parity(t, arch) })
+	}
+}
+
+// testDetectron2Parity is TestDetectron2Parity on the fixture folder named
+// as its architecture.
+func testDetectron2Parity(t *testing.T, arch string) {
+	dir := d2Fixture(t, arch)
 	imgDir := d2Fixture(t, "images")
 	raw, err := os.ReadFile(filepath.Join(dir, "expected.json"))
 	if err != nil {
@@ -323,7 +383,7 @@ func TestDetectron2Parity(t *testing.T) {
 	if err := json.Unmarshal(raw, &exp); err != nil {
 		t.Fatal(err)
 	}
-	m, err := LoadDetectron2(filepath.Join(dir, "model_final.pkl"), "r50-c4", nil, detection.Options{})
+	m, err := LoadDetectron2(filepath.Join(dir, "model_final.pkl"), arch, nil, detection.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,6 +437,13 @@ func TestDetectron2Parity(t *testing.T) {
 				n++
 				worstBox = max(worstBox, bestD)
 				worstScore = max(worstScore, math.Abs(float64(det.Scores[best]-e.Score)))
+			} else {
+				t.Logf("%s: Detectron2's %s %.4f %v unmatched", im.Name, e.Label, e.Score, e.Box)
+			}
+		}
+		for j, u := range used {
+			if !u {
+				t.Logf("%s: our class %d %.4f %v unmatched", im.Name, det.Labels[j]-1, det.Scores[j], det.Boxes[j])
 			}
 		}
 		total += max(len(im.Detections), det.Len())

@@ -14,13 +14,15 @@
 //     without executing anything): InferDetectron2 reads the architecture
 //     from the tensor names and shapes (C4 / DC5 / FPN, depth from the res4
 //     block count, widths and groups from res2.0's convolutions, classes
-//     from cls_score), FromDetectron2 renames the tensors (stem.conv1 ->
-//     conv1 / bn1, resS.B -> layer(S-1).B, convN.norm -> bnN, shortcut ->
-//     downsample.0 / .1, roi_heads.res5 -> layer4, rpn_head.{conv,
-//     objectness_logits, anchor_deltas} -> rpn.head.{conv, cls_logits,
-//     bbox_pred}), and Detectron2Model / LoadDetectron2 build the detector
-//     with detection.Detectron2Config or Detectron2DC5Config (FPN files are
-//     recognised and refused);
+//     from cls_score, FC dim from fc1, FPN width from fpn_lateral2),
+//     FromDetectron2 renames the tensors (stem.conv1 -> conv1 / bn1,
+//     resS.B -> layer(S-1).B, convN.norm -> bnN, shortcut -> downsample.0
+//     / .1, roi_heads.res5 -> layer4, backbone.bottom_up -> backbone,
+//     fpn_lateral{L} / fpn_output{L} -> fpn.inner_blocks / layer_blocks
+//     .{L-2}.0, rpn_head.{conv, objectness_logits, anchor_deltas} ->
+//     rpn.head.{conv, cls_logits, bbox_pred}), and Detectron2Model /
+//     LoadDetectron2 build the detector with detection.Detectron2Config,
+//     Detectron2DC5Config or Detectron2FPNConfig;
 //   - MSRA ImageNet backbones in the Caffe2 layout (R-50.pkl, R-101.pkl):
 //     FromCaffe2Backbone maps them onto a Detectron2 C4 detector's ResNet
 //     as Detectron2's loader does.

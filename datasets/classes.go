@@ -46,6 +46,27 @@ func COCOClasses() []string {
 	return s
 }
 
+// COCONoCategory is the name of the ten ids in 1..90 that are not COCO
+// detection categories (12, 26, 29, 30, 45, 66, 68, 69, 71, 83), as
+// torchvision names them.
+const COCONoCategory = "N/A"
+
+// COCOClassesByID returns 90 names, the one of COCO category id i at index
+// i-1: the category's name, or COCONoCategory where the id has no
+// category. torchvision's COCO detectors have 91 outputs, the background
+// and then ids 1..90 in this order (its weights' meta["categories"]), so
+// their class j is category j. The slice is new on every call.
+func COCOClassesByID() []string {
+	s := make([]string, 90)
+	for i := range s {
+		s[i] = COCONoCategory
+	}
+	for _, c := range cocoCategories {
+		s[c.id-1] = c.name
+	}
+	return s
+}
+
 // COCOCategoryIDs returns the 80 COCO category ids (1..90 with gaps), parallel
 // to COCOClasses. The slice is new on every call.
 func COCOCategoryIDs() []int {

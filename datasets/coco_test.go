@@ -115,6 +115,28 @@ func TestCOCOClasses(t *testing.T) {
 	if got := COCOCategoryIDs(); !reflect.DeepEqual(got, ids) {
 		t.Errorf("COCOCategoryIDs = %v\nwant %v", got, ids)
 	}
+	byID := COCOClassesByID()
+	if len(byID) != 90 {
+		t.Fatalf("COCOClassesByID has %d names, want 90", len(byID))
+	}
+	want := make(map[int]string)
+	for i, id := range ids {
+		want[id] = names[i]
+	}
+	var gaps []int
+	for i, n := range byID {
+		w, ok := want[i+1]
+		if !ok {
+			w = COCONoCategory
+			gaps = append(gaps, i+1)
+		}
+		if n != w {
+			t.Errorf("COCOClassesByID()[%d] (id %d) = %q, want %q", i, i+1, n, w)
+		}
+	}
+	if want := []int{12, 26, 29, 30, 45, 66, 68, 69, 71, 83}; !reflect.DeepEqual(gaps, want) {
+		t.Errorf("ids without a category %v, want %v", gaps, want)
+	}
 	voc := VOCClasses()
 	if len(voc) != 20 || voc[0] != "aeroplane" || voc[14] != "person" || voc[19] != "tvmonitor" {
 		t.Errorf("VOCClasses = %v", voc)

@@ -306,8 +306,12 @@ type Config struct {
 	// frozen BN of eps 0, FPN P2..P6, RPN head with one 3x3 convolution,
 	// MultiScaleRoIAlign 7x7, TwoMLPHead 1024); "tv-r50-fpn-v2": its _v2
 	// (BN eps 1e-5, FPN with batch norms, RPN head with two convolutions,
-	// ConvFCHead). The FPN archs need RPN.Anchors with PerLevel (5 levels)
-	// and RoIOp RoIAlign: DefaultConfig gives torchvision's settings.
+	// ConvFCHead); "r50-fpn", "r101-fpn", "x101-fpn" (ResNeXt-101 32x8d):
+	// Detectron2's FPN detectors (Detectron2FPNConfig: FPN P2..P6 of
+	// FPNChannels, FCHead of FCDim). x101-c4 and the DC5 archs are
+	// Detectron2's too (Detectron2Config, Detectron2DC5Config). The FPN
+	// archs need RPN.Anchors with PerLevel (5 levels) and RoIOp RoIAlign:
+	// DefaultConfig gives the publisher's settings.
 	Arch string
 	// Classes are the names of classes 1..K (label j is Classes[j-1]); the
 	// network has K+1 outputs, class 0 the background.
@@ -319,9 +323,13 @@ type Config struct {
 	// ResNet holds the backbone's settings beyond its depth (zero:
 	// torchvision's ResNet).
 	ResNet ResNetConfig `json:",omitempty"`
-	// FCDim is the width of the DC5 box head's fc1 and fc2 (1024; unused
-	// by C4 detectors).
+	// FCDim is the width of the FCHead box head's fc1 and fc2 of DC5 and
+	// Detectron2's FPN detectors (1024; unused by C4 detectors and
+	// torchvision's FPN detectors, whose heads are fixed at 1024).
 	FCDim int `json:",omitempty"`
+	// FPNChannels is the width of every FPN output P2..P6 (0: 256, the
+	// model zoos' value; unused without an FPN).
+	FPNChannels int `json:",omitempty"`
 }
 
 // ResNetConfig is the part of backbone.Config that a detector's weights
@@ -347,8 +355,13 @@ func (c ResNetConfig) apply(b *backbone.Config) {
 // DefaultTransformConfig, RoIAlign 14x14) with 300 proposals after NMS.
 // For the FPN archs it returns torchvision's fasterrcnn_resnet50_fpn
 // settings (FPNConfig).
+//
+// For Detectron2's FPN archs it returns Detectron2FPNConfig.
 func DefaultConfig(arch string, classes []string) Config {
 	if a, ok := archs[arch]; ok && a.fpn {
+		if a.d2 {
+			return Detectron2FPNConfig(arch, classes)
+		}
 		return FPNConfig(arch, classes)
 	}
 	rpn := DefaultRPNConfig()
@@ -367,6 +380,10 @@ func DefaultConfig(arch string, classes []string) Config {
 const (
 	ArchTVR50FPN   = "tv-r50-fpn"    // torchvision's fasterrcnn_resnet50_fpn
 	ArchTVR50FPNV2 = "tv-r50-fpn-v2" // torchvision's fasterrcnn_resnet50_fpn_v2
+	// Detectron2's faster_rcnn_{R_50,R_101,X_101_32x8d}_FPN (Detectron2FPNConfig).
+	ArchD2R50FPN  = "r50-fpn"
+	ArchD2R101FPN = "r101-fpn"
+	ArchD2X101FPN = "x101-fpn"
 )
 
 // FPNConfig returns torchvision's fasterrcnn_resnet50_fpn (or _v2) test-time
@@ -393,8 +410,9 @@ func FPNConfig(arch string, classes []string) Config {
 // archSpec is what an architecture name fixes.
 type archSpec struct {
 	depth int
-	fpn   bool // torchvision FPN detector
-	v2    bool // its _v2
+	fpn   bool // FPN detector
+	v2    bool // torchvision's _v2
+	d2    bool // Detectron2's FPN (with fpn)
 }
 
 // archs maps the values of Config.Arch to their specs.
@@ -402,6 +420,8 @@ var archs = map[string]archSpec{
 	"r18-c4": {depth: 18}, "r34-c4": {depth: 34}, "r50-c4": {depth: 50}, "r101-c4": {depth: 101}, "r152-c4": {depth: 152},
 	ArchTVR50FPN: {depth: 50, fpn: true}, ArchTVR50FPNV2: {depth: 50, fpn: true, v2: true},
 	"x101-c4": {depth: 101}, "r50-dc5": {depth: 50}, "r101-dc5": {depth: 101},
+	ArchD2R50FPN: {depth: 50, fpn: true, d2: true}, ArchD2R101FPN: {depth: 101, fpn: true, d2: true},
+	ArchD2X101FPN: {depth: 101, fpn: true, d2: true},
 }
 
 // ArchDC5 reports whether arch is a DC5 detector ("r50-dc5", "r101-dc5"):
@@ -415,12 +435,17 @@ func ArchDepth(arch string) (int, error) {
 	if a, ok := archs[arch]; ok {
 		return a.depth, nil
 	}
-	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4, r152-c4, x101-c4, r50-dc5, r101-dc5, %s or %s)",
-		arch, ArchTVR50FPN, ArchTVR50FPNV2)
+	return 0, fmt.Errorf("detection: unknown architecture %q (want r18-c4, r34-c4, r50-c4, r101-c4, r152-c4, x101-c4, r50-dc5, r101-dc5, %s, %s, %s, %s or %s)",
+		arch, ArchD2R50FPN, ArchD2R101FPN, ArchD2X101FPN, ArchTVR50FPN, ArchTVR50FPNV2)
 }
 
-// IsFPN reports whether arch is one of torchvision's FPN detectors.
+// IsFPN reports whether arch is an FPN detector: torchvision's
+// (ArchTVR50FPN, ArchTVR50FPNV2) or Detectron2's (IsDetectron2FPN).
 func IsFPN(arch string) bool { return archs[arch].fpn }
+
+// IsDetectron2FPN reports whether arch is one of Detectron2's FPN detectors
+// (ArchD2R50FPN, ArchD2R101FPN, ArchD2X101FPN).
+func IsDetectron2FPN(arch string) bool { return archs[arch].d2 }
 
 // DefaultClassNames returns "class1".."classK".
 func DefaultClassNames(k int) []string {
@@ -446,6 +471,12 @@ func (c Config) Validate() error {
 	}
 	if ArchDC5(c.Arch) && (c.FCDim < 1 || c.ResNet.Res5Dilation < 2) {
 		return fmt.Errorf("detection: Config: %s needs FCDim >= 1 (have %d) and ResNet.Res5Dilation >= 2 (have %d)", c.Arch, c.FCDim, c.ResNet.Res5Dilation)
+	}
+	if IsDetectron2FPN(c.Arch) && c.FCDim < 1 {
+		return fmt.Errorf("detection: Config: %s needs FCDim >= 1 (have %d)", c.Arch, c.FCDim)
+	}
+	if c.FPNChannels < 0 {
+		return fmt.Errorf("detection: Config.FPNChannels = %d, want >= 0 (0: 256)", c.FPNChannels)
 	}
 	for _, v := range []interface{ Validate() error }{c.Transform, c.RPN, c.RoIHeads, c.RoIOp} {
 		if err := v.Validate(); err != nil {

@@ -117,3 +117,68 @@ func TestBackgroundLastPostprocess(t *testing.T) {
 		})
 	}
 }
+
+// TestDetectron2FPNConfig checks Detectron2FPNConfig against the values of
+// Detectron2's Base-RCNN-FPN.yaml, defaults.py and the X101-32x8d config
+// (PIXEL_STD), the fixed level strides of its anchors (P6 at 64 where
+// torchvision's rule gives 800/13 = 61), and that DefaultConfig and
+// Validate know the archs.
+func TestDetectron2FPNConfig(t *testing.T) {
+	for _, arch := range []string{ArchD2R50FPN, ArchD2R101FPN, ArchD2X101FPN} {
+		t.Run(arch, func(t *testing.T) {
+			c := DefaultConfig(arch, []string{"a", "b"})
+			if err := c.Validate(); err != nil {
+				t.Fatal(err)
+			}
+			if !IsFPN(arch) || !IsDetectron2FPN(arch) || IsDetectron2FPN(ArchTVR50FPN) {
+				t.Errorf("IsFPN %v, IsDetectron2FPN %v", IsFPN(arch), IsDetectron2FPN(arch))
+			}
+			std := [3]float32{1, 1, 1}
+			if arch == ArchD2X101FPN {
+				std = [3]float32{57.375, 57.120, 58.395}
+			}
+			checks := []struct {
+				name      string
+				got, want any
+			}{
+				{"input", [3]any{c.Transform.MinSize, c.Transform.MaxSize, c.Transform.Preprocess}, [3]any{800, 1333, "detectron2"}},
+				{"padding", c.Transform.SizeDivisible, 32},
+				{"mean", c.Transform.Norm.Mean, [3]float32{103.530, 116.280, 123.675}},
+				{"std", c.Transform.Norm.Std, std},
+				{"BGR 0..255", [2]any{c.Transform.Norm.BGR, c.Transform.Norm.Range}, [2]any{true, float32(1)}},
+				{"anchor levels", [3]any{c.RPN.Anchors.NumLevels(), c.RPN.Anchors.NumAnchors(), c.RPN.Anchors.Detectron2}, [3]any{5, 3, true}},
+				{"anchor sizes", [5]float32(c.RPN.Anchors.Sizes), [5]float32{32, 64, 128, 256, 512}},
+				{"anchor ratios", [3]float32(c.RPN.Anchors.AspectRatios), [3]float32{0.5, 1, 2}},
+				{"rpn pre/post test", [2]int{c.RPN.PreNMSTopNTest, c.RPN.PostNMSTopNTest}, [2]int{1000, 1000}},
+				{"rpn pre/post train", [2]int{c.RPN.PreNMSTopNTrain, c.RPN.PostNMSTopNTrain}, [2]int{2000, 1000}},
+				{"rpn NMS, logits, min size", [3]any{c.RPN.NMSThresh, c.RPN.LogitScores, c.RPN.MinSize}, [3]any{float32(0.7), true, float32(0)}},
+				{"pooler", c.RoIOp, RoIOpConfig{Op: RoIOpAlign, Size: 7, SamplingRatio: 0, Aligned: true, LevelEps: 1e-8, LevelEpsInLog: true}},
+				{"fc dim, fpn width", [2]int{c.FCDim, c.FPNChannels}, [2]int{1024, 256}},
+				{"roi score/nms/dets", [3]float32{c.RoIHeads.ScoreThresh, c.RoIHeads.NMSThresh, float32(c.RoIHeads.DetectionsPerImage)}, [3]float32{0.05, 0.5, 100}},
+				{"roi layout", [3]any{c.RoIHeads.BackgroundLast, c.RoIHeads.ClipToOriginal, c.RoIHeads.MinSize}, [3]any{true, true, float32(0)}},
+			}
+			for _, ch := range checks {
+				if ch.got != ch.want {
+					t.Errorf("%s = %v, want %v", ch.name, ch.got, ch.want)
+				}
+			}
+			// P6 of an 800x1216 padded input: 13x19 cells at stride 64.
+			if sh, sw := c.RPN.Anchors.Strides(800, 1216, 13, 19, 64); sh != 64 || sw != 64 {
+				t.Errorf("P6 strides %d, %d, want 64 (torchvision's rule: %d, %d)", sh, sw, Stride(800, 13), Stride(1216, 19))
+			}
+			if a := c.RPN.Anchors.Level(4).CellAnchors(); len(a) != 3 || a[1] != (box.Box{X1: -256, Y1: -256, X2: 256, Y2: 256}) {
+				t.Errorf("P6 cell anchors %v, want ratio 1 as (-256, -256, 256, 256) in the middle", a)
+			}
+			bad := c
+			bad.FCDim = 0
+			if err := bad.Validate(); err == nil {
+				t.Errorf("FCDim 0 validates")
+			}
+			bad = c
+			bad.FPNChannels = -1
+			if err := bad.Validate(); err == nil {
+				t.Errorf("FPNChannels -1 validates")
+			}
+		})
+	}
+}

@@ -9,7 +9,7 @@
 //   - the backbone (package backbone) hands the parts named feature maps
 //     ([]Feature, each with its stride and channels, backbone.ShapeSpec);
 //     an optional Neck (nil for C4; FPNNeck over package fpn for the
-//     torchvision FPN detectors, P2..P6 named "0" .. "3", "pool")
+//     FPN detectors, P2..P6 named "0" .. "3", "pool")
 //     transforms them;
 //   - RegionProposalNetwork: RPNHead (graph; one or, for v2, two 3x3
 //     convolutions), anchors (AnchorGenerator; PerLevel for FPN, one size
@@ -19,7 +19,8 @@
 //     concatenated anchors);
 //   - RoIHeads: a RoIPooler (SingleLevelPooler: RoIAlign or RoIPool on one
 //     map; MultiScaleRoIAlign with a LevelMapper on P2..P5), a BoxHead
-//     (Res5Head for C4, TwoMLPHead for FPN v1, ConvFCHead for v2),
+//     (Res5Head for C4, TwoMLPHead for FPN v1, ConvFCHead for v2, FCHead
+//     for Detectron2's DC5 and FPN),
 //     FastRCNNPredictor, proposal sampling
 //     (RoIHeadsConfig.SelectTrainingSamples) and post-processing
 //     (RoIHeadsConfig.PostprocessDetections) in plain Go, and FastRCNNLoss.
@@ -46,13 +47,16 @@
 // anchor_utils.py, rpn.py, roi_heads.py) to the last float32 rounding where
 // that is practical; each function says where it may differ.
 //
-// Detectron2's C4 and DC5 detectors are the same parts with other settings
-// (Detectron2Config, Detectron2DC5Config; detectron2.go lists them):
-// AnchorGenerator.Detectron2 (unrounded, size-major, fixed strides),
-// RPNConfig.LogitScores, RoIHeadsConfig.BackgroundLast and ClipToOriginal,
-// RoIOpConfig.Aligned, Config.ResNet (stride in the 1x1, widths, groups,
-// res5 dilation), TransformConfig.Preprocess and SizeDivisible 1 (no
-// padding); DC5 adds the FCHead box head on the dilated res5 (ArchDC5).
+// Detectron2's C4, DC5 and FPN detectors are the same parts with other
+// settings (Detectron2Config, Detectron2DC5Config, Detectron2FPNConfig;
+// detectron2.go lists them): AnchorGenerator.Detectron2 (unrounded,
+// size-major, fixed strides), RPNConfig.LogitScores, RoIHeadsConfig.
+// BackgroundLast and ClipToOriginal, RoIOpConfig.Aligned (and the level
+// rule LevelEpsInLog), Config.ResNet (stride in the 1x1, widths, groups,
+// res5 dilation), TransformConfig.Preprocess and SizeDivisible (1: no
+// padding for C4 and DC5; 32 for FPN); DC5 adds the FCHead box head on the
+// dilated res5 (ArchDC5), FPN the FPN neck of Config.FPNChannels and FCHead
+// on MultiScaleRoIAlign (IsDetectron2FPN).
 //
 // Boxes follow the convention of package box: absolute pixel XYXY of the
 // (resized) input image, continuous, width = X2-X1 with no +1.

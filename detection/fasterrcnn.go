@@ -108,11 +108,11 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 // bcfg describes, the RPN and the RoI heads sized from the backbone's
 // feature map, initialised from rng (nil: zero weights).
 func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
+	cfg.ResNet.apply(&bcfg)
 	if IsFPN(cfg.Arch) {
 		return buildFPN(cfg, bcfg, rng)
 	}
 	g := G.NewGraph()
-	cfg.ResNet.apply(&bcfg)
 	bb, err := backbone.New(g, bcfg, rng)
 	if err != nil {
 		return nil, fmt.Errorf("detection: %s backbone: %w", cfg.Arch, err)

@@ -20,7 +20,8 @@ import (
 
 // This file holds the parts of torchvision's FPN Faster R-CNNs
 // (fasterrcnn_resnet50_fpn and _v2) besides the RPN: the FPN neck adapter,
-// the multi-level RoI pooler and the two box heads.
+// the multi-level RoI pooler and the two box heads; and the assembly of
+// those and of Detectron2's FPN detectors (whose box head is FCHead).
 
 // FPNNeck is the Neck over package fpn: it hands the backbone maps named In
 // (finest first, "res2" .. "res5") to the pyramid and names its outputs as
@@ -344,13 +345,15 @@ func backboneFeatures(fs []backbone.Feature) []Feature {
 	return out
 }
 
-// buildFPN assembles torchvision's FPN detector cfg.Arch names (v1 or v2)
-// on a new graph: ResNet-50 (v1: BN eps 0) handing res2..res5 to the FPN,
-// the shared RPN head on P2..P6, MultiScaleRoIAlign on P2..P5, the box head
-// and the predictor, initialised from rng (nil: zero weights).
+// buildFPN assembles the FPN detector cfg.Arch names on a new graph: the
+// ResNet bcfg describes (torchvision v1: BN eps 0) handing res2..res5 to
+// the FPN (cfg.FPNChannels wide), the shared RPN head on P2..P6,
+// MultiScaleRoIAlign on P2..P5, the box head (torchvision v1: TwoMLPHead;
+// v2: ConvFCHead; Detectron2: FCHead of cfg.FCDim) and the predictor,
+// initialised from rng (nil: zero weights).
 func buildFPN(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
 	spec := archs[cfg.Arch]
-	if !spec.v2 {
+	if !spec.v2 && !spec.d2 {
 		bcfg.BNEpsZero, bcfg.BNEps = true, 0
 	}
 	g := G.NewGraph()
@@ -360,7 +363,7 @@ func buildFPN(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, er
 	}
 	in := []string{"res2", "res3", "res4", "res5"}
 	shapes := bb.OutputShapes()
-	fcfg := fpn.Config{ConstWeights: bcfg.Inference}
+	fcfg := fpn.Config{ConstWeights: bcfg.Inference, OutChannels: cfg.FPNChannels}
 	for _, n := range in {
 		fcfg.In = append(fcfg.In, shapes[n])
 	}
@@ -382,9 +385,12 @@ func buildFPN(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, er
 		Head: NewRPNHeadDepth(g, outC, cfg.RPN.Anchors.NumAnchors(), depth, rng)}
 	op := cfg.RoIOp
 	var box BoxHead
-	if spec.v2 {
+	switch {
+	case spec.d2:
+		box = NewFCHead(g, outC, op.Size, cfg.FCDim, rng)
+	case spec.v2:
 		box = NewConvFCHead(g, outC, op.Size, op.Size, 4, 1024, rng)
-	} else {
+	default:
 		box = NewTwoMLPHead(g, outC*op.Size*op.Size, 1024, rng)
 	}
 	mapper := TorchvisionLevelMapper()
@@ -393,7 +399,7 @@ func buildFPN(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, er
 		Config:    cfg.RoIHeads,
 		Pooler:    &MultiScaleRoIAlign{Levels: names[:len(in)], Mapper: mapper, Op: op},
 		BoxHead:   box,
-		Predictor: NewFastRCNNPredictor(g, box.OutChannels(), len(cfg.Classes)+1, rng),
+		Predictor: NewFastRCNNPredictorBoxes(g, box.OutChannels(), len(cfg.Classes)+1, cfg.RoIHeads.boxClasses(len(cfg.Classes)+1), rng),
 	}
 	return m, nil
 }

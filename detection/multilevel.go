@@ -33,8 +33,11 @@ type LevelPredictions struct {
 // level (box.BatchedNMS with the level as the class), and the PostNMSTopN
 // best of all levels kept. It returns the proposals in img's pixels and
 // their objectness probabilities, by decreasing probability. With one level
-// it equals FilterProposals up to the order of exact ties. It panics if a
-// level's lengths differ.
+// it equals FilterProposals up to the order of exact ties. With LogitScores
+// the scores are the logits and the rules Detectron2's
+// find_top_rpn_proposals (see RPNConfig.LogitScores; NMS per level, then
+// the PostNMSTopN best logits of all levels). It panics if a level's
+// lengths differ.
 func (c RPNConfig) FilterProposalsLevels(levels []LevelPredictions, img Size, training bool) ([]box.Box, []float32) {
 	preN, postN := c.TopN(training)
 	coder := c.BoxCoder()
@@ -48,12 +51,8 @@ func (c RPNConfig) FilterProposalsLevels(levels []LevelPredictions, img Size, tr
 				l, len(lp.Anchors), len(lp.Logits), len(lp.Deltas)))
 		}
 		for _, i := range topN(lp.Logits, preN) {
-			b := coder.DecodeOne(lp.Deltas[i], lp.Anchors[i]).Clip(w, h)
-			if b.X2-b.X1 < c.MinSize || b.Y2-b.Y1 < c.MinSize {
-				continue
-			}
-			s := sigmoid(lp.Logits[i])
-			if !(s >= c.ScoreThresh) {
+			b, s, ok := c.candidate(coder, lp.Deltas[i], lp.Anchors[i], lp.Logits[i], w, h)
+			if !ok {
 				continue
 			}
 			boxes = append(boxes, b)
@@ -127,7 +126,9 @@ func (op *multiProposalOp) Do(in ...G.Value) (G.Value, error) {
 }
 
 // forwardLevels is RegionProposalNetwork.forward on the maps named Levels:
-// the shared head on each, anchors of every level (AnchorGenerator.Level),
+// the shared head on each, anchors of every level (AnchorGenerator.Level,
+// at AnchorGenerator.Strides: torchvision's from the padded size,
+// Detectron2's the level's own stride),
 // the multi-level proposal op and, for a training batch, the loss over the
 // levels' concatenated anchors.
 func (r *RegionProposalNetwork) forwardLevels(feats []Feature, b *batch) (*rpnOutputs, error) {
@@ -147,7 +148,8 @@ func (r *RegionProposalNetwork) forwardLevels(feats []Feature, b *batch) (*rpnOu
 			return nil, fmt.Errorf("detection: RPN level %q: %w", name, err)
 		}
 		fh, fw := obj.Shape()[2], obj.Shape()[3]
-		anchors := r.Config.Anchors.Level(l).Anchors(fh, fw, Stride(b.padded.H, fh), Stride(b.padded.W, fw))
+		sh, sw := r.Config.Anchors.Strides(b.padded.H, b.padded.W, fh, fw, f.Spec.Stride)
+		anchors := r.Config.Anchors.Level(l).Anchors(fh, fw, sh, sw)
 		o.anchors = append(o.anchors, anchors...)
 		op.levels = append(op.levels, levelShape{anchors: anchors, fh: fh, fw: fw})
 		objs, dlts, ins = append(objs, obj), append(dlts, dlt), append(ins, obj, dlt)

@@ -110,11 +110,43 @@ func TestFilterProposalsLevels(t *testing.T) {
 	a := box.Box{X1: 10, Y1: 10, X2: 50, Y2: 50}
 	b := box.Box{X1: 60, Y1: 60, X2: 90, Y2: 90}
 	z := box.Delta{}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
 	tests := []struct {
 		name       string
+		d2         bool // Detectron2's find_top_rpn_proposals (LogitScores)
+		post       int  // PostNMSTopNTest if not 0
 		levels     []LevelPredictions
 		wantScores []float32
 	}{
+		{
+			// Top 2 per level, scores are logits: the NaN and +Inf logits
+			// are among the top and then dropped, not replaced.
+			name: "Detectron2: non-finite logits dropped after the top-n", d2: true,
+			levels: []LevelPredictions{
+				{Anchors: []box.Box{a, b, a}, Logits: []float32{nan, 3, 2}, Deltas: []box.Delta{z, z, z}},
+				{Anchors: []box.Box{a, b}, Logits: []float32{-1, inf}, Deltas: []box.Delta{z, z}},
+			},
+			wantScores: []float32{3, -1},
+		},
+		{
+			// NMS within each level only, then the best 2 logits of all
+			// levels together.
+			name: "Detectron2: post-NMS top-n over the levels", d2: true, post: 2,
+			levels: []LevelPredictions{
+				{Anchors: []box.Box{a}, Logits: []float32{1}, Deltas: []box.Delta{z}},
+				{Anchors: []box.Box{b, b}, Logits: []float32{4, 3.5}, Deltas: []box.Delta{z, z}},
+				{Anchors: []box.Box{a}, Logits: []float32{2}, Deltas: []box.Delta{z}},
+			},
+			wantScores: []float32{4, 2},
+		},
+		{
+			// Clipped to a zero width: dropped (sides must be > 0).
+			name: "Detectron2: empty after clipping", d2: true,
+			levels: []LevelPredictions{
+				{Anchors: []box.Box{{X1: 100, Y1: 10, X2: 150, Y2: 20}, b}, Logits: []float32{5, 0}, Deltas: []box.Delta{z, z}},
+			},
+			wantScores: []float32{0},
+		},
 		{
 			// Top 2 per level: level 0 keeps logits 3 and 2 (not 1); the
 			// same box on two levels survives NMS on both.
@@ -144,6 +176,11 @@ func TestFilterProposalsLevels(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			c := c
+			c.LogitScores = tt.d2
+			if tt.post > 0 {
+				c.PostNMSTopNTest = tt.post
+			}
 			_, scores := c.FilterProposalsLevels(tt.levels, img, false)
 			if len(scores) != len(tt.wantScores) {
 				t.Fatalf("scores %v, want %v", scores, tt.wantScores)
@@ -229,9 +266,10 @@ func TestRPNLossLevels(t *testing.T) {
 	t.Logf("objectness loss %v (reference %v, %d anchors)", got, want, count)
 }
 
-// fpnSmokeConfig is a small tv-r50-fpn configuration for fast tests.
+// fpnSmokeConfig is a small configuration of the FPN arch (DefaultConfig:
+// torchvision's or Detectron2's settings) for fast tests.
 func fpnSmokeConfig(arch string) Config {
-	cfg := FPNConfig(arch, DefaultClassNames(4))
+	cfg := DefaultConfig(arch, DefaultClassNames(4))
 	cfg.Transform.MinSize, cfg.Transform.MaxSize = 128, 160
 	cfg.RPN.PostNMSTopNTrain, cfg.RPN.PreNMSTopNTrain = 50, 100
 	cfg.RPN.PostNMSTopNTest, cfg.RPN.PreNMSTopNTest = 30, 60
@@ -239,11 +277,14 @@ func fpnSmokeConfig(arch string) Config {
 	return cfg
 }
 
+// TestFPNDetectorBuildsPredictsAndTrains builds each FPN arch with random
+// weights, predicts, round-trips State/Load, and (torchvision's) runs a
+// training step with finite losses and gradients on every parameter.
 func TestFPNDetectorBuildsPredictsAndTrains(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds ResNet-50 FPN detectors")
 	}
-	for _, arch := range []string{ArchTVR50FPN, ArchTVR50FPNV2} {
+	for _, arch := range []string{ArchTVR50FPN, ArchTVR50FPNV2, ArchD2R50FPN} {
 		t.Run(arch, func(t *testing.T) {
 			cfg := fpnSmokeConfig(arch)
 			r := rand.New(rand.NewSource(5))
@@ -284,6 +325,11 @@ func TestFPNDetectorBuildsPredictsAndTrains(t *testing.T) {
 			}
 			m.Close()
 			m2.Close()
+			if cfg.RoIHeads.BackgroundLast {
+				// Detectron2's predictor layout (4*K deltas, background
+				// last) has no training loss yet: FastRCNNLoss wants 4*NC.
+				return
+			}
 
 			tm, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), Norm: backbone.FrozenBN, FreezeAt: 2})
 			if err != nil {

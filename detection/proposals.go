@@ -36,29 +36,10 @@ func (c RPNConfig) FilterProposals(anchors []box.Box, logits []float32, deltas [
 	boxes := make([]box.Box, 0, len(order))
 	scores := make([]float32, 0, len(order))
 	for _, i := range order {
-		b := coder.DecodeOne(deltas[i], anchors[i])
-		if c.LogitScores {
-			l := logits[i]
-			if !finite(l) || !finite(b.X1) || !finite(b.Y1) || !finite(b.X2) || !finite(b.Y2) {
-				continue
-			}
-			if b = b.Clip(w, h); !(b.X2-b.X1 > 0 && b.Y2-b.Y1 > 0) {
-				continue
-			}
+		if b, s, ok := c.candidate(coder, deltas[i], anchors[i], logits[i], w, h); ok {
 			boxes = append(boxes, b)
-			scores = append(scores, l)
-			continue
+			scores = append(scores, s)
 		}
-		b = b.Clip(w, h)
-		if b.X2-b.X1 < c.MinSize || b.Y2-b.Y1 < c.MinSize {
-			continue
-		}
-		s := sigmoid(logits[i])
-		if !(s >= c.ScoreThresh) {
-			continue
-		}
-		boxes = append(boxes, b)
-		scores = append(scores, s)
 	}
 	keep := box.NMS(boxes, scores, c.NMSThresh)
 	if len(keep) > postN {
@@ -70,6 +51,28 @@ func (c RPNConfig) FilterProposals(anchors []box.Box, logits []float32, deltas [
 		outB[k], outS[k] = boxes[i], scores[i]
 	}
 	return outB, outS
+}
+
+// candidate decodes one of the top anchors into a proposal, clipped to the
+// image of w x h pixels, and returns it with its score, or ok false when
+// the rules drop it: torchvision's (side below MinSize, probability
+// sigmoid(logit) below ScoreThresh) or, with LogitScores, Detectron2's
+// (non-finite box or logit, a side not > 0; the score is the logit).
+func (c RPNConfig) candidate(coder box.BoxCoder, d box.Delta, a box.Box, logit, w, h float32) (box.Box, float32, bool) {
+	b := coder.DecodeOne(d, a)
+	if c.LogitScores {
+		if !finite(logit) || !finite(b.X1) || !finite(b.Y1) || !finite(b.X2) || !finite(b.Y2) {
+			return b, 0, false
+		}
+		b = b.Clip(w, h)
+		return b, logit, b.X2-b.X1 > 0 && b.Y2-b.Y1 > 0
+	}
+	b = b.Clip(w, h)
+	if b.X2-b.X1 < c.MinSize || b.Y2-b.Y1 < c.MinSize {
+		return b, 0, false
+	}
+	s := sigmoid(logit)
+	return b, s, s >= c.ScoreThresh
 }
 
 // topN returns the indices of the n largest values (all if n >= len),

@@ -51,9 +51,12 @@ type Model struct {
 	Title string // the publisher's name, e.g. "COCO-Detection/faster_rcnn_R_101_C4_3x"
 	// Base is the publisher's URL prefix and Path the rest of the URL:
 	// URL() = Base + Path. A mirror (Cache.BaseURL) serves Path.
-	Base, Path   string
-	Format       Format
-	Arch         string // r50-c4, r50-dc5, r50-fpn, r101-c4, x101-32x8d-fpn, tv-r50-fpn, r50 (backbone only), ...
+	Base, Path string
+	Format     Format
+	// Arch is the detection.Config.Arch of a detector (r50-c4, r50-dc5,
+	// r50-fpn, r101-c4, x101-fpn for ResNeXt-101 32x8d, tv-r50-fpn, ...) or
+	// the ResNet of a backbone (r50, r101).
+	Arch         string
 	Construction Construction
 	Dataset      Dataset
 	// Metric names AP: "box AP" (COCO AP@[.5:.95], percent) or "AP50" (VOC
@@ -124,7 +127,7 @@ func Models() []Model {
 		d2("d2-r101-c4-3x", "COCO-Detection/faster_rcnn_R_101_C4_3x", "138204752", "298dad", "r101-c4", COCO, "box AP", 41.1, mz+"28, MODEL_ZOO.md:167"),
 		d2("d2-r101-dc5-3x", "COCO-Detection/faster_rcnn_R_101_DC5_3x", "138204841", "3e0943", "r101-dc5", COCO, "box AP", 40.6, mz+"29, MODEL_ZOO.md:177"),
 		d2("d2-r101-fpn-3x", "COCO-Detection/faster_rcnn_R_101_FPN_3x", "137851257", "f6e8b1", "r101-fpn", COCO, "box AP", 42.0, mz+"30, MODEL_ZOO.md:187"),
-		d2("d2-x101-32x8d-fpn-3x", "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x", "139173657", "68b088", "x101-32x8d-fpn", COCO, "box AP", 43.0, mz+"31, MODEL_ZOO.md:197"),
+		d2("d2-x101-32x8d-fpn-3x", "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x", "139173657", "68b088", "x101-fpn", COCO, "box AP", 43.0, mz+"31, MODEL_ZOO.md:197"),
 		// VOC 2007+2012 trainval, VOC 2007 test, 11-point AP50 (MODEL_ZOO.md:776;
 		// box AP 51.9 at :812, AP50 80.3 at :813).
 		d2("d2-r50-c4-voc", "PascalVOC-Detection/faster_rcnn_R_50_C4", "142202221", "b1acc2", "r50-c4", VOC, "AP50", 80.3, mz+"79, MODEL_ZOO.md:813"),

@@ -23,17 +23,19 @@ type cocoOut struct {
 // newCOCOOut prepares the results: with gtPath, image ids come from its
 // images by file name and categories from its categories by name (every
 // class must be one of them); without, the ids are the numbers in the file
-// names (000000397133.jpg -> 397133) and the category ids COCO's (--classes
-// coco) or the class numbers 1..K.
-func newCOCOOut(gtPath string, classes []string, cocoNames bool) (*cocoOut, error) {
+// names (000000397133.jpg -> 397133) and the category ids COCO's (COCO's
+// classes: cocoCategoryIDs) or the class numbers 1..K. Detections of a
+// datasets.COCONoCategory class (torchvision's gaps) are not written.
+func newCOCOOut(gtPath string, classes []string) (*cocoOut, error) {
 	c := &cocoOut{labels: make([]int, len(classes))}
 	if gtPath == "" {
 		c.set = &datasets.Set{Classes: classes}
-		if cocoNames {
-			c.set.CategoryIDs = datasets.COCOCategoryIDs()
-		}
+		c.set.CategoryIDs = cocoCategoryIDs(classes)
 		for i := range classes {
 			c.labels[i] = i
+			if c.set.CategoryIDs != nil && c.set.CategoryIDs[i] == 0 {
+				c.labels[i] = -1 // an id without a category: not written
+			}
 		}
 		return c, nil
 	}
@@ -52,6 +54,10 @@ func newCOCOOut(gtPath string, classes []string, cocoNames bool) (*cocoOut, erro
 	}
 	for i, n := range classes {
 		l, ok := byName[n]
+		if !ok && n == datasets.COCONoCategory && cocoCategoryIDs(classes) != nil {
+			c.labels[i] = -1
+			continue
+		}
 		if !ok {
 			return nil, fmt.Errorf("--coco-gt %s: class %q (class_id %d) is not one of its categories", gtPath, n, i+1)
 		}
@@ -77,6 +83,9 @@ func (c *cocoOut) add(j job, r imageResult) error {
 		id = n
 	}
 	for _, d := range r.Detections {
+		if c.labels[d.ClassID-1] < 0 {
+			continue // a COCO id without a category
+		}
 		c.dets = append(c.dets, datasets.Detection{ImageID: id, Name: name, Label: c.labels[d.ClassID-1], Box: boxOf(d.Box), Score: d.Score})
 	}
 	return nil

@@ -52,7 +52,11 @@ each image with its boxes, labels and scores drawn, in the input's format.
 class_id counting from 1 (0 is the background). --coco-results takes the
 image ids from --coco-gt (by file name) and its category ids (by class name);
 without --coco-gt, ids are the numbers in the file names (000000397133.jpg ->
-397133) and categories COCO's for --classes coco, else 1..K.
+397133) and categories COCO's for --classes coco, else 1..K. torchvision's
+COCO models have 91 outputs, one per COCO id 1..90 after the background:
+--classes coco (implied by --model tv-r50-fpn) names class j after COCO id
+j, "N/A" for the ten ids without a category (printed without a category_id,
+left out of --coco-results).
 
 Images are resized so that the shorter side is --min-size pixels and the
 longer at most --max-size, as the network was trained.
@@ -64,15 +68,15 @@ downloading it first if needed. For COCO models the JSON objects also have
 "category_id", the COCO category id.
 
 --weights takes a Detectron2 model-zoo .pkl (its architecture is read from
-its tensors: R50/R101/X101 C4), a native checkpoint (written by train-det; it carries the
+its tensors: R50/R101/X101 C4, DC5, R50/R101/X101-32x8d FPN), a native checkpoint (written by train-det; it carries the
 architecture, class names and preprocessing), a train-det checkpoint folder
 or run folder (its final model, else its latest checkpoint's), or the
 state_dict .pth of a torchvision FasterRCNN built as the C4 construction
 --arch names (r101-c4: ResNet-101 trunk up to layer3, RoIAlign 14x14,
 layer4 + mean as the box head) or of torchvision's fasterrcnn_resnet50_fpn
 (--arch tv-r50-fpn) or fasterrcnn_resnet50_fpn_v2 (--arch tv-r50-fpn-v2;
-800/1333 resizing unless --min-size/--max-size say otherwise). The class
-count comes from the weights.
+800/1333 resizing unless --min-size/--max-size say otherwise; also by name:
+--model tv-r50-fpn, tv-r50-fpn-v2). The class count comes from the weights.
 
 If some images fail (unreadable, empty, not an image, too large), the others
 are still processed; the failures are listed at the end and the exit code is
@@ -124,7 +128,7 @@ timing summary ends the run (on stderr).`,
 	f.StringVarP(&opts.Weights, "weights", "w", "", "trained detector: Detectron2 .pkl, native checkpoint, train-det run or checkpoint folder, or torchvision .pth (default: --model)")
 	f.StringVarP(&opts.Model, "model", "m", zoo.DefaultName, "pretrained model to run when --weights is not given (see 'detect models')")
 	f.StringVar(&opts.Cache, "cache", "", "model cache folder (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
-	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ..., tv-r50-fpn, tv-r50-fpn-v2; checked against a native checkpoint")
+	f.StringVar(&opts.Arch, "arch", "", "construction of a torchvision .pth: r101-c4 (default), r50-c4, ..., tv-r50-fpn, tv-r50-fpn-v2; checked against a native checkpoint or a Detectron2 .pkl (r50-c4, r50-dc5, r50-fpn, x101-fpn, ...)")
 	f.StringVar(&opts.RoIOp, "roi-op", "", "RoI feature op: align or pool (default: the checkpoint's; align for a .pth)")
 	f.StringVar(&opts.Classes, "classes", "", "class names: voc, coco or a file with one name a line (default: the checkpoint's, else class1..classK)")
 	f.Float64Var(&opts.ScoreThresh, "score-thresh", 0.5, "keep detections scoring above this (torchvision box_score_thresh)")
@@ -142,7 +146,8 @@ timing summary ends the run (on stderr).`,
 	_ = cmd.MarkFlagFilename("coco-results", "json")
 	_ = cmd.MarkFlagDirname("out")
 	_ = cmd.RegisterFlagCompletionFunc("roi-op", cobra.FixedCompletions([]string{"align", "pool"}, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "x101-c4",
+		"r50-dc5", "r101-dc5", "r50-fpn", "r101-fpn", "x101-fpn", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"), newCmdClassify(nil))
 	cmd.AddCommand(newCmdModels(ios, nil))
 	return cmd

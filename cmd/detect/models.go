@@ -40,8 +40,9 @@ func newCmdModels(ios *cli.IOStreams, runF func(*ModelsOptions) error) *cobra.Co
 		Long: `models lists the pretrained Faster R-CNN weights resdet knows: short name,
 architecture, whose construction it is (detectron2 or torchvision), training
 dataset, published AP (COCO box AP on val2017; AP50 on VOC 2007 test for the
-VOC model), file size, and whether it is in the cache (with its path). The
-default model is marked with *. --json prints one JSON array instead.
+VOC model), whether 'detect --model NAME' runs it (RUNS), file size, and
+whether it is in the cache (with its path). The default model is marked
+with *. --json prints one JSON array instead.
 
 "models download NAME..." downloads into the cache, with a progress bar on a
 terminal. An interrupted download resumes where it stopped when run again;
@@ -130,6 +131,7 @@ type modelJSON struct {
 	Checksum     string  `json:"checksum,omitempty"` // "sha256:<hex prefix>"
 	Default      bool    `json:"default"`
 	Cached       bool    `json:"cached"`
+	Runs         bool    `json:"runs"` // detect --model NAME runs it
 	Path         string  `json:"path"` // where the file is or would be cached
 	CachedBytes  int64   `json:"cached_bytes,omitempty"`
 }
@@ -140,7 +142,7 @@ func listModelsJSON(ios *cli.IOStreams, cache *zoo.Cache) error {
 		path, size, ok := cache.Cached(m)
 		j := modelJSON{Name: m.Name, Title: m.Title, URL: cache.URL(m), File: m.FileName(), Format: string(m.Format),
 			Arch: m.Arch, Construction: string(m.Construction), Dataset: string(m.Dataset), Metric: m.Metric, AP: m.AP,
-			Size: m.Size, Default: m.Name == zoo.DefaultName, Cached: ok, Path: path, CachedBytes: size}
+			Size: m.Size, Default: m.Name == zoo.DefaultName, Cached: ok, Path: path, CachedBytes: size, Runs: runnable(m) == nil}
 		if !m.Checksum.IsZero() {
 			j.Checksum = string(m.Checksum.Algo) + ":" + m.Checksum.Prefix
 		}
@@ -153,7 +155,7 @@ func listModelsJSON(ios *cli.IOStreams, cache *zoo.Cache) error {
 
 func listModels(ios *cli.IOStreams, cache *zoo.Cache) error {
 	tw := tabwriter.NewWriter(ios.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tARCH\tBUILD\tDATASET\tAP\tSIZE\tCACHED")
+	fmt.Fprintln(tw, "NAME\tARCH\tBUILD\tDATASET\tAP\tRUNS\tSIZE\tCACHED")
 	for _, m := range zoo.Models() {
 		name := m.Name
 		if name == zoo.DefaultName {
@@ -174,12 +176,16 @@ func listModels(ios *cli.IOStreams, cache *zoo.Cache) error {
 		if ok {
 			sz, cached = cli.FormatBytes(size), path
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Arch, m.Construction, m.Dataset, ap, sz, cached)
+		runs := "yes"
+		if runnable(m) != nil {
+			runs = "-"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Arch, m.Construction, m.Dataset, ap, runs, sz, cached)
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(ios.Out, "\n* default model. AP: COCO box AP (val2017); AP50: VOC 2007 test. Cache: %s\n", cache.Dir)
+	fmt.Fprintf(ios.Out, "\n* default model. AP: COCO box AP (val2017); AP50: VOC 2007 test. RUNS: detect --model NAME runs it. Cache: %s\n", cache.Dir)
 	if cache.BaseURL != "" {
 		fmt.Fprintf(ios.Out, "Downloads from $%s=%s\n", zoo.EnvBaseURL, cache.BaseURL)
 	}

@@ -205,11 +205,15 @@ func TestModelsJSON(t *testing.T) {
 		{name: "d2-r101-c4-3x", want: modelJSON{Name: "d2-r101-c4-3x", Title: "COCO-Detection/faster_rcnn_R_101_C4_3x",
 			URL:  "https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/faster_rcnn_R_101_C4_3x/138204752/model_final_298dad.pkl",
 			File: "model_final_298dad.pkl", Format: "detectron2-pkl", Arch: "r101-c4", Construction: "detectron2", Dataset: "coco",
-			Metric: "box AP", AP: 41.1, Default: true, Path: filepath.Join(cache, "d2-r101-c4-3x", "model_final_298dad.pkl")}},
+			Metric: "box AP", AP: 41.1, Default: true, Runs: true, Path: filepath.Join(cache, "d2-r101-c4-3x", "model_final_298dad.pkl")}},
+		{name: "d2-x101-32x8d-fpn-3x", want: modelJSON{Name: "d2-x101-32x8d-fpn-3x", Title: "COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x",
+			URL:  "https://dl.fbaipublicfiles.com/detectron2/COCO-Detection/faster_rcnn_X_101_32x8d_FPN_3x/139173657/model_final_68b088.pkl",
+			File: "model_final_68b088.pkl", Format: "detectron2-pkl", Arch: "x101-fpn", Construction: "detectron2", Dataset: "coco",
+			Metric: "box AP", AP: 43.0, Runs: true, Path: filepath.Join(cache, "d2-x101-32x8d-fpn-3x", "model_final_68b088.pkl")}},
 		{name: "tv-r50-fpn-v2", want: modelJSON{Name: "tv-r50-fpn-v2", Title: "fasterrcnn_resnet50_fpn_v2 COCO_V1",
 			URL:  "https://download.pytorch.org/models/fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth",
 			File: "fasterrcnn_resnet50_fpn_v2_coco-dd69338a.pth", Format: "torchvision-pth", Arch: "tv-r50-fpn-v2", Construction: "torchvision",
-			Dataset: "coco", Metric: "box AP", AP: 46.7, Checksum: "sha256:dd69338a", Cached: true, Path: cached, CachedBytes: 1234}},
+			Dataset: "coco", Metric: "box AP", AP: 46.7, Checksum: "sha256:dd69338a", Cached: true, Runs: true, Path: cached, CachedBytes: 1234}},
 		{name: "d2-r50-imagenet", want: modelJSON{Name: "d2-r50-imagenet", Title: "ImageNetPretrained/MSRA/R-50",
 			URL: "https://dl.fbaipublicfiles.com/detectron2/ImageNetPretrained/MSRA/R-50.pkl", File: "R-50.pkl", Format: "caffe2-pkl",
 			Arch: "r50", Construction: "detectron2", Dataset: "imagenet", Path: filepath.Join(cache, "d2-r50-imagenet", "R-50.pkl")}},
@@ -226,6 +230,40 @@ func TestModelsJSON(t *testing.T) {
 			}
 			t.Errorf("no entry %s", tt.name)
 		})
+	}
+}
+
+// TestModelsRuns: the RUNS column of `detect models` says which models
+// `detect --model NAME` runs: every detector (Detectron2's C4, DC5 and FPN,
+// torchvision's FPN v1 and v2), not the ImageNet backbones.
+func TestModelsRuns(t *testing.T) {
+	t.Setenv(zoo.EnvBaseURL, "")
+	ios, _, out, _ := cli.Test()
+	clitest.Execute(t, newCmdModels(ios, nil), ios, []string{"--cache", t.TempDir()}, "")
+	lines := strings.Split(out.String(), "\n")
+	col := strings.Index(lines[0], " RUNS ") + 1 // tabwriter aligns the columns
+	if col < 1 {
+		t.Fatalf("no RUNS column: %q", lines[0])
+	}
+	runs := map[string]string{}
+	for _, l := range lines[1:] {
+		if f := strings.Fields(l); len(f) > 0 && len(l) > col {
+			runs[f[0]] = strings.Fields(l[col:])[0]
+		}
+	}
+	for _, m := range zoo.Models() {
+		want := "-"
+		if m.Dataset != zoo.ImageNet {
+			want = "yes"
+		}
+		if runs[m.Name] != want {
+			t.Errorf("%s (%s): RUNS %q, want %q", m.Name, m.Arch, runs[m.Name], want)
+		}
+	}
+	for _, name := range []string{"d2-r50-fpn-1x", "d2-r50-fpn-3x", "d2-r101-fpn-3x", "d2-x101-32x8d-fpn-3x", "tv-r50-fpn", "tv-r50-fpn-v2"} {
+		if runs[name] != "yes" {
+			t.Errorf("%s: RUNS %q, want yes", name, runs[name])
+		}
 	}
 }
 

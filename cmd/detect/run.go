@@ -96,7 +96,7 @@ func runDetect(opts *DetectOptions) error {
 	jobs, failures := expandInputs(opts.Inputs)
 	var coco *cocoOut
 	if opts.COCOResults != "" {
-		if coco, err = newCOCOOut(opts.COCOGT, cfg.Classes, opts.Classes == "coco" || isCOCO(cfg.Classes)); err != nil {
+		if coco, err = newCOCOOut(opts.COCOGT, cfg.Classes); err != nil {
 			return err
 		}
 	}
@@ -197,13 +197,11 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 	var m *detection.FasterRCNN
 	weightsFile, arch := opts.Weights, opts.Arch
 	var classes []string
+	classSpec := opts.Classes // --classes, else the zoo model's dataset
 	if weightsFile == "" {
 		zm, path, err := modelFile(opts)
 		if err != nil {
 			return nil, err
-		}
-		if zm.Format != zoo.FormatDetectron2 || strings.HasSuffix(zm.Arch, "-fpn") {
-			return nil, fmt.Errorf("--model %s: a %s %s model, which detect cannot run yet (Detectron2 C4 and DC5 models can)", zm.Name, zm.Construction, zm.Arch)
 		}
 		weightsFile = path
 		if arch == "" {
@@ -214,6 +212,9 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			classes = datasets.COCOClasses()
 		case zoo.VOC:
 			classes = datasets.VOCClasses()
+		}
+		if classSpec == "" && classes != nil {
+			classSpec = string(zm.Dataset)
 		}
 	}
 	ext := strings.ToLower(filepath.Ext(weightsFile))
@@ -236,7 +237,6 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			return nil, fmt.Errorf("%s: %w", weightsFile, err)
 		}
 	} else if ext == ".pth" || ext == ".pt" {
-		arch := opts.Arch
 		if arch == "" {
 			arch = "r101-c4"
 		}
@@ -246,7 +246,7 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		cfg := detection.DefaultConfig(arch, nil)
 		applyFlags(&cfg, opts)
 		var err error
-		if m, err = checkpoint.LoadTorchvision(opts.Weights, cfg, detection.Options{}); err != nil {
+		if m, err = checkpoint.LoadTorchvision(weightsFile, cfg, detection.Options{}); err != nil {
 			return nil, err
 		}
 	} else {
@@ -269,13 +269,17 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			return nil, fmt.Errorf("%s: %w", file, err)
 		}
 	}
-	if opts.Classes != "" {
-		names, err := classNames(opts.Classes)
+	if classSpec != "" {
+		k := len(m.Config.Classes)
+		names, err := classNames(classSpec)
 		if err != nil {
 			return nil, err
 		}
-		if k := len(m.Config.Classes); len(names) != k {
-			return nil, fmt.Errorf("--classes %s gives %d names, the weights have %d classes", opts.Classes, len(names), k)
+		if classSpec == "coco" && k == 90 {
+			names = datasets.COCOClassesByID() // torchvision's 91 outputs: class j is COCO id j
+		}
+		if len(names) != k {
+			return nil, fmt.Errorf("--classes %s gives %d names, the weights have %d classes", classSpec, len(names), k)
 		}
 		m.Config.Classes = names
 	}
@@ -287,6 +291,22 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		}
 	}
 	return m, nil
+}
+
+// runnable returns nil if detect can run the registry's model m with
+// --model, else why not: Detectron2's detectors (C4, DC5, FPN) run, the
+// ImageNet backbones are not detectors; torchvision's FPN detectors run
+// (their 91 COCO outputs named by COCO id, datasets.COCOClassesByID).
+func runnable(m zoo.Model) error {
+	switch {
+	case m.Dataset == zoo.ImageNet || m.Format == zoo.FormatCaffe2:
+		return fmt.Errorf("a %s %s backbone (%s), not a detector", m.Construction, m.Dataset, m.Arch)
+	case m.Format == zoo.FormatTorchvision && !detection.IsFPN(m.Arch):
+		return fmt.Errorf("a %s %s model, which detect cannot run by name (only torchvision's FPN detectors)", m.Construction, m.Arch)
+	case m.Format != zoo.FormatDetectron2 && m.Format != zoo.FormatTorchvision:
+		return fmt.Errorf("a %s model of format %s, which detect cannot read", m.Construction, m.Format)
+	}
+	return nil
 }
 
 // applyFlags sets the configuration the flags override, before the
@@ -377,10 +397,7 @@ func detectOne(m *detection.FasterRCNN, tr imageio.Transform, path string, maxMP
 		return res, t1.Sub(t0), net, err
 	}
 	res = imageResult{Image: path, Width: s.OrigW, Height: s.OrigH, Detections: make([]detectionJSON, det.Len())}
-	var cocoIDs []int
-	if isCOCO(m.Config.Classes) {
-		cocoIDs = datasets.COCOCategoryIDs()
-	}
+	cocoIDs := cocoCategoryIDs(m.Config.Classes)
 	for i := range det.Boxes {
 		b, l := det.Boxes[i], det.Labels[i]
 		res.Detections[i] = detectionJSON{Label: m.Config.Classes[l-1], ClassID: l, Score: det.Scores[i], Box: [4]float32{b.X1, b.Y1, b.X2, b.Y2}}
@@ -481,6 +498,9 @@ func modelFile(opts *DetectOptions) (zoo.Model, string, error) {
 	if err != nil {
 		return zoo.Model{}, "", &cli.UsageError{Err: fmt.Errorf("--model: %w", err)}
 	}
+	if err := runnable(zm); err != nil {
+		return zoo.Model{}, "", &cli.UsageError{Err: fmt.Errorf("--model %s: %w", zm.Name, err)}
+	}
 	cache, err := zoo.NewCache(opts.Cache)
 	if err != nil {
 		return zoo.Model{}, "", err
@@ -503,3 +523,24 @@ func modelFile(opts *DetectOptions) (zoo.Model, string, error) {
 // isCOCO reports whether classes are COCO's 80 categories in order (so
 // that class j has the COCO category id datasets.COCOCategoryIDs()[j-1]).
 func isCOCO(classes []string) bool { return slices.Equal(classes, datasets.COCOClasses()) }
+
+// cocoCategoryIDs returns the COCO category id of each class (index j-1
+// for class j) when classes are COCO's: the 80 categories in order
+// (Detectron2's models, --classes coco) or the 90 ids 1..90 of
+// torchvision's COCO models (datasets.COCOClassesByID), where the ten
+// datasets.COCONoCategory classes get 0 (no category). Otherwise nil.
+func cocoCategoryIDs(classes []string) []int {
+	if isCOCO(classes) {
+		return datasets.COCOCategoryIDs()
+	}
+	if !slices.Equal(classes, datasets.COCOClassesByID()) {
+		return nil
+	}
+	ids := make([]int, len(classes))
+	for i, n := range classes {
+		if n != datasets.COCONoCategory {
+			ids[i] = i + 1
+		}
+	}
+	return ids
+}
