@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"resdet/checkpoint"
+	"resdet/datasets/imageio"
 	"resdet/detection"
 )
 
@@ -38,13 +39,6 @@ type InitChoices struct {
 func PublisherDefaults(p checkpoint.Publisher) (freezeAt int, norm string) {
 	_ = p // the same for every publisher today; the question is asked per file
 	return 2, "frozen"
-}
-
-// Detectron2Input is the input normalisation of Detectron2's models and of
-// the MSRA ImageNet ResNets: BGR on 0..255 minus detection.Detectron2Mean,
-// std 1.
-func Detectron2Input() detection.Normalization {
-	return detection.Normalization{BGR: true, Range: 1, Mean: detection.Detectron2Mean, Std: [3]float32{1, 1, 1}}
 }
 
 // ApplyInit fits cfg to its initialisation file cfg.Init
@@ -107,8 +101,8 @@ func ApplyInit(cfg Config, given InitChoices) (Config, []string, error) {
 		cfg.Model.ResNet = rc
 		note = fmt.Sprintf("init %s: %s loaded into the %s backbone", cfg.Init, in.Describe(), arch)
 		if in.Publisher == checkpoint.PublisherMSRA {
-			cfg.Model.Transform.Norm = Detectron2Input()
-			cfg.Model.Transform.Preprocess = "detectron2"
+			cfg.Model.Transform.Norm = detection.Normalization(imageio.Detectron2Norm())
+			cfg.Model.Transform.Preprocess = string(imageio.Detectron2)
 			note += "; chosen to match it: stride in the 1x1 convolutions, input BGR 0..255 minus Detectron2's mean (std 1) with Detectron2's resize"
 		}
 	}
