@@ -1,12 +1,17 @@
 package train
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
 	"strings"
 
 	"resdet/checkpoint"
 	"resdet/datasets/imageio"
 	"resdet/detection"
+	"resdet/zoo"
 )
 
 // InitChoices says which settings of a run were chosen explicitly (flags)
@@ -168,4 +173,25 @@ func loadInit(m *detection.FasterRCNN, cfg Config) error {
 		return fmt.Errorf("train: init %s: %w", cfg.Init, err)
 	}
 	return nil
+}
+
+// InitFile returns the file an --init value names: the value itself when
+// it is a file, else the cached file of the published model of that name
+// (zoo.Lookup, e.g. "d2-r101-c4-3x" or "d2-r101-imagenet"), downloaded
+// into cache first when absent (progress as zoo.Cache.Fetch's). A value
+// that is neither is an error naming it; without network, the error names
+// the URL and the path to put the file at.
+func InitFile(ctx context.Context, spec string, cache *zoo.Cache, progress func(done, total int64)) (string, error) {
+	if _, err := os.Stat(spec); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return spec, nil
+	}
+	m, err := zoo.Lookup(spec)
+	if err != nil {
+		return "", fmt.Errorf("train: --init %s: no such file, and %w", spec, err)
+	}
+	res, err := cache.Fetch(ctx, m, progress)
+	if err != nil {
+		return "", fmt.Errorf("train: --init %s: %w", spec, err)
+	}
+	return res.Path, nil
 }

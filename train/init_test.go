@@ -1,13 +1,17 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"resdet/checkpoint"
 	"resdet/datasets"
@@ -15,6 +19,7 @@ import (
 	"resdet/detection"
 	"resdet/internal/testutil"
 	"resdet/weights"
+	"resdet/zoo"
 )
 
 // d2Fixture returns a file of the shared Detectron2 fixtures (skipping, or
@@ -353,5 +358,54 @@ func TestApplyInitBadInput(t *testing.T) {
 	}
 	if len(notes) != 1 || !strings.Contains(notes[0], "torchvision ImageNet ResNet-18") || !strings.Contains(notes[0], "as torchvision trains") {
 		t.Errorf("log %q", notes)
+	}
+}
+
+// TestInitFile: --init takes a file as it is, or a published model's name,
+// which is downloaded into the cache (here from a local server serving the
+// MSRA-layout fixture as d2-r50-imagenet) and then read from it; anything
+// else is an error naming it.
+func TestInitFile(t *testing.T) {
+	fixture := d2Fixture(t, "c2", "R-50.pkl")
+	data, err := os.ReadFile(fixture)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := zoo.Lookup("d2-r50-imagenet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		if r.URL.Path != "/"+m.Path {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, "R-50.pkl", time.Time{}, bytes.NewReader(data))
+	}))
+	defer srv.Close()
+	cache := &zoo.Cache{Dir: t.TempDir(), BaseURL: srv.URL}
+	ctx := context.Background()
+	if got, err := InitFile(ctx, fixture, cache, nil); err != nil || got != fixture || requests != 0 {
+		t.Errorf("InitFile(a file) = %q, %v after %d requests; want the file itself", got, err, requests)
+	}
+	got, err := InitFile(ctx, "d2-r50-imagenet", cache, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != cache.Path(m) || requests != 1 {
+		t.Errorf("InitFile(d2-r50-imagenet) = %q after %d requests, want %q after 1", got, requests, cache.Path(m))
+	}
+	in, err := checkpoint.ReadInit(got)
+	if err != nil || in.Publisher != checkpoint.PublisherMSRA || in.Depth != 50 {
+		t.Errorf("the downloaded file reads as %+v, %v; want the MSRA ResNet-50", in, err)
+	}
+	if again, err := InitFile(ctx, "d2-r50-imagenet", cache, nil); err != nil || again != got || requests != 1 {
+		t.Errorf("second InitFile = %q, %v after %d requests; want the cached file, no request", again, err, requests)
+	}
+	if _, err := InitFile(ctx, "d2-r999-c4", cache, nil); err == nil || !strings.Contains(err.Error(), "d2-r999-c4") || !strings.Contains(err.Error(), "no such file") ||
+		!strings.Contains(err.Error(), "d2-r101-c4-3x") {
+		t.Errorf("InitFile(neither a file nor a model) = %v, want an error naming it and the known models", err)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"resdet/internal/mpi"
 	"resdet/nn"
 	"resdet/train"
+	"resdet/zoo"
 )
 
 // TrainOptions are the inputs of `train-det --data ...` (training).
@@ -31,6 +32,8 @@ type TrainOptions struct {
 	Split, EvalSplit string
 	Preset           string
 	Arch, Init, Norm string
+	// Cache is the model cache for --init NAME ("" = zoo.DefaultDir()).
+	Cache            string
 	FreezeAt         int // -1: 2 with --init, else 0
 	Iters, Batch     int
 	LR               float64
@@ -75,6 +78,7 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4) or coco; flags given override it")
 	f.StringVar(&opts.Arch, "arch", "r101-c4", "architecture: r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4")
 	f.StringVar(&opts.Init, "init", "", "weights to start from: an ImageNet ResNet (torchvision .pth/.safetensors, MSRA R-50.pkl/R-101.pkl) or a detector to fine-tune (Detectron2 .pkl, torchvision .pth, our checkpoint); the file sets the architecture and preprocessing it needs; without it the weights are random")
+	f.StringVar(&opts.Cache, "cache", "", "model cache for --init with a published model's name (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
 	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, and every publisher's with --init) or trainable (batch statistics, for training from scratch)")
 	f.IntVar(&opts.FreezeAt, "freeze-at", -1, "freeze the stem (1) and res2 (2); -1: as the --init file's publisher trains (2), else 0")
 	f.IntVar(&opts.Iters, "iters", def.Iters, "training iterations")
@@ -289,6 +293,28 @@ func (o *TrainOptions) initChoices() train.InitChoices {
 	return train.InitChoices{Arch: o.Changed["arch"], FreezeAt: o.Changed["freeze-at"], Norm: o.Changed["norm"], Model: o.applyModelFlags}
 }
 
+// initFile returns the file --init names, downloading a published model
+// into the cache first (train.InitFile) with a progress bar on rank 0.
+func (o *TrainOptions) initFile(ios *cli.IOStreams, rank int) (string, error) {
+	if o.Init == "" {
+		return "", nil
+	}
+	cache, err := zoo.NewCache(o.Cache)
+	if err != nil {
+		return "", err
+	}
+	progress := func(int64, int64) {}
+	bar := cli.NewDownloadBar(ios.ErrOut, o.Init)
+	if rank == 0 {
+		progress = bar.Update
+	}
+	path, err := train.InitFile(context.Background(), o.Init, cache, progress)
+	if rank == 0 {
+		bar.End(err)
+	}
+	return path, err
+}
+
 // runTrain loads the data, trains and prints where the results are.
 func runTrain(opts *TrainOptions) error {
 	comm, err := startDist()
@@ -355,6 +381,9 @@ func trainProcess(opts *TrainOptions, comm *mpi.Comm) error {
 		return err
 	}
 	if !opts.Resume {
+		if cfg.Init, err = opts.initFile(ios, rank); err != nil {
+			return err
+		}
 		var notes []string
 		if cfg, notes, err = train.ApplyInit(cfg, opts.initChoices()); err != nil {
 			return err
