@@ -489,11 +489,16 @@ func (in *Init) FitArch(arch string, chosen bool) (string, error) {
 	}
 	d, _ := detection.ArchDepth(arch)
 	why := fmt.Sprintf("tensor %s: res4 has the blocks of ResNet-%d", in.DepthTensor, in.Depth)
-	if d == in.Depth {
-		why = "the tensor names and shapes of its heads say so"
-		if in.Detector && in.Config.ResNet.Res5Dilation > 0 {
-			why = "it has backbone.res5 and roi_heads.box_head.fc1 (DC5)"
-		}
+	switch {
+	case d != in.Depth:
+	case (arch[0] == 'x') != (in.ResNet.Groups > 1):
+		why = fmt.Sprintf("res2's tensor conv2.weight: %d groups", max(in.ResNet.Groups, 1))
+	case detection.IsFPN(want):
+		why = "it has backbone.fpn tensors (an FPN)"
+	case detection.ArchDC5(want):
+		why = "it has roi_heads.box_head.fc1.weight (DC5's box head on a dilated res5)"
+	default:
+		why = "it has no roi_heads.box_head tensors: res5 (backbone.layer4) is its box head (C4)"
 	}
-	return "", fmt.Errorf("checkpoint: %s: --arch %s, but the file holds a %s %s (%s)", in.Path, arch, want, what, why)
+	return "", fmt.Errorf("checkpoint: %s: --arch %s, but the file's %s is %s (%s)", in.Path, arch, what, want, why)
 }

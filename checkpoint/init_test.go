@@ -201,8 +201,8 @@ func TestFitArch(t *testing.T) {
 		{name: "backbone, chosen", in: c2, arch: "r50-dc5", chosen: true, want: "r50-dc5"},
 		{name: "backbone, chosen depth differs", in: c2, arch: "r101-c4", chosen: true, wantErr: []string{"R-50.pkl", "--arch r101-c4", "res4_5_branch2a_w", "ResNet-50"}},
 		{name: "detector, default arch", in: d2, arch: "r101-c4", want: "r50-c4"},
-		{name: "detector, chosen depth differs", in: d2, arch: "r101-c4", chosen: true, wantErr: []string{"model_final.pkl", "r50-c4 detector", "backbone.layer3.5.conv1.weight"}},
-		{name: "detector, chosen kind differs", in: d2, arch: "r50-dc5", chosen: true, wantErr: []string{"model_final.pkl", "--arch r50-dc5", "r50-c4 detector"}},
+		{name: "detector, chosen depth differs", in: d2, arch: "r101-c4", chosen: true, wantErr: []string{"model_final.pkl", "detector is r50-c4", "backbone.layer3.5.conv1.weight"}},
+		{name: "detector, chosen kind differs", in: d2, arch: "r50-dc5", chosen: true, wantErr: []string{"model_final.pkl", "--arch r50-dc5", "detector is r50-c4", "backbone.layer4"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -102,6 +102,9 @@ func ApplyInit(cfg Config, given InitChoices) (Config, []string, error) {
 	} else {
 		cfg.Model.Arch = arch
 		rc := in.ResNet
+		if detection.IsFPN(arch) && rc != (detection.ResNetConfig{}) {
+			return cfg, nil, fmt.Errorf("train: --init %s: %s is built on torchvision's ResNet-50, but the file's ResNet is not (%+v: %s)", cfg.Init, arch, rc, in.Describe())
+		}
 		rc.Res5Dilation = cfg.Model.ResNet.Res5Dilation
 		cfg.Model.ResNet = rc
 		note = fmt.Sprintf("init %s: %s loaded into the %s backbone", cfg.Init, in.Describe(), arch)

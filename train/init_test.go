@@ -317,15 +317,17 @@ func TestApplyInitBadInput(t *testing.T) {
 		t.Fatal(err)
 	}
 	d2 := d2Fixture(t, "r50-c4", "model_final.pkl")
+	c2 := d2Fixture(t, "c2", "R-50.pkl")
 	tests := []struct {
 		name, init, arch string
 		chosen           bool
 		want             []string
 	}{
-		{name: "classifier of another depth", init: tv, arch: "r50-c4", chosen: true, want: []string{tv, "--arch r50-c4", "r18-c4 backbone", "layer3.1.conv1.weight", "ResNet-18"}},
+		{name: "classifier of another depth", init: tv, arch: "r50-c4", chosen: true, want: []string{tv, "--arch r50-c4", "backbone is r18-c4", "layer3.1.conv1.weight", "ResNet-18"}},
 		{name: "truncated", init: trunc, want: []string{trunc}},
 		{name: "unknown format", init: unknown, want: []string{unknown, "unknown format"}},
-		{name: "detector of another depth", init: d2, arch: "r101-c4", chosen: true, want: []string{d2, "r50-c4 detector", "backbone.layer3.5.conv1.weight"}},
+		{name: "MSRA backbone under torchvision's FPN", init: c2, arch: "tv-r50-fpn", chosen: true, want: []string{c2, "tv-r50-fpn", "torchvision's ResNet-50", "MSRA"}},
+		{name: "detector of another depth", init: d2, arch: "r101-c4", chosen: true, want: []string{d2, "detector is r50-c4", "backbone.layer3.5.conv1.weight"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
