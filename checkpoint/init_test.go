@@ -46,6 +46,15 @@ func TestReadInitKinds(t *testing.T) {
 	if err := os.WriteFile(noExt, raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tvC4, _ := genFasterRCNN(t, "--depth", "50", "--classes", "5", "--image", "128x96", "--min-size", "96", "--max-size", "128")
+	tvState, err := weights.LoadTorch(tv18)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tvST := filepath.Join(dir, "resnet18.safetensors")
+	if err := weights.WriteSafetensors(tvST, tvState, nil); err != nil {
+		t.Fatal(err)
+	}
 	narrow := detection.ResNetConfig{WidthPerGroup: 16, Res2OutChannels: 64}
 	msra := narrow
 	msra.StrideIn1x1 = true
@@ -57,13 +66,17 @@ func TestReadInitKinds(t *testing.T) {
 		depth     int
 		resnet    detection.ResNetConfig
 		arch      string
+		classes   []string
 		describe  string
 	}{
-		{name: "detectron2 zoo", path: d2, publisher: PublisherDetectron2, detector: true, depth: 50, resnet: msra, arch: "r50-c4", describe: "a Detectron2 r50-c4 detector (80 classes)"},
+		{name: "detectron2 zoo", path: d2, publisher: PublisherDetectron2, detector: true, depth: 50, resnet: msra, arch: "r50-c4", classes: datasets.COCOClasses(), describe: "a Detectron2 r50-c4 detector (80 classes)"},
 		{name: "msra", path: c2, publisher: PublisherMSRA, depth: 50, resnet: msra, describe: "MSRA ImageNet ResNet-50"},
 		{name: "msra without extension", path: noExt, publisher: PublisherMSRA, depth: 50, resnet: msra},
 		{name: "torchvision classifier", path: tv18, publisher: PublisherTorchvision, depth: 18, describe: "a torchvision ImageNet ResNet-18"},
-		{name: "native", path: native, publisher: PublisherResdet, detector: true, depth: 50, resnet: msra, arch: "r50-c4", describe: "a resdet r50-c4 detector (80 classes)"},
+		{name: "torchvision classifier, safetensors", path: tvST, publisher: PublisherTorchvision, depth: 18, describe: "a torchvision ImageNet ResNet-18"},
+		{name: "native", path: native, publisher: PublisherResdet, detector: true, depth: 50, resnet: msra, arch: "r50-c4", classes: datasets.COCOClasses(), describe: "a resdet r50-c4 detector (80 classes)"},
+		{name: "torchvision C4 detector", path: filepath.Join(tvC4, "model.pth"), publisher: PublisherTorchvision, detector: true, depth: 50, arch: "r50-c4",
+			classes: []string{"class1", "class2", "class3", "class4", "class5"}, describe: "a torchvision r50-c4 detector (5 classes)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -75,8 +88,11 @@ func TestReadInitKinds(t *testing.T) {
 				t.Errorf("publisher %s detector %v depth %d resnet %+v, want %s %v %d %+v", in.Publisher, in.Detector, in.Depth, in.ResNet, tc.publisher, tc.detector, tc.depth, tc.resnet)
 			}
 			if tc.detector {
-				if in.Config.Arch != tc.arch || in.Config.RoIHeads.BackgroundLast || !slices.Equal(in.Classes, datasets.COCOClasses()) {
+				if in.Config.Arch != tc.arch || in.Config.RoIHeads.BackgroundLast || !slices.Equal(in.Classes, tc.classes) || !slices.Equal(in.Config.Classes, tc.classes) {
 					t.Errorf("arch %s background last %v classes %v", in.Config.Arch, in.Config.RoIHeads.BackgroundLast, in.Classes[:3])
+				}
+				if _, err := detection.New(in.Config, detection.Options{}); err != nil {
+					t.Errorf("the file's configuration builds no detector: %v", err)
 				}
 			}
 			if !strings.Contains(in.Describe(), tc.describe) {
