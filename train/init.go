@@ -114,11 +114,24 @@ func ApplyInit(cfg Config, given InitChoices) (Config, []string, error) {
 			note += "; chosen to match it: stride in the 1x1 convolutions, input BGR 0..255 minus Detectron2's mean (std 1) with Detectron2's resize"
 		}
 	}
-	note += fmt.Sprintf("; %s BN, frozen up to stage %d (%s)", cfg.Norm, cfg.FreezeAt, freezeWhy(in.Publisher, given))
+	note += fmt.Sprintf("; %s BN, %s (%s)", cfg.Norm, frozenStages(cfg.FreezeAt), freezeWhy(in.Publisher, given))
 	if err := cfg.Validate(); err != nil {
 		return cfg, nil, fmt.Errorf("train: --init %s: %w", cfg.Init, err)
 	}
 	return cfg, []string{note}, nil
+}
+
+// frozenStages says what FreezeAt freezes, for the log line.
+func frozenStages(at int) string {
+	switch at {
+	case 0:
+		return "nothing frozen"
+	case 1:
+		return "stem frozen"
+	case 2:
+		return "stem and res2 frozen"
+	}
+	return fmt.Sprintf("stem and res2..res%d frozen", at)
 }
 
 // freezeWhy says where FreezeAt and Norm came from, for the log line.

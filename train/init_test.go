@@ -361,6 +361,16 @@ func TestApplyInitBadInput(t *testing.T) {
 	if len(notes) != 1 || !strings.Contains(notes[0], "torchvision ImageNet ResNet-18") || !strings.Contains(notes[0], "as torchvision trains") {
 		t.Errorf("log %q", notes)
 	}
+	want, err := weights.LoadTorch(tv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built := builtModel(t, got)
+	for _, name := range []string{"conv1.weight", "bn1.running_var", "layer2.1.conv2.weight", "layer4.0.downsample.1.bias"} {
+		if !slices.Equal(built["backbone."+name].Data, want[name].Data) {
+			t.Errorf("backbone.%s differs from the file's %s", name, name)
+		}
+	}
 }
 
 // TestInitFile: --init takes a file as it is, or a published model's name,
