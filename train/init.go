@@ -194,16 +194,26 @@ func loadInit(m *detection.FasterRCNN, cfg Config) error {
 // InitFile returns the file an --init value names: the value itself when
 // it is a file, else the cached file of the published model of that name
 // (zoo.Lookup, e.g. "d2-r101-c4-3x" or "d2-r101-imagenet"), downloaded
-// into cache first when absent (progress as zoo.Cache.Fetch's). A value
-// that is neither is an error naming it; without network, the error names
-// the URL and the path to put the file at.
-func InitFile(ctx context.Context, spec string, cache *zoo.Cache, progress func(done, total int64)) (string, error) {
+// into cache first when absent (progress as zoo.Cache.Fetch's) unless
+// cachedOnly is set (the processes of a data-parallel run other than rank 0,
+// which must not download the same file at once): then an absent file is an
+// error saying how to fetch it. A value that is neither is an error naming
+// it; without network, the error names the URL and the path to put the
+// file at.
+func InitFile(ctx context.Context, spec string, cache *zoo.Cache, cachedOnly bool, progress func(done, total int64)) (string, error) {
 	if _, err := os.Stat(spec); err == nil || !errors.Is(err, fs.ErrNotExist) {
 		return spec, nil
 	}
 	m, err := zoo.Lookup(spec)
 	if err != nil {
 		return "", fmt.Errorf("train: --init %s: no such file, and %w", spec, err)
+	}
+	if cachedOnly {
+		path, _, ok := cache.Cached(m)
+		if !ok {
+			return "", fmt.Errorf("train: --init %s: not in the model cache (%s); with several processes, fetch it first: detect models download %s --cache %s", spec, path, spec, cache.Dir)
+		}
+		return path, nil
 	}
 	res, err := cache.Fetch(ctx, m, progress)
 	if err != nil {

@@ -399,10 +399,13 @@ func TestInitFile(t *testing.T) {
 	defer srv.Close()
 	cache := &zoo.Cache{Dir: t.TempDir(), BaseURL: srv.URL}
 	ctx := context.Background()
-	if got, err := InitFile(ctx, fixture, cache, nil); err != nil || got != fixture || requests != 0 {
+	if got, err := InitFile(ctx, fixture, cache, false, nil); err != nil || got != fixture || requests != 0 {
 		t.Errorf("InitFile(a file) = %q, %v after %d requests; want the file itself", got, err, requests)
 	}
-	got, err := InitFile(ctx, "d2-r50-imagenet", cache, nil)
+	if _, err := InitFile(ctx, "d2-r50-imagenet", cache, true, nil); err == nil || !strings.Contains(err.Error(), "detect models download d2-r50-imagenet") || requests != 0 {
+		t.Errorf("InitFile(cached only) before the download = %v after %d requests, want an error saying how to fetch it", err, requests)
+	}
+	got, err := InitFile(ctx, "d2-r50-imagenet", cache, false, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,10 +416,10 @@ func TestInitFile(t *testing.T) {
 	if err != nil || in.Publisher != checkpoint.PublisherMSRA || in.Depth != 50 {
 		t.Errorf("the downloaded file reads as %+v, %v; want the MSRA ResNet-50", in, err)
 	}
-	if again, err := InitFile(ctx, "d2-r50-imagenet", cache, nil); err != nil || again != got || requests != 1 {
+	if again, err := InitFile(ctx, "d2-r50-imagenet", cache, true, nil); err != nil || again != got || requests != 1 {
 		t.Errorf("second InitFile = %q, %v after %d requests; want the cached file, no request", again, err, requests)
 	}
-	if _, err := InitFile(ctx, "d2-r999-c4", cache, nil); err == nil || !strings.Contains(err.Error(), "d2-r999-c4") || !strings.Contains(err.Error(), "no such file") ||
+	if _, err := InitFile(ctx, "d2-r999-c4", cache, false, nil); err == nil || !strings.Contains(err.Error(), "d2-r999-c4") || !strings.Contains(err.Error(), "no such file") ||
 		!strings.Contains(err.Error(), "d2-r101-c4-3x") {
 		t.Errorf("InitFile(neither a file nor a model) = %v, want an error naming it and the known models", err)
 	}

@@ -294,7 +294,8 @@ func (o *TrainOptions) initChoices() train.InitChoices {
 }
 
 // initFile returns the file --init names, downloading a published model
-// into the cache first (train.InitFile) with a progress bar on rank 0.
+// into the cache first (train.InitFile; rank 0 only, the other processes
+// of an MPI run need it cached) with a progress bar.
 func (o *TrainOptions) initFile(ios *cli.IOStreams, rank int) (string, error) {
 	if o.Init == "" {
 		return "", nil
@@ -303,15 +304,9 @@ func (o *TrainOptions) initFile(ios *cli.IOStreams, rank int) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	progress := func(int64, int64) {}
 	bar := cli.NewDownloadBar(ios.ErrOut, o.Init)
-	if rank == 0 {
-		progress = bar.Update
-	}
-	path, err := train.InitFile(context.Background(), o.Init, cache, progress)
-	if rank == 0 {
-		bar.End(err)
-	}
+	path, err := train.InitFile(context.Background(), o.Init, cache, rank != 0, bar.Update)
+	bar.End(err)
 	return path, err
 }
 
