@@ -424,3 +424,38 @@ func TestInitFile(t *testing.T) {
 		t.Errorf("InitFile(neither a file nor a model) = %v, want an error naming it and the known models", err)
 	}
 }
+
+// TestInitFreezeDefaults: --freeze-at and --norm follow the publisher (stem
+// and res2 frozen, frozen BN) unless chosen, and the log line says which.
+func TestInitFreezeDefaults(t *testing.T) {
+	path := d2Fixture(t, "c2", "R-50.pkl")
+	tests := []struct {
+		name       string
+		given      InitChoices
+		freeze     int
+		norm       string
+		wantFreeze int
+		wantNorm   string
+		log        string
+	}{
+		{name: "publisher's", freeze: 0, norm: "trainable", wantFreeze: 2, wantNorm: "frozen", log: "frozen BN, stem and res2 frozen (as Detectron2 trains)"},
+		{name: "freeze-at chosen", given: InitChoices{FreezeAt: true}, freeze: 1, norm: "trainable", wantFreeze: 1, wantNorm: "frozen", log: "frozen BN, stem frozen (as Detectron2 trains, --freeze-at as chosen)"},
+		{name: "both chosen", given: InitChoices{FreezeAt: true, Norm: true}, freeze: 0, norm: "trainable", wantFreeze: 0, wantNorm: "trainable", log: "trainable BN, nothing frozen (as chosen)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := DefaultConfig("r50-c4", []string{"a"})
+			c.Init, c.FreezeAt, c.Norm = path, tc.freeze, tc.norm
+			got, notes, err := ApplyInit(c, tc.given)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.FreezeAt != tc.wantFreeze || got.Norm != tc.wantNorm {
+				t.Errorf("freeze %d norm %s, want %d %s", got.FreezeAt, got.Norm, tc.wantFreeze, tc.wantNorm)
+			}
+			if len(notes) != 1 || !strings.Contains(notes[0], tc.log) {
+				t.Errorf("log %q lacks %q", notes, tc.log)
+			}
+		})
+	}
+}
