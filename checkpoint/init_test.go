@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"math/rand"
 	"os"
 	"path/filepath"
 	"slices"
@@ -238,5 +239,66 @@ func TestFitArch(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestReadInitDetectron2DC5 writes a narrow R50-DC5 detector in
+// Detectron2's file format (random weights, Detectron2's names, through
+// testdata/safetensors_to_d2pkl.py) and reads it as a starting point: the
+// DC5 architecture (dilated res5, fc1/fc2 of the file's width) is the
+// file's, the predictor comes background first, the state loads into the
+// configuration read, and an --arch of the C4 kind is refused naming the
+// box head's tensor.
+func TestReadInitDetectron2DC5(t *testing.T) {
+	classes := detection.DefaultClassNames(80)
+	cfg := detection.Detectron2DC5Config("r50-dc5", classes)
+	cfg.ResNet.WidthPerGroup, cfg.ResNet.Res2OutChannels = 16, 64
+	cfg.FCDim = 32
+	m, err := detection.New(cfg, detection.Options{Rng: rand.New(rand.NewSource(5))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := m.State()
+	m.Close()
+	d2 := make(weights.State, len(state))
+	for n, tt := range state {
+		d2[ourToD2DC5(t, n)] = tt
+	}
+	dir := t.TempDir()
+	st, pkl := filepath.Join(dir, "dc5.safetensors"), filepath.Join(dir, "model_final_dc5.pkl")
+	if err := weights.WriteSafetensors(st, d2, nil); err != nil {
+		t.Fatal(err)
+	}
+	testutil.RunScript(t, "testdata/safetensors_to_d2pkl.py", st, pkl)
+	in, err := ReadInit(pkl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := in.Config
+	if !in.Detector || in.Publisher != PublisherDetectron2 || c.Arch != "r50-dc5" || c.FCDim != 32 || c.ResNet.Res5Dilation != 2 ||
+		in.ResNet != (detection.ResNetConfig{StrideIn1x1: true, WidthPerGroup: 16, Res2OutChannels: 64, Res5Dilation: 2}) || c.RoIHeads.BackgroundLast {
+		t.Errorf("read %s: arch %s FCDim %d resnet %+v background last %v", in.Publisher, c.Arch, c.FCDim, in.ResNet, c.RoIHeads.BackgroundLast)
+	}
+	s := in.State()
+	cls, box := s["roi_heads.box_predictor.cls_score.weight"], s["roi_heads.box_predictor.bbox_pred.weight"]
+	if !slices.Equal(cls.Shape, []int{81, 32}) || !slices.Equal(box.Shape, []int{324, 32}) ||
+		!slices.Equal(cls.Data[:32], state["roi_heads.box_predictor.cls_score.weight"].Data[80*32:]) ||
+		!slices.Equal(box.Data[4*32:], state["roi_heads.box_predictor.bbox_pred.weight"].Data) {
+		t.Errorf("predictor %v %v: want the background's row first and 4 zero background rows before the file's deltas", cls.Shape, box.Shape)
+	}
+	m2, err := detection.New(c, detection.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if err := m2.Load(s); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(m2.State()["roi_heads.box_head.fc1.weight"].Data, state["roi_heads.box_head.fc1.weight"].Data) {
+		t.Error("fc1 differs from the file's")
+	}
+	_, err = in.FitArch("r50-c4", true)
+	if err == nil || !strings.Contains(err.Error(), "detector is r50-dc5") || !strings.Contains(err.Error(), "roi_heads.box_head.fc1.weight") {
+		t.Errorf("FitArch(r50-c4) = %v, want an error naming the box head's tensor", err)
 	}
 }
