@@ -25,8 +25,15 @@
 //     Detectron2DC5Config or Detectron2FPNConfig;
 //   - MSRA ImageNet backbones in the Caffe2 layout (R-50.pkl, R-101.pkl):
 //     FromCaffe2Backbone maps them onto a Detectron2 C4 detector's ResNet
-//     as Detectron2's loader does.
+//     as Detectron2's loader does;
+//   - training starting points (ReadInit): any of the above, or a
+//     torchvision ImageNet ResNet classifier, classified by publisher and
+//     kind (backbone or detector) with the depth and widths its tensors
+//     fix; detectors' predictors are read background first, and
+//     FitPredictor carries one over to another class list (kept, rows taken
+//     by class name with datasets.SameClass's VOC/COCO spellings, or
+//     re-initialised).
 //
-// It imports detection and weights; nothing in
+// It imports datasets (class names), detection and weights; nothing in
 // detection imports it.
 package checkpoint

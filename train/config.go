@@ -20,8 +20,12 @@ type Config struct {
 	// FreezeAt: 2 freezes the stem and res2 (the paper's with Init), 0
 	// nothing. See backbone.Config.FreezeAt.
 	FreezeAt int `json:"freeze_at"`
-	// Init is a backbone checkpoint (torchvision ResNet .pth or
-	// safetensors, ImageNet weights) or "" for random initialisation.
+	// Init is the file the weights start from ("" for random
+	// initialisation): an ImageNet ResNet (torchvision .pth or safetensors,
+	// MSRA R-50.pkl / R-101.pkl in Caffe2 names) for the backbone, or a
+	// detector (Detectron2 model-zoo .pkl, torchvision FasterRCNN .pth, a
+	// native checkpoint) to fine-tune. ApplyInit fits the rest of the
+	// configuration to it (checkpoint.ReadInit says what each file is).
 	Init string `json:"init,omitempty"`
 	// Targets: torchvision's (zero) or the paper's target rules.
 	Targets detection.TargetOptions `json:"targets"`

@@ -21,13 +21,17 @@
 //     eval, precision-recall curves) and plots (PlotRun, DrawChart).
 //
 // The run configuration is Config, a plain struct saved as run.json;
-// DefaultConfig and Config.Preset give the recipes.
+// DefaultConfig and Config.Preset give the recipes, and ApplyInit fits one
+// to the file its weights start from (Config.Init: an ImageNet ResNet or a
+// detector to fine-tune; InitFile resolves a published model's name
+// through package zoo's cache).
 //
 // Display is not train's: Run reports progress to an Observer (and
 // Evaluate to a Progress), which the command line implements with
 // internal/cli's progress bar. train imports the model and data packages
-// below it (backbone, box, datasets, datasets/imageio, detection, eval,
-// optim, weights) and nothing of the command line (internal/cli, cmd/).
+// below it (backbone, box, checkpoint, datasets, datasets/imageio,
+// detection, eval, optim, weights, zoo) and nothing of the command line
+// (internal/cli, cmd/).
 //
 // Boxes follow package box's convention: absolute pixel XYXY, continuous,
 // width = X2-X1. Training images are [3, H, W] float32 (CHW), resized and

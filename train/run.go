@@ -15,7 +15,6 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/optim"
-	"resdet/weights"
 )
 
 // ErrDiverged is wrapped by the error Run returns when the loss is not
@@ -175,7 +174,7 @@ func (s *State) build(ck Checkpoint) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	if cfg.Init != "" && ck.Path == "" {
-		if err := loadBackbone(m, cfg.Init); err != nil {
+		if err := loadInit(m, cfg); err != nil {
 			return err
 		}
 	}
@@ -338,7 +337,8 @@ func stepSeed(seed uint64, it int) int64 {
 
 // transformOf returns the image transform of a detector configuration.
 func transformOf(c detection.Config) imageio.Transform {
-	return imageio.Transform{MinSize: c.Transform.MinSize, MaxSize: c.Transform.MaxSize, Norm: imageio.Normalization(c.Transform.Norm)}
+	return imageio.Transform{Preprocess: imageio.Preprocess(c.Transform.Preprocess), MinSize: c.Transform.MinSize, MaxSize: c.Transform.MaxSize,
+		Norm: imageio.Normalization(c.Transform.Norm)}
 }
 
 // toTrainImages converts loaded examples, named by their files: labels
@@ -361,23 +361,4 @@ func toTrainImages(items []imageio.Example) []detection.TrainImage {
 		out[i] = ti
 	}
 	return out
-}
-
-// loadBackbone loads ImageNet weights (torchvision names; .pth or
-// safetensors) into m's backbone.
-func loadBackbone(m *detection.FasterRCNN, path string) error {
-	var s weights.State
-	var err error
-	if strings.HasSuffix(path, ".safetensors") {
-		s, _, err = weights.ReadSafetensors(path)
-	} else {
-		s, err = weights.LoadTorch(path)
-	}
-	if err != nil {
-		return fmt.Errorf("train: init %s: %w", path, err)
-	}
-	if err := m.Backbone.Load(s); err != nil {
-		return fmt.Errorf("train: init %s: %w", path, err)
-	}
-	return nil
 }

@@ -195,27 +195,9 @@ func listModels(ios *cli.IOStreams, cache *zoo.Cache) error {
 // fetchModel returns the cached file of m, downloading it first with a
 // progress bar on ios.ErrOut (redrawn on a terminal, else a few lines).
 func fetchModel(ctx context.Context, ios *cli.IOStreams, cache *zoo.Cache, m zoo.Model) (zoo.FetchResult, error) {
-	var (
-		bar  *cli.Progress
-		last int64
-	)
-	progress := func(done, total int64) {
-		if bar == nil {
-			// The first call gives the total and the resumed offset.
-			bar = cli.NewProgressWith(ios.ErrOut, m.Name, int(max(total, 0)), cli.ProgressOptions{
-				Terminal: cli.IsTerminal(ios.ErrOut), Bytes: true, Initial: int(done)})
-			last = done
-			return
-		}
-		bar.Add(int(done - last))
-		last = done
-	}
-	res, err := cache.Fetch(ctx, m, progress)
-	if bar != nil && err == nil {
-		bar.Done()
-	} else if bar != nil && cli.IsTerminal(ios.ErrOut) {
-		fmt.Fprintln(ios.ErrOut) // end the bar's line before the error
-	}
+	bar := cli.NewDownloadBar(ios.ErrOut, m.Name)
+	res, err := cache.Fetch(ctx, m, bar.Update)
+	bar.End(err)
 	return res, err
 }
 

@@ -20,7 +20,14 @@ func newCmdRoot(ios *cli.IOStreams, runF func(*TrainOptions) error) *cobra.Comma
 		Long: `train-det trains Faster R-CNN C4 detectors on ResNet backbones (He et al., 2015):
 SGD with momentum and weight decay, step learning rate with linear warm-up,
 batches grouped by aspect ratio, horizontal flips, approximate joint training,
-frozen BN (stem and res2 frozen) for ImageNet-initialised backbones.
+frozen BN (stem and res2 frozen) when starting from published weights.
+
+--init starts from a file or a published model's name (see 'detect models'):
+an ImageNet ResNet for the backbone (MSRA R-50.pkl / R-101.pkl in Caffe2 names,
+with Detectron2's stride-in-1x1 and input chosen to match; torchvision .pth) or
+a detector to fine-tune (Detectron2 .pkl, torchvision .pth, our checkpoints):
+its architecture and preprocessing are the file's, its predictor is kept, taken
+by class name (COCO -> VOC) or re-initialised, as one log line says.
 
 The run folder (--out) receives run.json, metrics.jsonl (one JSON object per
 logged iteration), checkpoints/iter_N/ (the latest --keep, written atomically;
@@ -34,10 +41,14 @@ Subcommands evaluate a detector (eval), draw loss and precision-recall curves
   train-det --data data/synth --arch r18-c4 --norm trainable --min-size 256 --max-size 448 \
       --anchor-sizes 32,64,128 --iters 600 --lr 0.02 --batch 2 --eval-split test --out runs/synth
 
-  # the paper's VOC 2007 recipe from ImageNet weights
-  train-det --data VOCdevkit/VOC2007 --preset voc07 --arch r101-c4 --init resnet101.pth \
+  # the paper's VOC 2007 recipe from the MSRA ImageNet ResNet-101
+  train-det --data VOCdevkit/VOC2007 --preset voc07 --init R-101.pkl \
       --eval-split test --out runs/voc07
   train-det --out runs/voc07 --resume          # after Ctrl-C
+
+  # fine-tune Detectron2's COCO R101-C4 on VOC 2007 (downloaded into the cache)
+  train-det --data VOCdevkit/VOC2007 --preset voc07 --init d2-r101-c4-3x \
+      --iters 20000 --steps 15000 --eval-split test --out runs/voc07-ft
 
   train-det eval --data VOCdevkit/VOC2007 --split test --weights runs/voc07
   train-det plot runs/voc07

@@ -20,6 +20,7 @@ import (
 	"resdet/internal/mpi"
 	"resdet/nn"
 	"resdet/train"
+	"resdet/zoo"
 )
 
 // TrainOptions are the inputs of `train-det --data ...` (training).
@@ -31,6 +32,8 @@ type TrainOptions struct {
 	Split, EvalSplit string
 	Preset           string
 	Arch, Init, Norm string
+	// Cache is the model cache for --init NAME ("" = zoo.DefaultDir()).
+	Cache            string
 	FreezeAt         int // -1: 2 with --init, else 0
 	Iters, Batch     int
 	LR               float64
@@ -74,9 +77,10 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.StringVar(&opts.EvalSplit, "eval-split", "", "split to evaluate at the end of training (and every --eval-every iterations), e.g. test")
 	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4) or coco; flags given override it")
 	f.StringVar(&opts.Arch, "arch", "r101-c4", "architecture: r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4")
-	f.StringVar(&opts.Init, "init", "", "ImageNet backbone weights (torchvision ResNet .pth or safetensors); without it the backbone starts from random weights")
-	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, with --init) or trainable (batch statistics, for training from scratch)")
-	f.IntVar(&opts.FreezeAt, "freeze-at", -1, "freeze the stem (1) and res2 (2); -1: 2 with --init, else 0")
+	f.StringVar(&opts.Init, "init", "", "weights to start from: an ImageNet ResNet (torchvision .pth/.safetensors, MSRA R-50.pkl/R-101.pkl) or a detector to fine-tune (Detectron2 .pkl, torchvision .pth, our checkpoint); the file sets the architecture and preprocessing it needs; without it the weights are random")
+	f.StringVar(&opts.Cache, "cache", "", "model cache for --init with a published model's name (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
+	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, and every publisher's with --init) or trainable (batch statistics, for training from scratch)")
+	f.IntVar(&opts.FreezeAt, "freeze-at", -1, "freeze the stem (1) and res2 (2); -1: as the --init file's publisher trains (2), else 0")
 	f.IntVar(&opts.Iters, "iters", def.Iters, "training iterations")
 	f.IntVar(&opts.Batch, "batch", def.Batch, "images per batch (grouped by aspect ratio)")
 	f.Float64Var(&opts.LR, "lr", def.BaseLR, "base learning rate")
@@ -252,28 +256,58 @@ func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 	if set("momentum") {
 		c.Momentum = float32(o.Momentum)
 	}
-	if set("min-size") {
-		c.Model.Transform.MinSize = o.MinSize
-	}
-	if set("max-size") {
-		c.Model.Transform.MaxSize = o.MaxSize
-	}
-	if set("rois-per-image") {
-		c.Model.RoIHeads.BatchSizePerImage = o.RoIsPerImage
-	}
-	if set("roi-size") {
-		c.Model.RoIOp.Size = o.RoISize
-	}
-	if set("test-proposals") {
-		c.Model.RPN.PostNMSTopNTest = o.TestProposals
-		c.Model.RPN.PreNMSTopNTest = max(c.Model.RPN.PreNMSTopNTest, o.TestProposals)
-	}
-	if set("anchor-sizes") {
-		c.Model.RPN.Anchors.Sizes = o.AnchorSizes
-	}
+	o.applyModelFlags(&c.Model)
 	c.PadMultiple = o.PadMultiple
 	c.CheckpointEvery, c.Keep, c.LogEvery, c.EvalEvery, c.MaxLoss, c.Workers = o.CheckpointEvery, o.Keep, o.LogEvery, o.EvalEvery, o.MaxLoss, o.Workers
 	return c, nil
+}
+
+// applyModelFlags sets the model settings given on the command line in m:
+// after the defaults and the preset, and again on the configuration of a
+// detector given as --init (train.InitChoices.Model).
+func (o *TrainOptions) applyModelFlags(m *detection.Config) {
+	set := func(name string) bool { return o.Changed[name] }
+	if set("min-size") {
+		m.Transform.MinSize = o.MinSize
+	}
+	if set("max-size") {
+		m.Transform.MaxSize = o.MaxSize
+	}
+	if set("rois-per-image") {
+		m.RoIHeads.BatchSizePerImage = o.RoIsPerImage
+	}
+	if set("roi-size") {
+		m.RoIOp.Size = o.RoISize
+	}
+	if set("test-proposals") {
+		m.RPN.PostNMSTopNTest = o.TestProposals
+		m.RPN.PreNMSTopNTest = max(m.RPN.PreNMSTopNTest, o.TestProposals)
+	}
+	if set("anchor-sizes") {
+		m.RPN.Anchors.Sizes = o.AnchorSizes
+	}
+}
+
+// initChoices says which settings --init may not override (train.ApplyInit).
+func (o *TrainOptions) initChoices() train.InitChoices {
+	return train.InitChoices{Arch: o.Changed["arch"], FreezeAt: o.Changed["freeze-at"], Norm: o.Changed["norm"], Model: o.applyModelFlags}
+}
+
+// initFile returns the file --init names, downloading a published model
+// into the cache first (train.InitFile; rank 0 only, the other processes
+// of an MPI run need it cached) with a progress bar.
+func (o *TrainOptions) initFile(ios *cli.IOStreams, rank int) (string, error) {
+	if o.Init == "" {
+		return "", nil
+	}
+	cache, err := zoo.NewCache(o.Cache)
+	if err != nil {
+		return "", err
+	}
+	bar := cli.NewDownloadBar(ios.ErrOut, o.Init)
+	path, err := train.InitFile(context.Background(), o.Init, cache, rank != 0, bar.Update)
+	bar.End(err)
+	return path, err
 }
 
 // runTrain loads the data, trains and prints where the results are.
@@ -340,6 +374,20 @@ func trainProcess(opts *TrainOptions, comm *mpi.Comm) error {
 	cfg, err := opts.config(set.Classes)
 	if err != nil {
 		return err
+	}
+	if !opts.Resume {
+		if cfg.Init, err = opts.initFile(ios, rank); err != nil {
+			return err
+		}
+		var notes []string
+		if cfg, notes, err = train.ApplyInit(cfg, opts.initChoices()); err != nil {
+			return err
+		}
+		for _, n := range notes {
+			if rank == 0 {
+				fmt.Fprintln(ios.ErrOut, n)
+			}
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -10,6 +10,7 @@ import (
 
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
+	"resdet/internal/testutil"
 	"resdet/train"
 )
 
@@ -148,5 +149,69 @@ func TestResumeArgv(t *testing.T) {
 	}
 	if c.Iters != 150 || c.Keep != 5 || c.BaseLR != 0.05 || c.Data != "data/x" || c.Model.Arch != "r18-c4" {
 		t.Errorf("resumed config: iters %d keep %d lr %g data %q arch %s; want 150, 5 and the saved rest", c.Iters, c.Keep, c.BaseLR, c.Data, c.Model.Arch)
+	}
+}
+
+// TestTrainInit runs train-det --init on a small synthetic dataset: a bad
+// file or name fails before anything is written to the run folder, with
+// one line naming it; the MSRA fixture is taken with the log line saying
+// what was chosen, and run.json records the fitted architecture.
+func TestTrainInit(t *testing.T) {
+	tmp := t.TempDir()
+	data := filepath.Join(tmp, "data")
+	sios, _, _, _ := cli.Test()
+	if err := runSynth(&SynthOptions{IO: sios, Out: data, Images: 6, Seed: 3, Size: cli.Size{W: 96, H: 96}, TestFraction: 0.34, MaxObjects: 2, Occlus: 0.5}); err != nil {
+		t.Fatal(err)
+	}
+	garbage := filepath.Join(tmp, "weights.bin")
+	if err := os.WriteFile(garbage, []byte("GIF89a, not weights"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := func(init, out string, more ...string) []string {
+		return append([]string{"--data", data, "--init", init, "--out", out, "--iters", "1", "--min-size", "96", "--max-size", "96", "--cache", filepath.Join(tmp, "cache")}, more...)
+	}
+	for _, tc := range []struct {
+		name, init string
+		want       []string
+	}{
+		{name: "unknown format", init: garbage, want: []string{garbage, "unknown format"}},
+		{name: "neither file nor model", init: "r50-imagenet.pkl", want: []string{"r50-imagenet.pkl", "no such file", "d2-r101-imagenet"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out := filepath.Join(tmp, "run-"+strings.ReplaceAll(tc.name, " ", "-"))
+			ios, _, _, _ := cli.Test()
+			cmd := newCmdRoot(ios, nil)
+			cmd.SetArgs(args(tc.init, out))
+			cmd.SetOut(ios.Out)
+			cmd.SetErr(ios.ErrOut)
+			err := cmd.Execute()
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) || strings.Contains(err.Error(), "\n") {
+					t.Errorf("error %q: want one line containing %q", err, w)
+				}
+			}
+			if _, err := os.Stat(out); !os.IsNotExist(err) {
+				t.Errorf("run folder %s was created (%v): the error must come before training", out, err)
+			}
+		})
+	}
+	c2 := testutil.SharedDir(t, "fixtures", "detectron2", "c2", "R-50.pkl")
+	out := filepath.Join(tmp, "run-msra")
+	ios, _, _, errOut := cli.Test()
+	if !clitest.Execute(t, newCmdRoot(ios, nil), ios, args(c2, out, "--rois-per-image", "16"), "") {
+		return
+	}
+	if !strings.Contains(errOut.String(), "init "+c2+": an MSRA ImageNet ResNet-50") || !strings.Contains(errOut.String(), "input BGR 0..255 minus Detectron2's mean") {
+		t.Errorf("stderr has no init line:\n%s", errOut.String())
+	}
+	c, err := train.RunDir(out).ReadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Init != c2 || c.Model.Arch != "r50-c4" || !c.Model.ResNet.StrideIn1x1 || c.Model.Transform.Preprocess != "detectron2" || c.FreezeAt != 2 {
+		t.Errorf("run.json: init %s arch %s resnet %+v preprocess %q freeze %d", c.Init, c.Model.Arch, c.Model.ResNet, c.Model.Transform.Preprocess, c.FreezeAt)
 	}
 }
