@@ -151,7 +151,7 @@ func TestRunDetect(t *testing.T) {
 				if got := strings.Count(stdout, "\n"); got != len(want.Detections)+2 {
 					t.Errorf("%d lines, want %d", got, len(want.Detections)+2)
 				}
-				if !strings.Contains(stderr, "detect: 1 of 1 images") || !strings.Contains(stderr, "network") {
+				if !strings.Contains(stderr, "detect: 1 of 1 images") || !strings.Contains(stderr, "network") || !strings.Contains(stderr, "precision fp32: asked for)") {
 					t.Errorf("summary: %q", stderr)
 				}
 			}},
