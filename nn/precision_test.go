@@ -162,3 +162,37 @@ func TestLinearBF16(t *testing.T) {
 		})
 	}
 }
+
+// TestLinearBF16ConstWeightsShared: products with other row counts on the
+// same constant weights (the RoI heads see a new count per image) share one
+// bf16 copy instead of keeping one per count, and still agree row by row.
+func TestLinearBF16ConstWeightsShared(t *testing.T) {
+	testutil.BF16(t, BF16Error())
+	ReleaseConvBuffers()
+	defer ReleaseConvBuffers()
+	rng := rand.New(rand.NewSource(81))
+	const in, out = 96, 40
+	w := randSlice(rng, out*in)
+	x := randSlice(rng, 7*in)
+	var first []float32
+	for _, n := range []int{7, 3, 5, 7} {
+		op := &linearOp{n: n, in: in, out: out, bf16: true, constW: true}
+		wv := tensor.New(tensor.WithShape(out, in), tensor.WithBacking(w))
+		y, err := op.Do(tensor.New(tensor.WithShape(n, in), tensor.WithBacking(x[:n*in])), wv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := y.Data().([]float32)
+		if first == nil {
+			first = append([]float32(nil), got...)
+		}
+		for i := range got {
+			if got[i] != first[i] {
+				t.Fatalf("n=%d: row %d col %d = %g, with 7 rows %g", n, i/out, i%out, got[i], first[i])
+			}
+		}
+		if c := convPackedCount(); c != 1 {
+			t.Errorf("after n=%d: %d packed weight copies, want 1", n, c)
+		}
+	}
+}
