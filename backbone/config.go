@@ -113,6 +113,12 @@ type Config struct {
 	// (the graph holds folded copies; Load and State still use the unfolded tensors).
 	// Ignored with TrainableBN.
 	Inference bool
+	// BF16 (with Inference and FrozenBN) runs every folded convolution in
+	// bfloat16 (nn.ConvOpts.BF16: inputs and weights rounded to bf16,
+	// accumulation, bias, residual and ReLU in float32), the weights
+	// converted once, on the first run (nn.ConvOpts.ConstWeights). New fails
+	// on a CPU without bf16 (nn.BF16Supported). Ignored otherwise.
+	BF16 bool
 	// Train: with TrainableBN, normalise with batch statistics and update the running
 	// averages (torch's train mode). Ignored with FrozenBN.
 	Train bool
@@ -158,6 +164,9 @@ func CIFARConfig(n int) Config {
 
 // fused reports whether batch norms are folded into the convolutions.
 func (cfg Config) fused() bool { return cfg.Inference && cfg.Norm == FrozenBN }
+
+// bf16 says whether the folded convolutions run in bf16 (BF16).
+func (cfg Config) bf16() bool { return cfg.BF16 && cfg.fused() }
 
 // stageSpec is one stage of blocks.
 type stageSpec struct {

@@ -49,6 +49,7 @@ type conv struct {
 	b           *param // fused only: [OutC]
 	cs          convShape
 	noInputGrad bool // x needs no gradient (image, or output of a frozen part)
+	bf16        bool // folded (constant) weights, run in bf16 (Config.BF16)
 }
 
 func newConv(g *G.ExprGraph, name string, cs convShape, fused bool, rng *rand.Rand) *conv {
@@ -78,7 +79,8 @@ func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
 	cs := c.cs
 	return nn.ConvOpts{Stride: [2]int{cs.stride, cs.stride}, Pad: [2]int{cs.pad, cs.pad},
 		Dilation: [2]int{cs.dilation, cs.dilation}, Groups: cs.groups,
-		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut}
+		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut,
+		BF16: c.bf16, ConstWeights: c.bf16}
 }
 
 // batchNorm holds torch's four BN tensors. With FrozenBN the graph sees the folded
@@ -180,6 +182,7 @@ func newConvBN(g *G.ExprGraph, convName, bnName string, cs convShape, cfg Config
 	if cb.conv.b != nil {
 		cb.conv.raw = nil
 	}
+	cb.conv.bf16 = cfg.bf16()
 	return cb
 }
 

@@ -40,6 +40,11 @@ func New(g *G.ExprGraph, cfg Config, rng *rand.Rand) (*ResNet, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.bf16() {
+		if err := nn.BF16Error(); err != nil {
+			return nil, fmt.Errorf("backbone: Config.BF16: %w", err)
+		}
+	}
 	r := &ResNet{Config: cfg, Kind: a.kind, stemC: a.stemC, blk: cfg.Norm == FrozenBN && a.blockable(), g: g}
 	stem := convShape{in: 3, out: a.stemC, k: 7, stride: 2, pad: 3}
 	if cfg.CIFAR {
@@ -390,6 +395,11 @@ func (r *ResNet) Load(s weights.State) error {
 		if ref.cb != nil {
 			ref.cb.refold(s[ref.name].Data)
 		}
+	}
+	if r.Config.bf16() {
+		// The bf16 convolutions keep their weights converted after the first
+		// run (nn.ConvOpts.ConstWeights): drop those copies of the old ones.
+		nn.ReleaseConvBuffers()
 	}
 	return nil
 }

@@ -60,6 +60,9 @@ type FasterRCNN struct {
 	BackboneOut []string
 	RPN         *RegionProposalNetwork
 	RoIHeads    *RoIHeads
+	// Precision is what Options.Precision resolved to on this CPU: whether
+	// the heavy ops run in bf16, and why.
+	Precision nn.PrecisionChoice
 
 	g       *G.ExprGraph
 	inBuf   []float32 // padded image, backs every Predict input node
@@ -96,12 +99,50 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	prec, err := resolvePrecision(o)
+	if err != nil {
+		return nil, err
+	}
 	depth, _ := ArchDepth(cfg.Arch)
-	bcfg := backbone.Config{Depth: depth, Inference: !o.Train}
+	bcfg := backbone.Config{Depth: depth, Inference: !o.Train, BF16: prec.BF16}
 	if o.Train {
 		bcfg.FreezeAt = 2
 	}
-	return build(cfg, bcfg, o.Rng)
+	m, err := build(cfg, bcfg, o.Rng)
+	if err != nil {
+		return nil, err
+	}
+	m.Precision = prec
+	m.RPN.Head.BF16 = prec.BF16
+	switch h := m.RoIHeads.BoxHead.(type) {
+	case *FCHead:
+		h.BF16 = prec.BF16
+	case *TwoMLPHead:
+		h.BF16 = prec.BF16
+	case *ConvFCHead:
+		h.BF16 = prec.BF16
+	}
+	return m, nil
+}
+
+// resolvePrecision decides o.Precision on this CPU (nn.Precision.Resolve):
+// training is float32 (an error if bf16 was asked for).
+func resolvePrecision(o Options) (nn.PrecisionChoice, error) {
+	p, err := nn.ParsePrecision(string(o.Precision))
+	if err != nil {
+		return nn.PrecisionChoice{}, fmt.Errorf("detection: Options.Precision: %w", err)
+	}
+	if o.Train {
+		if p == nn.PrecisionBF16 {
+			return nn.PrecisionChoice{}, fmt.Errorf("detection: Options.Precision bf16: inference only (training runs fp32)")
+		}
+		return nn.PrecisionChoice{Reason: "training runs fp32"}, nil
+	}
+	c, err := p.Resolve()
+	if err != nil {
+		return nn.PrecisionChoice{}, fmt.Errorf("detection: Options.Precision: %w", err)
+	}
+	return c, nil
 }
 
 // build assembles a detector for a valid cfg on a new graph: the backbone

@@ -10,6 +10,7 @@ import (
 	"gorgonia.org/tensor"
 
 	"resdet/fpn"
+	"resdet/nn"
 	"resdet/weights"
 )
 
@@ -132,6 +133,10 @@ func (m *FasterRCNN) Load(s weights.State) error {
 	if r, ok := m.RoIHeads.BoxHead.(refolder); ok {
 		r.refold()
 	}
+	// Constant-weight ops (bf16, the FPN neck) keep their weights converted
+	// after the first run, keyed by address: drop those copies of the old
+	// values.
+	nn.ReleaseConvBuffers()
 	var extra []string
 	for name := range s {
 		if !known[name] && !strings.HasPrefix(name, "backbone.") {

@@ -64,6 +64,10 @@ type Config struct {
 	// the first run and kept). Load the weights before the first run; changes
 	// afterwards are not seen. Leave it false for training.
 	ConstWeights bool
+	// BF16 (inference, with ConstWeights) runs every convolution in
+	// bfloat16 (nn.ConvOpts.BF16; accumulation, bias and the lateral add in
+	// float32). New fails on a CPU without bf16 (nn.BF16Supported).
+	BF16 bool
 }
 
 func (cfg Config) outChannels() int {
@@ -92,6 +96,14 @@ func (cfg Config) validate() error {
 	}
 	if cfg.BNEps < 0 {
 		return fmt.Errorf("fpn: BNEps %g: want >= 0", cfg.BNEps)
+	}
+	if cfg.BF16 {
+		if !cfg.ConstWeights {
+			return fmt.Errorf("fpn: BF16 is for inference: set ConstWeights too")
+		}
+		if err := nn.BF16Error(); err != nil {
+			return fmt.Errorf("fpn: BF16: %w", err)
+		}
 	}
 	for i, s := range cfg.In {
 		if s.Channels < 1 || s.Stride < 1 {
@@ -137,10 +149,11 @@ type convBlock struct {
 	scale  *param // FrozenBN: the folded scale and shift the graph sees
 	shift  *param
 	constW bool
+	bf16   bool // Config.BF16
 }
 
 func newConvBlock(g *G.ExprGraph, name string, inC, outC, k int, cfg Config, rng *rand.Rand) *convBlock {
-	c := &convBlock{name: name, k: k, eps: cfg.eps(), constW: cfg.ConstWeights}
+	c := &convBlock{name: name, k: k, eps: cfg.eps(), constW: cfg.ConstWeights, bf16: cfg.BF16}
 	c.w = newParam(g, name+".0.weight", outC, inC, k, k)
 	if rng != nil {
 		// torchvision: kaiming_uniform_(a=1), bound sqrt(3/fan_in); bias 0.
@@ -178,7 +191,7 @@ func (c *convBlock) refold() {
 // residual nil or [N, OutC, H, W]; returns [N, OutC, H, W].
 func (c *convBlock) forward(x, residual *G.Node) (*G.Node, error) {
 	p := c.k / 2
-	o := nn.ConvOpts{Pad: [2]int{p, p}, ConstWeights: c.constW}
+	o := nn.ConvOpts{Pad: [2]int{p, p}, ConstWeights: c.constW, BF16: c.bf16}
 	var y *G.Node
 	var err error
 	if c.b != nil {

@@ -21,6 +21,30 @@ type ConvOpts struct {
 	// AVX-512 CPUs, and building the op fails on CPUs without AVX-512 (see
 	// BF16Supported). Gradients, if asked for, are computed in float32 as if
 	// the forward pass were exact.
+	//
+	// Layouts, and why they decide whether AMX is used (issue 14): the
+	// primitive is created with the source and weights as bf16 and the
+	// destination as f32, all three in format `any`, prop kind
+	// forward_inference, user scratchpad, no fpmath mode (it only matters
+	// for f32 primitives). oneDNN 2.6's AMX kernels
+	// (brgconv:avx512_core_amx_bf16, jit:avx512_core_amx) and its
+	// brgconv:avx512_core_bf16 accept only channels-last activations
+	// (acdb = nhwc) with VNNI-blocked weights (AcdB16a2b, AcdB64a2b, ...):
+	// they take `any` and choose those, and refuse any other fixed tag. A
+	// bf16 source fixed to the blocked nChw16c (aBcd16b) or to plain NCHW,
+	// or weights fixed to oihw, leave only jit_bf16:avx512_core_bf16 (no
+	// AMX) or a reference kernel. That is what torch 1.13 does with NCHW
+	// tensors under autocast (ONEDNN_VERBOSE: src aBcd16b, weights
+	// ABcd8b16a2b, jit_bf16:avx512_core_bf16); with channels_last tensors it
+	// gets acdb and brgconv, as this path does. On an AVX512-BF16 CPU
+	// without AMX this path runs brgconv:avx512_core_bf16 (1x1:
+	// brgconv_1x1:avx512_core_bf16), src bf16 acdb, weights bf16 AcdB64a2b
+	// (AcdB16a2b for narrow layers), dst f32 acdb; oneDNN picks the AMX
+	// brgconv on AMX CPUs from the same request. Its cost: the activations
+	// between ops stay float32 (NCHW or BlockedIn/BlockedOut's nChw16c), so
+	// every bf16 convolution reorders its input f32 -> bf16 acdb and its
+	// output f32 acdb -> the user layout (ConstWeights converts the weights
+	// once).
 	BF16 bool
 
 	// NoInputGrad declares that x needs no gradient (e.g. the image going into

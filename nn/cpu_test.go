@@ -8,14 +8,15 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/testutil"
 )
 
 // convSkipWithoutBF16 skips a test of ConvOpts.BF16 on CPUs without it.
+// (or fails it with RESDET_REQUIRE_BF16=1).
 func convSkipWithoutBF16(t testing.TB) {
 	t.Helper()
-	if err := checkBF16(); err != nil {
-		t.Skip(err)
-	}
+	testutil.BF16(t, checkBF16())
 }
 
 // TestCPU checks that oneDNN's answers (ISA, bf16 convolution, block) agree

@@ -149,6 +149,12 @@ static void rd_destroy(rd_prim *p) {
 	free(p);
 }
 
+// rd_weights_md_equal reports whether argument 1 (forward: the weights) of
+// p is in the layout md.
+static int rd_weights_md_equal(rd_prim *p, const dnnl_memory_desc_t *md) {
+	return dnnl_memory_desc_equal(&p->a[1].prim_md, md);
+}
+
 static int rd_run2(dnnl_primitive_t r, dnnl_memory_t from, dnnl_memory_t to) {
 	dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}};
 	return dnnl_primitive_execute(r, rd_strm, 2, args);
@@ -444,14 +450,18 @@ type dnnlEngine struct {
 // give that memory to another tensor while the entry exists.
 type convPacked struct {
 	data     unsafe.Pointer
+	md       C.dnnl_memory_desc_t // the layout data is in
 	w, scale []float32
 }
 
-// convPackKey identifies constant weights: the primitive and the addresses
-// of the user's weights and scale.
+// convPackKey identifies constant weights: the addresses of the user's
+// weights and scale, and the data type they are packed to. The input's
+// batch and spatial size are not part of it: primitives for other inputs
+// (the RoI heads see a different number of RoIs per image) share one copy
+// when they want the same layout (convPacked.md), and replace it when not.
 type convPackKey struct {
-	c        C.rd_conv_params
 	w, scale uintptr
+	bf16     C.int
 }
 
 var (
@@ -618,11 +628,18 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		var packed unsafe.Pointer
 		var key convPackKey
 		if ex.constWeights && d.kind == dnnlFwd {
-			key = convPackKey{c: c, w: uintptr(ptrs[1])}
+			key = convPackKey{w: uintptr(ptrs[1]), bf16: c.bf16}
 			if ex.scale != nil {
 				key.scale = uintptr(unsafe.Pointer(&ex.scale[0]))
 			}
-			packed = e.packed[key].data
+			if old, ok := e.packed[key]; ok {
+				if C.rd_weights_md_equal(p, &old.md) != 0 {
+					packed = old.data
+				} else { // another layout: repack below
+					C.free(old.data)
+					delete(e.packed, key)
+				}
+			}
 		}
 		if ex.scale != nil && d.kind != dnnlBwdWeights && packed == nil {
 			wi := 1
@@ -652,7 +669,7 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 			// First call: pack the (scaled) weights once. If the layouts
 			// agree there is nothing to pack and the weights are used as is.
 			if packed = C.rd_pack(p, 1, ptrs[1]); packed != nil {
-				e.packed[key] = convPacked{data: packed, w: bufs[1], scale: ex.scale}
+				e.packed[key] = convPacked{data: packed, md: p.a[1].prim_md, w: bufs[1], scale: ex.scale}
 			}
 		}
 		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1), 1, packed); s != 0 {

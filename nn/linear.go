@@ -13,7 +13,23 @@ import (
 // Linear returns x·wᵀ + b, a fully connected layer with torch's weight layout.
 // x: [N, In]; w: [Out, In]; b: [Out] or nil. Returns [N, Out]. The matrix
 // multiplies run in oneDNN's sgemm (Threads() threads). Gradients flow to x, w and b.
-func Linear(x, w, b *G.Node) (*G.Node, error) {
+func Linear(x, w, b *G.Node) (*G.Node, error) { return LinearWith(x, w, b, LinearOpts{}) }
+
+// LinearOpts configures LinearWith.
+type LinearOpts struct {
+	// BF16 runs the forward product in bfloat16: x and w rounded to bf16,
+	// accumulation, bias and output in float32 (oneDNN's bf16 convolution
+	// with a 1x1 kernel, [N, In, 1, 1] * [Out, In, 1, 1]: the same memory
+	// as x and w). It fails on CPUs without bf16 (see BF16Supported).
+	// Gradients, if asked for, are float32 as if the forward were exact.
+	BF16 bool
+	// ConstWeights (with BF16) keeps w converted to bf16 after the first
+	// run, as ConvOpts.ConstWeights.
+	ConstWeights bool
+}
+
+// LinearWith is Linear with options.
+func LinearWith(x, w, b *G.Node, o LinearOpts) (*G.Node, error) {
 	if x == nil || w == nil {
 		return nil, errors.New("nn: Linear: x or w is nil")
 	}
@@ -24,7 +40,12 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 	if len(xs) != 2 || len(ws) != 2 || xs[1] != ws[1] {
 		return nil, fmt.Errorf("nn: Linear: x %v and w %v: want x [N, In] and w [Out, In]", xs, ws)
 	}
-	op := &linearOp{n: xs[0], in: xs[1], out: ws[0]}
+	op := &linearOp{n: xs[0], in: xs[1], out: ws[0], bf16: o.BF16, constW: o.BF16 && o.ConstWeights}
+	if op.bf16 {
+		if err := checkBF16(); err != nil {
+			return nil, fmt.Errorf("nn: Linear: x %v and w %v: %w", xs, ws, err)
+		}
+	}
 	if b == nil {
 		return G.ApplyOp(op, x, w)
 	}
@@ -38,8 +59,16 @@ func Linear(x, w, b *G.Node) (*G.Node, error) {
 // linearOp: (x [N, In], w [Out, In][, b [Out]]) -> [N, Out].
 type linearOp struct {
 	HostOp
-	n, in, out int
-	bias       bool
+	n, in, out   int
+	bias         bool
+	bf16, constW bool // LinearOpts
+}
+
+// conv is the bf16 product as a 1x1 convolution on the same memory.
+func (op *linearOp) conv() dnnlConv {
+	g := convGeom{X: [4]int{op.n, op.in, 1, 1}, W: [4]int{op.out, op.in, 1, 1}, Y: [4]int{op.n, op.out, 1, 1},
+		Stride: [2]int{1, 1}, Dil: [2]int{1, 1}, Groups: 1, BF16: true}
+	return dnnlConv{kind: dnnlFwd, geom: g, bias: op.bias}
 }
 
 func (op *linearOp) Arity() int {
@@ -72,6 +101,9 @@ func (op *linearOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, e
 	if err != nil {
 		return nil, err
 	}
+	if op.bf16 && op.n > 0 {
+		return t, op.conv().run(append(in, y), convExtra{constWeights: op.constW})
+	}
 	beta := float32(0)
 	if op.bias {
 		for i := 0; i < op.n; i++ {
@@ -85,6 +117,9 @@ func (op *linearOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, e
 	return t, nil
 }
 func (op *linearOp) String() string {
+	if op.bf16 {
+		return fmt.Sprintf("nn.Linear(n=%d,in=%d,out=%d,bias=%v,bf16,const=%v)", op.n, op.in, op.out, op.bias, op.constW)
+	}
 	return fmt.Sprintf("nn.Linear(n=%d,in=%d,out=%d,bias=%v)", op.n, op.in, op.out, op.bias)
 }
 func (op *linearOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }

@@ -3,7 +3,7 @@
 1.13, torchvision 0.14, CPU, float32).
 
 Usage: /usr/bin/python3 gen_tv_fpn.py OUTDIR --arch v1|v2 [--min-size 480]
-           [--max-size 800] [--seed 0]
+           [--max-size 800] [--seed 0] [--calib-photos A.jpg,B.png,...]
 
 Builds fasterrcnn_resnet50_fpn (v1) or fasterrcnn_resnet50_fpn_v2 (v2) with 91
 classes and seeded random weights:
@@ -14,7 +14,9 @@ classes and seeded random weights:
   v2: fasterrcnn_resnet50_fpn_v2(weights=None, weights_backbone=None) in eval
       mode (BatchNorm2d with running statistics, eps 1e-5).
 
-Calibration (on the three images as one batch) so that every stage produces varied output:
+Calibration (on the three images as one batch, or on the photos --calib-photos
+names, read as RGB with EXIF orientation ignored) so that every stage produces
+varied output:
 every batch norm's statistics come from its input (then perturbed; gamma and
 beta random); the RPN convolutions are redrawn and the objectness and delta
 layers scaled to output std 2.0 and 0.15 over all levels; the predictor's
@@ -158,6 +160,7 @@ def main():
     ap.add_argument("--min-size", type=int, default=352)
     ap.add_argument("--max-size", type=int, default=576)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--calib-photos", default="", help="comma-separated photos to calibrate on instead of the images")
     a = ap.parse_args()
     torch.manual_seed(a.seed)
     torch.set_num_threads(2)
@@ -174,8 +177,13 @@ def main():
         # Read back as the test reads it (the JPEG's decoded pixels).
         back = torch.from_numpy(__import__("numpy").asarray(Image.open(path).convert("RGB")).copy())
         xs.append(back.permute(2, 0, 1).float() / 255)
-    calibrate(model, xs, g)
-    rescale_heads(model, xs, g)
+    calib = xs
+    if a.calib_photos:
+        np = __import__("numpy")
+        calib = [torch.from_numpy(np.asarray(Image.open(p).convert("RGB")).copy()).permute(2, 0, 1).float() / 255
+                 for p in a.calib_photos.split(",")]
+    calibrate(model, calib, g)
+    rescale_heads(model, calib, g)
     state = model.state_dict()
     torch.save(state, os.path.join(a.outdir, "model.pth"))
     if a.arch == "v1":

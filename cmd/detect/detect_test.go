@@ -10,11 +10,12 @@ import (
 
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
+	"resdet/nn"
 	"resdet/zoo"
 )
 
 func TestNewCmdDetect(t *testing.T) {
-	def := DetectOptions{Weights: "w.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}
+	def := DetectOptions{Weights: "w.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50, Precision: nn.PrecisionFP32}
 	tests := []struct {
 		name    string
 		argv    string
@@ -26,13 +27,13 @@ func TestNewCmdDetect(t *testing.T) {
 		{name: "all flags",
 			argv: "-w m.pth --arch r50-c4 --roi-op pool --classes voc --score-thresh 0.7 --threads 2 --min-size 800 --max-size 1333 " +
 				"--max-pixels 12.5 --json --coco-results r.json --coco-gt gt.json -o shown a.jpg dir/ img/*.png",
-			want: DetectOptions{Weights: "m.pth", Model: zoo.DefaultName, Arch: "r50-c4", RoIOp: "pool", Classes: "voc", ScoreThresh: 0.7, Threads: 2,
+			want: DetectOptions{Precision: nn.PrecisionFP32, Weights: "m.pth", Model: zoo.DefaultName, Arch: "r50-c4", RoIOp: "pool", Classes: "voc", ScoreThresh: 0.7, Threads: 2,
 				MinSize: 800, MaxSize: 1333, MaxPixels: 12.5, JSON: true, COCOResults: "r.json", COCOGT: "gt.json", OutDir: "shown"},
 			inputs: []string{"a.jpg", "dir/", "img/*.png"}},
 		{name: "no images", argv: "--weights w.safetensors", wantErr: "no images given"},
-		{name: "save only", argv: "--weights w.pkl --save n.safetensors", want: DetectOptions{Weights: "w.pkl", Save: "n.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}},
-		{name: "default model", argv: "a.jpg", want: DetectOptions{Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
-		{name: "model", argv: "--model d2-r50-c4-3x --cache c a.jpg", want: DetectOptions{Model: "d2-r50-c4-3x", Cache: "c", ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
+		{name: "save only", argv: "--weights w.pkl --save n.safetensors", want: DetectOptions{Precision: nn.PrecisionFP32, Weights: "w.pkl", Save: "n.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}},
+		{name: "default model", argv: "a.jpg", want: DetectOptions{Precision: nn.PrecisionFP32, Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
+		{name: "model", argv: "--model d2-r50-c4-3x --cache c a.jpg", want: DetectOptions{Precision: nn.PrecisionFP32, Model: "d2-r50-c4-3x", Cache: "c", ScoreThresh: 0.5, MaxPixels: 50}, inputs: []string{"a.jpg"}},
 		{name: "model and weights", argv: "-w w.pkl --model d2-r50-c4-3x a.jpg", wantErr: "--weights and --model exclude each other"},
 		{name: "threshold", argv: "-w w --score-thresh 1.5 a.jpg", wantErr: "--score-thresh must be in [0, 1]"},
 		{name: "sizes", argv: "-w w --min-size -1 a.jpg", wantErr: "--min-size and --max-size must be positive"},
@@ -40,6 +41,11 @@ func TestNewCmdDetect(t *testing.T) {
 		{name: "roi op", argv: "-w w --roi-op warp a.jpg", wantErr: `--roi-op must be "align" or "pool"`},
 		{name: "threads", argv: "-w w --threads -1 a.jpg", wantErr: "--threads must be >= 0"},
 		{name: "gt without results", argv: "-w w --coco-gt gt.json a.jpg", wantErr: "--coco-gt only makes sense with --coco-results"},
+		{name: "precision bf16", argv: "-w w.safetensors --precision bf16 a.jpg", inputs: []string{"a.jpg"},
+			want: DetectOptions{Weights: "w.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50, Precision: nn.PrecisionBF16}},
+		{name: "precision auto", argv: "-w w.safetensors --precision AUTO a.jpg", inputs: []string{"a.jpg"},
+			want: DetectOptions{Weights: "w.safetensors", Model: zoo.DefaultName, ScoreThresh: 0.5, MaxPixels: 50, Precision: nn.PrecisionAuto}},
+		{name: "precision", argv: "-w w --precision fp16 a.jpg", wantErr: `--precision must be fp32, bf16 or auto, got "fp16"`},
 		{name: "bad number", argv: "-w w --min-size big a.jpg", wantErr: `invalid argument "big" for "--min-size"`},
 	}
 	for _, tt := range tests {

@@ -72,6 +72,9 @@ func runDetect(opts *DetectOptions) error {
 	} else if _, err := nn.ThreadsFromEnv(); err != nil {
 		return err
 	}
+	if _, err := opts.Precision.Resolve(); err != nil {
+		return fmt.Errorf("--precision %s: %w", opts.Precision, err)
+	}
 	t0 := time.Now()
 	m, err := loadDetector(opts)
 	if err != nil {
@@ -160,7 +163,7 @@ func runDetect(opts *DetectOptions) error {
 	if n := done + len(failures) - countExpansion(failures); n > 0 {
 		fmt.Fprintf(ios.ErrOut, "; per image: read+resize %s, network %s", fmtDur(prepTime/time.Duration(n)), fmtDur(netTime/time.Duration(n)))
 	}
-	fmt.Fprintln(ios.ErrOut, ")")
+	fmt.Fprintf(ios.ErrOut, "; precision %s: %s)\n", m.Precision, m.Precision.Reason)
 	if len(failures) > 0 {
 		fmt.Fprintf(ios.ErrOut, "detect: %d failed:\n", len(failures))
 		for _, f := range failures {
@@ -230,7 +233,7 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			return nil, err
 		}
 		applyFlags(&cfg, opts)
-		if m, err = detection.New(cfg, detection.Options{}); err != nil {
+		if m, err = detection.New(cfg, detection.Options{Precision: opts.Precision}); err != nil {
 			return nil, err
 		}
 		if err := m.Load(state); err != nil {
@@ -246,7 +249,7 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 		cfg := detection.DefaultConfig(arch, nil)
 		applyFlags(&cfg, opts)
 		var err error
-		if m, err = checkpoint.LoadTorchvision(weightsFile, cfg, detection.Options{}); err != nil {
+		if m, err = checkpoint.LoadTorchvision(weightsFile, cfg, detection.Options{Precision: opts.Precision}); err != nil {
 			return nil, err
 		}
 	} else {
@@ -262,7 +265,7 @@ func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 			return nil, fmt.Errorf("%s holds an %s detector, --arch says %s", file, cfg.Arch, opts.Arch)
 		}
 		applyFlags(&cfg, opts)
-		if m, err = detection.New(cfg, detection.Options{}); err != nil {
+		if m, err = detection.New(cfg, detection.Options{Precision: opts.Precision}); err != nil {
 			return nil, err
 		}
 		if err := m.Load(state); err != nil {

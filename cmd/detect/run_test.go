@@ -18,6 +18,7 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/internal/cli"
+	"resdet/nn"
 	"resdet/train"
 )
 
@@ -151,7 +152,7 @@ func TestRunDetect(t *testing.T) {
 				if got := strings.Count(stdout, "\n"); got != len(want.Detections)+2 {
 					t.Errorf("%d lines, want %d", got, len(want.Detections)+2)
 				}
-				if !strings.Contains(stderr, "detect: 1 of 1 images") || !strings.Contains(stderr, "network") {
+				if !strings.Contains(stderr, "detect: 1 of 1 images") || !strings.Contains(stderr, "network") || !strings.Contains(stderr, "precision fp32: asked for)") {
 					t.Errorf("summary: %q", stderr)
 				}
 			}},
@@ -293,6 +294,17 @@ func TestRunDetect(t *testing.T) {
 			}},
 		{name: "coco gt without class", opts: DetectOptions{Inputs: []string{pngPath}, Classes: classes, COCOResults: filepath.Join(dir, "r3.json"), COCOGT: gt},
 			wantErr: `class "kitten" (class_id 1) is not one of its categories`},
+		{name: "auto precision", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, Precision: nn.PrecisionAuto},
+			check: func(t *testing.T, _, stderr string) {
+				want := "precision fp32: auto: "
+				if nn.AMXSupported() && nn.BF16Supported() {
+					want = "precision bf16: auto: "
+				}
+				if !strings.Contains(stderr, want) {
+					t.Errorf("summary %q does not say %q", stderr, want)
+				}
+			}},
+		bf16Case(pngPath),
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -318,4 +330,30 @@ func TestRunDetect(t *testing.T) {
 			}
 		})
 	}
+}
+
+// bf16Case is the run test of --precision bf16: a summary naming bf16 where
+// the CPU has it, else an error naming the flag and the CPU.
+func bf16Case(img string) struct {
+	name    string
+	opts    DetectOptions
+	wantErr string
+	check   func(t *testing.T, stdout, stderr string)
+} {
+	c := struct {
+		name    string
+		opts    DetectOptions
+		wantErr string
+		check   func(t *testing.T, stdout, stderr string)
+	}{name: "bf16 precision", opts: DetectOptions{Inputs: []string{img}, ScoreThresh: 0.3, Precision: nn.PrecisionBF16}}
+	if err := nn.BF16Error(); err != nil {
+		c.wantErr = "--precision bf16: nn: precision bf16: bf16 convolution needs"
+		return c
+	}
+	c.check = func(t *testing.T, stdout, stderr string) {
+		if !strings.Contains(stderr, "precision bf16: asked for") || !strings.Contains(stdout, "class  score") {
+			t.Errorf("stdout %q, stderr %q: want a table and bf16 in the summary", stdout, stderr)
+		}
+	}
+	return c
 }

@@ -9,8 +9,18 @@ logit, clip, keep w > 0 and h > 0, NMS 0.7, 1000 kept, ROIAlignV2 14x14
 (aligned, sampling 0), res5 + mean, cls_score 81 (background last) and
 bbox_pred 320, softmax, score > 0.05, per-class NMS 0.5, top 100.
 
+--bf16 runs the network under torch.autocast("cpu", dtype=torch.bfloat16)
+(convolutions and linear layers in bf16; proposals, RoIAlign's output
+precision aside, softmax and box decoding are cast back to float32 here), as
+BenchmarkDetectD2C4's bf16 case runs ours; --channels-last converts the model
+and the input to torch.channels_last first (oneDNN then picks its brgconv
+kernels, on AMX CPUs the AMX ones, instead of jit_bf16 on nChw16c). Run with
+ONEDNN_VERBOSE=1 to see the kernels.
+
 Usage: /usr/bin/python3 bench_d2_c4.py [--height 800] [--width 1333] [--iters 1] [--threads 2]
-Prints one JSON line: ms per image (mean, min) and the detection count.
+           [--bf16] [--channels-last]
+Prints one JSON line: ms per image (mean, min), the detection count and the
+precision.
 """
 import argparse
 import json
@@ -74,8 +84,8 @@ class D2C4(nn.Module):
         f = self.trunk(x)
         t = torch.relu(self.rpn_conv(f))
         fh, fw = f.shape[-2:]
-        logits = self.logits(t).permute(0, 2, 3, 1).reshape(-1)
-        deltas = self.deltas(t).view(1, 15, 4, fh, fw).permute(0, 3, 4, 1, 2).reshape(-1, 4)
+        logits = self.logits(t).float().permute(0, 2, 3, 1).reshape(-1)
+        deltas = self.deltas(t).float().reshape(1, 15, 4, fh, fw).permute(0, 3, 4, 1, 2).reshape(-1, 4)
         sy, sx = torch.meshgrid(torch.arange(fh) * 16.0, torch.arange(fw) * 16.0, indexing="ij")
         shifts = torch.stack([sx, sy, sx, sy], dim=-1).reshape(-1, 1, 4)
         anchors = (shifts + self.cell.view(1, 15, 4)).reshape(-1, 4)
@@ -87,11 +97,15 @@ class D2C4(nn.Module):
         keep = ((props[:, 2] - props[:, 0]) > 0) & ((props[:, 3] - props[:, 1]) > 0)
         props, top = props[keep], top[keep]
         props = props[nms(props, top, 0.7)[:1000]]
+        if len(props) == 0:  # torch 1.13's channels_last bf16 convolution fails on an empty batch
+            return props, top[:0], top[:0].long()
         rois = torch.cat([torch.zeros(len(props), 1), props], dim=1)
-        feats = roi_align(f, rois, (14, 14), 1 / 16, 0, aligned=True)
+        feats = roi_align(f.float(), rois, (14, 14), 1 / 16, 0, aligned=True)
+        if f.is_contiguous(memory_format=torch.channels_last):
+            feats = feats.contiguous(memory_format=torch.channels_last)
         v = self.res5(feats).mean(dim=[2, 3])
-        scores = torch.softmax(self.cls(v), dim=1)[:, :-1]
-        boxes = decode(self.bbox(v), props, (10.0, 10.0, 5.0, 5.0)).view(-1, scores.shape[1], 4)
+        scores = torch.softmax(self.cls(v).float(), dim=1)[:, :-1]
+        boxes = decode(self.bbox(v).float(), props, (10.0, 10.0, 5.0, 5.0)).reshape(-1, scores.shape[1], 4)
         boxes[..., 0::2] = boxes[..., 0::2].clamp(0, w)
         boxes[..., 1::2] = boxes[..., 1::2].clamp(0, h)
         mask = scores > 0.05
@@ -107,20 +121,26 @@ def main():
     ap.add_argument("--width", type=int, default=1333)
     ap.add_argument("--iters", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--bf16", action="store_true", help="autocast to bfloat16")
+    ap.add_argument("--channels-last", action="store_true", help="model and input in torch.channels_last")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = D2C4().eval()
     x = torch.randn(1, 3, a.height, a.width) * 50
+    if a.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+        x = x.contiguous(memory_format=torch.channels_last)
     times = []
-    with torch.no_grad():
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.bf16):
         model(x)  # warm-up
         for _ in range(a.iters):
             t0 = time.perf_counter()
             boxes, _, _ = model(x)
             times.append((time.perf_counter() - t0) * 1000)
     print(json.dumps({"ms_mean": sum(times) / len(times), "ms_min": min(times), "detections": len(boxes),
-                      "size": [a.width, a.height]}))
+                      "size": [a.width, a.height], "precision": "bf16" if a.bf16 else "fp32",
+                      "channels_last": a.channels_last}))
 
 
 if __name__ == "__main__":

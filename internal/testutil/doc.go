@@ -9,7 +9,8 @@
 // Missing optional tools skip the tests that need them, with a message
 // saying what is missing, unless the matching environment variable asks for
 // a failure instead: RESDET_REQUIRE_TORCH=1 (Python with torch and
-// torchvision) or RESDET_REQUIRE_SHARED=1 (the ../shared folder).
+// torchvision), RESDET_REQUIRE_SHARED=1 (the ../shared folder) or
+// RESDET_REQUIRE_BF16=1 (a CPU where oneDNN runs bf16: BF16).
 //
 // It is imported only by _test.go files and imports only the standard
 // library.

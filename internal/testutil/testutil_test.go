@@ -304,3 +304,28 @@ func TestSharedDirBesideClone(t *testing.T) {
 		t.Errorf("SharedDir = %s, want %s", p, want)
 	}
 }
+
+// TestBF16SkipOrFail: a reason skips the test, or fails it with
+// RESDET_REQUIRE_BF16=1; no reason lets it run.
+func TestBF16SkipOrFail(t *testing.T) {
+	why := errors.New("no bf16 on this CPU (oneDNN ISA avx2)")
+	for _, tc := range []struct {
+		env            string
+		why            error
+		wantSkip, fail bool
+	}{
+		{env: "", why: why, wantSkip: true}, {env: "0", why: why, wantSkip: true}, {env: "1", why: why, fail: true},
+		{env: "", why: nil}, {env: "1", why: nil},
+	} {
+		t.Run(fmt.Sprintf("RESDET_REQUIRE_BF16=%s,reason=%v", tc.env, tc.why != nil), func(t *testing.T) {
+			t.Setenv(RequireBF16Env, tc.env)
+			f := run(func(tb testing.TB) { BF16(tb, tc.why) })
+			if (f.skipped != "") != tc.wantSkip || (f.failed != "") != tc.fail {
+				t.Errorf("skipped %q, failed %q; want skip %v, fail %v", f.skipped, f.failed, tc.wantSkip, tc.fail)
+			}
+			if msg := f.skipped + f.failed; tc.why != nil && (!strings.Contains(msg, "avx2") || !strings.Contains(msg, RequireBF16Env)) {
+				t.Errorf("message %q should give the reason and %s", msg, RequireBF16Env)
+			}
+		})
+	}
+}
