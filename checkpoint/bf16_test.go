@@ -222,10 +222,11 @@ func TestBF16AccuracyD2C4(t *testing.T) {
 // detections into a photo, so a small change of the features reorders
 // proposals and NMS: neither torch's bf16 nor ours reaches issue 14's
 // targets on it (both are logged), and the test asserts that ours agrees
-// with fp32 at least as well as torch's does (within 5 points).
+// with fp32 at least as well as torch's does (within 5 points). It is
+// not part of make test (too long for CI): RESDET_LONG=1 runs it.
 func TestBF16AccuracyTVFPN(t *testing.T) {
-	if testing.Short() {
-		t.Skip("skipping: runs two ResNet-50 FPN detectors on three photos, in Go and in torch")
+	if testing.Short() || os.Getenv("RESDET_LONG") == "" {
+		t.Skip("skipping: runs two ResNet-50 FPN detectors on three photos, in Go and in torch (5-19 min); RESDET_LONG=1 runs it")
 	}
 	testutil.BF16(t, nn.BF16Error())
 	testutil.Python(t, "torch", "torchvision", "PIL", "numpy")
