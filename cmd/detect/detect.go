@@ -144,6 +144,6 @@ timing summary ends the run (on stderr).`,
 	_ = cmd.RegisterFlagCompletionFunc("roi-op", cobra.FixedCompletions([]string{"align", "pool"}, cobra.ShellCompDirectiveNoFileComp))
 	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"), newCmdClassify(nil))
-	cmd.AddCommand(newCmdModels(ios, nil))
+	cmd.AddCommand(newCmdModels(ios, nil), newCmdBatch(ios, nil))
 	return cmd
 }

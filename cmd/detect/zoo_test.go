@@ -15,6 +15,7 @@ import (
 	"resdet/checkpoint"
 	"resdet/datasets"
 	"resdet/detection"
+	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/internal/testutil"
 	"resdet/zoo"
@@ -107,7 +108,7 @@ func TestDetectDefaultModel(t *testing.T) {
 		if hits.Load() != 1 {
 			t.Errorf("run %d: %d downloads, want 1 (then the cache)", run, hits.Load())
 		}
-		var res imageResult
+		var res inference.Result
 		if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout)), &res); err != nil {
 			t.Fatalf("run %d: output %q: %v", run, stdout, err)
 		}
@@ -183,7 +184,7 @@ func TestDetectSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	if got.Config.Arch != "r50-c4" || !isCOCO(got.Config.Classes) || got.Config.Transform.Preprocess != "detectron2" {
+	if got.Config.Arch != "r50-c4" || !inference.IsCOCO(got.Config.Classes) || got.Config.Transform.Preprocess != "detectron2" {
 		t.Errorf("saved config: %s, %d classes, preprocess %q", got.Config.Arch, len(got.Config.Classes), got.Config.Transform.Preprocess)
 	}
 	ws, gs := want.State(), got.State()
