@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -203,6 +204,9 @@ func runBatch(opts *BatchOptions) error {
 		}
 		o.Classes = classes
 	}
+	if err := defaultWorkerBinary(); err != nil {
+		return err
+	}
 	sum, err := batch.Run(ctx, *runners.Runner, o)
 	if err != nil {
 		return err
@@ -226,6 +230,23 @@ func runBatch(opts *BatchOptions) error {
 		return fmt.Errorf("%d images failed: see %s", sum.Failed, files.Errors)
 	}
 	return nil
+}
+
+// defaultWorkerBinary makes this binary the workers' unless
+// --worker_binary names one: without it, Beam's portable and Dataflow
+// runners would compile the program's source with the go command at
+// launch. Only a linux/amd64 binary can serve (Beam's worker containers).
+func defaultWorkerBinary() error {
+	set := false
+	flag.Visit(func(f *flag.Flag) { set = set || f.Name == "worker_binary" })
+	if set || runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
+		return nil
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	return flag.CommandLine.Set("worker_binary", exe)
 }
 
 // readFile reads a whole file through Beam's filesystems.
