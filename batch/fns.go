@@ -15,11 +15,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 
-	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/eval"
 	"resdet/inference"
-	"resdet/nn"
 )
 
 func init() {
@@ -33,7 +31,7 @@ const (
 	counterImages     = "images"     // images detected
 	counterDetections = "detections" // detections in them
 	counterFailed     = "failed"     // images in the dead-letter output
-	counterModels     = "models"     // detectFn instances that loaded the model
+	counterModels     = "models"     // detectors loaded (pool.go)
 )
 
 var (
@@ -89,80 +87,77 @@ func (*listLineFn) ProcessElement(line string, emit func(string)) {
 	}
 }
 
-// detectFn runs the detector on one image path. Setup loads the model
-// (each instance once; a runner keeps one instance per bundle it
-// processes at a time and reuses it across bundles), ProcessElement emits
-// (path, JSON line) for an image it read and ran, or (path, dead-letter
-// line) for one it could not.
+// detectFn runs the detector on one image path. Setup makes sure the
+// worker process's model pool (pool.go) has a detector loaded, so that a
+// model that cannot be loaded fails the setup; ProcessElement borrows a
+// detector from the pool and emits (path, JSON line) for an image it read
+// and ran, or (path, dead-letter line) for one it could not.
 type detectFn struct {
 	Model     inference.ModelOptions
 	MaxPixels float64 // images above this many megapixels go to the dead letter
 	Threads   int     // threads of the heavy ops; 0 = RESDET_THREADS or all cores
+	Models    int     // detectors per worker process at most
 
-	m   *detection.FasterRCNN
-	tr  imageio.Transform
-	tmp string // folder for local copies of remote files
+	pool *modelPool
+	tmp  string // folder for local copies of remote images
 }
 
 func (f *detectFn) Setup(ctx context.Context) error {
-	if f.Threads > 0 {
-		nn.SetThreads(f.Threads)
-	} else if _, err := nn.ThreadsFromEnv(); err != nil {
-		return err
-	}
 	var err error
 	if f.tmp, err = os.MkdirTemp("", "resdet-batch-"); err != nil {
 		return err
 	}
-	o := f.Model
-	if o.Weights != "" && !isLocal(o.Weights) {
-		local, _, err := fetchLocal(ctx, o.Weights, f.tmp)
-		if err != nil {
-			return fmt.Errorf("--weights: %w", err)
-		}
-		o.Weights = local
-	}
-	if f.m, err = inference.Load(o, inference.FetchZoo(ctx, o.Cache)); err != nil {
+	f.pool = acquirePool(f.Model, f.Threads, max(f.Models, 1))
+	m, err := f.pool.get(ctx)
+	if err != nil {
 		return err
 	}
-	f.tr = inference.Transform(f.m)
-	modelsCounter.Inc(ctx, 1)
+	f.pool.put(m)
 	return nil
 }
 
 func (f *detectFn) Teardown() error {
-	if f.m != nil {
-		f.m.Close()
-		f.m = nil
+	var err error
+	if f.pool != nil {
+		err = releasePool(f.pool)
+		f.pool = nil
 	}
 	if f.tmp != "" {
-		return os.RemoveAll(f.tmp)
+		if e := os.RemoveAll(f.tmp); err == nil {
+			err = e
+		}
 	}
-	return nil
+	return err
 }
 
-func (f *detectFn) ProcessElement(ctx context.Context, path string, emit, emitFailure func(string, string)) {
-	res, err := f.detect(ctx, path)
+func (f *detectFn) ProcessElement(ctx context.Context, path string, emit, emitFailure func(string, string)) error {
+	m, err := f.pool.get(ctx)
+	if err != nil {
+		return err
+	}
+	defer f.pool.put(m)
+	res, err := f.detect(ctx, m, path)
 	if err == nil {
 		var b []byte
 		if b, err = json.Marshal(res); err == nil {
 			imagesCounter.Inc(ctx, 1)
 			detectionsCounter.Inc(ctx, int64(len(res.Detections)))
 			emit(path, string(b))
-			return
+			return nil
 		}
 	}
 	failedCounter.Inc(ctx, 1)
 	emitFailure(path, failureLine(path, err))
+	return nil
 }
 
-func (f *detectFn) detect(ctx context.Context, path string) (inference.Result, error) {
+func (f *detectFn) detect(ctx context.Context, m *detection.FasterRCNN, path string) (inference.Result, error) {
 	local, remove, err := fetchLocal(ctx, path, f.tmp)
 	if err != nil {
 		return inference.Result{}, err
 	}
 	defer remove()
-	res, _, _, err := inference.DetectFile(f.m, f.tr, local, f.MaxPixels)
+	res, _, _, err := inference.DetectFile(m, inference.Transform(m), local, f.MaxPixels)
 	res.Image = path
 	return res, err
 }

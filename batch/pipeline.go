@@ -34,6 +34,10 @@ type Options struct {
 	MaxPixels float64 // images above this many megapixels are failures
 	Threads   int     // threads of the heavy ops in each worker; 0 = RESDET_THREADS or all cores
 	Shards    int     // number of output shards, >= 1
+	// ModelsPerWorker caps the detectors a worker process loads (each
+	// takes one model's memory); bundles the runner processes at once
+	// beyond it wait for one. 0 = 1.
+	ModelsPerWorker int
 }
 
 // Files are the outputs of a run, as patterns or paths.
@@ -63,6 +67,8 @@ func (o Options) check() error {
 		return fmt.Errorf("batch: %d shards, want at least 1", o.Shards)
 	case !(o.MaxPixels > 0):
 		return fmt.Errorf("batch: max pixels %g, want > 0", o.MaxPixels)
+	case o.ModelsPerWorker < 0:
+		return fmt.Errorf("batch: %d models per worker, want >= 0", o.ModelsPerWorker)
 	case o.COCOGT != "" && len(o.Classes) == 0:
 		return errors.New("batch: a COCO ground truth needs the detector's class names")
 	}
@@ -86,7 +92,7 @@ func Build(s beam.Scope, o Options) error {
 	// A fusion break: the images are spread over the workers instead of
 	// following the one element that listed them.
 	paths = beam.Reshuffle(s, paths)
-	results, failures := beam.ParDo2(s.Scope("Detect"), &detectFn{Model: o.Model, MaxPixels: o.MaxPixels, Threads: o.Threads}, paths)
+	results, failures := beam.ParDo2(s.Scope("Detect"), &detectFn{Model: o.Model, MaxPixels: o.MaxPixels, Threads: o.Threads, Models: o.ModelsPerWorker}, paths)
 	if o.COCOGT != "" {
 		files := o.OutputFiles()
 		coco := beam.ParDo(s.Scope("COCO"), &cocoFn{GT: o.COCOGT, Classes: o.Classes, Results: files.COCOResults, Eval: files.COCOEval},
@@ -110,7 +116,7 @@ type Summary struct {
 	Images     int64 // images detected, one JSON line each
 	Detections int64 // detections in them
 	Failed     int64 // dead-letter lines
-	Models     int64 // model loads (detectFn instances set up)
+	Models     int64 // detectors loaded, over all workers
 	HasMetrics bool  // the runner reported metrics
 }
 
@@ -153,13 +159,15 @@ func Run(ctx context.Context, runner string, o Options) (Summary, error) {
 	return sum, nil
 }
 
-// LoadClasses loads the detector o.Model names (as a worker does) and
-// returns its class names: what the COCO outputs need.
+// LoadClasses loads the detector o names (as a worker does) and returns
+// its class names: what the COCO outputs need.
 func LoadClasses(ctx context.Context, o inference.ModelOptions) ([]string, error) {
-	f := &detectFn{Model: o, MaxPixels: 1}
-	defer f.Teardown()
-	if err := f.Setup(ctx); err != nil {
+	p := acquirePool(o, 0, 1)
+	defer releasePool(p)
+	m, err := p.load(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return f.m.Config.Classes, nil
+	defer m.Close()
+	return m.Config.Classes, nil
 }

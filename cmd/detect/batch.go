@@ -68,8 +68,10 @@ Outputs, named from --output PREFIX (local, gs:// or s3://):
 An image goes to shard fnv32a(path) mod --shards; a rerun over the same
 input writes the same files.
 
-Each worker loads the model once (per DoFn instance) and runs the code path
-of 'detect' on each image. The model flags are detect's: --weights may
+Each worker process loads the model once (up to --models-per-worker
+copies when the runner gives it several bundles at once: prism splits slow
+bundles, Dataflow runs several threads per worker; --threads sets each
+copy's threads) and runs the code path of 'detect' on each image. The model flags are detect's: --weights may
 also be a gs:// or s3:// path (copied to the worker); without --weights,
 each worker takes --model from its model cache (--cache), downloading it if
 needed. With --coco-gt the model is also loaded here, for its class names.
@@ -95,6 +97,8 @@ failures ends the run on stderr; failures make the exit code 1.`,
 				return cli.Usagef("--output is required (a prefix of the output files)")
 			case o.Shards < 1:
 				return cli.Usagef("--shards must be >= 1, got %d", o.Shards)
+			case o.ModelsPerWorker < 1:
+				return cli.Usagef("--models-per-worker must be >= 1, got %d", o.ModelsPerWorker)
 			case m.ScoreThresh < 0 || m.ScoreThresh > 1:
 				return cli.Usagef("--score-thresh must be in [0, 1], got %g", m.ScoreThresh)
 			case m.MinSize < 0 || m.MaxSize < 0:
@@ -119,6 +123,7 @@ failures ends the run on stderr; failures make the exit code 1.`,
 	f.StringVar(&o.Output, "output", "", "prefix of the output files (PREFIX-detections-*.jsonl, PREFIX-errors-*.jsonl, ...)")
 	f.StringVar(&o.COCOGT, "coco-gt", "", "COCO instances file: also write PREFIX-coco-results.json and evaluate it")
 	f.IntVar(&o.Shards, "shards", 4, "number of output shards")
+	f.IntVar(&o.ModelsPerWorker, "models-per-worker", 1, "detectors a worker process loads at most (bundles the runner runs at once beyond it wait)")
 	f.StringVarP(&o.Model.Weights, "weights", "w", "", "trained detector (as for detect; may be gs:// or s3://) (default: --model)")
 	f.StringVarP(&o.Model.Model, "model", "m", zoo.DefaultName, "pretrained model to run when --weights is not given (see 'detect models')")
 	f.StringVar(&o.Model.Cache, "cache", "", "model cache folder on the workers (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
@@ -216,7 +221,7 @@ func runBatch(opts *BatchOptions) error {
 		fmt.Fprintf(ios.ErrOut, "detect batch: submitted (the runner reports no counts); outputs %s, dead letter %s\n", files.Detections, files.Errors)
 		return nil
 	}
-	fmt.Fprintf(ios.ErrOut, "detect batch: %d of %d images, %d detections (%d model loads); outputs %s\n",
+	fmt.Fprintf(ios.ErrOut, "detect batch: %d of %d images, %d detections (%d models loaded); outputs %s\n",
 		sum.Images, sum.Images+sum.Failed, sum.Detections, sum.Models, files.Detections)
 	if files.COCOEval != "" {
 		text, err := readFile(ctx, files.COCOEval)

@@ -24,7 +24,7 @@ import (
 )
 
 func TestNewCmdBatch(t *testing.T) {
-	def := batch.Options{Input: "l.txt", Output: "out/p", Shards: 4, MaxPixels: 50,
+	def := batch.Options{Input: "l.txt", Output: "out/p", Shards: 4, MaxPixels: 50, ModelsPerWorker: 1,
 		Model: inference.ModelOptions{Model: zoo.DefaultName, ScoreThresh: 0.5}}
 	tests := []struct {
 		name    string
@@ -35,8 +35,8 @@ func TestNewCmdBatch(t *testing.T) {
 	}{
 		{name: "minimal", argv: "--input l.txt --output out/p", want: def},
 		{name: "all flags", argv: "--input img/*.jpg --output gs://b/o --coco-gt gt.json --shards 2 -w m.pth --arch r50-c4 --roi-op pool " +
-			"--classes voc --score-thresh 0.7 --threads 1 --min-size 800 --max-size 1333 --max-pixels 12.5 --cache c",
-			want: batch.Options{Input: "img/*.jpg", Output: "gs://b/o", COCOGT: "gt.json", Shards: 2, MaxPixels: 12.5, Threads: 1,
+			"--classes voc --score-thresh 0.7 --threads 1 --min-size 800 --max-size 1333 --max-pixels 12.5 --cache c --models-per-worker 2",
+			want: batch.Options{Input: "img/*.jpg", Output: "gs://b/o", COCOGT: "gt.json", Shards: 2, MaxPixels: 12.5, Threads: 1, ModelsPerWorker: 2,
 				Model: inference.ModelOptions{Weights: "m.pth", Model: zoo.DefaultName, Cache: "c", Arch: "r50-c4", RoIOp: "pool", Classes: "voc",
 					ScoreThresh: 0.7, MinSize: 800, MaxSize: 1333}}},
 		{name: "beam options reach package flag", argv: "--input l.txt --output out/p --runner direct --endpoint localhost:8099 " +
@@ -45,6 +45,7 @@ func TestNewCmdBatch(t *testing.T) {
 		{name: "no input", argv: "--output o", wantErr: "--input is required"},
 		{name: "no output", argv: "--input l.txt", wantErr: "--output is required"},
 		{name: "shards", argv: "--input l --output o --shards 0", wantErr: "--shards must be >= 1"},
+		{name: "models per worker", argv: "--input l --output o --models-per-worker 0", wantErr: "--models-per-worker must be >= 1"},
 		{name: "model and weights", argv: "--input l --output o -w w.pkl --model d2-r50-c4-3x", wantErr: "--weights and --model exclude each other"},
 		{name: "roi op", argv: "--input l --output o --roi-op warp", wantErr: `--roi-op must be "align" or "pool"`},
 		{name: "worker flags are not options", argv: "--input l --output o --worker", wantErr: "unknown flag: --worker"},
@@ -215,10 +216,10 @@ func TestDetectBatch(t *testing.T) {
 
 	newRoot := func(ios *cli.IOStreams) *cobra.Command { return NewCmdDetect(ios, nil) }
 	runs := []struct {
-		name, runner, input string
+		name, runner, input, models string
 	}{
-		{"prism glob", "prism", filepath.Join(imgs, "*")},
-		{"direct list", "direct", filepath.Join(dir, "list.txt")},
+		{"prism glob", "prism", filepath.Join(imgs, "*"), "2"},
+		{"direct list", "direct", filepath.Join(dir, "list.txt"), "1"},
 	}
 	// The list names the images in another order, with a comment and a
 	// blank line.
@@ -232,10 +233,11 @@ func TestDetectBatch(t *testing.T) {
 		t.Run(run.name, func(t *testing.T) {
 			prefix := filepath.Join(dir, "out-"+run.runner, "run")
 			code, stdout, stderr := clitest.Main(newRoot, "batch", "--runner", run.runner, "--input", run.input, "--output", prefix,
-				"--weights", weights, "--score-thresh", "0.3", "--coco-gt", gt, "--shards", "3")
+				"--weights", weights, "--score-thresh", "0.3", "--coco-gt", gt, "--shards", "3", "--models-per-worker", run.models)
 			if code != 1 || !strings.Contains(stderr, "3 images failed: see "+prefix+"-errors-*.jsonl") {
 				t.Fatalf("exit code %d (want 1, for the bad images); stderr:\n%s", code, stderr)
 			}
+			t.Logf("%s", stderr[strings.Index(stderr, "detect batch:"):])
 			if !strings.Contains(stderr, "detect batch: 4 of 7 images") {
 				t.Errorf("summary: %s", stderr)
 			}
