@@ -32,6 +32,7 @@ const (
 	counterDetections = "detections" // detections in them
 	counterFailed     = "failed"     // images in the dead-letter output
 	counterModels     = "models"     // detectors loaded (pool.go)
+	counterNotInGT    = "not_in_gt"  // images detected but missing from the COCO ground truth
 )
 
 var (
@@ -39,6 +40,7 @@ var (
 	detectionsCounter = beam.NewCounter("resdet", counterDetections)
 	failedCounter     = beam.NewCounter("resdet", counterFailed)
 	modelsCounter     = beam.NewCounter("resdet", counterModels)
+	notInGTCounter    = beam.NewCounter("resdet", counterNotInGT)
 )
 
 // failure is one line of the dead-letter output.
@@ -239,7 +241,7 @@ func (f *cocoFn) ProcessElement(ctx context.Context, _ []byte, lines func(*strin
 	}
 	for _, r := range rs {
 		if err := coco.Add(r); err != nil {
-			failedCounter.Inc(ctx, 1)
+			notInGTCounter.Inc(ctx, 1)
 			emitFailure(r.Image, failureLine(r.Image, fmt.Errorf("not in the COCO results: %w", err)))
 		}
 	}

@@ -115,7 +115,8 @@ func writeShards(s beam.Scope, prefix string, n int, lines beam.PCollection) {
 type Summary struct {
 	Images     int64 // images detected, one JSON line each
 	Detections int64 // detections in them
-	Failed     int64 // dead-letter lines
+	Failed     int64 // images that failed (dead-letter lines)
+	NotInGT    int64 // images detected but not in the COCO ground truth (dead-letter lines too)
 	Models     int64 // detectors loaded, over all workers
 	HasMetrics bool  // the runner reported metrics
 }
@@ -152,6 +153,8 @@ func Run(ctx context.Context, runner string, o Options) (Summary, error) {
 			sum.Detections += c.Result()
 		case counterFailed:
 			sum.Failed += c.Result()
+		case counterNotInGT:
+			sum.NotInGT += c.Result()
 		case counterModels:
 			sum.Models += c.Result()
 		}

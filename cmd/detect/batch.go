@@ -231,8 +231,11 @@ func runBatch(opts *BatchOptions) error {
 		fmt.Fprintf(ios.Out, "%s", text)
 		fmt.Fprintf(ios.ErrOut, "detect batch: COCO results %s, evaluation %s\n", files.COCOResults, files.COCOEval)
 	}
-	if sum.Failed > 0 {
-		return fmt.Errorf("%d images failed: see %s", sum.Failed, files.Errors)
+	if sum.NotInGT > 0 {
+		fmt.Fprintf(ios.ErrOut, "detect batch: %d images are not in %s, so not in the COCO results\n", sum.NotInGT, o.COCOGT)
+	}
+	if sum.Failed+sum.NotInGT > 0 {
+		return fmt.Errorf("%d images failed: see %s", sum.Failed+sum.NotInGT, files.Errors)
 	}
 	return nil
 }

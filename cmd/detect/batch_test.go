@@ -302,4 +302,21 @@ func TestDetectBatch(t *testing.T) {
 			}
 		})
 	}
+
+	// An image the ground truth lacks is detected and goes to the dead
+	// letter as missing from the COCO results.
+	gtSet.Records = gtSet.Records[:len(gtSet.Records)-1]
+	gt3 := filepath.Join(dir, "gt3.json")
+	must(datasets.WriteCOCO(gt3, gtSet))
+	prefix := filepath.Join(dir, "out-gt3", "run")
+	code, _, stderr := clitest.Main(newRoot, "batch", "--runner", "prism", "--input", filepath.Join(imgs, "0*"), "--output", prefix,
+		"--weights", weights, "--score-thresh", "0.3", "--coco-gt", gt3, "--shards", "1")
+	last := good[len(good)-1]
+	if code != 1 || !strings.Contains(stderr, "detect batch: 4 of 4 images") || !strings.Contains(stderr, "1 images are not in "+gt3) {
+		t.Errorf("exit code %d, stderr:\n%s", code, stderr)
+	}
+	errs := readLines(t, prefix+"-errors-00000-of-00001.jsonl")
+	if len(errs) != 1 || !strings.Contains(errs[0], last) || !strings.Contains(errs[0], `not in the COCO results: --coco-gt has no image with file_name \"`+last) {
+		t.Errorf("dead letter %q", errs)
+	}
 }
