@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 
@@ -168,7 +169,7 @@ func isBoolFlag(f *flag.Flag) bool {
 func addBeamFlags(fs *pflag.FlagSet) string {
 	help := pflag.NewFlagSet("beam", pflag.ContinueOnError)
 	flag.CommandLine.VisitAll(func(gf *flag.Flag) {
-		if fs.Lookup(gf.Name) != nil || strings.HasPrefix(gf.Name, "test.") || contains(beamWorkerFlags, gf.Name) {
+		if fs.Lookup(gf.Name) != nil || strings.HasPrefix(gf.Name, "test.") || slices.Contains(beamWorkerFlags, gf.Name) {
 			return
 		}
 		for _, set := range []*pflag.FlagSet{fs, help} {
@@ -181,15 +182,6 @@ func addBeamFlags(fs *pflag.FlagSet) string {
 		fs.Lookup(gf.Name).Hidden = true // listed in the Beam section instead
 	})
 	return help.FlagUsages()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // runBatch runs the pipeline on the runner --runner names and prints the
