@@ -128,6 +128,8 @@ func readLines(t *testing.T, glob string) []string {
 // again on the direct runner with a list file, which must write the same
 // files.
 func TestDetectBatch(t *testing.T) {
+	// Beam's LOOPBACK worker leaves a folder in the temporary directory.
+	t.Setenv("TMPDIR", t.TempDir())
 	dir := t.TempDir()
 	weights := testModel(t, dir)
 	imgs := filepath.Join(dir, "imgs")
