@@ -12,6 +12,7 @@ import (
 	"resdet/checkpoint"
 	"resdet/datasets/imageio"
 	"resdet/detection"
+	"resdet/inference"
 	"resdet/internal/testutil"
 )
 
@@ -70,13 +71,13 @@ func BenchmarkDetect(b *testing.B) {
 			debug.FreeOSMemory() // the loaded state dict is garbage now
 			tr := imageio.Transform{MinSize: cfg.Transform.MinSize, MaxSize: cfg.Transform.MaxSize, Norm: imageio.Normalization(cfg.Transform.Norm)}
 			img := filepath.Join(dir, "image.png")
-			if _, _, _, err := detectOne(m, tr, img, 50); err != nil { // warm-up: builds the graphs
+			if _, _, _, err := inference.DetectFile(m, tr, img, 50); err != nil { // warm-up: builds the graphs
 				b.Fatal(err)
 			}
 			cpu0 := cpuTime()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
-				if _, _, _, err := detectOne(m, tr, img, 50); err != nil {
+				if _, _, _, err := inference.DetectFile(m, tr, img, 50); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -163,6 +163,6 @@ auto picks bf16 only where the CPU has AMX.`,
 	_ = cmd.RegisterFlagCompletionFunc("arch", cobra.FixedCompletions([]string{"r18-c4", "r34-c4", "r50-c4", "r101-c4", "r152-c4", "x101-c4",
 		"r50-dc5", "r101-dc5", "r50-fpn", "r101-fpn", "x101-fpn", "tv-r50-fpn", "tv-r50-fpn-v2"}, cobra.ShellCompDirectiveNoFileComp))
 	cmd.AddCommand(cli.NewCmdCompletion(ios, "detect"), newCmdClassify(nil))
-	cmd.AddCommand(newCmdModels(ios, nil))
+	cmd.AddCommand(newCmdModels(ios, nil), newCmdBatch(ios, nil))
 	return cmd
 }

@@ -9,5 +9,8 @@ import (
 )
 
 func main() {
+	if isBeamWorker(os.Args[1:]) {
+		os.Exit(runBeamWorker(os.Args[1:]))
+	}
 	os.Exit(cli.Main(NewCmdDetect(cli.System(), nil)))
 }

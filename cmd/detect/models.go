@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/zoo"
 )
@@ -142,7 +143,7 @@ func listModelsJSON(ios *cli.IOStreams, cache *zoo.Cache) error {
 		path, size, ok := cache.Cached(m)
 		j := modelJSON{Name: m.Name, Title: m.Title, URL: cache.URL(m), File: m.FileName(), Format: string(m.Format),
 			Arch: m.Arch, Construction: string(m.Construction), Dataset: string(m.Dataset), Metric: m.Metric, AP: m.AP,
-			Size: m.Size, Default: m.Name == zoo.DefaultName, Cached: ok, Path: path, CachedBytes: size, Runs: runnable(m) == nil}
+			Size: m.Size, Default: m.Name == zoo.DefaultName, Cached: ok, Path: path, CachedBytes: size, Runs: inference.Runnable(m) == nil}
 		if !m.Checksum.IsZero() {
 			j.Checksum = string(m.Checksum.Algo) + ":" + m.Checksum.Prefix
 		}
@@ -177,7 +178,7 @@ func listModels(ios *cli.IOStreams, cache *zoo.Cache) error {
 			sz, cached = cli.FormatBytes(size), path
 		}
 		runs := "yes"
-		if runnable(m) != nil {
+		if inference.Runnable(m) != nil {
 			runs = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", name, m.Arch, m.Construction, m.Dataset, ap, runs, sz, cached)

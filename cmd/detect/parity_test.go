@@ -11,6 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"resdet/box"
+	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
 	"resdet/internal/testutil"
@@ -52,7 +54,7 @@ func TestDetectTorchvisionParity(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, stderr)
 			}
-			var got imageResult
+			var got inference.Result
 			sc := bufio.NewScanner(strings.NewReader(stdout))
 			sc.Buffer(nil, 1<<20)
 			if !sc.Scan() {
@@ -68,14 +70,14 @@ func TestDetectTorchvisionParity(t *testing.T) {
 			unRef := 0
 			minIoU, maxScoreDiff := 1.0, 0.0 // over the matched pairs
 			for i, wb := range want.Boxes {
-				rb := boxOf(wb)
+				rb := box.Box{X1: wb[0], Y1: wb[1], X2: wb[2], Y2: wb[3]}
 				found := false
 				for j, d := range got.Detections {
 					sd := math.Abs(float64(d.Score - want.Scores[i]))
 					if used[j] || d.ClassID != want.Labels[i] || sd > 1e-3 {
 						continue
 					}
-					if iou := float64(rb.IoU(boxOf(d.Box))); iou >= 0.999 {
+					if iou := float64(rb.IoU(d.BoxValue())); iou >= 0.999 {
 						used[j], found = true, true
 						minIoU, maxScoreDiff = min(minIoU, iou), max(maxScoreDiff, sd)
 						break

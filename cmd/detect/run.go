@@ -6,9 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	_ "image/jpeg" // DecodeConfig: size check before decoding
-	_ "image/png"
 	"io"
 	"os"
 	"os/signal"
@@ -21,13 +18,11 @@ import (
 	"time"
 
 	"resdet/checkpoint"
-	"resdet/datasets"
 	"resdet/datasets/imageio"
 	"resdet/detection"
-	"resdet/format/classlist"
+	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/nn"
-	"resdet/train"
 	"resdet/zoo"
 )
 
@@ -44,23 +39,6 @@ type failure struct {
 type job struct {
 	path string
 	pos  int // 1-based position among the images
-}
-
-// imageResult is one image's output.
-type imageResult struct {
-	Image      string          `json:"image"`
-	Width      int             `json:"width"`
-	Height     int             `json:"height"`
-	Detections []detectionJSON `json:"detections"`
-}
-
-type detectionJSON struct {
-	Label   string `json:"label"`
-	ClassID int    `json:"class_id"`
-	// CategoryID is the COCO category id of a COCO model's class.
-	CategoryID int        `json:"category_id,omitempty"`
-	Score      float32    `json:"score"`
-	Box        [4]float32 `json:"box"`
 }
 
 // runDetect loads the detector, runs it on every image and writes the
@@ -97,9 +75,9 @@ func runDetect(opts *DetectOptions) error {
 	}
 
 	jobs, failures := expandInputs(opts.Inputs)
-	var coco *cocoOut
+	var coco *inference.COCOResults
 	if opts.COCOResults != "" {
-		if coco, err = newCOCOOut(opts.COCOGT, cfg.Classes); err != nil {
+		if coco, err = inference.NewCOCOResults(opts.COCOGT, cfg.Classes); err != nil {
 			return err
 		}
 	}
@@ -108,8 +86,7 @@ func runDetect(opts *DetectOptions) error {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	tr := imageio.Transform{Preprocess: imageio.Preprocess(cfg.Transform.Preprocess), MinSize: cfg.Transform.MinSize,
-		MaxSize: cfg.Transform.MaxSize, Norm: imageio.Normalization(cfg.Transform.Norm)}
+	tr := inference.Transform(m)
 
 	var prog *cli.Progress
 	if len(jobs) > 1 && cli.IsTerminal(ios.ErrOut) {
@@ -121,11 +98,11 @@ func runDetect(opts *DetectOptions) error {
 	var prepTime, netTime time.Duration
 	var done, nDet int
 	for _, j := range jobs {
-		res, prep, net, err := detectOne(m, tr, j.path, opts.MaxPixels)
+		res, prep, net, err := inference.DetectFile(m, tr, j.path, opts.MaxPixels)
 		prepTime += prep
 		netTime += net
 		if err == nil && coco != nil {
-			err = coco.add(j, res)
+			err = coco.Add(res)
 		}
 		if err == nil && opts.OutDir != "" {
 			err = drawResult(opts.OutDir, j.path, res, written)
@@ -153,7 +130,7 @@ func runDetect(opts *DetectOptions) error {
 		return err
 	}
 	if coco != nil {
-		if err := coco.write(opts.COCOResults); err != nil {
+		if err := coco.Write(opts.COCOResults); err != nil {
 			return err
 		}
 	}
@@ -194,145 +171,16 @@ func fmtDur(d time.Duration) string {
 	}
 }
 
-// loadDetector builds the detector --weights names, with the overrides of
-// the flags.
+// loadDetector builds the detector --weights (or --model) names, with the
+// overrides of the flags.
 func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
-	var m *detection.FasterRCNN
-	weightsFile, arch := opts.Weights, opts.Arch
-	var classes []string
-	classSpec := opts.Classes // --classes, else the zoo model's dataset
-	if weightsFile == "" {
-		zm, path, err := modelFile(opts)
-		if err != nil {
-			return nil, err
-		}
-		weightsFile = path
-		if arch == "" {
-			arch = zm.Arch
-		}
-		switch zm.Dataset {
-		case zoo.COCO:
-			classes = datasets.COCOClasses()
-		case zoo.VOC:
-			classes = datasets.VOCClasses()
-		}
-		if classSpec == "" && classes != nil {
-			classSpec = string(zm.Dataset)
-		}
-	}
-	ext := strings.ToLower(filepath.Ext(weightsFile))
-	if ext == ".pkl" {
-		var err error
-		if opts.Classes != "" {
-			if classes, err = classNames(opts.Classes); err != nil {
-				return nil, err
-			}
-		}
-		cfg, state, err := checkpoint.Detectron2Model(weightsFile, arch, classes)
-		if err != nil {
-			return nil, err
-		}
-		applyFlags(&cfg, opts)
-		if m, err = detection.New(cfg, detection.Options{Precision: opts.Precision}); err != nil {
-			return nil, err
-		}
-		if err := m.Load(state); err != nil {
-			return nil, fmt.Errorf("%s: %w", weightsFile, err)
-		}
-	} else if ext == ".pth" || ext == ".pt" {
-		if arch == "" {
-			arch = "r101-c4"
-		}
-		if _, err := detection.ArchDepth(arch); err != nil {
-			return nil, cli.Usagef("--arch: %v", err)
-		}
-		cfg := detection.DefaultConfig(arch, nil)
-		applyFlags(&cfg, opts)
-		var err error
-		if m, err = checkpoint.LoadTorchvision(weightsFile, cfg, detection.Options{Precision: opts.Precision}); err != nil {
-			return nil, err
-		}
-	} else {
-		file, _, err := train.ResolveWeights(opts.Weights)
-		if err != nil {
-			return nil, fmt.Errorf("--weights: %w", err)
-		}
-		cfg, state, err := checkpoint.Read(file)
-		if err != nil {
-			return nil, err
-		}
-		if opts.Arch != "" && opts.Arch != cfg.Arch {
-			return nil, fmt.Errorf("%s holds an %s detector, --arch says %s", file, cfg.Arch, opts.Arch)
-		}
-		applyFlags(&cfg, opts)
-		if m, err = detection.New(cfg, detection.Options{Precision: opts.Precision}); err != nil {
-			return nil, err
-		}
-		if err := m.Load(state); err != nil {
-			return nil, fmt.Errorf("%s: %w", file, err)
-		}
-	}
-	if classSpec != "" {
-		k := len(m.Config.Classes)
-		names, err := classNames(classSpec)
-		if err != nil {
-			return nil, err
-		}
-		if classSpec == "coco" && k == 90 {
-			names = datasets.COCOClassesByID() // torchvision's 91 outputs: class j is COCO id j
-		}
-		if len(names) != k {
-			return nil, fmt.Errorf("--classes %s gives %d names, the weights have %d classes", classSpec, len(names), k)
-		}
-		m.Config.Classes = names
-	}
-	if opts.RoIOp != "" && opts.RoIOp != m.Config.RoIOp.Op {
-		c := m.Config.RoIOp
-		c.Op = opts.RoIOp
-		if err := m.SetRoIOp(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
+	return inference.Load(opts.modelOptions(), func(string) (zoo.Model, string, error) { return modelFile(opts) })
 }
 
-// runnable returns nil if detect can run the registry's model m with
-// --model, else why not: Detectron2's detectors (C4, DC5, FPN) run, the
-// ImageNet backbones are not detectors; torchvision's FPN detectors run
-// (their 91 COCO outputs named by COCO id, datasets.COCOClassesByID).
-func runnable(m zoo.Model) error {
-	switch {
-	case m.Dataset == zoo.ImageNet || m.Format == zoo.FormatCaffe2:
-		return fmt.Errorf("a %s %s backbone (%s), not a detector", m.Construction, m.Dataset, m.Arch)
-	case m.Format == zoo.FormatTorchvision && !detection.IsFPN(m.Arch):
-		return fmt.Errorf("a %s %s model, which detect cannot run by name (only torchvision's FPN detectors)", m.Construction, m.Arch)
-	case m.Format != zoo.FormatDetectron2 && m.Format != zoo.FormatTorchvision:
-		return fmt.Errorf("a %s model of format %s, which detect cannot read", m.Construction, m.Format)
-	}
-	return nil
-}
-
-// applyFlags sets the configuration the flags override, before the
-// detector is built from it: --score-thresh (torchvision's
-// box_score_thresh: scores above it are kept), --min-size and --max-size.
-func applyFlags(cfg *detection.Config, opts *DetectOptions) {
-	cfg.RoIHeads.ScoreThresh = float32(opts.ScoreThresh)
-	if opts.MinSize > 0 {
-		cfg.Transform.MinSize = opts.MinSize
-	}
-	if opts.MaxSize > 0 {
-		cfg.Transform.MaxSize = opts.MaxSize
-	}
-}
-
-// classNames returns the names --classes gives: voc, coco, or a list as
-// format/classlist reads it.
-func classNames(spec string) ([]string, error) {
-	names, err := classlist.Resolve(spec, map[string][]string{"voc": datasets.VOCClasses(), "coco": datasets.COCOClasses()})
-	if err != nil {
-		return nil, fmt.Errorf("--classes: %w", err)
-	}
-	return names, nil
+// modelOptions are the flags that choose and configure the detector.
+func (o *DetectOptions) modelOptions() inference.ModelOptions {
+	return inference.ModelOptions{Weights: o.Weights, Model: o.Model, Cache: o.Cache, Arch: o.Arch, RoIOp: o.RoIOp,
+		Classes: o.Classes, ScoreThresh: o.ScoreThresh, MinSize: o.MinSize, MaxSize: o.MaxSize, Precision: o.Precision}
 }
 
 var errNoImages = errors.New("no images")
@@ -383,58 +231,8 @@ func expandInputs(args []string) ([]job, []failure) {
 	return jobs, fails
 }
 
-// detectOne reads, transforms and runs one image.
-func detectOne(m *detection.FasterRCNN, tr imageio.Transform, path string, maxMP float64) (res imageResult, prep, net time.Duration, err error) {
-	t0 := time.Now()
-	if err := checkSize(path, maxMP); err != nil {
-		return res, 0, 0, err
-	}
-	s, err := tr.Load(path, nil, false)
-	if err != nil {
-		return res, time.Since(t0), 0, err
-	}
-	t1 := time.Now()
-	det, err := m.Predict(detection.Image{Data: s.Image.Data, W: s.Image.W, H: s.Image.H, OrigW: s.OrigW, OrigH: s.OrigH})
-	net = time.Since(t1)
-	if err != nil {
-		return res, t1.Sub(t0), net, err
-	}
-	res = imageResult{Image: path, Width: s.OrigW, Height: s.OrigH, Detections: make([]detectionJSON, det.Len())}
-	cocoIDs := cocoCategoryIDs(m.Config.Classes)
-	for i := range det.Boxes {
-		b, l := det.Boxes[i], det.Labels[i]
-		res.Detections[i] = detectionJSON{Label: m.Config.Classes[l-1], ClassID: l, Score: det.Scores[i], Box: [4]float32{b.X1, b.Y1, b.X2, b.Y2}}
-		if cocoIDs != nil {
-			res.Detections[i].CategoryID = cocoIDs[l-1]
-		}
-	}
-	return res, t1.Sub(t0), net, nil
-}
-
-// checkSize refuses images above maxMP megapixels before decoding them
-// (the header is enough). Files whose header Go cannot read are left to
-// the decoder, which names the problem.
-func checkSize(path string, maxMP float64) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if st, err := f.Stat(); err == nil && st.Size() == 0 {
-		return fmt.Errorf("empty file")
-	}
-	c, _, err := image.DecodeConfig(f)
-	if err != nil {
-		return nil
-	}
-	if mp := float64(c.Width) * float64(c.Height) / 1e6; mp > maxMP {
-		return fmt.Errorf("image is %dx%d (%.1f megapixels), above the --max-pixels cap of %g", c.Width, c.Height, mp, maxMP)
-	}
-	return nil
-}
-
 // writeResult prints one image's detections: a table, or a JSON line.
-func writeResult(w io.Writer, r imageResult, asJSON bool) error {
+func writeResult(w io.Writer, r inference.Result, asJSON bool) error {
 	if asJSON {
 		data, err := json.Marshal(r)
 		if err != nil {
@@ -470,7 +268,7 @@ func plural(n int) string {
 
 // drawResult writes the image with its detections drawn into dir, under its
 // base name (name_2, name_3... when two inputs share it).
-func drawResult(dir, src string, r imageResult, written map[string]int) error {
+func drawResult(dir, src string, r inference.Result, written map[string]int) error {
 	base := filepath.Base(src)
 	written[base]++
 	if n := written[base]; n > 1 {
@@ -479,7 +277,7 @@ func drawResult(dir, src string, r imageResult, written map[string]int) error {
 	}
 	anns := make([]imageio.Annotation, len(r.Detections))
 	for i, d := range r.Detections {
-		anns[i] = imageio.Annotation{Box: boxOf(d.Box), Label: d.ClassID, Text: d.Label, Score: d.Score, HasScore: true}
+		anns[i] = imageio.Annotation{Box: d.BoxValue(), Label: d.ClassID, Text: d.Label, Score: d.Score, HasScore: true}
 	}
 	return imageio.DrawFile(src, filepath.Join(dir, base), anns)
 }
@@ -501,7 +299,7 @@ func modelFile(opts *DetectOptions) (zoo.Model, string, error) {
 	if err != nil {
 		return zoo.Model{}, "", &cli.UsageError{Err: fmt.Errorf("--model: %w", err)}
 	}
-	if err := runnable(zm); err != nil {
+	if err := inference.Runnable(zm); err != nil {
 		return zoo.Model{}, "", &cli.UsageError{Err: fmt.Errorf("--model %s: %w", zm.Name, err)}
 	}
 	cache, err := zoo.NewCache(opts.Cache)
@@ -521,29 +319,4 @@ func modelFile(opts *DetectOptions) (zoo.Model, string, error) {
 		fmt.Fprintf(opts.IO.ErrOut, "warning: %s\n", res.Warning)
 	}
 	return zm, res.Path, nil
-}
-
-// isCOCO reports whether classes are COCO's 80 categories in order (so
-// that class j has the COCO category id datasets.COCOCategoryIDs()[j-1]).
-func isCOCO(classes []string) bool { return slices.Equal(classes, datasets.COCOClasses()) }
-
-// cocoCategoryIDs returns the COCO category id of each class (index j-1
-// for class j) when classes are COCO's: the 80 categories in order
-// (Detectron2's models, --classes coco) or the 90 ids 1..90 of
-// torchvision's COCO models (datasets.COCOClassesByID), where the ten
-// datasets.COCONoCategory classes get 0 (no category). Otherwise nil.
-func cocoCategoryIDs(classes []string) []int {
-	if isCOCO(classes) {
-		return datasets.COCOCategoryIDs()
-	}
-	if !slices.Equal(classes, datasets.COCOClassesByID()) {
-		return nil
-	}
-	ids := make([]int, len(classes))
-	for i, n := range classes {
-		if n != datasets.COCONoCategory {
-			ids[i] = i + 1
-		}
-	}
-	return ids
 }

@@ -17,6 +17,7 @@ import (
 	"resdet/datasets"
 	"resdet/datasets/imageio"
 	"resdet/detection"
+	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/nn"
 	"resdet/train"
@@ -76,7 +77,7 @@ func writeImage(t *testing.T, path string, w, h int, seed int64) {
 }
 
 // libraryResult runs the detector through the library on one image.
-func libraryResult(t *testing.T, weights, path string, thresh float32) imageResult {
+func libraryResult(t *testing.T, weights, path string, thresh float32) inference.Result {
 	t.Helper()
 	m, err := checkpoint.Load(weights, detection.Options{})
 	if err != nil {
@@ -85,7 +86,7 @@ func libraryResult(t *testing.T, weights, path string, thresh float32) imageResu
 	defer m.Close()
 	m.RoIHeads.Config.ScoreThresh = thresh
 	tr := imageio.Transform{MinSize: m.Config.Transform.MinSize, MaxSize: m.Config.Transform.MaxSize, Norm: imageio.Normalization(m.Config.Transform.Norm)}
-	res, _, _, err := detectOne(m, tr, path, 50)
+	res, _, _, err := inference.DetectFile(m, tr, path, 50)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,7 +159,7 @@ func TestRunDetect(t *testing.T) {
 			}},
 		{name: "json", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, JSON: true},
 			check: func(t *testing.T, stdout, _ string) {
-				var got imageResult
+				var got inference.Result
 				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 					t.Fatalf("%v: %q", err, stdout)
 				}
@@ -176,7 +177,7 @@ func TestRunDetect(t *testing.T) {
 			}},
 		{name: "run folder", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: 0.3, JSON: true, Weights: run},
 			check: func(t *testing.T, stdout, _ string) {
-				var got imageResult
+				var got inference.Result
 				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 					t.Fatalf("%v: %q", err, stdout)
 				}
@@ -194,7 +195,7 @@ func TestRunDetect(t *testing.T) {
 			}},
 		{name: "threshold", opts: DetectOptions{Inputs: []string{pngPath}, ScoreThresh: thr, JSON: true},
 			check: func(t *testing.T, stdout, _ string) {
-				var got imageResult
+				var got inference.Result
 				if err := json.Unmarshal([]byte(stdout), &got); err != nil {
 					t.Fatal(err)
 				}

@@ -19,6 +19,7 @@ import (
 	"resdet/datasets"
 	"resdet/detection"
 	"resdet/format/coco"
+	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/internal/testutil"
 	"resdet/zoo"
@@ -92,7 +93,7 @@ func d2ExpectedDetections(t *testing.T, fixture, source string) []d2Detection {
 // box within 0.5 px, score within 3e-3. It returns how many it compared.
 func checkD2Output(t *testing.T, stdout string, exp []d2Detection, thresh float32) int {
 	t.Helper()
-	var res imageResult
+	var res inference.Result
 	if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout)), &res); err != nil {
 		t.Fatalf("output %q: %v", stdout, err)
 	}
@@ -261,7 +262,7 @@ func TestDetectSave(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer got.Close()
-	if got.Config.Arch != "r50-c4" || !isCOCO(got.Config.Classes) || got.Config.Transform.Preprocess != "detectron2" {
+	if got.Config.Arch != "r50-c4" || !inference.IsCOCO(got.Config.Classes) || got.Config.Transform.Preprocess != "detectron2" {
 		t.Errorf("saved config: %s, %d classes, preprocess %q", got.Config.Arch, len(got.Config.Classes), got.Config.Transform.Preprocess)
 	}
 	ws, gs := want.State(), got.State()
@@ -356,7 +357,7 @@ func TestDetectTorchvisionModel(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stderr)
 			}
-			var res imageResult
+			var res inference.Result
 			if err := json.Unmarshal(bytes.TrimSpace([]byte(stdout)), &res); err != nil {
 				t.Fatalf("output %q: %v", stdout, err)
 			}

@@ -26,6 +26,8 @@ var order = [][]string{
 	{"download"},
 	{"zoo"},
 	{"train"},
+	{"inference"},
+	{"batch"},
 	{"cmd/detect", "cmd/train-det", "cmd/eval-det"},
 }
 

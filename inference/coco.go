@@ -1,4 +1,4 @@
-package main
+package inference
 
 import (
 	"fmt"
@@ -6,31 +6,29 @@ import (
 	"strconv"
 	"strings"
 
-	"resdet/box"
 	"resdet/datasets"
 )
 
-func boxOf(b [4]float32) box.Box { return box.Box{X1: b[0], Y1: b[1], X2: b[2], Y2: b[3]} }
-
-// cocoOut collects detections for --coco-results.
-type cocoOut struct {
+// COCOResults collects detections for a COCO results file.
+type COCOResults struct {
 	set    *datasets.Set
-	ids    map[string]int64 // file name -> image id (with --coco-gt)
+	ids    map[string]int64 // file name -> image id (with a ground truth)
 	labels []int            // our class j (1-based) -> set label, index j-1
 	dets   []datasets.Detection
 }
 
-// newCOCOOut prepares the results: with gtPath, image ids come from its
+// NewCOCOResults prepares the results of a detector with the given
+// classes: with gtPath (a COCO instances file), image ids come from its
 // images by file name and categories from its categories by name (every
 // class must be one of them); without, the ids are the numbers in the file
 // names (000000397133.jpg -> 397133) and the category ids COCO's (COCO's
-// classes: cocoCategoryIDs) or the class numbers 1..K. Detections of a
+// classes: CategoryIDs) or the class numbers 1..K. Detections of a
 // datasets.COCONoCategory class (torchvision's gaps) are not written.
-func newCOCOOut(gtPath string, classes []string) (*cocoOut, error) {
-	c := &cocoOut{labels: make([]int, len(classes))}
+func NewCOCOResults(gtPath string, classes []string) (*COCOResults, error) {
+	c := &COCOResults{labels: make([]int, len(classes))}
 	if gtPath == "" {
 		c.set = &datasets.Set{Classes: classes}
-		c.set.CategoryIDs = cocoCategoryIDs(classes)
+		c.set.CategoryIDs = CategoryIDs(classes)
 		for i := range classes {
 			c.labels[i] = i
 			if c.set.CategoryIDs != nil && c.set.CategoryIDs[i] == 0 {
@@ -54,7 +52,7 @@ func newCOCOOut(gtPath string, classes []string) (*cocoOut, error) {
 	}
 	for i, n := range classes {
 		l, ok := byName[n]
-		if !ok && n == datasets.COCONoCategory && cocoCategoryIDs(classes) != nil {
+		if !ok && n == datasets.COCONoCategory && CategoryIDs(classes) != nil {
 			c.labels[i] = -1
 			continue
 		}
@@ -66,9 +64,10 @@ func newCOCOOut(gtPath string, classes []string) (*cocoOut, error) {
 	return c, nil
 }
 
-// add records one image's detections.
-func (c *cocoOut) add(j job, r imageResult) error {
-	name := filepath.Base(j.path)
+// Add records one image's detections, in their order. The image id comes
+// from the base name of r.Image.
+func (c *COCOResults) Add(r Result) error {
+	name := filepath.Base(r.Image)
 	var id int64
 	if c.ids != nil {
 		var ok bool
@@ -86,12 +85,14 @@ func (c *cocoOut) add(j job, r imageResult) error {
 		if c.labels[d.ClassID-1] < 0 {
 			continue // a COCO id without a category
 		}
-		c.dets = append(c.dets, datasets.Detection{ImageID: id, Name: name, Label: c.labels[d.ClassID-1], Box: boxOf(d.Box), Score: d.Score})
+		c.dets = append(c.dets, datasets.Detection{ImageID: id, Name: name, Label: c.labels[d.ClassID-1], Box: d.BoxValue(), Score: d.Score})
 	}
 	return nil
 }
 
-func (c *cocoOut) write(path string) error {
+// Write writes the results added so far as a COCO results JSON file
+// (atomically), in the order they were added.
+func (c *COCOResults) Write(path string) error {
 	if err := datasets.WriteCOCOResults(path, c.set, c.dets); err != nil {
 		return fmt.Errorf("--coco-results: %w", err)
 	}

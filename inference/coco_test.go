@@ -1,4 +1,4 @@
-package main
+package inference
 
 import (
 	"encoding/json"
@@ -11,11 +11,11 @@ import (
 	"resdet/format/coco"
 )
 
-// TestCOCOOutByID writes --coco-results for torchvision's 90 COCO classes
+// TestCOCOResultsByID writes --coco-results for torchvision's 90 COCO classes
 // (class j is COCO id j, datasets.COCOClassesByID): without --coco-gt the
 // category ids are the class ids, with it the ids of its categories of the
 // same names; either way a detection of an N/A class (id 12) is left out.
-func TestCOCOOutByID(t *testing.T) {
+func TestCOCOResultsByID(t *testing.T) {
 	dir := t.TempDir()
 	// An instances file with COCO's 80 categories and one image.
 	var cats []map[string]any
@@ -33,7 +33,7 @@ func TestCOCOOutByID(t *testing.T) {
 		t.Fatal(err)
 	}
 	classes := datasets.COCOClassesByID()
-	res := imageResult{Detections: []detectionJSON{
+	res := Result{Detections: []Detection{
 		{ClassID: 1, Score: 0.9, Box: [4]float32{1, 2, 11, 22}},
 		{ClassID: 12, Score: 0.8, Box: [4]float32{3, 4, 13, 24}}, // N/A
 		{ClassID: 90, Score: 0.7, Box: [4]float32{5, 6, 15, 26}},
@@ -46,15 +46,17 @@ func TestCOCOOutByID(t *testing.T) {
 		{name: "ids from --coco-gt", gt: gt, image: "photo.jpg", wantImage: 31},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c, err := newCOCOOut(tc.gt, classes)
+			c, err := NewCOCOResults(tc.gt, classes)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := c.add(job{path: filepath.Join("in", tc.image), pos: 1}, res); err != nil {
+			r := res
+			r.Image = filepath.Join("in", tc.image)
+			if err := c.Add(r); err != nil {
 				t.Fatal(err)
 			}
 			out := filepath.Join(dir, "res.json")
-			if err := c.write(out); err != nil {
+			if err := c.Write(out); err != nil {
 				t.Fatal(err)
 			}
 			f, err := os.Open(out)
