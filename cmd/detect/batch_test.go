@@ -20,12 +20,13 @@ import (
 	"resdet/inference"
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
+	"resdet/nn"
 	"resdet/zoo"
 )
 
 func TestNewCmdBatch(t *testing.T) {
 	def := batch.Options{Input: "l.txt", Output: "out/p", Shards: 4, MaxPixels: 50, ModelsPerWorker: 1,
-		Model: inference.ModelOptions{Model: zoo.DefaultName, ScoreThresh: 0.5}}
+		Model: inference.ModelOptions{Model: zoo.DefaultName, ScoreThresh: 0.5, Precision: nn.PrecisionFP32}}
 	tests := []struct {
 		name    string
 		argv    string
@@ -35,10 +36,10 @@ func TestNewCmdBatch(t *testing.T) {
 	}{
 		{name: "minimal", argv: "--input l.txt --output out/p", want: def},
 		{name: "all flags", argv: "--input img/*.jpg --output gs://b/o --coco-gt gt.json --shards 2 -w m.pth --arch r50-c4 --roi-op pool " +
-			"--classes voc --score-thresh 0.7 --threads 1 --min-size 800 --max-size 1333 --max-pixels 12.5 --cache c --models-per-worker 2",
+			"--classes voc --score-thresh 0.7 --threads 1 --min-size 800 --max-size 1333 --max-pixels 12.5 --cache c --models-per-worker 2 --precision auto",
 			want: batch.Options{Input: "img/*.jpg", Output: "gs://b/o", COCOGT: "gt.json", Shards: 2, MaxPixels: 12.5, Threads: 1, ModelsPerWorker: 2,
 				Model: inference.ModelOptions{Weights: "m.pth", Model: zoo.DefaultName, Cache: "c", Arch: "r50-c4", RoIOp: "pool", Classes: "voc",
-					ScoreThresh: 0.7, MinSize: 800, MaxSize: 1333}}},
+					ScoreThresh: 0.7, MinSize: 800, MaxSize: 1333, Precision: nn.PrecisionAuto}}},
 		{name: "beam options reach package flag", argv: "--input l.txt --output out/p --runner direct --endpoint localhost:8099 " +
 			"--environment_type=LOOPBACK --job_name j1 --async", want: def,
 			beam: map[string]string{"runner": "direct", "endpoint": "localhost:8099", "environment_type": "LOOPBACK", "job_name": "j1", "async": "true"}},
