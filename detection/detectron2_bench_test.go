@@ -2,17 +2,30 @@ package detection
 
 import (
 	"math/rand"
+	"runtime"
 	"testing"
+
+	"resdet/internal/testutil"
 )
 
 // BenchmarkDetectD2C4 times Predict on Detectron2's R101-C4 construction
 // (Detectron2Config, 80 classes, random weights) on one 1333x800 input, the
-// size Detectron2 gives a 4:3 photo (no padding). The torch counterpart,
-// built from plain torch/torchvision modules with the same construction:
+// size Detectron2 gives a 4:3 photo (no padding). Besides ns/op it reports
+// CPU-s/op (user+system, all threads), peak-RSS-MB (the process's VmHWM:
+// run this benchmark alone in its process) and GFLOP/s (the convolution
+// and matrix-multiply FLOPs of Predict's graphs over wall time,
+// FasterRCNN.PredictFLOPs). The torch counterpart, built from plain
+// torch/torchvision modules with the same construction, is
+// testdata/bench_d2_c4.py; scripts/bench_detect.py (make bench-detect) runs
+// both and prints the ratios:
 //
 //	go test ./detection -run '^$' -bench DetectD2C4 -benchtime 1x
 //	/usr/bin/python3 detection/testdata/bench_d2_c4.py --height 800 --width 1333 --iters 1
 func BenchmarkDetectD2C4(b *testing.B) {
+	// go test calls a benchmark twice with -benchtime Nx (N = 1, then N):
+	// collect the first call's detector so that this one reuses its memory
+	// and the peak RSS is one detector's.
+	runtime.GC()
 	cfg := Detectron2Config("r101-c4", DefaultClassNames(80))
 	m, err := New(cfg, Options{Rng: rand.New(rand.NewSource(1))})
 	if err != nil {
@@ -29,9 +42,12 @@ func BenchmarkDetectD2C4(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
+	cpu0 := testutil.CPUSeconds()
 	for range b.N {
 		if _, err := m.Predict(img); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.StopTimer()
+	testutil.ReportRun(b, cpu0, m.PredictFLOPs())
 }

@@ -80,12 +80,13 @@ type predictGraph struct {
 }
 
 // boxStage is the RoI heads on k proposals of one image, on input nodes
-// holding copies of the feature maps of fwd's last run.
+// bound to the feature maps of fwd's last run (no copies: fwd's outputs
+// keep their buffers until its next run). Its executor shares fwd's buffer
+// pool, so the heads reuse what the first stage freed.
 type boxStage struct {
 	k     int
-	feats []Feature // input nodes backed by bufs
-	bufs  [][]float32
-	rois  *G.Node // [k, 5], backed by FasterRCNN.roiBuf
+	feats []Feature // input nodes bound to fwd's feature maps
+	rois  *G.Node   // [k, 5], backed by FasterRCNN.roiBuf
 	out   *roiOutputs
 	ex    *nn.Executor
 }
@@ -371,8 +372,7 @@ func (m *FasterRCNN) runBoxStage(pg *predictGraph, proposals []box.Box) (*boxSta
 	// Bind the inputs every run: a node built for an earlier stage may have
 	// been merged with this one and hold another buffer.
 	for i, f := range bs.feats {
-		copy(bs.bufs[i], values(pg.fwd.feats[i].Map))
-		if err := G.Let(f.Map, tensor.New(tensor.WithShape(f.Map.Shape()...), tensor.WithBacking(bs.bufs[i]))); err != nil {
+		if err := G.Let(f.Map, pg.fwd.feats[i].Map.Value()); err != nil {
 			return nil, fmt.Errorf("detection: predict: %w", err)
 		}
 	}
@@ -395,11 +395,9 @@ func (m *FasterRCNN) buildBoxStage(pg *predictGraph, k int) (*boxStage, error) {
 	bs := &boxStage{k: k}
 	for _, f := range pg.fwd.feats {
 		s := f.Map.Shape()
-		buf := make([]float32, s.TotalSize())
 		in := G.NewTensor(m.g, tensor.Float32, len(s), G.WithShape(s...), G.WithName(fmt.Sprintf("%s_%v", f.Name, s)),
-			G.WithValue(tensor.New(tensor.WithShape(s...), tensor.WithBacking(buf))))
+			G.WithValue(f.Map.Value()))
 		bs.feats = append(bs.feats, Feature{Name: f.Name, Map: in, Spec: f.Spec})
-		bs.bufs = append(bs.bufs, buf)
 	}
 	bs.rois = G.NewTensor(m.g, tensor.Float32, 2, G.WithShape(k, 5), G.WithName(fmt.Sprintf("rois_%d", k)),
 		G.WithValue(tensor.New(tensor.WithShape(k, 5), tensor.WithBacking(m.roiBuf[:5*k]))))
@@ -408,6 +406,9 @@ func (m *FasterRCNN) buildBoxStage(pg *predictGraph, k int) (*boxStage, error) {
 		return nil, err
 	}
 	if bs.ex, err = nn.NewExecutor(m.g, bs.out.classLogits, bs.out.boxRegression); err != nil {
+		return nil, fmt.Errorf("detection: box stage executor: %w", err)
+	}
+	if err := bs.ex.SharePool(pg.ex); err != nil {
 		return nil, fmt.Errorf("detection: box stage executor: %w", err)
 	}
 	return bs, nil
@@ -439,6 +440,22 @@ func (m *FasterRCNN) SetRoIOp(c RoIOpConfig) error {
 	m.Config.RoIOp, p.Op = c, c
 	m.release()
 	return nil
+}
+
+// PredictFLOPs returns the FLOPs of the convolutions and matrix multiplies
+// (nn.Executor.FLOPs: two per multiply-add) of the last Predict's graphs:
+// features and RPN head at its padded size, and the RoI heads on its
+// proposals. It returns 0 before the first Predict.
+func (m *FasterRCNN) PredictFLOPs() float64 {
+	p := m.pred
+	if p == nil {
+		return 0
+	}
+	f := p.ex.FLOPs()
+	if p.box != nil {
+		f += p.box.ex.FLOPs()
+	}
+	return f
 }
 
 // Close frees Predict's executor. The detector stays usable.

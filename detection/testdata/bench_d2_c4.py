@@ -10,17 +10,27 @@ logit, clip, keep w > 0 and h > 0, NMS 0.7, 1000 kept, ROIAlignV2 14x14
 bbox_pred 320, softmax, score > 0.05, per-class NMS 0.5, top 100.
 
 Usage: /usr/bin/python3 bench_d2_c4.py [--height 800] [--width 1333] [--iters 1] [--threads 2]
-Prints one JSON line: ms per image (mean, min) and the detection count.
+One warm-up run is not timed; it also counts the convolution and linear FLOPs
+(scripts/torch_flops.py). Prints one JSON line: ms per image (mean, min), CPU
+seconds per image (user+system, all threads), the process's peak RSS in MiB
+(ru_maxrss), the FLOPs of one image, GFLOP/s over the mean wall time and the
+detection count.
 """
 import argparse
 import json
 import math
+import os
+import resource
+import sys
 import time
 
 import torch
 import torchvision
 from torch import nn
 from torchvision.ops import batched_nms, nms, roi_align
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts"))
+from torch_flops import count_flops  # noqa: E402
 
 
 def msra_resnet101():
@@ -114,12 +124,17 @@ def main():
     x = torch.randn(1, 3, a.height, a.width) * 50
     times = []
     with torch.no_grad():
-        model(x)  # warm-up
+        flops = count_flops(model, lambda: model(x))  # also the warm-up run
+        c0 = time.process_time()
         for _ in range(a.iters):
             t0 = time.perf_counter()
             boxes, _, _ = model(x)
             times.append((time.perf_counter() - t0) * 1000)
-    print(json.dumps({"ms_mean": sum(times) / len(times), "ms_min": min(times), "detections": len(boxes),
+        cpu = (time.process_time() - c0) / a.iters
+    mean = sum(times) / len(times)
+    print(json.dumps({"ms_mean": mean, "ms_min": min(times), "cpu_s_per_image": cpu,
+                      "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                      "flops": flops, "gflops_per_s": flops / mean / 1e6, "detections": len(boxes),
                       "size": [a.width, a.height]}))
 
 
