@@ -13,7 +13,8 @@ time, so that the peak RSS is per case):
                         torch: checkpoint/testdata/bench_tv_fpn.py; Go:
                         BenchmarkDetectFPN (checkpoint).
   d2_r101_c4_800x1333   Detectron2's R101-C4 construction, 80 classes, random
-                        weights, one 1333x800 input (no padding). torch:
+                        weights, one blank 1333x800 input (no padding), which
+                        keeps 1000 proposals on both sides. torch:
                         detection/testdata/bench_d2_c4.py (plain torch and
                         torchvision modules); Go: BenchmarkDetectD2C4 (detection).
 Targets (issue 12): time <= 0.8x torch's, peak memory <= torch's.
