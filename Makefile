@@ -66,10 +66,7 @@ bench-detect: deps
 	/usr/bin/python3 detection/testdata/gen_fasterrcnn.py $$d --depth 101 --classes 20 --image 500x375 --min-size 600 --max-size 1000 --seed 2 && \
 	RESDET_FRCNN_DIR=$$d $(GO) test ./cmd/detect -run '^$$' -bench Detect -benchtime 3x && \
 	/usr/bin/python3 cmd/detect/testdata/bench_torchvision.py $$d --iters 3
-	d=$$(mktemp -d) && \
-	/usr/bin/python3 checkpoint/testdata/gen_tv_fpn.py $$d --arch v1 --min-size 800 --max-size 1333 && \
-	RESDET_TVFPN_DIR=$$d $(GO) test ./checkpoint -run '^$$' -bench DetectFPN -benchtime 3x && \
-	/usr/bin/python3 checkpoint/testdata/bench_tv_fpn.py $$d --iters 3
+	/usr/bin/python3 scripts/bench_detect.py --iters 3
 
 # One R101-C4 training step at 600x800 (and the demo's R18-C4 step), then
 # torchvision's: time per iteration and peak memory side by side.

@@ -199,9 +199,7 @@ func (cb *convBN) refold(raw []float32) {
 		copy(cb.bn.shift.data, shift)
 		return
 	}
-	wf, bf := nn.FoldConvBN(raw, nil, scale, shift)
-	copy(cb.conv.w.data, wf)
-	copy(cb.conv.b.data, bf)
+	nn.FoldConvBNInto(cb.conv.w.data, cb.conv.b.data, raw, nil, scale, shift)
 }
 
 // weight returns the state-dict weight: raw, or for a fused convolution the folded

@@ -4,7 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"syscall"
+	"runtime"
 	"testing"
 
 	"resdet/datasets/imageio"
@@ -16,14 +16,22 @@ import (
 // fasterrcnn_resnet50_fpn (v1) as detect runs it: read the PNG, resize and
 // normalise it (imageio, 640x480 -> 1066x800), Predict. The weights and the
 // image come from testdata/gen_tv_fpn.py at 800/1333: $RESDET_TVFPN_DIR, or
-// a folder generated here (needs torch, a few minutes). It reports the CPU
-// seconds per image (user+system, all threads):
+// a folder generated here (needs torch, a few minutes). Besides ns/op it
+// reports CPU-s/op (user+system, all threads), peak-RSS-MB (the process's
+// VmHWM: run this benchmark alone in its process) and GFLOP/s (the
+// convolution and matrix-multiply FLOPs of Predict's graphs over wall
+// time, detection.FasterRCNN.PredictFLOPs):
 //
 //	go test ./checkpoint -run '^$' -bench DetectFPN -benchtime 3x
 //
-// The torchvision side: checkpoint/testdata/bench_tv_fpn.py DIR (make
-// bench-detect runs both).
+// The torchvision side is checkpoint/testdata/bench_tv_fpn.py DIR;
+// scripts/bench_detect.py (make bench-detect) runs both and prints the
+// ratios.
 func BenchmarkDetectFPN(b *testing.B) {
+	// go test calls a benchmark twice with -benchtime Nx (N = 1, then N):
+	// collect the first call's detector so that this one reuses its memory
+	// and the peak RSS is one detector's.
+	runtime.GC()
 	dir := os.Getenv("RESDET_TVFPN_DIR")
 	if dir == "" {
 		dir = b.TempDir()
@@ -56,20 +64,11 @@ func BenchmarkDetectFPN(b *testing.B) {
 		}
 	}
 	once() // builds the graphs
-	cpu0 := cpuSeconds()
 	b.ResetTimer()
+	cpu0 := testutil.CPUSeconds()
 	for i := 0; i < b.N; i++ {
 		once()
 	}
 	b.StopTimer()
-	b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "CPU-s/op")
-}
-
-// cpuSeconds returns the process's user+system CPU seconds.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+	testutil.ReportRun(b, cpu0, m.PredictFLOPs())
 }

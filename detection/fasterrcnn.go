@@ -3,6 +3,7 @@ package detection
 import (
 	"fmt"
 	"math/rand"
+	"runtime"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -64,11 +65,15 @@ type FasterRCNN struct {
 	// the heavy ops run in bf16, and why.
 	Precision nn.PrecisionChoice
 
-	g       *G.ExprGraph
-	inBuf   []float32 // padded image, backs every Predict input node
-	roiBuf  []float32 // RoI rows of Predict's box stage
-	pred    *predictGraph
-	batches map[string]*batch // by input shape and mode: see forward
+	g      *G.ExprGraph
+	inBuf  []float32 // padded image, backs every Predict input node
+	roiBuf []float32 // RoI rows of Predict's box stage
+	// Predict's class logits [K, NC] and box regression, gathered over
+	// the box stage's chunks.
+	logitBuf, deltaBuf []float32
+	boxChunk           int // maxBoxChunk if 0 (tests set it)
+	pred               *predictGraph
+	batches            map[string]*batch // by input shape and mode: see forward
 }
 
 // predictGraph is Predict's graph for one padded input size, in two
@@ -80,15 +85,26 @@ type predictGraph struct {
 	fwd    *forwardGraph
 	ex     *nn.Executor
 	box    *boxStage
+	chunks int // box stage runs in the last Predict
 }
 
+// maxBoxChunk bounds the RoIs the box stage takes in one run: the
+// proposals go through it in the fewest chunks of at most maxBoxChunk
+// (1000 proposals: 4 runs of 250). Each RoI's computation is independent
+// of the others, so the results are those of one run on all of them,
+// while the RoI features and the box head's activations (a C4 head on
+// 1000 RoIs: [1000, 1024, 14, 14] pooled, 800 MB, then res5's) take a
+// quarter of the memory.
+const maxBoxChunk = 256
+
 // boxStage is the RoI heads on k proposals of one image, on input nodes
-// holding copies of the feature maps of fwd's last run.
+// bound to the feature maps of fwd's last run (no copies: fwd's outputs
+// keep their buffers until its next run). Its executor shares fwd's buffer
+// pool, so the heads reuse what the first stage freed.
 type boxStage struct {
 	k     int
-	feats []Feature // input nodes backed by bufs
-	bufs  [][]float32
-	rois  *G.Node // [k, 5], backed by FasterRCNN.roiBuf
+	feats []Feature // input nodes bound to fwd's feature maps
+	rois  *G.Node   // [k, 5], backed by FasterRCNN.roiBuf
 	out   *roiOutputs
 	ex    *nn.Executor
 }
@@ -303,12 +319,11 @@ func (m *FasterRCNN) Predict(img Image) (Detections, error) {
 	if len(proposals) == 0 {
 		return Detections{}, nil
 	}
-	bs, err := m.runBoxStage(pg, proposals)
+	logits, deltas, err := m.runBoxStage(pg, proposals)
 	if err != nil {
 		return Detections{}, err
 	}
-	det := m.RoIHeads.Config.PostprocessDetections(values(bs.out.classLogits), values(bs.out.boxRegression),
-		proposals, m.NumClasses(), Size{W: img.W, H: img.H})
+	det := m.RoIHeads.Config.PostprocessDetections(logits, deltas, proposals, m.NumClasses(), Size{W: img.W, H: img.H})
 	return m.RoIHeads.Config.Rescale(det, Size{W: img.W, H: img.H}, Size{W: img.OrigW, H: img.OrigH}), nil
 }
 
@@ -394,37 +409,62 @@ func (m *FasterRCNN) predictGraph(ph, pw int) (*predictGraph, error) {
 }
 
 // runBoxStage runs the RoI heads on the proposals of pg's last run (one
-// image), building the box stage when their number changed, and returns it.
-func (m *FasterRCNN) runBoxStage(pg *predictGraph, proposals []box.Box) (*boxStage, error) {
+// image) in chunks of at most maxBoxChunk RoIs, building the box stage when
+// the chunk size changed, and returns the class logits [K, NC] and box
+// regression [K, 4*NC or 4] of all K proposals (valid until the next
+// Predict).
+func (m *FasterRCNN) runBoxStage(pg *predictGraph, proposals []box.Box) (logits, deltas []float32, err error) {
 	k := len(proposals)
-	if bs := pg.box; bs == nil || bs.k != k {
+	most := maxBoxChunk
+	if m.boxChunk > 0 {
+		most = m.boxChunk
+	}
+	chunks := (k + most - 1) / most
+	size := (k + chunks - 1) / chunks
+	if bs := pg.box; bs == nil || bs.k != size {
 		if bs != nil {
 			bs.ex.Close()
 			pg.box = nil
 		}
-		bs, err := m.buildBoxStage(pg, k)
+		bs, err := m.buildBoxStage(pg, size)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		pg.box = bs
 	}
 	bs := pg.box
+	pg.chunks = chunks
 	// Bind the inputs every run: a node built for an earlier stage may have
 	// been merged with this one and hold another buffer.
 	for i, f := range bs.feats {
-		copy(bs.bufs[i], values(pg.fwd.feats[i].Map))
-		if err := G.Let(f.Map, tensor.New(tensor.WithShape(f.Map.Shape()...), tensor.WithBacking(bs.bufs[i]))); err != nil {
-			return nil, fmt.Errorf("detection: predict: %w", err)
+		if err := G.Let(f.Map, pg.fwd.feats[i].Map.Value()); err != nil {
+			return nil, nil, fmt.Errorf("detection: predict: %w", err)
 		}
 	}
-	m.roiBuf = RoIRows(m.roiBuf[:0], proposals, 0, k)
-	if err := G.Let(bs.rois, RoITensor(m.roiBuf)); err != nil {
-		return nil, fmt.Errorf("detection: predict: %w", err)
+	nl, nd := bs.out.classLogits.Shape()[1], bs.out.boxRegression.Shape()[1]
+	m.logitBuf, m.deltaBuf = grow(m.logitBuf, k*nl), grow(m.deltaBuf, k*nd)
+	for c := range chunks {
+		lo, hi := c*size, min((c+1)*size, k)
+		// The last chunk may be short: RoIRows repeats its boxes.
+		m.roiBuf = RoIRows(m.roiBuf[:0], proposals[lo:hi], 0, size)
+		if err := G.Let(bs.rois, RoITensor(m.roiBuf)); err != nil {
+			return nil, nil, fmt.Errorf("detection: predict: %w", err)
+		}
+		if err := bs.ex.Run(); err != nil {
+			return nil, nil, fmt.Errorf("detection: predict: RoI heads: %w", err)
+		}
+		copy(m.logitBuf[lo*nl:hi*nl], values(bs.out.classLogits))
+		copy(m.deltaBuf[lo*nd:hi*nd], values(bs.out.boxRegression))
 	}
-	if err := bs.ex.Run(); err != nil {
-		return nil, fmt.Errorf("detection: predict: RoI heads: %w", err)
+	return m.logitBuf, m.deltaBuf, nil
+}
+
+// grow returns buf resized to n values, reallocated only when too small.
+func grow(buf []float32, n int) []float32 {
+	if cap(buf) < n {
+		return make([]float32, n)
 	}
-	return bs, nil
+	return buf[:n]
 }
 
 // buildBoxStage builds the RoI heads on k RoIs and on input nodes shaped as
@@ -436,11 +476,9 @@ func (m *FasterRCNN) buildBoxStage(pg *predictGraph, k int) (*boxStage, error) {
 	bs := &boxStage{k: k}
 	for _, f := range pg.fwd.feats {
 		s := f.Map.Shape()
-		buf := make([]float32, s.TotalSize())
 		in := G.NewTensor(m.g, tensor.Float32, len(s), G.WithShape(s...), G.WithName(fmt.Sprintf("%s_%v", f.Name, s)),
-			G.WithValue(tensor.New(tensor.WithShape(s...), tensor.WithBacking(buf))))
+			G.WithValue(f.Map.Value()))
 		bs.feats = append(bs.feats, Feature{Name: f.Name, Map: in, Spec: f.Spec})
-		bs.bufs = append(bs.bufs, buf)
 	}
 	bs.rois = G.NewTensor(m.g, tensor.Float32, 2, G.WithShape(k, 5), G.WithName(fmt.Sprintf("rois_%d", k)),
 		G.WithValue(tensor.New(tensor.WithShape(k, 5), tensor.WithBacking(m.roiBuf[:5*k]))))
@@ -451,13 +489,22 @@ func (m *FasterRCNN) buildBoxStage(pg *predictGraph, k int) (*boxStage, error) {
 	if bs.ex, err = nn.NewExecutor(m.g, bs.out.classLogits, bs.out.boxRegression); err != nil {
 		return nil, fmt.Errorf("detection: box stage executor: %w", err)
 	}
+	if err := bs.ex.SharePool(pg.ex); err != nil {
+		return nil, fmt.Errorf("detection: box stage executor: %w", err)
+	}
 	return bs, nil
 }
 
 // release closes Predict's executors and unbinds the values of every
 // non-input node, so that graphs built for earlier sizes hold no memory.
+// When there was a graph it also runs the garbage collector: its buffers
+// (hundreds of MB at 800x1333) are garbage now, and without a collection
+// the next size's graph would be allocated beside them (the collector
+// waits for the heap to double), nearly doubling the peak memory whenever
+// the image size changes.
 func (m *FasterRCNN) release() {
-	if p := m.pred; p != nil {
+	p := m.pred
+	if p != nil {
 		p.ex.Close()
 		if p.box != nil {
 			p.box.ex.Close()
@@ -465,6 +512,9 @@ func (m *FasterRCNN) release() {
 		m.pred = nil
 	}
 	m.g.UnbindAllNonInputs()
+	if p != nil {
+		runtime.GC()
+	}
 }
 
 // SetRoIOp switches the RoI feature op of the box head (e.g. RoIPool on
@@ -480,6 +530,22 @@ func (m *FasterRCNN) SetRoIOp(c RoIOpConfig) error {
 	m.Config.RoIOp, p.Op = c, c
 	m.release()
 	return nil
+}
+
+// PredictFLOPs returns the FLOPs of the convolutions and matrix multiplies
+// (nn.Executor.FLOPs: two per multiply-add) of the last Predict's graphs:
+// features and RPN head at its padded size, and the RoI heads on its
+// proposals. It returns 0 before the first Predict.
+func (m *FasterRCNN) PredictFLOPs() float64 {
+	p := m.pred
+	if p == nil {
+		return 0
+	}
+	f := p.ex.FLOPs()
+	if p.box != nil {
+		f += float64(p.chunks) * p.box.ex.FLOPs()
+	}
+	return f
 }
 
 // Close frees Predict's executor. The detector stays usable.

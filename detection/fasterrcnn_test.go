@@ -1,6 +1,7 @@
 package detection
 
 import (
+	"math"
 	"math/rand"
 	"reflect"
 	"strings"
@@ -284,6 +285,56 @@ func TestTrainGraphGrad(t *testing.T) {
 		if !nz {
 			t.Errorf("%s: zero gradient", n.Name())
 		}
+	}
+}
+
+// TestPredictInChunks runs the box stage in chunks of 7 RoIs (the last one
+// short, padded) and in one run: the same detections up to float32
+// rounding (oneDNN's kernels may sum in an order that depends on the
+// batch size), and PredictFLOPs counts every chunk.
+func TestPredictInChunks(t *testing.T) {
+	m := newSmall(t, 1)
+	defer m.Close()
+	img := randImage(1, 85, 64)
+	props, _, err := m.PredictProposals(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(props) < 15 || len(props)%7 == 0 {
+		t.Fatalf("%d proposals: want at least 15, not a multiple of 7", len(props))
+	}
+	whole, err := m.Predict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flops := m.PredictFLOPs()
+	m.boxChunk = 7
+	chunked, err := m.Predict(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunks := (len(props) + 6) / 7
+	if size := m.pred.box.out.classLogits.Shape()[0]; size != (len(props)+chunks-1)/chunks || m.pred.chunks != chunks {
+		t.Errorf("%d proposals: %d chunks of %d rows, want %d of at most 7", len(props), m.pred.chunks, size, chunks)
+	}
+	if chunked.Len() != whole.Len() || !reflect.DeepEqual(chunked.Labels, whole.Labels) {
+		t.Fatalf("in chunks of 7: labels %v, in one run %v", chunked.Labels, whole.Labels)
+	}
+	var db, ds float64
+	for i := range whole.Boxes {
+		a, b := whole.Boxes[i], chunked.Boxes[i]
+		db = max(db, math.Abs(float64(a.X1-b.X1)), math.Abs(float64(a.Y1-b.Y1)), math.Abs(float64(a.X2-b.X2)), math.Abs(float64(a.Y2-b.Y2)))
+		ds = max(ds, math.Abs(float64(whole.Scores[i]-chunked.Scores[i])))
+	}
+	t.Logf("%d detections; in chunks of 7 and in one run: worst box %.3g px, worst score %.3g (bounds 1e-3, 1e-5)", whole.Len(), db, ds)
+	if db > 1e-3 || ds > 1e-5 {
+		t.Errorf("in chunks of 7 and in one run: worst box %.3g px, worst score %.3g", db, ds)
+	}
+	if whole.Len() == 0 {
+		t.Error("no detections to compare")
+	}
+	if f := m.PredictFLOPs(); f < flops {
+		t.Errorf("PredictFLOPs in chunks %v, in one run %v: the chunks are not all counted", f, flops)
 	}
 }
 

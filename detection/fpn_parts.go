@@ -72,9 +72,8 @@ func (n *FPNNeck) Load(s weights.State) error { return n.FPN.Load(s) }
 // 2^round(log2(feature size / image size)) for any image larger than a few
 // dozen pixels: InferScale). Output rows follow the RoI order.
 //
-// In the graph every level runs RoIAlign on all K RoIs, those of other
-// levels moved far outside the map, where RoIAlign gives exact zeros, and
-// the levels are summed: exact, and differentiable as RoIAlign.
+// In the graph a host op assigns the levels and ops.MultiLevelRoIAlign
+// pools each RoI once, on its own level's map (differentiable as RoIAlign).
 type MultiScaleRoIAlign struct {
 	Levels []string
 	Mapper LevelMapper
@@ -93,71 +92,61 @@ func (p *MultiScaleRoIAlign) Pool(feats []Feature, rois *G.Node) (*G.Node, error
 	if n := p.Mapper.Max - p.Mapper.Min + 1; n != len(p.Levels) {
 		return nil, fmt.Errorf("detection: multi-scale RoIAlign: %d maps %v for levels %d..%d", len(p.Levels), p.Levels, p.Mapper.Min, p.Mapper.Max)
 	}
-	var sum *G.Node
+	maps := make([]*G.Node, len(p.Levels))
+	scales := make([]float32, len(p.Levels))
 	for i, name := range p.Levels {
 		f, err := featureNamed(feats, name)
 		if err != nil {
 			return nil, fmt.Errorf("detection: multi-scale RoIAlign: %w", err)
 		}
-		sel, err := G.ApplyOp(&levelRoIsOp{mapper: p.Mapper, level: p.Mapper.Min + i, k: rois.Shape()[0]}, rois)
-		if err != nil {
-			return nil, fmt.Errorf("detection: multi-scale RoIAlign level %q: %w", name, err)
-		}
-		y, err := ops.RoIAlign(f.Map, sel, ops.RoIAlignOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: 1 / float32(f.Spec.Stride),
-			SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned})
-		if err != nil {
-			return nil, fmt.Errorf("detection: multi-scale RoIAlign level %q: %w", name, err)
-		}
-		if sum == nil {
-			sum = y
-		} else if sum, err = G.Add(sum, y); err != nil {
-			return nil, fmt.Errorf("detection: multi-scale RoIAlign level %q: %w", name, err)
-		}
+		maps[i], scales[i] = f.Map, 1/float32(f.Spec.Stride)
 	}
-	return sum, nil
+	levels, err := G.ApplyOp(&roiLevelsOp{mapper: p.Mapper, k: rois.Shape()[0]}, rois)
+	if err != nil {
+		return nil, fmt.Errorf("detection: multi-scale RoIAlign: %w", err)
+	}
+	y, err := ops.MultiLevelRoIAlign(maps, scales, rois, levels,
+		ops.RoIAlignOpts{OutH: p.Op.Size, OutW: p.Op.Size, SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned})
+	if err != nil {
+		return nil, fmt.Errorf("detection: multi-scale RoIAlign %v: %w", p.Levels, err)
+	}
+	return y, nil
 }
 
-// farAway is where levelRoIsOp moves the RoIs of other levels: every
-// sampling point of RoIAlign lies more than a cell outside any map.
-const farAway = -1e6
-
-// levelRoIsOp keeps the RoIs [K, 5] of one pyramid level and moves the
-// others to farAway (same batch index). Not differentiable.
-type levelRoIsOp struct {
+// roiLevelsOp assigns RoIs [K, 5] to pyramid levels: output [K], the index
+// mapper.Level - mapper.Min of each RoI's level (ops.MultiLevelRoIAlign's
+// levels). Not differentiable.
+type roiLevelsOp struct {
 	nn.HostOp
 	mapper LevelMapper
-	level  int
 	k      int
 }
 
-func (op *levelRoIsOp) Arity() int    { return 1 }
-func (op *levelRoIsOp) Type() hm.Type { return hm.NewFnType(tensorType(2), tensorType(2)) }
-func (op *levelRoIsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape{op.k, 5}, nil
+func (op *roiLevelsOp) Arity() int    { return 1 }
+func (op *roiLevelsOp) Type() hm.Type { return hm.NewFnType(tensorType(2), tensorType(1)) }
+func (op *roiLevelsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape{op.k}, nil
 }
-func (op *levelRoIsOp) Do(in ...G.Value) (G.Value, error) {
-	rois, err := nodeData("LevelRoIs", "rois", in[0], []int{op.k, 5})
+func (op *roiLevelsOp) Do(in ...G.Value) (G.Value, error) {
+	rois, err := nodeData("RoILevels", "rois", in[0], []int{op.k, 5})
 	if err != nil {
 		return nil, err
 	}
-	out := make([]float32, len(rois))
-	copy(out, rois)
-	for k := 0; k < op.k; k++ {
-		r := out[5*k : 5*k+5]
-		if op.mapper.Level(box.Box{X1: r[1], Y1: r[2], X2: r[3], Y2: r[4]}) != op.level {
-			r[1], r[2], r[3], r[4] = farAway, farAway, farAway+1, farAway+1
-		}
+	out := make([]float32, op.k)
+	for k := range out {
+		r := rois[5*k : 5*k+5]
+		out[k] = float32(op.mapper.Level(box.Box{X1: r[1], Y1: r[2], X2: r[3], Y2: r[4]}) - op.mapper.Min)
 	}
-	return RoITensor(out), nil
+	return tensor.New(tensor.WithShape(op.k), tensor.WithBacking(out)), nil
 }
-func (op *levelRoIsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op *levelRoIsOp) Hashcode() uint32      { return hashOf(op) }
-func (op *levelRoIsOp) String() string {
-	return fmt.Sprintf("LevelRoIs{level=%d k=%d %+v}", op.level, op.k, op.mapper)
+func (op *roiLevelsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op *roiLevelsOp) Hashcode() uint32      { return hashOf(op) }
+func (op *roiLevelsOp) String() string {
+	return fmt.Sprintf("RoILevels{k=%d %+v}", op.k, op.mapper)
 }
-func (op *levelRoIsOp) DiffWRT(n int) []bool { return make([]bool, n) }
-func (op *levelRoIsOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
-	return nil, fmt.Errorf("detection: LevelRoIs is not differentiable")
+func (op *roiLevelsOp) DiffWRT(n int) []bool { return make([]bool, n) }
+func (op *roiLevelsOp) SymDiff(G.Nodes, *G.Node, *G.Node) (G.Nodes, error) {
+	return nil, fmt.Errorf("detection: RoILevels is not differentiable")
 }
 
 // linearParams creates a torch nn.Linear's weight [out, in] and bias [out]

@@ -233,23 +233,31 @@ func convBuild(name string, x, w, scale, b, residual *G.Node, o ConvOpts, relu b
 // (b may be nil, meaning zero). w is [OutC, ...] flattened, scale and shift
 // [OutC]. FoldConvBN panics if the lengths disagree.
 func FoldConvBN(w, b, scale, shift []float32) (wf, bf []float32) {
+	wf, bf = make([]float32, len(w)), make([]float32, len(scale))
+	FoldConvBNInto(wf, bf, w, b, scale, shift)
+	return wf, bf
+}
+
+// FoldConvBNInto is FoldConvBN writing w' into wf (len(w)) and b' into bf
+// (len(scale)) instead of new slices; wf may be w itself (folding in place),
+// bf may be b. It panics if the lengths disagree.
+func FoldConvBNInto(wf, bf, w, b, scale, shift []float32) {
 	oc := len(scale)
-	if oc == 0 || len(shift) != oc || len(w)%oc != 0 || (b != nil && len(b) != oc) {
-		panic(fmt.Sprintf("nn: FoldConvBN: len(w)=%d, len(b)=%d, len(scale)=%d, len(shift)=%d", len(w), len(b), len(scale), len(shift)))
+	if oc == 0 || len(shift) != oc || len(w)%oc != 0 || (b != nil && len(b) != oc) || len(wf) != len(w) || len(bf) != oc {
+		panic(fmt.Sprintf("nn: FoldConvBN: len(w)=%d, len(b)=%d, len(scale)=%d, len(shift)=%d, len(wf)=%d, len(bf)=%d",
+			len(w), len(b), len(scale), len(shift), len(wf), len(bf)))
 	}
 	per := len(w) / oc
-	wf = make([]float32, len(w))
-	bf = make([]float32, oc)
 	for o := 0; o < oc; o++ {
 		for i := o * per; i < (o+1)*per; i++ {
 			wf[i] = w[i] * scale[o]
 		}
-		bf[o] = shift[o]
+		v := shift[o]
 		if b != nil {
-			bf[o] += b[o] * scale[o]
+			v += b[o] * scale[o]
 		}
+		bf[o] = v
 	}
-	return wf, bf
 }
 
 // convTensorType is the hm type of a float tensor of the given rank.

@@ -398,6 +398,12 @@ func TestFoldConvBN(t *testing.T) {
 	if fmt.Sprint(wf) != fmt.Sprint(wantW) || fmt.Sprint(bf) != fmt.Sprint(wantB) {
 		t.Errorf("FoldConvBN = %v, %v; want %v, %v", wf, bf, wantW, wantB)
 	}
+	// In place: w and b overwritten by the folded values.
+	b := []float32{1, -1}
+	FoldConvBNInto(w, b, w, b, []float32{2, 0.5}, []float32{10, 20})
+	if fmt.Sprint(w) != fmt.Sprint(wantW) || fmt.Sprint(b) != fmt.Sprint(wantB) {
+		t.Errorf("FoldConvBNInto in place = %v, %v; want %v, %v", w, b, wantW, wantB)
+	}
 }
 
 // convOSThreads counts the threads of this process.

@@ -23,6 +23,10 @@ import (
 // may return a value sharing memory with an input (Reshape does): the buffer
 // then stays alive as long as either value is needed.
 //
+// Executors that run one after the other (stages of one model) can share one
+// pool (SharePool): a stage then reuses what the stages before it freed
+// instead of holding memory of its own.
+//
 // Only the nodes the outputs depend on run. Input nodes must have values
 // (G.Let or G.WithValue). After Run, outputs[i].Value() holds the result; it
 // stays valid until the next Run, which reuses its memory. Values of
@@ -40,15 +44,21 @@ type Executor struct {
 	useCount []int      // remaining consumers per slot during a run
 	uses     []int      // consumers per slot (+1 for outputs)
 
-	bufs  []*poolBuf
+	pool  *execPool
 	stats ExecStats
+}
+
+// execPool is the buffers of one or more executors (SharePool).
+type execPool struct {
+	bufs  []*poolBuf
+	bytes int64 // total size of bufs
 }
 
 // ExecStats reports the executor's memory use.
 type ExecStats struct {
-	Allocs        int   // buffers allocated (new or grown) by the pool since NewExecutor
-	PoolBytes     int64 // bytes held by the pool (free or in use)
-	PeakLiveBytes int64 // largest total size of buffers in use at one time
+	Allocs        int   // buffers this executor allocated (new or grown) since NewExecutor
+	PoolBytes     int64 // bytes held by the pool (free or in use; shared pools: all of it)
+	PeakLiveBytes int64 // largest total size of the pool's buffers in use at one time during this executor's runs
 	Runs          int   // completed runs
 	// InPlace counts the steps of the last run that wrote into their first
 	// input's buffer (see execInPlace).
@@ -102,7 +112,7 @@ func NewExecutor(g *G.ExprGraph, outputs ...*G.Node) (*Executor, error) {
 			return nil, fmt.Errorf("nn: NewExecutor: output %d (%s) is not in the given graph", i, o.Name())
 		}
 	}
-	e := &Executor{outputs: append([]*G.Node(nil), outputs...)}
+	e := &Executor{outputs: append([]*G.Node(nil), outputs...), pool: &execPool{}}
 	slot := map[*G.Node]int{}
 	const visiting = -1
 	var visit func(n *G.Node) error
@@ -340,15 +350,16 @@ func (e *Executor) abort() {
 // new one. Replaying last run's choices (pref) makes later runs allocate
 // nothing: every buffer is free at the same points as before.
 func (e *Executor) get(n, pref int) *poolBuf {
-	if pref >= 0 && pref < len(e.bufs) {
-		if b := e.bufs[pref]; b.refs == 0 && len(b.data) >= n {
+	p := e.pool
+	if pref >= 0 && pref < len(p.bufs) {
+		if b := p.bufs[pref]; b.refs == 0 && len(b.data) >= n {
 			b.refs = -1 // reserved until the step records it
 			e.noteLive()
 			return b
 		}
 	}
 	var best *poolBuf
-	for _, b := range e.bufs {
+	for _, b := range p.bufs {
 		if b.refs == 0 && len(b.data) >= n && len(b.data) <= 3*n/2 &&
 			(best == nil || len(b.data) < len(best.data)) {
 			best = b
@@ -360,21 +371,21 @@ func (e *Executor) get(n, pref int) *poolBuf {
 		// buffers. Its id, and so the steps that preferred it, stay valid
 		// (they get more room).
 		var grow *poolBuf
-		for _, b := range e.bufs {
+		for _, b := range p.bufs {
 			if b.refs == 0 && len(b.data) < n && (grow == nil || len(b.data) > len(grow.data)) {
 				grow = b
 			}
 		}
 		if grow != nil {
-			e.stats.PoolBytes -= int64(4 * len(grow.data))
+			p.bytes -= int64(4 * len(grow.data))
 			grow.data = make([]float32, n)
 			best = grow
 		} else {
-			best = &poolBuf{id: len(e.bufs), data: make([]float32, n)}
-			e.bufs = append(e.bufs, best)
+			best = &poolBuf{id: len(p.bufs), data: make([]float32, n)}
+			p.bufs = append(p.bufs, best)
 		}
 		e.stats.Allocs++
-		e.stats.PoolBytes += int64(4 * n)
+		p.bytes += int64(4 * n)
 	}
 	best.refs = -1
 	e.noteLive()
@@ -388,7 +399,7 @@ func (e *Executor) put(b *poolBuf) { b.refs = 0 }
 // noteLive updates the peak of bytes in use.
 func (e *Executor) noteLive() {
 	var live int64
-	for _, b := range e.bufs {
+	for _, b := range e.pool.bufs {
 		if b.refs != 0 {
 			live += int64(4 * len(b.data))
 		}
@@ -397,11 +408,65 @@ func (e *Executor) noteLive() {
 }
 
 // Stats returns the memory statistics so far.
-func (e *Executor) Stats() ExecStats { return e.stats }
+func (e *Executor) Stats() ExecStats {
+	s := e.stats
+	if e.pool != nil {
+		s.PoolBytes = e.pool.bytes
+	}
+	return s
+}
 
-// Close drops the pool and the values. The outputs' values stay readable.
+// SharePool makes e take its buffers from other's pool, for executors that
+// run one after the other (e.g. a model's stages): a buffer is free for
+// either while no value of either lives in it, so e reuses what other's
+// last run freed, and other e's, instead of both holding their peaks. Each
+// executor's outputs keep their buffers until its own next Run (or Close),
+// so e may read other's outputs as inputs. Call it before e's first Run;
+// it returns an error otherwise, or if either executor is closed. Like a
+// single Executor, executors sharing a pool are not safe for concurrent
+// use.
+func (e *Executor) SharePool(other *Executor) error {
+	if e.values == nil || other.values == nil {
+		return errors.New("nn: Executor.SharePool: executor closed")
+	}
+	if e.stats.Runs > 0 || len(e.pool.bufs) > 0 {
+		return errors.New("nn: Executor.SharePool: executor has run")
+	}
+	e.pool = other.pool
+	return nil
+}
+
+// FLOPs returns the floating-point operations one Run does in convolutions
+// (forward, backward-data and backward-weights) and matrix multiplies
+// (Linear and its gradients): two per multiply-add, as torch profilers
+// count them; batch norm, ReLU, pooling, additions and the ops of other
+// packages are left out.
+func (e *Executor) FLOPs() float64 {
+	var f float64
+	for _, st := range e.steps {
+		if c, ok := st.op.(flopCounter); ok {
+			f += c.flops()
+		}
+	}
+	return f
+}
+
+// flopCounter is an op that reports its FLOPs for Executor.FLOPs.
+type flopCounter interface{ flops() float64 }
+
+func (op convOp) flops() float64           { return op.geom.flops() }
+func (op convBwdDataOp) flops() float64    { return op.geom.flops() }
+func (op convBwdWeightsOp) flops() float64 { return op.geom.flops() }
+func (op *linearOp) flops() float64        { return 2 * float64(op.n) * float64(op.in) * float64(op.out) }
+func (op *gemmOp) flops() float64          { return 2 * float64(op.m) * float64(op.n) * float64(op.k) }
+
+// Close drops the pool and the values. The outputs' values stay readable
+// (in a shared pool their buffers are therefore never reused).
 func (e *Executor) Close() {
-	e.bufs, e.values, e.slotBuf = nil, nil, nil
+	if e.pool != nil {
+		e.stats.PoolBytes = e.pool.bytes
+	}
+	e.pool, e.values, e.slotBuf = nil, nil, nil
 	for i := range e.steps {
 		e.steps[i].hdr = nil
 	}

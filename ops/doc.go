@@ -1,6 +1,7 @@
 // Package ops holds the gorgonia graph ops of the detector that package nn
-// does not: the RoI feature extraction ops RoIAlign and RoIPool (with their
-// gradients), and the fused loss ops BCEWithLogitsLoss, SmoothL1Loss and
+// does not: the RoI feature extraction ops RoIAlign (also over a feature
+// pyramid, each RoI on its own level: MultiLevelRoIAlign) and RoIPool (with
+// their gradients), and the fused loss ops BCEWithLogitsLoss, SmoothL1Loss and
 // CrossEntropyLoss over a selection of their input's elements, which
 // Reselect changes between runs of one graph. It is to the detector what
 // torchvision.ops is to torchvision's models; each op says which torch or

@@ -90,25 +90,33 @@ type roiKernel interface {
 // applyRoI checks the node shapes and the options common to the RoI ops
 // and builds k's forward op on feat and rois.
 func applyRoI(k roiKernel, feat, rois *G.Node, oh, ow int, scale float32) (*G.Node, error) {
-	op := k.name()
+	g, err := roiShapes(k.name(), feat, rois, oh, ow, scale)
+	if err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(roiOp{g: g, k: k}, feat, rois)
+}
+
+// roiShapes checks the node shapes and the options common to the RoI ops
+// (op names the op in errors) and returns the op's geometry.
+func roiShapes(op string, feat, rois *G.Node, oh, ow int, scale float32) (roiGeom, error) {
 	fs, rs := feat.Shape(), rois.Shape()
 	if feat.Dtype() != tensor.Float32 || rois.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("ops: %s: feat is %v and rois %v, want float32", op, feat.Dtype(), rois.Dtype())
+		return roiGeom{}, fmt.Errorf("ops: %s: feat is %v and rois %v, want float32", op, feat.Dtype(), rois.Dtype())
 	}
 	if len(fs) != 4 {
-		return nil, fmt.Errorf("ops: %s: feat has shape %v, want [N, C, H, W]", op, fs)
+		return roiGeom{}, fmt.Errorf("ops: %s: feat has shape %v, want [N, C, H, W]", op, fs)
 	}
 	if len(rs) != 2 || rs[1] != 5 || rs[0] < 1 {
-		return nil, fmt.Errorf("ops: %s: rois have shape %v, want [K, 5] with K >= 1 (feat %v)", op, rs, fs)
+		return roiGeom{}, fmt.Errorf("ops: %s: rois have shape %v, want [K, 5] with K >= 1 (feat %v)", op, rs, fs)
 	}
 	if oh < 1 || ow < 1 {
-		return nil, fmt.Errorf("ops: %s: output size %dx%d, want >= 1x1", op, oh, ow)
+		return roiGeom{}, fmt.Errorf("ops: %s: output size %dx%d, want >= 1x1", op, oh, ow)
 	}
 	if !(scale > 0) {
-		return nil, fmt.Errorf("ops: %s: spatial scale %v, want > 0", op, scale)
+		return roiGeom{}, fmt.Errorf("ops: %s: spatial scale %v, want > 0", op, scale)
 	}
-	g := roiGeom{N: fs[0], C: fs[1], H: fs[2], W: fs[3], K: rs[0], OH: oh, OW: ow}
-	return G.ApplyOp(roiOp{g: g, k: k}, feat, rois)
+	return roiGeom{N: fs[0], C: fs[1], H: fs[2], W: fs[3], K: rs[0], OH: oh, OW: ow}, nil
 }
 
 // checkRoIs returns an error naming the first RoI with a batch index outside

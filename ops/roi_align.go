@@ -113,11 +113,20 @@ const (
 // would be unreasonably large.
 func (o RoIAlignOpts) check(op string, rois []float32, k int) error {
 	for i := 0; i < k; i++ {
-		_, _, _, _, gh, gw := o.grid(rois[5*i : 5*i+5])
-		if gh > maxGrid || gw > maxGrid || o.OutH*o.OutW*gh*gw > maxSamples {
-			return fmt.Errorf("ops: %s: roi %d %v: sampling grid %dx%d per bin, more than %d points per RoI",
-				op, i, rois[5*i:5*i+5], gh, gw, maxSamples)
+		if err := o.checkRoI(op, i, rois[5*i:5*i+5]); err != nil {
+			return err
 		}
+	}
+	return nil
+}
+
+// checkRoI returns an error naming RoI i (roi, 5 values) if its sampling
+// plan would be unreasonably large.
+func (o RoIAlignOpts) checkRoI(op string, i int, roi []float32) error {
+	_, _, _, _, gh, gw := o.grid(roi)
+	if gh > maxGrid || gw > maxGrid || o.OutH*o.OutW*gh*gw > maxSamples {
+		return fmt.Errorf("ops: %s: roi %d %v: sampling grid %dx%d per bin, more than %d points per RoI",
+			op, i, roi, gh, gw, maxSamples)
 	}
 	return nil
 }
@@ -182,62 +191,79 @@ func bilinear(y, x float32, h, w int, fh, fw float32) alignSample {
 
 // roiAlignForward computes out [K, C, OH, OW] from feat and rois.
 func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32) {
-	// Items are (RoI, channel block); with many RoIs a block is all channels.
+	hw, bins := g.H*g.W, g.OH*g.OW
+	roiAlignItems(g.K, g.C,
+		func(k int, buf []alignSample) alignPlan { return o.plan(rois[5*k:5*k+5], g.H, g.W, buf) },
+		func(k int, p *alignPlan, c0, c1 int) {
+			alignChannels(p, feat[p.batch*g.C*hw:(p.batch+1)*g.C*hw], out[k*g.C*bins:(k+1)*g.C*bins], hw, bins, c0, c1)
+		})
+}
+
+// roiAlignItems runs the forward pass of K RoIs of C channels in parallel
+// over nn.Threads() goroutines: items are (RoI, channel block), a block all
+// channels when there are many RoIs, fewer when there are few, so that
+// every goroutine has work. For each item, run gets the RoI's sampling plan,
+// which plan computes (reusing buf) once per RoI and goroutine.
+func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run func(k int, p *alignPlan, c0, c1 int)) {
 	blocks := 1
-	if t := workers(g.K * g.C); g.K < 8*t {
-		blocks = min(g.C, (8*t+g.K-1)/g.K)
+	if t := workers(K * C); K < 8*t {
+		blocks = min(C, (8*t+K-1)/K)
 	}
 	type scratch struct {
 		k    int
 		plan alignPlan
 	}
-	scr := make([]scratch, workers(g.K*blocks))
+	scr := make([]scratch, workers(K*blocks))
 	for i := range scr {
 		scr[i].k = -1
 	}
-	hw, bins := g.H*g.W, g.OH*g.OW
-	parallelItems(g.K*blocks, func(worker, item int) {
+	parallelItems(K*blocks, func(worker, item int) {
 		s := &scr[worker]
 		k, b := item/blocks, item%blocks
 		if s.k != k {
-			s.plan = o.plan(rois[5*k:5*k+5], g.H, g.W, s.plan.samples)
+			s.plan = plan(k, s.plan.samples)
 			s.k = k
 		}
-		p := &s.plan
-		ns := p.gh * p.gw
-		count := float32(max(ns, 1))
-		c0, c1 := b*g.C/blocks, (b+1)*g.C/blocks
-		c := c0
-		// Four channels at a time share each sample's weights and offsets.
-		for ; c+4 <= c1; c += 4 {
-			p0, p1, p2, p3 := planes4(feat, (p.batch*g.C+c)*hw, hw)
-			d0, d1, d2, d3 := planes4(out, (k*g.C+c)*bins, bins)
-			for bin := range d0 {
-				var v0, v1, v2, v3 float32
-				for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-					i0, i1, i2, i3 := sp.p[0], sp.p[1], sp.p[2], sp.p[3]
-					w0, w1, w2, w3 := sp.w[0], sp.w[1], sp.w[2], sp.w[3]
-					v0 += float32(float32(float32(w0*p0[i0])+float32(w1*p0[i1]))+float32(w2*p0[i2])) + float32(w3*p0[i3])
-					v1 += float32(float32(float32(w0*p1[i0])+float32(w1*p1[i1]))+float32(w2*p1[i2])) + float32(w3*p1[i3])
-					v2 += float32(float32(float32(w0*p2[i0])+float32(w1*p2[i1]))+float32(w2*p2[i2])) + float32(w3*p2[i3])
-					v3 += float32(float32(float32(w0*p3[i0])+float32(w1*p3[i1]))+float32(w2*p3[i2])) + float32(w3*p3[i3])
-				}
-				d0[bin], d1[bin], d2[bin], d3[bin] = v0/count, v1/count, v2/count, v3/count
-			}
-		}
-		for ; c < c1; c++ {
-			plane := feat[(p.batch*g.C+c)*hw : (p.batch*g.C+c+1)*hw]
-			dst := out[(k*g.C+c)*bins : (k*g.C+c+1)*bins]
-			for bin := range dst {
-				var v float32
-				for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-					v += float32(float32(float32(sp.w[0]*plane[sp.p[0]])+float32(sp.w[1]*plane[sp.p[1]]))+
-						float32(sp.w[2]*plane[sp.p[2]])) + float32(sp.w[3]*plane[sp.p[3]])
-				}
-				dst[bin] = v / count
-			}
-		}
+		run(k, &s.plan, b*C/blocks, (b+1)*C/blocks)
 	})
+}
+
+// alignChannels computes channels [c0, c1) of one RoI's output from its
+// plan p: src is the RoI's image [C, H, W] (hw = H*W), dst its output
+// [C, OH, OW] (bins = OH*OW).
+func alignChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
+	ns := p.gh * p.gw
+	count := float32(max(ns, 1))
+	c := c0
+	// Four channels at a time share each sample's weights and offsets.
+	for ; c+4 <= c1; c += 4 {
+		p0, p1, p2, p3 := planes4(src, c*hw, hw)
+		d0, d1, d2, d3 := planes4(dst, c*bins, bins)
+		for bin := range d0 {
+			var v0, v1, v2, v3 float32
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				i0, i1, i2, i3 := sp.p[0], sp.p[1], sp.p[2], sp.p[3]
+				w0, w1, w2, w3 := sp.w[0], sp.w[1], sp.w[2], sp.w[3]
+				v0 += float32(float32(float32(w0*p0[i0])+float32(w1*p0[i1]))+float32(w2*p0[i2])) + float32(w3*p0[i3])
+				v1 += float32(float32(float32(w0*p1[i0])+float32(w1*p1[i1]))+float32(w2*p1[i2])) + float32(w3*p1[i3])
+				v2 += float32(float32(float32(w0*p2[i0])+float32(w1*p2[i1]))+float32(w2*p2[i2])) + float32(w3*p2[i3])
+				v3 += float32(float32(float32(w0*p3[i0])+float32(w1*p3[i1]))+float32(w2*p3[i2])) + float32(w3*p3[i3])
+			}
+			d0[bin], d1[bin], d2[bin], d3[bin] = v0/count, v1/count, v2/count, v3/count
+		}
+	}
+	for ; c < c1; c++ {
+		plane := src[c*hw : (c+1)*hw]
+		out := dst[c*bins : (c+1)*bins]
+		for bin := range out {
+			var v float32
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				v += float32(float32(float32(sp.w[0]*plane[sp.p[0]])+float32(sp.w[1]*plane[sp.p[1]]))+
+					float32(sp.w[2]*plane[sp.p[2]])) + float32(sp.w[3]*plane[sp.p[3]])
+			}
+			out[bin] = v / count
+		}
+	}
 }
 
 // roiAlignBackward computes gradFeat [N, C, H, W] (overwritten) from
@@ -252,48 +278,56 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 		for k := 0; k < g.K; k++ {
 			p := o.plan(rois[5*k:5*k+5], g.H, g.W, buf)
 			buf = p.samples
-			ns := p.gh * p.gw
-			if ns == 0 {
-				continue
-			}
-			count := float32(ns)
-			c := c0
-			for ; c+4 <= c1; c += 4 {
-				q0, q1, q2, q3 := planes4(gradFeat, (p.batch*g.C+c)*hw, hw)
-				s0, s1, s2, s3 := planes4(gradOut, (k*g.C+c)*bins, bins)
-				for bin := range s0 {
-					g0, g1, g2, g3 := s0[bin], s1[bin], s2[bin], s3[bin]
-					for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-						if !sp.ok {
-							continue
-						}
-						for j := 0; j < 4; j++ {
-							i, w := sp.p[j], sp.w[j]
-							q0[i] += float32(g0*w) / count
-							q1[i] += float32(g1*w) / count
-							q2[i] += float32(g2*w) / count
-							q3[i] += float32(g3*w) / count
-						}
-					}
+			alignBackwardChannels(&p, gradOut[k*g.C*bins:(k+1)*g.C*bins], gradFeat[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1)
+		}
+	})
+}
+
+// alignBackwardChannels adds channels [c0, c1) of one RoI's contribution to
+// the feature gradient, from its plan p: src is the RoI's output gradient
+// [C, OH, OW] (bins = OH*OW), dst the gradient of its image [C, H, W]
+// (hw = H*W).
+func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
+	ns := p.gh * p.gw
+	if ns == 0 {
+		return
+	}
+	count := float32(ns)
+	c := c0
+	for ; c+4 <= c1; c += 4 {
+		q0, q1, q2, q3 := planes4(dst, c*hw, hw)
+		s0, s1, s2, s3 := planes4(src, c*bins, bins)
+		for bin := range s0 {
+			g0, g1, g2, g3 := s0[bin], s1[bin], s2[bin], s3[bin]
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				if !sp.ok {
+					continue
 				}
-			}
-			for ; c < c1; c++ {
-				plane := gradFeat[(p.batch*g.C+c)*hw : (p.batch*g.C+c+1)*hw]
-				src := gradOut[(k*g.C+c)*bins : (k*g.C+c+1)*bins]
-				for bin, gv := range src {
-					for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-						if !sp.ok {
-							continue
-						}
-						plane[sp.p[0]] += float32(gv*sp.w[0]) / count
-						plane[sp.p[1]] += float32(gv*sp.w[1]) / count
-						plane[sp.p[2]] += float32(gv*sp.w[2]) / count
-						plane[sp.p[3]] += float32(gv*sp.w[3]) / count
-					}
+				for j := 0; j < 4; j++ {
+					i, w := sp.p[j], sp.w[j]
+					q0[i] += float32(g0*w) / count
+					q1[i] += float32(g1*w) / count
+					q2[i] += float32(g2*w) / count
+					q3[i] += float32(g3*w) / count
 				}
 			}
 		}
-	})
+	}
+	for ; c < c1; c++ {
+		plane := dst[c*hw : (c+1)*hw]
+		grad := src[c*bins : (c+1)*bins]
+		for bin, gv := range grad {
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				if !sp.ok {
+					continue
+				}
+				plane[sp.p[0]] += float32(gv*sp.w[0]) / count
+				plane[sp.p[1]] += float32(gv*sp.w[1]) / count
+				plane[sp.p[2]] += float32(gv*sp.w[2]) / count
+				plane[sp.p[3]] += float32(gv*sp.w[3]) / count
+			}
+		}
+	}
 }
 
 func (o RoIAlignOpts) name() string { return "RoIAlign" }

@@ -22,7 +22,7 @@ eval mode; Go folds BN into the convolutions. Time is the mean over N runs after
 warm-up run, wall clock and CPU time (user+system, all threads: less sensitive to
 other processes on the machine); memory is the process's peak resident set size.
 GFLOP/s = FLOPs / wall time for both sides, FLOPs counted on the torch model by
-forward hooks: 2*MACs of every convolution and linear layer (BN, ReLU, pooling and
+forward hooks (torch_flops.py): 2*MACs of every convolution and linear layer (BN, ReLU, pooling and
 additions are left out), plus for a training step the backward-weights MACs of every
 layer with a trainable weight and the backward-data MACs of every layer whose input
 needs a gradient. The machine may be shared: timings are noisy.
@@ -36,6 +36,8 @@ import sys
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from torch_flops import count_flops  # noqa: E402
 GO_BENCH = "BenchmarkBackbone"
 
 # name: (depth, input shape, output: "c4" | "features" | "logits", train)
@@ -67,30 +69,6 @@ def torch_model(depth, out, train):
     if out == "features":
         return torch.nn.Sequential(*trunk, m.layer4)
     return m
-
-
-def count_flops(m, step):
-    """Runs step() once and returns the conv/linear FLOPs it does (see the module doc)."""
-    import torch
-
-    total = [0]
-
-    def hook(mod, inp, outp):
-        if isinstance(mod, torch.nn.Conv2d):
-            macs = outp.numel() * mod.in_channels // mod.groups * mod.kernel_size[0] * mod.kernel_size[1]
-        else:
-            macs = outp.numel() * mod.in_features
-        passes = 1
-        if torch.is_grad_enabled():
-            passes += mod.weight.requires_grad + inp[0].requires_grad
-        total[0] += 2 * macs * passes
-
-    hs = [mod.register_forward_hook(hook) for mod in m.modules()
-          if isinstance(mod, (torch.nn.Conv2d, torch.nn.Linear))]
-    step()
-    for h in hs:
-        h.remove()
-    return total[0]
 
 
 def torch_case(case, runs, threads):

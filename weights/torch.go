@@ -98,6 +98,7 @@ func stateFromPickle(obj any) (State, error) {
 		}
 	}
 	s := make(State, len(kv))
+	used := map[*pytorch.FloatStorage]bool{}
 	for _, e := range kv {
 		name, ok := e[0].(string)
 		if !ok {
@@ -107,7 +108,7 @@ func stateFromPickle(obj any) (State, error) {
 		if !ok {
 			return nil, fmt.Errorf("entry %q is %T, want a tensor", name, e[1])
 		}
-		dt, err := denseTensor(t)
+		dt, err := denseTensor(t, used)
 		if err != nil {
 			return nil, fmt.Errorf("tensor %q: %w", name, err)
 		}
@@ -142,7 +143,10 @@ func storageValues(src pytorch.StorageInterface) (func(i int) float32, int, erro
 }
 
 // denseTensor copies a (possibly strided) torch tensor into row-major float32.
-func denseTensor(t *pytorch.Tensor) (Tensor, error) {
+// A contiguous float32 tensor is not copied but uses its storage's memory
+// when no tensor before it did (used records the storages taken), so a
+// state dict costs its size once, not twice, and no two tensors share memory.
+func denseTensor(t *pytorch.Tensor, used map[*pytorch.FloatStorage]bool) (Tensor, error) {
 	at, n, err := storageValues(t.Source)
 	if err != nil {
 		return Tensor{}, err
@@ -151,8 +155,9 @@ func denseTensor(t *pytorch.Tensor) (Tensor, error) {
 		return Tensor{}, fmt.Errorf("size %v and stride %v differ in length", t.Size, t.Stride)
 	}
 	numel := NumElements(t.Size)
-	out := Tensor{Shape: append([]int{}, t.Size...), Data: make([]float32, numel)}
+	out := Tensor{Shape: append([]int{}, t.Size...)}
 	if numel == 0 {
+		out.Data = []float32{}
 		return out, nil
 	}
 	// Bounds: the largest storage index reached must lie inside the storage.
@@ -168,9 +173,15 @@ func denseTensor(t *pytorch.Tensor) (Tensor, error) {
 			t.Size, t.Stride, t.StorageOffset, n)
 	}
 	if fs, ok := t.Source.(*pytorch.FloatStorage); ok && contiguous(t.Size, t.Stride) {
-		copy(out.Data, fs.Data[t.StorageOffset:t.StorageOffset+numel])
+		d := fs.Data[t.StorageOffset : t.StorageOffset+numel : t.StorageOffset+numel]
+		if used[fs] {
+			d = append([]float32(nil), d...)
+		}
+		used[fs] = true
+		out.Data = d
 		return out, nil
 	}
+	out.Data = make([]float32, numel)
 	idx := make([]int, len(t.Size))
 	for k := 0; k < numel; k++ {
 		off := t.StorageOffset

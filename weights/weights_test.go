@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/nlpodyssey/gopickle/pytorch"
+
 	"resdet/internal/testutil"
 )
 
@@ -234,4 +236,27 @@ func FuzzDecodeSafetensors(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A contiguous float32 tensor takes its storage's memory instead of a copy,
+// but only the first tensor of a storage does: two state-dict entries never
+// share memory (tied weights, views of one storage).
+func TestDenseTensorSharedStorage(t *testing.T) {
+	st := &pytorch.FloatStorage{Data: []float32{1, 2, 3, 4, 5, 6}}
+	used := map[*pytorch.FloatStorage]bool{}
+	a, err := denseTensor(&pytorch.Tensor{Source: st, Size: []int{2, 2}, Stride: []int{2, 1}}, used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := denseTensor(&pytorch.Tensor{Source: st, StorageOffset: 2, Size: []int{4}, Stride: []int{1}}, used)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if &a.Data[0] != &st.Data[0] || cap(a.Data) != 4 {
+		t.Errorf("the first tensor was copied (or may grow into the storage): cap %d", cap(a.Data))
+	}
+	a.Data[2] = -1 // storage element 2, also b's first
+	if b.Data[0] != 3 || len(b.Data) != 4 || b.Data[3] != 6 {
+		t.Errorf("second tensor %v shares the first's memory, want [3 4 5 6]", b.Data)
+	}
 }

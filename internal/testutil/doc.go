@@ -4,7 +4,8 @@
 // (RunScript, ScriptJSON, Regenerate), locating the fixtures in ../shared
 // beside the clone (SharedDir), reading the base64 fixtures written by
 // detection/testdata/gen_fixtures.py (LoadFixture), and comparing float32
-// tensors (MaxRelErr).
+// tensors (MaxRelErr), and the resource figures benchmarks report
+// (CPUSeconds, PeakRSSMB, ReportRun).
 //
 // Missing optional tools skip the tests that need them, with a message
 // saying what is missing, unless the matching environment variable asks for

@@ -1,0 +1,116 @@
+package nn
+
+import (
+	"math"
+	"math/rand"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+)
+
+// TestExecutorSharePool runs two stages, the second reading the first's
+// output, with and without a shared pool: the same results bit for bit, the
+// first stage's output intact after the second runs, no allocation after
+// the first pair of runs, and a shared pool smaller than the two separate
+// ones (the second stage's large intermediate reuses the first's).
+func TestExecutorSharePool(t *testing.T) {
+	rng := rand.New(rand.NewSource(3))
+	must := func(v *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	type stages struct {
+		e1, e2 *Executor
+		out1   *G.Node // stage 1 output [1000, 8]
+		in2    *G.Node // stage 2 input, bound to out1's value
+		out2   *G.Node // stage 2 output [1000, 4]
+	}
+	x := randSlice(rng, 1000*16)
+	ws := [][]float32{randSlice(rng, 64*16), randSlice(rng, 8*64), randSlice(rng, 64*8), randSlice(rng, 4*64)}
+	build := func(share bool) stages {
+		g := G.NewGraph()
+		param := func(name string, data []float32, shape ...int) *G.Node {
+			return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+				G.WithValue(tensorOf(append([]float32(nil), data...), shape...)))
+		}
+		var s stages
+		xn := param("x", x, 1000, 16)
+		a := must(ReLU(must(Linear(xn, param("w1", ws[0], 64, 16), nil))))
+		s.out1 = must(Linear(a, param("w2", ws[1], 8, 64), nil))
+		s.in2 = param("in2", make([]float32, 8000), 1000, 8)
+		c := must(ReLU(must(Linear(s.in2, param("w3", ws[2], 64, 8), nil))))
+		s.out2 = must(Linear(c, param("w4", ws[3], 4, 64), nil))
+		var err error
+		if s.e1, err = NewExecutor(g, s.out1); err != nil {
+			t.Fatal(err)
+		}
+		if s.e2, err = NewExecutor(g, s.out2); err != nil {
+			t.Fatal(err)
+		}
+		if share {
+			if err := s.e2.SharePool(s.e1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return s
+	}
+	run := func(s stages) (out1, out2 []float32) {
+		if err := s.e1.Run(); err != nil {
+			t.Fatal(err)
+		}
+		if err := G.Let(s.in2, s.out1.Value()); err != nil {
+			t.Fatal(err)
+		}
+		before := append([]float32(nil), s.out1.Value().Data().([]float32)...)
+		if err := s.e2.Run(); err != nil {
+			t.Fatal(err)
+		}
+		after := s.out1.Value().Data().([]float32)
+		for i := range before {
+			if before[i] != after[i] {
+				t.Fatalf("stage 1 output[%d] changed from %v to %v when stage 2 ran", i, before[i], after[i])
+			}
+		}
+		return before, append([]float32(nil), s.out2.Value().Data().([]float32)...)
+	}
+	sep, shared := build(false), build(true)
+	defer sep.e1.Close()
+	defer sep.e2.Close()
+	defer shared.e1.Close()
+	defer shared.e2.Close()
+	var allocs [2]int
+	for r := 0; r < 3; r++ {
+		a1, a2 := run(sep)
+		b1, b2 := run(shared)
+		for i := range a1 {
+			if math.Float32bits(a1[i]) != math.Float32bits(b1[i]) {
+				t.Fatalf("run %d: stage 1 output[%d] %v shared, %v separate", r, i, b1[i], a1[i])
+			}
+		}
+		for i := range a2 {
+			if math.Float32bits(a2[i]) != math.Float32bits(b2[i]) {
+				t.Fatalf("run %d: stage 2 output[%d] %v shared, %v separate", r, i, b2[i], a2[i])
+			}
+		}
+		n := [2]int{shared.e1.Stats().Allocs, shared.e2.Stats().Allocs}
+		if r > 0 && n != allocs {
+			t.Errorf("run %d: allocations %v, after the first run %v", r, n, allocs)
+		}
+		allocs = n
+	}
+	sepBytes := sep.e1.Stats().PoolBytes + sep.e2.Stats().PoolBytes
+	sh := shared.e1.Stats().PoolBytes
+	t.Logf("pool bytes: separate %d + %d, shared %d", sep.e1.Stats().PoolBytes, sep.e2.Stats().PoolBytes, sh)
+	if shared.e2.Stats().PoolBytes != sh {
+		t.Errorf("the stages report pools of %d and %d bytes, want one", sh, shared.e2.Stats().PoolBytes)
+	}
+	if sh >= sepBytes {
+		t.Errorf("shared pool %d bytes, separate pools %d", sh, sepBytes)
+	}
+	if err := shared.e2.SharePool(shared.e1); err == nil {
+		t.Error("SharePool after a run: no error")
+	}
+}
