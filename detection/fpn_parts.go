@@ -350,6 +350,7 @@ func backboneFeatures(fs []backbone.Feature) []Feature {
 // and the predictor, initialised from rng (nil: zero weights).
 func buildFPN(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
 	spec := archs[cfg.Arch]
+	cfg.ResNet.apply(&bcfg)
 	if !spec.v2 {
 		bcfg.BNEpsZero, bcfg.BNEps = true, 0
 	}
