@@ -72,7 +72,7 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.StringVar(&opts.Src.Classes, "classes", "", "VOC class names: voc, synth or a file with one per line (default: synth for synthetic data, else voc)")
 	f.StringVar(&opts.Split, "split", "trainval", "split to train on")
 	f.StringVar(&opts.EvalSplit, "eval-split", "", "split to evaluate at the end of training (and every --eval-every iterations), e.g. test")
-	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4) or coco; flags given override it")
+	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4), coco, or Detectron2's FPN recipes at batch 2: coco-fpn, voc07-fpn (these default --arch to "+detection.ArchTVR50FPN+"); flags given override it")
 	f.StringVar(&opts.Arch, "arch", "r101-c4", "architecture: r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4")
 	f.StringVar(&opts.Init, "init", "", "ImageNet backbone weights (torchvision ResNet .pth or safetensors); without it the backbone starts from random weights")
 	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, with --init) or trainable (batch statistics, for training from scratch)")
@@ -176,8 +176,8 @@ func (o *TrainOptions) validate() error {
 	case o.Flip < 0 || o.Flip > 1:
 		return cli.Usagef("--flip must be in [0, 1], got %g", o.Flip)
 	}
-	if o.Preset != "" && o.Preset != "voc07" && o.Preset != "coco" {
-		return cli.Usagef("--preset must be voc07 or coco, got %q", o.Preset)
+	if o.Preset != "" && !slices.Contains(presets, o.Preset) {
+		return cli.Usagef("--preset must be %s, got %q", strings.Join(presets, ", "), o.Preset)
 	}
 	if _, err := detection.ArchDepth(o.Arch); err != nil {
 		return cli.Usagef("--arch: %v", err)
@@ -212,11 +212,19 @@ func (o *TrainOptions) config(classes []string) (train.Config, error) {
 	return c, c.Validate()
 }
 
+// presets are the names train.Config.Preset knows.
+var presets = []string{"voc07", "coco", "voc07-fpn", "coco-fpn"}
+
 // flagConfig returns the defaults for --arch and classes, the preset, then
-// the flags given.
+// the flags given. An FPN preset without --arch trains torchvision's
+// fasterrcnn_resnet50_fpn.
 func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 	set := func(name string) bool { return o.Changed[name] }
-	c := train.DefaultConfig(o.Arch, classes)
+	arch := o.Arch
+	if strings.HasSuffix(o.Preset, "-fpn") && !set("arch") {
+		arch = detection.ArchTVR50FPN
+	}
+	c := train.DefaultConfig(arch, classes)
 	if o.Preset != "" {
 		if err := c.Preset(o.Preset); err != nil {
 			return c, err
@@ -253,7 +261,7 @@ func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 		c.Momentum = float32(o.Momentum)
 	}
 	if set("min-size") {
-		c.Model.Transform.MinSize = o.MinSize
+		c.Model.Transform.MinSize, c.MinSizesTrain = o.MinSize, nil
 	}
 	if set("max-size") {
 		c.Model.Transform.MaxSize = o.MaxSize
