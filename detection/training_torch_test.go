@@ -384,8 +384,8 @@ func TestTrainingTrajectoryMatchesTorchvision(t *testing.T) {
 		trainParityCase
 		extra []string
 	}{
-		{c4Trainable, []string{"--counts", "4,4,4,4", "--lr", "0.01"}},
-		{fpnFrozen, []string{"--counts", "3,5,4,2", "--lr", "0.01", "--min-size", "128", "--max-size", "160", "--post-nms", "200"}},
+		{c4Trainable, []string{"--counts", "4,4,4,4", "--lr", "0.0005", "--min-size", "96", "--max-size", "128"}},
+		{fpnFrozen, []string{"--counts", "3,5,4,2", "--lr", "0.0005", "--min-size", "96", "--max-size", "128", "--post-nms", "200"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			p := runTrainParity(t, append(append(slices.Clone(c.args), c.extra...), "--steps", fmt.Sprint(steps))...)
