@@ -385,89 +385,105 @@ func TestTrainingTrajectoryMatchesTorchvision(t *testing.T) {
 		extra []string
 	}{
 		{c4Trainable, []string{"--counts", "4,4,4,4", "--lr", "0.0005", "--min-size", "96", "--max-size", "128"}},
-		{fpnFrozen, []string{"--counts", "3,5,4,2", "--lr", "0.0005", "--min-size", "96", "--max-size", "128", "--post-nms", "200"}},
+		// The random R50-FPN is far less well conditioned than the R18.
+		// With --shift 1.5 applied after calibration (the one-step test's)
+		// the shifts compound and res5's maps reach a std of ~900: SGD at
+		// lr 5e-4 gave NaN in two steps in torch itself; --shift-during
+		// keeps them at ~2-3. At --shift 0 float32 rounding flips ReLUs
+		// (one-step gradients up to 12% apart at these sizes, 3.1e-6 at
+		// 1.5) and the runs parted at step 1 or 2. lr 2e-5: at 1e-4 and
+		// above the classification loss of these random heads climbs
+		// (box-head features of large norm).
+		{fpnFrozen, []string{"--counts", "3,5,4,2", "--lr", "0.00002", "--shift-during", "--min-size", "96", "--max-size", "128", "--post-nms", "200"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			p := runTrainParity(t, append(append(slices.Clone(c.args), c.extra...), "--steps", fmt.Sprint(steps))...)
-			if len(p.ref.Steps) != steps || len(p.batches) != 2 {
-				t.Fatalf("reference: %d steps, %d batches; want %d, 2", len(p.ref.Steps), len(p.batches), steps)
-			}
-			tr, m := c.trainer(t, p)
-			initial := m.State()
-			sgd, err := optim.NewSGD(tr.Params(), optim.SGDConfig{Momentum: float32(p.ref.Momentum), WeightDecay: float32(p.ref.WeightDecay)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			start := time.Now()
-			var worstLoss float64
-			for s := range steps {
-				got, err := tr.Step(p.batches[s%len(p.batches)], rand.New(rand.NewSource(int64(s))))
-				if err != nil {
-					t.Fatalf("step %d: %v", s, err)
-				}
-				rows := len(p.batches[0]) * tr.m.Config.RoIHeads.BatchSizePerImage
-				checkCounts(t, s, tr, p.ref.Steps[s], rows)
-				if c.exactRows && tr.LastRoIs() != rows {
-					t.Errorf("step %d: %d RoIs in %d rows: padding rows would enter res5's batch statistics", s, tr.LastRoIs(), rows)
-				}
-				worstLoss = max(worstLoss, expectLosses(t, fmt.Sprintf("step %d: ", s), got, p.ref.Steps[s].Losses, 1e-3))
-				if err := sgd.Step(p.ref.LR); err != nil {
-					t.Fatalf("step %d: %v", s, err)
-				}
-			}
-			t.Logf("%d steps: %v; worst loss relative diff %.3g (bound 1e-3); first losses %+v, last %+v", steps,
-				time.Since(start).Round(time.Millisecond), worstLoss, p.ref.Steps[0].Losses, p.ref.Steps[steps-1].Losses)
-			if err := tr.Sync(); err != nil {
-				t.Fatal(err)
-			}
-			final, err := weights.LoadTorch(filepath.Join(p.dir, "final.pth"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			got := m.State()
-			var worst, worstMoved float64
-			var worstName, worstMovedName string
-			moved := 0
-			for name, want := range final {
-				g, ok := got[name]
-				if !ok {
-					t.Errorf("%s: in torchvision's state, not in ours", name)
-					continue
-				}
-				if !slices.Equal(g.Shape, want.Shape) {
-					t.Errorf("%s: shape %v, torchvision %v", name, g.Shape, want.Shape)
-					continue
-				}
-				rel := relMax(g.Data, want.Data)
-				if rel > worst {
-					worst, worstName = rel, name
-				}
-				if !(rel <= 1e-3) {
-					t.Errorf("final %s: relative diff %.3g (max|torch| %.3g), want <= 1e-3", name, rel, maxAbs(want.Data))
-				}
-				step := make([]float32, len(want.Data))
-				for i, v := range want.Data {
-					step[i] = v - initial[name].Data[i]
-				}
-				if d := maxAbs(step); d > 0 {
-					moved++
-					var diff float64
-					for i := range want.Data {
-						diff = max(diff, math.Abs(float64(g.Data[i])-float64(want.Data[i])))
-					}
-					if r := diff / d; r > worstMoved {
-						worstMoved, worstMovedName = r, name
-					}
-				}
-			}
-			if len(got) != len(final) {
-				t.Errorf("our state has %d tensors, torchvision's %d", len(got), len(final))
-			}
-			if moved == 0 {
-				t.Errorf("no tensor moved in %d steps: the comparison proves nothing", steps)
-			}
-			t.Logf("final state: %d tensors (%d moved), worst relative diff %.3g (%s; bound 1e-3), worst diff relative to the move %.3g (%s)",
-				len(final), moved, worst, worstName, worstMoved, worstMovedName)
+			trajectoryParity(t, c.trainParityCase, append(append(slices.Clone(c.args), c.extra...), "--steps", fmt.Sprint(steps)), steps)
 		})
 	}
+}
+
+// trajectoryParity runs gen_train_parity.py with args (which train steps
+// steps) and the same steps of our detector c, and compares the losses of
+// every step and the final state.
+func trajectoryParity(t *testing.T, c trainParityCase, args []string, steps int) {
+	p := runTrainParity(t, args...)
+	if len(p.ref.Steps) != steps || len(p.batches) != 2 {
+		t.Fatalf("reference: %d steps, %d batches; want %d, 2", len(p.ref.Steps), len(p.batches), steps)
+	}
+	tr, m := c.trainer(t, p)
+	initial := m.State()
+	sgd, err := optim.NewSGD(tr.Params(), optim.SGDConfig{Momentum: float32(p.ref.Momentum), WeightDecay: float32(p.ref.WeightDecay)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	var worstLoss float64
+	for s := range steps {
+		got, err := tr.Step(p.batches[s%len(p.batches)], rand.New(rand.NewSource(int64(s))))
+		if err != nil {
+			t.Fatalf("step %d: %v", s, err)
+		}
+		rows := len(p.batches[0]) * tr.m.Config.RoIHeads.BatchSizePerImage
+		checkCounts(t, s, tr, p.ref.Steps[s], rows)
+		if c.exactRows && tr.LastRoIs() != rows {
+			t.Errorf("step %d: %d RoIs in %d rows: padding rows would enter res5's batch statistics", s, tr.LastRoIs(), rows)
+		}
+		worstLoss = max(worstLoss, expectLosses(t, fmt.Sprintf("step %d: ", s), got, p.ref.Steps[s].Losses, 1e-3))
+		if err := sgd.Step(p.ref.LR); err != nil {
+			t.Fatalf("step %d: %v", s, err)
+		}
+	}
+	t.Logf("%d steps: %v; worst loss relative diff %.3g (bound 1e-3); first losses %+v, last %+v", steps,
+		time.Since(start).Round(time.Millisecond), worstLoss, p.ref.Steps[0].Losses, p.ref.Steps[steps-1].Losses)
+	if err := tr.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	final, err := weights.LoadTorch(filepath.Join(p.dir, "final.pth"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := m.State()
+	var worst, worstMoved float64
+	var worstName, worstMovedName string
+	moved := 0
+	for name, want := range final {
+		g, ok := got[name]
+		if !ok {
+			t.Errorf("%s: in torchvision's state, not in ours", name)
+			continue
+		}
+		if !slices.Equal(g.Shape, want.Shape) {
+			t.Errorf("%s: shape %v, torchvision %v", name, g.Shape, want.Shape)
+			continue
+		}
+		rel := relMax(g.Data, want.Data)
+		if rel > worst {
+			worst, worstName = rel, name
+		}
+		if !(rel <= 1e-3) {
+			t.Errorf("final %s: relative diff %.3g (max|torch| %.3g), want <= 1e-3", name, rel, maxAbs(want.Data))
+		}
+		step := make([]float32, len(want.Data))
+		for i, v := range want.Data {
+			step[i] = v - initial[name].Data[i]
+		}
+		if d := maxAbs(step); d > 0 {
+			moved++
+			var diff float64
+			for i := range want.Data {
+				diff = max(diff, math.Abs(float64(g.Data[i])-float64(want.Data[i])))
+			}
+			if r := diff / d; r > worstMoved {
+				worstMoved, worstMovedName = r, name
+			}
+		}
+	}
+	if len(got) != len(final) {
+		t.Errorf("our state has %d tensors, torchvision's %d", len(got), len(final))
+	}
+	if moved == 0 {
+		t.Errorf("no tensor moved in %d steps: the comparison proves nothing", steps)
+	}
+	t.Logf("final state: %d tensors (%d moved), worst relative diff %.3g (%s; bound 1e-3), worst diff relative to the move %.3g (%s)",
+		len(final), moved, worst, worstName, worstMoved, worstMovedName)
 }

@@ -8,6 +8,7 @@ Usage: /usr/bin/python3 gen_train_parity.py OUTDIR [--arch c4|fpn]
            [--steps 1] [--lr 0.01] [--weight-decay 1e-4] [--seed 0]
            [--classes 5] [--counts 3,5] [--min-size 192] [--max-size 320]
            [--anchors 128,256,512] [--pre-nms N] [--post-nms 24] [--shift 1.5]
+           [--shift-during]
 
 --arch c4 builds gen_fasterrcnn.py's C4 construction (ResNet-<depth>,
 RoIAlign 14x14 with sampling_ratio 0, layer4 + mean as the box head, anchors
@@ -40,7 +41,11 @@ weight_decay --weight-decay on every parameter that requires a gradient,
 losses and the final weights.
 
 --shift raises every BN's bias (and the RPN conv's) so that its output
-is about N(shift, 1) in units of its weight (about 7% of the ReLU inputs
+is about N(shift, 1) in units of its weight, after every BN is calibrated
+(the layers after a BN were calibrated without its shift, so the maps grow
+through the network: ResNet-50's res5 reaches a std of ~900 at 1.5; with
+--shift-during (fpn) each BN is shifted as soon as it is calibrated and the
+maps keep a std of ~2-3, which SGD needs) (about 7% of the ReLU inputs
 negative at 1.5 if they were normal, instead of half). Why: a float32 rounding difference
 (~1e-6 relative) that flips one ReLU input across zero moves the gradient of
 the weights before it by one spatial position's term, and at these small
@@ -150,6 +155,21 @@ def recentre_rpn(model, x, shift):
             layer.bias.sub_(o.mean(1))
 
 
+def calibrate_shifted(model, xs, g, shift):
+    """gen_tv_fpn.calibrate (every BN's statistics from its input on xs)
+    with each BN's bias raised by shift times its weight as soon as it is
+    calibrated, so that the layers after it are calibrated on the shifted
+    activations: ResNet-50's maps keep a std of ~2-3 (--shift-during)."""
+    def post(mod, inp, out):
+        mod.bias.add_(shift * mod.weight)
+        return out + (shift * mod.weight).view(1, -1, 1, 1)
+
+    hooks = [m.register_forward_hook(post) for m in model.modules() if isinstance(m, (FrozenBatchNorm2d, nn.BatchNorm2d))]
+    tvfpn.calibrate(model, xs, g)
+    for h in hooks:
+        h.remove()
+
+
 def build(a):
     """The model of --arch and --norm in eval mode, with its RPN top-n."""
     if a.arch == "fpn":
@@ -179,8 +199,11 @@ def setup(a):
 
     model = build(a)
     if a.arch == "fpn":
-        tvfpn.calibrate(model, [xs[0]], g)
-        shift_bn(model, a.shift)
+        if a.shift_during:
+            calibrate_shifted(model, [xs[0]], g, a.shift)
+        else:
+            tvfpn.calibrate(model, [xs[0]], g)
+            shift_bn(model, a.shift)
         tvfpn.rescale_heads(model, [xs[0]], g)
     else:
         if a.norm == "frozen":
@@ -273,6 +296,7 @@ def main():
     ap.add_argument("--pre-nms", type=int, default=None)
     ap.add_argument("--post-nms", type=int, default=None)
     ap.add_argument("--shift", type=float, default=1.5)
+    ap.add_argument("--shift-during", action="store_true")
     a = ap.parse_args()
     a.counts = [int(v) for v in a.counts.split(",")]
     a.anchors = [int(v) for v in a.anchors.split(",")]
@@ -317,6 +341,8 @@ def main():
             grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
             torch.save(resdet_names(grads), os.path.join(a.outdir, "grads.pth"))
         steps.append(dict(rec, losses={k: float(v) for k, v in losses.items()}))
+        if not all(torch.isfinite(v) for v in losses.values()):
+            sys.exit("step %d: losses not finite: %s (a smaller --lr?)" % (s, steps[-1]["losses"]))
         if a.steps > 1:
             opt.step()
     if a.steps > 1:
