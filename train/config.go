@@ -32,6 +32,12 @@ type Config struct {
 	// PadMultiple pads each batch to multiples of it (0: the transform's
 	// SizeDivisible).
 	PadMultiple int `json:"pad_multiple,omitempty"`
+	// MinSizesTrain, when set, are the shorter sides a training image is
+	// resized to, one drawn per image and epoch (Detectron2's
+	// MIN_SIZE_TRAIN with "choice" sampling); Model.Transform.MinSize is
+	// then the test size only. Empty: every training image at
+	// Model.Transform.MinSize.
+	MinSizesTrain []int `json:"min_sizes_train,omitempty"`
 
 	// Data, Format and Split name the training data (provenance, and what
 	// the CLI reloads on --resume); EvalSplit the evaluation split.
@@ -90,8 +96,27 @@ func DefaultConfig(arch string, classes []string) Config {
 // schedule (lr 0.001 for 60k iterations then 0.0001 for 20k, one image per
 // batch, weight decay 5e-4); "coco" Detectron2's C4 1x schedule scaled to
 // 2 images per batch (lr 0.0025, 720k iterations, steps at 480k and 640k,
-// weight decay 1e-4, anchors 64..512). It returns an error for other names.
+// weight decay 1e-4, anchors 64..512). "coco-fpn" and "voc07-fpn" need an
+// FPN architecture (c.Model.Arch): "coco-fpn" is Detectron2's Base-RCNN-FPN
+// with the 1x schedule (configs/COCO-Detection/faster_rcnn_R_50_FPN_1x.yaml:
+// lr 0.02 at 16 images per batch, 90k iterations, steps at 60k and 80k,
+// linear warm-up over 1000 iterations from factor 0.001, weight decay 1e-4,
+// shorter side drawn from 640..800 in steps of 32, longer side at most 1333,
+// test at 800; per level 2000 proposals before NMS, 1000 per image after it
+// in training and 1000/1000 in test; 512 RoIs per image, 256 anchors) and
+// "voc07-fpn" its PascalVOC-Detection/faster_rcnn_R_50_FPN.yaml (the same
+// but 18k iterations with steps at 12k and 16k, warm-up 100 iterations,
+// shorter side 480..800 in steps of 32). Both are scaled, as "coco" is and as
+// Detectron2's auto_scale_workers scales a schedule, to 2 images per batch:
+// lr x 2/16, iterations, steps and warm-up x 16/2 (coco-fpn: lr 0.0025,
+// 720k iterations, steps 480k and 640k, warm-up 8000; voc07-fpn: lr 0.0025,
+// 144k iterations, steps 96k and 128k, warm-up 800). Detectron2 trains its
+// VOC model on VOC 2007+2012 trainval (16551 images, 17.4 epochs); on VOC
+// 2007 trainval alone (5011 images) the same iterations are 57 epochs. It
+// returns an error for other names, and for an FPN preset on a C4
+// architecture.
 func (c *Config) Preset(name string) error {
+	c.WarmupIters = 100
 	switch name {
 	case "voc07":
 		c.Iters, c.Batch, c.BaseLR, c.Steps = 80000, 1, 0.001, []int{60000}
@@ -101,10 +126,38 @@ func (c *Config) Preset(name string) error {
 		c.WeightDecay = optim.DefaultSGDConfig().WeightDecay
 		c.Model.RPN.Anchors.Sizes = []float32{64, 128, 256, 512}
 		c.Format = "coco"
+	case "coco-fpn", "voc07-fpn":
+		if !detection.IsFPN(c.Model.Arch) {
+			return fmt.Errorf("train: preset %q is an FPN recipe, the architecture is %s (want %s)", name, c.Model.Arch, detection.ArchTVR50FPN)
+		}
+		// Detectron2's recipe at 16 images per batch, scaled to 2.
+		const scale = 16 / 2
+		iters, steps, warmup, minLo := 90000, []int{60000, 80000}, 1000, 640
+		if name == "voc07-fpn" {
+			iters, steps, warmup, minLo = 18000, []int{12000, 16000}, 100, 480
+		} else {
+			c.Format = "coco"
+		}
+		c.Batch, c.BaseLR = 2, 0.02/scale
+		c.Iters, c.WarmupIters, c.WarmupFactor = iters*scale, warmup*scale, 1.0/1000
+		c.Steps = nil
+		for _, s := range steps {
+			c.Steps = append(c.Steps, s*scale)
+		}
+		c.Gamma, c.Momentum = 0.1, 0.9
+		c.WeightDecay = optim.DefaultSGDConfig().WeightDecay
+		c.MinSizesTrain = nil
+		for s := minLo; s <= 800; s += 32 {
+			c.MinSizesTrain = append(c.MinSizesTrain, s)
+		}
+		c.Model.Transform.MinSize, c.Model.Transform.MaxSize = 800, 1333
+		rpn := &c.Model.RPN
+		rpn.PreNMSTopNTrain, rpn.PostNMSTopNTrain, rpn.PreNMSTopNTest, rpn.PostNMSTopNTest = 2000, 1000, 1000, 1000
+		rpn.BatchSizePerImage = 256
+		c.Model.RoIHeads.BatchSizePerImage = 512
 	default:
-		return fmt.Errorf("train: unknown preset %q (want voc07 or coco)", name)
+		return fmt.Errorf("train: unknown preset %q (want voc07, coco, voc07-fpn or coco-fpn)", name)
 	}
-	c.WarmupIters = 100
 	return nil
 }
 
@@ -140,6 +193,11 @@ func (c Config) Validate() error {
 		return bad("MaxLoss", c.MaxLoss, "> 0")
 	case c.PadMultiple < 0:
 		return bad("PadMultiple", c.PadMultiple, ">= 0")
+	}
+	for i, v := range c.MinSizesTrain {
+		if v < 1 {
+			return bad(fmt.Sprintf("MinSizesTrain[%d]", i), v, ">= 1")
+		}
 	}
 	if err := c.schedule().Validate(); err != nil {
 		return fmt.Errorf("train: %w", err)

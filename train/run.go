@@ -266,12 +266,27 @@ type loaded struct {
 
 // loader loads the images of an epoch. The sample's generator depends on
 // the epoch and the image, not on where the loader started: resumed runs
-// flip alike. Load errors name the image file; with skipBad they are
+// flip alike (and, with MinSizesTrain, resize alike: the size is drawn
+// from a second generator of the epoch and the image). Load errors name the image file; with skipBad they are
 // carried in the items instead of ending the epoch.
 func (s *State) loader(set *datasets.Set, epoch int, skipBad bool) *datasets.Loader[loaded] {
 	cfg := s.Config
-	base := transformOf(cfg.Model).LoadFunc(set, cfg.FlipProb)
+	tr := transformOf(cfg.Model)
+	bases := []datasets.LoadFunc[imageio.Example]{tr.LoadFunc(set, cfg.FlipProb)}
+	if len(cfg.MinSizesTrain) > 0 {
+		bases = bases[:0]
+		for _, m := range cfg.MinSizesTrain {
+			tr.MinSize = m
+			bases = append(bases, tr.LoadFunc(set, cfg.FlipProb))
+		}
+	}
 	return datasets.NewLoader(func(i int, _ *rand.Rand) (loaded, error) {
+		base := bases[0]
+		if len(bases) > 1 {
+			// A generator of its own, so that the flips are those of a
+			// single-size run.
+			base = bases[rand.New(rand.NewPCG(cfg.Seed^0x2545f4914f6cdd1d, uint64(epoch)<<32|uint64(i))).IntN(len(bases))]
+		}
 		ex, err := base(i, rand.New(rand.NewPCG(cfg.Seed^0x9e3779b97f4a7c15, uint64(epoch)<<32|uint64(i))))
 		if err != nil {
 			if p := set.Record(i).ImagePath; !strings.Contains(err.Error(), p) {

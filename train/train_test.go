@@ -14,6 +14,7 @@ import (
 	"resdet/backbone"
 	"resdet/box"
 	"resdet/datasets"
+	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/detection"
 )
@@ -319,5 +320,59 @@ func TestStepErrorNamesImage(t *testing.T) {
 				t.Errorf("error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestMinSizesTrain checks multi-scale training input (MinSizesTrain): each
+// image's shorter side is one of the sizes, drawn per image and epoch, the
+// same on every load (a resumed run resizes alike), more than one size
+// occurs, and the flips are those of a single-size run.
+func TestMinSizesTrain(t *testing.T) {
+	set, _ := tinySynth(t, 12, 96)
+	cfg := tinyConfig(set.Classes, 96, 1)
+	cfg.Model.Transform.MaxSize = 1000
+	cfg.FlipProb = 0.5
+	single := &State{Config: cfg}
+	cfg.MinSizesTrain = []int{64, 80, 96, 112}
+	multi := &State{Config: cfg}
+	idx := make([][]int, set.Len())
+	for i := range idx {
+		idx[i] = []int{i}
+	}
+	load := func(s *State, epoch int) []imageio.Example {
+		var out []imageio.Example
+		for b, err := range s.loader(set, epoch, false).Epoch(idx, cfg.Seed) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, b.Items[0].ex)
+		}
+		return out
+	}
+	one, a, again, next := load(single, 0), load(multi, 0), load(multi, 0), load(multi, 1)
+	seen := map[int]bool{}
+	changed := 0
+	for i := range a {
+		short := min(a[i].Image.H, a[i].Image.W)
+		if !slices.Contains(cfg.MinSizesTrain, short) {
+			t.Errorf("image %d: shorter side %d, want one of %v", i, short, cfg.MinSizesTrain)
+		}
+		seen[short] = true
+		if again[i].Image.H != a[i].Image.H || again[i].Image.W != a[i].Image.W {
+			t.Errorf("image %d: %dx%d, then %dx%d on the same epoch", i, a[i].Image.W, a[i].Image.H, again[i].Image.W, again[i].Image.H)
+		}
+		if next[i].Image.H != a[i].Image.H {
+			changed++
+		}
+		// The flip shows in the boxes: x scaled by the size ratio.
+		r := float32(a[i].Image.W) / float32(one[i].Image.W)
+		for j, b := range a[i].Boxes {
+			if d := b.X1 - one[i].Boxes[j].X1*r; d > 0.01 || d < -0.01 {
+				t.Errorf("image %d box %d: x1 %v, single-size run %v x %v: not flipped alike", i, j, b.X1, one[i].Boxes[j].X1, r)
+			}
+		}
+	}
+	if len(seen) < 2 || changed == 0 {
+		t.Errorf("sizes %v over %d images, %d changed in the next epoch: not drawn per image and epoch", seen, len(a), changed)
 	}
 }

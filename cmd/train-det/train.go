@@ -75,8 +75,8 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.StringVar(&opts.Src.Classes, "classes", "", "VOC class names: voc, synth or a file with one per line (default: synth for synthetic data, else voc)")
 	f.StringVar(&opts.Split, "split", "trainval", "split to train on")
 	f.StringVar(&opts.EvalSplit, "eval-split", "", "split to evaluate at the end of training (and every --eval-every iterations), e.g. test")
-	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4) or coco; flags given override it")
-	f.StringVar(&opts.Arch, "arch", "r101-c4", "architecture: r18-c4, r34-c4, r50-c4, r101-c4 or r152-c4")
+	f.StringVar(&opts.Preset, "preset", "", "recipe: voc07 (lr 0.001 for 60k iterations, 0.0001 for 20k, batch 1, weight decay 5e-4), coco, or Detectron2's FPN recipes at batch 2: coco-fpn, voc07-fpn (these default --arch to "+detection.ArchTVR50FPN+"); flags given override it")
+	f.StringVar(&opts.Arch, "arch", "r101-c4", "architecture: r18-c4, r34-c4, r50-c4, r101-c4, r152-c4 (the paper's C4), tv-r50-fpn or tv-r50-fpn-v2 (torchvision's FPN)")
 	f.StringVar(&opts.Init, "init", "", "weights to start from: an ImageNet ResNet (torchvision .pth/.safetensors, MSRA R-50.pkl/R-101.pkl) or a detector to fine-tune (Detectron2 .pkl, torchvision .pth, our checkpoint); the file sets the architecture and preprocessing it needs; without it the weights are random")
 	f.StringVar(&opts.Cache, "cache", "", "model cache for --init with a published model's name (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
 	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, and every publisher's with --init) or trainable (batch statistics, for training from scratch)")
@@ -180,8 +180,8 @@ func (o *TrainOptions) validate() error {
 	case o.Flip < 0 || o.Flip > 1:
 		return cli.Usagef("--flip must be in [0, 1], got %g", o.Flip)
 	}
-	if o.Preset != "" && o.Preset != "voc07" && o.Preset != "coco" {
-		return cli.Usagef("--preset must be voc07 or coco, got %q", o.Preset)
+	if o.Preset != "" && !slices.Contains(presets, o.Preset) {
+		return cli.Usagef("--preset must be %s, got %q", strings.Join(presets, ", "), o.Preset)
 	}
 	if _, err := detection.ArchDepth(o.Arch); err != nil {
 		return cli.Usagef("--arch: %v", err)
@@ -216,11 +216,19 @@ func (o *TrainOptions) config(classes []string) (train.Config, error) {
 	return c, c.Validate()
 }
 
+// presets are the names train.Config.Preset knows.
+var presets = []string{"voc07", "coco", "voc07-fpn", "coco-fpn"}
+
 // flagConfig returns the defaults for --arch and classes, the preset, then
-// the flags given.
+// the flags given. An FPN preset without --arch trains torchvision's
+// fasterrcnn_resnet50_fpn.
 func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 	set := func(name string) bool { return o.Changed[name] }
-	c := train.DefaultConfig(o.Arch, classes)
+	arch := o.Arch
+	if strings.HasSuffix(o.Preset, "-fpn") && !set("arch") {
+		arch = detection.ArchTVR50FPN
+	}
+	c := train.DefaultConfig(arch, classes)
 	if o.Preset != "" {
 		if err := c.Preset(o.Preset); err != nil {
 			return c, err
@@ -257,6 +265,9 @@ func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 		c.Momentum = float32(o.Momentum)
 	}
 	o.applyModelFlags(&c.Model)
+	if o.Changed["min-size"] {
+		c.MinSizesTrain = nil // one size: --min-size replaces a preset's multi-scale list
+	}
 	c.PadMultiple = o.PadMultiple
 	c.CheckpointEvery, c.Keep, c.LogEvery, c.EvalEvery, c.MaxLoss, c.Workers = o.CheckpointEvery, o.Keep, o.LogEvery, o.EvalEvery, o.MaxLoss, o.Workers
 	return c, nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"resdet/detection"
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
 	"resdet/internal/testutil"
@@ -51,6 +52,24 @@ func TestTrainArgv(t *testing.T) {
 					t.Errorf("coco: batch %d iters %d anchors %v images %q", c.Batch, c.Iters, c.Model.RPN.Anchors.Sizes, o.Src.Images)
 				}
 			}},
+		{name: "coco-fpn preset", argv: "--data ann.json --format coco --images imgs --preset coco-fpn --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				// Detectron2's Base-RCNN-FPN 1x (lr 0.02 at batch 16, 90k
+				// iterations, steps 60k/80k, warm-up 1000) at batch 2.
+				checkFPNPreset(t, c, fpnPreset{iters: 720000, steps: []int{480000, 640000}, warmup: 8000, minLo: 640, format: "coco"})
+			}},
+		{name: "voc07-fpn preset", argv: "--data d --preset voc07-fpn --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				// Detectron2's PascalVOC R50-FPN (18k iterations, steps
+				// 12k/16k, warm-up 100) at batch 2.
+				checkFPNPreset(t, c, fpnPreset{iters: 144000, steps: []int{96000, 128000}, warmup: 800, minLo: 480, format: "voc"})
+			}},
+		{name: "fpn preset, min size given", argv: "--data d --preset voc07-fpn --min-size 600 --lr 0.01 --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.MinSizesTrain != nil || c.Model.Transform.MinSize != 600 || c.BaseLR != 0.01 || c.Iters != 144000 {
+					t.Errorf("min sizes %v, min size %d, lr %g, iters %d", c.MinSizesTrain, c.Model.Transform.MinSize, c.BaseLR, c.Iters)
+				}
+			}},
 		{name: "from scratch", argv: "--data d --arch r18-c4 --norm trainable --min-size 256 --max-size 448 --anchor-sizes 32,64,128 --rois-per-image 32 --roi-size 7 --test-proposals 100 --out r --seed 5 --flip 0",
 			check: func(t *testing.T, o *TrainOptions, c train.Config) {
 				if c.FreezeAt != 0 || c.Norm != "trainable" || c.Model.Transform.MinSize != 256 || c.Model.Transform.MaxSize != 448 ||
@@ -65,7 +84,7 @@ func TestTrainArgv(t *testing.T) {
 		{name: "resume and force", argv: "--out r --resume --force", wantErr: "exclude each other"},
 		{name: "resume changes the recipe", argv: "--out r --resume --lr 9 --batch 4 --iters 10", wantErr: "--batch, --lr cannot change"},
 		{name: "resume changes the data", argv: "--out r --resume --data elsewhere", wantErr: "--data cannot change"},
-		{name: "bad preset", argv: "--data d --out r --preset imagenet", wantErr: "--preset must be voc07 or coco"},
+		{name: "bad preset", argv: "--data d --out r --preset imagenet", wantErr: "--preset must be voc07, coco, voc07-fpn, coco-fpn"},
 		{name: "bad arch", argv: "--data d --out r --arch r200-c4", wantErr: "unknown architecture"},
 		{name: "bad format", argv: "--data d --out r --format yolo", wantErr: "--format must be voc or coco"},
 		{name: "bad iters", argv: "--data d --out r --iters 0", wantErr: "--iters must be positive"},
@@ -213,5 +232,54 @@ func TestTrainInit(t *testing.T) {
 	}
 	if c.Init != c2 || c.Model.Arch != "r50-c4" || !c.Model.ResNet.StrideIn1x1 || c.Model.Transform.Preprocess != "detectron2" || c.FreezeAt != 2 {
 		t.Errorf("run.json: init %s arch %s resnet %+v preprocess %q freeze %d", c.Init, c.Model.Arch, c.Model.ResNet, c.Model.Transform.Preprocess, c.FreezeAt)
+	}
+}
+
+// fpnPreset is what a Detectron2 FPN preset fixes besides what both share.
+type fpnPreset struct {
+	iters, warmup, minLo int
+	steps                []int
+	format               string
+}
+
+// checkFPNPreset checks c against want and against what both FPN presets
+// share: torchvision's R50-FPN, batch 2, lr 0.02 x 2/16, warm-up factor
+// 0.001, weight decay 1e-4, momentum 0.9, shorter sides minLo..800 step 32,
+// max 1333, test 800, 2000 proposals per level before NMS and 1000 after it
+// in training, 1000/1000 in test, 512 RoIs and 256 anchors per image.
+func checkFPNPreset(t *testing.T, c train.Config, want fpnPreset) {
+	t.Helper()
+	var sizes []int
+	for s := want.minLo; s <= 800; s += 32 {
+		sizes = append(sizes, s)
+	}
+	if c.Model.Arch != detection.ArchTVR50FPN || c.Batch != 2 || c.BaseLR != 0.0025 || c.Iters != want.iters ||
+		!slices.Equal(c.Steps, want.steps) || c.Gamma != 0.1 || c.WarmupIters != want.warmup || c.WarmupFactor != 0.001 ||
+		c.WeightDecay != 1e-4 || c.Momentum != 0.9 || c.Format != want.format {
+		t.Errorf("arch %s batch %d lr %g iters %d steps %v gamma %g warmup %d x %g wd %g momentum %g format %s",
+			c.Model.Arch, c.Batch, c.BaseLR, c.Iters, c.Steps, c.Gamma, c.WarmupIters, c.WarmupFactor, c.WeightDecay, c.Momentum, c.Format)
+	}
+	tr, rpn := c.Model.Transform, c.Model.RPN
+	if !slices.Equal(c.MinSizesTrain, sizes) || tr.MinSize != 800 || tr.MaxSize != 1333 {
+		t.Errorf("train sizes %v (want %v), test %d, max %d", c.MinSizesTrain, sizes, tr.MinSize, tr.MaxSize)
+	}
+	if rpn.PreNMSTopNTrain != 2000 || rpn.PostNMSTopNTrain != 1000 || rpn.PreNMSTopNTest != 1000 || rpn.PostNMSTopNTest != 1000 ||
+		rpn.BatchSizePerImage != 256 || c.Model.RoIHeads.BatchSizePerImage != 512 || len(rpn.Anchors.Sizes) != 5 {
+		t.Errorf("RPN %+v, RoIs per image %d", rpn, c.Model.RoIHeads.BatchSizePerImage)
+	}
+}
+
+// TestFPNPresetNeedsFPNArch: an FPN recipe on a C4 architecture given with
+// --arch is refused, naming the preset and the architecture.
+func TestFPNPresetNeedsFPNArch(t *testing.T) {
+	ios, _, _, _ := cli.Test()
+	var got *TrainOptions
+	if !clitest.Execute(t, newCmdRoot(ios, func(o *TrainOptions) error { got = o; return nil }), ios,
+		strings.Fields("--data d --preset coco-fpn --arch r50-c4 --out r"), "") {
+		return
+	}
+	_, err := got.config([]string{"a"})
+	if err == nil || !strings.Contains(err.Error(), `preset "coco-fpn"`) || !strings.Contains(err.Error(), "r50-c4") {
+		t.Errorf("coco-fpn on r50-c4: %v", err)
 	}
 }

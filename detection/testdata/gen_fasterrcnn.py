@@ -57,8 +57,10 @@ class RoIPoolC4(nn.Module):
         return torchvision.ops.roi_pool(features["0"], proposals, (14, 14), 1.0 / 16)
 
 
-def build(depth, classes, min_size, max_size):
-    r = getattr(torchvision.models, "resnet%d" % depth)(weights=None, norm_layer=FrozenBatchNorm2d)
+def build(depth, classes, min_size, max_size, norm_layer=FrozenBatchNorm2d, anchor_sizes=(128, 256, 512)):
+    """The construction above; gen_train_parity.py also builds it with
+    nn.BatchNorm2d (trainable BN) and other anchor sizes."""
+    r = getattr(torchvision.models, "resnet%d" % depth)(weights=None, norm_layer=norm_layer)
     body = nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3)
     body.out_channels = 1024
     c5 = 2048 if depth >= 50 else 512
@@ -66,7 +68,7 @@ def build(depth, classes, min_size, max_size):
         body.out_channels = 256
     return FasterRCNN(
         body, None,
-        rpn_anchor_generator=AnchorGenerator(sizes=((128, 256, 512),), aspect_ratios=((0.5, 1.0, 2.0),)),
+        rpn_anchor_generator=AnchorGenerator(sizes=(tuple(anchor_sizes),), aspect_ratios=((0.5, 1.0, 2.0),)),
         box_roi_pool=MultiScaleRoIAlign(["0"], 14, sampling_ratio=0),
         box_head=nn.Sequential(r.layer4, MeanHW()),
         box_predictor=FastRCNNPredictor(c5, classes + 1),
