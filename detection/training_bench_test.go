@@ -141,4 +141,12 @@ func benchTrainSteps(b *testing.B, m *FasterRCNN, c TrainerConfig, batch []Train
 	}
 	b.StopTimer()
 	testutil.ReportRun(b, cpu0, 0)
+	st := tr.cur.ex.Stats()
+	b.ReportMetric(float64(st.PoolBytes)/(1<<20), "pool-MB")
+	b.ReportMetric(float64(st.PeakLiveBytes)/(1<<20), "live-MB")
+	b.ReportMetric(float64(st.UnpooledBytes)/(1<<20), "unpooled-MB")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heapsys-MB")
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MB")
 }
