@@ -68,8 +68,8 @@ bench-detect: deps
 	/usr/bin/python3 cmd/detect/testdata/bench_torchvision.py $$d --iters 3
 	/usr/bin/python3 scripts/bench_detect.py --iters 3
 
-# One R101-C4 training step at 600x800 (and the demo's R18-C4 step), then
-# torchvision's: time per iteration and peak memory side by side.
+# Training steps beside torchvision's (R101-C4 600x800, R50-FPN 800x1333):
+# time, CPU time and peak memory with their ratios; then the demo's R18-C4 step.
 bench-train: deps
-	$(GO) test ./detection -run '^$$' -bench 'TrainStep' -benchtime 3x
-	/usr/bin/python3 scripts/bench_train_torchvision.py 3
+	/usr/bin/python3 scripts/bench_train.py --iters 3
+	$(GO) test ./detection -run '^$$' -bench 'TrainStepDemo' -benchtime 3x

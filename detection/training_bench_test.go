@@ -1,48 +1,79 @@
 package detection
 
 import (
-	"bufio"
 	"math/rand"
-	"os"
-	"strconv"
+	"runtime"
 	"strings"
 	"testing"
 
 	"resdet/backbone"
 	"resdet/box"
+	"resdet/internal/testutil"
 	"resdet/optim"
 )
 
 // BenchmarkTrainStepR101 times one training iteration (forward, backward,
 // SGD step) of the paper's detector, ResNet-101 C4 with frozen BN, stem and
 // res2 frozen, torchvision's sampling defaults (256 anchors, 512 RoIs per
-// image), on one 600x800 image with three ground-truth boxes. It reports
-// the peak resident memory of the process (VmHWM, MB). The torchvision
-// side: scripts/bench_train_torchvision.py (same sizes, 2 threads).
+// image), on one 600x800 image with three ground-truth boxes. Besides
+// ns/op it reports CPU-s/op and peak-RSS-MB (testutil.ReportRun: run it
+// alone in its process). The torchvision side is
+// scripts/bench_train_torchvision.py r101_c4; scripts/bench_train.py (make
+// bench-train) runs both sides and prints the ratios.
 func BenchmarkTrainStepR101(b *testing.B) {
 	cfg := DefaultConfig("r101-c4", DefaultClassNames(20))
 	m, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), FreezeAt: 2})
 	if err != nil {
 		b.Fatal(err)
 	}
-	// Random weights with identity BN make activations grow ~sqrt(2) per
-	// block, to non-finite losses; a small last-BN scale keeps them O(1)
-	// (the torchvision script does the same).
+	benchScaleLastBN(b, m)
+	img := benchTrainImage(800, 600, rand.New(rand.NewSource(2)),
+		[]box.Box{{X1: 50, Y1: 60, X2: 300, Y2: 400}, {X1: 400, Y1: 100, X2: 700, Y2: 300}, {X1: 200, Y1: 350, X2: 450, Y2: 580}},
+		[]int{3, 7, 12})
+	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)
+}
+
+// BenchmarkTrainStepFPN times one training iteration of torchvision's
+// fasterrcnn_resnet50_fpn (v1: frozen BN, stem and res2 frozen as
+// trainable_backbone_layers=3, 91 classes, torchvision's sampling defaults
+// of 256 anchors and 512 RoIs per image) on one 1333x800 image (already at
+// the transform's size, padded to 1344x800) with three ground-truth boxes.
+// Metrics as BenchmarkTrainStepR101; the torchvision side is
+// scripts/bench_train_torchvision.py r50_fpn.
+func BenchmarkTrainStepFPN(b *testing.B) {
+	cfg := DefaultConfig(ArchTVR50FPN, DefaultClassNames(90)) // 91 with background
+	m, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), FreezeAt: 2})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchScaleLastBN(b, m)
+	img := benchTrainImage(1333, 800, rand.New(rand.NewSource(2)),
+		[]box.Box{{X1: 80, Y1: 60, X2: 500, Y2: 520}, {X1: 600, Y1: 100, X2: 1200, Y2: 400}, {X1: 300, Y1: 450, X2: 700, Y2: 780}},
+		[]int{1, 18, 62})
+	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)
+}
+
+// benchScaleLastBN sets every bottleneck's last BN scale (".bn3.weight") to
+// 0.1. Random weights with identity BN make activations grow ~sqrt(2) per
+// block, to non-finite losses; the small scale keeps them O(1) (the
+// torchvision script does the same).
+func benchScaleLastBN(b *testing.B, m *FasterRCNN) {
 	st := m.State()
+	n := 0
 	for name, t := range st {
 		if strings.HasSuffix(name, ".bn3.weight") {
 			for i := range t.Data {
 				t.Data[i] = 0.1
 			}
+			n++
 		}
+	}
+	if n == 0 {
+		b.Fatal("no .bn3.weight in the detector's state")
 	}
 	if err := m.Load(st); err != nil {
 		b.Fatal(err)
 	}
-	img := benchTrainImage(800, 600, rand.New(rand.NewSource(2)),
-		[]box.Box{{X1: 50, Y1: 60, X2: 300, Y2: 400}, {X1: 400, Y1: 100, X2: 700, Y2: 300}, {X1: 200, Y1: 350, X2: 450, Y2: 580}},
-		[]int{3, 7, 12})
-	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)
 }
 
 // BenchmarkTrainStepDemo times one training iteration at the demo's scale
@@ -81,9 +112,13 @@ func benchTrainImage(w, h int, r *rand.Rand, boxes []box.Box, labels []int) Trai
 }
 
 // benchTrainSteps times Trainer.Step plus an SGD step at rate lr on batch,
-// after one untimed step that builds the graph, and reports the peak
-// resident memory (peakMB).
+// after one untimed step that builds the graph, and reports CPU-s/op and
+// peak-RSS-MB (testutil.ReportRun).
 func benchTrainSteps(b *testing.B, m *FasterRCNN, c TrainerConfig, batch []TrainImage, lr float64) {
+	// go test calls a benchmark twice with -benchtime Nx (N = 1, then N):
+	// collect the first call's detector so that this one reuses its memory
+	// and the peak RSS is one detector's.
+	runtime.GC()
 	tr := NewTrainer(m, c)
 	defer tr.Close()
 	sgd, err := optim.NewSGD(tr.Params(), optim.DefaultSGDConfig())
@@ -100,28 +135,18 @@ func benchTrainSteps(b *testing.B, m *FasterRCNN, c TrainerConfig, batch []Train
 	}
 	step(-1) // builds the graph
 	b.ResetTimer()
+	cpu0 := testutil.CPUSeconds()
 	for i := 0; i < b.N; i++ {
 		step(i)
 	}
 	b.StopTimer()
-	if hwm := vmHWM(); hwm > 0 {
-		b.ReportMetric(hwm, "peakMB")
-	}
-}
-
-// vmHWM returns the process's peak resident memory in MB (0 if unknown).
-func vmHWM() float64 {
-	f, err := os.Open("/proc/self/status")
-	if err != nil {
-		return 0
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
+	testutil.ReportRun(b, cpu0, 0)
+	st := tr.cur.ex.Stats()
+	b.ReportMetric(float64(st.PoolBytes)/(1<<20), "pool-MB")
+	b.ReportMetric(float64(st.PeakLiveBytes)/(1<<20), "live-MB")
+	b.ReportMetric(float64(st.UnpooledBytes)/(1<<20), "unpooled-MB")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heapsys-MB")
+	b.ReportMetric(float64(ms.HeapAlloc)/(1<<20), "heap-MB")
 }

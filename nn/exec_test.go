@@ -96,9 +96,12 @@ func TestExecutorMatchesTapeMachine(t *testing.T) {
 		}
 		st := e.Stats()
 		// Reshape's results are views of pooled buffers and Sub and Add take
-		// pooled buffers through their UsePreallocDo; only Tanh allocates.
-		if st.Unpooled != 1 {
-			t.Errorf("run %d: %d values allocated outside the pool, want 1 (Tanh)", run, st.Unpooled)
+		// pooled buffers through their UsePreallocDo; Tanh (no
+		// UsePreallocDo) runs in place on flat2's buffer, as it is its last
+		// reader once GlobalAvgPool (a reduction) has run early: with Sub
+		// (into flat) and Add (into diff), three steps in place.
+		if st.Unpooled != 0 || st.InPlace != 3 {
+			t.Errorf("run %d: %d values allocated outside the pool and %d steps in place, want 0 and 3", run, st.Unpooled, st.InPlace)
 		}
 		if run == 0 {
 			allocs = st.Allocs
@@ -371,5 +374,52 @@ func TestExecutorInPlace(t *testing.T) {
 		if st := ex.Stats(); st.InPlace != 2 {
 			t.Errorf("run %d: %d steps in place, want 2 (m into a's buffer, t into m's)", run, st.InPlace)
 		}
+	}
+}
+
+// TestExecutorHoistsReductions checks that a reduction listed as a later
+// output runs as soon as its input exists (hoistReductions): x -> h = ReLU(x),
+// then a chain r1 = ReLU(h), r2 = ReLU(r1), r3 = ReLU(r2) and s = Sum(h). In
+// the depth-first order s runs last and h stays alive beside r1 and r2 (three
+// buffers); run early, h goes after r1 (two).
+func TestExecutorHoistsReductions(t *testing.T) {
+	g := G.NewGraph()
+	const n = 4096
+	xData := make([]float32, n)
+	for i := range xData {
+		xData[i] = float32(i%7) - 3
+	}
+	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 4, 32, 32), G.WithName("x"),
+		G.WithValue(tensor.New(tensor.WithShape(1, 4, 32, 32), tensor.WithBacking(xData))))
+	must := func(v *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	h := must(ReLU(x))
+	r := h
+	for i := 0; i < 3; i++ {
+		r = must(ReLU(r))
+	}
+	s := must(G.Sum(h))
+	e, err := NewExecutor(g, r, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	if err := e.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var want float32
+	for _, v := range xData {
+		want += max(v, 0)
+	}
+	if got := s.Value().Data().(float32); got != want {
+		t.Errorf("sum = %v, want %v", got, want)
+	}
+	if got, wantB := e.Stats().PeakLiveBytes, int64(2*4*n); got != wantB {
+		t.Errorf("peak live bytes %d, want %d (two buffers of %d floats)", got, wantB, n)
 	}
 }

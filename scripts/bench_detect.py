@@ -51,7 +51,10 @@ PY = "/usr/bin/python3"
 CASES = ["tv_r50_fpn_800x1333", "d2_r101_c4_800x1333"]
 
 
-def go_bench(pkg, name, iters, threads, env_extra):
+def go_bench(pkg, name, iters, threads, env_extra, flops=True):
+    """Runs one Go benchmark (-benchtime iters x) in its own process and
+    returns its figures: s (per op), cpu (CPU-s/op), mb (peak RSS) and, with
+    flops, flops (per op, from GFLOP/s)."""
     cmd = ["go", "test", "-run", "^$", "-bench", "^%s$" % name, "-benchtime", "%dx" % iters, "-count", "1",
            "./" + pkg]
     env = dict(os.environ, RESDET_THREADS=str(threads), GOMAXPROCS=str(threads), GOFLAGS="-mod=mod", **env_extra)
@@ -60,12 +63,14 @@ def go_bench(pkg, name, iters, threads, env_extra):
     if line is None:
         raise SystemExit("cannot find %s in go test output:\n%s" % (name, out))
     metrics = {unit: float(v) for v, unit in re.findall(r"([\d.e+-]+) (\S+)", line)}
-    for unit in ("ns/op", "CPU-s/op", "peak-RSS-MB", "GFLOP/s"):
+    for unit in ("ns/op", "CPU-s/op", "peak-RSS-MB") + (("GFLOP/s",) if flops else ()):
         if unit not in metrics:
             raise SystemExit("no %s in: %s" % (unit, line))
     s = metrics["ns/op"] / 1e9
-    return {"s": s, "cpu": metrics["CPU-s/op"], "mb": metrics["peak-RSS-MB"],
-            "flops": metrics["GFLOP/s"] * 1e9 * s}
+    r = {"s": s, "cpu": metrics["CPU-s/op"], "mb": metrics["peak-RSS-MB"]}
+    if flops:
+        r["flops"] = metrics["GFLOP/s"] * 1e9 * s
+    return r
 
 
 def torch_script(args):
