@@ -164,28 +164,7 @@ func TestDetectron2FPNByConstruction(t *testing.T) {
 			if n := 3 * (24*16 + 12*8 + 6*4 + 3*2 + 2*1); len(props) == 0 || len(props) > n {
 				t.Errorf("%d proposals from %d anchors", len(props), n)
 			}
-			d1, err := m.Predict(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			d2det, err := m2.Predict(img)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if d1.Len() == 0 {
-				t.Fatal("no detections")
-			}
-			if d1.Len() != d2det.Len() {
-				t.Fatalf("%d detections, imported detector %d", d1.Len(), d2det.Len())
-			}
-			for i := range d1.Boxes {
-				if d1.Boxes[i] != d2det.Boxes[i] || d1.Scores[i] != d2det.Scores[i] || d1.Labels[i] != d2det.Labels[i] {
-					t.Errorf("detection %d: %v %v %v, imported %v %v %v", i, d1.Boxes[i], d1.Scores[i], d1.Labels[i], d2det.Boxes[i], d2det.Scores[i], d2det.Labels[i])
-				}
-				if l := d1.Labels[i]; l < 1 || l > 80 {
-					t.Errorf("label %d outside 1..80", l)
-				}
-			}
+			d1 := sameDetections(t, m, m2, img)
 			t.Logf("%s (narrow): %d tensors, %d proposals, %d detections, identical after the import", tc.arch, len(state), len(props), d1.Len())
 		})
 	}

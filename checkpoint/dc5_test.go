@@ -108,6 +108,27 @@ func TestDetectron2DC5(t *testing.T) {
 	if len(props) == 0 || len(props) > 6*4*15 {
 		t.Errorf("%d proposals from a 6x4 map with 15 anchors", len(props))
 	}
+	d1 := sameDetections(t, m, m2, img)
+	t.Logf("r50-dc5 (narrow): %d proposals, %d detections, identical after the import", len(props), d1.Len())
+}
+
+func sameInts(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// sameDetections runs img through m and its imported copy m2 and fails the
+// test unless both give the same non-empty detections, bit for bit, with
+// labels of COCO's 80 classes. It returns m's detections.
+func sameDetections(t *testing.T, m, m2 *detection.FasterRCNN, img detection.Image) detection.Detections {
+	t.Helper()
 	d1, err := m.Predict(img)
 	if err != nil {
 		t.Fatal(err)
@@ -130,17 +151,5 @@ func TestDetectron2DC5(t *testing.T) {
 			t.Errorf("label %d outside 1..80", l)
 		}
 	}
-	t.Logf("r50-dc5 (narrow): %d proposals, %d detections, identical after the import", len(props), d1.Len())
-}
-
-func sameInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+	return d1
 }
