@@ -19,7 +19,6 @@ import (
 
 	"resdet/batch"
 	"resdet/internal/cli"
-	"resdet/nn"
 	"resdet/zoo"
 )
 
@@ -102,24 +101,10 @@ failures ends the run on stderr; failures make the exit code 1.`,
 				return cli.Usagef("--shards must be >= 1, got %d", o.Shards)
 			case o.ModelsPerWorker < 1:
 				return cli.Usagef("--models-per-worker must be >= 1, got %d", o.ModelsPerWorker)
-			case m.ScoreThresh < 0 || m.ScoreThresh > 1:
-				return cli.Usagef("--score-thresh must be in [0, 1], got %g", m.ScoreThresh)
-			case m.MinSize < 0 || m.MaxSize < 0:
-				return cli.Usagef("--min-size and --max-size must be positive, got %d and %d", m.MinSize, m.MaxSize)
-			case !(o.MaxPixels > 0):
-				return cli.Usagef("--max-pixels must be positive, got %g", o.MaxPixels)
-			case m.RoIOp != "" && m.RoIOp != "align" && m.RoIOp != "pool":
-				return cli.Usagef(`--roi-op must be "align" or "pool", got %q`, m.RoIOp)
-			case o.Threads < 0:
-				return cli.Usagef("--threads must be >= 0, got %d", o.Threads)
-			case m.Weights != "" && cmd.Flags().Changed("model"):
-				return cli.Usagef("--weights and --model exclude each other")
 			}
-			p, err := nn.ParsePrecision(precision)
-			if err != nil {
-				return cli.Usagef("--precision must be fp32, bf16 or auto, got %q", precision)
+			if err := checkModelFlags(cmd, m, precision, o.MaxPixels, o.Threads); err != nil {
+				return err
 			}
-			m.Precision = p
 			if runF != nil {
 				return runF(opts)
 			}

@@ -109,27 +109,14 @@ auto picks bf16 only where the CPU has AMX.`,
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			opts.Inputs = args
-			switch {
-			case opts.ScoreThresh < 0 || opts.ScoreThresh > 1:
-				return cli.Usagef("--score-thresh must be in [0, 1], got %g", opts.ScoreThresh)
-			case opts.MinSize < 0 || opts.MaxSize < 0:
-				return cli.Usagef("--min-size and --max-size must be positive, got %d and %d", opts.MinSize, opts.MaxSize)
-			case !(opts.MaxPixels > 0):
-				return cli.Usagef("--max-pixels must be positive, got %g", opts.MaxPixels)
-			case opts.RoIOp != "" && opts.RoIOp != "align" && opts.RoIOp != "pool":
-				return cli.Usagef(`--roi-op must be "align" or "pool", got %q`, opts.RoIOp)
-			case opts.Threads < 0:
-				return cli.Usagef("--threads must be >= 0, got %d", opts.Threads)
-			case opts.COCOGT != "" && opts.COCOResults == "":
+			if opts.COCOGT != "" && opts.COCOResults == "" {
 				return cli.Usagef("--coco-gt only makes sense with --coco-results")
-			case opts.Weights != "" && cmd.Flags().Changed("model"):
-				return cli.Usagef("--weights and --model exclude each other")
 			}
-			p, err := nn.ParsePrecision(precision)
-			if err != nil {
-				return cli.Usagef("--precision must be fp32, bf16 or auto, got %q", precision)
+			m := opts.modelOptions()
+			if err := checkModelFlags(cmd, &m, precision, opts.MaxPixels, opts.Threads); err != nil {
+				return err
 			}
-			opts.Precision = p
+			opts.Precision = m.Precision
 			if runF != nil {
 				return runF(opts)
 			}

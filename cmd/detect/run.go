@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"resdet/checkpoint"
 	"resdet/datasets/imageio"
 	"resdet/detection"
@@ -175,6 +177,32 @@ func fmtDur(d time.Duration) string {
 // overrides of the flags.
 func loadDetector(opts *DetectOptions) (*detection.FasterRCNN, error) {
 	return inference.Load(opts.modelOptions(), func(string) (zoo.Model, string, error) { return modelFile(opts) })
+}
+
+// checkModelFlags checks the flags detect and detect batch share (the
+// model's, --max-pixels and --threads) and sets m.Precision from
+// --precision: a usage error names the flag.
+func checkModelFlags(cmd *cobra.Command, m *inference.ModelOptions, precision string, maxPixels float64, threads int) error {
+	switch {
+	case m.ScoreThresh < 0 || m.ScoreThresh > 1:
+		return cli.Usagef("--score-thresh must be in [0, 1], got %g", m.ScoreThresh)
+	case m.MinSize < 0 || m.MaxSize < 0:
+		return cli.Usagef("--min-size and --max-size must be positive, got %d and %d", m.MinSize, m.MaxSize)
+	case !(maxPixels > 0):
+		return cli.Usagef("--max-pixels must be positive, got %g", maxPixels)
+	case m.RoIOp != "" && m.RoIOp != "align" && m.RoIOp != "pool":
+		return cli.Usagef(`--roi-op must be "align" or "pool", got %q`, m.RoIOp)
+	case threads < 0:
+		return cli.Usagef("--threads must be >= 0, got %d", threads)
+	case m.Weights != "" && cmd.Flags().Changed("model"):
+		return cli.Usagef("--weights and --model exclude each other")
+	}
+	p, err := nn.ParsePrecision(precision)
+	if err != nil {
+		return cli.Usagef("--precision must be fp32, bf16 or auto, got %q", precision)
+	}
+	m.Precision = p
+	return nil
 }
 
 // modelOptions are the flags that choose and configure the detector.
