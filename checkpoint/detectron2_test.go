@@ -221,17 +221,7 @@ func TestLoadDetectron2Errors(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := LoadDetectron2(tc.path, tc.arch, tc.classes, detection.Options{})
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error has several lines: %q", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q does not contain %q", err, w)
-				}
-			}
+			testutil.OneLineError(t, err, tc.want...)
 		})
 	}
 }

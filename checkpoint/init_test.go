@@ -178,17 +178,7 @@ func TestReadInitBadInput(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ReadInit(tc.path)
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error has several lines: %q", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			testutil.OneLineError(t, err, tc.want...)
 		})
 	}
 }

@@ -337,17 +337,7 @@ func TestApplyInitBadInput(t *testing.T) {
 			}
 			c.Init = tc.init
 			_, _, err := ApplyInit(c, InitChoices{Arch: tc.chosen})
-			if err == nil {
-				t.Fatal("no error")
-			}
-			if strings.Contains(err.Error(), "\n") {
-				t.Errorf("error has several lines: %q", err)
-			}
-			for _, w := range tc.want {
-				if !strings.Contains(err.Error(), w) {
-					t.Errorf("error %q lacks %q", err, w)
-				}
-			}
+			testutil.OneLineError(t, err, tc.want...)
 		})
 	}
 	// The classifier of the right depth is taken, and sets the depth when

@@ -26,6 +26,9 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 	f.failed = fmt.Sprintf(format, args...)
 	panic(f)
 }
+func (f *fakeTB) Errorf(format string, args ...any) {
+	f.failed = fmt.Sprintf(format, args...)
+}
 func (f *fakeTB) Fatal(args ...any) {
 	f.failed = fmt.Sprint(args...)
 	panic(f)
@@ -327,5 +330,29 @@ func TestBF16SkipOrFail(t *testing.T) {
 				t.Errorf("message %q should give the reason and %s", msg, RequireBF16Env)
 			}
 		})
+	}
+}
+
+// TestOneLineError: OneLineError passes a one-line error holding every
+// wanted string and fails a nil error, a two-line one and a missing string.
+func TestOneLineError(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		err  error
+		fail bool
+	}{
+		{"ok", errors.New("f.pkl: tensor x: bad shape"), false},
+		{"nil", nil, true},
+		{"two lines", errors.New("f.pkl:\ntensor x: bad shape"), true},
+		{"missing", errors.New("f.pkl: bad"), true},
+	} {
+		want := []string{"f.pkl", "bad"}
+		if tc.name == "missing" {
+			want = []string{"f.pkl", "tensor x"}
+		}
+		f := run(func(tb testing.TB) { OneLineError(tb, tc.err, want...) })
+		if failed := f.failed != ""; failed != tc.fail {
+			t.Errorf("%s: failed %v (%q), want %v", tc.name, failed, f.failed, tc.fail)
+		}
 	}
 }
