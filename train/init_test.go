@@ -274,19 +274,7 @@ func TestFineTuneResumeIsExact(t *testing.T) {
 	}
 	got := map[int]detection.Losses{}
 	dir := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	res, err := Run(ctx, cfg, Data{Train: tv}, Options{Dir: dir, OnStep: func(it int, l detection.Losses) {
-		got[it] = l
-		if it == 2 {
-			cancel()
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Interrupted || res.Iter != 2 {
-		t.Fatalf("interrupted run: %+v, want interrupted after 2 iterations", res)
-	}
+	runInterrupted(t, cfg, Data{Train: tv}, dir, 2, got)
 	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dir, Resume: true, OnStep: func(it int, l detection.Losses) { got[it] = l }}); err != nil {
 		t.Fatal(err)
 	}

@@ -136,19 +136,7 @@ func TestResumeIsExact(t *testing.T) {
 
 	got := map[int]detection.Losses{}
 	dirB := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	res, err := Run(ctx, cfg, Data{Train: tv}, Options{Dir: dirB, OnStep: func(it int, l detection.Losses) {
-		got[it] = l
-		if it == 2 {
-			cancel()
-		}
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res.Interrupted || res.Iter != 2 {
-		t.Fatalf("interrupted run: %+v, want interrupted after 2 iterations", res)
-	}
+	runInterrupted(t, cfg, Data{Train: tv}, dirB, 2, got)
 	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirB}); err == nil || !strings.Contains(err.Error(), "already holds a run") {
 		t.Errorf("second run without --resume: %v, want a refusal", err)
 	}
@@ -374,5 +362,26 @@ func TestMinSizesTrain(t *testing.T) {
 	}
 	if len(seen) < 2 || changed == 0 {
 		t.Errorf("sizes %v over %d images, %d changed in the next epoch: not drawn per image and epoch", seen, len(a), changed)
+	}
+}
+
+// runInterrupted runs cfg on data in dir, recording each iteration's
+// losses in got, and cancels it after iteration stop: the run must end
+// interrupted there.
+func runInterrupted(t *testing.T, cfg Config, data Data, dir string, stop int, got map[int]detection.Losses) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	res, err := Run(ctx, cfg, data, Options{Dir: dir, OnStep: func(it int, l detection.Losses) {
+		got[it] = l
+		if it == stop {
+			cancel()
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Iter != stop {
+		t.Fatalf("interrupted run: %+v, want interrupted after %d iterations", res, stop)
 	}
 }
