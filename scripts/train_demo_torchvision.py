@@ -60,7 +60,8 @@ def build(args):
         rpn_anchor_generator=AnchorGenerator(sizes=(sizes,), aspect_ratios=((0.5, 1.0, 2.0),)),
         box_roi_pool=MultiScaleRoIAlign(["0"], args.roi_size, sampling_ratio=0),
         box_head=Res5Head(r.layer4), box_predictor=FastRCNNPredictor(512, len(CLASSES) + 1),
-        min_size=args.min_size, max_size=args.max_size, box_batch_size_per_image=args.rois_per_image)
+        min_size=args.min_size, max_size=args.max_size, box_batch_size_per_image=args.rois_per_image,
+        rpn_post_nms_top_n_test=args.test_proposals, size_divisible=args.pad_multiple)
 
 
 def main():
@@ -77,6 +78,8 @@ def main():
     p.add_argument("--anchor-sizes", default="24,48,96,192")
     p.add_argument("--rois-per-image", type=int, default=16)
     p.add_argument("--roi-size", type=int, default=4)
+    p.add_argument("--test-proposals", type=int, default=100)
+    p.add_argument("--pad-multiple", type=int, default=64)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args()
