@@ -3,9 +3,9 @@
 // running the Python scripts in testdata/ that compute reference values
 // (RunScript, ScriptJSON, Regenerate), locating the fixtures in ../shared
 // beside the clone (SharedDir), reading the base64 fixtures written by
-// detection/testdata/gen_fixtures.py (LoadFixture), and comparing float32
-// tensors (MaxRelErr), and the resource figures benchmarks report
-// (CPUSeconds, PeakRSSMB, ReportRun).
+// the torch scripts of box, ops and detection (LoadFixture, their one
+// reader), comparing float32 tensors (MaxRelErr), and the resource figures
+// benchmarks report (CPUSeconds, PeakRSSMB, ReportRun).
 //
 // Missing optional tools skip the tests that need them, with a message
 // saying what is missing, unless the matching environment variable asks for

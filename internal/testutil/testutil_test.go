@@ -223,7 +223,7 @@ func TestScripts(t *testing.T) {
 const fixtureJSON = `{"c1": {"x": {"shape": [3], "dtype": "f32", "b64": "AADAPwAAAMDNzMw9"},
  "idx": {"shape": [2, 1], "dtype": "i64", "b64": "AwAAAAAAAAD//////////w=="},
  "short": {"shape": [4], "dtype": "f32", "b64": "AADAPwAAAMDNzMw9"},
- "thresh": 0.7}}`
+ "thresh": 0.7, "paper": true}}`
 
 func TestLoadFixture(t *testing.T) {
 	dir := t.TempDir()
@@ -246,6 +246,9 @@ func TestLoadFixture(t *testing.T) {
 	if c.Scalar(t, "thresh", &th); th != 0.7 || !c.Has("thresh") || c.Has("nope") {
 		t.Errorf("thresh = %v", th)
 	}
+	if n, b := c.Num(t, "thresh"), c.Bool(t, "paper"); n != 0.7 || !b {
+		t.Errorf("Num(thresh) = %v, Bool(paper) = %v; want 0.7, true", n, b)
+	}
 	for _, tc := range []struct {
 		name string
 		call func(testing.TB)
@@ -255,6 +258,8 @@ func TestLoadFixture(t *testing.T) {
 		{name: "wrong dtype", call: func(tb testing.TB) { c.F32(tb, "idx") }, want: "dtype i64, want f32"},
 		{name: "size against shape", call: func(tb testing.TB) { c.F32(tb, "short") }, want: "12 bytes for shape [4]"},
 		{name: "scalar as array", call: func(tb testing.TB) { c.Ints(tb, "thresh") }, want: `field "thresh"`},
+		{name: "array as number", call: func(tb testing.TB) { c.Num(tb, "x") }, want: `field "x"`},
+		{name: "number as boolean", call: func(tb testing.TB) { c.Bool(tb, "thresh") }, want: `field "thresh"`},
 		{name: "missing file", call: func(tb testing.TB) { LoadFixture(tb, dir, "none.json") }, want: "none.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
