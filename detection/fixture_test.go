@@ -2,10 +2,7 @@ package detection
 
 import (
 	"flag"
-	"fmt"
 	"os"
-	"os/exec"
-	"sync"
 	"testing"
 
 	"resdet/box"
@@ -24,42 +21,19 @@ func loadFixture(t testing.TB, name string) map[string]testutil.FixtureCase {
 	return testutil.LoadFixture(t, "testdata", name)
 }
 
-// largeFixtures runs `gen_fixtures.py large` into a temporary directory
-// once per test binary and returns it. It skips the test when
-// /usr/bin/python3 cannot import torch, unless RESDET_REQUIRE_TORCH=1.
+// largeFixtures returns the folder where `gen_fixtures.py large` wrote the
+// fixtures too large to commit (run once per test binary; removed by
+// TestMain). It skips the test when /usr/bin/python3 cannot import torch,
+// unless RESDET_REQUIRE_TORCH=1.
 func largeFixtures(t *testing.T) string {
 	t.Helper()
-	py := testutil.Python(t)
-	largeOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "resdet-detection-fixtures-")
-		if err != nil {
-			largeErr = err
-			return
-		}
-		largeDir = dir
-		out, err := exec.Command(py, "testdata/gen_fixtures.py", "large", dir).CombinedOutput()
-		if err != nil {
-			largeErr = fmt.Errorf("gen_fixtures.py large: %v\n%s", err, out)
-		}
-	})
-	if largeErr != nil {
-		t.Fatal(largeErr)
-	}
-	return largeDir
+	return testutil.ScriptDir(t, "testdata/gen_fixtures.py", "large")
 }
-
-var (
-	largeOnce sync.Once
-	largeDir  string
-	largeErr  error
-)
 
 // TestMain removes the large fixtures after the tests.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if largeDir != "" {
-		os.RemoveAll(largeDir)
-	}
+	testutil.RemoveScriptDirs()
 	os.Exit(code)
 }
 

@@ -157,6 +157,7 @@ func TestPythonSkipOrFail(t *testing.T) {
 		{name: "RunScript", call: func(tb testing.TB) { RunScript(tb, "testdata/x.py") }, wantSkip: true},
 		{name: "ScriptJSON required", env: "1", call: func(tb testing.TB) { ScriptJSON(tb, new(int), "testdata/x.py") }},
 		{name: "Regenerate", call: func(tb testing.TB) { Regenerate(tb, "testdata/x.py") }},
+		{name: "ScriptDir", call: func(tb testing.TB) { ScriptDir(tb, "testdata/x.py", "large") }, wantSkip: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(RequireTorchEnv, tc.env)
@@ -179,6 +180,7 @@ func TestScripts(t *testing.T) {
 	src := "import json, sys\n" +
 		"if sys.argv[1] == 'fail':\n    sys.exit('bad argument')\n" +
 		"if sys.argv[1] == 'write':\n    open(sys.argv[2], 'w').write(sys.stdin.read() or 'none')\n" +
+		"if sys.argv[1] == 'dir':\n    open(sys.argv[-1] + '/f.txt', 'a').write(sys.argv[2])\n" +
 		"print(json.dumps({'arg': sys.argv[1], 'sum': sum(range(5))}))\n"
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -216,6 +218,33 @@ func TestScripts(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("Regenerate ran the same script twice (%v)", err)
 	}
+
+	// ScriptDir: once per script and arguments, until RemoveScriptDirs.
+	d1 := ScriptDir(t, script, "dir", "x")
+	if d2 := ScriptDir(t, script, "dir", "x"); d2 != d1 {
+		t.Errorf("ScriptDir twice: %s, then %s", d1, d2)
+	}
+	if b, err := os.ReadFile(filepath.Join(d1, "f.txt")); err != nil || string(b) != "x" {
+		t.Errorf("ScriptDir: the script wrote %q (%v), want %q once", b, err, "x")
+	}
+	d3 := ScriptDir(t, script, "dir", "y")
+	if b, _ := os.ReadFile(filepath.Join(d3, "f.txt")); d3 == d1 || string(b) != "y" {
+		t.Errorf("ScriptDir with another argument: %s holds %q, want a new folder with %q", d3, b, "y")
+	}
+	f = run(func(tb testing.TB) { ScriptDir(tb, script, "fail") })
+	if !strings.Contains(f.failed, "bad argument") || !strings.Contains(f.failed, "s.py fail") {
+		t.Errorf("ScriptDir of a failing script: failure %q should give the script, its arguments and its output", f.failed)
+	}
+	RemoveScriptDirs()
+	for _, d := range []string{d1, d3} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s after RemoveScriptDirs: %v, want removed", d, err)
+		}
+	}
+	if d4 := ScriptDir(t, script, "dir", "x"); d4 == d1 {
+		t.Errorf("ScriptDir after RemoveScriptDirs returned the removed folder")
+	}
+	RemoveScriptDirs()
 }
 
 // The arrays below were written by numpy (little-endian): f32 [1.5, -2, 0.1]
