@@ -71,13 +71,13 @@ func TestAnchorsParity(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var sizes, ratios []float32
 			var img, feat []int
-			c.scalar(t, "sizes", &sizes)
-			c.scalar(t, "ratios", &ratios)
-			c.scalar(t, "image", &img)
-			c.scalar(t, "feat", &feat)
+			c.Scalar(t, "sizes", &sizes)
+			c.Scalar(t, "ratios", &ratios)
+			c.Scalar(t, "image", &img)
+			c.Scalar(t, "feat", &feat)
 			g := AnchorGenerator{Sizes: sizes, AspectRatios: ratios}
 			got := g.Anchors(feat[0], feat[1], Stride(img[0], feat[0]), Stride(img[1], feat[1]))
-			want := c.boxes(t, "anchors")
+			want := fixtureBoxes(t, c, "anchors")
 			if len(got) != len(want) {
 				t.Fatalf("got %d anchors, torchvision %d", len(got), len(want))
 			}

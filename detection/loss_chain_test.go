@@ -20,15 +20,15 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 	const everything = 1_000_000
 	rpn := DefaultRPNConfig()
 	rpn.Anchors = AnchorGenerator{Sizes: []float32{32, 64, 128}, AspectRatios: []float32{0.5, 1, 2}}
-	rpn.PostNMSTopNTrain = int(c.num(t, "post_nms"))
+	rpn.PostNMSTopNTrain = int(c.Num(t, "post_nms"))
 	rpn.BatchSizePerImage = everything
 	heads := DefaultRoIHeadsConfig()
 	heads.BatchSizePerImage = everything
 
-	obj, oshape := c.f32(t, "objectness")
-	dl, dshape := c.f32(t, "deltas")
+	obj, oshape := c.F32(t, "objectness")
+	dl, dshape := c.F32(t, "deltas")
 	n, a, fh, fw := oshape[0], oshape[1], oshape[2], oshape[3]
-	pad := Size{W: int(c.num(t, "pad_w")), H: int(c.num(t, "pad_h"))}
+	pad := Size{W: int(c.Num(t, "pad_w")), H: int(c.Num(t, "pad_h"))}
 	anchors := rpn.Anchors.Anchors(fh, fw, Stride(pad.H, fh), Stride(pad.W, fw))
 	r := rand.New(rand.NewSource(1))
 
@@ -36,14 +36,14 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 	var gtLabels [][]int
 	var imgs []Size
 	for i := range n {
-		img := Size{W: int(c.num(t, fmt.Sprintf("img_w%d", i))), H: int(c.num(t, fmt.Sprintf("img_h%d", i)))}
+		img := Size{W: int(c.Num(t, fmt.Sprintf("img_w%d", i))), H: int(c.Num(t, fmt.Sprintf("img_h%d", i)))}
 		imgs = append(imgs, img)
-		gts = append(gts, c.boxes(t, fmt.Sprintf("gt%d", i)))
-		gtLabels = append(gtLabels, c.ints(t, fmt.Sprintf("gt_labels%d", i)))
+		gts = append(gts, fixtureBoxes(t, c, fmt.Sprintf("gt%d", i)))
+		gtLabels = append(gtLabels, c.Ints(t, fmt.Sprintf("gt_labels%d", i)))
 		per := a * fh * fw
 		logits, ds := FlattenRPN(obj[i*per:(i+1)*per], dl[4*i*per:4*(i+1)*per], a, fh, fw)
 		got, _ := rpn.FilterProposals(anchors, logits, ds, img, true)
-		want := c.boxes(t, fmt.Sprintf("proposals%d", i))
+		want := fixtureBoxes(t, c, fmt.Sprintf("proposals%d", i))
 		if len(got) != len(want) {
 			t.Errorf("image %d: %d proposals, torchvision %d", i, len(got), len(want))
 		} else {
@@ -74,17 +74,17 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	vals, _ := lg.run(t, lo, lb)
-	expectLossScalar(t, "loss_objectness", vals[0], c.num(t, "loss_objectness"), 1e-5)
-	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.num(t, "loss_rpn_box_reg"), 1e-5)
+	expectLossScalar(t, "loss_objectness", vals[0], c.Num(t, "loss_objectness"), 1e-5)
+	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.Num(t, "loss_rpn_box_reg"), 1e-5)
 
 	roiBatch, err := heads.SelectTrainingSamples(proposals, gts, gtLabels, TargetOptions{}, r)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, s := range roiBatch {
-		rois := c.boxes(t, fmt.Sprintf("rois%d", i))
-		labels := c.ints(t, fmt.Sprintf("labels%d", i))
-		deltas, _ := c.f32(t, fmt.Sprintf("deltas%d", i))
+		rois := fixtureBoxes(t, c, fmt.Sprintf("rois%d", i))
+		labels := c.Ints(t, fmt.Sprintf("labels%d", i))
+		deltas, _ := c.F32(t, fmt.Sprintf("deltas%d", i))
 		if s.Len() != len(rois) {
 			t.Fatalf("image %d: %d sampled RoIs, torchvision %d", i, s.Len(), len(rois))
 		}
@@ -104,8 +104,8 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 		}
 		t.Logf("image %d: %d RoIs, %d foreground", i, s.Len(), fg)
 	}
-	cls, cshape := c.f32(t, "class_logits")
-	reg, rshape := c.f32(t, "box_regression")
+	cls, cshape := c.F32(t, "class_logits")
+	reg, rshape := c.F32(t, "box_regression")
 	hg := newLossGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
 	fl, err := NewFastRCNNLoss(hg.inputs[0], hg.inputs[1], roiBatch)
 	lc, lr := fastRCNNNodes(fl)
@@ -113,6 +113,6 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	vals, _ = hg.run(t, lc, lr)
-	expectLossScalar(t, "loss_classifier", vals[0], c.num(t, "loss_classifier"), 1e-5)
-	expectLossScalar(t, "loss_box_reg", vals[1], c.num(t, "loss_box_reg"), 1e-5)
+	expectLossScalar(t, "loss_classifier", vals[0], c.Num(t, "loss_classifier"), 1e-5)
+	expectLossScalar(t, "loss_box_reg", vals[1], c.Num(t, "loss_box_reg"), 1e-5)
 }

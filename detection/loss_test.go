@@ -240,25 +240,25 @@ func TestLossGradFiniteDifference(t *testing.T) {
 // RegionProposalNetwork.compute_loss.
 func TestRPNLossMatchesTorchvision(t *testing.T) {
 	c := loadLossFixture(t, "losses.json")["rpn_loss"]
-	obj, oshape := c.f32(t, "objectness")
-	dl, dshape := c.f32(t, "deltas")
-	anchors := c.boxes(t, "anchors")
-	img := Size{W: int(c.num(t, "img_w")), H: int(c.num(t, "img_h"))}
+	obj, oshape := c.F32(t, "objectness")
+	dl, dshape := c.F32(t, "deltas")
+	anchors := fixtureBoxes(t, c, "anchors")
+	img := Size{W: int(c.Num(t, "img_w")), H: int(c.Num(t, "img_h"))}
 	cfg := DefaultRPNConfig()
 	batch := make([]RPNSample, oshape[0])
 	var npos, nall int
 	for n := range batch {
-		tg, err := cfg.AssignAnchorTargets(anchors, c.boxes(t, fmt.Sprintf("gt%d", n)), img, TargetOptions{})
+		tg, err := cfg.AssignAnchorTargets(anchors, fixtureBoxes(t, c, fmt.Sprintf("gt%d", n)), img, TargetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, _ := c.f32(t, fmt.Sprintf("labels%d", n))
+		want, _ := c.F32(t, fmt.Sprintf("labels%d", n))
 		for i, l := range want {
 			if tg.Labels[i] != int(l) {
 				t.Fatalf("image %d anchor %d: label %d, torchvision %v", n, i, tg.Labels[i], l)
 			}
 		}
-		batch[n] = RPNSample{Targets: tg, Pos: c.ints(t, fmt.Sprintf("pos%d", n)), Neg: c.ints(t, fmt.Sprintf("neg%d", n))}
+		batch[n] = RPNSample{Targets: tg, Pos: c.Ints(t, fmt.Sprintf("pos%d", n)), Neg: c.Ints(t, fmt.Sprintf("neg%d", n))}
 		npos += len(batch[n].Pos)
 		nall += len(batch[n].Pos) + len(batch[n].Neg)
 	}
@@ -270,10 +270,10 @@ func TestRPNLossMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	vals, grads := lg.run(t, lo, lb)
-	expectLossScalar(t, "loss_objectness", vals[0], c.num(t, "loss_objectness"), 1e-5)
-	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.num(t, "loss_box"), 1e-5)
+	expectLossScalar(t, "loss_objectness", vals[0], c.Num(t, "loss_objectness"), 1e-5)
+	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.Num(t, "loss_box"), 1e-5)
 	for i, f := range []string{"grad_objectness", "grad_deltas"} {
-		want, _ := c.f32(t, f)
+		want, _ := c.F32(t, f)
 		t.Logf("%s: max abs diff %g (bound 1e-8 + 1e-4*|torch|)", f, expectLossClose(t, f, grads[i], want, 1e-4, 1e-8))
 	}
 }
@@ -286,22 +286,22 @@ func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
 	cfg := DefaultRoIHeadsConfig()
 	var batch []ProposalTargets
 	for n := 0; n < 2; n++ {
-		all, err := cfg.AssignProposalTargets(c.boxes(t, fmt.Sprintf("proposals%d", n)), c.boxes(t, fmt.Sprintf("gt%d", n)),
-			c.ints(t, fmt.Sprintf("gt_labels%d", n)), TargetOptions{})
+		all, err := cfg.AssignProposalTargets(fixtureBoxes(t, c, fmt.Sprintf("proposals%d", n)), fixtureBoxes(t, c, fmt.Sprintf("gt%d", n)),
+			c.Ints(t, fmt.Sprintf("gt_labels%d", n)), TargetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		idx := append(c.ints(t, fmt.Sprintf("pos%d", n)), c.ints(t, fmt.Sprintf("neg%d", n))...)
+		idx := append(c.Ints(t, fmt.Sprintf("pos%d", n)), c.Ints(t, fmt.Sprintf("neg%d", n))...)
 		slices.Sort(idx)
 		s := all.Subset(idx)
-		want := c.boxes(t, fmt.Sprintf("sampled_rois%d", n))
+		want := fixtureBoxes(t, c, fmt.Sprintf("sampled_rois%d", n))
 		if !slices.Equal(s.RoIs, want) {
 			t.Fatalf("image %d: sampled RoIs differ from torchvision's", n)
 		}
 		batch = append(batch, s)
 	}
-	wantLabels := c.ints(t, "sampled_labels")
-	wantDeltas, _ := c.f32(t, "sampled_deltas")
+	wantLabels := c.Ints(t, "sampled_labels")
+	wantDeltas, _ := c.F32(t, "sampled_deltas")
 	var gotLabels []int
 	var gotDeltas []box.Delta
 	var nfg int
@@ -323,8 +323,8 @@ func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
 		}
 	}
 	t.Logf("%d sampled RoIs, %d foreground", len(gotLabels), nfg)
-	cls, cshape := c.f32(t, "class_logits")
-	reg, rshape := c.f32(t, "box_regression")
+	cls, cshape := c.F32(t, "class_logits")
+	reg, rshape := c.F32(t, "box_regression")
 	lg := newLossGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
 	fl, err := NewFastRCNNLoss(lg.inputs[0], lg.inputs[1], batch)
 	lc, lb := fastRCNNNodes(fl)
@@ -332,10 +332,10 @@ func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
 		t.Fatal(err)
 	}
 	vals, grads := lg.run(t, lc, lb)
-	expectLossScalar(t, "loss_classifier", vals[0], c.num(t, "loss_classifier"), 1e-5)
-	expectLossScalar(t, "loss_box_reg", vals[1], c.num(t, "loss_box_reg"), 1e-5)
+	expectLossScalar(t, "loss_classifier", vals[0], c.Num(t, "loss_classifier"), 1e-5)
+	expectLossScalar(t, "loss_box_reg", vals[1], c.Num(t, "loss_box_reg"), 1e-5)
 	for i, f := range []string{"grad_class_logits", "grad_box_regression"} {
-		want, _ := c.f32(t, f)
+		want, _ := c.F32(t, f)
 		t.Logf("%s: max abs diff %g (bound 1e-8 + 1e-4*|torch|)", f, expectLossClose(t, f, grads[i], want, 1e-4, 1e-8))
 	}
 }

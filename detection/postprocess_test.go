@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"resdet/box"
+	"resdet/internal/testutil"
 )
 
 func TestPostprocessDetections(t *testing.T) {
@@ -62,20 +63,20 @@ func TestPostprocessDetectionsParity(t *testing.T) {
 	testPostprocessParity(t, loadFixture(t, "postprocess.json"))
 }
 
-func testPostprocessParity(t *testing.T, cases map[string]fixtureCase) {
+func testPostprocessParity(t *testing.T, cases map[string]testutil.FixtureCase) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			var img []int
-			c.scalar(t, "image", &img)
-			logits, shape := c.f32(t, "class_logits")
-			reg, _ := c.f32(t, "box_regression")
-			props := c.boxes(t, "proposals")
+			c.Scalar(t, "image", &img)
+			logits, shape := c.F32(t, "class_logits")
+			reg, _ := c.F32(t, "box_regression")
+			props := fixtureBoxes(t, c, "proposals")
 			d := DefaultRoIHeadsConfig().PostprocessDetections(logits, reg, props, shape[1], Size{W: img[1], H: img[0]})
-			wantS, _ := c.f32(t, "scores")
+			wantS, _ := c.F32(t, "scores")
 			if len(wantS) < 10 {
 				t.Fatalf("fixture has only %d detections", len(wantS))
 			}
-			compareDetections(t, d.Boxes, d.Scores, d.Labels, c.boxes(t, "boxes"), wantS, c.ints(t, "labels"))
+			compareDetections(t, d.Boxes, d.Scores, d.Labels, fixtureBoxes(t, c, "boxes"), wantS, c.Ints(t, "labels"))
 		})
 	}
 }

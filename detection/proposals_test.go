@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"resdet/box"
+	"resdet/internal/testutil"
 )
 
 func TestFlattenRPN(t *testing.T) {
@@ -61,35 +62,35 @@ func TestFilterProposalsParity(t *testing.T) {
 	testFilterProposalsParity(t, loadFixture(t, "proposals.json"))
 }
 
-func testFilterProposalsParity(t *testing.T, cases map[string]fixtureCase) {
+func testFilterProposalsParity(t *testing.T, cases map[string]testutil.FixtureCase) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			var img, feat []int
 			var pre, post int
 			var training bool
-			c.scalar(t, "training", &training)
-			c.scalar(t, "image", &img)
-			c.scalar(t, "feat", &feat)
-			c.scalar(t, "pre_nms_top_n", &pre)
-			c.scalar(t, "post_nms_top_n", &post)
+			c.Scalar(t, "training", &training)
+			c.Scalar(t, "image", &img)
+			c.Scalar(t, "feat", &feat)
+			c.Scalar(t, "pre_nms_top_n", &pre)
+			c.Scalar(t, "post_nms_top_n", &post)
 			cfg := DefaultRPNConfig()
 			cfg.PreNMSTopNTest, cfg.PostNMSTopNTest = pre, post
 			cfg.PreNMSTopNTrain, cfg.PostNMSTopNTrain = pre, post
 			g := cfg.Anchors
 			anchors := g.Anchors(feat[0], feat[1], 16, 16)
-			wantAnchors := c.boxes(t, "anchors")
+			wantAnchors := fixtureBoxes(t, c, "anchors")
 			for i := range anchors {
 				if anchors[i] != wantAnchors[i] {
 					t.Fatalf("anchor %d = %v, torchvision %v", i, anchors[i], wantAnchors[i])
 				}
 			}
-			obj, _ := c.f32(t, "objectness")
-			deltas, _ := c.f32(t, "deltas")
+			obj, _ := c.F32(t, "objectness")
+			deltas, _ := c.F32(t, "deltas")
 			logits, ds := FlattenRPN(obj, deltas, g.NumAnchors(), feat[0], feat[1])
 			boxes, scores := cfg.FilterProposals(anchors, logits, ds, Size{W: img[1], H: img[0]}, training)
-			wantB, _ := c.f32(t, "boxes")
-			wantS, _ := c.f32(t, "scores")
-			compareDetections(t, boxes, scores, nil, c.boxes(t, "boxes"), wantS, nil)
+			wantB, _ := c.F32(t, "boxes")
+			wantS, _ := c.F32(t, "scores")
+			compareDetections(t, boxes, scores, nil, fixtureBoxes(t, c, "boxes"), wantS, nil)
 			t.Logf("%d proposals (torchvision %d)", len(boxes), len(wantB)/4)
 		})
 	}
@@ -127,8 +128,8 @@ func TestLargeParity(t *testing.T) {
 		t.Skip("-short")
 	}
 	dir := largeFixtures(t)
-	t.Run("FilterProposals", func(t *testing.T) { testFilterProposalsParity(t, loadFixtureFrom(t, dir, "proposals.json")) })
+	t.Run("FilterProposals", func(t *testing.T) { testFilterProposalsParity(t, testutil.LoadFixture(t, dir, "proposals.json")) })
 	t.Run("PostprocessDetections", func(t *testing.T) {
-		testPostprocessParity(t, loadFixtureFrom(t, dir, "postprocess.json"))
+		testPostprocessParity(t, testutil.LoadFixture(t, dir, "postprocess.json"))
 	})
 }

@@ -1,58 +1,24 @@
 package detection
 
 import (
-	"encoding/json"
 	"math"
 	"math/rand"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
 	"resdet/box"
+	"resdet/internal/testutil"
 )
 
 // loadLossFixture reads testdata/name, written by
 // testdata/gen_loss_fixtures.py (rerun first when -update is set).
-func loadLossFixture(t testing.TB, name string) map[string]fixtureCase {
+func loadLossFixture(t testing.TB, name string) map[string]testutil.FixtureCase {
 	t.Helper()
-	if *update && !lossFixturesRegenerated {
-		out, err := exec.Command("/usr/bin/python3", "testdata/gen_loss_fixtures.py", "testdata").CombinedOutput()
-		if err != nil {
-			t.Fatalf("gen_loss_fixtures.py: %v\n%s", err, out)
-		}
-		lossFixturesRegenerated = true
+	if *update {
+		testutil.Regenerate(t, "testdata/gen_loss_fixtures.py", "testdata")
 	}
-	data, err := os.ReadFile(filepath.Join("testdata", name))
-	if err != nil {
-		t.Fatalf("read fixture: %v (regenerate with go test -update)", err)
-	}
-	var cases map[string]fixtureCase
-	if err := json.Unmarshal(data, &cases); err != nil {
-		t.Fatalf("parse fixture %s: %v", name, err)
-	}
-	if len(cases) == 0 {
-		t.Fatalf("fixture %s has no cases", name)
-	}
-	return cases
-}
-
-var lossFixturesRegenerated bool
-
-func (c fixtureCase) num(t testing.TB, field string) float64 {
-	t.Helper()
-	var v float64
-	c.scalar(t, field, &v)
-	return v
-}
-
-func (c fixtureCase) boolean(t testing.TB, field string) bool {
-	t.Helper()
-	var v bool
-	c.scalar(t, field, &v)
-	return v
+	return testutil.LoadFixture(t, "testdata", name)
 }
 
 // maxDeltaDiff returns the largest absolute difference between two delta
@@ -83,16 +49,16 @@ func TestAssignAnchorTargetsMatchesTorchvision(t *testing.T) {
 				t.Fatalf("no case %s in targets.json", name)
 			}
 			var o TargetOptions
-			if c.boolean(t, "paper") {
+			if c.Bool(t, "paper") {
 				o = PaperTargetOptions()
 			}
-			img := Size{W: int(c.num(t, "img_w")), H: int(c.num(t, "img_h"))}
-			got, err := DefaultRPNConfig().AssignAnchorTargets(c.boxes(t, "anchors"), c.boxes(t, "gt"), img, o)
+			img := Size{W: int(c.Num(t, "img_w")), H: int(c.Num(t, "img_h"))}
+			got, err := DefaultRPNConfig().AssignAnchorTargets(fixtureBoxes(t, c, "anchors"), fixtureBoxes(t, c, "gt"), img, o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			labels, _ := c.f32(t, "labels")
-			matched := c.ints(t, "matched")
+			labels, _ := c.F32(t, "labels")
+			matched := c.Ints(t, "matched")
 			var npos, nneg, nign int
 			for i := range labels {
 				if got.Labels[i] != int(labels[i]) {
@@ -125,7 +91,7 @@ func TestAssignAnchorTargetsMatchesTorchvision(t *testing.T) {
 				}
 				return
 			}
-			want, _ := c.f32(t, "deltas")
+			want, _ := c.F32(t, "deltas")
 			worst, at := maxDeltaDiff(t, got.Deltas, want)
 			t.Logf("deltas: max abs diff %g (bound 1e-5); labels and matches exact", worst)
 			if worst > 1e-5 {
@@ -141,16 +107,16 @@ func TestAssignProposalTargetsMatchesTorchvision(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := cases[name]
 			var o TargetOptions
-			if c.boolean(t, "paper") {
+			if c.Bool(t, "paper") {
 				o = PaperTargetOptions()
 			}
-			got, err := DefaultRoIHeadsConfig().AssignProposalTargets(c.boxes(t, "proposals"), c.boxes(t, "gt"), c.ints(t, "gt_labels"), o)
+			got, err := DefaultRoIHeadsConfig().AssignProposalTargets(fixtureBoxes(t, c, "proposals"), fixtureBoxes(t, c, "gt"), c.Ints(t, "gt_labels"), o)
 			if err != nil {
 				t.Fatal(err)
 			}
-			rois := c.boxes(t, "rois")
-			labels := c.ints(t, "labels")
-			matched := c.ints(t, "matched")
+			rois := fixtureBoxes(t, c, "rois")
+			labels := c.Ints(t, "labels")
+			matched := c.Ints(t, "matched")
 			if got.Len() != len(rois) || len(got.Labels) != len(labels) {
 				t.Fatalf("%d RoIs and %d labels, torchvision %d and %d", got.Len(), len(got.Labels), len(rois), len(labels))
 			}
@@ -178,7 +144,7 @@ func TestAssignProposalTargetsMatchesTorchvision(t *testing.T) {
 			if name == "roi_paper_bg_lo" && counts[LabelIgnore] == 0 {
 				t.Errorf("no RoI ignored below 0.1: the case tests nothing")
 			}
-			want, _ := c.f32(t, "deltas")
+			want, _ := c.F32(t, "deltas")
 			worst, at := maxDeltaDiff(t, got.Deltas, want)
 			t.Logf("deltas: max abs diff %g (bound 1e-4); RoIs, labels and matches exact", worst)
 			if worst > 1e-4 {
@@ -371,10 +337,10 @@ func TestSampleProposalsProperties(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			c := cases[name]
 			var o TargetOptions
-			if c.boolean(t, "paper") {
+			if c.Bool(t, "paper") {
 				o = PaperTargetOptions()
 			}
-			all, err := cfg.AssignProposalTargets(c.boxes(t, "proposals"), c.boxes(t, "gt"), c.ints(t, "gt_labels"), o)
+			all, err := cfg.AssignProposalTargets(fixtureBoxes(t, c, "proposals"), fixtureBoxes(t, c, "gt"), c.Ints(t, "gt_labels"), o)
 			if err != nil {
 				t.Fatal(err)
 			}

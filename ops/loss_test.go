@@ -10,6 +10,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/testutil"
 )
 
 // lossGraph is a graph with float32 input nodes, built by the tests.
@@ -99,18 +101,18 @@ func expectLossScalar(t *testing.T, what string, got, want, rtol float64) {
 
 func TestLossOpsMatchTorch(t *testing.T) {
 	cases := loadFixture(t, "losses.json")
-	build := map[string]func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error){
-		"bce": func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error) {
-			y, _ := c.f32(t, "target")
-			return BCEWithLogitsLoss(x, c.ints(t, "idx"), y)
+	build := map[string]func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error){
+		"bce": func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error) {
+			y, _ := c.F32(t, "target")
+			return BCEWithLogitsLoss(x, c.Ints(t, "idx"), y)
 		},
-		"cross_entropy": func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error) {
-			return CrossEntropyLoss(x, c.ints(t, "labels"))
+		"cross_entropy": func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error) {
+			return CrossEntropyLoss(x, c.Ints(t, "labels"))
 		},
 	}
-	smooth := func(t *testing.T, c fixtureCase, x *G.Node) (*G.Node, error) {
-		y, _ := c.f32(t, "target")
-		return SmoothL1Loss(x, c.ints(t, "idx"), y, float32(c.num(t, "beta")), float32(c.num(t, "norm")))
+	smooth := func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error) {
+		y, _ := c.F32(t, "target")
+		return SmoothL1Loss(x, c.Ints(t, "idx"), y, float32(c.Num(t, "beta")), float32(c.Num(t, "norm")))
 	}
 	for _, name := range []string{"smooth_l1_ninth", "smooth_l1_one", "smooth_l1_zero"} {
 		build[name] = smooth
@@ -121,15 +123,15 @@ func TestLossOpsMatchTorch(t *testing.T) {
 			if !ok {
 				t.Fatalf("no case %s in losses.json", name)
 			}
-			x, shape := c.f32(t, "x")
+			x, shape := c.F32(t, "x")
 			lg := newLossGraph([][]int{shape}, [][]float32{x})
 			loss, err := build[name](t, c, lg.inputs[0])
 			if err != nil {
 				t.Fatal(err)
 			}
 			vals, grads := lg.run(t, loss)
-			expectLossScalar(t, "loss", vals[0], c.num(t, "value"), 1e-6)
-			want, _ := c.f32(t, "grad")
+			expectLossScalar(t, "loss", vals[0], c.Num(t, "value"), 1e-6)
+			want, _ := c.F32(t, "grad")
 			d := expectLossClose(t, "grad", grads[0], want, 1e-5, 1e-7)
 			t.Logf("grad: max abs diff %g (bound 1e-7 + 1e-5*|torch|)", d)
 		})

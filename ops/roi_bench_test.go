@@ -95,7 +95,7 @@ func BenchmarkRoIPoolC4(b *testing.B) {
 // loadFixtureB reads the "rois" array of the first case of a fixture.
 func loadFixtureB(b *testing.B, name string) []float32 {
 	for _, c := range loadFixture(b, name) {
-		v, _ := c.f32(b, "rois")
+		v, _ := c.F32(b, "rois")
 		return v
 	}
 	return nil

@@ -8,6 +8,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/testutil"
 )
 
 type roiBuilder func(feat, rois *G.Node) (*G.Node, error)
@@ -74,28 +76,28 @@ func TestLargeParity(t *testing.T) {
 		t.Skip("-short")
 	}
 	dir := largeFixtures(t)
-	t.Run("RoIAlign", func(t *testing.T) { testRoIAlignParity(t, loadFixtureFrom(t, dir, "roi_align.json")) })
-	t.Run("RoIPool", func(t *testing.T) { testRoIPoolParity(t, loadFixtureFrom(t, dir, "roi_pool.json")) })
+	t.Run("RoIAlign", func(t *testing.T) { testRoIAlignParity(t, testutil.LoadFixture(t, dir, "roi_align.json")) })
+	t.Run("RoIPool", func(t *testing.T) { testRoIPoolParity(t, testutil.LoadFixture(t, dir, "roi_pool.json")) })
 }
 
-func testRoIAlignParity(t *testing.T, cases map[string]fixtureCase) {
+func testRoIAlignParity(t *testing.T, cases map[string]testutil.FixtureCase) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			feat, fs := c.f32(t, "feat")
-			rois, _ := c.f32(t, "rois")
+			feat, fs := c.F32(t, "feat")
+			rois, _ := c.F32(t, "rois")
 			var scale float64
 			var out []int
 			var sr int
 			var aligned bool
-			c.scalar(t, "scale", &scale)
-			c.scalar(t, "out", &out)
-			c.scalar(t, "sampling_ratio", &sr)
-			c.scalar(t, "aligned", &aligned)
+			c.Scalar(t, "scale", &scale)
+			c.Scalar(t, "out", &out)
+			c.Scalar(t, "sampling_ratio", &sr)
+			c.Scalar(t, "aligned", &aligned)
 			o := RoIAlignOpts{OutH: out[0], OutW: out[1], SpatialScale: float32(scale), SamplingRatio: sr, Aligned: aligned}
-			gy, _ := c.f32(t, "grad_y")
+			gy, _ := c.F32(t, "grad_y")
 			y, gf := runRoI(t, func(f, r *G.Node) (*G.Node, error) { return RoIAlign(f, r, o) }, feat, fs, rois, gy)
-			wantY, _ := c.f32(t, "y")
-			wantG, _ := c.f32(t, "grad_feat")
+			wantY, _ := c.F32(t, "y")
+			wantG, _ := c.F32(t, "grad_feat")
 			dy, sy := maxAbsDiff(t, "forward", y, wantY)
 			dg, sg := maxAbsDiff(t, "gradient", gf, wantG)
 			t.Logf("max abs error: forward %.3g (bound 0, values up to %.3g), gradient %.3g (bound 1e-6, values up to %.3g)", dy, sy, dg, sg)
@@ -106,20 +108,20 @@ func testRoIAlignParity(t *testing.T, cases map[string]fixtureCase) {
 	}
 }
 
-func testRoIPoolParity(t *testing.T, cases map[string]fixtureCase) {
+func testRoIPoolParity(t *testing.T, cases map[string]testutil.FixtureCase) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			feat, fs := c.f32(t, "feat")
-			rois, _ := c.f32(t, "rois")
+			feat, fs := c.F32(t, "feat")
+			rois, _ := c.F32(t, "rois")
 			var scale float64
 			var out []int
-			c.scalar(t, "scale", &scale)
-			c.scalar(t, "out", &out)
+			c.Scalar(t, "scale", &scale)
+			c.Scalar(t, "out", &out)
 			o := RoIPoolOpts{OutH: out[0], OutW: out[1], SpatialScale: float32(scale)}
-			gy, _ := c.f32(t, "grad_y")
+			gy, _ := c.F32(t, "grad_y")
 			y, gf := runRoI(t, func(f, r *G.Node) (*G.Node, error) { return RoIPool(f, r, o) }, feat, fs, rois, gy)
-			wantY, _ := c.f32(t, "y")
-			wantG, _ := c.f32(t, "grad_feat")
+			wantY, _ := c.F32(t, "y")
+			wantG, _ := c.F32(t, "grad_feat")
 			dy, _ := maxAbsDiff(t, "forward", y, wantY)
 			dg, _ := maxAbsDiff(t, "gradient", gf, wantG)
 			t.Logf("max abs error: forward %.3g (bound 0), gradient %.3g (bound 1e-6)", dy, dg)

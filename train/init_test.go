@@ -259,7 +259,8 @@ func TestInitMSRA(t *testing.T) {
 
 // TestFineTuneResumeIsExact is TestResumeIsExact for a fine-tuning run from
 // the Detectron2 fixture: a run interrupted after 2 iterations and resumed
-// has the losses of an uninterrupted one at every iteration.
+// has the losses of an uninterrupted one at every iteration
+// (checkResumeIsExact).
 func TestFineTuneResumeIsExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fine-tunes a detector three times")
@@ -267,23 +268,8 @@ func TestFineTuneResumeIsExact(t *testing.T) {
 	path := d2Fixture(t, "r50-c4", "model_final.pkl")
 	tv, _ := tinySynth(t, 8, 96) // 6 trainval images: 3 batches per epoch
 	cfg, _ := initConfig(t, path, tv.Classes, 96, 4)
-	cfg.CheckpointEvery = 1
-	want := map[int]detection.Losses{}
-	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: t.TempDir(), OnStep: func(it int, l detection.Losses) { want[it] = l }}); err != nil {
-		t.Fatal(err)
-	}
-	got := map[int]detection.Losses{}
-	dir := t.TempDir()
-	runInterrupted(t, cfg, Data{Train: tv}, dir, 2, got)
-	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dir, Resume: true, OnStep: func(it int, l detection.Losses) { got[it] = l }}); err != nil {
-		t.Fatal(err)
-	}
-	for it := 1; it <= cfg.Iters; it++ {
-		if got[it] != want[it] {
-			t.Errorf("iteration %d: resumed run %+v, uninterrupted %+v", it, got[it], want[it])
-		}
-	}
-	t.Logf("losses of %d iterations equal (last %+v)", cfg.Iters, want[cfg.Iters])
+	cfg.CheckpointEvery, cfg.Keep = 1, 2
+	checkResumeIsExact(t, cfg, Data{Train: tv})
 }
 
 // TestApplyInitBadInput: a bad --init file fails in ApplyInit, before any

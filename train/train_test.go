@@ -113,39 +113,85 @@ func TestOverfitTinySynthetic(t *testing.T) {
 	}
 }
 
+// tinyFPNConfig is tinyConfig's detector as torchvision's R50-FPN
+// (tv-r50-fpn: FPN P2..P6, RPN on every level, MultiScaleRoIAlign 7x7,
+// TwoMLPHead) made narrow for size-pixel images: res2's bottlenecks 16
+// channels wide with 64 out (the stages double from there), FPN outputs 32
+// channels wide, one anchor size per level (16..256). As the FPN presets
+// do, it draws each training image's shorter side (64 or 96: batches of
+// different shapes, so the trainer keeps a step graph per shape).
+func tinyFPNConfig(classes []string, size, iters int) Config {
+	c := tinyConfig(classes, size, iters)
+	m := detection.DefaultConfig(detection.ArchTVR50FPN, classes)
+	m.Transform, m.RoIHeads = c.Model.Transform, c.Model.RoIHeads
+	m.RPN.Anchors.Sizes = []float32{16, 32, 64, 128, 256}
+	m.RPN.PreNMSTopNTrain, m.RPN.PostNMSTopNTrain = c.Model.RPN.PreNMSTopNTrain, c.Model.RPN.PostNMSTopNTrain
+	m.RPN.PreNMSTopNTest, m.RPN.PostNMSTopNTest = c.Model.RPN.PreNMSTopNTest, c.Model.RPN.PostNMSTopNTest
+	m.ResNet = detection.ResNetConfig{WidthPerGroup: 16, Res2OutChannels: 64}
+	m.FPNChannels = 32
+	c.Model = m
+	c.MinSizesTrain = []int{64, size}
+	return c
+}
+
 // TestResumeIsExact interrupts a run (as Ctrl-C does: the context is
 // cancelled), resumes it from its checkpoint and checks that every
 // iteration's losses equal those of an uninterrupted run, across an epoch
-// boundary, and that metrics.jsonl holds each iteration once.
+// boundary, and that metrics.jsonl holds each iteration once; for a C4
+// detector (tinyConfig) and an FPN one (tinyFPNConfig: per-level proposals,
+// multi-scale RoI pooling).
 func TestResumeIsExact(t *testing.T) {
 	tv, _ := tinySynth(t, 8, 96) // 6 trainval images: 3 batches per epoch
-	cfg := tinyConfig(tv.Classes, 96, 5)
-	cfg.CheckpointEvery, cfg.Keep = 1, 2
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{name: "C4", cfg: tinyConfig(tv.Classes, 96, 5)},
+		{name: "FPN", cfg: tinyFPNConfig(tv.Classes, 96, 5)},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := tc.cfg
+			cfg.CheckpointEvery, cfg.Keep = 1, 2
+			checkResumeIsExact(t, cfg, Data{Train: tv})
+		})
+	}
+}
+
+// checkResumeIsExact runs cfg (3 iterations or more, a checkpoint every
+// iteration, 2 kept, a metrics line every iteration) uninterrupted, then
+// interrupted after iteration 2 and resumed, and checks the resumed run
+// against the uninterrupted one: the losses of every iteration and
+// metrics.jsonl (one line per iteration); on the way, that the last 2
+// checkpoints are kept and that a second run in the same folder without
+// Resume, or resumed with another lr, is refused.
+func checkResumeIsExact(t *testing.T, cfg Config, data Data) {
+	t.Helper()
 	record := func(into map[int]detection.Losses) func(int, detection.Losses) {
 		return func(it int, l detection.Losses) { into[it] = l }
 	}
 	want := map[int]detection.Losses{}
 	dirA := t.TempDir()
-	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirA, OnStep: record(want)}); err != nil {
+	if _, err := Run(context.Background(), cfg, data, Options{Dir: dirA, OnStep: record(want)}); err != nil {
 		t.Fatal(err)
 	}
 	ck, err := RunDir(dirA).Checkpoints()
-	if err != nil || len(ck) != 2 || ck[0].Iter != 4 || ck[1].Iter != 5 {
-		t.Errorf("checkpoints kept %+v (%v), want iterations 4 and 5", ck, err)
+	if err != nil || len(ck) != 2 || ck[0].Iter != cfg.Iters-1 || ck[1].Iter != cfg.Iters {
+		t.Errorf("checkpoints kept %+v (%v), want iterations %d and %d", ck, err, cfg.Iters-1, cfg.Iters)
 	}
 
 	got := map[int]detection.Losses{}
 	dirB := t.TempDir()
-	runInterrupted(t, cfg, Data{Train: tv}, dirB, 2, got)
-	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirB}); err == nil || !strings.Contains(err.Error(), "already holds a run") {
+	runInterrupted(t, cfg, data, dirB, 2, got)
+	if _, err := Run(context.Background(), cfg, data, Options{Dir: dirB}); err == nil || !strings.Contains(err.Error(), "already holds a run") {
 		t.Errorf("second run without --resume: %v, want a refusal", err)
 	}
 	other := cfg
 	other.BaseLR *= 2
-	if _, err := Run(context.Background(), other, Data{Train: tv}, Options{Dir: dirB, Resume: true}); err == nil || !strings.Contains(err.Error(), "different run") {
+	if _, err := Run(context.Background(), other, data, Options{Dir: dirB, Resume: true}); err == nil || !strings.Contains(err.Error(), "different run") {
 		t.Errorf("resume with another lr: %v, want a refusal", err)
 	}
-	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirB, Resume: true, OnStep: record(got)}); err != nil {
+	if _, err := Run(context.Background(), cfg, data, Options{Dir: dirB, Resume: true, OnStep: record(got)}); err != nil {
 		t.Fatal(err)
 	}
 	for it := 1; it <= cfg.Iters; it++ {
@@ -164,6 +210,9 @@ func TestResumeIsExact(t *testing.T) {
 		if m.Iter != i+1 || m.Losses != want[i+1] {
 			t.Errorf("metrics line %d: iter %d %+v, want iter %d %+v", i, m.Iter, m.Losses, i+1, want[i+1])
 		}
+	}
+	if !t.Failed() {
+		t.Logf("losses of %d iterations equal (last %+v)", cfg.Iters, want[cfg.Iters])
 	}
 }
 

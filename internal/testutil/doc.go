@@ -1,11 +1,12 @@
 // Package testutil holds what resdet's tests share: finding Debian's
 // /usr/bin/python3 with torch and torchvision for the parity tests (Python),
 // running the Python scripts in testdata/ that compute reference values
-// (RunScript, ScriptJSON, Regenerate), locating the fixtures in ../shared
+// (RunScript, ScriptJSON, Regenerate; ScriptDir for fixtures too large to
+// commit, generated once per test binary), locating the fixtures in ../shared
 // beside the clone (SharedDir), reading the base64 fixtures written by
-// detection/testdata/gen_fixtures.py (LoadFixture), and comparing float32
-// tensors (MaxRelErr), and the resource figures benchmarks report
-// (CPUSeconds, PeakRSSMB, ReportRun).
+// the torch scripts of box, ops and detection (LoadFixture, their one
+// reader), comparing float32 tensors (MaxRelErr), and the resource figures
+// benchmarks report (CPUSeconds, PeakRSSMB, ReportRun).
 //
 // Missing optional tools skip the tests that need them, with a message
 // saying what is missing, unless the matching environment variable asks for

@@ -10,8 +10,10 @@ import (
 	"testing"
 )
 
-// FixtureCase is one named case of a fixture written by
-// detection/testdata/gen_fixtures.py: field name -> raw JSON. Array fields
+// FixtureCase is one named case of a fixture written by the torch scripts
+// of box, ops and detection (detection/testdata/gen_fixtures.py,
+// ops/testdata/gen_fixtures.py, detection/testdata/gen_loss_fixtures.py):
+// field name -> raw JSON. Array fields
 // are {"shape": [...], "dtype": "f32"|"i64", "b64": base64 of the
 // little-endian row-major data}, so float32 values round-trip exactly.
 type FixtureCase struct {
@@ -119,4 +121,20 @@ func (c FixtureCase) Scalar(t testing.TB, field string, v any) {
 	if err := json.Unmarshal(c.Raw(t, field), v); err != nil {
 		t.Fatalf("%s: case %q field %q: %v", c.file, c.name, field, err)
 	}
+}
+
+// Num returns the number field as a float64.
+func (c FixtureCase) Num(t testing.TB, field string) float64 {
+	t.Helper()
+	var v float64
+	c.Scalar(t, field, &v)
+	return v
+}
+
+// Bool returns the boolean field.
+func (c FixtureCase) Bool(t testing.TB, field string) bool {
+	t.Helper()
+	var v bool
+	c.Scalar(t, field, &v)
+	return v
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -119,4 +120,56 @@ func Regenerate(t testing.TB, script string, args ...string) {
 	if c.err != nil {
 		t.Fatal(c.err)
 	}
+}
+
+// scriptDirs holds the ScriptDir runs of this process, by script and
+// arguments.
+var scriptDirs sync.Map // string -> *scriptDir
+
+type scriptDir struct {
+	once sync.Once
+	dir  string
+	err  error
+}
+
+// ScriptDir runs script with args and then the path of a new temporary
+// folder as its last argument, under Python (skipping as Python does), once
+// per process for a given script and arguments, and returns the folder: for
+// fixtures generated at test time that are too large to commit. It fails
+// the test, with the script's output, when the script fails. The folders
+// stay until RemoveScriptDirs, which the package's TestMain calls after its
+// tests.
+func ScriptDir(t testing.TB, script string, args ...string) string {
+	t.Helper()
+	py := Python(t)
+	v, _ := scriptDirs.LoadOrStore(script+"\x00"+strings.Join(args, "\x00"), &scriptDir{})
+	d := v.(*scriptDir)
+	d.once.Do(func() {
+		dir, err := os.MkdirTemp("", "resdet-fixtures-")
+		if err != nil {
+			d.err = err
+			return
+		}
+		d.dir = dir
+		argv := slices.Concat([]string{script}, args, []string{dir})
+		if out, err := exec.Command(py, argv...).CombinedOutput(); err != nil {
+			d.err = fmt.Errorf("%s: %v\n%s", strings.Join(argv, " "), err, out)
+		}
+	})
+	if d.err != nil {
+		t.Fatal(d.err)
+	}
+	return d.dir
+}
+
+// RemoveScriptDirs removes the folders ScriptDir made in this process (a
+// later ScriptDir runs its script again).
+func RemoveScriptDirs() {
+	scriptDirs.Range(func(k, v any) bool {
+		if d := v.(*scriptDir); d.dir != "" {
+			os.RemoveAll(d.dir)
+		}
+		scriptDirs.Delete(k)
+		return true
+	})
 }

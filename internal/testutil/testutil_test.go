@@ -157,6 +157,7 @@ func TestPythonSkipOrFail(t *testing.T) {
 		{name: "RunScript", call: func(tb testing.TB) { RunScript(tb, "testdata/x.py") }, wantSkip: true},
 		{name: "ScriptJSON required", env: "1", call: func(tb testing.TB) { ScriptJSON(tb, new(int), "testdata/x.py") }},
 		{name: "Regenerate", call: func(tb testing.TB) { Regenerate(tb, "testdata/x.py") }},
+		{name: "ScriptDir", call: func(tb testing.TB) { ScriptDir(tb, "testdata/x.py", "large") }, wantSkip: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv(RequireTorchEnv, tc.env)
@@ -179,6 +180,7 @@ func TestScripts(t *testing.T) {
 	src := "import json, sys\n" +
 		"if sys.argv[1] == 'fail':\n    sys.exit('bad argument')\n" +
 		"if sys.argv[1] == 'write':\n    open(sys.argv[2], 'w').write(sys.stdin.read() or 'none')\n" +
+		"if sys.argv[1] == 'dir':\n    open(sys.argv[-1] + '/f.txt', 'a').write(sys.argv[2])\n" +
 		"print(json.dumps({'arg': sys.argv[1], 'sum': sum(range(5))}))\n"
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -216,6 +218,33 @@ func TestScripts(t *testing.T) {
 	if _, err := os.Stat(out); !os.IsNotExist(err) {
 		t.Errorf("Regenerate ran the same script twice (%v)", err)
 	}
+
+	// ScriptDir: once per script and arguments, until RemoveScriptDirs.
+	d1 := ScriptDir(t, script, "dir", "x")
+	if d2 := ScriptDir(t, script, "dir", "x"); d2 != d1 {
+		t.Errorf("ScriptDir twice: %s, then %s", d1, d2)
+	}
+	if b, err := os.ReadFile(filepath.Join(d1, "f.txt")); err != nil || string(b) != "x" {
+		t.Errorf("ScriptDir: the script wrote %q (%v), want %q once", b, err, "x")
+	}
+	d3 := ScriptDir(t, script, "dir", "y")
+	if b, _ := os.ReadFile(filepath.Join(d3, "f.txt")); d3 == d1 || string(b) != "y" {
+		t.Errorf("ScriptDir with another argument: %s holds %q, want a new folder with %q", d3, b, "y")
+	}
+	f = run(func(tb testing.TB) { ScriptDir(tb, script, "fail") })
+	if !strings.Contains(f.failed, "bad argument") || !strings.Contains(f.failed, "s.py fail") {
+		t.Errorf("ScriptDir of a failing script: failure %q should give the script, its arguments and its output", f.failed)
+	}
+	RemoveScriptDirs()
+	for _, d := range []string{d1, d3} {
+		if _, err := os.Stat(d); !os.IsNotExist(err) {
+			t.Errorf("%s after RemoveScriptDirs: %v, want removed", d, err)
+		}
+	}
+	if d4 := ScriptDir(t, script, "dir", "x"); d4 == d1 {
+		t.Errorf("ScriptDir after RemoveScriptDirs returned the removed folder")
+	}
+	RemoveScriptDirs()
 }
 
 // The arrays below were written by numpy (little-endian): f32 [1.5, -2, 0.1]
@@ -223,7 +252,7 @@ func TestScripts(t *testing.T) {
 const fixtureJSON = `{"c1": {"x": {"shape": [3], "dtype": "f32", "b64": "AADAPwAAAMDNzMw9"},
  "idx": {"shape": [2, 1], "dtype": "i64", "b64": "AwAAAAAAAAD//////////w=="},
  "short": {"shape": [4], "dtype": "f32", "b64": "AADAPwAAAMDNzMw9"},
- "thresh": 0.7}}`
+ "thresh": 0.7, "paper": true}}`
 
 func TestLoadFixture(t *testing.T) {
 	dir := t.TempDir()
@@ -246,6 +275,9 @@ func TestLoadFixture(t *testing.T) {
 	if c.Scalar(t, "thresh", &th); th != 0.7 || !c.Has("thresh") || c.Has("nope") {
 		t.Errorf("thresh = %v", th)
 	}
+	if n, b := c.Num(t, "thresh"), c.Bool(t, "paper"); n != 0.7 || !b {
+		t.Errorf("Num(thresh) = %v, Bool(paper) = %v; want 0.7, true", n, b)
+	}
 	for _, tc := range []struct {
 		name string
 		call func(testing.TB)
@@ -255,6 +287,8 @@ func TestLoadFixture(t *testing.T) {
 		{name: "wrong dtype", call: func(tb testing.TB) { c.F32(tb, "idx") }, want: "dtype i64, want f32"},
 		{name: "size against shape", call: func(tb testing.TB) { c.F32(tb, "short") }, want: "12 bytes for shape [4]"},
 		{name: "scalar as array", call: func(tb testing.TB) { c.Ints(tb, "thresh") }, want: `field "thresh"`},
+		{name: "array as number", call: func(tb testing.TB) { c.Num(tb, "x") }, want: `field "x"`},
+		{name: "number as boolean", call: func(tb testing.TB) { c.Bool(tb, "thresh") }, want: `field "thresh"`},
 		{name: "missing file", call: func(tb testing.TB) { LoadFixture(tb, dir, "none.json") }, want: "none.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
