@@ -89,11 +89,24 @@ func (*listLineFn) ProcessElement(line string, emit func(string)) {
 	}
 }
 
-// detectFn runs the detector on one image path. Setup makes sure the
-// worker process's model pool (pool.go) has a detector loaded, so that a
-// model that cannot be loaded fails the setup; ProcessElement borrows a
-// detector from the pool and emits (path, JSON line) for an image it read
-// and ran, or (path, dead-letter line) for one it could not.
+// detectFn runs the detector on one image path. Setup joins the worker
+// process's model pool (pool.go); the first StartBundle of the process
+// loads a detector into it, so that a model that cannot be loaded fails the
+// first bundle at once; ProcessElement borrows a detector from the pool and
+// emits (path, JSON line) for an image it read and ran, or (path,
+// dead-letter line) for one it could not.
+//
+// The model is loaded in StartBundle, not in Setup, so that a runner can
+// split the first bundle while the model loads. Prism (Beam 2.78) runs a
+// stage's pending elements as one bundle and spreads them over parallel
+// bundles only by splitting it: it asks for a split once the bundle has
+// made no progress over two progress polls (200 ms at first), and if that
+// split is refused it never asks again for that bundle. The SDK refuses to
+// split a bundle whose plan is not active yet, i.e. while the DoFns' Setup
+// runs: a model loaded in Setup (1.6 s for an R50-C4) kept the whole
+// detection stage in one bundle on one model, whatever
+// --models-per-worker said. In StartBundle the plan is active and the
+// split succeeds.
 type detectFn struct {
 	Model     inference.ModelOptions
 	MaxPixels float64 // images above this many megapixels go to the dead letter
@@ -104,18 +117,19 @@ type detectFn struct {
 	tmp  string // folder for local copies of remote images
 }
 
-func (f *detectFn) Setup(ctx context.Context) error {
+func (f *detectFn) Setup() error {
 	var err error
 	if f.tmp, err = os.MkdirTemp("", "resdet-batch-"); err != nil {
 		return err
 	}
 	f.pool = acquirePool(f.Model, f.Threads, max(f.Models, 1))
-	m, err := f.pool.get(ctx)
-	if err != nil {
-		return err
-	}
-	f.pool.put(m)
 	return nil
+}
+
+// StartBundle takes ProcessElement's emitters because the SDK requires it
+// of a DoFn that emits; it emits nothing.
+func (f *detectFn) StartBundle(ctx context.Context, _, _ func(string, string)) error {
+	return f.pool.ensureLoaded(ctx)
 }
 
 func (f *detectFn) Teardown() error {
@@ -138,6 +152,9 @@ func (f *detectFn) ProcessElement(ctx context.Context, path string, emit, emitFa
 		return err
 	}
 	defer f.pool.put(m)
+	if detectHook != nil {
+		defer detectHook(path)()
+	}
 	res, err := f.detect(ctx, m, path)
 	if err == nil {
 		var b []byte
