@@ -105,8 +105,9 @@ func (*listLineFn) ProcessElement(line string, emit func(string)) {
 // split the first bundle while the model loads. Prism (Beam 2.78) runs a
 // stage's pending elements as one bundle and spreads them over parallel
 // bundles only by splitting it: it asks for a split once the bundle has
-// made no progress over two progress polls (200 ms at first), and if that
-// split is refused it never asks again for that bundle. The SDK refuses to
+// made no progress between two progress polls (100 ms apart at first, so
+// after 200 ms), and if that split is refused it never asks again for that
+// bundle. The SDK refuses to
 // split a bundle whose plan is not active yet, i.e. while the DoFns' Setup
 // runs: a model loaded in Setup (1.6 s for an R50-C4) kept the whole
 // detection stage in one bundle on one model, whatever
