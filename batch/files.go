@@ -113,3 +113,18 @@ func writeViaLocal(ctx context.Context, path string, write func(local string) er
 		return err
 	})
 }
+
+// ReadFile reads a whole file through Beam's filesystems (local, gs://,
+// s3://): the launcher reads the outputs a run wrote with it.
+func ReadFile(ctx context.Context, path string) ([]byte, error) {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	b, err := filesystem.Read(ctx, fs, path)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return b, nil
+}

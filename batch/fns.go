@@ -21,12 +21,17 @@ import (
 )
 
 func init() {
-	for _, fn := range []any{&expandGlobFn{}, &listLineFn{}, &detectFn{}, &shardKeyFn{}, &writeShardFn{}, &cocoFn{}} {
+	for _, fn := range []any{&expandGlobFn{}, &listLineFn{}, &detectFn{}, &shardKeyFn{}, &writeShardFn{}, &cocoFn{},
+		&tallyFn{}, &sumTallyFn{}, &writeSummaryFn{}, &tally{}} {
 		beam.RegisterType(reflect.TypeOf(fn).Elem())
 	}
 }
 
-// Counter names (namespace "resdet") that Run reads back into a Summary.
+// Counter names (namespace "resdet"): the runner's view of a run's
+// progress. Run reads only counterModels back; the counts of the Summary
+// come from the pipeline's data (the summary file), because metrics are
+// best effort: prism (Beam 2.78) loses the counts of one of two bundles
+// that finish at once before it knows the counters' short ids.
 const (
 	counterImages     = "images"     // images detected
 	counterDetections = "detections" // detections in them
@@ -89,11 +94,25 @@ func (*listLineFn) ProcessElement(line string, emit func(string)) {
 	}
 }
 
-// detectFn runs the detector on one image path. Setup makes sure the
-// worker process's model pool (pool.go) has a detector loaded, so that a
-// model that cannot be loaded fails the setup; ProcessElement borrows a
-// detector from the pool and emits (path, JSON line) for an image it read
-// and ran, or (path, dead-letter line) for one it could not.
+// detectFn runs the detector on one image path. Setup joins the worker
+// process's model pool (pool.go); the first StartBundle of the process
+// loads a detector into it, so that a model that cannot be loaded fails the
+// first bundle at once; ProcessElement borrows a detector from the pool and
+// emits (path, JSON line) for an image it read and ran, or (path,
+// dead-letter line) for one it could not.
+//
+// The model is loaded in StartBundle, not in Setup, so that a runner can
+// split the first bundle while the model loads. Prism (Beam 2.78) runs a
+// stage's pending elements as one bundle and spreads them over parallel
+// bundles only by splitting it: it asks for a split once the bundle has
+// made no progress between two progress polls (100 ms apart at first, so
+// after 200 ms), and if that split is refused it never asks again for that
+// bundle. The SDK refuses to
+// split a bundle whose plan is not active yet, i.e. while the DoFns' Setup
+// runs: a model loaded in Setup (1.6 s for an R50-C4) kept the whole
+// detection stage in one bundle on one model, whatever
+// --models-per-worker said. In StartBundle the plan is active and the
+// split succeeds.
 type detectFn struct {
 	Model     inference.ModelOptions
 	MaxPixels float64 // images above this many megapixels go to the dead letter
@@ -104,18 +123,19 @@ type detectFn struct {
 	tmp  string // folder for local copies of remote images
 }
 
-func (f *detectFn) Setup(ctx context.Context) error {
+func (f *detectFn) Setup() error {
 	var err error
 	if f.tmp, err = os.MkdirTemp("", "resdet-batch-"); err != nil {
 		return err
 	}
 	f.pool = acquirePool(f.Model, f.Threads, max(f.Models, 1))
-	m, err := f.pool.get(ctx)
-	if err != nil {
-		return err
-	}
-	f.pool.put(m)
 	return nil
+}
+
+// StartBundle takes ProcessElement's emitters because the SDK requires it
+// of a DoFn that emits; it emits nothing.
+func (f *detectFn) StartBundle(ctx context.Context, _, _ func(string, string)) error {
+	return f.pool.ensureLoaded(ctx)
 }
 
 func (f *detectFn) Teardown() error {
@@ -138,6 +158,9 @@ func (f *detectFn) ProcessElement(ctx context.Context, path string, emit, emitFa
 		return err
 	}
 	defer f.pool.put(m)
+	if detectHook != nil {
+		defer detectHook(path)()
+	}
 	res, err := f.detect(ctx, m, path)
 	if err == nil {
 		var b []byte
@@ -271,4 +294,60 @@ func (f *cocoFn) ProcessElement(ctx context.Context, _ []byte, lines func(*strin
 		return writeOutput(ctx, f.Eval, func(w io.Writer) error { _, err := w.Write(buf.Bytes()); return err })
 	})
 	return err
+}
+
+// tally is what part of a run did; the tallies of all images, summed, are
+// the summary file (PREFIX-summary.json).
+type tally struct {
+	Images     int64 `json:"images"`     // images detected (detection lines)
+	Detections int64 `json:"detections"` // detections in them
+	Failed     int64 `json:"failed"`     // images that failed (dead-letter lines from detection)
+	NotInGT    int64 `json:"not_in_gt"`  // images detected but not in the COCO ground truth (dead-letter lines)
+}
+
+func (t tally) add(u tally) tally {
+	return tally{t.Images + u.Images, t.Detections + u.Detections, t.Failed + u.Failed, t.NotInGT + u.NotInGT}
+}
+
+// tallyFn turns an output line into its tally: a detection line (Kind
+// "image") counts one image and its detections, a dead-letter line one
+// failure (Kind "failed") or one image missing from the ground truth (Kind
+// "not_in_gt").
+type tallyFn struct{ Kind string }
+
+func (f *tallyFn) ProcessElement(path, line string) (tally, error) {
+	switch f.Kind {
+	case "image":
+		var r struct{ Detections []json.RawMessage }
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			return tally{}, fmt.Errorf("summary: the detection line of %s: %w", path, err)
+		}
+		return tally{Images: 1, Detections: int64(len(r.Detections))}, nil
+	case "failed":
+		return tally{Failed: 1}, nil
+	case "not_in_gt":
+		return tally{NotInGT: 1}, nil
+	}
+	return tally{}, fmt.Errorf("summary: unknown tally kind %q", f.Kind)
+}
+
+// sumTallyFn sums tallies (a CombineFn).
+type sumTallyFn struct{}
+
+func (*sumTallyFn) MergeAccumulators(a, b tally) tally { return a.add(b) }
+
+// writeSummaryFn writes the run's tally (the sum, a side input so that it
+// runs once even when the input held no image) to Path as JSON.
+type writeSummaryFn struct{ Path string }
+
+func (f *writeSummaryFn) ProcessElement(ctx context.Context, _ []byte, sums func(*tally) bool) error {
+	var sum, t tally
+	for sums(&t) {
+		sum = sum.add(t)
+	}
+	b, err := json.Marshal(sum)
+	if err != nil {
+		return err
+	}
+	return writeOutput(ctx, f.Path, func(w io.Writer) error { _, err := w.Write(append(b, '\n')); return err })
 }

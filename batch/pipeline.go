@@ -2,6 +2,7 @@ package batch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -35,8 +36,10 @@ type Options struct {
 	Threads   int     // threads of the heavy ops in each worker; 0 = RESDET_THREADS or all cores
 	Shards    int     // number of output shards, >= 1
 	// ModelsPerWorker caps the detectors a worker process loads (each
-	// takes one model's memory); bundles the runner processes at once
-	// beyond it wait for one. 0 = 1.
+	// takes one model's memory), so the images it detects at once; bundles
+	// the runner processes at once beyond it wait for one. On prism (one
+	// worker process) it is the number of parallel detectors, each with
+	// Threads threads. 0 = 1.
 	ModelsPerWorker int
 }
 
@@ -44,13 +47,14 @@ type Options struct {
 type Files struct {
 	Detections  string // glob of the detection shards
 	Errors      string // glob of the dead-letter shards
+	Summary     string // the run's counts: {"images": N, "detections": N, "failed": N, "not_in_gt": N}
 	COCOResults string // "" without a ground truth
 	COCOEval    string
 }
 
 // OutputFiles returns the names the outputs of o get.
 func (o Options) OutputFiles() Files {
-	f := Files{Detections: o.Output + "-detections-*.jsonl", Errors: o.Output + "-errors-*.jsonl"}
+	f := Files{Detections: o.Output + "-detections-*.jsonl", Errors: o.Output + "-errors-*.jsonl", Summary: o.Output + "-summary.json"}
 	if o.COCOGT != "" {
 		f.COCOResults, f.COCOEval = o.Output+"-coco-results.json", o.Output+"-coco-eval.txt"
 	}
@@ -93,14 +97,21 @@ func Build(s beam.Scope, o Options) error {
 	// following the one element that listed them.
 	paths = beam.Reshuffle(s, paths)
 	results, failures := beam.ParDo2(s.Scope("Detect"), &detectFn{Model: o.Model, MaxPixels: o.MaxPixels, Threads: o.Threads, Models: o.ModelsPerWorker}, paths)
+	files := o.OutputFiles()
+	tallies := []beam.PCollection{
+		beam.ParDo(s.Scope("TallyImages"), &tallyFn{Kind: "image"}, results),
+		beam.ParDo(s.Scope("TallyFailures"), &tallyFn{Kind: "failed"}, failures),
+	}
 	if o.COCOGT != "" {
-		files := o.OutputFiles()
 		coco := beam.ParDo(s.Scope("COCO"), &cocoFn{GT: o.COCOGT, Classes: o.Classes, Results: files.COCOResults, Eval: files.COCOEval},
 			beam.Impulse(s), beam.SideInput{Input: beam.DropKey(s, results)})
+		tallies = append(tallies, beam.ParDo(s.Scope("TallyNotInGT"), &tallyFn{Kind: "not_in_gt"}, coco))
 		failures = beam.Flatten(s, failures, coco)
 	}
 	writeShards(s.Scope("WriteDetections"), o.Output+"-detections", o.Shards, results)
 	writeShards(s.Scope("WriteErrors"), o.Output+"-errors", o.Shards, failures)
+	sum := beam.Combine(s.Scope("Summary"), &sumTallyFn{}, beam.Flatten(s, tallies...))
+	beam.ParDo0(s.Scope("WriteSummary"), &writeSummaryFn{Path: files.Summary}, beam.Impulse(s), beam.SideInput{Input: sum})
 	return nil
 }
 
@@ -110,15 +121,19 @@ func writeShards(s beam.Scope, prefix string, n int, lines beam.PCollection) {
 	beam.ParDo(s, &writeShardFn{Prefix: prefix, N: n}, beam.GroupByKey(s, keyed))
 }
 
-// Summary counts what a run did (from the pipeline's metrics: zero when
-// the runner reports none, e.g. an asynchronous submission).
+// Summary counts what a run did: the counts from the summary file the
+// pipeline wrote, the models from the runner's metrics. All zero for an
+// asynchronous submission (Done false).
 type Summary struct {
 	Images     int64 // images detected, one JSON line each
 	Detections int64 // detections in them
 	Failed     int64 // images that failed (dead-letter lines)
 	NotInGT    int64 // images detected but not in the COCO ground truth (dead-letter lines too)
-	Models     int64 // detectors loaded, over all workers
-	HasMetrics bool  // the runner reported metrics
+	// Models counts the detectors loaded over all workers, from the
+	// runner's metrics (best effort: prism may miss some; 0 when the runner
+	// reports none).
+	Models int64
+	Done   bool // the run finished here and its summary file was read
 }
 
 // Run builds the pipeline and runs it on runner ("" = prism, in this
@@ -137,25 +152,21 @@ func Run(ctx context.Context, runner string, o Options) (Summary, error) {
 	if err != nil {
 		return Summary{}, err
 	}
-	var sum Summary
 	if pr == nil {
-		return sum, nil
+		return Summary{}, nil
 	}
+	path := o.OutputFiles().Summary
+	b, err := ReadFile(ctx, path)
+	if err != nil {
+		return Summary{}, err
+	}
+	var t tally
+	if err := json.Unmarshal(b, &t); err != nil {
+		return Summary{}, fmt.Errorf("%s: %w", path, err)
+	}
+	sum := Summary{Images: t.Images, Detections: t.Detections, Failed: t.Failed, NotInGT: t.NotInGT, Done: true}
 	for _, c := range pr.Metrics().AllMetrics().Counters() {
-		if c.Namespace() != "resdet" {
-			continue
-		}
-		sum.HasMetrics = true
-		switch c.Name() {
-		case counterImages:
-			sum.Images += c.Result()
-		case counterDetections:
-			sum.Detections += c.Result()
-		case counterFailed:
-			sum.Failed += c.Result()
-		case counterNotInGT:
-			sum.NotInGT += c.Result()
-		case counterModels:
+		if c.Namespace() == "resdet" && c.Name() == counterModels {
 			sum.Models += c.Result()
 		}
 	}

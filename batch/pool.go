@@ -30,6 +30,15 @@ type modelPool struct {
 	tmp     string // folder for a local copy of remote weights
 }
 
+// Test hooks, nil outside tests: loadHook runs after each detector load
+// (a test makes it slow, as a real model's load is); detectHook runs when an
+// image starts through a borrowed detector, and the function it returns
+// when the image is done.
+var (
+	loadHook   func()
+	detectHook func(path string) (done func())
+)
+
 // pools are the worker process's model pools by options: package state,
 // because the DoFn instances Beam creates share nothing else.
 var pools = struct {
@@ -102,6 +111,24 @@ func (p *modelPool) get(ctx context.Context) (*detection.FasterRCNN, error) {
 	return m, nil
 }
 
+// ensureLoaded makes sure the pool holds a detector, loading the first one
+// (a model that cannot load fails here); once one exists it returns at
+// once, lending nothing.
+func (p *modelPool) ensureLoaded(ctx context.Context) error {
+	p.mu.Lock()
+	n := len(p.all)
+	p.mu.Unlock()
+	if n > 0 {
+		return nil
+	}
+	m, err := p.get(ctx)
+	if err != nil {
+		return err
+	}
+	p.put(m)
+	return nil
+}
+
 // put returns a detector get lent.
 func (p *modelPool) put(m *detection.FasterRCNN) {
 	p.mu.Lock()
@@ -135,5 +162,9 @@ func (p *modelPool) load(ctx context.Context) (*detection.FasterRCNN, error) {
 		}
 		o.Weights = p.opts.Weights
 	}
-	return inference.Load(o, inference.FetchZoo(ctx, o.Cache))
+	m, err := inference.Load(o, inference.FetchZoo(ctx, o.Cache))
+	if err == nil && loadHook != nil {
+		loadHook()
+	}
+	return m, err
 }

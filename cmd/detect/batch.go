@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
-	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -65,6 +64,8 @@ Outputs, named from --output PREFIX (local, gs:// or s3://):
       'detect --json' schema, sorted by path within each shard
   PREFIX-errors-SSSSS-of-NNNNN.jsonl      the dead letter: one object per
       image that failed, {"image": PATH, "error": REASON}
+  PREFIX-summary.json    the counts: {"images": N, "detections": N,
+      "failed": N, "not_in_gt": N}
   PREFIX-coco-results.json, PREFIX-coco-eval.txt   with --coco-gt: the COCO
       results file and the 12 numbers eval-det prints for it (also printed)
 An image goes to shard fnv32a(path) mod --shards; a rerun over the same
@@ -73,7 +74,9 @@ input writes the same files.
 Each worker process loads the model once (up to --models-per-worker
 copies when the runner gives it several bundles at once: prism splits slow
 bundles, Dataflow runs several threads per worker; --threads sets each
-copy's threads) and runs the code path of 'detect' on each image. The model flags are detect's: --weights may
+copy's threads) and runs the code path of 'detect' on each image. On prism
+(this process), --models-per-worker N --threads T runs N detectors in
+parallel with T threads each. The model flags are detect's: --weights may
 also be a gs:// or s3:// path (copied to the worker); without --weights,
 each worker takes --model from its model cache (--cache), downloading it if
 needed. With --coco-gt the model is also loaded here, for its class names.
@@ -116,7 +119,7 @@ failures ends the run on stderr; failures make the exit code 1.`,
 	f.StringVar(&o.Output, "output", "", "prefix of the output files (PREFIX-detections-*.jsonl, PREFIX-errors-*.jsonl, ...)")
 	f.StringVar(&o.COCOGT, "coco-gt", "", "COCO instances file: also write PREFIX-coco-results.json and evaluate it")
 	f.IntVar(&o.Shards, "shards", 4, "number of output shards")
-	f.IntVar(&o.ModelsPerWorker, "models-per-worker", 1, "detectors a worker process loads at most (bundles the runner runs at once beyond it wait)")
+	f.IntVar(&o.ModelsPerWorker, "models-per-worker", 1, "detectors a worker process loads at most, so images it detects at once (on prism: parallel workers, each with --threads)")
 	f.StringVarP(&o.Model.Weights, "weights", "w", "", "trained detector (as for detect; may be gs:// or s3://) (default: --model)")
 	f.StringVarP(&o.Model.Model, "model", "m", zoo.DefaultName, "pretrained model to run when --weights is not given (see 'detect models')")
 	f.StringVar(&o.Model.Cache, "cache", "", "model cache folder on the workers (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
@@ -202,14 +205,14 @@ func runBatch(opts *BatchOptions) error {
 		return err
 	}
 	files := o.OutputFiles()
-	if !sum.HasMetrics {
-		fmt.Fprintf(ios.ErrOut, "detect batch: submitted (the runner reports no counts); outputs %s, dead letter %s\n", files.Detections, files.Errors)
+	if !sum.Done {
+		fmt.Fprintf(ios.ErrOut, "detect batch: submitted; outputs %s, dead letter %s, counts in %s when it finishes\n", files.Detections, files.Errors, files.Summary)
 		return nil
 	}
 	fmt.Fprintf(ios.ErrOut, "detect batch: %d of %d images, %d detections (%d models loaded); outputs %s\n",
 		sum.Images, sum.Images+sum.Failed, sum.Detections, sum.Models, files.Detections)
 	if files.COCOEval != "" {
-		text, err := readFile(ctx, files.COCOEval)
+		text, err := batch.ReadFile(ctx, files.COCOEval)
 		if err != nil {
 			return err
 		}
@@ -240,16 +243,6 @@ func defaultWorkerBinary() error {
 		return err
 	}
 	return flag.CommandLine.Set("worker_binary", exe)
-}
-
-// readFile reads a whole file through Beam's filesystems.
-func readFile(ctx context.Context, path string) ([]byte, error) {
-	fs, err := filesystem.New(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	defer fs.Close()
-	return filesystem.Read(ctx, fs, path)
 }
 
 // isBeamWorker reports whether args start this binary as a Beam worker: a

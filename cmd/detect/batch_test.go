@@ -18,6 +18,7 @@ import (
 	"resdet/datasets"
 	"resdet/eval"
 	"resdet/inference"
+	"resdet/inference/inferencetest"
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
 	"resdet/nn"
@@ -132,7 +133,7 @@ func TestDetectBatch(t *testing.T) {
 	// Beam's LOOPBACK worker leaves a folder in the temporary directory.
 	t.Setenv("TMPDIR", t.TempDir())
 	dir := t.TempDir()
-	weights := testModel(t, dir)
+	weights := inferencetest.TinyDetector(t, dir)
 	imgs := filepath.Join(dir, "imgs")
 	must := func(err error) {
 		t.Helper()
@@ -143,7 +144,7 @@ func TestDetectBatch(t *testing.T) {
 	must(os.Mkdir(imgs, 0o755))
 	good := []string{"000000000007.jpg", "000000000011.jpg", "000000000042.png", "000000000051.jpg"}
 	for i, name := range good {
-		writeImage(t, filepath.Join(imgs, name), 50+10*i, 70-5*i, int64(i+1))
+		inferencetest.WriteImage(t, filepath.Join(imgs, name), 50+10*i, 70-5*i, int64(i+1))
 	}
 	jpg, err := os.ReadFile(filepath.Join(imgs, good[0]))
 	must(err)

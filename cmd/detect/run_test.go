@@ -3,11 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"image"
-	"image/color"
-	"image/jpeg"
-	"image/png"
-	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,63 +13,11 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/inference"
+	"resdet/inference/inferencetest"
 	"resdet/internal/cli"
 	"resdet/nn"
 	"resdet/train"
 )
-
-// testModel writes a small random-weight ResNet-18 C4 detector with classes
-// cat and dog (64/96 px input, anchors 16..64) and returns the checkpoint path.
-func testModel(t *testing.T, dir string) string {
-	t.Helper()
-	cfg := detection.DefaultConfig("r18-c4", []string{"cat", "dog"})
-	cfg.Transform.MinSize, cfg.Transform.MaxSize = 64, 96
-	cfg.RPN.Anchors.Sizes = []float32{16, 32, 64} // more proposals on small images
-	cfg.RPN.PostNMSTopNTest = 40
-	m, err := detection.New(cfg, detection.Options{Rng: rand.New(rand.NewSource(1))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Spread the class logits so that scores differ.
-	st := m.State()
-	w := st["roi_heads.box_predictor.cls_score.weight"]
-	for i := range w.Data {
-		w.Data[i] *= 3
-	}
-	if err := m.Load(st); err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(dir, "model.safetensors")
-	if err := checkpoint.Save(path, m); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// writeImage writes a random w x h image as PNG or JPEG (by extension).
-func writeImage(t *testing.T, path string, w, h int, seed int64) {
-	t.Helper()
-	r := rand.New(rand.NewSource(seed))
-	im := image.NewRGBA(image.Rect(0, 0, w, h))
-	for y := 0; y < h; y++ {
-		for x := 0; x < w; x++ {
-			im.Set(x, y, color.RGBA{uint8(r.Intn(256)), uint8(x * 255 / w), uint8(y * 255 / h), 255})
-		}
-	}
-	var buf bytes.Buffer
-	var err error
-	if strings.HasSuffix(path, ".png") {
-		err = png.Encode(&buf, im)
-	} else {
-		err = jpeg.Encode(&buf, im, &jpeg.Options{Quality: 90})
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // libraryResult runs the detector through the library on one image.
 func libraryResult(t *testing.T, weights, path string, thresh float32) inference.Result {
@@ -95,13 +38,13 @@ func libraryResult(t *testing.T, weights, path string, thresh float32) inference
 
 func TestRunDetect(t *testing.T) {
 	dir := t.TempDir()
-	weights := testModel(t, dir)
+	weights := inferencetest.TinyDetector(t, dir)
 	imgs := filepath.Join(dir, "imgs")
 	if err := os.Mkdir(imgs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeImage(t, filepath.Join(imgs, "000000000042.png"), 80, 60, 1)
-	writeImage(t, filepath.Join(imgs, "000000000007.jpg"), 50, 70, 2)
+	inferencetest.WriteImage(t, filepath.Join(imgs, "000000000042.png"), 80, 60, 1)
+	inferencetest.WriteImage(t, filepath.Join(imgs, "000000000007.jpg"), 50, 70, 2)
 	bad := filepath.Join(dir, "bad")
 	if err := os.Mkdir(bad, 0o755); err != nil {
 		t.Fatal(err)

@@ -26,7 +26,7 @@ var order = [][]string{
 	{"download"},
 	{"zoo"},
 	{"train"},
-	{"inference"},
+	{"inference", "inference/inferencetest"},
 	{"batch"},
 	{"cmd/detect", "cmd/train-det", "cmd/eval-det"},
 }
