@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -223,9 +224,11 @@ func (s *State) distStep(items []loaded, lo int) error {
 	if ds.user.Err() != nil {
 		tail[fuseInterrupted] = 1
 	}
+	t0 := time.Now()
 	if err := ds.d.AllReduceFloat64(buf); err != nil {
 		return fmt.Errorf("train: process %d: iteration %d: gradient all-reduce: %w", ds.d.Rank(), s.Iter, err)
 	}
+	s.AllReduce = time.Since(t0)
 	if tail[fuseInterrupted] != 0 {
 		ds.cancel()
 		s.Interrupted = true

@@ -214,6 +214,15 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 			if !(lerr <= 1e-5) || !(werr <= 1e-5) {
 				t.Errorf("%d ranks vs 1: losses differ by %.3g, weights by %.3g (%s); want <= 1e-5", size, lerr, werr, where)
 			}
+			ms, err := ReadMetrics(RunDir(dir).Metrics())
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				if !(m.AllReduceSeconds > 0 && m.AllReduceSeconds < m.StepSeconds) {
+					t.Errorf("metrics at iteration %d: all-reduce %gs per iteration of %gs, want 0 < all-reduce < step", m.Iter, m.AllReduceSeconds, m.StepSeconds)
+				}
+			}
 		})
 	}
 }

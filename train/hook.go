@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"time"
 
 	"resdet/datasets"
 	"resdet/detection"
@@ -72,6 +73,10 @@ type State struct {
 	// continues the count of its checkpoint).
 	Skipped      []error
 	SkippedTotal int
+	// AllReduce is the wall time this step spent in the gradient
+	// all-reduce of a data-parallel run (Options.Dist), waiting for the
+	// slowest process included; 0 in a single-process run.
+	AllReduce time.Duration
 	// Logged is the metrics.jsonl line written at this step, or nil.
 	Logged *Metrics
 	// Eval is the evaluation done at this step (AfterStep) or at the end

@@ -21,6 +21,9 @@ type metricsHook struct {
 	images int
 	winSum float64
 	winN   int
+	// the window since the previous line: its start and its all-reduce time
+	winT0        time.Time
+	winAllReduce time.Duration
 }
 
 func (h *metricsHook) BeforeTrain(s *State) error {
@@ -32,6 +35,7 @@ func (h *metricsHook) BeforeTrain(s *State) error {
 		return fmt.Errorf("train: %w", err)
 	}
 	h.f, h.enc, h.t0 = f, json.NewEncoder(f), time.Now()
+	h.winT0 = h.t0
 	return nil
 }
 
@@ -41,12 +45,15 @@ func (h *metricsHook) AfterStep(s *State) error {
 	}
 	h.images += s.Images
 	h.winSum, h.winN = h.winSum+s.Losses.Total(), h.winN+1
+	h.winAllReduce += s.AllReduce
 	if s.Iter%s.Config.LogEvery != 0 && s.Iter != s.Config.Iters {
 		return nil
 	}
-	m := Metrics{Iter: s.Iter, LR: s.LR, Loss: s.Losses.Total(), LossMean: h.winSum / float64(h.winN), Losses: s.Losses,
-		FGRoIs: s.FGRoIs, ImagesPerSec: float64(h.images) / time.Since(h.t0).Seconds(), Epoch: s.Epoch, Skipped: s.SkippedTotal}
-	h.winSum, h.winN = 0, 0
+	now, n := time.Now(), float64(h.winN)
+	m := Metrics{Iter: s.Iter, LR: s.LR, Loss: s.Losses.Total(), LossMean: h.winSum / n, Losses: s.Losses,
+		FGRoIs: s.FGRoIs, ImagesPerSec: float64(h.images) / now.Sub(h.t0).Seconds(), Epoch: s.Epoch, Skipped: s.SkippedTotal,
+		StepSeconds: now.Sub(h.winT0).Seconds() / n, AllReduceSeconds: h.winAllReduce.Seconds() / n}
+	h.winSum, h.winN, h.winT0, h.winAllReduce = 0, 0, now, 0
 	if err := h.record(m); err != nil {
 		return err
 	}

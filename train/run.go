@@ -62,7 +62,13 @@ type Metrics struct {
 	detection.Losses
 	FGRoIs       int     `json:"fg_rois"`
 	ImagesPerSec float64 `json:"images_per_s"`
-	Epoch        int     `json:"epoch"`
+	// StepSeconds is the mean wall time of the iterations since the
+	// previous line, all of the loop (data, step, update, hooks);
+	// AllReduceSeconds the part of it spent in the gradient all-reduce of
+	// a data-parallel run (omitted in a single-process run).
+	StepSeconds      float64 `json:"step_s"`
+	AllReduceSeconds float64 `json:"allreduce_s,omitempty"`
+	Epoch            int     `json:"epoch"`
 	// Skipped counts the images left out since iteration 0 because they
 	// failed to load (Options.SkipBad).
 	Skipped int `json:"skipped"`

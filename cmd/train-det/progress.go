@@ -64,6 +64,9 @@ func (d *trainDisplay) Step(it int, _ detection.Losses, images int, skipped []er
 func (d *trainDisplay) Logged(m train.Metrics) {
 	line := fmt.Sprintf("iter %d/%d  loss %.4f (obj %.4f rpn_box %.4f cls %.4f box %.4f; mean %.4f)  lr %.3g  %.2f img/s",
 		m.Iter, d.iters, m.Loss, m.Objectness, m.RPNBoxReg, m.Classifier, m.BoxReg, m.LossMean, m.LR, m.ImagesPerSec)
+	if m.AllReduceSeconds > 0 {
+		line += fmt.Sprintf("  all-reduce %.3fs of %.3fs/iter", m.AllReduceSeconds, m.StepSeconds)
+	}
 	if m.Skipped > 0 {
 		line += fmt.Sprintf("  %d images skipped", m.Skipped)
 	}

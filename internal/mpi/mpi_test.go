@@ -30,7 +30,7 @@ func TestMain(m *testing.M) {
 }
 
 // child checks the collectives on this rank and prints "ok RANK"; with
-// mode "bench" it also times all-reduces of n float32 values.
+// mode "bench" it also times all-reduces of n float64 values.
 func child(mode string) error {
 	c, err := Init()
 	if err != nil {
@@ -74,21 +74,21 @@ func child(mode string) error {
 	}
 	if strings.HasPrefix(mode, "bench:") {
 		size, _ := strconv.Atoi(strings.TrimPrefix(mode, "bench:"))
-		buf := make([]float32, size)
+		buf := make([]float64, size) // float64, as train's fused gradient buffer
 		for i := range buf {
 			buf[i] = 1
 		}
-		c.AllReduceFloat32(buf) // warm-up
+		c.AllReduceFloat64(buf) // warm-up
 		const reps = 3
 		start := time.Now()
 		for range reps {
-			if err := c.AllReduceFloat32(buf); err != nil {
+			if err := c.AllReduceFloat64(buf); err != nil {
 				return err
 			}
 		}
 		if r == 0 {
 			d := time.Since(start) / reps
-			fmt.Printf("allreduce %d float32 on %d ranks: %v (algorithm bandwidth %.2f GB/s)\n", size, n, d, float64(4*size)/d.Seconds()/1e9)
+			fmt.Printf("allreduce %d float64 on %d ranks: %v (algorithm bandwidth %.2f GB/s)\n", size, n, d, float64(8*size)/d.Seconds()/1e9)
 		}
 	}
 	fmt.Printf("ok %d\n", r)
