@@ -3,7 +3,6 @@ package nn
 /*
 #cgo LDFLAGS: -lopenblas
 #include <cblas.h>
-#include <oneapi/dnnl/dnnl.h>
 
 static void rd_openblas_sgemm(int ta, int tb, int m, int n, int k, float alpha,
 		const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
@@ -11,10 +10,9 @@ static void rd_openblas_sgemm(int ta, int tb, int m, int n, int k, float alpha,
 		m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
-static int rd_dnnl_sgemm(int ta, int tb, int m, int n, int k, float alpha,
-		const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-	return dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-}
+// rd_sgemm (dnnl.go) is dnnl_sgemm with asynchronous signals blocked.
+extern int rd_sgemm(int ta, int tb, int m, int n, int k, float alpha,
+		const float *a, int lda, const float *b, int ldb, float beta, float *c, int ldc);
 */
 import "C"
 
@@ -28,7 +26,9 @@ import (
 // the oneDNN engine thread (Threads() OpenMP threads; see dnnlEngine). The
 // slices must hold the addressed elements (the callers check the shapes).
 // dnnl_sgemm beat OpenBLAS on every Linear shape measured
-// (BenchmarkLinearBackends), by 10x for a single row.
+// (BenchmarkLinearBackends), by 10x for a single row. Asynchronous signals
+// are blocked during the call (rd_sig_block in dnnl.go: oneDNN 2.6.3's GEMM
+// kernels corrupt the heap if a signal arrives, e.g. Go's CPU profiler).
 func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 	b []float32, ldb int, beta float32, c []float32, ldc int) error {
 	if m == 0 || n == 0 {
@@ -49,7 +49,7 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 	var s C.int
 	e.do(func() {
-		s = C.rd_dnnl_sgemm(cbool(transA), cbool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		s = C.rd_sgemm(cbool(transA), cbool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha),
 			(*C.float)(&a[0]), C.int(lda), (*C.float)(&b[0]), C.int(ldb), C.float(beta), (*C.float)(&c[0]), C.int(ldc))
 	})
 	if s != 0 {
