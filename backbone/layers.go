@@ -409,6 +409,30 @@ func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
 	return inBlocked(x, blk, func(x *G.Node) (*G.Node, error) { return s.forward(x, blk) })
 }
 
+// ForwardMean applies the blocks, then the mean over H and W (global average
+// pooling). x: [N, Blocks[0].InC, H, W] (NCHW). Returns [N, Out.Channels].
+// Same values as Forward then nn.GlobalAvgPool, but a blocked stage pools
+// its blocked output directly (nn.GlobalAvgPoolBlocked): no NCHW copy of
+// the stage's output, nor of its gradient.
+func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
+	if len(s.Blocks) == 0 || !s.Blocks[0].blocked {
+		y, err := s.forward(x, false)
+		if err != nil {
+			return nil, err
+		}
+		return nn.GlobalAvgPool(y)
+	}
+	xb, err := nn.ToBlocked(x)
+	if err != nil {
+		return nil, err
+	}
+	y, err := s.forward(xb, true)
+	if err != nil {
+		return nil, err
+	}
+	return nn.GlobalAvgPoolBlocked(y)
+}
+
 func (s *Stage) forward(x *G.Node, blk bool) (*G.Node, error) {
 	var err error
 	for _, b := range s.Blocks {

@@ -105,12 +105,9 @@ type Res5Head struct {
 
 // Forward implements BoxHead: [K, C4, OH, OW] -> [K, C5].
 func (h *Res5Head) Forward(pooled *G.Node) (*G.Node, error) {
-	y, err := h.Res5.Forward(pooled)
+	y, err := h.Res5.ForwardMean(pooled)
 	if err != nil {
-		return nil, fmt.Errorf("detection: box head res5: %w", err)
-	}
-	if y, err = nn.GlobalAvgPool(y); err != nil {
-		return nil, fmt.Errorf("detection: box head mean: %w", err)
+		return nil, fmt.Errorf("detection: box head res5 and mean: %w", err)
 	}
 	return y, nil
 }

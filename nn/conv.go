@@ -440,21 +440,16 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		dy = output.Graph().AddNode(dy)
 	}
 	var err error
-	// With ReLU, the gradient is dy*(output > 0). Without a residual input
-	// the backward ops apply the mask themselves (no tensor for it);
-	// otherwise it is also the residual's gradient and is materialised.
-	fuseMask := op.relu && !op.residual
-	if op.relu && !fuseMask {
+	// With ReLU, the gradient is dy*(output > 0), one tensor that the
+	// backward ops (and the residual) read. The Executor computes it in
+	// the output's buffer when nothing else reads the output any more
+	// (convReLUGradOp.UnsafeDo): no memory beyond the pool's. (Masking in
+	// each backward op instead kept an arena copy of the largest masked
+	// dy for good: 196 MiB on the R101-C4 training step.)
+	if op.relu {
 		if dy, err = G.ApplyOp(convReLUGradOp{shape: g.Y}, output, dy); err != nil {
 			return nil, err
 		}
-	}
-	// withMask appends the forward output for the backward ops' ReLU mask.
-	withMask := func(ns G.Nodes) G.Nodes {
-		if fuseMask {
-			return append(ns, output)
-		}
-		return ns
 	}
 	si, _, _, _ := op.index()
 	var dx *G.Node
@@ -463,7 +458,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		if si >= 0 {
 			din = append(din, in[si])
 		}
-		if dx, err = G.ApplyOp(convBwdDataOp{geom: g, scaled: si >= 0, relu: fuseMask}, withMask(din)...); err != nil {
+		if dx, err = G.ApplyOp(convBwdDataOp{geom: g, scaled: si >= 0}, din...); err != nil {
 			return nil, err
 		}
 	}
@@ -471,7 +466,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if si >= 0 {
 		win = append(win, in[si])
 	}
-	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g, scaled: si >= 0, relu: fuseMask}, withMask(win)...)
+	dw, err := G.ApplyOp(convBwdWeightsOp{geom: g, scaled: si >= 0}, win...)
 	if err != nil {
 		return nil, err
 	}
@@ -480,7 +475,7 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		ret = append(ret, nil) // scale: constant
 	}
 	if op.bias {
-		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, block: convOutBlock(g), relu: fuseMask}, withMask(G.Nodes{dy})...)
+		db, err := G.ApplyOp(convBiasGradOp{shape: g.Y, block: convOutBlock(g)}, dy)
 		if err != nil {
 			return nil, err
 		}
@@ -498,17 +493,13 @@ type convBwdDataOp struct {
 	HostOp
 	geom   convGeom
 	scaled bool
-	relu   bool // last input is the forward output y; dy is masked by y > 0
 }
 
-func (op convBwdDataOp) Arity() int { return 2 + convB2I(op.scaled) + convB2I(op.relu) }
+func (op convBwdDataOp) Arity() int { return 2 + convB2I(op.scaled) }
 func (op convBwdDataOp) Type() hm.Type {
 	ts := []hm.Type{convTensorType(4), convTensorType(4)}
 	if op.scaled {
 		ts = append(ts, convTensorType(1))
-	}
-	if op.relu {
-		ts = append(ts, convTensorType(4))
 	}
 	return hm.NewFnType(append(ts, convTensorType(4))...)
 }
@@ -522,7 +513,7 @@ func (op convBwdDataOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value,
 func (op convBwdDataOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdDataOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdDataOp) String() string {
-	return fmt.Sprintf("Conv2dBwdData{%v scaled=%v relu=%v}", op.geom, op.scaled, op.relu)
+	return fmt.Sprintf("Conv2dBwdData{%v scaled=%v}", op.geom, op.scaled)
 }
 
 // convBwdWeightsOp computes dw [OutC, C/Groups, KH, KW] from x and dy (and
@@ -532,7 +523,6 @@ type convBwdWeightsOp struct {
 	HostOp
 	geom   convGeom
 	scaled bool
-	relu   bool // last input is the forward output y; dy is masked by y > 0
 }
 
 func (op convBwdWeightsOp) Arity() int    { return convBwdDataOp(op).Arity() }
@@ -547,11 +537,11 @@ func (op convBwdWeightsOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 func (op convBwdWeightsOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBwdWeightsOp) Hashcode() uint32      { return convHash(op) }
 func (op convBwdWeightsOp) String() string {
-	return fmt.Sprintf("Conv2dBwdWeights{%v scaled=%v relu=%v}", op.geom, op.scaled, op.relu)
+	return fmt.Sprintf("Conv2dBwdWeights{%v scaled=%v}", op.geom, op.scaled)
 }
 
 // bwd runs the oneDNN backward pass kind (dnnlBwdData or dnnlBwdWeights)
-// on in = (a, dy [geom.Y], [scale], [y]) and returns its result; name is
+// on in = (a, dy [geom.Y], [scale]) and returns its result; name is
 // the calling op's String, for errors. For dnnlBwdData a is w [geom.W] and
 // the result dx [geom.X]; for dnnlBwdWeights a is x [geom.X] and the result
 // dw [geom.W].
@@ -583,19 +573,12 @@ func (op convBwdDataOp) bwd(kind int, name string, prealloc G.Value, in []G.Valu
 	return out, nil
 }
 
-// extra reads the optional scale and ReLU-output inputs (after the first two).
+// extra reads the optional scale input (after the first two).
 func (op convBwdDataOp) extra(name string, in []G.Value) (convExtra, error) {
 	var ex convExtra
 	var err error
-	k := 2
 	if op.scaled {
-		if ex.scale, err = convData(name, "scale", in[k], op.geom.W[:1]); err != nil {
-			return ex, err
-		}
-		k++
-	}
-	if op.relu {
-		if ex.reluY, err = convData(name, "y", in[k], op.geom.Y[:]); err != nil {
+		if ex.scale, err = convData(name, "scale", in[2], op.geom.W[:1]); err != nil {
 			return ex, err
 		}
 	}
@@ -611,12 +594,10 @@ func convB2I(b bool) int {
 
 // convBiasGradOp sums dy [N, C, H, W] over N, H and W: the bias gradient [C].
 // If block is not 0, dy is stored in nChw<block>c (block 8 or 16).
-// If relu, a second input y masks dy: only entries with y > 0 count.
 type convBiasGradOp struct {
 	HostOp
 	shape [4]int
 	block int
-	relu  bool
 }
 
 // convOutBlock is the channel block of g's output: 0 if it is NCHW.
@@ -627,11 +608,8 @@ func convOutBlock(g convGeom) int {
 	return 0
 }
 
-func (op convBiasGradOp) Arity() int { return 1 + convB2I(op.relu) }
+func (op convBiasGradOp) Arity() int { return 1 }
 func (op convBiasGradOp) Type() hm.Type {
-	if op.relu {
-		return hm.NewFnType(convTensorType(4), convTensorType(4), convTensorType(1))
-	}
 	return hm.NewFnType(convTensorType(4), convTensorType(1))
 }
 func (op convBiasGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
@@ -646,22 +624,6 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	dy, err := convData(name, "dy", in[0], op.shape[:])
 	if err != nil {
 		return nil, err
-	}
-	if op.relu {
-		y, err := convData(name, "y", in[1], op.shape[:])
-		if err != nil {
-			return nil, err
-		}
-		// Mask into a scratch copy; the sums below then read it.
-		masked := make([]float32, len(dy))
-		parallelFor(len(dy)/4096+1, func(lo, hi int) {
-			for i := lo * 4096; i < min(hi*4096, len(dy)); i++ {
-				if y[i] > 0 {
-					masked[i] = dy[i]
-				}
-			}
-		})
-		dy = masked
 	}
 	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
 	out, db := convOut(prealloc, []int{c})
@@ -711,7 +673,7 @@ func (op convBiasGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 func (op convBiasGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convBiasGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convBiasGradOp) String() string {
-	return fmt.Sprintf("Conv2dBiasGrad{%v block=%d relu=%v}", op.shape, op.block, op.relu)
+	return fmt.Sprintf("Conv2dBiasGrad{%v block=%d}", op.shape, op.block)
 }
 
 // convSum adds v with four float32 accumulators (pairwise enough for the
@@ -745,6 +707,16 @@ func (op convReLUGradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.shape[:]).Clone(), nil
 }
 func (op convReLUGradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+// UnsafeDo writes the result into y's memory (in[0]): the Executor runs it
+// so when this op is y's last reader, which saves a buffer of y's size.
+func (op convReLUGradOp) UnsafeDo(in ...G.Value) (G.Value, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", op, len(in))
+	}
+	return op.UsePreallocDo(in[0], in...)
+}
+
 func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
 	name := op.String()
 	if len(in) != 2 {
@@ -758,6 +730,8 @@ func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	if err != nil {
 		return nil, err
 	}
+	// dx may be y itself (UnsafeDo): each element reads y[i] and dy[i]
+	// before writing dx[i].
 	out, dx := convOut(prealloc, op.shape[:])
 	parallelFor(len(dx)/4096+1, func(lo, hi int) {
 		lo, hi = lo*4096, min(hi*4096, len(dx))

@@ -35,8 +35,8 @@ func convReportGFLOPs(b *testing.B, flops float64, start time.Time) {
 // BenchmarkConvLayer times the four layers. Sub-benchmarks:
 //   - fwd, fwd_bf16: the forward op called directly with a reused output
 //     buffer (what an executor with buffer reuse does);
-//   - fwdbwd: forward, backward-data, backward-weights and bias gradient
-//     (each applying the ReLU mask), called directly with reused buffers;
+//   - fwdbwd: forward, the ReLU mask of the output gradient, backward-data,
+//     backward-weights and bias gradient, called directly with reused buffers;
 //   - fwd_tape, fwdbwd_tape: the same through gorgonia's TapeMachine
 //     (G.Backpropagate for the gradients), which reallocates every output.
 func BenchmarkConvLayer(b *testing.B) {
@@ -84,6 +84,7 @@ func BenchmarkConvLayer(b *testing.B) {
 		b.Run(l.name+"/fwdbwd", func(b *testing.B) {
 			// The ops and inputs SymDiff builds for Conv2dFused(x, w, b, nil, o, true).
 			y, _ := convOut(nil, g.Y[:])
+			mdy, _ := convOut(nil, g.Y[:])
 			dx, _ := convOut(nil, g.X[:])
 			dw, _ := convOut(nil, g.W[:])
 			db, _ := convOut(nil, []int{g.W[0]})
@@ -91,13 +92,16 @@ func BenchmarkConvLayer(b *testing.B) {
 				if _, err := fwd.UsePreallocDo(y, x, w, bias); err != nil {
 					return err
 				}
-				if _, err := (convBwdDataOp{geom: g, relu: true}).UsePreallocDo(dx, w, dy, y); err != nil {
+				if _, err := (convReLUGradOp{shape: g.Y}).UsePreallocDo(mdy, y, dy); err != nil {
 					return err
 				}
-				if _, err := (convBwdWeightsOp{geom: g, relu: true}).UsePreallocDo(dw, x, dy, y); err != nil {
+				if _, err := (convBwdDataOp{geom: g}).UsePreallocDo(dx, w, mdy); err != nil {
 					return err
 				}
-				_, err := convBiasGradOp{shape: g.Y, relu: true}.UsePreallocDo(db, dy, y)
+				if _, err := (convBwdWeightsOp{geom: g}).UsePreallocDo(dw, x, mdy); err != nil {
+					return err
+				}
+				_, err := convBiasGradOp{shape: g.Y}.UsePreallocDo(db, mdy)
 				return err
 			}
 			if err := step(); err != nil {

@@ -618,6 +618,69 @@ func TestConvTrainingThroughExecutor(t *testing.T) {
 	}
 }
 
+// TestConvReLUGradInPlace checks the gradient of a convolution with a fused
+// ReLU run through the Executor: the masked output gradient is written into
+// the forward output's buffer (convReLUGradOp.UnsafeDo) once nothing else
+// reads it, and the gradients equal those of the same net with the ReLU as
+// a separate op (nn.ReLU's own gradient). Net: y1 = ReLU(conv3x3(x, w1) +
+// b1), y2 = conv1x1(y1, w2), cost = sum(y2 * r).
+func TestConvReLUGradInPlace(t *testing.T) {
+	build := func(fused bool) (G.Nodes, *Executor) {
+		rng := rand.New(rand.NewSource(17))
+		g := G.NewGraph()
+		param := func(name string, shape ...int) *G.Node {
+			n := 1
+			for _, d := range shape {
+				n *= d
+			}
+			return G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+				G.WithValue(convDense(shape, convRand(rng, n))))
+		}
+		x, w1, b1 := param("x", 2, 8, 9, 11), param("w1", 16, 8, 3, 3), param("b1", 16)
+		w2, r := param("w2", 8, 16, 1, 1), param("r", 2, 8, 9, 11)
+		o := ConvOpts{Pad: [2]int{1, 1}}
+		var y1 *G.Node
+		if fused {
+			y1 = G.Must(Conv2dFused(x, w1, b1, nil, o, true))
+		} else {
+			y1 = G.Must(ReLU(G.Must(Conv2d(x, w1, b1, o))))
+		}
+		y2 := G.Must(Conv2d(y1, w2, nil, ConvOpts{}))
+		cost := G.Must(G.Sum(G.Must(G.HadamardProd(y2, r))))
+		grads, err := G.Grad(cost, x, w1, b1, w2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e, err := NewExecutor(g, grads...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return grads, e
+	}
+	want, ref := build(false)
+	defer ref.Close()
+	if err := ref.Run(); err != nil {
+		t.Fatal(err)
+	}
+	got, e := build(true)
+	defer e.Close()
+	for run := 0; run < 2; run++ {
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if d := convMaxRelErr(got[i].Value().Data().([]float32), want[i].Value().Data().([]float32)); d > 1e-6 {
+				t.Errorf("run %d: gradient %d differs from the separate ReLU's by %g", run, i, d)
+			}
+		}
+		// The separate ReLU's gradient does not run in place; the rest of
+		// the two graphs is the same.
+		if n, m := e.Stats().InPlace, ref.Stats().InPlace; n != m+1 {
+			t.Errorf("run %d: %d steps in place, want %d (the separate ReLU's %d and the ReLU mask into y1's buffer)", run, n, m+1, m)
+		}
+	}
+}
+
 // TestConvConstWeights checks that ConstWeights gives the same results as
 // converting the weights on every run, keeps two weight tensors of the same
 // geometry apart, and really reuses the packed copy (an in-place change of w

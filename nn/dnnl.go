@@ -91,8 +91,7 @@ static int rd_init(void) {
 // scratchpad: one growing buffer per argument slot, shared by all primitives.
 #define RD_MAXARGS 6
 #define RD_SLOT_WSCALED (RD_MAXARGS + 1)
-#define RD_SLOT_MASK (RD_MAXARGS + 2)
-#define RD_SLOTS (RD_MAXARGS + 3)
+#define RD_SLOTS (RD_MAXARGS + 2)
 static void *rd_arena[RD_SLOTS];
 static size_t rd_arena_size[RD_SLOTS];
 
@@ -127,15 +126,6 @@ static float *rd_scale_rows(const float *w, const float *scale, int64_t rows, in
 	for (int64_t i = 0; i < rows; i++) {
 		for (int64_t j = 0; j < per; j++) o[i * per + j] = w[i * per + j] * scale[i];
 	}
-	return o;
-}
-
-// rd_relu_mask returns dy*(y > 0) in an arena buffer.
-static float *rd_relu_mask(const float *y, const float *dy, int64_t n) {
-	float *o = rd_buf(RD_SLOT_MASK, (size_t)n * sizeof(float));
-	if (!o) return NULL;
-	#pragma omp parallel for schedule(static)
-	for (int64_t i = 0; i < n; i++) o[i] = y[i] > 0 ? dy[i] : 0;
 	return o;
 }
 
@@ -662,9 +652,6 @@ type convExtra struct {
 	// w*scale[o] (forward, backward data), or the weight gradient is
 	// multiplied by scale[o] (backward weights).
 	scale []float32
-	// reluY, in the backward kinds, is the forward output of a fused ReLU:
-	// dy (bufs[1]) is replaced by dy*(reluY > 0).
-	reluY []float32
 	// constWeights (forward only): the weights (and scale) are constant and
 	// stay alive: keep them in the primitive's layout after the first call.
 	constWeights bool
@@ -717,14 +704,6 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 				return
 			}
 			ptrs[wi] = unsafe.Pointer(ws)
-		}
-		if ex.reluY != nil && (d.kind == dnnlBwdData || d.kind == dnnlBwdWeights) {
-			m := C.rd_relu_mask((*C.float)(unsafe.Pointer(&ex.reluY[0])), (*C.float)(ptrs[1]), C.int64_t(len(bufs[1])))
-			if m == nil {
-				err = fmt.Errorf("oneDNN convolution: out of memory masking the gradient")
-				return
-			}
-			ptrs[1] = unsafe.Pointer(m)
 		}
 		var res unsafe.Pointer
 		if ex.residual != nil {

@@ -75,6 +75,17 @@ type poolBuf struct {
 	id   int
 	data []float32
 	refs int // live values using the buffer
+	// A buffer is whole or a part carved out of a whole one's memory (see
+	// get). A whole buffer is free only while none of its parts is in use
+	// (inUse counts them), a part only while its parent is not in use.
+	parent *poolBuf
+	carved int // whole buffers: elements of data given to parts so far
+	inUse  int // whole buffers: parts in use
+}
+
+// free reports whether b can be handed out.
+func (b *poolBuf) free() bool {
+	return b.refs == 0 && b.inUse == 0 && (b.parent == nil || b.parent.refs == 0)
 }
 
 type execStep struct {
@@ -435,55 +446,95 @@ func (e *Executor) abort() {
 // fits, else the smallest free one that fits and is at most 1.5 times as
 // big (on an R101-C4 detector training step the pool held 3.9 GB with this
 // bound, 4.0 GB with 2x, 5.0 GB with 4x: looser bounds let small values
-// hold large buffers), else the largest free buffer grown to n, else a
-// new one. Replaying last run's choices (pref) makes later runs allocate
-// nothing: every buffer is free at the same points as before.
+// hold large buffers), else a part carved out of a free whole buffer's
+// unused room, else the largest free buffer grown to n, else a new one.
+// Replaying last run's choices (pref) makes later runs allocate nothing:
+// every buffer is free at the same points as before.
+//
+// Parts let a free large buffer hold several smaller values at once (on the
+// R101-C4 training step, the RoI features' NCHW copy [512, 1024, 14, 14],
+// free once converted to the blocked layout, holds res5's first two
+// [512, 2048, 7, 7] values instead of sitting idle until the backward pass).
+// A part is at least a quarter of its parent: small values (weight
+// gradients, which live to the end of the run) would keep the parent busy
+// for long. Parts stay in the pool with their place; a parent and its parts
+// are never in use at the same time.
 func (e *Executor) get(n, pref int) *poolBuf {
 	p := e.pool
 	if pref >= 0 && pref < len(p.bufs) {
-		if b := p.bufs[pref]; b.refs == 0 && len(b.data) >= n {
-			b.refs = -1 // reserved until the step records it
-			e.noteLive()
-			return b
+		if b := p.bufs[pref]; b.free() && len(b.data) >= n {
+			return e.reserve(b)
 		}
 	}
 	var best *poolBuf
 	for _, b := range p.bufs {
-		if b.refs == 0 && len(b.data) >= n && len(b.data) <= 3*n/2 &&
+		if b.free() && len(b.data) >= n && len(b.data) <= 3*n/2 &&
 			(best == nil || len(b.data) < len(best.data)) {
 			best = b
 		}
 	}
-	if best == nil {
-		// Grow the largest free buffer that is too small, if any, rather
-		// than keep it beside a new one: the pool then holds fewer, larger
-		// buffers. Its id, and so the steps that preferred it, stay valid
-		// (they get more room).
-		var grow *poolBuf
-		for _, b := range p.bufs {
-			if b.refs == 0 && len(b.data) < n && (grow == nil || len(b.data) > len(grow.data)) {
-				grow = b
-			}
-		}
-		if grow != nil {
-			p.bytes -= int64(4 * len(grow.data))
-			grow.data = make([]float32, n)
-			best = grow
-		} else {
-			best = &poolBuf{id: len(p.bufs), data: make([]float32, n)}
-			p.bufs = append(p.bufs, best)
-		}
-		e.stats.Allocs++
-		p.bytes += int64(4 * n)
+	if best != nil {
+		return e.reserve(best)
 	}
-	best.refs = -1
-	e.noteLive()
-	return best
+	const align = 16 // parts start on 64-byte boundaries
+	var room *poolBuf
+	for _, b := range p.bufs {
+		if b.parent == nil && b.refs == 0 && 4*n >= len(b.data) && len(b.data)-roundUp(b.carved, align) >= n &&
+			(room == nil || len(b.data)-roundUp(b.carved, align) < len(room.data)-roundUp(room.carved, align)) {
+			room = b
+		}
+	}
+	if room != nil {
+		off := roundUp(room.carved, align)
+		room.carved = off + n
+		part := &poolBuf{id: len(p.bufs), data: room.data[off : off+n : off+n], parent: room}
+		p.bufs = append(p.bufs, part)
+		return e.reserve(part)
+	}
+	// Grow the largest free buffer that is too small, if any, rather than
+	// keep it beside a new one: the pool then holds fewer, larger buffers.
+	// Its id, and so the steps that preferred it, stay valid (they get
+	// more room). Parts and buffers with parts keep their memory.
+	var grow *poolBuf
+	for _, b := range p.bufs {
+		if b.free() && b.parent == nil && b.carved == 0 && len(b.data) < n && (grow == nil || len(b.data) > len(grow.data)) {
+			grow = b
+		}
+	}
+	if grow != nil {
+		p.bytes -= int64(4 * len(grow.data))
+		grow.data = make([]float32, n)
+		best = grow
+	} else {
+		best = &poolBuf{id: len(p.bufs), data: make([]float32, n)}
+		p.bufs = append(p.bufs, best)
+	}
+	e.stats.Allocs++
+	p.bytes += int64(4 * n)
+	return e.reserve(best)
 }
+
+// reserve marks the free buffer b in use until the step records its value
+// (refs -1).
+func (e *Executor) reserve(b *poolBuf) *poolBuf {
+	b.refs = -1
+	if b.parent != nil {
+		b.parent.inUse++
+	}
+	e.noteLive()
+	return b
+}
+
+func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // put returns b to the free pool (refs 0 means free; get marks a buffer it
 // hands out with -1 until the step records its value).
-func (e *Executor) put(b *poolBuf) { b.refs = 0 }
+func (e *Executor) put(b *poolBuf) {
+	b.refs = 0
+	if b.parent != nil {
+		b.parent.inUse--
+	}
+}
 
 // noteLive updates the peak of bytes in use.
 func (e *Executor) noteLive() {

@@ -114,3 +114,73 @@ func TestExecutorSharePool(t *testing.T) {
 		t.Error("SharePool after a run: no error")
 	}
 }
+
+// TestExecutorPoolParts checks that values fitting a free, larger buffer
+// share it as parts: x [R, 8] -> a = Linear [R, 64] -> b = Linear [R, 8]
+// (a is then free) -> c, d = two Linears [R, 32] from b (live together) ->
+// e = c + d -> out = Linear [R, 4]. c and d are half of a, over the 1.5x
+// best-fit bound: without parts each gets a new buffer (pool >= a + b + c +
+// d); as parts they live in a's memory. The results match gorgonia's
+// TapeMachine bit for bit on every run, and runs after the first allocate
+// nothing.
+func TestExecutorPoolParts(t *testing.T) {
+	const r = 256
+	rng := rand.New(rand.NewSource(21))
+	g := G.NewGraph()
+	param := func(name string, shape ...int) *G.Node {
+		n := 1
+		for _, d := range shape {
+			n *= d
+		}
+		return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+			G.WithValue(tensorOf(randSlice(rng, n), shape...)))
+	}
+	must := func(v *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	x := param("x", r, 8)
+	a := must(Linear(x, param("wa", 64, 8), nil))
+	b := must(Linear(a, param("wb", 8, 64), nil))
+	c := must(Linear(b, param("wc", 32, 8), nil))
+	d := must(Linear(b, param("wd", 32, 8), nil))
+	out := must(Linear(must(G.Add(c, d)), param("wo", 4, 32), nil))
+
+	vm := G.NewTapeMachine(g)
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	want := append([]float32(nil), out.Value().Data().([]float32)...)
+	vm.Close()
+
+	e, err := NewExecutor(g, out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	var allocs int
+	for run := 0; run < 3; run++ {
+		if err := e.Run(); err != nil {
+			t.Fatal(err)
+		}
+		got := out.Value().Data().([]float32)
+		for i := range want {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("run %d: out[%d] = %v, TapeMachine %v", run, i, got[i], want[i])
+			}
+		}
+		st := e.Stats()
+		if run > 0 && st.Allocs != allocs {
+			t.Errorf("run %d: %d allocations, %d after the first run", run, st.Allocs, allocs)
+		}
+		allocs = st.Allocs
+		// a, b and the output (at most b's size); c and d inside a.
+		if limit := int64(4 * r * (64 + 8 + 8)); st.PoolBytes > limit {
+			t.Errorf("run %d: pool %d bytes, want at most %d (c and d as parts of a's buffer)", run, st.PoolBytes, limit)
+		}
+		t.Logf("run %d: %+v", run, st)
+	}
+}

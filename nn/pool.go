@@ -289,10 +289,29 @@ func GlobalAvgPool(x *G.Node) (*G.Node, error) {
 	return G.ApplyOp(&gapOp{shape: s}, x)
 }
 
-// gapOp: [N, C, H, W] -> [N, C].
+// GlobalAvgPoolBlocked is GlobalAvgPool of x [N, C, H, W] stored in the
+// blocked layout (nChw16c or nChw8c, see ToBlocked; C divisible by 16):
+// returns the mean over H and W as [N, C] (plain), and its gradient is
+// blocked like x. It saves the FromBlocked copy of x (and ToBlocked of the
+// gradient) at the end of a blocked chain, e.g. the C4 box head's res5 on
+// 512 RoIs: [512, 2048, 7, 7], 196 MiB each.
+func GlobalAvgPoolBlocked(x *G.Node) (*G.Node, error) {
+	s, err := nodeShape4("GlobalAvgPoolBlocked", "x", x)
+	if err != nil {
+		return nil, err
+	}
+	if s[1]%convBlock != 0 {
+		return nil, fmt.Errorf("nn: GlobalAvgPoolBlocked: x %v: want C divisible by %d", s, convBlock)
+	}
+	return G.ApplyOp(&gapOp{shape: s, block: CPU().Block}, x)
+}
+
+// gapOp: [N, C, H, W] -> [N, C]. block is 0 for NCHW x, else the channel
+// block of x's blocked layout (nChw<block>c).
 type gapOp struct {
 	HostOp
 	shape tensor.Shape
+	block int
 }
 
 func (op *gapOp) out() tensor.Shape                              { return tensor.Shape{op.shape[0], op.shape[1]} }
@@ -310,29 +329,58 @@ func (op *gapOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, erro
 		return nil, err
 	}
 	x, hw := in[0], op.shape[2]*op.shape[3]
-	parallelFor(len(y), func(lo, hi int) {
+	if op.block == 0 {
+		parallelFor(len(y), func(lo, hi int) {
+			for q := lo; q < hi; q++ {
+				y[q] = float32(sumSeg(x[q*hw:(q+1)*hw]) / float64(hw))
+			}
+		})
+		return t, nil
+	}
+	// Blocked: x[((n*C/B + cb)*H*W + p)*B + j] is channel cb*B+j of image
+	// n at position p, so group (n, cb) is one contiguous [H*W, B] run whose
+	// means are y[n*C + cb*B : +B].
+	b := op.block
+	parallelFor(len(y)/b, func(lo, hi int) {
+		acc := make([]float64, b)
 		for q := lo; q < hi; q++ {
-			y[q] = float32(sumSeg(x[q*hw:(q+1)*hw]) / float64(hw))
+			clear(acc)
+			run := x[q*hw*b : (q+1)*hw*b]
+			for p := 0; p < hw; p++ {
+				for j, v := range run[p*b : (p+1)*b] {
+					acc[j] += float64(v)
+				}
+			}
+			for j, s := range acc {
+				y[q*b+j] = float32(s / float64(hw))
+			}
 		}
 	})
 	return t, nil
 }
-func (op *gapOp) String() string        { return fmt.Sprintf("nn.GlobalAvgPool%v", op.shape) }
+func (op *gapOp) String() string {
+	if op.block != 0 {
+		return fmt.Sprintf("nn.GlobalAvgPoolBlocked%v/%d", op.shape, op.block)
+	}
+	return fmt.Sprintf("nn.GlobalAvgPool%v", op.shape)
+}
 func (op *gapOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *gapOp) Hashcode() uint32      { return hashOf(op.String()) }
 func (op *gapOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op *gapOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	dx, err := G.ApplyOp(&gapGradOp{shape: op.shape}, grad)
+	dx, err := G.ApplyOp(&gapGradOp{shape: op.shape, block: op.block}, grad)
 	if err != nil {
 		return nil, fmt.Errorf("nn: GlobalAvgPool gradient: %w", err)
 	}
 	return G.Nodes{dx}, nil
 }
 
-// gapGradOp: gy [N, C] -> dx [N, C, H, W] = gy/(H*W).
+// gapGradOp: gy [N, C] -> dx [N, C, H, W] = gy/(H*W), in the layout of
+// gapOp's x (block).
 type gapGradOp struct {
 	HostOp
 	shape tensor.Shape
+	block int
 }
 
 func (op *gapGradOp) Arity() int                                     { return 1 }
@@ -349,18 +397,39 @@ func (op *gapGradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, 
 		return nil, err
 	}
 	gy, hw := in[0], op.shape[2]*op.shape[3]
-	parallelFor(len(gy), func(lo, hi int) {
+	if op.block == 0 {
+		parallelFor(len(gy), func(lo, hi int) {
+			for q := lo; q < hi; q++ {
+				v := gy[q] / float32(hw) // as torch's mean backward
+				d := dx[q*hw : (q+1)*hw]
+				for i := range d {
+					d[i] = v
+				}
+			}
+		})
+		return t, nil
+	}
+	b := op.block // layout as in gapOp.UsePreallocDo
+	parallelFor(len(gy)/b, func(lo, hi int) {
+		v := make([]float32, b)
 		for q := lo; q < hi; q++ {
-			v := gy[q] / float32(hw) // as torch's mean backward
-			d := dx[q*hw : (q+1)*hw]
-			for i := range d {
-				d[i] = v
+			for j := range v {
+				v[j] = gy[q*b+j] / float32(hw)
+			}
+			run := dx[q*hw*b : (q+1)*hw*b]
+			for p := 0; p < hw; p++ {
+				copy(run[p*b:(p+1)*b], v)
 			}
 		}
 	})
 	return t, nil
 }
-func (op *gapGradOp) String() string        { return fmt.Sprintf("nn.GlobalAvgPoolGrad%v", op.shape) }
+func (op *gapGradOp) String() string {
+	if op.block != 0 {
+		return fmt.Sprintf("nn.GlobalAvgPoolBlockedGrad%v/%d", op.shape, op.block)
+	}
+	return fmt.Sprintf("nn.GlobalAvgPoolGrad%v", op.shape)
+}
 func (op *gapGradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *gapGradOp) Hashcode() uint32      { return hashOf(op.String()) }
 func (op *gapGradOp) DiffWRT(n int) []bool  { return make([]bool, n) }

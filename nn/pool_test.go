@@ -155,3 +155,50 @@ func TestGlobalAvgPool(t *testing.T) {
 		}
 	}
 }
+
+// TestGlobalAvgPoolBlocked checks GlobalAvgPoolBlocked(ToBlocked(x)) against
+// GlobalAvgPool(x): the same means and the same gradient w.r.t. x (which
+// reaches x through ToBlocked's gradient), and finite differences.
+func TestGlobalAvgPoolBlocked(t *testing.T) {
+	cases := []struct {
+		name       string
+		n, c, h, w int
+	}{
+		{name: "one_block", n: 1, c: 16, h: 3, w: 5},
+		{name: "blocks_and_images", n: 3, c: 48, h: 7, w: 7},
+		{name: "one_pixel", n: 2, c: 32, h: 1, w: 1},
+	}
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(int64(40 + i)))
+			in := []gradInput{{name: "x", shape: []int{tc.n, tc.c, tc.h, tc.w}, data: randSlice(rng, tc.n*tc.c*tc.h*tc.w)}}
+			o := gradCheckOpts{w: randSlice(rng, tc.n*tc.c)}
+			got := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+				xb, err := ToBlocked(in[0])
+				if err != nil {
+					return nil, err
+				}
+				return GlobalAvgPoolBlocked(xb)
+			}, in, o)
+			o.skipNumeric = true
+			want := checkGrads(t, func(g *G.ExprGraph, in []*G.Node) (*G.Node, error) {
+				return GlobalAvgPool(in[0])
+			}, in, o)
+			for q := range want.out {
+				if d := math.Abs(float64(got.out[q] - want.out[q])); d > 1e-6*(1+math.Abs(float64(want.out[q]))) {
+					t.Errorf("mean %d: blocked %g, NCHW %g", q, got.out[q], want.out[q])
+				}
+			}
+			for k := range want.grads[0] {
+				if got.grads[0][k] != want.grads[0][k] {
+					t.Fatalf("dx[%d]: blocked %g, NCHW %g", k, got.grads[0][k], want.grads[0][k])
+				}
+			}
+		})
+	}
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float32, 4, G.WithShape(1, 8, 2, 2), G.WithName("x"))
+	if _, err := GlobalAvgPoolBlocked(x); err == nil {
+		t.Error("8 channels: no error")
+	}
+}
