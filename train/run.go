@@ -99,6 +99,9 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if _, err := cfg.ResolvePrecision(); err != nil {
+		return nil, err
+	}
 	if data.Train == nil || data.Train.Len() == 0 {
 		return nil, fmt.Errorf("train: no training images")
 	}
@@ -169,7 +172,7 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 func (s *State) build(ck Checkpoint) error {
 	cfg := s.Config
 	norm, _ := cfg.norm()
-	m, err := detection.NewTrainable(cfg.Model, detection.TrainBuild{Rng: mrand.New(mrand.NewSource(int64(cfg.Seed))), Norm: norm, FreezeAt: cfg.FreezeAt})
+	m, err := detection.NewTrainable(cfg.Model, detection.TrainBuild{Rng: mrand.New(mrand.NewSource(int64(cfg.Seed))), Norm: norm, FreezeAt: cfg.FreezeAt, Precision: cfg.Precision})
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}

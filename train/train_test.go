@@ -17,6 +17,8 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/detection"
+	"resdet/internal/testutil"
+	"resdet/nn"
 )
 
 // tinySynth generates a tiny synthetic dataset (n images of size x size,
@@ -113,14 +115,36 @@ func TestOverfitTinySynthetic(t *testing.T) {
 	}
 }
 
-// TestResumeIsExact interrupts a run (as Ctrl-C does: the context is
-// cancelled), resumes it from its checkpoint and checks that every
-// iteration's losses equal those of an uninterrupted run, across an epoch
-// boundary, and that metrics.jsonl holds each iteration once.
+// TestResumeIsExact interrupts a run after 2 of 5 iterations (as Ctrl-C
+// does: the context is cancelled), resumes it from its checkpoint and
+// checks that every iteration's losses equal those of an uninterrupted
+// run, across an epoch boundary, and that metrics.jsonl holds each
+// iteration once, within each precision (fp32, and bf16 where the CPU has bf16
+// instructions: skipped otherwise, failed with RESDET_REQUIRE_BF16=1). A
+// second run in the folder without --resume, a resume with another lr and
+// one with the other precision are refused.
 func TestResumeIsExact(t *testing.T) {
+	for _, tc := range []struct {
+		prec, other nn.Precision
+	}{
+		{prec: nn.PrecisionFP32, other: nn.PrecisionBF16},
+		{prec: nn.PrecisionBF16, other: nn.PrecisionFP32},
+	} {
+		t.Run(string(tc.prec), func(t *testing.T) {
+			if tc.prec == nn.PrecisionBF16 {
+				_, err := nn.PrecisionBF16.ResolveTraining()
+				testutil.BF16(t, err)
+			}
+			testResumeIsExact(t, tc.prec, tc.other)
+		})
+	}
+}
+
+func testResumeIsExact(t *testing.T, prec, otherPrec nn.Precision) {
 	tv, _ := tinySynth(t, 8, 96) // 6 trainval images: 3 batches per epoch
 	cfg := tinyConfig(tv.Classes, 96, 5)
 	cfg.CheckpointEvery, cfg.Keep = 1, 2
+	cfg.Precision = prec
 	record := func(into map[int]detection.Losses) func(int, detection.Losses) {
 		return func(it int, l detection.Losses) { into[it] = l }
 	}
@@ -144,6 +168,12 @@ func TestResumeIsExact(t *testing.T) {
 	other.BaseLR *= 2
 	if _, err := Run(context.Background(), other, Data{Train: tv}, Options{Dir: dirB, Resume: true}); err == nil || !strings.Contains(err.Error(), "different run") {
 		t.Errorf("resume with another lr: %v, want a refusal", err)
+	}
+	other = cfg
+	other.Precision = otherPrec
+	if _, err := Run(context.Background(), other, Data{Train: tv}, Options{Dir: dirB, Resume: true}); err == nil ||
+		!(strings.Contains(err.Error(), `"precision"`) || strings.Contains(err.Error(), "Precision")) {
+		t.Errorf("resume with precision %s: %v, want a refusal naming the precision", otherPrec, err)
 	}
 	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dirB, Resume: true, OnStep: record(got)}); err != nil {
 		t.Fatal(err)
