@@ -24,8 +24,7 @@ type FCHead struct {
 	fc2, fc2B      *param
 	// BF16 runs fc1 and fc2 in bfloat16 (New and NewTrainable set it from
 	// the precision): weights converted once for inference, rounded on
-	// every run for training (the gradients of the linear layers are
-	// float32, see nn.LinearOpts).
+	// every run for training (gradients in bf16 too, see nn.LinearOpts).
 	BF16 bool
 	varW bool // the weights change between runs (training): see setPrecision
 }

@@ -193,7 +193,7 @@ type TwoMLPHead struct {
 	fc7, fc7B *param
 	// BF16 runs fc6 and fc7 in bfloat16 (New and NewTrainable set it from
 	// the precision): weights converted once for inference, rounded on
-	// every run for training (float32 gradients, see nn.LinearOpts).
+	// every run for training (gradients in bf16 too, see nn.LinearOpts).
 	BF16 bool
 	varW bool // the weights change between runs (training): see setPrecision
 }

@@ -39,11 +39,11 @@ type TrainBuild struct {
 	// nn.Precision.ResolveTraining: auto is bf16 only with AMX, bf16 needs
 	// AVX512_BF16 or AMX (an error naming the CPU's ISA otherwise). With
 	// bf16, mixed precision: every convolution of the backbone (the C4 res5
-	// box head included) and the RPN head's 3x3 run forward and backward in
-	// bf16 (nn.ConvOpts.BF16: operands rounded to bf16, float32
-	// accumulation, float32 activations and gradients between ops), the
-	// box heads' linear layers (DC5, FPN) forward in bf16 with float32
-	// gradients; the parameters stay float32 (the optimiser's master
+	// box head included), the RPN head's 3x3 and the box heads' layers
+	// (DC5's fc1/fc2, FPN's TwoMLPHead or ConvFCHead) run forward and
+	// backward in bf16 (nn.ConvOpts.BF16, nn.LinearOpts.BF16: operands
+	// rounded to bf16, float32 accumulation, float32 activations and
+	// gradients between ops); the parameters stay float32 (the optimiser's master
 	// copy, rounded to bf16 on every run), as do batch norm, the FPN neck,
 	// the RPN's 1x1 predictions, the box predictor and the losses. The
 	// weights (State, checkpoints) are float32 whatever the precision.

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
 )
 
 // bf16Unit is bfloat16's unit roundoff: 8 significand bits (7 stored),
@@ -153,4 +154,97 @@ func convTransposeIO(w []float32, s [4]int) []float32 {
 		}
 	}
 	return o
+}
+
+// TestLinearBF16Backward checks a bf16 Linear's gradients (LinearOpts.BF16
+// in training: oneDNN's 1x1 convolution backward on bf16 operands) against
+// the float32 products, element by element within bf16BackwardBound, as
+// TestConvBF16Backward does; that the graph's gradient uses them; and that
+// a wrong gradient (dy shifted by one element) fails the check.
+func TestLinearBF16Backward(t *testing.T) {
+	convSkipWithoutBF16(t)
+	const n, in, out = 37, 200, 48
+	rng := rand.New(rand.NewSource(3))
+	x, w, dy := convRand(rng, n*in), convRand(rng, out*in), convRand(rng, n*out)
+	lin := &linearOp{n: n, in: in, out: out, bf16: true}
+	g := lin.conv().geom
+	abs := func(v []float32) []float32 {
+		o := make([]float32, len(v))
+		for i := range v {
+			o[i] = float32(math.Abs(float64(v[i])))
+		}
+		return o
+	}
+	for _, tc := range []struct {
+		name string
+		kind int
+		a    []float32
+		l    int // reduction length
+		// f32 computes the float32 gradient from (a, dy).
+		f32 func(a, dy []float32) []float32
+	}{
+		{name: "dx", kind: dnnlBwdData, a: w, l: out, f32: func(a, dy []float32) []float32 {
+			v, err := (&gemmOp{m: n, n: in, k: out}).Do(convDense([]int{n, out}, dy), convDense([]int{out, in}, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Data().([]float32)
+		}},
+		{name: "dw", kind: dnnlBwdWeights, a: x, l: n, f32: func(a, dy []float32) []float32 {
+			v, err := (&gemmOp{m: out, n: in, k: n, transA: true}).Do(convDense([]int{n, out}, dy), convDense([]int{n, in}, a))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v.Data().([]float32)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op := &linearBF16GradOp{kind: tc.kind, geom: g}
+			aShape, _ := op.shapes()
+			v, err := op.Do(convDense(aShape, tc.a), convDense([]int{n, out}, dy))
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, want, bound := v.Data().([]float32), tc.f32(tc.a, dy), tc.f32(abs(tc.a), abs(dy))
+			check := func(got []float32) (worst float64, ok bool) {
+				ok = true
+				var maxDiff float64
+				for i := range got {
+					d := math.Abs(float64(got[i]) - float64(want[i]))
+					maxDiff = math.Max(maxDiff, d)
+					b := bf16BackwardBound(bound[i], tc.l)
+					worst = math.Max(worst, d/b)
+					ok = ok && d <= b
+				}
+				return worst, ok && maxDiff > 0
+			}
+			worst, ok := check(got)
+			t.Logf("%s: worst |diff| / bound %.3f (reduction length %d)", tc.name, worst, tc.l)
+			if !ok {
+				t.Errorf("bf16 %s: worst |diff| / bound %.3f, or identical to float32", tc.name, worst)
+			}
+			wrong := make([]float32, len(dy))
+			copy(wrong[1:], dy)
+			if _, ok := check(tc.f32(tc.a, wrong)); ok {
+				t.Errorf("a wrong %s passes the bf16 check", tc.name)
+			}
+		})
+	}
+	// The graph's gradients are these ops.
+	gr := G.NewGraph()
+	xn := G.NewMatrix(gr, tensor.Float32, G.WithShape(n, in), G.WithName("x"), G.WithValue(convDense([]int{n, in}, x)))
+	wn := G.NewMatrix(gr, tensor.Float32, G.WithShape(out, in), G.WithName("w"), G.WithValue(convDense([]int{out, in}, w)))
+	y, err := LinearWith(xn, wn, nil, LinearOpts{BF16: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads, err := G.Grad(G.Must(G.Sum(y)), xn, wn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, gn := range grads {
+		if _, ok := gn.Op().(*linearBF16GradOp); !ok {
+			t.Errorf("gradient %d is %v, want a linearBF16GradOp", i, gn.Op())
+		}
+	}
 }
