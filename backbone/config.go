@@ -113,11 +113,16 @@ type Config struct {
 	// (the graph holds folded copies; Load and State still use the unfolded tensors).
 	// Ignored with TrainableBN.
 	Inference bool
-	// BF16 (with Inference and FrozenBN) runs every folded convolution in
-	// bfloat16 (nn.ConvOpts.BF16: inputs and weights rounded to bf16,
-	// accumulation, bias, residual and ReLU in float32), the weights
-	// converted once, on the first run (nn.ConvOpts.ConstWeights). New fails
-	// on a CPU without bf16 (nn.BF16Supported). Ignored otherwise.
+	// BF16 runs every convolution in bfloat16 (nn.ConvOpts.BF16: inputs and
+	// weights rounded to bf16, accumulation, bias, residual and ReLU in
+	// float32). With Inference and FrozenBN the folded weights are
+	// converted once, on the first run (nn.ConvOpts.ConstWeights).
+	// Otherwise (training) the float32 weights stay the master copy and are
+	// rounded to bf16 on every run, the convolutions' gradients are
+	// computed in bf16 with float32 results, and batch norm (frozen: the
+	// float32 scale applied to the weights before rounding; trainable: its
+	// own op) stays float32. New fails on a CPU without bf16
+	// (nn.BF16Supported).
 	BF16 bool
 	// Train: with TrainableBN, normalise with batch statistics and update the running
 	// averages (torch's train mode). Ignored with FrozenBN.
@@ -165,8 +170,8 @@ func CIFARConfig(n int) Config {
 // fused reports whether batch norms are folded into the convolutions.
 func (cfg Config) fused() bool { return cfg.Inference && cfg.Norm == FrozenBN }
 
-// bf16 says whether the folded convolutions run in bf16 (BF16).
-func (cfg Config) bf16() bool { return cfg.BF16 && cfg.fused() }
+// bf16 says whether the convolutions run in bf16 (BF16).
+func (cfg Config) bf16() bool { return cfg.BF16 }
 
 // stageSpec is one stage of blocks.
 type stageSpec struct {

@@ -49,7 +49,8 @@ type conv struct {
 	b           *param // fused only: [OutC]
 	cs          convShape
 	noInputGrad bool // x needs no gradient (image, or output of a frozen part)
-	bf16        bool // folded (constant) weights, run in bf16 (Config.BF16)
+	bf16        bool // run in bf16 (Config.BF16)
+	constW      bool // folded weights, constant while the graph runs (inference): nn.ConvOpts.ConstWeights
 }
 
 func newConv(g *G.ExprGraph, name string, cs convShape, fused bool, rng *rand.Rand) *conv {
@@ -80,7 +81,7 @@ func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
 	return nn.ConvOpts{Stride: [2]int{cs.stride, cs.stride}, Pad: [2]int{cs.pad, cs.pad},
 		Dilation: [2]int{cs.dilation, cs.dilation}, Groups: cs.groups,
 		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut,
-		BF16: c.bf16, ConstWeights: c.bf16}
+		BF16: c.bf16, ConstWeights: c.bf16 && c.constW}
 }
 
 // batchNorm holds torch's four BN tensors. With FrozenBN the graph sees the folded
@@ -183,6 +184,7 @@ func newConvBN(g *G.ExprGraph, convName, bnName string, cs convShape, cfg Config
 		cb.conv.raw = nil
 	}
 	cb.conv.bf16 = cfg.bf16()
+	cb.conv.constW = cfg.fused()
 	return cb
 }
 

@@ -396,7 +396,7 @@ func (r *ResNet) Load(s weights.State) error {
 			ref.cb.refold(s[ref.name].Data)
 		}
 	}
-	if r.Config.bf16() {
+	if r.Config.bf16() && r.Config.fused() {
 		// The bf16 convolutions keep their weights converted after the first
 		// run (nn.ConvOpts.ConstWeights): drop those copies of the old ones.
 		nn.ReleaseConvBuffers()

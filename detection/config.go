@@ -509,7 +509,7 @@ type Options struct {
 	// Otherwise the batch norms are folded into the convolutions: the
 	// fastest forward pass, with no backbone learnables.
 	Train bool
-	// Precision of inference (nn.Precision; zero: fp32). With bf16 (asked
+	// Precision (nn.Precision; zero: fp32). With bf16 (asked
 	// for, or auto on a CPU with AMX) the convolutions of the backbone, the
 	// neck, the RPN head's 3x3 and the box head (the C4 res5 head, DC5's
 	// fc1/fc2, FPN's TwoMLPHead or ConvFCHead) run in bfloat16 with their
@@ -517,6 +517,9 @@ type Options struct {
 	// and activations enter them rounded to bf16, accumulation and
 	// everything else (the RPN's 1x1 predictions, the box predictor,
 	// softmax, box decoding, NMS, scores) is float32. bf16 asked for on a
-	// CPU without it, or with Train, is an error; auto with Train is fp32.
+	// CPU without it is an error. With Train it is decided by
+	// nn.Precision.ResolveTraining (bf16 needs AVX512_BF16 or AMX) and the
+	// same ops run in bf16 with their float32 weights rounded on every run
+	// and their gradients in bf16 (see TrainBuild.Precision).
 	Precision nn.Precision
 }

@@ -129,34 +129,45 @@ func New(cfg Config, o Options) (*FasterRCNN, error) {
 		return nil, err
 	}
 	m.Precision = prec
-	m.RPN.Head.BF16 = prec.BF16
-	switch h := m.RoIHeads.BoxHead.(type) {
-	case *FCHead:
-		h.BF16 = prec.BF16
-	case *TwoMLPHead:
-		h.BF16 = prec.BF16
-	case *ConvFCHead:
-		h.BF16 = prec.BF16
-	}
 	return m, nil
 }
 
-// resolvePrecision decides o.Precision on this CPU (nn.Precision.Resolve):
-// training is float32 (an error if bf16 was asked for).
+// setPrecision marks the heads' bf16 ops (the RPN head's 3x3, the box
+// head's layers; the C4 res5 head and the backbone follow
+// backbone.Config.BF16) and says whether their weights stay constant while
+// the graph runs (inference: converted to bf16 once) or change between
+// runs (training: rounded on every run).
+func (m *FasterRCNN) setPrecision(bf16, training bool) {
+	m.RPN.Head.BF16, m.RPN.Head.varW = bf16, training
+	switch h := m.RoIHeads.BoxHead.(type) {
+	case *FCHead:
+		h.BF16, h.varW = bf16, training
+	case *TwoMLPHead:
+		h.BF16, h.varW = bf16, training
+	case *ConvFCHead:
+		h.BF16, h.varW = bf16, training
+	}
+}
+
+// resolvePrecision decides o.Precision on this CPU: nn.Precision.Resolve
+// for inference, nn.Precision.ResolveTraining with o.Train.
 func resolvePrecision(o Options) (nn.PrecisionChoice, error) {
-	p, err := nn.ParsePrecision(string(o.Precision))
+	return resolvePrecisionFor(o.Precision, o.Train)
+}
+
+// resolvePrecisionFor decides p on this CPU for training or inference.
+func resolvePrecisionFor(p nn.Precision, training bool) (nn.PrecisionChoice, error) {
+	p, err := nn.ParsePrecision(string(p))
 	if err != nil {
-		return nn.PrecisionChoice{}, fmt.Errorf("detection: Options.Precision: %w", err)
+		return nn.PrecisionChoice{}, fmt.Errorf("detection: precision: %w", err)
 	}
-	if o.Train {
-		if p == nn.PrecisionBF16 {
-			return nn.PrecisionChoice{}, fmt.Errorf("detection: Options.Precision bf16: inference only (training runs fp32)")
-		}
-		return nn.PrecisionChoice{Reason: "training runs fp32"}, nil
+	resolve := p.Resolve
+	if training {
+		resolve = p.ResolveTraining
 	}
-	c, err := p.Resolve()
+	c, err := resolve()
 	if err != nil {
-		return nn.PrecisionChoice{}, fmt.Errorf("detection: Options.Precision: %w", err)
+		return nn.PrecisionChoice{}, fmt.Errorf("detection: precision: %w", err)
 	}
 	return c, nil
 }
@@ -165,6 +176,16 @@ func resolvePrecision(o Options) (nn.PrecisionChoice, error) {
 // bcfg describes, the RPN and the RoI heads sized from the backbone's
 // feature map, initialised from rng (nil: zero weights).
 func build(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
+	m, err := buildParts(cfg, bcfg, rng)
+	if err != nil {
+		return nil, err
+	}
+	m.setPrecision(bcfg.BF16, !bcfg.Inference)
+	return m, nil
+}
+
+// buildParts is build without the heads' precision (setPrecision).
+func buildParts(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, error) {
 	cfg.ResNet.apply(&bcfg)
 	if IsFPN(cfg.Arch) {
 		return buildFPN(cfg, bcfg, rng)

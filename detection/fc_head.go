@@ -22,9 +22,11 @@ type FCHead struct {
 	InC, Size, Dim int
 	fc1, fc1B      *param
 	fc2, fc2B      *param
-	// BF16 runs fc1 and fc2 in bfloat16 with their weights converted once
-	// (inference; New sets it from Options.Precision).
+	// BF16 runs fc1 and fc2 in bfloat16 (New and NewTrainable set it from
+	// the precision): weights converted once for inference, rounded on
+	// every run for training (gradients in bf16 too, see nn.LinearOpts).
 	BF16 bool
+	varW bool // the weights change between runs (training): see setPrecision
 }
 
 // NewFCHead creates the head's parameters on g for pooled maps of inC
@@ -63,7 +65,7 @@ func (h *FCHead) Forward(pooled *G.Node) (*G.Node, error) {
 		return nil, fmt.Errorf("detection: box head flatten: %w", err)
 	}
 	for i, l := range [][2]*param{{h.fc1, h.fc1B}, {h.fc2, h.fc2B}} {
-		if x, err = nn.LinearWith(x, l[0].node, l[1].node, bf16Linear(h.BF16)); err != nil {
+		if x, err = nn.LinearWith(x, l[0].node, l[1].node, bf16Linear(h.BF16, h.varW)); err != nil {
 			return nil, fmt.Errorf("detection: box head fc%d: %w", i+1, err)
 		}
 		if x, err = nn.ReLU(x); err != nil {
@@ -73,9 +75,12 @@ func (h *FCHead) Forward(pooled *G.Node) (*G.Node, error) {
 	return x, nil
 }
 
-// bf16Linear returns the options of a box head's linear layer in bf16
-// (constant weights) or float32.
-func bf16Linear(bf16 bool) nn.LinearOpts { return nn.LinearOpts{BF16: bf16, ConstWeights: bf16} }
+// bf16Linear returns the options of a box head's linear layer in bf16 or
+// float32; varW says the weights change between runs (training), so they
+// are not kept converted.
+func bf16Linear(bf16, varW bool) nn.LinearOpts {
+	return nn.LinearOpts{BF16: bf16, ConstWeights: bf16 && !varW}
+}
 
 // OutChannels implements BoxHead: Dim.
 func (h *FCHead) OutChannels() int { return h.Dim }

@@ -167,7 +167,7 @@ func linearParams(g *G.ExprGraph, name string, in, out int, rng *rand.Rand) (w, 
 
 // flattenLinearReLU flattens x [K, ...] to [K, D] and applies relu(x W^T + b),
 // in bf16 if bf16 (see bf16Linear).
-func flattenLinearReLU(x *G.Node, w, b *param, bf16 bool) (*G.Node, error) {
+func flattenLinearReLU(x *G.Node, w, b *param, bf16, varW bool) (*G.Node, error) {
 	s := x.Shape()
 	var err error
 	if len(s) != 2 {
@@ -175,7 +175,7 @@ func flattenLinearReLU(x *G.Node, w, b *param, bf16 bool) (*G.Node, error) {
 			return nil, err
 		}
 	}
-	if x, err = nn.LinearWith(x, w.node, b.node, bf16Linear(bf16)); err != nil {
+	if x, err = nn.LinearWith(x, w.node, b.node, bf16Linear(bf16, varW)); err != nil {
 		return nil, fmt.Errorf("%s: %w", w.name, err)
 	}
 	return nn.ReLU(x)
@@ -191,9 +191,11 @@ type TwoMLPHead struct {
 	In, Rep   int
 	fc6, fc6B *param
 	fc7, fc7B *param
-	// BF16 runs fc6 and fc7 in bfloat16 with their weights converted once
-	// (inference; New sets it from Options.Precision).
+	// BF16 runs fc6 and fc7 in bfloat16 (New and NewTrainable set it from
+	// the precision): weights converted once for inference, rounded on
+	// every run for training (gradients in bf16 too, see nn.LinearOpts).
 	BF16 bool
+	varW bool // the weights change between runs (training): see setPrecision
 }
 
 // NewTwoMLPHead creates the head's parameters on g for inputs of in = C*OH*OW
@@ -214,11 +216,11 @@ func (h *TwoMLPHead) Forward(pooled *G.Node) (*G.Node, error) {
 	if s := pooled.Shape(); len(s) < 2 || s.TotalSize() != s[0]*h.In {
 		return nil, fmt.Errorf("detection: TwoMLPHead: input %v, want [K, ...] with %d features", s, h.In)
 	}
-	y, err := flattenLinearReLU(pooled, h.fc6, h.fc6B, h.BF16)
+	y, err := flattenLinearReLU(pooled, h.fc6, h.fc6B, h.BF16, h.varW)
 	if err != nil {
 		return nil, fmt.Errorf("detection: box head: %w", err)
 	}
-	if y, err = flattenLinearReLU(y, h.fc7, h.fc7B, h.BF16); err != nil {
+	if y, err = flattenLinearReLU(y, h.fc7, h.fc7B, h.BF16, h.varW); err != nil {
 		return nil, fmt.Errorf("detection: box head: %w", err)
 	}
 	return y, nil
@@ -243,10 +245,11 @@ type ConvFCHead struct {
 	C, OH, OW, Rep int
 	convs          []*convBNParams
 	fc, fcB        *param
-	// BF16 runs the convolutions and the Linear in bfloat16 with their
-	// weights converted once (inference; New sets it from
-	// Options.Precision).
+	// BF16 runs the convolutions and the Linear in bfloat16 (New and
+	// NewTrainable set it from the precision): weights converted once for
+	// inference, rounded on every run for training.
 	BF16 bool
+	varW bool // the weights change between runs (training): see setPrecision
 }
 
 // convBNParams is a convolution without bias followed by a frozen batch
@@ -305,11 +308,11 @@ func (h *ConvFCHead) Forward(pooled *G.Node) (*G.Node, error) {
 	y := pooled
 	for i, c := range h.convs {
 		var err error
-		if y, err = nn.Conv2dBN(y, c.w.node, c.scale.node, c.shift.node, nil, nn.ConvOpts{Pad: [2]int{1, 1}, BF16: h.BF16, ConstWeights: h.BF16}, true); err != nil {
+		if y, err = nn.Conv2dBN(y, c.w.node, c.scale.node, c.shift.node, nil, nn.ConvOpts{Pad: [2]int{1, 1}, BF16: h.BF16, ConstWeights: h.BF16 && !h.varW}, true); err != nil {
 			return nil, fmt.Errorf("detection: box head conv %d: %w", i, err)
 		}
 	}
-	y, err := flattenLinearReLU(y, h.fc, h.fcB, h.BF16)
+	y, err := flattenLinearReLU(y, h.fc, h.fcB, h.BF16, h.varW)
 	if err != nil {
 		return nil, fmt.Errorf("detection: box head: %w", err)
 	}

@@ -10,11 +10,13 @@ import (
 )
 
 // TestPrecisionOption builds detectors with each Options.Precision: the
-// choice New records, the bf16 flags of the heads, and the errors (bf16 on a
-// CPU without it, bf16 training, an unknown value).
+// choice New records, the bf16 flags of the heads and whether they keep
+// their weights converted (inference) or not (training), and the errors
+// (bf16 on a CPU without it, an unknown value).
 func TestPrecisionOption(t *testing.T) {
 	bf16OK := nn.BF16Error() == nil
 	autoBF16 := bf16OK && nn.AMXSupported()
+	trainOK := nn.CPU().AVX512BF16 || nn.AMXSupported() // ResolveTraining: no emulated bf16
 	tests := []struct {
 		name     string
 		arch     string
@@ -28,7 +30,8 @@ func TestPrecisionOption(t *testing.T) {
 		{name: "bf16 C4", arch: "r18-c4", o: Options{Precision: nn.PrecisionBF16}, wantBF16: true},
 		{name: "bf16 DC5", arch: "r50-dc5", o: Options{Precision: nn.PrecisionBF16}, wantBF16: true},
 		{name: "bf16 FPN v2", arch: ArchTVR50FPNV2, o: Options{Precision: nn.PrecisionBF16}, wantBF16: true},
-		{name: "bf16 training", arch: "r18-c4", o: Options{Precision: nn.PrecisionBF16, Train: true}, wantErr: "inference only"},
+		{name: "bf16 training", arch: "r18-c4", o: Options{Precision: nn.PrecisionBF16, Train: true}, wantBF16: true},
+		{name: "bf16 training DC5", arch: "r50-dc5", o: Options{Precision: nn.PrecisionBF16, Train: true}, wantBF16: true},
 		{name: "auto training", arch: "r18-c4", o: Options{Precision: nn.PrecisionAuto, Train: true}},
 		{name: "unknown", arch: "r18-c4", o: Options{Precision: "fp16"}, wantErr: `precision "fp16"`},
 	}
@@ -39,7 +42,7 @@ func TestPrecisionOption(t *testing.T) {
 				cfg.FCDim, cfg.ResNet.Res5Dilation = 64, 2
 			}
 			m, err := New(cfg, tc.o)
-			if tc.wantErr == "" && tc.wantBF16 && !bf16OK {
+			if tc.wantErr == "" && tc.wantBF16 && (!bf16OK || (tc.o.Train && !trainOK)) {
 				if err == nil || !errors.Is(err, nn.ErrBF16Unsupported) {
 					t.Fatalf("bf16 on a CPU without it: error %v, want ErrBF16Unsupported", err)
 				}
@@ -58,19 +61,22 @@ func TestPrecisionOption(t *testing.T) {
 			if m.Precision.BF16 != tc.wantBF16 || m.Precision.Reason == "" {
 				t.Errorf("Precision %+v, want bf16 %v with a reason", m.Precision, tc.wantBF16)
 			}
-			heads := map[string]bool{"RPN head": m.RPN.Head.BF16}
+			heads := map[string][2]bool{"RPN head": {m.RPN.Head.BF16, m.RPN.Head.varW}}
 			switch h := m.RoIHeads.BoxHead.(type) {
 			case *FCHead:
-				heads["FCHead"] = h.BF16
+				heads["FCHead"] = [2]bool{h.BF16, h.varW}
 			case *TwoMLPHead:
-				heads["TwoMLPHead"] = h.BF16
+				heads["TwoMLPHead"] = [2]bool{h.BF16, h.varW}
 			case *ConvFCHead:
-				heads["ConvFCHead"] = h.BF16
+				heads["ConvFCHead"] = [2]bool{h.BF16, h.varW}
 			}
 			for name, on := range heads {
-				if on != tc.wantBF16 {
-					t.Errorf("%s: BF16 %v, want %v", name, on, tc.wantBF16)
+				if on[0] != tc.wantBF16 || on[1] != tc.o.Train {
+					t.Errorf("%s: BF16 %v, weights varying %v; want %v, %v", name, on[0], on[1], tc.wantBF16, tc.o.Train)
 				}
+			}
+			if m.Backbone.Config.BF16 != tc.wantBF16 {
+				t.Errorf("backbone: BF16 %v, want %v", m.Backbone.Config.BF16, tc.wantBF16)
 			}
 		})
 	}

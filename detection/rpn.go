@@ -30,10 +30,12 @@ type RPNHead struct {
 	convs, convBs   []*param
 	cls, clsB       *param
 	bbox, bboxB     *param
-	// BF16 runs the 3x3 convolutions in bfloat16 with their weights
-	// converted once (inference; New sets it from Options.Precision). The
-	// two 1x1 predictions (objectness, deltas) stay float32.
+	// BF16 runs the 3x3 convolutions in bfloat16 (New and NewTrainable set
+	// it from the precision): weights converted once for inference, rounded
+	// on every run and gradients in bf16 for training. The two 1x1
+	// predictions (objectness, deltas) stay float32.
 	BF16 bool
+	varW bool // the weights change between runs (training): see setPrecision
 }
 
 // NewRPNHead creates the head's parameters on g for a feature map of inC
@@ -84,7 +86,7 @@ func (h *RPNHead) Forward(feat *G.Node) (objectness, deltas *G.Node, err error) 
 	t := feat
 	for i, w := range h.convs {
 		var err error
-		if t, err = nn.Conv2dFused(t, w.node, h.convBs[i].node, nil, nn.ConvOpts{Pad: [2]int{1, 1}, BF16: h.BF16, ConstWeights: h.BF16}, true); err != nil {
+		if t, err = nn.Conv2dFused(t, w.node, h.convBs[i].node, nil, nn.ConvOpts{Pad: [2]int{1, 1}, BF16: h.BF16, ConstWeights: h.BF16 && !h.varW}, true); err != nil {
 			return nil, nil, fmt.Errorf("detection: RPN head conv %d: %w", i, err)
 		}
 	}

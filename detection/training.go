@@ -35,6 +35,19 @@ type TrainBuild struct {
 	// FreezeAt as backbone.Config.FreezeAt: 2 (stem and res2 frozen, the
 	// paper's for ImageNet initialisation) or 0 (nothing frozen).
 	FreezeAt int
+	// Precision of the training step (zero: fp32), decided on this CPU by
+	// nn.Precision.ResolveTraining: auto is bf16 only with AMX, bf16 needs
+	// AVX512_BF16 or AMX (an error naming the CPU's ISA otherwise). With
+	// bf16, mixed precision: every convolution of the backbone (the C4 res5
+	// box head included), the RPN head's 3x3 and the box heads' layers
+	// (DC5's fc1/fc2, FPN's TwoMLPHead or ConvFCHead) run forward and
+	// backward in bf16 (nn.ConvOpts.BF16, nn.LinearOpts.BF16: operands
+	// rounded to bf16, float32 accumulation, float32 activations and
+	// gradients between ops); the parameters stay float32 (the optimiser's master
+	// copy, rounded to bf16 on every run), as do batch norm, the FPN neck,
+	// the RPN's 1x1 predictions, the box predictor and the losses. The
+	// weights (State, checkpoints) are float32 whatever the precision.
+	Precision nn.Precision
 }
 
 // NewTrainable builds a detector whose backbone convolutions are learnable
@@ -44,8 +57,17 @@ func NewTrainable(cfg Config, o TrainBuild) (*FasterRCNN, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	prec, err := resolvePrecisionFor(o.Precision, true)
+	if err != nil {
+		return nil, err
+	}
 	depth, _ := ArchDepth(cfg.Arch)
-	return build(cfg, backbone.Config{Depth: depth, Norm: o.Norm, Train: o.Norm == backbone.TrainableBN, FreezeAt: o.FreezeAt}, o.Rng)
+	m, err := build(cfg, backbone.Config{Depth: depth, Norm: o.Norm, Train: o.Norm == backbone.TrainableBN, FreezeAt: o.FreezeAt, BF16: prec.BF16}, o.Rng)
+	if err != nil {
+		return nil, err
+	}
+	m.Precision = prec
+	return m, nil
 }
 
 // TrainImage is one training image: Data is [3, H, W] (CHW, normalised and

@@ -15,12 +15,23 @@ type ConvOpts struct {
 	Stride, Pad, Dilation [2]int // zero values mean stride 1, pad 0, dilation 1
 	Groups                int    // 0 or 1: ordinary convolution
 
-	// BF16 runs the forward convolution in bfloat16 (x and w rounded to
-	// bf16; accumulation, bias, post-ops and output in float32). Meant for
-	// inference on CPUs with AVX512-BF16 or AMX; oneDNN emulates it on other
-	// AVX-512 CPUs, and building the op fails on CPUs without AVX-512 (see
-	// BF16Supported). Gradients, if asked for, are computed in float32 as if
-	// the forward pass were exact.
+	// BF16 runs the convolution in bfloat16 (x and w rounded to bf16;
+	// accumulation, bias, post-ops and output in float32). Meant for CPUs
+	// with AVX512-BF16 or AMX; oneDNN emulates it on other AVX-512 CPUs, and
+	// building the op fails on CPUs without AVX-512 (see BF16Supported).
+	// Gradients, if asked for (mixed-precision training), run in bf16 too:
+	// backward data rounds w and dy to bf16 and returns dx in float32,
+	// backward weights rounds x and dy to bf16 and accumulates dw in
+	// float32; the bias gradient, the ReLU mask and the residual's gradient
+	// stay float32. The user's tensors (x, w, dy, dx, dw) are float32
+	// throughout: the weights are rounded to bf16 on every run unless
+	// ConstWeights. On an AVX512-BF16 CPU without AMX (oneDNN 2.6.3,
+	// ONEDNN_VERBOSE) the backward primitives are jit_bf16:avx512_core_bf16
+	// (1x1: jit_bf16_1x1:avx512_core_bf16) on nChw16c (aBcd16b) bf16
+	// diff_dst, with weights ABcd8a16b2a (backward data) and f32
+	// diff_weights ABcd16b16a (backward weights; the stem's 3-channel
+	// input: src abcd, diff_weights Acdb16a); the forward is the brgconv
+	// below.
 	//
 	// Layouts, and why they decide whether AMX is used (issue 14): the
 	// primitive is created with the source and weights as bf16 and the
@@ -434,7 +445,6 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		return nil, fmt.Errorf("nn: %v: SymDiff got %d inputs, want %d", op, len(in), op.Arity())
 	}
 	g := op.geom
-	g.BF16 = false
 	dy := grad
 	if dy.Graph() == nil { // a constant output gradient from G.Backpropagate
 		dy = output.Graph().AddNode(dy)

@@ -411,20 +411,40 @@ static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
 		int64_t ext = (c->w[2 + i] - 1) * (c->dil[i] + 1) + 1;
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + ext - c->x[2 + i] - c->pad[i];
 	}
+	// Data types inside the primitive. f32: all f32. bf16 forward: src and
+	// weights bf16, dst f32. bf16 backward data: weights and diff_dst bf16,
+	// diff_src f32; bf16 backward weights: src and diff_dst bf16,
+	// diff_weights f32 (accumulated in f32). The user buffers stay f32; the
+	// argument reorders convert.
 	dnnl_data_type_t lt = c->bf16 ? dnnl_bf16 : dnnl_f32;
+	dnnl_data_type_t xt = lt, wt = lt, yt = dnnl_f32;
+	if (c->bf16 && c->kind == RD_BWD_DATA) { xt = dnnl_f32; yt = dnnl_bf16; }
+	if (c->bf16 && c->kind == RD_BWD_WEIGHTS) { wt = dnnl_f32; yt = dnnl_bf16; }
 	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&uw, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&ub, 1, bd, dnnl_f32, dnnl_x))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&px, 4, xd, lt, dnnl_format_tag_any))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, dnnl_f32, dnnl_format_tag_any))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&pw, wnd, wd, lt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&px, 4, xd, xt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, yt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&pw, wnd, wd, wt, dnnl_format_tag_any))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&pb, 1, bd, dnnl_f32, dnnl_x))) return s;
+	// The forward hint of a bf16 backward primitive: src, weights and dst
+	// bf16, as the backward sees them.
+	dnnl_memory_desc_t hx, hw, hy;
+	if ((s = dnnl_memory_desc_init_by_tag(&hx, 4, xd, lt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&hw, wnd, wd, lt, dnnl_format_tag_any))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&hy, 4, yd, c->bf16 ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any))) return s;
 
 	dnnl_convolution_desc_t fd, bd_;
-	dnnl_prop_kind_t prop = (c->kind == RD_FWD && c->inference) ? dnnl_forward_inference : dnnl_forward_training;
-	if ((s = dnnl_dilated_convolution_forward_desc_init(&fd, prop, dnnl_convolution_direct, &px, &pw,
-			c->bias ? &pb : NULL, &py, stride, dil, padl, padr))) return s;
+	if (c->kind == RD_FWD) {
+		dnnl_prop_kind_t prop = c->inference ? dnnl_forward_inference : dnnl_forward_training;
+		s = dnnl_dilated_convolution_forward_desc_init(&fd, prop, dnnl_convolution_direct, &px, &pw,
+			c->bias ? &pb : NULL, &py, stride, dil, padl, padr);
+	} else {
+		s = dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct, &hx, &hw,
+			NULL, &hy, stride, dil, padl, padr);
+	}
+	if (s) return s;
 
 	dnnl_primitive_attr_t attr;
 	if ((s = dnnl_primitive_attr_create(&attr))) return s;
@@ -622,8 +642,8 @@ func (d dnnlConv) params() C.rd_conv_params {
 	c.bias = convBool(d.bias)
 	c.relu = convBool(d.relu)
 	c.sum = convBool(d.sum)
-	c.bf16 = convBool(g.BF16 && d.kind == dnnlFwd)
-	c.inference = c.bf16
+	c.bf16 = convBool(g.BF16 && (d.kind == dnnlFwd || d.kind == dnnlBwdData || d.kind == dnnlBwdWeights))
+	c.inference = convBool(g.BF16 && d.kind == dnnlFwd)
 	c.blk_in = convBool(g.BlockedIn)
 	c.blk_out = convBool(g.BlockedOut)
 	c.blk = C.int(g.Block)

@@ -21,7 +21,11 @@ type LinearOpts struct {
 	// accumulation, bias and output in float32 (oneDNN's bf16 convolution
 	// with a 1x1 kernel, [N, In, 1, 1] * [Out, In, 1, 1]: the same memory
 	// as x and w). It fails on CPUs without bf16 (see BF16Supported).
-	// Gradients, if asked for, are float32 as if the forward were exact.
+	// Gradients, if asked for (mixed-precision training), run in bf16 too,
+	// as the convolution's (ConvOpts.BF16): dx from w and dy rounded to
+	// bf16, dw from x and dy rounded to bf16, both accumulated and returned
+	// in float32 (oneDNN's 1x1 convolution backward primitives on the same
+	// memory); the bias gradient is float32.
 	BF16 bool
 	// ConstWeights (with BF16) keeps w converted to bf16 after the first
 	// run, as ConvOpts.ConstWeights.
@@ -138,13 +142,19 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	x, w := inputs[0], inputs[1]
 	out := make(G.Nodes, len(inputs))
 	var err error
-	// dx [N, In] = gy [N, Out] · w [Out, In]
-	if out[0], err = G.ApplyOp(&gemmOp{m: op.n, n: op.in, k: op.out}, grad, w); err != nil {
-		return nil, fmt.Errorf("nn: Linear gradient w.r.t. x: %w", err)
-	}
-	// dw [Out, In] = gyᵀ [Out, N] · x [N, In]
-	if out[1], err = G.ApplyOp(&gemmOp{m: op.out, n: op.in, k: op.n, transA: true}, grad, x); err != nil {
-		return nil, fmt.Errorf("nn: Linear gradient w.r.t. w: %w", err)
+	if op.bf16 && op.n > 0 {
+		g := op.conv().geom
+		if out[0], err = G.ApplyOp(&linearBF16GradOp{kind: dnnlBwdData, geom: g}, w, grad); err != nil {
+			return nil, fmt.Errorf("nn: Linear gradient w.r.t. x: %w", err)
+		}
+		if out[1], err = G.ApplyOp(&linearBF16GradOp{kind: dnnlBwdWeights, geom: g}, x, grad); err != nil {
+			return nil, fmt.Errorf("nn: Linear gradient w.r.t. w: %w", err)
+		}
+	} else {
+		out[0], out[1], err = op.gradF32(x, w, grad)
+		if err != nil {
+			return nil, err
+		}
 	}
 	if op.bias {
 		if out[2], err = G.ApplyOp(&sumRowsOp{rows: op.n, cols: op.out}, grad); err != nil {
@@ -153,6 +163,72 @@ func (op *linearOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, erro
 	}
 	return out, nil
 }
+
+// gradF32 returns the float32 gradients w.r.t. x and w.
+func (op *linearOp) gradF32(x, w, grad *G.Node) (dx, dw *G.Node, err error) {
+	// dx [N, In] = gy [N, Out] · w [Out, In]
+	if dx, err = G.ApplyOp(&gemmOp{m: op.n, n: op.in, k: op.out}, grad, w); err != nil {
+		return nil, nil, fmt.Errorf("nn: Linear gradient w.r.t. x: %w", err)
+	}
+	// dw [Out, In] = gyᵀ [Out, N] · x [N, In]
+	if dw, err = G.ApplyOp(&gemmOp{m: op.out, n: op.in, k: op.n, transA: true}, grad, x); err != nil {
+		return nil, nil, fmt.Errorf("nn: Linear gradient w.r.t. w: %w", err)
+	}
+	return dx, dw, nil
+}
+
+// linearBF16GradOp is a bf16 Linear's gradient as oneDNN's 1x1
+// convolution backward on geom (X [N, In, 1, 1], W [Out, In, 1, 1],
+// Y [N, Out, 1, 1], the same memory as the 2-D tensors). kind
+// dnnlBwdData: (w [Out, In], dy [N, Out]) -> dx [N, In]; dnnlBwdWeights:
+// (x [N, In], dy [N, Out]) -> dw [Out, In].
+type linearBF16GradOp struct {
+	HostOp
+	kind int
+	geom convGeom
+}
+
+// shapes returns the first input's and the output's shapes.
+func (op *linearBF16GradOp) shapes() (a, out tensor.Shape) {
+	n, in, o := op.geom.X[0], op.geom.X[1], op.geom.W[0]
+	if op.kind == dnnlBwdData {
+		return tensor.Shape{o, in}, tensor.Shape{n, in}
+	}
+	return tensor.Shape{n, in}, tensor.Shape{o, in}
+}
+func (op *linearBF16GradOp) Arity() int    { return 2 }
+func (op *linearBF16GradOp) Type() hm.Type { m := tensorT(2); return hm.NewFnType(m, m, m) }
+func (op *linearBF16GradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	_, out := op.shapes()
+	return out, nil
+}
+func (op *linearBF16GradOp) Do(vals ...G.Value) (G.Value, error) {
+	return op.UsePreallocDo(nil, vals...)
+}
+func (op *linearBF16GradOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	a, out := op.shapes()
+	in, err := inputsF32(op.String(), vals, a, tensor.Shape{op.geom.Y[0], op.geom.Y[1]})
+	if err != nil {
+		return nil, err
+	}
+	t, res, err := outputF32(op.String(), prealloc, out)
+	if err != nil {
+		return nil, err
+	}
+	if err := (dnnlConv{kind: op.kind, geom: op.geom}).run([][]float32{in[0], in[1], res}, convExtra{}); err != nil {
+		return nil, fmt.Errorf("nn: %s: %w", op, err)
+	}
+	return t, nil
+}
+func (op *linearBF16GradOp) String() string {
+	what := "dx"
+	if op.kind == dnnlBwdWeights {
+		what = "dw"
+	}
+	return fmt.Sprintf("nn.LinearBF16Grad(%s,n=%d,in=%d,out=%d)", what, op.geom.X[0], op.geom.X[1], op.geom.W[0])
+}
+func (op *linearBF16GradOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
+func (op *linearBF16GradOp) Hashcode() uint32      { return hashOf(op.String()) }
 
 // gemmOp: (A, B) -> op(A)·op(B), op(A) [m, k], op(B) [k, n]; A is stored
 // [k, m] when transA, B is stored [n, k] when transB.

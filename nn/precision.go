@@ -98,3 +98,62 @@ func bf16Kind(c CPUInfo) string {
 // BF16Error returns why bf16 cannot run on this CPU, or nil if it can
 // (BF16Supported). Tests skip their bf16 cases with it.
 func BF16Error() error { return checkBF16() }
+
+// ResolveTraining decides p for mixed-precision training on this CPU: as
+// Resolve (auto is bf16 only with AMX), but bf16 needs the CPU's own bf16
+// instructions (AVX512_BF16 or AMX): oneDNN's emulation on plain AVX-512
+// is refused, with an error naming the CPU's ISA, before anything is built.
+// With bf16 the Reason names the oneDNN kernels of a probe convolution's
+// forward, backward-data and backward-weights passes (BF16Kernels).
+func (p Precision) ResolveTraining() (PrecisionChoice, error) {
+	c, err := p.resolveTrainingOn(CPU())
+	if err != nil || !c.BF16 {
+		return c, err
+	}
+	k, err := BF16Kernels()
+	if err != nil {
+		return PrecisionChoice{}, fmt.Errorf("nn: precision bf16 for training: %w", err)
+	}
+	c.Reason += "; kernels " + k
+	return c, nil
+}
+
+// resolveTrainingOn is ResolveTraining on the CPU c describes, without the
+// kernel names.
+func (p Precision) resolveTrainingOn(c CPUInfo) (PrecisionChoice, error) {
+	if p == PrecisionBF16 && c.BF16 && !c.AVX512BF16 && !c.AMX {
+		return PrecisionChoice{}, fmt.Errorf("nn: precision bf16 for training: %w; this CPU has no bf16 instructions (oneDNN ISA %s, AVX512_BF16 and AMX absent; only emulated bf16): use fp32 or auto", ErrBF16Unsupported, c.ISA)
+	}
+	ch, err := p.resolveOn(c)
+	if err != nil {
+		return ch, fmt.Errorf("%w (training)", err)
+	}
+	if ch.BF16 {
+		ch.Reason += " (oneDNN ISA " + c.ISA + ")"
+	}
+	return ch, nil
+}
+
+// BF16Kernels names the oneDNN kernels that run a bf16 3x3 convolution,
+// 64 -> 64 channels on 14x14, in nChw16c (a ResNet res2 layer as training
+// builds it) on this CPU, e.g. "forward brgconv:avx512_core_bf16, backward
+// data jit_bf16:avx512_core_bf16, backward weights
+// jit_bf16:avx512_core_bf16". It fails where bf16 does not run
+// (BF16Supported).
+func BF16Kernels() (string, error) {
+	if err := checkBF16(); err != nil {
+		return "", err
+	}
+	g, err := newConvGeom("BF16Kernels", []int{1, 64, 14, 14}, []int{64, 64, 3, 3},
+		ConvOpts{Pad: [2]int{1, 1}, BF16: true, BlockedIn: true, BlockedOut: true})
+	if err != nil {
+		return "", err
+	}
+	var names [3]string
+	for i, kind := range []int{dnnlFwd, dnnlBwdData, dnnlBwdWeights} {
+		if names[i], err = (dnnlConv{kind: kind, geom: g}).impl(); err != nil {
+			return "", err
+		}
+	}
+	return fmt.Sprintf("forward %s, backward data %s, backward weights %s", names[0], names[1], names[2]), nil
+}

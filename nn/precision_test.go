@@ -196,3 +196,65 @@ func TestLinearBF16ConstWeightsShared(t *testing.T) {
 		}
 	}
 }
+
+// TestPrecisionResolveTraining decides every precision for training on
+// four kinds of CPU: bf16 needs AVX512_BF16 or AMX (emulated bf16 is
+// refused with the ISA named), auto is bf16 only with AMX.
+func TestPrecisionResolveTraining(t *testing.T) {
+	avx2 := CPUInfo{ISA: "avx2", Block: 8}
+	avx512 := CPUInfo{ISA: "avx512_core", AVX512: true, BF16: true, Block: 16}
+	zen4 := CPUInfo{ISA: "avx512_core_bf16", AVX512: true, AVX512BF16: true, BF16: true, Block: 16}
+	spr := CPUInfo{ISA: "avx512_core_amx", AVX512: true, AVX512BF16: true, AMX: true, BF16: true, Block: 16}
+	tests := []struct {
+		name       string
+		p          Precision
+		cpu        CPUInfo
+		wantBF16   bool
+		wantErr    string // part of the error; "" for none
+		wantReason string
+	}{
+		{name: "fp32 on AMX", p: PrecisionFP32, cpu: spr, wantReason: "asked for"},
+		{name: "bf16 on AVX2", p: PrecisionBF16, cpu: avx2, wantErr: "oneDNN ISA avx2"},
+		{name: "bf16 emulated on AVX-512", p: PrecisionBF16, cpu: avx512, wantErr: "oneDNN ISA avx512_core,"},
+		{name: "bf16 on AVX512-BF16", p: PrecisionBF16, cpu: zen4, wantBF16: true, wantReason: "without AMX (oneDNN ISA avx512_core_bf16)"},
+		{name: "bf16 on AMX", p: PrecisionBF16, cpu: spr, wantBF16: true, wantReason: "AMX tiles (oneDNN ISA avx512_core_amx)"},
+		{name: "auto on AVX-512", p: PrecisionAuto, cpu: avx512, wantReason: "no AMX"},
+		{name: "auto on AVX512-BF16", p: PrecisionAuto, cpu: zen4, wantReason: "no AMX"},
+		{name: "auto on AMX", p: PrecisionAuto, cpu: spr, wantBF16: true, wantReason: "has AMX"},
+		{name: "unknown", p: "fp8", cpu: spr, wantErr: "fp8"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := tc.p.resolveTrainingOn(tc.cpu)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) || strings.Contains(err.Error(), "\n") {
+					t.Fatalf("got %+v, %v; want a one-line error containing %q", c, err, tc.wantErr)
+				}
+				if tc.p == PrecisionBF16 && !errors.Is(err, ErrBF16Unsupported) {
+					t.Errorf("error %q: want ErrBF16Unsupported", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.BF16 != tc.wantBF16 || !strings.Contains(c.Reason, tc.wantReason) {
+				t.Errorf("got %+v, want bf16 %v, reason containing %q", c, tc.wantBF16, tc.wantReason)
+			}
+		})
+	}
+}
+
+// TestBF16Kernels names the kernels of bf16 training on this CPU: three
+// names, each a bf16 kernel of the CPU's ISA family.
+func TestBF16Kernels(t *testing.T) {
+	convSkipWithoutBF16(t)
+	k, err := BF16Kernels()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("oneDNN ISA %s: %s", CPU().ISA, k)
+	if strings.Count(k, "avx512_core") != 3 || !strings.HasPrefix(k, "forward ") || strings.Contains(k, "ref") {
+		t.Errorf("BF16Kernels() = %q: want three avx512_core kernels, no reference kernel", k)
+	}
+}

@@ -5,6 +5,7 @@ import (
 
 	"resdet/backbone"
 	"resdet/detection"
+	"resdet/nn"
 	"resdet/optim"
 )
 
@@ -20,6 +21,13 @@ type Config struct {
 	// FreezeAt: 2 freezes the stem and res2 (the paper's with Init), 0
 	// nothing. See backbone.Config.FreezeAt.
 	FreezeAt int `json:"freeze_at"`
+	// Precision of the training step: "fp32" (also ""), "bf16" or "auto"
+	// (bf16 where the CPU has AMX), decided by ResolvePrecision; see
+	// detection.TrainBuild.Precision for what runs in bf16. The weights,
+	// the optimiser's state and the checkpoints are float32 whatever it
+	// is, so checkpoints move freely between precisions; a resumed run
+	// keeps its precision (it is not MayChangeOnResume).
+	Precision nn.Precision `json:"precision,omitempty"`
 	// Init is the file the weights start from ("" for random
 	// initialisation): an ImageNet ResNet (torchvision .pth or safetensors,
 	// MSRA R-50.pkl / R-101.pkl in Caffe2 names) for the backbone, or a
@@ -169,6 +177,9 @@ func (c Config) Validate() error {
 	if _, err := c.norm(); err != nil {
 		return err
 	}
+	if _, err := nn.ParsePrecision(string(c.Precision)); err != nil {
+		return fmt.Errorf("train: Precision: %w", err)
+	}
 	bad := func(f string, v any, want string) error {
 		return fmt.Errorf("train: %s = %v, want %s", f, v, want)
 	}
@@ -203,6 +214,22 @@ func (c Config) Validate() error {
 		return fmt.Errorf("train: %w", err)
 	}
 	return c.sgd().Validate()
+}
+
+// ResolvePrecision decides Precision on this CPU for training
+// (nn.Precision.ResolveTraining): whether the step runs in bf16, and why,
+// naming the CPU's ISA and, with bf16, the oneDNN kernels. bf16 on a CPU
+// without bf16 instructions is a one-line error naming its ISA. Run calls
+// it before touching the run folder.
+func (c Config) ResolvePrecision() (nn.PrecisionChoice, error) {
+	p, err := nn.ParsePrecision(string(c.Precision))
+	if err == nil {
+		var ch nn.PrecisionChoice
+		if ch, err = p.ResolveTraining(); err == nil {
+			return ch, nil
+		}
+	}
+	return nn.PrecisionChoice{}, fmt.Errorf("train: Precision: %w", err)
 }
 
 func (c Config) norm() (backbone.Norm, error) {

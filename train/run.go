@@ -7,6 +7,7 @@ import (
 	"math"
 	mrand "math/rand"
 	"math/rand/v2"
+	"resdet/nn"
 	"slices"
 	"strings"
 
@@ -105,6 +106,16 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	prec, err := cfg.ResolvePrecision()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Precision == nn.PrecisionAuto {
+		// run.json records the precision the run trains in, so that a
+		// resume on another CPU cannot switch it silently (auto is bf16
+		// only with AMX): there it is refused as a different run.
+		cfg.Precision = nn.Precision(prec.String())
+	}
 	if data.Train == nil || data.Train.Len() == 0 {
 		return nil, fmt.Errorf("train: no training images")
 	}
@@ -128,7 +139,6 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 	}
 	dir := RunDir(o.Dir)
 	var ck Checkpoint
-	var err error
 	if o.Dist == nil || o.Dist.Rank() == 0 {
 		ck, err = dir.prepare(cfg, o.Resume, o.Force)
 	}
@@ -175,7 +185,7 @@ func Run(ctx context.Context, cfg Config, data Data, o Options) (*Result, error)
 func (s *State) build(ck Checkpoint) error {
 	cfg := s.Config
 	norm, _ := cfg.norm()
-	m, err := detection.NewTrainable(cfg.Model, detection.TrainBuild{Rng: mrand.New(mrand.NewSource(int64(cfg.Seed))), Norm: norm, FreezeAt: cfg.FreezeAt})
+	m, err := detection.NewTrainable(cfg.Model, detection.TrainBuild{Rng: mrand.New(mrand.NewSource(int64(cfg.Seed))), Norm: norm, FreezeAt: cfg.FreezeAt, Precision: cfg.Precision})
 	if err != nil {
 		return fmt.Errorf("train: %w", err)
 	}

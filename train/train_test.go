@@ -17,6 +17,8 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/detection"
+	"resdet/internal/testutil"
+	"resdet/nn"
 )
 
 // tinySynth generates a tiny synthetic dataset (n images of size x size,
@@ -137,22 +139,30 @@ func tinyFPNConfig(classes []string, size, iters int) Config {
 // TestResumeIsExact interrupts a run (as Ctrl-C does: the context is
 // cancelled), resumes it from its checkpoint and checks that every
 // iteration's losses equal those of an uninterrupted run, across an epoch
-// boundary, and that metrics.jsonl holds each iteration once; for a C4
-// detector (tinyConfig) and an FPN one (tinyFPNConfig: per-level proposals,
-// multi-scale RoI pooling).
+// boundary, and that metrics.jsonl holds each iteration once: for a C4
+// detector (tinyConfig) in fp32 and in bf16 (where the CPU has bf16
+// instructions: skipped otherwise, failed with RESDET_REQUIRE_BF16=1), and
+// an FPN one (tinyFPNConfig: per-level proposals, multi-scale RoI pooling).
 func TestResumeIsExact(t *testing.T) {
 	tv, _ := tinySynth(t, 8, 96) // 6 trainval images: 3 batches per epoch
 	tests := []struct {
 		name string
 		cfg  Config
+		prec nn.Precision
 	}{
-		{name: "C4", cfg: tinyConfig(tv.Classes, 96, 5)},
-		{name: "FPN", cfg: tinyFPNConfig(tv.Classes, 96, 5)},
+		{name: "C4", cfg: tinyConfig(tv.Classes, 96, 5), prec: nn.PrecisionFP32},
+		{name: "C4-bf16", cfg: tinyConfig(tv.Classes, 96, 5), prec: nn.PrecisionBF16},
+		{name: "FPN", cfg: tinyFPNConfig(tv.Classes, 96, 5), prec: nn.PrecisionFP32},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.prec == nn.PrecisionBF16 {
+				_, err := nn.PrecisionBF16.ResolveTraining()
+				testutil.BF16(t, err)
+			}
 			cfg := tc.cfg
 			cfg.CheckpointEvery, cfg.Keep = 1, 2
+			cfg.Precision = tc.prec
 			checkResumeIsExact(t, cfg, Data{Train: tv})
 		})
 	}
@@ -164,7 +174,7 @@ func TestResumeIsExact(t *testing.T) {
 // against the uninterrupted one: the losses of every iteration and
 // metrics.jsonl (one line per iteration); on the way, that the last 2
 // checkpoints are kept and that a second run in the same folder without
-// Resume, or resumed with another lr, is refused.
+// Resume, or resumed with another lr or the other precision, is refused.
 func checkResumeIsExact(t *testing.T, cfg Config, data Data) {
 	t.Helper()
 	record := func(into map[int]detection.Losses) func(int, detection.Losses) {
@@ -190,6 +200,15 @@ func checkResumeIsExact(t *testing.T, cfg Config, data Data) {
 	other.BaseLR *= 2
 	if _, err := Run(context.Background(), other, data, Options{Dir: dirB, Resume: true}); err == nil || !strings.Contains(err.Error(), "different run") {
 		t.Errorf("resume with another lr: %v, want a refusal", err)
+	}
+	other = cfg
+	other.Precision = nn.PrecisionBF16
+	if cfg.Precision == nn.PrecisionBF16 {
+		other.Precision = nn.PrecisionFP32
+	}
+	if _, err := Run(context.Background(), other, data, Options{Dir: dirB, Resume: true}); err == nil ||
+		!(strings.Contains(err.Error(), `"precision"`) || strings.Contains(err.Error(), "Precision")) {
+		t.Errorf("resume with precision %s: %v, want a refusal naming the precision", other.Precision, err)
 	}
 	if _, err := Run(context.Background(), cfg, data, Options{Dir: dirB, Resume: true, OnStep: record(got)}); err != nil {
 		t.Fatal(err)
@@ -432,5 +451,35 @@ func runInterrupted(t *testing.T, cfg Config, data Data, dir string, stop int, g
 	}
 	if !res.Interrupted || res.Iter != stop {
 		t.Fatalf("interrupted run: %+v, want interrupted after %d iterations", res, stop)
+	}
+}
+
+// TestAutoPrecisionRecorded checks that a run asked for precision auto
+// records the precision it resolved to on this CPU in run.json (so that a
+// resume on a CPU where auto resolves otherwise is refused instead of
+// switching precision), and that a resume asking for auto again on the same
+// CPU is accepted.
+func TestAutoPrecisionRecorded(t *testing.T) {
+	tv, _ := tinySynth(t, 8, 96)
+	cfg := tinyConfig(tv.Classes, 96, 1)
+	cfg.Precision = nn.PrecisionAuto
+	dir := t.TempDir()
+	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dir}); err != nil {
+		t.Fatal(err)
+	}
+	saved, err := RunDir(dir).ReadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := nn.PrecisionAuto.ResolveTraining()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := nn.Precision(ch.String()); saved.Precision != want {
+		t.Errorf("run.json precision %q, want %q (auto resolved on this CPU: %s)", saved.Precision, want, ch.Reason)
+	}
+	cfg.Iters = 2
+	if _, err := Run(context.Background(), cfg, Data{Train: tv}, Options{Dir: dir, Resume: true}); err != nil {
+		t.Errorf("resume asking for auto again on the same CPU: %v", err)
 	}
 }

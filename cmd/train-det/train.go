@@ -32,6 +32,8 @@ type TrainOptions struct {
 	Split, EvalSplit string
 	Preset           string
 	Arch, Init, Norm string
+	// Precision of the training step: fp32, bf16 or auto (train.Config.Precision).
+	Precision string
 	// Cache is the model cache for --init NAME ("" = zoo.DefaultDir()).
 	Cache            string
 	FreezeAt         int // -1: 2 with --init, else 0
@@ -80,6 +82,7 @@ func addTrainFlags(cmd *cobra.Command, opts *TrainOptions) {
 	f.StringVar(&opts.Init, "init", "", "weights to start from: an ImageNet ResNet (torchvision .pth/.safetensors, MSRA R-50.pkl/R-101.pkl) or a detector to fine-tune (Detectron2 .pkl, torchvision .pth, our checkpoint); the file sets the architecture and preprocessing it needs; without it the weights are random")
 	f.StringVar(&opts.Cache, "cache", "", "model cache for --init with a published model's name (default: $RESDET_CACHE, $XDG_CACHE_HOME/resdet/models or ~/.cache/resdet/models)")
 	f.StringVar(&opts.Norm, "norm", "frozen", "batch norm: frozen (the paper's, and every publisher's with --init) or trainable (batch statistics, for training from scratch)")
+	f.StringVar(&opts.Precision, "precision", "fp32", "arithmetic of the training step: fp32, bf16 (mixed precision: convolutions forward and backward in bfloat16, float32 weights, optimiser, batch norm and losses; needs AVX512_BF16 or AMX) or auto (bf16 where the CPU has AMX)")
 	f.IntVar(&opts.FreezeAt, "freeze-at", -1, "freeze the stem (1) and res2 (2); -1: as the --init file's publisher trains (2), else 0")
 	f.IntVar(&opts.Iters, "iters", def.Iters, "training iterations")
 	f.IntVar(&opts.Batch, "batch", def.Batch, "images per batch (grouped by aspect ratio)")
@@ -180,6 +183,9 @@ func (o *TrainOptions) validate() error {
 	case o.Flip < 0 || o.Flip > 1:
 		return cli.Usagef("--flip must be in [0, 1], got %g", o.Flip)
 	}
+	if _, err := nn.ParsePrecision(o.Precision); err != nil {
+		return cli.Usagef("--precision must be fp32, bf16 or auto, got %q", o.Precision)
+	}
 	if o.Preset != "" && !slices.Contains(presets, o.Preset) {
 		return cli.Usagef("--preset must be %s, got %q", strings.Join(presets, ", "), o.Preset)
 	}
@@ -236,6 +242,13 @@ func (o *TrainOptions) flagConfig(classes []string) (train.Config, error) {
 	}
 	c.Data, c.Format, c.ImageDir, c.Split, c.EvalSplit = o.Src.Data, o.Src.Format, o.Src.Images, o.Split, o.EvalSplit
 	c.Init, c.Norm, c.Seed, c.FlipProb = o.Init, o.Norm, o.Seed, o.Flip
+	if set("precision") {
+		p, err := nn.ParsePrecision(o.Precision)
+		if err != nil {
+			return c, err
+		}
+		c.Precision = p
+	}
 	c.FreezeAt = o.FreezeAt
 	if c.FreezeAt < 0 {
 		c.FreezeAt = 0
@@ -399,6 +412,13 @@ func trainProcess(opts *TrainOptions, comm *mpi.Comm) error {
 				fmt.Fprintln(ios.ErrOut, n)
 			}
 		}
+	}
+	prec, err := cfg.ResolvePrecision()
+	if err != nil {
+		return err
+	}
+	if rank == 0 {
+		fmt.Fprintf(ios.ErrOut, "precision %s: %s\n", prec, prec.Reason)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

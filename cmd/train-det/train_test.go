@@ -12,6 +12,7 @@ import (
 	"resdet/internal/cli"
 	"resdet/internal/cli/clitest"
 	"resdet/internal/testutil"
+	"resdet/nn"
 	"resdet/train"
 )
 
@@ -79,6 +80,20 @@ func TestTrainArgv(t *testing.T) {
 					t.Errorf("config %+v", c)
 				}
 			}},
+		{name: "precision", argv: "--data d --out r --precision BF16",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.Precision != nn.PrecisionBF16 {
+					t.Errorf("precision %q, want bf16", c.Precision)
+				}
+			}},
+		{name: "default precision", argv: "--data d --out r",
+			check: func(t *testing.T, o *TrainOptions, c train.Config) {
+				if c.Precision != "" {
+					t.Errorf("precision %q, want none (fp32, as run.json of older runs)", c.Precision)
+				}
+			}},
+		{name: "bad precision", argv: "--data d --out r --precision fp16", wantErr: `--precision must be fp32, bf16 or auto, got "fp16"`},
+		{name: "resume changes the precision", argv: "--out r --resume --precision bf16", wantErr: "--precision cannot change"},
 		{name: "no out", argv: "--data d", wantErr: `required flag "out" not set`},
 		{name: "no data", argv: "--out r", wantErr: `required flag "data" not set`},
 		{name: "resume and force", argv: "--out r --resume --force", wantErr: "exclude each other"},
