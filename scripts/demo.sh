@@ -6,8 +6,9 @@
 # images, draw the loss and precision-recall curves, and print where
 # everything is. Everything goes to $OUT (default demo-out); a second run
 # starts over. Knobs (environment): OUT, IMAGES, ITERS, LR, NORM, SEED,
-# THREADS, and COLOURS=0 for the hard variant (random colours: only the
-# shape tells the class; 500 iterations reached a VOC07 mAP of 0.12-0.17).
+# THREADS, PRECISION (fp32, bf16 or auto), and COLOURS=0 for the hard
+# variant (random colours: only the shape tells the class; 500 iterations
+# reached a VOC07 mAP of 0.12-0.17).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +19,7 @@ SEED=${SEED:-1}
 LR=${LR:-0.02}
 COLOURS=${COLOURS:-1}
 NORM=${NORM:-trainable}
+PRECISION=${PRECISION:-fp32}
 if [[ -n ${THREADS:-} ]]; then export RESDET_THREADS=$THREADS; fi
 start=$(date +%s)
 stamp() { echo "[demo $(( $(date +%s) - start ))s] $*"; }
@@ -34,7 +36,7 @@ if [[ $COLOURS == 1 ]]; then colours=(--class-colours); fi
 "$TD" synth --out "$OUT/data" --images "$IMAGES" --size 256x192 --max-objects 3 "${colours[@]}" --seed "$SEED" --overwrite >"$OUT/synth.txt" 2>/dev/null
 
 stamp "training ResNet-18 C4 from scratch for $ITERS iterations (Ctrl-C stops with a checkpoint; rerun with OUT=$OUT ./scripts/demo.sh to start over)"
-"$TD" --data "$OUT/data" --arch r18-c4 --norm "$NORM" \
+"$TD" --data "$OUT/data" --arch r18-c4 --norm "$NORM" --precision "$PRECISION" \
 	--min-size 192 --max-size 320 --anchor-sizes 24,48,96,192 \
 	--rois-per-image 16 --roi-size 4 --test-proposals 100 --pad-multiple 64 \
 	--iters "$ITERS" --batch 2 --lr "$LR" --warmup 50 --steps $((ITERS * 8 / 10)) \
