@@ -10,7 +10,6 @@ import (
 	"gorgonia.org/tensor"
 
 	"resdet/backbone"
-	"resdet/box"
 	"resdet/internal/testutil"
 	"resdet/nn"
 )
@@ -79,16 +78,7 @@ func testTrainerBF16Step(t *testing.T, arch string, e float64) {
 	cfg.RoIHeads.PositiveFraction = 1
 	cfg.RoIOp.Size = 7
 	r := rand.New(rand.NewSource(5))
-	batch := []TrainImage{
-		{W: 96, H: 64, Boxes: []box.Box{{X1: 10, Y1: 8, X2: 50, Y2: 40}, {X1: 40, Y1: 20, X2: 90, Y2: 60}}, Labels: []int{1, 3}},
-		{W: 64, H: 80, Boxes: []box.Box{{X1: 5, Y1: 30, X2: 45, Y2: 75}}, Labels: []int{2}},
-	}
-	for i := range batch {
-		batch[i].Data = make([]float32, 3*batch[i].W*batch[i].H)
-		for j := range batch[i].Data {
-			batch[i].Data[j] = float32(r.NormFloat64())
-		}
-	}
+	batch := twoImageBatch(r)
 	ref, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), Norm: backbone.FrozenBN, FreezeAt: 2})
 	if err != nil {
 		t.Fatal(err)

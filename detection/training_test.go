@@ -27,17 +27,7 @@ func TestTrainerPaddingRowsIgnored(t *testing.T) {
 	cfg.RPN.BatchSizePerImage = 1_000_000
 	cfg.RoIHeads.PositiveFraction = 1 // with enough rows: every RoI
 	cfg.RoIOp.Size = 7
-	r := rand.New(rand.NewSource(3))
-	batch := []TrainImage{
-		{W: 96, H: 64, Boxes: []box.Box{{X1: 10, Y1: 8, X2: 50, Y2: 40}, {X1: 40, Y1: 20, X2: 90, Y2: 60}}, Labels: []int{1, 3}},
-		{W: 64, H: 80, Boxes: []box.Box{{X1: 5, Y1: 30, X2: 45, Y2: 75}}, Labels: []int{2}},
-	}
-	for i := range batch {
-		batch[i].Data = make([]float32, 3*batch[i].W*batch[i].H)
-		for j := range batch[i].Data {
-			batch[i].Data[j] = float32(r.NormFloat64())
-		}
-	}
+	batch := twoImageBatch(rand.New(rand.NewSource(3)))
 	ref, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), Norm: backbone.FrozenBN, FreezeAt: 2})
 	if err != nil {
 		t.Fatal(err)
@@ -215,4 +205,21 @@ func TestTrainerShapeSwitching(t *testing.T) {
 			}
 		}
 	}
+}
+
+// twoImageBatch returns two small training images (96x64 with two boxes of
+// classes 1 and 3, 64x80 with one of class 2) whose pixels are standard
+// normal draws from r.
+func twoImageBatch(r *rand.Rand) []TrainImage {
+	batch := []TrainImage{
+		{W: 96, H: 64, Boxes: []box.Box{{X1: 10, Y1: 8, X2: 50, Y2: 40}, {X1: 40, Y1: 20, X2: 90, Y2: 60}}, Labels: []int{1, 3}},
+		{W: 64, H: 80, Boxes: []box.Box{{X1: 5, Y1: 30, X2: 45, Y2: 75}}, Labels: []int{2}},
+	}
+	for i := range batch {
+		batch[i].Data = make([]float32, 3*batch[i].W*batch[i].H)
+		for j := range batch[i].Data {
+			batch[i].Data[j] = float32(r.NormFloat64())
+		}
+	}
+	return batch
 }

@@ -17,7 +17,6 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/datasets/synth"
 	"resdet/detection"
-	"resdet/internal/testutil"
 	"resdet/nn"
 )
 
@@ -157,8 +156,7 @@ func TestResumeIsExact(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.prec == nn.PrecisionBF16 {
-				_, err := nn.PrecisionBF16.ResolveTraining()
-				testutil.BF16(t, err)
+				skipWithoutBF16Training(t)
 			}
 			cfg := tc.cfg
 			cfg.CheckpointEvery, cfg.Keep = 1, 2
