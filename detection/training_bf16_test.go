@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"gorgonia.org/tensor"
-
 	"resdet/backbone"
 	"resdet/internal/testutil"
 	"resdet/nn"
@@ -95,12 +93,7 @@ func testTrainerBF16Step(t *testing.T, arch string, e float64) {
 		}
 	}
 
-	type result struct {
-		losses Losses
-		rois   int
-		grads  map[string][]float32
-	}
-	step := func(p nn.Precision, batch []TrainImage) result {
+	step := func(p nn.Precision, batch []TrainImage) stepResult {
 		m, err := NewTrainable(cfg, TrainBuild{Norm: backbone.FrozenBN, FreezeAt: 2, Precision: p})
 		if err != nil {
 			t.Fatal(err)
@@ -110,19 +103,7 @@ func testTrainerBF16Step(t *testing.T, arch string, e float64) {
 		}
 		tr := NewTrainer(m, TrainerConfig{})
 		defer tr.Close()
-		l, err := tr.Step(batch, rand.New(rand.NewSource(2)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res := result{losses: l, rois: tr.LastRoIs(), grads: map[string][]float32{}}
-		for _, p := range tr.Params() {
-			g, err := p.Grad()
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.grads[p.(interface{ Name() string }).Name()] = append([]float32(nil), g.(tensor.Tensor).Data().([]float32)...)
-		}
-		return res
+		return runStep(t, tr, batch)
 	}
 	f32, b16 := step(nn.PrecisionFP32, batch), step(nn.PrecisionBF16, batch)
 	if f32.rois != b16.rois {

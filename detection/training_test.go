@@ -34,28 +34,11 @@ func TestTrainerPaddingRowsIgnored(t *testing.T) {
 	}
 	state := ref.State()
 
-	type result struct {
-		losses Losses
-		rois   int
-		grads  map[string][]float32
-	}
-	step := func(t *testing.T, rows int) result {
+	step := func(t *testing.T, rows int) stepResult {
 		c := cfg
 		c.RoIHeads.BatchSizePerImage = rows
 		tr := loadedTrainer(t, c, state)
-		l, err := tr.Step(batch, rand.New(rand.NewSource(2)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		res := result{losses: l, rois: tr.LastRoIs(), grads: map[string][]float32{}}
-		for _, p := range tr.Params() {
-			g, err := p.Grad()
-			if err != nil {
-				t.Fatal(err)
-			}
-			res.grads[p.(interface{ Name() string }).Name()] = append([]float32(nil), g.(tensor.Tensor).Data().([]float32)...)
-		}
-		return res
+		return runStep(t, tr, batch)
 	}
 	base := step(t, 16) // PostNMSTopNTrain + ground truth: room for every RoI
 	if base.rois < 2*5 || base.rois >= 2*16 {
@@ -222,4 +205,31 @@ func twoImageBatch(r *rand.Rand) []TrainImage {
 		}
 	}
 	return batch
+}
+
+// stepResult is one training step's losses, its sampled RoIs (padding
+// rows not counted) and a copy of every parameter's gradient by name.
+type stepResult struct {
+	losses Losses
+	rois   int
+	grads  map[string][]float32
+}
+
+// runStep runs one step of tr on batch with sampling seed 2 and returns
+// its stepResult.
+func runStep(t *testing.T, tr *Trainer, batch []TrainImage) stepResult {
+	t.Helper()
+	l, err := tr.Step(batch, rand.New(rand.NewSource(2)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := stepResult{losses: l, rois: tr.LastRoIs(), grads: map[string][]float32{}}
+	for _, p := range tr.Params() {
+		g, err := p.Grad()
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.grads[p.(interface{ Name() string }).Name()] = append([]float32(nil), g.(tensor.Tensor).Data().([]float32)...)
+	}
+	return res
 }
