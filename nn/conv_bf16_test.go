@@ -43,12 +43,12 @@ func TestConvBF16Backward(t *testing.T) {
 		name         string
 		x, w         [4]int
 		o            ConvOpts
-		scaled, relu bool
+		scaled bool
 	}{
 		{name: "3x3_pad1", x: [4]int{2, 32, 11, 13}, w: [4]int{32, 32, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
 		{name: "1x1_stride2_blocked", x: [4]int{1, 64, 14, 10}, w: [4]int{32, 64, 1, 1}, o: ConvOpts{Stride: [2]int{2, 2}, BlockedIn: true, BlockedOut: true}},
 		{name: "7x7_stride2_stem", x: [4]int{1, 3, 29, 31}, w: [4]int{16, 3, 7, 7}, o: ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}, BlockedOut: true}},
-		{name: "3x3_dilated_scaled_relu", x: [4]int{1, 16, 12, 12}, w: [4]int{48, 16, 3, 3}, o: ConvOpts{Pad: [2]int{2, 2}, Dilation: [2]int{2, 2}}, scaled: true, relu: true},
+		{name: "3x3_dilated_scaled", x: [4]int{1, 16, 12, 12}, w: [4]int{48, 16, 3, 3}, o: ConvOpts{Pad: [2]int{2, 2}, Dilation: [2]int{2, 2}}, scaled: true},
 	}
 	for _, tc := range cases {
 		for _, kind := range []string{"data", "weights"} {
@@ -61,12 +61,9 @@ func TestConvBF16Backward(t *testing.T) {
 				g16 := g32
 				g16.BF16 = true
 				xv, wv, dy := convRand(rng, convNum(g32.X)), convRand(rng, convNum(g32.W)), convRand(rng, convNum(g32.Y))
-				var scale, y []float32
+				var scale []float32
 				if tc.scaled {
 					scale = convRand(rng, g32.W[0])
-				}
-				if tc.relu {
-					y = convRand(rng, convNum(g32.Y)) // mask: about half of dy counts
 				}
 				// run computes the backward kind on (a, dy) with geometry g:
 				// a is w for dx, x for dw.
@@ -84,10 +81,7 @@ func TestConvBF16Backward(t *testing.T) {
 					if tc.scaled {
 						in = append(in, convDense(g.W[:1], scale))
 					}
-					if tc.relu {
-						in = append(in, convDense(g.Y[:], y))
-					}
-					op := convBwdDataOp{geom: g, scaled: tc.scaled, relu: tc.relu}
+					op := convBwdDataOp{geom: g, scaled: tc.scaled}
 					var v G.Value
 					if kind == "weights" {
 						v, err = convBwdWeightsOp(op).Do(in...)
