@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +18,7 @@ import (
 
 	"resdet/inference"
 	"resdet/inference/inferencetest"
+	"resdet/nn"
 )
 
 func TestIsLocal(t *testing.T) {
@@ -182,7 +184,11 @@ func TestOptionsCheck(t *testing.T) {
 // stage in one bundle. With 2 models, two detections must overlap (each
 // detection waits, up to 20 s, for a second one to start, so the overlap
 // does not depend on how fast the tiny model runs) and never more than two;
-// with 1, never two. Both runs must write the same files.
+// with 1, never two. The detections' oneDNN calls must overlap too (two at
+// once at most, nn.PeakCalls) with 2 models of 1 thread each on 2 CPUs, and
+// never with 1: the DoFns overlapped while one engine thread ran every
+// call of both models one after the other (issue 15). Both runs must write
+// the same files.
 func TestParallelDetectors(t *testing.T) {
 	// Beam's LOOPBACK worker leaves a folder in the temporary directory.
 	t.Setenv("TMPDIR", t.TempDir())
@@ -239,9 +245,17 @@ func TestParallelDetectors(t *testing.T) {
 			prefix := filepath.Join(dir, fmt.Sprintf("out%d", tt.models), "run")
 			o := Options{Input: filepath.Join(imgs, "*.jpg"), Output: prefix, Shards: 2, MaxPixels: 50, Threads: 1, ModelsPerWorker: tt.models,
 				Model: inference.ModelOptions{Weights: weights, ScoreThresh: 0.3}}
+			nn.PeakCalls()
 			sum, err := Run(context.Background(), "prism", o)
 			if err != nil {
 				t.Fatal(err)
+			}
+			wantCalls := tt.wantPeak
+			if runtime.NumCPU() < 2 {
+				wantCalls = 1
+			}
+			if calls := nn.PeakCalls(); calls != wantCalls {
+				t.Errorf("%d oneDNN calls at once at most, want %d", calls, wantCalls)
 			}
 			if peak != tt.wantPeak || loads.Load() != int64(tt.wantPeak) || sum.Images != 8 || sum.Failed != 0 {
 				t.Errorf("%d detections at once at most, %d models loaded, %d images, %d failed; want %d at once and %d models, 8 images",

@@ -417,8 +417,9 @@ func convOSThreads(t *testing.T) int {
 }
 
 // TestConvThreadsStayBounded calls convolutions from many goroutines with a
-// high GOMAXPROCS: all oneDNN calls run on the engine thread, so the OpenMP
-// team is created once and the thread count must not grow with the callers
+// high GOMAXPROCS: all oneDNN calls run on the engine's lanes (at most
+// NumCPU/Threads() of them), so the OpenMP teams are created once and the
+// thread count must not grow with the callers
 // (calling oneDNN directly from each goroutine created a team per OS thread).
 func TestConvThreadsStayBounded(t *testing.T) {
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(16))

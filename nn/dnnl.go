@@ -75,25 +75,33 @@ int rd_sgemm(int ta, int tb, int m, int n, int k, float alpha, const float *a, i
 	return s;
 }
 
-// All functions below run on the single engine thread (see dnnlEngine in
-// dnnl.go), so the engine, the stream and the arena need no locking.
+// All functions below run on an engine lane's thread (see dnnlEngine in
+// dnnl.go). The engine is shared (oneDNN engines are thread-safe); the
+// stream and the arena are per thread (one per lane), so they need no
+// locking. A primitive (rd_prim) keeps per-call state in its memory objects:
+// each lane has its own.
 
 static dnnl_engine_t rd_eng;
-static dnnl_stream_t rd_strm;
+static __thread dnnl_stream_t rd_strm;
 
+// rd_init creates the engine; called once, before any lane starts.
 static int rd_init(void) {
-	dnnl_status_t s = dnnl_engine_create(&rd_eng, dnnl_cpu, 0);
-	if (s != dnnl_success) return s;
+	return dnnl_engine_create(&rd_eng, dnnl_cpu, 0);
+}
+
+// rd_lane_init creates the calling thread's stream.
+static int rd_lane_init(void) {
 	return dnnl_stream_create(&rd_strm, rd_eng, dnnl_stream_default_flags);
 }
 
 // The arena holds the blocked-layout copies of the arguments and the
-// scratchpad: one growing buffer per argument slot, shared by all primitives.
+// scratchpad: one growing buffer per argument slot, shared by all primitives
+// of a lane (per thread).
 #define RD_MAXARGS 6
 #define RD_SLOT_WSCALED (RD_MAXARGS + 1)
 #define RD_SLOTS (RD_MAXARGS + 2)
-static void *rd_arena[RD_SLOTS];
-static size_t rd_arena_size[RD_SLOTS];
+static __thread void *rd_arena[RD_SLOTS];
+static __thread size_t rd_arena_size[RD_SLOTS];
 
 static void *rd_buf(int slot, size_t size) {
 	if (size <= rd_arena_size[slot]) return rd_arena[slot];
@@ -503,30 +511,54 @@ import (
 	"unsafe"
 )
 
-// dnnlEngine runs every oneDNN call on one goroutine locked to its OS thread.
-// The Debian oneDNN uses OpenMP, which keeps a thread team per calling OS
-// thread; calling it from gorgonia's goroutines would create a team per
-// thread and oversubscribe the cores. Serialising the calls also makes the
-// shared arena and the cached primitives (which own scratch state) safe.
+// dnnlEngine runs every oneDNN call on an engine lane: a goroutine locked to
+// its OS thread. The Debian oneDNN uses OpenMP, which keeps a thread team per
+// calling OS thread; calling it from gorgonia's goroutines would create a
+// team per thread and oversubscribe the cores. A lane's thread keeps its
+// team, its stream, its arena and its primitives (which own per-call
+// state), so those need no locking.
+//
+// At most laneLimit() calls (runtime.NumCPU() / Threads(), at least 1) run
+// at once, and lanes start on demand, one more whenever every lane has a
+// call: with Threads() = NumCPU (the default) one call runs at a time as
+// before; with 1 thread on 2 cores, two callers (two
+// detectors of `detect batch --models-per-worker 2 --threads 1`) run at
+// once. A lone caller keeps using one lane. Before lanes, the one engine
+// thread ran the two detectors one call after the other (issue 15: 1.07
+// cores busy out of 2).
 type dnnlEngine struct {
-	jobs    chan func()
-	threads int // current OpenMP team size; touched only on the engine thread
+	jobs chan func(*dnnlLane) // calls for any lane
 
-	// prims caches primitives by their parameters; packed caches constant
-	// weights in a primitive's layout (ConvOpts.ConstWeights). Both are
-	// touched only on the engine thread.
-	prims  map[C.rd_conv_params]*C.rd_prim
-	packed map[convPackKey]convPacked
+	mu      sync.Mutex // guards the fields below
+	free    *sync.Cond // on mu: signalled when a call ends
+	lanes   []*dnnlLane
+	pending int // calls admitted (at most laneLimit()), not finished
+	peak    int // most calls admitted at once (PeakCalls)
+	// packed caches constant weights in a primitive's layout
+	// (ConvOpts.ConstWeights), for all lanes.
+	packed map[convPackKey]*convPacked
+}
+
+// dnnlLane is one engine thread and what it owns.
+type dnnlLane struct {
+	own     chan func(*dnnlLane) // calls for this lane only (dnnlEngine.each)
+	threads int                  // current OpenMP team size
+	// prims caches primitives by their parameters.
+	prims map[C.rd_conv_params]*C.rd_prim
 }
 
 // convPacked is constant weights in a primitive's layout (C memory, freed
 // by ReleaseConvBuffers). It keeps the user's weights and scale reachable:
 // the cache is keyed by their addresses, so the garbage collector must not
-// give that memory to another tensor while the entry exists.
+// give that memory to another tensor while the entry exists. refs counts
+// the calls running with data; an entry dropped while in use (stale) is
+// freed by the last of them.
 type convPacked struct {
 	data     unsafe.Pointer
 	md       C.dnnl_memory_desc_t // the layout data is in
 	w, scale []float32
+	refs     int
+	stale    bool
 }
 
 // convPackKey identifies constant weights: the addresses of the user's
@@ -545,14 +577,16 @@ var (
 	dnnlErr  error
 )
 
-// dnnlGet starts the engine thread on first use.
+// dnnlGet creates the engine and starts its first lane on first use.
 func dnnlGet() (*dnnlEngine, error) {
 	dnnlOnce.Do(func() {
-		e := &dnnlEngine{jobs: make(chan func()), prims: map[C.rd_conv_params]*C.rd_prim{},
-			packed: map[convPackKey]convPacked{}}
-		ready := make(chan error)
-		go e.loop(ready)
-		if err := <-ready; err != nil {
+		if s := C.rd_init(); s != 0 {
+			dnnlErr = fmt.Errorf("nn: oneDNN engine: %s", dnnlStatus(s))
+			return
+		}
+		e := &dnnlEngine{jobs: make(chan func(*dnnlLane)), packed: map[convPackKey]*convPacked{}}
+		e.free = sync.NewCond(&e.mu)
+		if err := e.startLane(); err != nil {
 			dnnlErr = err
 			return
 		}
@@ -561,30 +595,105 @@ func dnnlGet() (*dnnlEngine, error) {
 	return dnnlEng, dnnlErr
 }
 
-func (e *dnnlEngine) loop(ready chan<- error) {
+// laneLimit is the most lanes the engine runs: as many teams of Threads()
+// threads as fit on the CPUs, at least one.
+func laneLimit() int {
+	return max(1, runtime.NumCPU()/Threads())
+}
+
+// startLane starts one more lane and waits until it is ready. Callers other
+// than dnnlGet hold e.mu.
+func (e *dnnlEngine) startLane() error {
+	l := &dnnlLane{own: make(chan func(*dnnlLane)), prims: map[C.rd_conv_params]*C.rd_prim{}}
+	ready := make(chan error)
+	go l.loop(e.jobs, ready)
+	if err := <-ready; err != nil {
+		return err
+	}
+	e.lanes = append(e.lanes, l)
+	return nil
+}
+
+func (l *dnnlLane) loop(jobs <-chan func(*dnnlLane), ready chan<- error) {
 	runtime.LockOSThread() // never unlocked: the thread keeps its OpenMP team
-	if s := C.rd_init(); s != 0 {
-		ready <- fmt.Errorf("nn: oneDNN engine: %s", dnnlStatus(s))
+	if s := C.rd_lane_init(); s != 0 {
+		ready <- fmt.Errorf("nn: oneDNN stream: %s", dnnlStatus(s))
 		return
 	}
 	ready <- nil
-	for f := range e.jobs {
-		f()
+	for {
+		select {
+		case f := <-jobs:
+			f(l)
+		case f := <-l.own:
+			f(l)
+		}
 	}
 }
 
-// do runs f on the engine thread and waits for it.
-func (e *dnnlEngine) do(f func()) {
+// do runs f on a lane's thread and waits for it. Concurrent callers run on
+// up to laneLimit() lanes at once; the others wait.
+func (e *dnnlEngine) do(f func(l *dnnlLane)) {
+	e.mu.Lock()
+	for e.pending >= laneLimit() {
+		e.free.Wait()
+	}
+	if e.pending >= len(e.lanes) {
+		_ = e.startLane() // on failure the call queues for the lanes there are
+	}
+	e.pending++
+	e.peak = max(e.peak, e.pending)
+	e.mu.Unlock()
 	done := make(chan struct{})
-	e.jobs <- func() {
+	e.jobs <- func(l *dnnlLane) {
 		defer close(done)
-		if n := Threads(); n != e.threads {
-			C.omp_set_num_threads(C.int(n))
-			e.threads = n
-		}
-		f()
+		l.setThreads()
+		f(l)
+		e.mu.Lock()
+		e.pending--
+		e.free.Signal()
+		e.mu.Unlock()
 	}
 	<-done
+}
+
+// PeakCalls returns the most oneDNN calls (convolutions, GEMMs) that ran at
+// once in this process since the last PeakCalls, and starts counting again
+// (for tests and diagnostics: two detectors with one thread each on two
+// CPUs give 2, see dnnlEngine).
+func PeakCalls() int {
+	e, err := dnnlGet()
+	if err != nil {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := e.peak
+	e.peak = e.pending
+	return n
+}
+
+// each runs f on every lane's thread, one after the other.
+func (e *dnnlEngine) each(f func(l *dnnlLane)) {
+	e.mu.Lock()
+	lanes := append([]*dnnlLane(nil), e.lanes...)
+	e.mu.Unlock()
+	for _, l := range lanes {
+		done := make(chan struct{})
+		l.own <- func(l *dnnlLane) {
+			defer close(done)
+			f(l)
+		}
+		<-done
+	}
+}
+
+// setThreads sizes the lane's OpenMP team to Threads(). Runs on the lane.
+func (l *dnnlLane) setThreads() {
+	if n := Threads(); n != l.threads {
+		C.omp_set_num_threads(C.int(n))
+		l.threads = n
+	}
 }
 
 func dnnlStatus(s C.int) string {
@@ -650,18 +759,63 @@ func (d dnnlConv) params() C.rd_conv_params {
 	return c
 }
 
-// prim returns the cached primitive for c, creating it if needed.
-// Must run on the engine thread.
-func (e *dnnlEngine) prim(c C.rd_conv_params) (*C.rd_prim, error) {
-	if p, ok := e.prims[c]; ok {
+// prim returns the lane's cached primitive for c, creating it if needed.
+// Must run on the lane.
+func (l *dnnlLane) prim(c C.rd_conv_params) (*C.rd_prim, error) {
+	if p, ok := l.prims[c]; ok {
 		return p, nil
 	}
 	var p *C.rd_prim
 	if s := C.rd_conv_create(&p, &c); s != 0 {
 		return nil, fmt.Errorf("oneDNN convolution primitive: %s", dnnlStatus(s))
 	}
-	e.prims[c] = p
+	l.prims[c] = p
 	return p, nil
+}
+
+// takePacked returns the constant weights bufs[1] of key packed for p's
+// layout, packing them on first use (on the calling lane, which must be
+// p's), and counts the caller as a user until putPacked. It returns nil
+// when the layouts agree (nothing to pack), packing fails, or another
+// lane is using the weights packed for another layout (this call then
+// reorders them itself).
+func (e *dnnlEngine) takePacked(p *C.rd_prim, key convPackKey, w unsafe.Pointer, bufs [][]float32, scale []float32) *convPacked {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if old, ok := e.packed[key]; ok {
+		if C.rd_weights_md_equal(p, &old.md) != 0 {
+			old.refs++
+			return old
+		}
+		if old.refs > 0 {
+			return nil
+		}
+		C.free(old.data) // another layout: repack below
+		delete(e.packed, key)
+	}
+	// First call: pack the (scaled) weights once. If the layouts agree
+	// there is nothing to pack and the weights are used as is.
+	data := C.rd_pack(p, 1, w)
+	if data == nil {
+		return nil
+	}
+	cp := &convPacked{data: data, md: p.a[1].prim_md, w: bufs[1], scale: scale, refs: 1}
+	e.packed[key] = cp
+	return cp
+}
+
+// putPacked ends a use of cp (nil: none) begun by takePacked.
+func (e *dnnlEngine) putPacked(cp *convPacked) {
+	if cp == nil {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cp.refs--
+	if cp.stale && cp.refs == 0 {
+		C.free(cp.data)
+		cp.data = nil
+	}
 }
 
 // convExtra holds the optional inputs of dnnlConv.run.
@@ -687,8 +841,8 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 	}
 	c := d.params()
 	rows, per := C.int64_t(d.geom.W[0]), C.int64_t(d.geom.W[1]*d.geom.W[2]*d.geom.W[3])
-	e.do(func() {
-		p, perr := e.prim(c)
+	e.do(func(l *dnnlLane) {
+		p, perr := l.prim(c)
 		if perr != nil {
 			err = perr
 			return
@@ -697,23 +851,23 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		for i, b := range bufs {
 			ptrs[i] = unsafe.Pointer(&b[0])
 		}
-		var packed unsafe.Pointer
+		constW := ex.constWeights && d.kind == dnnlFwd
 		var key convPackKey
-		if ex.constWeights && d.kind == dnnlFwd {
+		var cp *convPacked
+		if constW {
 			key = convPackKey{w: uintptr(ptrs[1]), bf16: c.bf16}
 			if ex.scale != nil {
 				key.scale = uintptr(unsafe.Pointer(&ex.scale[0]))
 			}
-			if old, ok := e.packed[key]; ok {
-				if C.rd_weights_md_equal(p, &old.md) != 0 {
-					packed = old.data
-				} else { // another layout: repack below
-					C.free(old.data)
-					delete(e.packed, key)
-				}
+			e.mu.Lock()
+			if old, ok := e.packed[key]; ok && C.rd_weights_md_equal(p, &old.md) != 0 {
+				old.refs++
+				cp = old
 			}
+			e.mu.Unlock()
 		}
-		if ex.scale != nil && d.kind != dnnlBwdWeights && packed == nil {
+		defer e.putPacked(cp)
+		if ex.scale != nil && d.kind != dnnlBwdWeights && cp == nil {
 			wi := 1
 			if d.kind == dnnlBwdData {
 				wi = 0
@@ -729,12 +883,12 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		if ex.residual != nil {
 			res = unsafe.Pointer(&ex.residual[0])
 		}
-		if ex.constWeights && d.kind == dnnlFwd && packed == nil {
-			// First call: pack the (scaled) weights once. If the layouts
-			// agree there is nothing to pack and the weights are used as is.
-			if packed = C.rd_pack(p, 1, ptrs[1]); packed != nil {
-				e.packed[key] = convPacked{data: packed, md: p.a[1].prim_md, w: bufs[1], scale: ex.scale}
-			}
+		if constW && cp == nil {
+			cp = e.takePacked(p, key, ptrs[1], bufs, ex.scale)
+		}
+		var packed unsafe.Pointer
+		if cp != nil {
+			packed = cp.data
 		}
 		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1), 1, packed); s != 0 {
 			err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
@@ -757,8 +911,8 @@ func (d dnnlConv) impl() (string, error) {
 	}
 	var name string
 	c := d.params()
-	e.do(func() {
-		p, perr := e.prim(c)
+	e.do(func(l *dnnlLane) {
+		p, perr := l.prim(c)
 		if perr != nil {
 			err = perr
 			return
@@ -768,14 +922,14 @@ func (d dnnlConv) impl() (string, error) {
 	return name, err
 }
 
-// dnnlArenaBytes reports the bytes held by the engine's shared buffers.
+// dnnlArenaBytes reports the bytes held by the lanes' shared buffers.
 func dnnlArenaBytes() int {
 	e, err := dnnlGet()
 	if err != nil {
 		return 0
 	}
 	var n int
-	e.do(func() { n = int(C.rd_arena_bytes()) })
+	e.each(func(*dnnlLane) { n += int(C.rd_arena_bytes()) })
 	return n
 }
 
@@ -788,13 +942,17 @@ func ReleaseConvBuffers() {
 	if err != nil {
 		return
 	}
-	e.do(func() {
-		C.rd_arena_free()
-		for k, p := range e.packed {
-			C.free(p.data)
-			delete(e.packed, k)
+	e.each(func(*dnnlLane) { C.rd_arena_free() })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k, p := range e.packed {
+		delete(e.packed, k)
+		if p.refs > 0 { // in use on a lane: its last user frees it
+			p.stale = true
+			continue
 		}
-	})
+		C.free(p.data)
+	}
 }
 
 // convPackedCount reports how many constant weight tensors are kept.
@@ -804,6 +962,8 @@ func convPackedCount() int {
 		return 0
 	}
 	var n int
-	e.do(func() { n = len(e.packed) })
+	e.mu.Lock()
+	n = len(e.packed)
+	e.mu.Unlock()
 	return n
 }

@@ -21,7 +21,7 @@
 // and linear tests and of BenchmarkDetectFPN (2 threads), and
 // GOEXPERIMENT=cgocheck2 BenchmarkDetectFPN under the profiler, reported
 // nothing. oneDNN fixed it upstream (issue 4845, pull request 4855). Our
-// mitigation: sgemm blocks the asynchronous signals on the engine thread and
+// mitigation: sgemm blocks the asynchronous signals on the engine lane and
 // its OpenMP team for each call (rd_sig_block in dnnl.go;
 // TestGEMMUnderCPUProfiler fails without it).
 //

@@ -23,7 +23,7 @@ import (
 
 // sgemm computes C = alpha·op(A)·op(B) + beta·C for row-major float32
 // matrices, op(A) [m, k], op(B) [k, n], C [m, n], with oneDNN's dnnl_sgemm on
-// the oneDNN engine thread (Threads() OpenMP threads; see dnnlEngine). The
+// an oneDNN engine lane (Threads() OpenMP threads; see dnnlEngine). The
 // slices must hold the addressed elements (the callers check the shapes).
 // dnnl_sgemm beat OpenBLAS on every Linear shape measured
 // (BenchmarkLinearBackends), by 10x for a single row. Asynchronous signals
@@ -48,7 +48,7 @@ func sgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int
 		return err
 	}
 	var s C.int
-	e.do(func() {
+	e.do(func(*dnnlLane) {
 		s = C.rd_sgemm(cbool(transA), cbool(transB), C.int(m), C.int(n), C.int(k), C.float(alpha),
 			(*C.float)(&a[0]), C.int(lda), (*C.float)(&b[0]), C.int(ldb), C.float(beta), (*C.float)(&c[0]), C.int(ldc))
 	})
