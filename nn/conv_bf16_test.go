@@ -40,9 +40,9 @@ func bf16BackwardBound(abs float32, l int) float64 {
 func TestConvBF16Backward(t *testing.T) {
 	convSkipWithoutBF16(t)
 	cases := []struct {
-		name         string
-		x, w         [4]int
-		o            ConvOpts
+		name   string
+		x, w   [4]int
+		o      ConvOpts
 		scaled bool
 	}{
 		{name: "3x3_pad1", x: [4]int{2, 32, 11, 13}, w: [4]int{32, 32, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
