@@ -30,14 +30,21 @@ func TestParsePrecision(t *testing.T) {
 	}
 }
 
+// The four kinds of CPU the precision tests decide on, as CPU reports them:
+// AVX2 only, AVX-512 without bf16 instructions (oneDNN emulates bf16),
+// AVX512_BF16 without AMX (AMD Zen 4 and later), and AMX (Intel Sapphire
+// Rapids and later).
+var (
+	avx2   = CPUInfo{ISA: "avx2", Block: 8}
+	avx512 = CPUInfo{ISA: "avx512_core", AVX512: true, BF16: true, Block: 16}
+	zen4   = CPUInfo{ISA: "avx512_core_bf16", AVX512: true, AVX512BF16: true, BF16: true, Block: 16}
+	spr    = CPUInfo{ISA: "avx512_core_amx", AVX512: true, AVX512BF16: true, AMX: true, BF16: true, Block: 16}
+)
+
 // TestPrecisionResolve decides every precision on four kinds of CPU: bf16
 // runs where asked for and oneDNN has it, auto picks it only with AMX, and
 // bf16 on a CPU without it is an error that says so.
 func TestPrecisionResolve(t *testing.T) {
-	avx2 := CPUInfo{ISA: "avx2", Block: 8}
-	avx512 := CPUInfo{ISA: "avx512_core", AVX512: true, BF16: true, Block: 16}
-	zen4 := CPUInfo{ISA: "avx512_core_bf16", AVX512: true, AVX512BF16: true, BF16: true, Block: 16}
-	spr := CPUInfo{ISA: "avx512_core_amx", AVX512: true, AVX512BF16: true, AMX: true, BF16: true, Block: 16}
 	tests := []struct {
 		name       string
 		p          Precision
@@ -201,10 +208,6 @@ func TestLinearBF16ConstWeightsShared(t *testing.T) {
 // four kinds of CPU: bf16 needs AVX512_BF16 or AMX (emulated bf16 is
 // refused with the ISA named), auto is bf16 only with AMX.
 func TestPrecisionResolveTraining(t *testing.T) {
-	avx2 := CPUInfo{ISA: "avx2", Block: 8}
-	avx512 := CPUInfo{ISA: "avx512_core", AVX512: true, BF16: true, Block: 16}
-	zen4 := CPUInfo{ISA: "avx512_core_bf16", AVX512: true, AVX512BF16: true, BF16: true, Block: 16}
-	spr := CPUInfo{ISA: "avx512_core_amx", AVX512: true, AVX512BF16: true, AMX: true, BF16: true, Block: 16}
 	tests := []struct {
 		name       string
 		p          Precision

@@ -27,33 +27,7 @@ func runMultiLevel(t *testing.T, o RoIAlignOpts, scales []float32, feats [][]flo
 	if err != nil {
 		t.Fatal(err)
 	}
-	gyN := G.NewConstant(tensor.New(tensor.WithShape(out.Shape()...), tensor.WithBacking(append([]float32(nil), gy...))), G.WithName("gy"))
-	prod, err := G.HadamardProd(out, gyN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	loss, err := G.Sum(prod)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := G.Grad(loss, fs...); err != nil {
-		t.Fatal(err)
-	}
-	var yv G.Value
-	G.Read(out, &yv)
-	m := G.NewTapeMachine(g)
-	defer m.Close()
-	if err := m.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	for _, f := range fs {
-		gv, err := f.Grad()
-		if err != nil {
-			t.Fatal(err)
-		}
-		grads = append(grads, append([]float32(nil), gv.Data().([]float32)...))
-	}
-	return append([]float32(nil), yv.Data().([]float32)...), grads
+	return forwardBackward(t, g, out, gy, fs...)
 }
 
 // TestMultiLevelRoIAlignEqualsPerLevel checks the multi-level op against its

@@ -26,8 +26,15 @@ func runRoI(t *testing.T, build roiBuilder, feat []float32, featShape []int, roi
 	if err != nil {
 		t.Fatal(err)
 	}
-	gyT := tensor.New(tensor.WithShape(out.Shape()...), tensor.WithBacking(append([]float32(nil), gy...)))
-	gyN := G.NewConstant(gyT, G.WithName("gy"))
+	y, grads := forwardBackward(t, g, out, gy, f)
+	return y, grads[0]
+}
+
+// forwardBackward runs graph g forward and backward with loss
+// sum(out * gy) and returns out's value and dL/dx for each of xs.
+func forwardBackward(t *testing.T, g *G.ExprGraph, out *G.Node, gy []float32, xs ...*G.Node) (y []float32, grads [][]float32) {
+	t.Helper()
+	gyN := G.NewConstant(tensor.New(tensor.WithShape(out.Shape()...), tensor.WithBacking(append([]float32(nil), gy...))), G.WithName("gy"))
 	prod, err := G.HadamardProd(out, gyN)
 	if err != nil {
 		t.Fatal(err)
@@ -36,7 +43,7 @@ func runRoI(t *testing.T, build roiBuilder, feat []float32, featShape []int, roi
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := G.Grad(loss, f); err != nil {
+	if _, err := G.Grad(loss, xs...); err != nil {
 		t.Fatal(err)
 	}
 	var yv G.Value
@@ -46,11 +53,14 @@ func runRoI(t *testing.T, build roiBuilder, feat []float32, featShape []int, roi
 	if err := m.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	gv, err := f.Grad()
-	if err != nil {
-		t.Fatal(err)
+	for _, x := range xs {
+		gv, err := x.Grad()
+		if err != nil {
+			t.Fatal(err)
+		}
+		grads = append(grads, append([]float32(nil), gv.Data().([]float32)...))
 	}
-	return append([]float32(nil), yv.Data().([]float32)...), append([]float32(nil), gv.Data().([]float32)...)
+	return append([]float32(nil), yv.Data().([]float32)...), grads
 }
 
 // maxAbsDiff returns max |a-b| and max |b|.
