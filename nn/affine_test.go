@@ -52,6 +52,17 @@ func randSlice(rng *rand.Rand, n int) []float32 {
 	return v
 }
 
+// randParam returns a learnable float32 node of g named name with the
+// given shape, its values standard normal draws from rng (as randSlice).
+func randParam(g *G.ExprGraph, rng *rand.Rand, name string, shape ...int) *G.Node {
+	n := 1
+	for _, d := range shape {
+		n *= d
+	}
+	return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
+		G.WithValue(tensorOf(randSlice(rng, n), shape...)))
+}
+
 // awayFromZero moves the pre-activations of a ReLU at least d away from the
 // kink so that finite differences are valid: it nudges x where |x*s+b+r| < d.
 func awayFromZero(x, s, b, r []float32, c, hw int, d float32) {

@@ -46,10 +46,10 @@ func BenchmarkConvLayer(b *testing.B) {
 			b.Fatal(err)
 		}
 		rng := rand.New(rand.NewSource(1))
-		x := convDense(g.X[:], convRand(rng, convNum(g.X)))
-		w := convDense(g.W[:], convRand(rng, convNum(g.W)))
-		bias := convDense([]int{g.W[0]}, convRand(rng, g.W[0]))
-		dy := convDense(g.Y[:], convRand(rng, convNum(g.Y)))
+		x := convDense(g.X[:], randSlice(rng, convNum(g.X)))
+		w := convDense(g.W[:], randSlice(rng, convNum(g.W)))
+		bias := convDense([]int{g.W[0]}, randSlice(rng, g.W[0]))
+		dy := convDense(g.Y[:], randSlice(rng, convNum(g.Y)))
 		fwd := convOp{geom: g, bias: true, relu: true}
 
 		for _, bf16 := range []bool{false, true} {
@@ -228,7 +228,7 @@ func BenchmarkResNet101Convs(b *testing.B) {
 				if d, ok := bufs[s]; ok {
 					return d
 				}
-				d := convDense(s[:], convRand(rng, convNum(s)))
+				d := convDense(s[:], randSlice(rng, convNum(s)))
 				bufs[s] = d
 				return d
 			}
@@ -244,8 +244,8 @@ func BenchmarkResNet101Convs(b *testing.B) {
 					b.Fatal(err)
 				}
 				flops += g.flops()
-				w := convDense(g.W[:], convRand(rng, convNum(g.W)))
-				bias := convDense([]int{g.W[0]}, convRand(rng, g.W[0]))
+				w := convDense(g.W[:], randSlice(rng, convNum(g.W)))
+				bias := convDense([]int{g.W[0]}, randSlice(rng, g.W[0]))
 				in := []G.Value{buf(g.X), w, bias}
 				if l.residual {
 					in = append(in, buf(g.Y))

@@ -60,10 +60,10 @@ func TestConvBF16Backward(t *testing.T) {
 				}
 				g16 := g32
 				g16.BF16 = true
-				xv, wv, dy := convRand(rng, convNum(g32.X)), convRand(rng, convNum(g32.W)), convRand(rng, convNum(g32.Y))
+				xv, wv, dy := randSlice(rng, convNum(g32.X)), randSlice(rng, convNum(g32.W)), randSlice(rng, convNum(g32.Y))
 				var scale []float32
 				if tc.scaled {
-					scale = convRand(rng, g32.W[0])
+					scale = randSlice(rng, g32.W[0])
 				}
 				// run computes the backward kind on (a, dy) with geometry g:
 				// a is w for dx, x for dw.
@@ -159,7 +159,7 @@ func TestLinearBF16Backward(t *testing.T) {
 	convSkipWithoutBF16(t)
 	const n, in, out = 37, 200, 48
 	rng := rand.New(rand.NewSource(3))
-	x, w, dy := convRand(rng, n*in), convRand(rng, out*in), convRand(rng, n*out)
+	x, w, dy := randSlice(rng, n*in), randSlice(rng, out*in), randSlice(rng, n*out)
 	lin := &linearOp{n: n, in: in, out: out, bf16: true}
 	g := lin.conv().geom
 	abs := func(v []float32) []float32 {

@@ -30,11 +30,11 @@ func TestConvConstWeightsKeepAlive(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			x := convDense(g.X[:], convRand(rng, convNum(g.X)))
+			x := convDense(g.X[:], randSlice(rng, convNum(g.X)))
 			freed := make(chan struct{}, 1)
 			func() {
 				w := make([]float32, convNum(g.W))
-				copy(w, convRand(rng, len(w)))
+				copy(w, randSlice(rng, len(w)))
 				runtime.SetFinalizer(&w[0], func(*float32) { freed <- struct{}{} })
 				wt := tensor.New(tensor.WithShape(g.W[:]...), tensor.WithBacking(w)) // w itself, not a copy
 				if _, err := (convOp{geom: g, constWeights: true}).Do(x, wt); err != nil {

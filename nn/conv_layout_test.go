@@ -14,7 +14,7 @@ func TestToBlockedLayout(t *testing.T) {
 	rng := rand.New(rand.NewSource(7))
 	shape := []int{2, 32, 3, 5}
 	N, C, H, W := shape[0], shape[1], shape[2], shape[3]
-	xv := convRand(rng, N*C*H*W)
+	xv := randSlice(rng, N*C*H*W)
 	g := G.NewGraph()
 	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(shape...), G.WithName("x"), G.WithValue(convDense(shape, xv)))
 	b := G.Must(ToBlocked(x))
@@ -77,8 +77,8 @@ func TestConvBlockSizes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	xv, wv, bv := convRand(rng, convNum(plain.X)), convRand(rng, convNum(plain.W)), convRand(rng, plain.W[0])
-	resv, dyv := convRand(rng, convNum(plain.Y)), convRand(rng, convNum(plain.Y))
+	xv, wv, bv := randSlice(rng, convNum(plain.X)), randSlice(rng, convNum(plain.W)), randSlice(rng, plain.W[0])
+	resv, dyv := randSlice(rng, convNum(plain.Y)), randSlice(rng, convNum(plain.Y))
 	w, b := convDense(plain.W[:], wv), convDense([]int{plain.W[0]}, bv)
 	op := convOp{geom: plain, bias: true, residual: true, relu: true}
 	want, err := op.Do(convDense(plain.X[:], xv), w, b, convDense(plain.Y[:], resv))
@@ -154,8 +154,8 @@ func TestConv2dBlockedMatchesPlain(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			xv, wv := convRand(rng, convNum(geom.X)), convRand(rng, convNum(geom.W))
-			bv, resv, rv := convRand(rng, geom.W[0]), convRand(rng, convNum(geom.Y)), convRand(rng, convNum(geom.Y))
+			xv, wv := randSlice(rng, convNum(geom.X)), randSlice(rng, convNum(geom.W))
+			bv, resv, rv := randSlice(rng, geom.W[0]), randSlice(rng, convNum(geom.Y)), randSlice(rng, convNum(geom.Y))
 			g := G.NewGraph()
 			x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.X[:]...), G.WithName("x"), G.WithValue(convDense(geom.X[:], xv)))
 			w := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.W[:]...), G.WithName("w"), G.WithValue(convDense(geom.W[:], wv)))
@@ -214,7 +214,7 @@ func TestMaxPool2dBlocked(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			N, C, H, W := tc.shape[0], tc.shape[1], tc.shape[2], tc.shape[3]
-			xv := convRand(rng, N*C*H*W)
+			xv := randSlice(rng, N*C*H*W)
 			g := G.NewGraph()
 			x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(tc.shape...), G.WithName("x"), G.WithValue(convDense(tc.shape, xv)))
 			y := G.Must(FromBlocked(G.Must(MaxPool2dBlocked(G.Must(ToBlocked(x)), tc.kernel, tc.stride, tc.pad))))

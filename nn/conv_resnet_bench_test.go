@@ -40,7 +40,7 @@ func convResNetGraph(b *testing.B, h, w int, blocked, bf16, train, constW bool) 
 		// Unnamed input nodes of equal shape would be merged by gorgonia.
 		id := len(learn) + int(flops) // unique per call
 		wn := G.NewTensor(g, tensor.Float32, 4, G.WithShape(oc, c, k, k), G.WithValue(wt), G.WithName(fmt.Sprintf("w%d", id)))
-		bn := G.NewTensor(g, tensor.Float32, 1, G.WithShape(oc), G.WithValue(convDense([]int{oc}, convRand(rng, oc))),
+		bn := G.NewTensor(g, tensor.Float32, 1, G.WithShape(oc), G.WithValue(convDense([]int{oc}, randSlice(rng, oc))),
 			G.WithName(fmt.Sprintf("b%d", id)))
 		o := ConvOpts{Stride: [2]int{s, s}, Pad: [2]int{k / 2, k / 2}, BF16: bf16,
 			BlockedIn: blocked && c%convBlock == 0, BlockedOut: blocked, ConstWeights: constW}
@@ -48,7 +48,7 @@ func convResNetGraph(b *testing.B, h, w int, blocked, bf16, train, constW bool) 
 		var err error
 		if train {
 			o.NoInputGrad = x.Shape()[1] == 3
-			scale := G.NewConstant(convDense([]int{oc}, convRand(rng, oc)), G.WithName(fmt.Sprintf("s%d", id)))
+			scale := G.NewConstant(convDense([]int{oc}, randSlice(rng, oc)), G.WithName(fmt.Sprintf("s%d", id)))
 			learn = append(learn, wn)
 			y, err = Conv2dBN(x, wn, scale, bn, res, o, relu)
 		} else {
@@ -62,7 +62,7 @@ func convResNetGraph(b *testing.B, h, w int, blocked, bf16, train, constW bool) 
 		return y
 	}
 	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 3, h, w), G.WithName("image"),
-		G.WithValue(convDense([]int{1, 3, h, w}, convRand(rng, 3*h*w))))
+		G.WithValue(convDense([]int{1, 3, h, w}, randSlice(rng, 3*h*w))))
 	y := conv(x, 64, 7, 2, nil, true)
 	switch {
 	case blocked && !train:

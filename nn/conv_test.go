@@ -98,14 +98,6 @@ func convF32(v []float64) []float32 {
 
 func convNum(s [4]int) int { return s[0] * s[1] * s[2] * s[3] }
 
-func convRand(rng *rand.Rand, n int) []float32 {
-	v := make([]float32, n)
-	for i := range v {
-		v[i] = float32(rng.NormFloat64())
-	}
-	return v
-}
-
 // convMaxRelErr returns max|got-want| / max(1, max|want|).
 func convMaxRelErr(got, want []float32) float64 {
 	if len(got) != len(want) {
@@ -157,14 +149,14 @@ func TestConvOpsMatchReference(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				x := convRand(rng, convNum(g.X))
-				w := convRand(rng, convNum(g.W))
-				dy := convRand(rng, convNum(g.Y))
+				x := randSlice(rng, convNum(g.X))
+				w := randSlice(rng, convNum(g.W))
+				dy := randSlice(rng, convNum(g.Y))
 				var b, res []float32
 				in := []G.Value{convDense(g.X[:], x), convDense(g.W[:], w)}
 				if fused {
-					b = convRand(rng, g.W[0])
-					res = convRand(rng, convNum(g.Y))
+					b = randSlice(rng, g.W[0])
+					res = randSlice(rng, convNum(g.Y))
 					in = append(in, convDense([]int{g.W[0]}, b), convDense(g.Y[:], res))
 				}
 				op := convOp{geom: g, bias: fused, residual: fused, relu: fused}
@@ -227,8 +219,8 @@ func TestConvBF16(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := convRand(rng, convNum(g.X))
-	w := convRand(rng, convNum(g.W))
+	x := randSlice(rng, convNum(g.X))
+	w := randSlice(rng, convNum(g.W))
 	y, err := convOp{geom: g}.Do(convDense(g.X[:], x), convDense(g.W[:], w))
 	skipWithoutBF16(t, err)
 	if err != nil {
@@ -290,10 +282,10 @@ func newConvGraph(t *testing.T, rng *rand.Rand, tc convCase, relu bool) *convGra
 		t.Fatal(err)
 	}
 	c := &convGraph{g: G.NewGraph()}
-	c.xv = convRand(rng, convNum(geom.X))
-	c.wv = convRand(rng, convNum(geom.W))
-	c.bv = convRand(rng, geom.W[0])
-	c.rv = convRand(rng, convNum(geom.Y))
+	c.xv = randSlice(rng, convNum(geom.X))
+	c.wv = randSlice(rng, convNum(geom.W))
+	c.bv = randSlice(rng, geom.W[0])
+	c.rv = randSlice(rng, convNum(geom.Y))
 	c.x = G.NewTensor(c.g, tensor.Float32, 4, G.WithShape(geom.X[:]...), G.WithName("x"), G.WithValue(convDense(geom.X[:], c.xv)))
 	c.w = G.NewTensor(c.g, tensor.Float32, 4, G.WithShape(geom.W[:]...), G.WithName("w"), G.WithValue(convDense(geom.W[:], c.wv)))
 	c.b = G.NewTensor(c.g, tensor.Float32, 1, G.WithShape(geom.W[0]), G.WithName("b"), G.WithValue(convDense([]int{geom.W[0]}, c.bv)))
@@ -302,7 +294,7 @@ func newConvGraph(t *testing.T, rng *rand.Rand, tc convCase, relu bool) *convGra
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.weight = convRand(rng, convNum(geom.Y))
+	c.weight = randSlice(rng, convNum(geom.Y))
 	r := G.NewConstant(convDense(geom.Y[:], c.weight), G.WithName("r"))
 	c.cost = G.Must(G.Sum(G.Must(G.HadamardProd(y, r))))
 	if c.grads, err = G.Grad(c.cost, c.x, c.w, c.b, c.res); err != nil {
@@ -428,8 +420,8 @@ func TestConvThreadsStayBounded(t *testing.T) {
 		t.Fatal(err)
 	}
 	rng := rand.New(rand.NewSource(5))
-	x := convDense(g.X[:], convRand(rng, convNum(g.X)))
-	w := convDense(g.W[:], convRand(rng, convNum(g.W)))
+	x := convDense(g.X[:], randSlice(rng, convNum(g.X)))
+	w := convDense(g.W[:], randSlice(rng, convNum(g.W)))
 	op := convOp{geom: g}
 	if _, err := op.Do(x, w); err != nil {
 		t.Fatal(err)
@@ -474,7 +466,7 @@ func TestConv2dNoInputGrad(t *testing.T) {
 	}
 	build := func() (*G.ExprGraph, *G.Node, *G.Node, *G.Node, []float32, []float32, []float32) {
 		g := G.NewGraph()
-		xv, wv, rv := convRand(rng, convNum(geom.X)), convRand(rng, convNum(geom.W)), convRand(rng, convNum(geom.Y))
+		xv, wv, rv := randSlice(rng, convNum(geom.X)), randSlice(rng, convNum(geom.W)), randSlice(rng, convNum(geom.Y))
 		x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.X[:]...), G.WithName("x"), G.WithValue(convDense(geom.X[:], xv)))
 		w := G.NewTensor(g, tensor.Float32, 4, G.WithShape(geom.W[:]...), G.WithName("w"), G.WithValue(convDense(geom.W[:], wv)))
 		y, err := Conv2d(x, w, nil, o)
@@ -527,11 +519,11 @@ func TestConvBF16Accuracy(t *testing.T) {
 			}
 			g16 := g32
 			g16.BF16 = true
-			xv := convRand(rng, convNum(g32.X))
+			xv := randSlice(rng, convNum(g32.X))
 			for i := range xv {
 				xv[i] = float32(math.Abs(float64(xv[i])))
 			}
-			wv := convRand(rng, convNum(g32.W))
+			wv := randSlice(rng, convNum(g32.W))
 			std := float32(math.Sqrt(2 / float64(w[1]*w[2]*w[3])))
 			for i := range wv {
 				wv[i] *= std
@@ -571,17 +563,10 @@ func TestConvTrainingThroughExecutor(t *testing.T) {
 	build := func() (*G.ExprGraph, G.Nodes) {
 		rng := rand.New(rand.NewSource(11))
 		g := G.NewGraph()
-		param := func(name string, shape ...int) *G.Node {
-			n := 1
-			for _, d := range shape {
-				n *= d
-			}
-			return G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-				G.WithValue(convDense(shape, convRand(rng, n))))
-		}
+		param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
 		x := param("x", 1, 3, 17, 15)
 		w1, w2, w3 := param("w1", 16, 3, 7, 7), param("w2", 16, 16, 3, 3), param("w3", 16, 16, 1, 1)
-		sc, sh := G.NewConstant(convDense([]int{16}, convRand(rng, 16))), param("shift", 16)
+		sc, sh := G.NewConstant(convDense([]int{16}, randSlice(rng, 16))), param("shift", 16)
 		y1 := G.Must(Conv2dBN(x, w1, sc, sh, nil, ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{3, 3}, BlockedOut: true, NoInputGrad: true}, true))
 		blk := ConvOpts{Pad: [2]int{1, 1}, BlockedIn: true, BlockedOut: true}
 		y2 := G.Must(Conv2dBN(y1, w2, sc, sh, nil, blk, true))
@@ -629,14 +614,7 @@ func TestConvReLUGradInPlace(t *testing.T) {
 	build := func(fused bool) (G.Nodes, *Executor) {
 		rng := rand.New(rand.NewSource(17))
 		g := G.NewGraph()
-		param := func(name string, shape ...int) *G.Node {
-			n := 1
-			for _, d := range shape {
-				n *= d
-			}
-			return G.NewTensor(g, tensor.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-				G.WithValue(convDense(shape, convRand(rng, n))))
-		}
+		param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
 		x, w1, b1 := param("x", 2, 8, 9, 11), param("w1", 16, 8, 3, 3), param("b1", 16)
 		w2, r := param("w2", 8, 16, 1, 1), param("r", 2, 8, 9, 11)
 		o := ConvOpts{Pad: [2]int{1, 1}}
@@ -699,11 +677,11 @@ func TestConvConstWeights(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				x := convDense(g.X[:], convRand(rng, convNum(g.X)))
-				w1 := convDense(g.W[:], convRand(rng, convNum(g.W)))
-				w2 := convDense(g.W[:], convRand(rng, convNum(g.W)))
-				b := convDense([]int{32}, convRand(rng, 32))
-				sc := convDense([]int{32}, convRand(rng, 32))
+				x := convDense(g.X[:], randSlice(rng, convNum(g.X)))
+				w1 := convDense(g.W[:], randSlice(rng, convNum(g.W)))
+				w2 := convDense(g.W[:], randSlice(rng, convNum(g.W)))
+				b := convDense([]int{32}, randSlice(rng, 32))
+				sc := convDense([]int{32}, randSlice(rng, 32))
 				in := func(w G.Value) []G.Value {
 					if scaled {
 						return []G.Value{x, w, sc, b}

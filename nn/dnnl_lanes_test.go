@@ -38,8 +38,8 @@ func TestEngineLanes(t *testing.T) {
 	for i := range callers {
 		c := &callers[i]
 		c.op = convOp{geom: g, constWeights: true}
-		c.x = convDense(g.X[:], convRand(rng, convNum(g.X)))
-		c.w = convDense(g.W[:], convRand(rng, convNum(g.W)))
+		c.x = convDense(g.X[:], randSlice(rng, convNum(g.X)))
+		c.w = convDense(g.W[:], randSlice(rng, convNum(g.W)))
 	}
 	for _, tt := range []struct{ threads, wantPeak int }{{1, 2}, {runtime.NumCPU(), 1}} {
 		t.Run(fmt.Sprintf("%d threads", tt.threads), func(t *testing.T) {

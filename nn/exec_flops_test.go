@@ -13,14 +13,7 @@ import (
 func TestExecutorFLOPs(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	g := G.NewGraph()
-	param := func(name string, shape ...int) *G.Node {
-		size := 1
-		for _, d := range shape {
-			size *= d
-		}
-		return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-			G.WithValue(tensorOf(randSlice(rng, size), shape...)))
-	}
+	param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
 	must := func(v *G.Node, err error) *G.Node {
 		t.Helper()
 		if err != nil {

@@ -127,14 +127,7 @@ func TestExecutorPoolParts(t *testing.T) {
 	const r = 256
 	rng := rand.New(rand.NewSource(21))
 	g := G.NewGraph()
-	param := func(name string, shape ...int) *G.Node {
-		n := 1
-		for _, d := range shape {
-			n *= d
-		}
-		return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-			G.WithValue(tensorOf(randSlice(rng, n), shape...)))
-	}
+	param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
 	must := func(v *G.Node, err error) *G.Node {
 		t.Helper()
 		if err != nil {

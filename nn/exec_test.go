@@ -25,14 +25,7 @@ func newTestNet(t *testing.T, seed int64) *testNet {
 	rng := rand.New(rand.NewSource(seed))
 	g := G.NewGraph()
 	n, c, h, w := 2, 4, 12, 10
-	param := func(name string, shape ...int) *G.Node {
-		size := 1
-		for _, d := range shape {
-			size *= d
-		}
-		return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
-			G.WithValue(tensorOf(randSlice(rng, size), shape...)))
-	}
+	param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
 	tn := &testNet{g: g, xData: randSlice(rng, n*c*h*w)}
 	tn.x = G.NewTensor(g, G.Float32, 4, G.WithShape(n, c, h, w), G.WithName("x"),
 		G.WithValue(tensorOf(tn.xData, n, c, h, w)))
