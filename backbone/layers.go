@@ -75,13 +75,26 @@ func newConv(g *G.ExprGraph, name string, cs convShape, fused bool, rng *rand.Ra
 }
 
 // opts returns the convolution options; blockedIn/blockedOut say whether x and y
-// are in oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on AVX2: nn.CPU().Block) (see nn.ToBlocked).
+// are in the chain layout: oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on
+// AVX2: nn.CPU().Block; see nn.ToBlocked), or for bf16 inference the bf16 chain
+// layout (nn.ToBlockedBF16).
 func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
 	cs := c.cs
 	return nn.ConvOpts{Stride: [2]int{cs.stride, cs.stride}, Pad: [2]int{cs.pad, cs.pad},
 		Dilation: [2]int{cs.dilation, cs.dilation}, Groups: cs.groups,
 		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut,
-		BF16: c.bf16, ConstWeights: c.bf16 && c.constW}
+		BF16: c.bf16, ConstWeights: c.bf16 && c.constW,
+		BlockedBF16: c.bf16 && c.constW && (blockedIn || blockedOut)}
+}
+
+// toBlocked converts x (NCHW float32) to the chain layout: bf16 for bf16 inference
+// (nn.ToBlockedBF16), else float32 blocked (nn.ToBlocked). nn.FromBlocked converts
+// either back.
+func toBlocked(x *G.Node, bf16 bool) (*G.Node, error) {
+	if bf16 {
+		return nn.ToBlockedBF16(x)
+	}
+	return nn.ToBlocked(x)
 }
 
 // batchNorm holds torch's four BN tensors. With FrozenBN the graph sees the folded
@@ -271,6 +284,7 @@ type Block struct {
 	padW                    *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
 	plain                   bool
 	blocked                 bool // frozen BN: activations between convolutions in the blocked layout
+	bf16Chain               bool // bf16 inference: the blocked layout is the bf16 chain layout (nn.ToBlockedBF16)
 }
 
 // blockSpec is the geometry of one block.
@@ -283,7 +297,7 @@ type blockSpec struct {
 func newBlock(g *G.ExprGraph, name string, kind BlockKind, bs blockSpec, cfg Config, blocked bool, rng *rand.Rand) *Block {
 	inC, width, outC, stride := bs.inC, bs.width, bs.outC, bs.stride
 	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, Width: width, Groups: bs.groups,
-		Dilation: bs.dilation, plain: cfg.Plain, blocked: blocked}
+		Dilation: bs.dilation, plain: cfg.Plain, blocked: blocked, bf16Chain: blocked && cfg.bf16() && cfg.fused()}
 	cb := func(i int, cs convShape) *convBN {
 		return newConvBN(g, fmt.Sprintf("%s.conv%d", name, i), fmt.Sprintf("%s.bn%d", name, i), cs, cfg, rng)
 	}
@@ -325,16 +339,16 @@ func newBlock(g *G.ExprGraph, name string, kind BlockKind, bs blockSpec, cfg Con
 // Forward applies the block. x: [N, InC, H, W] (NCHW). Returns [N, OutC, H', W'] with
 // H' = (H-1)/Stride + 1 (integer division), likewise W'.
 func (b *Block) Forward(x *G.Node) (*G.Node, error) {
-	return inBlocked(x, b.blocked, func(x *G.Node) (*G.Node, error) { return b.forward(x, b.blocked) })
+	return inBlocked(x, b.blocked, b.bf16Chain, func(x *G.Node) (*G.Node, error) { return b.forward(x, b.blocked) })
 }
 
-// inBlocked runs f on x converted to the blocked layout and converts the result back to NCHW
-// (if blocked; otherwise it runs f on x).
-func inBlocked(x *G.Node, blocked bool, f func(*G.Node) (*G.Node, error)) (*G.Node, error) {
+// inBlocked runs f on x converted to the blocked layout (the bf16 chain layout if bf16)
+// and converts the result back to NCHW (if blocked; otherwise it runs f on x).
+func inBlocked(x *G.Node, blocked, bf16 bool, f func(*G.Node) (*G.Node, error)) (*G.Node, error) {
 	if !blocked {
 		return f(x)
 	}
-	xb, err := nn.ToBlocked(x)
+	xb, err := toBlocked(x, bf16)
 	if err != nil {
 		return nil, err
 	}
@@ -408,7 +422,7 @@ type Stage struct {
 // pooled RoI features for Res5. Returns NCHW.
 func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
 	blk := len(s.Blocks) > 0 && s.Blocks[0].blocked
-	return inBlocked(x, blk, func(x *G.Node) (*G.Node, error) { return s.forward(x, blk) })
+	return inBlocked(x, blk, blk && s.Blocks[0].bf16Chain, func(x *G.Node) (*G.Node, error) { return s.forward(x, blk) })
 }
 
 // ForwardMean applies the blocks, then the mean over H and W (global average
@@ -424,7 +438,7 @@ func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
 		}
 		return nn.GlobalAvgPool(y)
 	}
-	xb, err := nn.ToBlocked(x)
+	xb, err := toBlocked(x, s.Blocks[0].bf16Chain)
 	if err != nil {
 		return nil, err
 	}

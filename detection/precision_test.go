@@ -124,6 +124,14 @@ func TestPredictBF16(t *testing.T) {
 	if n < d32.Len()*9/10 || worst > 0.05 || worst == 0 {
 		t.Errorf("%d of %d matched, worst score difference %g: want >= 90 %% and in (0, 0.05]", n, d32.Len(), worst)
 	}
+	// The bf16 weights are converted once and kept until Close.
+	if b := nn.ConstWeightBytes(); b == 0 {
+		t.Errorf("no converted bf16 weights kept after Predict")
+	}
+	m16.Close()
+	if b := nn.ConstWeightBytes(); b != 0 {
+		t.Errorf("%d bytes of converted weights kept after Close, want 0", b)
+	}
 }
 
 func abs32(v float32) float32 {

@@ -35,9 +35,9 @@ type ConvOpts struct {
 	//
 	// Layouts, and why they decide whether AMX is used (issue 14): the
 	// primitive is created with the source and weights as bf16 and the
-	// destination as f32, all three in format `any`, prop kind
-	// forward_inference, user scratchpad, no fpmath mode (it only matters
-	// for f32 primitives). oneDNN 2.6's AMX kernels
+	// destination as f32 (bf16 in a bf16 chain), all three in format `any`,
+	// prop kind forward_inference, user scratchpad, no fpmath mode (it only
+	// matters for f32 primitives). oneDNN 2.6's AMX kernels
 	// (brgconv:avx512_core_amx_bf16, jit:avx512_core_amx) and its
 	// brgconv:avx512_core_bf16 accept only channels-last activations
 	// (acdb = nhwc) with VNNI-blocked weights (AcdB16a2b, AcdB64a2b, ...):
@@ -51,12 +51,23 @@ type ConvOpts struct {
 	// without AMX this path runs brgconv:avx512_core_bf16 (1x1:
 	// brgconv_1x1:avx512_core_bf16), src bf16 acdb, weights bf16 AcdB64a2b
 	// (AcdB16a2b for narrow layers), dst f32 acdb; oneDNN picks the AMX
-	// brgconv on AMX CPUs from the same request. Its cost: the activations
-	// between ops stay float32 (NCHW or BlockedIn/BlockedOut's nChw16c), so
-	// every bf16 convolution reorders its input f32 -> bf16 acdb and its
-	// output f32 acdb -> the user layout (ConstWeights converts the weights
-	// once).
+	// brgconv on AMX CPUs from the same request. Outside a bf16 chain
+	// (BlockedBF16) the activations between ops stay float32 (NCHW or
+	// BlockedIn/BlockedOut's nChw16c), so every bf16 convolution reorders
+	// its input f32 -> bf16 acdb and its output f32 acdb -> the user layout
+	// (ConstWeights converts the weights once); in a bf16 chain only the
+	// weights are converted.
 	BF16 bool
+
+	// BlockedBF16 (with BF16, for inference: no gradient) makes the blocked
+	// tensors (x if BlockedIn; y and residual if BlockedOut) bfloat16 in
+	// channels-last order (oneDNN's acdb, the layout of ToBlockedBF16),
+	// nodes of dtype BFloat16, instead of float32 nChw16c. The convolution
+	// then reads and writes them as they are: no reorder and no arena copy,
+	// half the bytes per activation, and the residual add and ReLU run on
+	// the bf16 destination (as torch's autocast with channels_last
+	// tensors: bf16 in, bf16 out). Accumulation and the bias stay float32.
+	BlockedBF16 bool
 
 	// NoInputGrad declares that x needs no gradient (e.g. the image going into
 	// the stem): the gradient w.r.t. x is not built, which saves the
@@ -101,6 +112,7 @@ type convGeom struct {
 	BlockedIn        bool // x (and dx) in nChw<Block>c
 	BlockedOut       bool // y, residual (and dy) in nChw<Block>c
 	Block            int  // channel block of the blocked layout (8 or 16); 0 if neither is blocked
+	ChainBF16        bool // the blocked tensors are bf16 acdb (ConvOpts.BlockedBF16), not f32 nChw<Block>c
 }
 
 // newConvGeom checks x and w against o and computes the output shape.
@@ -124,6 +136,12 @@ func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
 	}
 	if g.BlockedIn || g.BlockedOut {
 		g.Block = CPU().Block
+	}
+	if o.BlockedBF16 {
+		if !g.BF16 || !(g.BlockedIn || g.BlockedOut) {
+			return g, fmt.Errorf("nn: %s: x %v and w %v: BlockedBF16 needs BF16 and BlockedIn or BlockedOut", op, x, w)
+		}
+		g.ChainBF16 = true
 	}
 	for i := 0; i < 2; i++ {
 		g.Stride[i] = o.Stride[i]
@@ -162,7 +180,7 @@ func newConvGeom(op string, x, w tensor.Shape, o ConvOpts) (convGeom, error) {
 }
 
 func (g convGeom) String() string {
-	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v blk=%v,%v/%d", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16, g.BlockedIn, g.BlockedOut, g.Block)
+	return fmt.Sprintf("x%v w%v y%v s%v p%v d%v g%d bf16=%v blk=%v,%v/%d chainbf16=%v", g.X, g.W, g.Y, g.Stride, g.Pad, g.Dil, g.Groups, g.BF16, g.BlockedIn, g.BlockedOut, g.Block, g.ChainBF16)
 }
 
 // flops returns the multiply-adds of the forward convolution times two.
@@ -202,14 +220,18 @@ func Conv2dBN(x, w, scale, shift, residual *G.Node, o ConvOpts, relu bool) (*G.N
 }
 
 func convBuild(name string, x, w, scale, b, residual *G.Node, o ConvOpts, relu bool) (*G.Node, error) {
-	for _, n := range []*G.Node{x, w, scale, b, residual} {
-		if n != nil && n.Dtype() != tensor.Float32 {
-			return nil, fmt.Errorf("nn: %s: input %s has dtype %v, want float32", name, n.Name(), n.Dtype())
-		}
-	}
 	g, err := newConvGeom(name, x.Shape(), w.Shape(), o)
 	if err != nil {
 		return nil, err
+	}
+	for i, n := range []*G.Node{x, w, scale, b, residual} {
+		want := tensor.Float32
+		if (i == 0 && g.xBF16()) || (i == 4 && g.yBF16()) {
+			want = BFloat16
+		}
+		if n != nil && n.Dtype() != want {
+			return nil, fmt.Errorf("nn: %s: input %s has dtype %v, want %v", name, n.Name(), n.Dtype(), want)
+		}
 	}
 	op := convOp{geom: g, scaled: scale != nil, bias: b != nil, residual: residual != nil, relu: relu,
 		noInputGrad: o.NoInputGrad, constWeights: o.ConstWeights}
@@ -350,7 +372,27 @@ func (op convOp) Arity() int {
 	return n
 }
 
+// xBF16 and yBF16 report whether x, and y and the residual, are BFloat16
+// chain tensors.
+func (g convGeom) xBF16() bool { return g.ChainBF16 && g.BlockedIn }
+func (g convGeom) yBF16() bool { return g.ChainBF16 && g.BlockedOut }
+
 func (op convOp) Type() hm.Type {
+	if op.geom.ChainBF16 {
+		// Mixed element types: concrete float32 for the parameters.
+		f := G.TensorType{Dims: 1, Of: tensor.Float32}
+		ts := []hm.Type{chainType(op.geom.xBF16()), G.TensorType{Dims: 4, Of: tensor.Float32}}
+		if op.scaled {
+			ts = append(ts, f)
+		}
+		if op.bias {
+			ts = append(ts, f)
+		}
+		if op.residual {
+			ts = append(ts, chainType(op.geom.yBF16()))
+		}
+		return hm.NewFnType(append(ts, chainType(op.geom.yBF16()))...)
+	}
 	ts := []hm.Type{convTensorType(4), convTensorType(4)}
 	if op.scaled {
 		ts = append(ts, convTensorType(1))
@@ -376,7 +418,7 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 	}
 	g := op.geom
 	name := op.String()
-	x, err := convData(name, "x", in[0], g.X[:])
+	x, err := actData(name, "x", in[0], g.X[:], g.xBF16())
 	if err != nil {
 		return nil, err
 	}
@@ -400,11 +442,11 @@ func (op convOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error)
 		bufs = append(bufs, b)
 	}
 	if ri >= 0 {
-		if res, err = convData(name, "residual", in[ri], g.Y[:]); err != nil {
+		if res, err = actData(name, "residual", in[ri], g.Y[:], g.yBF16()); err != nil {
 			return nil, err
 		}
 	}
-	out, y := convOut(prealloc, g.Y[:])
+	out, y := actOut(prealloc, g.Y[:], g.yBF16())
 	bufs = append(bufs, y)
 	d := dnnlConv{kind: dnnlFwd, geom: g, bias: op.bias, sum: op.residual, relu: op.relu}
 	if err := d.run(bufs, convExtra{residual: res, scale: scale, constWeights: op.constWeights}); err != nil {
@@ -445,6 +487,9 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		return nil, fmt.Errorf("nn: %v: SymDiff got %d inputs, want %d", op, len(in), op.Arity())
 	}
 	g := op.geom
+	if g.ChainBF16 {
+		return nil, fmt.Errorf("nn: %v: no gradient: a bf16 chain (ConvOpts.BlockedBF16) is for inference", op)
+	}
 	dy := grad
 	if dy.Graph() == nil { // a constant output gradient from G.Backpropagate
 		dy = output.Graph().AddNode(dy)

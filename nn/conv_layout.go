@@ -16,18 +16,34 @@ import (
 // must be a multiple of 16 on every CPU. Use it in front of a chain of
 // convolutions with ConvOpts.BlockedIn/BlockedOut and convert back with
 // FromBlocked. Differentiable.
-func ToBlocked(x *G.Node) (*G.Node, error) { return convLayout("ToBlocked", x, true) }
+func ToBlocked(x *G.Node) (*G.Node, error) { return convLayout("ToBlocked", x, true, false) }
+
+// ToBlockedBF16 converts x [N, C, H, W] (float32, NCHW) to the layout of a
+// bf16 chain: bfloat16 values (rounded to nearest even) in channels-last
+// order, element (n, c, h, w) at ((n*H + h)*W + w)*C + c (oneDNN's acdb),
+// as a BFloat16 node of the same shape. C must be a multiple of 16. Use it
+// in front of a chain of bf16 convolutions with ConvOpts.BlockedBF16 and
+// convert back with FromBlocked. For inference: no gradient.
+func ToBlockedBF16(x *G.Node) (*G.Node, error) { return convLayout("ToBlockedBF16", x, true, true) }
 
 // FromBlocked converts x [N, C, H, W] from nChw<B>c back to NCHW (the inverse
-// of ToBlocked). Differentiable.
-func FromBlocked(x *G.Node) (*G.Node, error) { return convLayout("FromBlocked", x, false) }
+// of ToBlocked), or a BFloat16 x from the bf16 chain layout to float32 NCHW
+// (the inverse of ToBlockedBF16 up to its rounding; no gradient).
+// Differentiable for float32 x.
+func FromBlocked(x *G.Node) (*G.Node, error) {
+	return convLayout("FromBlocked", x, false, x.Dtype() == BFloat16)
+}
 
-func convLayout(name string, x *G.Node, toBlocked bool) (*G.Node, error) {
+func convLayout(name string, x *G.Node, toBlocked, bf16 bool) (*G.Node, error) {
 	s := x.Shape()
-	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("nn: %s: x %v %v: want float32 [N, C, H, W] with C divisible by %d", name, s, x.Dtype(), convBlock)
+	want := tensor.Float32
+	if bf16 && !toBlocked {
+		want = BFloat16
 	}
-	op := convLayoutOp{toBlocked: toBlocked, block: CPU().Block}
+	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != want {
+		return nil, fmt.Errorf("nn: %s: x %v %v: want %v [N, C, H, W] with C divisible by %d", name, s, x.Dtype(), want, convBlock)
+	}
+	op := convLayoutOp{toBlocked: toBlocked, block: CPU().Block, bf16: bf16}
 	copy(op.shape[:], s)
 	y, err := G.ApplyOp(op, x)
 	if err != nil {
@@ -36,16 +52,29 @@ func convLayout(name string, x *G.Node, toBlocked bool) (*G.Node, error) {
 	return y, nil
 }
 
-// convLayoutOp converts between NCHW and nChw<block>c.
+// convLayoutOp converts between NCHW and nChw<block>c, or (bf16) between
+// float32 NCHW and the bf16 chain layout.
 type convLayoutOp struct {
 	HostOp
 	shape     [4]int
 	toBlocked bool
 	block     int
+	bf16      bool
 }
 
-func (op convLayoutOp) Arity() int    { return 1 }
-func (op convLayoutOp) Type() hm.Type { return hm.NewFnType(convTensorType(4), convTensorType(4)) }
+// geom is the reorder's geometry.
+func (op convLayoutOp) geom() convGeom {
+	return convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked, Block: op.block, ChainBF16: op.bf16}
+}
+
+func (op convLayoutOp) Arity() int { return 1 }
+func (op convLayoutOp) Type() hm.Type {
+	if op.bf16 {
+		g := op.geom()
+		return hm.NewFnType(chainType(g.xBF16()), chainType(g.yBF16()))
+	}
+	return hm.NewFnType(convTensorType(4), convTensorType(4))
+}
 func (op convLayoutOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.shape[:]).Clone(), nil
 }
@@ -55,12 +84,13 @@ func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	if len(in) != 1 {
 		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
 	}
-	x, err := convData(name, "x", in[0], op.shape[:])
+	g := op.geom()
+	x, err := actData(name, "x", in[0], op.shape[:], g.xBF16())
 	if err != nil {
 		return nil, err
 	}
-	out, y := convOut(prealloc, op.shape[:])
-	d := dnnlConv{kind: dnnlReorder, geom: convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked, Block: op.block}}
+	out, y := actOut(prealloc, op.shape[:], g.yBF16())
+	d := dnnlConv{kind: dnnlReorder, geom: g}
 	if err := d.run([][]float32{x, y}, convExtra{}); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
@@ -69,13 +99,21 @@ func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 func (op convLayoutOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convLayoutOp) Hashcode() uint32      { return convHash(op) }
 func (op convLayoutOp) String() string {
-	if op.toBlocked {
+	switch {
+	case op.bf16 && op.toBlocked:
+		return fmt.Sprintf("ToBlockedBF16{%v}", op.shape)
+	case op.bf16:
+		return fmt.Sprintf("FromBlockedBF16{%v}", op.shape)
+	case op.toBlocked:
 		return fmt.Sprintf("ToBlocked{%v %d}", op.shape, op.block)
 	}
 	return fmt.Sprintf("FromBlocked{%v %d}", op.shape, op.block)
 }
 func (op convLayoutOp) DiffWRT(n int) []bool { return []bool{true} }
 func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if op.bf16 {
+		return nil, fmt.Errorf("nn: %v: no gradient: a bf16 chain is for inference", op)
+	}
 	if grad.Graph() == nil {
 		grad = output.Graph().AddNode(grad)
 	}
@@ -88,12 +126,14 @@ func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error
 
 // MaxPool2dBlocked is max pooling (torch semantics: padding counts as -inf,
 // floor mode) of x [N, C, H, W] stored in the blocked layout (see
-// ToBlocked), for inference: it has no gradient. The output [N, C, OH, OW],
-// OH = (H + 2*pad - kernel)/stride + 1, is blocked too. Use it for the ResNet stem (3, 2, 1) in a blocked chain.
+// ToBlocked; or the bf16 chain layout of ToBlockedBF16 if x is BFloat16),
+// for inference: it has no gradient. The output [N, C, OH, OW],
+// OH = (H + 2*pad - kernel)/stride + 1, is in x's layout and dtype. Use it
+// for the ResNet stem (3, 2, 1) in a blocked chain.
 func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 	s := x.Shape()
-	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("nn: MaxPool2dBlocked: x %v %v: want float32 [N, C, H, W] with C divisible by %d", s, x.Dtype(), convBlock)
+	if len(s) != 4 || s[1]%convBlock != 0 || (x.Dtype() != tensor.Float32 && x.Dtype() != BFloat16) {
+		return nil, fmt.Errorf("nn: MaxPool2dBlocked: x %v %v: want float32 or %v [N, C, H, W] with C divisible by %d", s, x.Dtype(), BFloat16, convBlock)
 	}
 	if kernel < 1 || stride < 1 || pad < 0 || 2*pad > kernel || s[2]+2*pad < kernel || s[3]+2*pad < kernel {
 		return nil, fmt.Errorf("nn: MaxPool2dBlocked: x %v with kernel %d, stride %d, pad %d: invalid", s, kernel, stride, pad)
@@ -105,6 +145,7 @@ func MaxPool2dBlocked(x *G.Node, kernel, stride, pad int) (*G.Node, error) {
 	g.Pad = [2]int{pad, pad}
 	g.Y = [4]int{s[0], s[1], (s[2]+2*pad-kernel)/stride + 1, (s[3]+2*pad-kernel)/stride + 1}
 	g.BlockedIn, g.BlockedOut, g.Block = true, true, CPU().Block
+	g.ChainBF16 = x.Dtype() == BFloat16
 	y, err := G.ApplyOp(convPoolOp{geom: g}, x)
 	if err != nil {
 		return nil, fmt.Errorf("nn: MaxPool2dBlocked %v: %w", s, err)
@@ -118,8 +159,11 @@ type convPoolOp struct {
 	geom convGeom
 }
 
-func (op convPoolOp) Arity() int    { return 1 }
-func (op convPoolOp) Type() hm.Type { return hm.NewFnType(convTensorType(4), convTensorType(4)) }
+func (op convPoolOp) Arity() int { return 1 }
+func (op convPoolOp) Type() hm.Type {
+	t := chainType(op.geom.ChainBF16)
+	return hm.NewFnType(t, t)
+}
 func (op convPoolOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.geom.Y[:]).Clone(), nil
 }
@@ -129,11 +173,11 @@ func (op convPoolOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, er
 	if len(in) != 1 {
 		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
 	}
-	x, err := convData(name, "x", in[0], op.geom.X[:])
+	x, err := actData(name, "x", in[0], op.geom.X[:], op.geom.ChainBF16)
 	if err != nil {
 		return nil, err
 	}
-	out, y := convOut(prealloc, op.geom.Y[:])
+	out, y := actOut(prealloc, op.geom.Y[:], op.geom.ChainBF16)
 	if err := (dnnlConv{kind: dnnlMaxPool, geom: op.geom}).run([][]float32{x, y}, convExtra{}); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}

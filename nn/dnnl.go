@@ -327,24 +327,28 @@ typedef struct {
 	int64_t groups;
 	int64_t stride[2], dil[2], pad[2];
 	int bias, relu, sum, bf16, inference;
-	int blk_in, blk_out; // x (resp. y) is nChw<blk>c instead of nchw
-	int blk;             // channel block: 8 or 16
+	int blk_in, blk_out; // x (resp. y) is in the chain layout instead of f32 nchw
+	int blk;             // channel block of the f32 chain layout: 8 or 16
+	int act_bf16;        // the chain layout is bf16 acdb (nhwc) instead of f32 nChw<blk>c
 } rd_conv_params;
 
-static dnnl_format_tag_t rd_tag(int blocked, int blk) {
-	if (!blocked) return dnnl_nchw;
-	return blk == 8 ? dnnl_nChw8c : dnnl_nChw16c;
+// rd_act_md describes a 4-D activation of dims d: f32 nchw, or (chained)
+// the chain layout of c: f32 nChw<blk>c or bf16 acdb.
+static int rd_act_md(dnnl_memory_desc_t *md, const dnnl_dim_t *d, int chained, const rd_conv_params *c) {
+	if (!chained) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nchw);
+	if (c->act_bf16) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_bf16, dnnl_acdb);
+	return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, c->blk == 8 ? dnnl_nChw8c : dnnl_nChw16c);
 }
 
 // rd_reorder_create builds a layout conversion of an x-shaped tensor from
-// rd_tag(blk_in) to rd_tag(blk_out). Arguments: from, to.
+// rd_act_md(blk_in) to rd_act_md(blk_out). Arguments: from, to.
 static int rd_reorder_create(rd_prim **out, const rd_conv_params *c) {
 	dnnl_status_t s;
 	dnnl_memory_desc_t from, to;
 	dnnl_dims_t xd = {0};
 	for (int i = 0; i < 4; i++) xd[i] = c->x[i];
-	if ((s = dnnl_memory_desc_init_by_tag(&from, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&to, 4, xd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
+	if ((s = rd_act_md(&from, xd, c->blk_in, c))) return s;
+	if ((s = rd_act_md(&to, xd, c->blk_out, c))) return s;
 	rd_prim *p = calloc(1, sizeof(rd_prim));
 	s = dnnl_reorder_primitive_desc_create(&p->pd, &from, rd_eng, &to, rd_eng, NULL);
 	if (!s) s = rd_add_arg(p, DNNL_ARG_FROM, 0, 0, &from);
@@ -368,9 +372,9 @@ static int rd_maxpool_create(rd_prim **out, const rd_conv_params *c) {
 		padl[i] = c->pad[i];
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + k[i] - c->x[2 + i] - c->pad[i];
 	}
-	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, dnnl_f32, dnnl_format_tag_any))) return s;
+	if ((s = rd_act_md(&ux, xd, c->blk_in, c))) return s;
+	if ((s = rd_act_md(&uy, yd, c->blk_out, c))) return s;
+	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, uy.data_type, dnnl_format_tag_any))) return s;
 	dnnl_pooling_v2_desc_t pdesc;
 	if ((s = dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, dnnl_pooling_max, &ux, &py,
 			stride, k, dil, padl, padr))) return s;
@@ -421,16 +425,18 @@ static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + ext - c->x[2 + i] - c->pad[i];
 	}
 	// Data types inside the primitive. f32: all f32. bf16 forward: src and
-	// weights bf16, dst f32. bf16 backward data: weights and diff_dst bf16,
-	// diff_src f32; bf16 backward weights: src and diff_dst bf16,
-	// diff_weights f32 (accumulated in f32). The user buffers stay f32; the
-	// argument reorders convert.
+	// weights bf16, dst f32, or bf16 if the user's dst is (a bf16 chain).
+	// bf16 backward data: weights and diff_dst bf16, diff_src f32; bf16
+	// backward weights: src and diff_dst bf16, diff_weights f32
+	// (accumulated in f32). The user buffers are f32 except in a bf16
+	// chain; the argument reorders convert where the layouts differ.
 	dnnl_data_type_t lt = c->bf16 ? dnnl_bf16 : dnnl_f32;
 	dnnl_data_type_t xt = lt, wt = lt, yt = dnnl_f32;
 	if (c->bf16 && c->kind == RD_BWD_DATA) { xt = dnnl_f32; yt = dnnl_bf16; }
 	if (c->bf16 && c->kind == RD_BWD_WEIGHTS) { wt = dnnl_f32; yt = dnnl_bf16; }
-	if ((s = dnnl_memory_desc_init_by_tag(&ux, 4, xd, dnnl_f32, rd_tag(c->blk_in, c->blk)))) return s;
-	if ((s = dnnl_memory_desc_init_by_tag(&uy, 4, yd, dnnl_f32, rd_tag(c->blk_out, c->blk)))) return s;
+	if ((s = rd_act_md(&ux, xd, c->blk_in, c))) return s;
+	if ((s = rd_act_md(&uy, yd, c->blk_out, c))) return s;
+	if (c->kind == RD_FWD && uy.data_type == dnnl_bf16) yt = dnnl_bf16;
 	if ((s = dnnl_memory_desc_init_by_tag(&uw, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&ub, 1, bd, dnnl_f32, dnnl_x))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&px, 4, xd, xt, dnnl_format_tag_any))) return s;
@@ -757,6 +763,7 @@ func (d dnnlConv) params() C.rd_conv_params {
 	c.blk_in = convBool(g.BlockedIn)
 	c.blk_out = convBool(g.BlockedOut)
 	c.blk = C.int(g.Block)
+	c.act_bf16 = convBool(g.ChainBF16)
 	return c
 }
 
@@ -923,6 +930,35 @@ func (d dnnlConv) impl() (string, error) {
 	return name, err
 }
 
+// reordered names the arguments of d's primitive that are not in the user's
+// layout and data type, so that every call converts them through the arena:
+// "src", "weights", "bias", "dst" (forward), "diff_src", "diff_dst",
+// "diff_weights" (backward); a reorder's from and to are "src" and "dst".
+func (d dnnlConv) reordered() ([]string, error) {
+	e, err := dnnlGet()
+	if err != nil {
+		return nil, err
+	}
+	names := map[C.int]string{C.DNNL_ARG_SRC: "src", C.DNNL_ARG_WEIGHTS: "weights", C.DNNL_ARG_BIAS: "bias",
+		C.DNNL_ARG_DST: "dst", C.DNNL_ARG_DIFF_SRC: "diff_src", C.DNNL_ARG_DIFF_DST: "diff_dst",
+		C.DNNL_ARG_DIFF_WEIGHTS: "diff_weights"}
+	var out []string
+	c := d.params()
+	e.do(func(l *dnnlLane) {
+		p, perr := l.prim(c)
+		if perr != nil {
+			err = perr
+			return
+		}
+		for i := 0; i < int(p.nargs); i++ {
+			if p.a[i].reorder != 0 {
+				out = append(out, names[p.a[i].arg])
+			}
+		}
+	})
+	return out, err
+}
+
 // dnnlArenaBytes reports the bytes held by the lanes' shared buffers.
 func dnnlArenaBytes() int {
 	e, err := dnnlGet()
@@ -954,6 +990,23 @@ func ReleaseConvBuffers() {
 		}
 		C.free(p.data)
 	}
+}
+
+// ConstWeightBytes reports the bytes of the converted copies of constant
+// weights the engine keeps (ConvOpts.ConstWeights), until
+// ReleaseConvBuffers.
+func ConstWeightBytes() int {
+	e, err := dnnlGet()
+	if err != nil {
+		return 0
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, p := range e.packed {
+		n += int(C.dnnl_memory_desc_get_size(&p.md))
+	}
+	return n
 }
 
 // convPackedCount reports how many constant weight tensors are kept.

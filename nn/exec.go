@@ -95,7 +95,8 @@ type execStep struct {
 	args     []int             // slots of the inputs
 	slot     int
 	shape    tensor.Shape
-	pooled   bool          // output is a float32 tensor that gets a pooled buffer
+	pooled   bool          // output is a float32 or BFloat16 tensor that gets a pooled buffer
+	words    int           // float32 words of the pooled output (half the elements for BFloat16, rounded up)
 	prefBuf  int           // buffer used on the previous run, -1 if none
 	hdr      *tensor.Dense // header over the buffer used last, reused while it is the same
 	// unsafe is set for gorgonia's elementwise ops (the only UnsafeDoers)
@@ -159,7 +160,11 @@ func NewExecutor(g *G.ExprGraph, outputs ...*G.Node) (*Executor, error) {
 			st.maxIn = max(st.maxIn, c.Shape().TotalSize())
 		}
 		st.prealloc, _ = n.Op().(G.UsePreallocDoer)
-		st.pooled = n.Dtype() == tensor.Float32 && len(st.shape) > 0 && st.shape.TotalSize() > 0
+		st.pooled = (n.Dtype() == tensor.Float32 || n.Dtype() == BFloat16) && len(st.shape) > 0 && st.shape.TotalSize() > 0
+		st.words = st.shape.TotalSize()
+		if n.Dtype() == BFloat16 {
+			st.words = (st.words + 1) / 2
+		}
 		if u, ok := n.Op().(G.UnsafeDoer); ok && st.pooled && len(children) > 0 && children[0].Shape().Eq(st.shape) && children[0].Dtype() == tensor.Float32 {
 			st.unsafe = u
 		}
@@ -346,9 +351,13 @@ func (e *Executor) exec(st *execStep, inputs []G.Value) (G.Value, error) {
 		}
 	}
 	if st.pooled && st.prealloc != nil {
-		b := e.get(st.shape.TotalSize(), st.prefBuf)
+		b := e.get(st.words, st.prefBuf)
 		if st.hdr == nil || !sameData(st.hdr, b.data) || !st.hdr.Shape().Eq(st.shape) {
-			st.hdr = tensor.New(tensor.WithShape(st.shape...), tensor.WithBacking(b.data[:st.shape.TotalSize()]))
+			if st.node.Dtype() == BFloat16 {
+				st.hdr = tensor.New(tensor.WithShape(st.shape...), tensor.WithBacking(bf16Of(b.data, st.shape.TotalSize())))
+			} else {
+				st.hdr = tensor.New(tensor.WithShape(st.shape...), tensor.WithBacking(b.data[:st.words]))
+			}
 		}
 		v, err := st.prealloc.UsePreallocDo(st.hdr, inputs...)
 		if err == nil && sameData(v, b.data) {
@@ -612,10 +621,11 @@ func (e *Executor) Close() {
 	}
 }
 
-// sameData reports whether v is a dense tensor backed by data's first element.
+// sameData reports whether v is a dense float32 or BFloat16 tensor backed by
+// data's first element.
 func sameData(v G.Value, data []float32) bool {
 	d, ok := v.(*tensor.Dense)
-	if !ok || d.Dtype() != tensor.Float32 || d.DataSize() == 0 {
+	if !ok || (d.Dtype() != tensor.Float32 && d.Dtype() != BFloat16) || d.DataSize() == 0 {
 		return false
 	}
 	return d.Uintptr() == uintptr(unsafe.Pointer(&data[0]))

@@ -294,8 +294,17 @@ func GlobalAvgPool(x *G.Node) (*G.Node, error) {
 // returns the mean over H and W as [N, C] (plain), and its gradient is
 // blocked like x. It saves the FromBlocked copy of x (and ToBlocked of the
 // gradient) at the end of a blocked chain, e.g. the C4 box head's res5 on
-// 512 RoIs: [512, 2048, 7, 7], 196 MiB each.
+// 512 RoIs: [512, 2048, 7, 7], 196 MiB each. A BFloat16 x (the bf16 chain
+// layout, ToBlockedBF16) gives the float32 means of its bf16 values, for
+// inference (no gradient).
 func GlobalAvgPoolBlocked(x *G.Node) (*G.Node, error) {
+	if x.Dtype() == BFloat16 {
+		s := x.Shape()
+		if len(s) != 4 || s[1]%convBlock != 0 {
+			return nil, fmt.Errorf("nn: GlobalAvgPoolBlocked: x %v: want [N, C, H, W] with C divisible by %d", s, convBlock)
+		}
+		return G.ApplyOp(&gapOp{shape: s.Clone(), bf16: true}, x)
+	}
 	s, err := nodeShape4("GlobalAvgPoolBlocked", "x", x)
 	if err != nil {
 		return nil, err
@@ -307,19 +316,29 @@ func GlobalAvgPoolBlocked(x *G.Node) (*G.Node, error) {
 }
 
 // gapOp: [N, C, H, W] -> [N, C]. block is 0 for NCHW x, else the channel
-// block of x's blocked layout (nChw<block>c).
+// block of x's blocked layout (nChw<block>c); bf16 says x is a BFloat16
+// tensor in the bf16 chain layout (channels-last).
 type gapOp struct {
 	HostOp
 	shape tensor.Shape
 	block int
+	bf16  bool
 }
 
-func (op *gapOp) out() tensor.Shape                              { return tensor.Shape{op.shape[0], op.shape[1]} }
-func (op *gapOp) Arity() int                                     { return 1 }
-func (op *gapOp) Type() hm.Type                                  { return hm.NewFnType(tensorT(4), tensorT(2)) }
+func (op *gapOp) out() tensor.Shape { return tensor.Shape{op.shape[0], op.shape[1]} }
+func (op *gapOp) Arity() int        { return 1 }
+func (op *gapOp) Type() hm.Type {
+	if op.bf16 {
+		return hm.NewFnType(chainType(true), G.TensorType{Dims: 2, Of: tensor.Float32})
+	}
+	return hm.NewFnType(tensorT(4), tensorT(2))
+}
 func (op *gapOp) InferShape(...G.DimSizer) (tensor.Shape, error) { return op.out(), nil }
 func (op *gapOp) Do(vals ...G.Value) (G.Value, error)            { return op.UsePreallocDo(nil, vals...) }
 func (op *gapOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, error) {
+	if op.bf16 {
+		return op.doBF16(prealloc, vals)
+	}
 	in, err := inputsF32("GlobalAvgPool", vals, op.shape)
 	if err != nil {
 		return nil, err
@@ -358,7 +377,47 @@ func (op *gapOp) UsePreallocDo(prealloc G.Value, vals ...G.Value) (G.Value, erro
 	})
 	return t, nil
 }
+
+// doBF16 averages a bf16 chain tensor: x[((n*H*W + p)*C + c] is channel c
+// of image n at position p, so image n is one [H*W, C] run whose column
+// means are y[n*C : (n+1)*C].
+func (op *gapOp) doBF16(prealloc G.Value, vals []G.Value) (G.Value, error) {
+	name := op.String()
+	if len(vals) != 1 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(vals))
+	}
+	xw, err := actData(name, "x", vals[0], op.shape, true)
+	if err != nil {
+		return nil, err
+	}
+	t, y, err := outputF32(name, prealloc, op.out())
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw := op.shape[0], op.shape[1], op.shape[2]*op.shape[3]
+	x := bf16Of(xw, n*c*hw)
+	parallelFor(n, func(lo, hi int) {
+		acc := make([]float64, c)
+		for i := lo; i < hi; i++ {
+			clear(acc)
+			run := x[i*hw*c : (i+1)*hw*c]
+			for p := 0; p < hw; p++ {
+				for j, h := range run[p*c : (p+1)*c] {
+					acc[j] += float64(bf16Value(h))
+				}
+			}
+			for j, s := range acc {
+				y[i*c+j] = float32(s / float64(hw))
+			}
+		}
+	})
+	return t, nil
+}
+
 func (op *gapOp) String() string {
+	if op.bf16 {
+		return fmt.Sprintf("nn.GlobalAvgPoolBlockedBF16%v", op.shape)
+	}
 	if op.block != 0 {
 		return fmt.Sprintf("nn.GlobalAvgPoolBlocked%v/%d", op.shape, op.block)
 	}
@@ -368,6 +427,9 @@ func (op *gapOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *gapOp) Hashcode() uint32      { return hashOf(op.String()) }
 func (op *gapOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op *gapOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
+	if op.bf16 {
+		return nil, fmt.Errorf("nn: %s: no gradient: a bf16 chain is for inference", op)
+	}
 	dx, err := G.ApplyOp(&gapGradOp{shape: op.shape, block: op.block}, grad)
 	if err != nil {
 		return nil, fmt.Errorf("nn: GlobalAvgPool gradient: %w", err)

@@ -1,0 +1,290 @@
+package nn
+
+import (
+	"math"
+	"math/rand"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// bf16ChainRef is a float64 model of a bf16 chain: every stored activation
+// is rounded to bfloat16 (bf16Round), products of bf16-rounded operands are
+// summed in float64. abs holds, per output element, the sum of the
+// magnitudes that went into it (|x*w| terms, |bias|, |residual|), which
+// scales the error bound.
+type bf16ChainRef struct {
+	val, abs []float64
+}
+
+// convChainRef computes act(conv(x, w) + b + res) as a bf16 chain
+// convolution stores it: operands x (already bf16 values) and round(w),
+// float64 sums, the result rounded to bf16. x and res are NCHW.
+func convChainRef(g convGeom, x []float64, w, b []float32, res []float64, relu bool) bf16ChainRef {
+	n := convNum(g.Y)
+	acc, abs := make([]float64, n), make([]float64, n)
+	convRef{g}.each(func(yi, xi, wi int) {
+		p := x[xi] * float64(bf16Round(w[wi]))
+		acc[yi] += p
+		abs[yi] += math.Abs(p)
+	})
+	hw := g.Y[2] * g.Y[3]
+	out := bf16ChainRef{val: make([]float64, n), abs: abs}
+	for i, v := range acc {
+		c := (i / hw) % g.Y[1]
+		v += float64(b[c])
+		abs[i] += math.Abs(float64(b[c]))
+		if res != nil {
+			v += res[i]
+			abs[i] += math.Abs(res[i])
+		}
+		if relu && v < 0 {
+			v = 0
+		}
+		out.val[i] = float64(bf16Round(float32(v)))
+	}
+	return out
+}
+
+// TestBF16Chain runs a small bf16 chain (ToBlockedBF16, a 3x3 convolution
+// with bias and ReLU, a 1x1 convolution with the chain's input as residual
+// and ReLU, max pooling, then FromBlocked and GlobalAvgPoolBlocked) through
+// the Executor and checks it against bf16ChainRef: element by element
+// within 3 bf16 units of the magnitude sum (one for the output's rounding,
+// one for an input rounded the other way after float32 instead of float64
+// accumulation, one to spare), and that the values coming out of the chain
+// are bf16 values (the activations really are stored in bf16). It also
+// checks that the Executor pools the BFloat16 tensors at half the bytes of
+// the same chain in float32 (ConvOpts without BlockedBF16).
+func TestBF16Chain(t *testing.T) {
+	convSkipWithoutBF16(t)
+	const n, c, h, w, mid = 2, 32, 9, 11, 48
+	for _, constW := range []bool{false, true} {
+		name := map[bool]string{false: "weights_per_run", true: "const_weights"}[constW]
+		t.Run(name, func(t *testing.T) {
+			rng := rand.New(rand.NewSource(7))
+			xv := randSlice(rng, n*c*h*w)
+			w1, b1 := randSlice(rng, mid*c*9), randSlice(rng, mid)
+			w2, b2 := randSlice(rng, c*mid), randSlice(rng, c)
+			for i := range w1 {
+				w1[i] /= 12 // keep activations of order 1
+			}
+			for i := range w2 {
+				w2[i] /= 5
+			}
+			build := func(bf16 bool) (*Executor, []*G.Node) {
+				t.Helper()
+				g := G.NewGraph()
+				x := G.NewTensor(g, G.Float32, 4, G.WithShape(n, c, h, w), G.WithName("x"), G.WithValue(tensorOf(xv, n, c, h, w)))
+				node := func(name string, v []float32, shape ...int) *G.Node {
+					return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name), G.WithValue(tensorOf(v, shape...)))
+				}
+				o := ConvOpts{BF16: true, BlockedIn: true, BlockedOut: true, BlockedBF16: bf16, ConstWeights: constW}
+				o3 := o
+				o3.Pad = [2]int{1, 1}
+				to := ToBlocked
+				if bf16 {
+					to = ToBlockedBF16
+				}
+				xb, err := to(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				y1, err := Conv2dFused(xb, node("w1", w1, mid, c, 3, 3), node("b1", b1, mid), nil, o3, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				y2, err := Conv2dFused(y1, node("w2", w2, c, mid, 1, 1), node("b2", b2, c), xb, o, true)
+				if err != nil {
+					t.Fatal(err)
+				}
+				y3, err := MaxPool2dBlocked(y2, 3, 2, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				pooled, err := FromBlocked(y3)
+				if err != nil {
+					t.Fatal(err)
+				}
+				mean, err := GlobalAvgPoolBlocked(y2)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if bf16 && (y1.Dtype() != BFloat16 || y3.Dtype() != BFloat16 || pooled.Dtype() != tensor.Float32) {
+					t.Fatalf("dtypes: y1 %v, y3 %v, out %v; want %v, %v, float32", y1.Dtype(), y3.Dtype(), pooled.Dtype(), BFloat16, BFloat16)
+				}
+				e, err := NewExecutor(g, pooled, mean)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for run := 0; run < 2; run++ {
+					if err := e.Run(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return e, []*G.Node{pooled, mean}
+			}
+			e16, out := build(true)
+			defer e16.Close()
+			got := out[0].Value().Data().([]float32)
+			gotMean := out[1].Value().Data().([]float32)
+
+			// Reference.
+			g1, _ := newConvGeom("ref", []int{n, c, h, w}, []int{mid, c, 3, 3}, ConvOpts{Pad: [2]int{1, 1}})
+			g2, _ := newConvGeom("ref", []int{n, mid, h, w}, []int{c, mid, 1, 1}, ConvOpts{})
+			xr := make([]float64, len(xv))
+			for i, v := range xv {
+				xr[i] = float64(bf16Round(v))
+			}
+			r1 := convChainRef(g1, xr, w1, b1, nil, true)
+			r2 := convChainRef(g2, r1.val, w2, b2, xr, true)
+			// r2.abs grows by the error r1 carries into it: bound the
+			// inputs' flips by r1's magnitudes times the weights.
+			in1 := make([]float64, len(r2.abs))
+			convRef{g2}.each(func(yi, xi, wi int) { in1[yi] += r1.abs[xi] * math.Abs(float64(bf16Round(w2[wi]))) })
+			oh, ow := (h+2-3)/2+1, (w+2-3)/2+1
+			checked := 0
+			for i := 0; i < n*c; i++ {
+				var sum, sumAbs float64
+				for p := 0; p < h*w; p++ {
+					sum += r2.val[i*h*w+p]
+					sumAbs += r2.abs[i*h*w+p] + in1[i*h*w+p]
+				}
+				if d := math.Abs(float64(gotMean[i]) - sum/float64(h*w)); d > 3*bf16Unit*sumAbs/float64(h*w)+1e-6 {
+					t.Errorf("mean %d: got %g, want %g", i, gotMean[i], sum/float64(h*w))
+				}
+				for y := 0; y < oh; y++ {
+					for x := 0; x < ow; x++ {
+						want, bound := math.Inf(-1), 0.0
+						for dy := -1; dy <= 1; dy++ {
+							for dx := -1; dx <= 1; dx++ {
+								yy, xx := 2*y+dy, 2*x+dx
+								if yy < 0 || yy >= h || xx < 0 || xx >= w {
+									continue
+								}
+								j := i*h*w + yy*w + xx
+								want = math.Max(want, r2.val[j])
+								bound = math.Max(bound, 3*bf16Unit*(r2.abs[j]+in1[j]))
+							}
+						}
+						v := got[(i*oh+y)*ow+x]
+						if math.Abs(float64(v)-want) > bound+1e-6 {
+							t.Errorf("pooled (%d, %d, %d, %d): got %g, want %g (bound %g)", i/c, i%c, y, x, v, want, bound)
+						}
+						if math.Float32bits(v)&0xffff != 0 {
+							t.Errorf("pooled (%d, %d, %d, %d) = %g is not a bf16 value", i/c, i%c, y, x, v)
+						}
+						checked++
+					}
+				}
+			}
+			if checked != n*c*oh*ow {
+				t.Fatalf("checked %d values, want %d", checked, n*c*oh*ow)
+			}
+			s16 := e16.Stats()
+			if s16.Unpooled != 0 {
+				t.Errorf("bf16 chain: %d values (%d bytes) not pooled", s16.Unpooled, s16.UnpooledBytes)
+			}
+			e32, _ := build(false)
+			defer e32.Close()
+			s32 := e32.Stats()
+			// The f32 input x and the outputs are the same in both; the
+			// chain's four tensors are half the size in bf16.
+			if s16.PoolBytes >= s32.PoolBytes {
+				t.Errorf("pool bytes: bf16 chain %d, float32 chain %d: want fewer in bf16", s16.PoolBytes, s32.PoolBytes)
+			}
+			t.Logf("pool bytes: bf16 chain %d, float32 chain %d", s16.PoolBytes, s32.PoolBytes)
+		})
+	}
+}
+
+// TestBF16ChainNoReorder checks what the bf16 chain is for: its
+// convolutions read and write the chain tensors in the primitive's own
+// layout and data type (no reorder through the arena, which the float32
+// blocked chain needs in bf16: source to bf16 acdb, destination back from
+// f32 acdb), and it names the kernels that run. Only the float32 weights
+// are converted (once with ConstWeights).
+func TestBF16ChainNoReorder(t *testing.T) {
+	convSkipWithoutBF16(t)
+	for _, tc := range []struct {
+		name string
+		x, w []int
+		o    ConvOpts
+	}{
+		{name: "3x3", x: []int{1, 64, 14, 14}, w: []int{64, 64, 3, 3}, o: ConvOpts{Pad: [2]int{1, 1}}},
+		{name: "1x1_stride2", x: []int{2, 256, 14, 14}, w: []int{512, 256, 1, 1}, o: ConvOpts{Stride: [2]int{2, 2}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, chain := range []bool{true, false} {
+				o := tc.o
+				o.BF16, o.BlockedIn, o.BlockedOut, o.BlockedBF16 = true, true, true, chain
+				g, err := newConvGeom("test", tc.x, tc.w, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, sum := range []bool{false, true} {
+					d := dnnlConv{kind: dnnlFwd, geom: g, bias: true, relu: true, sum: sum}
+					re, err := d.reordered()
+					if err != nil {
+						t.Fatal(err)
+					}
+					impl, err := d.impl()
+					if err != nil {
+						t.Fatal(err)
+					}
+					t.Logf("bf16 chain %v, residual %v: kernel %s, reordered %v", chain, sum, impl, re)
+					acts := strings.Contains(strings.Join(re, " "), "src") || strings.Contains(strings.Join(re, " "), "dst")
+					if acts == chain {
+						t.Errorf("bf16 chain %v, residual %v: reordered %v: want activations reordered only outside a bf16 chain", chain, sum, re)
+					}
+					if strings.Contains(impl, "ref") {
+						t.Errorf("bf16 chain %v: reference kernel %s", chain, impl)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestBF16ChainErrors checks that the bf16 chain ops refuse what they
+// cannot do with an error that says why: float32 input to a BlockedBF16
+// convolution, BlockedBF16 without BF16, and gradients.
+func TestBF16ChainErrors(t *testing.T) {
+	convSkipWithoutBF16(t)
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float32, 4, G.WithShape(1, 16, 5, 5), G.WithName("x"), G.WithInit(G.GlorotN(1)))
+	wt := G.NewTensor(g, G.Float32, 4, G.WithShape(16, 16, 1, 1), G.WithName("w"), G.WithInit(G.GlorotN(1)))
+	chain := ConvOpts{BF16: true, BlockedIn: true, BlockedOut: true, BlockedBF16: true}
+	if _, err := Conv2d(x, wt, nil, chain); err == nil || !strings.Contains(err.Error(), "want uint16") {
+		t.Errorf("float32 x into a bf16 chain: err %v, want a dtype error", err)
+	}
+	xb, err := ToBlockedBF16(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	noBF16 := chain
+	noBF16.BF16 = false
+	if _, err := Conv2d(xb, wt, nil, noBF16); err == nil || !strings.Contains(err.Error(), "BlockedBF16 needs BF16") {
+		t.Errorf("BlockedBF16 without BF16: err %v", err)
+	}
+	if _, err := ToBlockedBF16(xb); err == nil {
+		t.Errorf("ToBlockedBF16 of a BFloat16 node: no error")
+	}
+	y, err := Conv2d(xb, wt, nil, chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := GlobalAvgPoolBlocked(y)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss, err := G.Sum(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := G.Grad(loss, wt); err == nil || !strings.Contains(err.Error(), "inference") {
+		t.Errorf("gradient through a bf16 chain: err %v, want one saying it is for inference", err)
+	}
+}
