@@ -996,28 +996,26 @@ func ReleaseConvBuffers() {
 // weights the engine keeps (ConvOpts.ConstWeights), until
 // ReleaseConvBuffers.
 func ConstWeightBytes() int {
-	e, err := dnnlGet()
-	if err != nil {
-		return 0
-	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	n := 0
-	for _, p := range e.packed {
-		n += int(C.dnnl_memory_desc_get_size(&p.md))
-	}
-	return n
+	_, b := packedStats()
+	return b
 }
 
 // convPackedCount reports how many constant weight tensors are kept.
 func convPackedCount() int {
+	n, _ := packedStats()
+	return n
+}
+
+// packedStats returns how many constant weight tensors are kept and their bytes.
+func packedStats() (n, bytes int) {
 	e, err := dnnlGet()
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	var n int
 	e.mu.Lock()
-	n = len(e.packed)
-	e.mu.Unlock()
-	return n
+	defer e.mu.Unlock()
+	for _, p := range e.packed {
+		bytes += int(C.dnnl_memory_desc_get_size(&p.md))
+	}
+	return len(e.packed), bytes
 }
