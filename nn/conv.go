@@ -55,7 +55,9 @@ type ConvOpts struct {
 	// between ops stay float32 (NCHW or BlockedIn/BlockedOut's nChw16c), so
 	// every bf16 convolution reorders its input f32 -> bf16 acdb and its
 	// output f32 acdb -> the user layout (ConstWeights converts the weights
-	// once).
+	// once). These copies live in the engine's per-lane arena during the
+	// call; without ConstWeights, a call whose copies would exceed 32 MiB
+	// runs on chunks of the batch (convChunkBytes).
 	BF16 bool
 
 	// NoInputGrad declares that x needs no gradient (e.g. the image going into
