@@ -162,6 +162,7 @@ func benchTrainSteps(b *testing.B, m *FasterRCNN, c TrainerConfig, batch []Train
 	b.ReportMetric(float64(st.PoolBytes)/(1<<20), "pool-MB")
 	b.ReportMetric(float64(st.PeakLiveBytes)/(1<<20), "live-MB")
 	b.ReportMetric(float64(st.UnpooledBytes)/(1<<20), "unpooled-MB")
+	b.ReportMetric(float64(nn.ConvBufferBytes())/(1<<20), "arena-MB")
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	b.ReportMetric(float64(ms.HeapSys)/(1<<20), "heapsys-MB")

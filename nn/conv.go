@@ -56,7 +56,9 @@ type ConvOpts struct {
 	// BlockedIn/BlockedOut's nChw16c), so every bf16 convolution reorders
 	// its input f32 -> bf16 acdb and its output f32 acdb -> the user layout
 	// (ConstWeights converts the weights once); in a bf16 chain only the
-	// weights are converted.
+	// weights are converted. The copies live in the engine's per-lane arena
+	// during the call; without ConstWeights, a call whose copies would
+	// exceed 32 MiB runs on chunks of the batch (convChunkBytes).
 	BF16 bool
 
 	// BlockedBF16 (with BF16, for inference: no gradient) makes the blocked

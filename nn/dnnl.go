@@ -95,14 +95,25 @@ static int rd_lane_init(void) {
 	return dnnl_stream_create(&rd_strm, rd_eng, dnnl_stream_default_flags);
 }
 
-// The arena holds the blocked-layout copies of the arguments and the
-// scratchpad: one growing buffer per argument slot, shared by all primitives
-// of a lane (per thread).
+// The arena is what a call needs besides the user's buffers, per lane (per
+// thread): RD_ARENA_CALL holds the copies of the call's arguments in the
+// primitive's layouts (bf16 copies, blocked or channels-last copies) and
+// the primitive's scratchpad, one after the other (rd_call_layout);
+// RD_ARENA_W holds a weights-sized float32 tensor the caller fills before
+// rd_exec: the scaled weights (rd_scale_rows) or a batch chunk's weight
+// gradient (rd_w_buf). Both grow to the largest call and stay until
+// rd_arena_free. A call's copies live only during the call, so the first
+// buffer is as large as the largest call's sum over its arguments, not the
+// sum over argument positions of the largest copy any call put there, as
+// one buffer per position was; and dnnlConv.run splits the batch of a bf16
+// call that would need more than convChunkBytes. On the bf16 R101-C4
+// training step (issue 14) the arena held 565 MiB with one buffer per
+// position, 405 MiB laid out per call, 60 MiB with the chunks (fp32: 161
+// and 60 MiB).
 #define RD_MAXARGS 6
-#define RD_SLOT_WSCALED (RD_MAXARGS + 1)
-#define RD_SLOTS (RD_MAXARGS + 2)
-static __thread void *rd_arena[RD_SLOTS];
-static __thread size_t rd_arena_size[RD_SLOTS];
+enum { RD_ARENA_CALL, RD_ARENA_W, RD_ARENA_BUFS };
+static __thread void *rd_arena[RD_ARENA_BUFS];
+static __thread size_t rd_arena_size[RD_ARENA_BUFS];
 
 static void *rd_buf(int slot, size_t size) {
 	if (size <= rd_arena_size[slot]) return rd_arena[slot];
@@ -115,12 +126,12 @@ static void *rd_buf(int slot, size_t size) {
 
 static size_t rd_arena_bytes(void) {
 	size_t n = 0;
-	for (int i = 0; i < RD_SLOTS; i++) n += rd_arena_size[i];
+	for (int i = 0; i < RD_ARENA_BUFS; i++) n += rd_arena_size[i];
 	return n;
 }
 
 static void rd_arena_free(void) {
-	for (int i = 0; i < RD_SLOTS; i++) {
+	for (int i = 0; i < RD_ARENA_BUFS; i++) {
 		free(rd_arena[i]);
 		rd_arena[i] = NULL;
 		rd_arena_size[i] = 0;
@@ -129,13 +140,24 @@ static void rd_arena_free(void) {
 
 // rd_scale_rows returns w*scale[row] (rows of length per) in an arena buffer.
 static float *rd_scale_rows(const float *w, const float *scale, int64_t rows, int64_t per) {
-	float *o = rd_buf(RD_SLOT_WSCALED, (size_t)(rows * per) * sizeof(float));
+	float *o = rd_buf(RD_ARENA_W, (size_t)(rows * per) * sizeof(float));
 	if (!o) return NULL;
 	#pragma omp parallel for
 	for (int64_t i = 0; i < rows; i++) {
 		for (int64_t j = 0; j < per; j++) o[i * per + j] = w[i * per + j] * scale[i];
 	}
 	return o;
+}
+
+// rd_w_buf returns RD_ARENA_W with room for n floats (NULL if out of memory).
+static float *rd_w_buf(int64_t n) {
+	return rd_buf(RD_ARENA_W, (size_t)n * sizeof(float));
+}
+
+// rd_add adds src to dst (n floats).
+static void rd_add(float *dst, const float *src, int64_t n) {
+	#pragma omp parallel for
+	for (int64_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
 // rd_mul_rows multiplies row i of w (length per) by scale[i] in place.
@@ -241,6 +263,27 @@ static void *rd_pack(rd_prim *p, int i, void *user) {
 	return b;
 }
 
+// rd_call_layout returns the bytes of RD_ARENA_CALL a call of p needs and
+// sets off[i] to argument i's offset in it (the scratchpad's in
+// off[RD_MAXARGS]); argument skip (-1: none) comes packed (rd_exec) and
+// takes no room. Offsets are multiples of 4096.
+static size_t rd_call_layout(const rd_prim *p, int skip, size_t off[RD_MAXARGS + 1]) {
+	size_t n = 0;
+	for (int i = 0; i < p->nargs; i++) {
+		off[i] = n;
+		if (p->a[i].reorder && i != skip) n += (p->a[i].prim_size + 4095) & ~(size_t)4095;
+	}
+	off[RD_MAXARGS] = n;
+	return n + p->scratch_size;
+}
+
+// rd_call_bytes is the room in RD_ARENA_CALL a call of p needs, with no
+// argument packed.
+static size_t rd_call_bytes(const rd_prim *p) {
+	size_t off[RD_MAXARGS + 1];
+	return rd_call_layout(p, -1, off);
+}
+
 // rd_exec runs p on the user buffers ptrs (one per registered argument, in
 // registration order). If residual is not NULL, the output argument with index
 // sum_arg is first filled with it (for the sum post-op). If packed is not
@@ -249,6 +292,10 @@ static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg, int pac
 	dnnl_exec_arg_t args[RD_MAXARGS + 1];
 	dnnl_status_t s;
 	int n = 0;
+	size_t off[RD_MAXARGS + 1];
+	size_t need = rd_call_layout(p, packed ? packed_arg : -1, off);
+	char *arena = need > 0 ? rd_buf(RD_ARENA_CALL, need) : NULL;
+	if (need > 0 && !arena) return dnnl_out_of_memory;
 	for (int i = 0; i < p->nargs; i++) {
 		rd_arg *a = &p->a[i];
 		dnnl_memory_t m = a->user_mem;
@@ -260,9 +307,7 @@ static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg, int pac
 			continue;
 		}
 		if (a->reorder) {
-			void *b = rd_buf(i, a->prim_size);
-			if (!b) return dnnl_out_of_memory;
-			if ((s = dnnl_memory_set_data_handle(a->prim_mem, b)) != dnnl_success) return s;
+			if ((s = dnnl_memory_set_data_handle(a->prim_mem, arena + off[i])) != dnnl_success) return s;
 			m = a->prim_mem;
 		}
 		if (residual && i == sum_arg) {
@@ -282,9 +327,7 @@ static int rd_exec(rd_prim *p, void **ptrs, void *residual, int sum_arg, int pac
 		n++;
 	}
 	if (p->scratch_size > 0) {
-		void *b = rd_buf(RD_MAXARGS, p->scratch_size);
-		if (!b) return dnnl_out_of_memory;
-		if ((s = dnnl_memory_set_data_handle(p->scratch_mem, b)) != dnnl_success) return s;
+		if ((s = dnnl_memory_set_data_handle(p->scratch_mem, arena + off[RD_MAXARGS])) != dnnl_success) return s;
 		args[n].arg = DNNL_ARG_SCRATCHPAD;
 		args[n].memory = p->scratch_mem;
 		n++;
@@ -731,6 +774,9 @@ type dnnlConv struct {
 	kind            int
 	geom            convGeom
 	bias, relu, sum bool
+	// chunk, if positive, sets the samples per call of a bf16 call that
+	// chunkSize would split (tests); 0: chunkSize decides.
+	chunk int
 }
 
 func convBool(b bool) C.int {
@@ -898,9 +944,27 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		if cp != nil {
 			packed = cp.data
 		}
-		if s := C.rd_exec4(p, ptrs[0], ptrs[1], ptrs[2], ptrs[3], res, C.int(len(bufs)-1), 1, packed); s != 0 {
-			err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
-			return
+		n, chunk := d.geom.X[0], d.chunkSize(p, constW)
+		for lo := 0; lo < n; lo += chunk {
+			pc, q, r := p, ptrs, res
+			if chunk < n { // no packed weights here (chunkSize)
+				cc := c
+				cc.x[0] = C.int64_t(min(chunk, n-lo))
+				cc.y[0] = cc.x[0]
+				if pc, err = l.prim(cc); err != nil {
+					return
+				}
+				if q, r, err = d.chunkPtrs(ptrs, res, lo); err != nil {
+					return
+				}
+			}
+			if s := C.rd_exec4(pc, q[0], q[1], q[2], q[3], r, C.int(len(bufs)-1), 1, packed); s != 0 {
+				err = fmt.Errorf("oneDNN convolution: %s", dnnlStatus(s))
+				return
+			}
+			if q[2] != ptrs[2] && d.kind == dnnlBwdWeights {
+				C.rd_add((*C.float)(ptrs[2]), (*C.float)(q[2]), rows*per)
+			}
 		}
 		if ex.scale != nil && d.kind == dnnlBwdWeights {
 			C.rd_mul_rows((*C.float)(ptrs[2]), (*C.float)(unsafe.Pointer(&ex.scale[0])), rows, per)
@@ -909,6 +973,74 @@ func (d dnnlConv) run(bufs [][]float32, ex convExtra) error {
 		runtime.KeepAlive(ex)
 	})
 	return err
+}
+
+// convChunkBytes bounds the arena of a bf16 convolution without
+// ConstWeights (training, mainly): a call whose argument copies and
+// scratchpad (rd_call_bytes) would need more runs on chunks of the batch,
+// each needing about this much. The res5 head of the R101-C4 training step
+// on 512 RoIs needed 396 MiB in one call (issue 14). Chunks give the same
+// forward and backward-data results per sample up to the kernel's own
+// blocking; the weight gradient is the float32 sum of the chunks'. float32
+// calls are never split: their results stay those of one call, bit for bit.
+const convChunkBytes = 32 << 20
+
+// chunkSize returns how many samples (of the batch d.geom.X[0]) one call
+// of p, d's primitive for the whole batch, should take: the whole batch
+// unless d is a bf16 convolution without packed weights (constW), outside a
+// bf16 chain (ConvOpts.BlockedBF16), whose call needs more than
+// convChunkBytes (or d.chunk is set). Must run on p's lane.
+func (d dnnlConv) chunkSize(p *C.rd_prim, constW bool) int {
+	n := d.geom.X[0]
+	bf16 := d.geom.BF16 && (d.kind == dnnlFwd || d.kind == dnnlBwdData || d.kind == dnnlBwdWeights)
+	if !bf16 || constW || d.geom.ChainBF16 || n == 1 {
+		return n // a bf16 chain has no activation copies to bound
+	}
+	if d.chunk > 0 {
+		return min(d.chunk, n)
+	}
+	need := int(C.rd_call_bytes(p))
+	if need <= convChunkBytes {
+		return n
+	}
+	k := (need + convChunkBytes - 1) / convChunkBytes
+	return (n + k - 1) / k
+}
+
+// chunkPtrs returns the arguments ptrs (in run's order) and the residual res
+// (nil: none) of the chunk of the batch that starts at sample lo: x, y, dx,
+// dy and the residual moved to sample lo (NCHW and nChw<blk>c both keep a
+// sample's float32 values together), the weights and bias unchanged. For backward
+// weights the chunk after the first writes its gradient into RD_ARENA_W,
+// which the caller adds to the gradient.
+func (d dnnlConv) chunkPtrs(ptrs [4]unsafe.Pointer, res unsafe.Pointer, lo int) ([4]unsafe.Pointer, unsafe.Pointer, error) {
+	g := d.geom
+	xs, ys := uintptr(lo*g.X[1]*g.X[2]*g.X[3]*4), uintptr(lo*g.Y[1]*g.Y[2]*g.Y[3]*4)
+	q := ptrs
+	switch d.kind {
+	case dnnlFwd: // x, w, [b], y
+		q[0] = unsafe.Add(q[0], xs)
+		last := 2
+		if d.bias {
+			last = 3
+		}
+		q[last] = unsafe.Add(q[last], ys)
+		if res != nil {
+			res = unsafe.Add(res, ys)
+		}
+	case dnnlBwdData: // w, dy, dx
+		q[1], q[2] = unsafe.Add(q[1], ys), unsafe.Add(q[2], xs)
+	case dnnlBwdWeights: // x, dy, dw
+		q[0], q[1] = unsafe.Add(q[0], xs), unsafe.Add(q[1], ys)
+		if lo > 0 {
+			w := C.rd_w_buf(C.int64_t(g.W[0] * g.W[1] * g.W[2] * g.W[3]))
+			if w == nil {
+				return q, res, fmt.Errorf("oneDNN convolution: out of memory for a chunk's weight gradient")
+			}
+			q[2] = unsafe.Pointer(w)
+		}
+	}
+	return q, res, nil
 }
 
 // impl names the oneDNN kernel chosen for d (for benchmarks and reports).
@@ -969,6 +1101,11 @@ func dnnlArenaBytes() int {
 	e.each(func(*dnnlLane) { n += int(C.rd_arena_bytes()) })
 	return n
 }
+
+// ConvBufferBytes reports the bytes the convolution engine's shared buffers
+// hold (the lanes' arenas, see ReleaseConvBuffers), for benchmarks and
+// memory reports.
+func ConvBufferBytes() int { return dnnlArenaBytes() }
 
 // ReleaseConvBuffers frees the convolution engine's shared scratch buffers
 // (they regrow on use) and the weights kept by ConvOpts.ConstWeights. Call it
