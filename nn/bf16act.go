@@ -86,15 +86,5 @@ func actOut(prealloc G.Value, shape []int, bf16 bool) (*tensor.Dense, []float32)
 	return d, wordsOf(d.Uint16s())
 }
 
-// bf16Bits rounds v to bfloat16 (round to nearest even, as oneDNN does;
-// NaN stays NaN) and returns its bits.
-func bf16Bits(v float32) uint16 {
-	b := math.Float32bits(v)
-	if v != v {
-		return uint16(b>>16) | 0x40 // quiet NaN
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
-
 // bf16Value returns the float32 value of the bfloat16 bits h.
 func bf16Value(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }

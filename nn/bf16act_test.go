@@ -145,7 +145,6 @@ func TestBF16Chain(t *testing.T) {
 			in1 := make([]float64, len(r2.abs))
 			convRef{g2}.each(func(yi, xi, wi int) { in1[yi] += r1.abs[xi] * math.Abs(float64(bf16Round(w2[wi]))) })
 			oh, ow := (h+2-3)/2+1, (w+2-3)/2+1
-			checked := 0
 			for i := 0; i < n*c; i++ {
 				var sum, sumAbs float64
 				for p := 0; p < h*w; p++ {
@@ -176,12 +175,8 @@ func TestBF16Chain(t *testing.T) {
 						if math.Float32bits(v)&0xffff != 0 {
 							t.Errorf("pooled (%d, %d, %d, %d) = %g is not a bf16 value", i/c, i%c, y, x, v)
 						}
-						checked++
 					}
 				}
-			}
-			if checked != n*c*oh*ow {
-				t.Fatalf("checked %d values, want %d", checked, n*c*oh*ow)
 			}
 			s16 := e16.Stats()
 			if s16.Unpooled != 0 {

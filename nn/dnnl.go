@@ -1043,22 +1043,27 @@ func (d dnnlConv) chunkPtrs(ptrs [4]unsafe.Pointer, res unsafe.Pointer, lo int) 
 	return q, res, nil
 }
 
-// impl names the oneDNN kernel chosen for d (for benchmarks and reports).
-func (d dnnlConv) impl() (string, error) {
+// withPrim runs f on d's primitive, on a lane (creating the primitive if
+// needed), for reports about it.
+func (d dnnlConv) withPrim(f func(p *C.rd_prim)) error {
 	e, err := dnnlGet()
 	if err != nil {
-		return "", err
+		return err
 	}
-	var name string
 	c := d.params()
 	e.do(func(l *dnnlLane) {
-		p, perr := l.prim(c)
-		if perr != nil {
-			err = perr
-			return
+		var p *C.rd_prim
+		if p, err = l.prim(c); err == nil {
+			f(p)
 		}
-		name = C.GoString(C.rd_impl(p))
 	})
+	return err
+}
+
+// impl names the oneDNN kernel chosen for d (for benchmarks and reports).
+func (d dnnlConv) impl() (string, error) {
+	var name string
+	err := d.withPrim(func(p *C.rd_prim) { name = C.GoString(C.rd_impl(p)) })
 	return name, err
 }
 
@@ -1067,21 +1072,11 @@ func (d dnnlConv) impl() (string, error) {
 // "src", "weights", "bias", "dst" (forward), "diff_src", "diff_dst",
 // "diff_weights" (backward); a reorder's from and to are "src" and "dst".
 func (d dnnlConv) reordered() ([]string, error) {
-	e, err := dnnlGet()
-	if err != nil {
-		return nil, err
-	}
 	names := map[C.int]string{C.DNNL_ARG_SRC: "src", C.DNNL_ARG_WEIGHTS: "weights", C.DNNL_ARG_BIAS: "bias",
 		C.DNNL_ARG_DST: "dst", C.DNNL_ARG_DIFF_SRC: "diff_src", C.DNNL_ARG_DIFF_DST: "diff_dst",
 		C.DNNL_ARG_DIFF_WEIGHTS: "diff_weights"}
 	var out []string
-	c := d.params()
-	e.do(func(l *dnnlLane) {
-		p, perr := l.prim(c)
-		if perr != nil {
-			err = perr
-			return
-		}
+	err := d.withPrim(func(p *C.rd_prim) {
 		for i := 0; i < int(p.nargs); i++ {
 			if p.a[i].reorder != 0 {
 				out = append(out, names[p.a[i].arg])
