@@ -5,7 +5,8 @@
 // commit, generated once per test binary), locating the fixtures in ../shared
 // beside the clone (SharedDir), reading the base64 fixtures written by
 // the torch scripts of box, ops and detection (LoadFixture, their one
-// reader), comparing float32 tensors (MaxRelErr), and the resource figures
+// reader), comparing float32 tensors (MaxRelErr, ExpectClose) and scalars
+// (ExpectScalarRel), and the resource figures
 // benchmarks report (CPUSeconds, PeakRSSMB, ReportRun).
 //
 // Missing optional tools skip the tests that need them, with a message
