@@ -19,7 +19,7 @@ import (
 // Both samplers are set to take every candidate, so the chain is
 // deterministic.
 func TestTrainingChainMatchesTorchvision(t *testing.T) {
-	c := loadLossFixture(t, "losses.json")["chain"]
+	c := lossFixtures.Load(t, "losses.json")["chain"]
 	const everything = 1_000_000
 	rpn := DefaultRPNConfig()
 	rpn.Anchors = AnchorGenerator{Sizes: []float32{32, 64, 128}, AspectRatios: []float32{0.5, 1, 2}}

@@ -73,7 +73,7 @@ func TestLossGradFiniteDifference(t *testing.T) {
 // values and the gradients w.r.t. the head outputs with
 // RegionProposalNetwork.compute_loss.
 func TestRPNLossMatchesTorchvision(t *testing.T) {
-	c := loadLossFixture(t, "losses.json")["rpn_loss"]
+	c := lossFixtures.Load(t, "losses.json")["rpn_loss"]
 	obj, oshape := c.F32(t, "objectness")
 	dl, dshape := c.F32(t, "deltas")
 	anchors := fixtureBoxes(t, c, "anchors")
@@ -116,7 +116,7 @@ func TestRPNLossMatchesTorchvision(t *testing.T) {
 // targets (AssignProposalTargets, then the RoIs torchvision's sampler drew)
 // and compares FastRCNNLoss with roi_heads.fastrcnn_loss.
 func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
-	c := loadLossFixture(t, "losses.json")["fastrcnn_loss"]
+	c := lossFixtures.Load(t, "losses.json")["fastrcnn_loss"]
 	cfg := DefaultRoIHeadsConfig()
 	var batch []ProposalTargets
 	for n := 0; n < 2; n++ {

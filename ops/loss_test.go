@@ -14,7 +14,7 @@ import (
 )
 
 func TestLossOpsMatchTorch(t *testing.T) {
-	cases := loadFixture(t, "losses.json")
+	cases := fixtures.Load(t, "losses.json")
 	build := map[string]func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error){
 		"bce": func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error) {
 			y, _ := c.F32(t, "target")

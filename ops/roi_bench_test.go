@@ -94,7 +94,7 @@ func BenchmarkRoIPoolC4(b *testing.B) {
 
 // loadFixtureB reads the "rois" array of the first case of a fixture.
 func loadFixtureB(b *testing.B, name string) []float32 {
-	for _, c := range loadFixture(b, name) {
+	for _, c := range fixtures.Load(b, name) {
 		v, _ := c.F32(b, "rois")
 		return v
 	}

@@ -182,6 +182,7 @@ func TestScripts(t *testing.T) {
 		"if sys.argv[1] == 'fail':\n    sys.exit('bad argument')\n" +
 		"if sys.argv[1] == 'write':\n    open(sys.argv[2], 'w').write(sys.stdin.read() or 'none')\n" +
 		"if sys.argv[1] == 'dir':\n    open(sys.argv[-1] + '/f.txt', 'a').write(sys.argv[2])\n" +
+		"if sys.argv[1] in ('fixture', 'large'):\n    open(sys.argv[-1] + '/f.json', 'w').write('{\"c\": {\"n\": 1}}')\n" +
 		"print(json.dumps({'arg': sys.argv[1], 'sum': sum(range(5))}))\n"
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -244,6 +245,21 @@ func TestScripts(t *testing.T) {
 	}
 	if d4 := ScriptDir(t, script, "dir", "x"); d4 == d1 {
 		t.Errorf("ScriptDir after RemoveScriptDirs returned the removed folder")
+	}
+
+	// Fixtures: Load runs `script fixture DIR` first only when *Update is
+	// set; Large reads what `script large TMPDIR` wrote.
+	upd := false
+	fx := Fixtures{Script: script, Args: []string{"fixture"}, Dir: t.TempDir(), Update: &upd}
+	if f := run(func(tb testing.TB) { fx.Load(tb, "f.json") }); !strings.Contains(f.failed, "f.json") {
+		t.Errorf("Fixtures.Load without -update ran the script (failure %q, want the missing f.json)", f.failed)
+	}
+	upd = true
+	if c := fx.Load(t, "f.json")["c"]; !c.Has("n") {
+		t.Errorf("Fixtures.Load with -update: case c is %+v, want field n", c)
+	}
+	if c := LoadFixture(t, fx.Large(t), "f.json")["c"]; !c.Has("n") {
+		t.Errorf("Fixtures.Large: case c is %+v, want field n", c)
 	}
 	RemoveScriptDirs()
 }
