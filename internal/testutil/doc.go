@@ -17,4 +17,9 @@
 //
 // It is imported only by _test.go files and imports only the standard
 // library.
+//
+// Its Python counterpart, resdet_fixtures.py in this folder, holds what the
+// torch scripts in */testdata share (safetensors and raw float32 writers,
+// the detector references' synthetic images and batch-norm calibration);
+// the scripts import it by adding this folder to sys.path.
 package testutil
