@@ -67,7 +67,7 @@ func TestBoxCoderRoundTrip(t *testing.T) {
 }
 
 func TestBoxCoderParity(t *testing.T) {
-	for name, fc := range loadFixture(t, "coder.json") {
+	for name, fc := range fixtures.Load(t, "coder.json") {
 		t.Run(name, func(t *testing.T) {
 			var w []float32
 			fc.Scalar(t, "weights", &w)

@@ -73,7 +73,7 @@ func TestMatcherErrors(t *testing.T) {
 }
 
 func TestMatcherParity(t *testing.T) {
-	for name, c := range loadFixture(t, "matcher.json") {
+	for name, c := range fixtures.Load(t, "matcher.json") {
 		t.Run(name, func(t *testing.T) {
 			qv, shape := c.F32(t, "quality")
 			q := make([][]float32, shape[0])
@@ -111,7 +111,7 @@ func TestMatcherParity(t *testing.T) {
 }
 
 func TestIoUMatrixParity(t *testing.T) {
-	c := loadFixture(t, "matcher.json")["rpn_0.7_0.3_lowq"]
+	c := fixtures.Load(t, "matcher.json")["rpn_0.7_0.3_lowq"]
 	gt, anchors := fixtureBoxes(t, c, "gt"), fixtureBoxes(t, c, "anchors")
 	want, _ := c.F32(t, "quality")
 	for g, row := range IoUMatrix(gt, anchors) {

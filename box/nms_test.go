@@ -131,7 +131,7 @@ func TestNMSProperties(t *testing.T) {
 }
 
 func TestNMSParity(t *testing.T) {
-	for name, c := range loadFixture(t, "nms.json") {
+	for name, c := range fixtures.Load(t, "nms.json") {
 		t.Run(name, func(t *testing.T) {
 			boxes := fixtureBoxes(t, c, "boxes")
 			scores, _ := c.F32(t, "scores")
@@ -168,7 +168,7 @@ func TestBatchedNMS(t *testing.T) {
 }
 
 func TestBatchedNMSParity(t *testing.T) {
-	for name, c := range loadFixture(t, "batched_nms.json") {
+	for name, c := range fixtures.Load(t, "batched_nms.json") {
 		t.Run(name, func(t *testing.T) {
 			boxes := fixtureBoxes(t, c, "boxes")
 			want := c.Ints(t, "keep")

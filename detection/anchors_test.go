@@ -67,7 +67,7 @@ func TestAnchorsLayout(t *testing.T) {
 }
 
 func TestAnchorsParity(t *testing.T) {
-	for name, c := range loadFixture(t, "anchors.json") {
+	for name, c := range fixtures.Load(t, "anchors.json") {
 		t.Run(name, func(t *testing.T) {
 			var sizes, ratios []float32
 			var img, feat []int

@@ -2,40 +2,23 @@ package detection
 
 import (
 	"flag"
-	"os"
 	"testing"
 
 	"resdet/box"
 	"resdet/internal/testutil"
 )
 
-var update = flag.Bool("update", false, "regenerate the torchvision fixtures in testdata/ with testdata/gen_fixtures.py")
+var update = flag.Bool("update", false, "regenerate the torchvision fixtures in testdata/ with testdata/gen_fixtures.py and testdata/gen_loss_fixtures.py")
 
-// loadFixture reads testdata/name (regenerating the whole directory first
-// when -update is set) and returns its cases.
-func loadFixture(t testing.TB, name string) map[string]testutil.FixtureCase {
-	t.Helper()
-	if *update {
-		testutil.Regenerate(t, "testdata/gen_fixtures.py", "detection", "testdata")
-	}
-	return testutil.LoadFixture(t, "testdata", name)
-}
-
-// largeFixtures returns the folder where `gen_fixtures.py large` wrote the
-// fixtures too large to commit (run once per test binary; removed by
-// TestMain). It skips the test when /usr/bin/python3 cannot import torch,
-// unless RESDET_REQUIRE_TORCH=1.
-func largeFixtures(t *testing.T) string {
-	t.Helper()
-	return testutil.ScriptDir(t, "testdata/gen_fixtures.py", "large")
-}
+// fixtures are the torchvision fixtures of testdata/gen_fixtures.py, and
+// lossFixtures those of testdata/gen_loss_fixtures.py.
+var (
+	fixtures     = testutil.Fixtures{Script: "testdata/gen_fixtures.py", Args: []string{"detection"}, Dir: "testdata", Update: update}
+	lossFixtures = testutil.Fixtures{Script: "testdata/gen_loss_fixtures.py", Dir: "testdata", Update: update}
+)
 
 // TestMain removes the large fixtures after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.RemoveScriptDirs()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // fixtureBoxes returns the [N, 4] float32 field of c as boxes (nil when
 // it is empty).

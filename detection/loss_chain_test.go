@@ -7,6 +7,9 @@ import (
 	"testing"
 
 	"resdet/box"
+
+	"resdet/internal/testutil"
+	"resdet/internal/testutil/gradtest"
 )
 
 // TestTrainingChainMatchesTorchvision follows torchvision's training-mode
@@ -16,7 +19,7 @@ import (
 // Both samplers are set to take every candidate, so the chain is
 // deterministic.
 func TestTrainingChainMatchesTorchvision(t *testing.T) {
-	c := loadLossFixture(t, "losses.json")["chain"]
+	c := lossFixtures.Load(t, "losses.json")["chain"]
 	const everything = 1_000_000
 	rpn := DefaultRPNConfig()
 	rpn.Anchors = AnchorGenerator{Sizes: []float32{32, 64, 128}, AspectRatios: []float32{0.5, 1, 2}}
@@ -67,15 +70,15 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lg := newLossGraph([][]int{oshape, dshape}, [][]float32{obj, dl})
-	rl, err := NewRPNLoss(lg.inputs[0], lg.inputs[1], rpnBatch)
+	lg := gradtest.NewGraph([][]int{oshape, dshape}, [][]float32{obj, dl})
+	rl, err := NewRPNLoss(lg.Inputs[0], lg.Inputs[1], rpnBatch)
 	lo, lb := rpnNodes(rl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, _ := lg.run(t, lo, lb)
-	expectLossScalar(t, "loss_objectness", vals[0], c.Num(t, "loss_objectness"), 1e-5)
-	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.Num(t, "loss_rpn_box_reg"), 1e-5)
+	vals, _ := lg.Run(t, lo, lb)
+	testutil.ExpectScalarRel(t, "loss_objectness", vals[0], c.Num(t, "loss_objectness"), 1e-5)
+	testutil.ExpectScalarRel(t, "loss_rpn_box_reg", vals[1], c.Num(t, "loss_rpn_box_reg"), 1e-5)
 
 	roiBatch, err := heads.SelectTrainingSamples(proposals, gts, gtLabels, TargetOptions{}, r)
 	if err != nil {
@@ -106,13 +109,13 @@ func TestTrainingChainMatchesTorchvision(t *testing.T) {
 	}
 	cls, cshape := c.F32(t, "class_logits")
 	reg, rshape := c.F32(t, "box_regression")
-	hg := newLossGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
-	fl, err := NewFastRCNNLoss(hg.inputs[0], hg.inputs[1], roiBatch)
+	hg := gradtest.NewGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
+	fl, err := NewFastRCNNLoss(hg.Inputs[0], hg.Inputs[1], roiBatch)
 	lc, lr := fastRCNNNodes(fl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, _ = hg.run(t, lc, lr)
-	expectLossScalar(t, "loss_classifier", vals[0], c.Num(t, "loss_classifier"), 1e-5)
-	expectLossScalar(t, "loss_box_reg", vals[1], c.Num(t, "loss_box_reg"), 1e-5)
+	vals, _ = hg.Run(t, lc, lr)
+	testutil.ExpectScalarRel(t, "loss_classifier", vals[0], c.Num(t, "loss_classifier"), 1e-5)
+	testutil.ExpectScalarRel(t, "loss_box_reg", vals[1], c.Num(t, "loss_box_reg"), 1e-5)
 }

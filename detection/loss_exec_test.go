@@ -11,6 +11,8 @@ import (
 
 	"resdet/box"
 	"resdet/nn"
+
+	"resdet/internal/testutil/gradtest"
 )
 
 // TestLossesRunInExecutor builds both losses and their gradients and runs
@@ -40,27 +42,27 @@ func TestLossesRunInExecutor(t *testing.T) {
 			datas[i][j] = float32(r.NormFloat64())
 		}
 	}
-	build := func() (lossGraph, []*G.Node) {
-		lg := newLossGraph(shapes, datas)
-		rl, err := NewRPNLoss(lg.inputs[0], lg.inputs[1], []RPNSample{s})
+	build := func() (gradtest.Graph, []*G.Node) {
+		lg := gradtest.NewGraph(shapes, datas)
+		rl, err := NewRPNLoss(lg.Inputs[0], lg.Inputs[1], []RPNSample{s})
 		lo, lb := rpnNodes(rl)
 		if err != nil {
 			t.Fatal(err)
 		}
-		fl, err := NewFastRCNNLoss(lg.inputs[2], lg.inputs[3], []ProposalTargets{pt})
+		fl, err := NewFastRCNNLoss(lg.Inputs[2], lg.Inputs[3], []ProposalTargets{pt})
 		lc, lr := fastRCNNNodes(fl)
 		if err != nil {
 			t.Fatal(err)
 		}
 		total := G.Must(G.Add(G.Must(G.Add(lo, lb)), G.Must(G.Add(lc, lr))))
-		grads, err := G.Grad(total, lg.inputs...)
+		grads, err := G.Grad(total, lg.Inputs...)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return lg, append([]*G.Node{lo, lb, lc, lr}, grads...)
 	}
 	lg, outs := build()
-	vm := G.NewTapeMachine(lg.g)
+	vm := G.NewTapeMachine(lg.G)
 	defer vm.Close()
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
@@ -70,7 +72,7 @@ func TestLossesRunInExecutor(t *testing.T) {
 		want[i] = lossValues(t, o.Value())
 	}
 	lg2, outs2 := build()
-	ex, err := nn.NewExecutor(lg2.g, outs2...)
+	ex, err := nn.NewExecutor(lg2.G, outs2...)
 	if err != nil {
 		t.Fatalf("NewExecutor: %v", err)
 	}

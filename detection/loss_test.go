@@ -12,122 +12,16 @@ import (
 	"gorgonia.org/tensor"
 
 	"resdet/box"
-	"resdet/ops"
+
+	"resdet/internal/testutil"
+	"resdet/internal/testutil/gradtest"
 )
-
-// lossGraph is a graph with float32 input nodes, built by the tests.
-type lossGraph struct {
-	g      *G.ExprGraph
-	inputs []*G.Node
-}
-
-func newLossGraph(shapes [][]int, datas [][]float32) lossGraph {
-	g := G.NewGraph()
-	lg := lossGraph{g: g}
-	for i, s := range shapes {
-		v := tensor.New(tensor.WithShape(s...), tensor.WithBacking(slices.Clone(datas[i])))
-		lg.inputs = append(lg.inputs, G.NewTensor(g, tensor.Float32, len(s), G.WithShape(s...),
-			G.WithName(fmt.Sprintf("in%d", i)), G.WithValue(v)))
-	}
-	return lg
-}
-
-// run evaluates the scalar nodes outs and the gradient of their sum w.r.t.
-// every input.
-func (lg lossGraph) run(t *testing.T, outs ...*G.Node) ([]float64, [][]float32) {
-	t.Helper()
-	total := outs[0]
-	for _, o := range outs[1:] {
-		var err error
-		if total, err = G.Add(total, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	grads, err := G.Grad(total, lg.inputs...)
-	if err != nil {
-		t.Fatalf("Grad: %v", err)
-	}
-	vm := G.NewTapeMachine(lg.g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	vals := make([]float64, len(outs))
-	for i, o := range outs {
-		v, err := ops.Scalar(o.Value())
-		if err != nil {
-			t.Fatal(err)
-		}
-		vals[i] = float64(v)
-	}
-	gs := make([][]float32, len(grads))
-	for i, gn := range grads {
-		gs[i] = slices.Clone(gn.Value().Data().([]float32))
-	}
-	return vals, gs
-}
-
-// expectLossClose reports values of got and want differing by more than
-// atol + rtol*|want| and returns the largest absolute difference.
-func expectLossClose(t *testing.T, what string, got, want []float32, rtol, atol float64) float64 {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	worst, bad := 0.0, 0
-	for i := range got {
-		d := math.Abs(float64(got[i]) - float64(want[i]))
-		if d > atol+rtol*math.Abs(float64(want[i])) || math.IsNaN(d) {
-			if bad < 5 {
-				t.Errorf("%s[%d] = %v, want %v", what, i, got[i], want[i])
-			}
-			bad++
-		}
-		worst = max(worst, d)
-	}
-	if bad > 0 {
-		t.Errorf("%s: %d of %d values differ (max abs diff %g)", what, bad, len(got), worst)
-	}
-	return worst
-}
-
-func expectLossScalar(t *testing.T, what string, got, want, rtol float64) {
-	t.Helper()
-	if rel := math.Abs(got-want) / math.Abs(want); !(rel <= rtol) {
-		t.Errorf("%s = %.9g, torch %.9g (relative diff %.3g, bound %.3g)", what, got, want, rel, rtol)
-	} else {
-		t.Logf("%s = %.9g, torch %.9g (relative diff %.3g, bound %.3g)", what, got, want, rel, rtol)
-	}
-}
-
-// lossNumericGrad returns central differences of f at x (in place, restored),
-// step eps, for the elements probe.
-func lossNumericGrad(x []float32, probe []int, eps float32, f func() float64) []float64 {
-	out := make([]float64, len(probe))
-	for k, i := range probe {
-		v := x[i]
-		x[i] = v + eps
-		up := f()
-		x[i] = v - eps
-		down := f()
-		x[i] = v
-		out[k] = (up - down) / float64(2*eps)
-	}
-	return out
-}
 
 // TestLossGradFiniteDifference checks the analytic gradients of the two
 // stages' losses against central differences of their forward values, run
 // through the graph.
 func TestLossGradFiniteDifference(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
-	randn := func(n int, s float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * s)
-		}
-		return v
-	}
 	// RPN: 2 images, A=3 anchors per cell on a 2x3 map.
 	const a, h, w = 3, 2, 3
 	l := a * h * w
@@ -160,78 +54,18 @@ func TestLossGradFiniteDifference(t *testing.T) {
 			}
 		}
 	}
-	tests := []struct {
-		name   string
-		shapes [][]int
-		scale  float64
-		build  func(in []*G.Node) ([]*G.Node, error)
-	}{
-		{"rpn_loss", [][]int{{2, a, h, w}, {2, 4 * a, h, w}}, 1, func(in []*G.Node) ([]*G.Node, error) {
+	gradtest.CheckFiniteDifferences(t, r, []gradtest.Case{
+		{Name: "rpn_loss", Shapes: [][]int{{2, a, h, w}, {2, 4 * a, h, w}}, Scale: 1, Build: func(in []*G.Node) ([]*G.Node, error) {
 			rl, err := NewRPNLoss(in[0], in[1], rpnBatch)
 			o, b := rpnNodes(rl)
 			return []*G.Node{o, b}, err
 		}},
-		{"fastrcnn_loss", [][]int{{7, 4}, {7, 16}}, 1, func(in []*G.Node) ([]*G.Node, error) {
+		{Name: "fastrcnn_loss", Shapes: [][]int{{7, 4}, {7, 16}}, Scale: 1, Build: func(in []*G.Node) ([]*G.Node, error) {
 			fl, err := NewFastRCNNLoss(in[0], in[1], boxBatch)
 			c, b := fastRCNNNodes(fl)
 			return []*G.Node{c, b}, err
 		}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			datas := make([][]float32, len(tc.shapes))
-			for i, s := range tc.shapes {
-				datas[i] = randn(tensor.Shape(s).TotalSize(), tc.scale)
-			}
-			lg := newLossGraph(tc.shapes, datas)
-			outs, err := tc.build(lg.inputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, grads := lg.run(t, outs...)
-			// Forward-only graph for the differences, sharing the input values.
-			fg := newLossGraph(tc.shapes, datas)
-			fouts, err := tc.build(fg.inputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm := G.NewTapeMachine(fg.g)
-			defer vm.Close()
-			forward := func() float64 {
-				vm.Reset()
-				if err := vm.RunAll(); err != nil {
-					t.Fatal(err)
-				}
-				var s float64
-				for _, o := range fouts {
-					v, _ := ops.Scalar(o.Value())
-					s += float64(v)
-				}
-				return s
-			}
-			var nonzero int
-			for i, in := range fg.inputs {
-				x := in.Value().Data().([]float32)
-				probe := make([]int, len(x))
-				for j := range probe {
-					probe[j] = j
-				}
-				num := lossNumericGrad(x, probe, 1e-2, forward)
-				for j, v := range num {
-					ana := float64(grads[i][j])
-					if math.Abs(ana-v) > 2e-3+2e-2*math.Abs(v) {
-						t.Errorf("input %d element %d: analytic %.6g, numeric %.6g", i, j, ana, v)
-					}
-					if ana != 0 {
-						nonzero++
-					}
-				}
-			}
-			if nonzero == 0 {
-				t.Errorf("all gradients are zero: the check tests nothing")
-			}
-		})
-	}
+	})
 }
 
 // TestRPNLossMatchesTorchvision feeds torchvision's sampled anchors to
@@ -239,7 +73,7 @@ func TestLossGradFiniteDifference(t *testing.T) {
 // values and the gradients w.r.t. the head outputs with
 // RegionProposalNetwork.compute_loss.
 func TestRPNLossMatchesTorchvision(t *testing.T) {
-	c := loadLossFixture(t, "losses.json")["rpn_loss"]
+	c := lossFixtures.Load(t, "losses.json")["rpn_loss"]
 	obj, oshape := c.F32(t, "objectness")
 	dl, dshape := c.F32(t, "deltas")
 	anchors := fixtureBoxes(t, c, "anchors")
@@ -263,18 +97,18 @@ func TestRPNLossMatchesTorchvision(t *testing.T) {
 		nall += len(batch[n].Pos) + len(batch[n].Neg)
 	}
 	t.Logf("%d sampled anchors, %d positive", nall, npos)
-	lg := newLossGraph([][]int{oshape, dshape}, [][]float32{obj, dl})
-	rl, err := NewRPNLoss(lg.inputs[0], lg.inputs[1], batch)
+	lg := gradtest.NewGraph([][]int{oshape, dshape}, [][]float32{obj, dl})
+	rl, err := NewRPNLoss(lg.Inputs[0], lg.Inputs[1], batch)
 	lo, lb := rpnNodes(rl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, grads := lg.run(t, lo, lb)
-	expectLossScalar(t, "loss_objectness", vals[0], c.Num(t, "loss_objectness"), 1e-5)
-	expectLossScalar(t, "loss_rpn_box_reg", vals[1], c.Num(t, "loss_box"), 1e-5)
+	vals, grads := lg.Run(t, lo, lb)
+	testutil.ExpectScalarRel(t, "loss_objectness", vals[0], c.Num(t, "loss_objectness"), 1e-5)
+	testutil.ExpectScalarRel(t, "loss_rpn_box_reg", vals[1], c.Num(t, "loss_box"), 1e-5)
 	for i, f := range []string{"grad_objectness", "grad_deltas"} {
 		want, _ := c.F32(t, f)
-		t.Logf("%s: max abs diff %g (bound 1e-8 + 1e-4*|torch|)", f, expectLossClose(t, f, grads[i], want, 1e-4, 1e-8))
+		t.Logf("%s: max abs diff %g (bound 1e-8 + 1e-4*|torch|)", f, testutil.ExpectClose(t, f, grads[i], want, 1e-4, 1e-8))
 	}
 }
 
@@ -282,7 +116,7 @@ func TestRPNLossMatchesTorchvision(t *testing.T) {
 // targets (AssignProposalTargets, then the RoIs torchvision's sampler drew)
 // and compares FastRCNNLoss with roi_heads.fastrcnn_loss.
 func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
-	c := loadLossFixture(t, "losses.json")["fastrcnn_loss"]
+	c := lossFixtures.Load(t, "losses.json")["fastrcnn_loss"]
 	cfg := DefaultRoIHeadsConfig()
 	var batch []ProposalTargets
 	for n := 0; n < 2; n++ {
@@ -325,18 +159,18 @@ func TestFastRCNNLossMatchesTorchvision(t *testing.T) {
 	t.Logf("%d sampled RoIs, %d foreground", len(gotLabels), nfg)
 	cls, cshape := c.F32(t, "class_logits")
 	reg, rshape := c.F32(t, "box_regression")
-	lg := newLossGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
-	fl, err := NewFastRCNNLoss(lg.inputs[0], lg.inputs[1], batch)
+	lg := gradtest.NewGraph([][]int{cshape, rshape}, [][]float32{cls, reg})
+	fl, err := NewFastRCNNLoss(lg.Inputs[0], lg.Inputs[1], batch)
 	lc, lb := fastRCNNNodes(fl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, grads := lg.run(t, lc, lb)
-	expectLossScalar(t, "loss_classifier", vals[0], c.Num(t, "loss_classifier"), 1e-5)
-	expectLossScalar(t, "loss_box_reg", vals[1], c.Num(t, "loss_box_reg"), 1e-5)
+	vals, grads := lg.Run(t, lc, lb)
+	testutil.ExpectScalarRel(t, "loss_classifier", vals[0], c.Num(t, "loss_classifier"), 1e-5)
+	testutil.ExpectScalarRel(t, "loss_box_reg", vals[1], c.Num(t, "loss_box_reg"), 1e-5)
 	for i, f := range []string{"grad_class_logits", "grad_box_regression"} {
 		want, _ := c.F32(t, f)
-		t.Logf("%s: max abs diff %g (bound 1e-8 + 1e-4*|torch|)", f, expectLossClose(t, f, grads[i], want, 1e-4, 1e-8))
+		t.Logf("%s: max abs diff %g (bound 1e-8 + 1e-4*|torch|)", f, testutil.ExpectClose(t, f, grads[i], want, 1e-4, 1e-8))
 	}
 }
 
@@ -404,13 +238,13 @@ func TestRPNLossWithoutPositives(t *testing.T) {
 		want += math.Log1p(math.Exp(float64(obj[i]))) // BCE of label 0
 	}
 	want /= float64(len(obj))
-	lg := newLossGraph([][]int{{2, a, h, w}, {2, 4 * a, h, w}}, [][]float32{obj, make([]float32, 8*l)})
-	rl, err := NewRPNLoss(lg.inputs[0], lg.inputs[1], batch)
+	lg := gradtest.NewGraph([][]int{{2, a, h, w}, {2, 4 * a, h, w}}, [][]float32{obj, make([]float32, 8*l)})
+	rl, err := NewRPNLoss(lg.Inputs[0], lg.Inputs[1], batch)
 	lo, lb := rpnNodes(rl)
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, grads := lg.run(t, lo, lb)
+	vals, grads := lg.Run(t, lo, lb)
 	if math.Abs(vals[0]-want) > 1e-6*want || vals[1] != 0 {
 		t.Errorf("losses %v, want [%v 0]", vals, want)
 	}

@@ -60,7 +60,7 @@ func TestSoftmax(t *testing.T) {
 }
 
 func TestPostprocessDetectionsParity(t *testing.T) {
-	testPostprocessParity(t, loadFixture(t, "postprocess.json"))
+	testPostprocessParity(t, fixtures.Load(t, "postprocess.json"))
 }
 
 func testPostprocessParity(t *testing.T, cases map[string]testutil.FixtureCase) {

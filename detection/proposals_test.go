@@ -59,7 +59,7 @@ func TestFilterProposals(t *testing.T) {
 }
 
 func TestFilterProposalsParity(t *testing.T) {
-	testFilterProposalsParity(t, loadFixture(t, "proposals.json"))
+	testFilterProposalsParity(t, fixtures.Load(t, "proposals.json"))
 }
 
 func testFilterProposalsParity(t *testing.T, cases map[string]testutil.FixtureCase) {
@@ -127,7 +127,7 @@ func TestLargeParity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	dir := largeFixtures(t)
+	dir := fixtures.Large(t)
 	t.Run("FilterProposals", func(t *testing.T) { testFilterProposalsParity(t, testutil.LoadFixture(t, dir, "proposals.json")) })
 	t.Run("PostprocessDetections", func(t *testing.T) {
 		testPostprocessParity(t, testutil.LoadFixture(t, dir, "postprocess.json"))

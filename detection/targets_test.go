@@ -8,18 +8,7 @@ import (
 	"testing"
 
 	"resdet/box"
-	"resdet/internal/testutil"
 )
-
-// loadLossFixture reads testdata/name, written by
-// testdata/gen_loss_fixtures.py (rerun first when -update is set).
-func loadLossFixture(t testing.TB, name string) map[string]testutil.FixtureCase {
-	t.Helper()
-	if *update {
-		testutil.Regenerate(t, "testdata/gen_loss_fixtures.py", "testdata")
-	}
-	return testutil.LoadFixture(t, "testdata", name)
-}
 
 // maxDeltaDiff returns the largest absolute difference between two delta
 // lists, and the index where it occurs; it fails if the lengths differ.
@@ -40,7 +29,7 @@ func maxDeltaDiff(t *testing.T, got []box.Delta, want []float32) (float64, int) 
 }
 
 func TestAssignAnchorTargetsMatchesTorchvision(t *testing.T) {
-	cases := loadLossFixture(t, "targets.json")
+	cases := lossFixtures.Load(t, "targets.json")
 	names := []string{"rpn_random", "rpn_ties", "rpn_no_gt", "rpn_paper_border"}
 	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
@@ -102,7 +91,7 @@ func TestAssignAnchorTargetsMatchesTorchvision(t *testing.T) {
 }
 
 func TestAssignProposalTargetsMatchesTorchvision(t *testing.T) {
-	cases := loadLossFixture(t, "targets.json")
+	cases := lossFixtures.Load(t, "targets.json")
 	for _, name := range []string{"roi_random", "roi_no_gt", "roi_paper_bg_lo"} {
 		t.Run(name, func(t *testing.T) {
 			c := cases[name]
@@ -330,7 +319,7 @@ func TestSampleAnchorsProperties(t *testing.T) {
 }
 
 func TestSampleProposalsProperties(t *testing.T) {
-	cases := loadLossFixture(t, "targets.json")
+	cases := lossFixtures.Load(t, "targets.json")
 	cfg := DefaultRoIHeadsConfig()
 	cfg.BatchSizePerImage = 64 // the paper's 128 would take every background RoI of the fixture
 	for _, name := range []string{"roi_random", "roi_no_gt", "roi_paper_bg_lo"} {

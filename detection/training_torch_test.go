@@ -288,7 +288,7 @@ func expectLosses(t *testing.T, prefix string, got, want Losses, rtol float64) f
 		{"loss_box_reg", got.BoxReg, want.BoxReg},
 	} {
 		if prefix == "" {
-			expectLossScalar(t, l.name, l.got, l.want, rtol)
+			testutil.ExpectScalarRel(t, l.name, l.got, l.want, rtol)
 		}
 		rel := math.Abs(l.got-l.want) / math.Abs(l.want)
 		worst = max(worst, rel)

@@ -63,6 +63,18 @@ func randParam(g *G.ExprGraph, rng *rand.Rand, name string, shape ...int) *G.Nod
 		G.WithValue(tensorOf(randSlice(rng, n), shape...)))
 }
 
+// mustNode returns a function that fails t on a non-nil error and else
+// returns the node: for building test graphs in one expression.
+func mustNode(t testing.TB) func(*G.Node, error) *G.Node {
+	return func(n *G.Node, err error) *G.Node {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+}
+
 // awayFromZero moves the pre-activations of a ReLU at least d away from the
 // kink so that finite differences are valid: it nudges x where |x*s+b+r| < d.
 func awayFromZero(x, s, b, r []float32, c, hw int, d float32) {

@@ -65,70 +65,60 @@ func BenchmarkStackMemory(b *testing.B) {
 		b.ReportMetric(float64(kept)/1e6, "MB-kept")
 		b.ReportMetric(float64(kept)/1e6/act, "activations-kept")
 	}
-	b.Run("tape_forward", func(b *testing.B) {
-		g, _, _, _ := stackGraph(b, shape, depth, true)
-		vm := G.NewTapeMachine(g)
-		defer vm.Close()
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := 0; i < b.N; i++ {
-			vm.Reset()
-			if err := vm.RunAll(); err != nil {
+	for _, tc := range []struct {
+		name               string
+		executor, backward bool
+	}{
+		{"tape_forward", false, false},
+		{"tape_forward_backward", false, true},
+		{"executor_forward", true, false},
+		// The Executor also runs the symbolic backward graph G.Grad builds:
+		// with the gradients as outputs it frees each activation after its
+		// last use in the backward pass.
+		{"executor_forward_backward", true, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			g, x, _, y := stackGraph(b, shape, depth, true)
+			outs := []*G.Node{y}
+			if tc.backward {
+				loss, err := G.Sum(y)
+				if err != nil {
+					b.Fatal(err)
+				}
+				grads, err := G.Grad(loss, x)
+				if err != nil {
+					b.Fatal(err)
+				}
+				outs = append(grads, loss)
+			}
+			if !tc.executor {
+				runTape(b, g, report)
+				return
+			}
+			e, err := NewExecutor(g, outs...)
+			if err != nil {
 				b.Fatal(err)
 			}
-		}
-		report(b, before, boundBytes(g))
-	})
-	b.Run("tape_forward_backward", func(b *testing.B) {
-		g, x, _, y := stackGraph(b, shape, depth, true)
-		loss, err := G.Sum(y)
-		if err != nil {
+			defer e.Close()
+			runExecutor(b, e, report)
+		})
+	}
+}
+
+// runTape runs g's TapeMachine b.N times and reports what the graph keeps
+// bound afterwards (boundBytes).
+func runTape(b *testing.B, g *G.ExprGraph, report func(*testing.B, runtime.MemStats, int64)) {
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for i := 0; i < b.N; i++ {
+		vm.Reset()
+		if err := vm.RunAll(); err != nil {
 			b.Fatal(err)
 		}
-		if _, err := G.Grad(loss, x); err != nil {
-			b.Fatal(err)
-		}
-		vm := G.NewTapeMachine(g)
-		defer vm.Close()
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
-		for i := 0; i < b.N; i++ {
-			vm.Reset()
-			if err := vm.RunAll(); err != nil {
-				b.Fatal(err)
-			}
-		}
-		report(b, before, boundBytes(g))
-	})
-	b.Run("executor_forward", func(b *testing.B) {
-		g, _, _, y := stackGraph(b, shape, depth, true)
-		e, err := NewExecutor(g, y)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer e.Close()
-		runExecutor(b, e, report)
-	})
-	// The Executor also runs the symbolic backward graph G.Grad builds: with
-	// the gradients as outputs it frees each activation after its last use
-	// in the backward pass.
-	b.Run("executor_forward_backward", func(b *testing.B) {
-		g, x, _, y := stackGraph(b, shape, depth, true)
-		loss, err := G.Sum(y)
-		if err != nil {
-			b.Fatal(err)
-		}
-		grads, err := G.Grad(loss, x)
-		if err != nil {
-			b.Fatal(err)
-		}
-		e, err := NewExecutor(g, append(grads, loss)...)
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer e.Close()
-		runExecutor(b, e, report)
-	})
+	}
+	report(b, before, boundBytes(g))
 }
 
 // runExecutor runs e once to fill its pool, then b.N times.

@@ -14,13 +14,7 @@ func TestExecutorFLOPs(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	g := G.NewGraph()
 	param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
-	must := func(v *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	must := mustNode(t)
 	x := param("x", 2, 4, 12, 10)
 	// 3x3, stride 2, pad 1: [2, 8, 6, 5]; 2 * 480 outputs * 4*3*3 taps.
 	y := must(Conv2d(x, param("w1", 8, 4, 3, 3), param("b1", 8), ConvOpts{Stride: [2]int{2, 2}, Pad: [2]int{1, 1}}))

@@ -15,13 +15,7 @@ import (
 // ones (the second stage's large intermediate reuses the first's).
 func TestExecutorSharePool(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
-	must := func(v *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	must := mustNode(t)
 	type stages struct {
 		e1, e2 *Executor
 		out1   *G.Node // stage 1 output [1000, 8]
@@ -128,13 +122,7 @@ func TestExecutorPoolParts(t *testing.T) {
 	rng := rand.New(rand.NewSource(21))
 	g := G.NewGraph()
 	param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
-	must := func(v *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	must := mustNode(t)
 	x := param("x", r, 8)
 	a := must(Linear(x, param("wa", 64, 8), nil))
 	b := must(Linear(a, param("wb", 8, 64), nil))
@@ -142,12 +130,7 @@ func TestExecutorPoolParts(t *testing.T) {
 	d := must(Linear(b, param("wd", 32, 8), nil))
 	out := must(Linear(must(G.Add(c, d)), param("wo", 4, 32), nil))
 
-	vm := G.NewTapeMachine(g)
-	if err := vm.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	want := append([]float32(nil), out.Value().Data().([]float32)...)
-	vm.Close()
+	want := tapeValues(t, g, out)[0]
 
 	e, err := NewExecutor(g, out)
 	if err != nil {

@@ -29,13 +29,7 @@ func newTestNet(t *testing.T, seed int64) *testNet {
 	tn := &testNet{g: g, xData: randSlice(rng, n*c*h*w)}
 	tn.x = G.NewTensor(g, G.Float32, 4, G.WithShape(n, c, h, w), G.WithName("x"),
 		G.WithValue(tensorOf(tn.xData, n, c, h, w)))
-	must := func(v *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	must := mustNode(t)
 	p := must(MaxPool2d(tn.x, 3, 2, 1)) // [2, 4, 6, 5]
 	a := must(Affine(p, param("s1", c), param("b1", c), nil, true))
 	// flat aliases a's memory (gorgonia's Reshape shares the backing array);
@@ -56,24 +50,25 @@ func newTestNet(t *testing.T, seed int64) *testNet {
 	return tn
 }
 
-// tapeOutputs runs the net with gorgonia's TapeMachine and copies the outputs.
-func tapeOutputs(t *testing.T, tn *testNet) [][]float32 {
+// tapeValues runs g with gorgonia's TapeMachine and returns copies of the
+// float32 values of outs, one slice per node.
+func tapeValues(t *testing.T, g *G.ExprGraph, outs ...*G.Node) [][]float32 {
 	t.Helper()
-	vm := G.NewTapeMachine(tn.g)
+	vm := G.NewTapeMachine(g)
 	defer vm.Close()
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	out := make([][]float32, len(tn.outputs))
-	for i, o := range tn.outputs {
-		out[i] = append([]float32(nil), o.Value().Data().([]float32)...)
+	vals := make([][]float32, len(outs))
+	for i, o := range outs {
+		vals[i] = append([]float32(nil), o.Value().Data().([]float32)...)
 	}
-	return out
+	return vals
 }
 
 func TestExecutorMatchesTapeMachine(t *testing.T) {
 	tn := newTestNet(t, 1)
-	want := tapeOutputs(t, tn)
+	want := tapeValues(t, tn.g, tn.outputs...)
 	e, err := NewExecutor(tn.g, tn.outputs...)
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +105,7 @@ func TestExecutorMatchesTapeMachine(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := append([]float32(nil), tn.outputs[0].Value().Data().([]float32)...)
-	want = tapeOutputs(t, tn)
+	want = tapeValues(t, tn.g, tn.outputs...)
 	expectClose(t, "logits after new input", got, want[0], 1e-6, 1e-6)
 }
 
@@ -284,21 +279,10 @@ func TestExecutorGrowsBuffers(t *testing.T) {
 		G.WithValue(tensorOf(randSlice(rng, 32), 1, 2, 4, 4)))
 	w := G.NewMatrix(g, G.Float32, G.WithShape(1000, 2), G.WithName("w"),
 		G.WithValue(tensorOf(randSlice(rng, 2000), 1000, 2)))
-	must := func(n *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	must := mustNode(t)
 	r := must(ReLU(must(ReLU(x))))
 	y := must(ReLU(must(Linear(must(GlobalAvgPool(r)), w, nil))))
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatal(err)
-	}
-	want := append([]float32(nil), y.Value().Data().([]float32)...)
+	want := tapeValues(t, g, y)[0]
 	e, err := NewExecutor(g, y)
 	if err != nil {
 		t.Fatal(err)
@@ -384,13 +368,7 @@ func TestExecutorHoistsReductions(t *testing.T) {
 	}
 	x := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, 4, 32, 32), G.WithName("x"),
 		G.WithValue(tensor.New(tensor.WithShape(1, 4, 32, 32), tensor.WithBacking(xData))))
-	must := func(v *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
+	must := mustNode(t)
 	h := must(ReLU(x))
 	r := h
 	for i := 0; i < 3; i++ {

@@ -22,13 +22,7 @@ func trainNet(t *testing.T) (g *G.ExprGraph, loss *G.Node, params []*G.Node) {
 		return G.NewTensor(g, G.Float32, len(shape), G.WithShape(shape...), G.WithName(name),
 			G.WithValue(tensorOf(randSlice(rng, n), shape...)))
 	}
-	must := func(n *G.Node, err error) *G.Node {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	must := mustNode(t)
 	x := val("x", 2, 3, 9, 8)
 	s, b := val("scale", 3), val("shift", 3)
 	gamma, beta := val("gamma", 3), val("beta", 3)

@@ -2,7 +2,6 @@ package ops
 
 import (
 	"flag"
-	"os"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -12,31 +11,11 @@ import (
 
 var update = flag.Bool("update", false, "regenerate the torchvision fixtures in testdata/ with testdata/gen_fixtures.py ops")
 
-// loadFixture reads testdata/name (regenerating the whole directory first
-// when -update is set) and returns its cases.
-func loadFixture(t testing.TB, name string) map[string]testutil.FixtureCase {
-	t.Helper()
-	if *update {
-		testutil.Regenerate(t, "testdata/gen_fixtures.py", "ops", "testdata")
-	}
-	return testutil.LoadFixture(t, "testdata", name)
-}
-
-// largeFixtures returns the folder where `gen_fixtures.py large` wrote the
-// fixtures too large to commit (run once per test binary; removed by
-// TestMain). It skips the test when /usr/bin/python3 cannot import torch,
-// unless RESDET_REQUIRE_TORCH=1.
-func largeFixtures(t *testing.T) string {
-	t.Helper()
-	return testutil.ScriptDir(t, "testdata/gen_fixtures.py", "large")
-}
+// fixtures are the torchvision fixtures of testdata/gen_fixtures.py.
+var fixtures = testutil.Fixtures{Script: "testdata/gen_fixtures.py", Args: []string{"ops"}, Dir: "testdata", Update: update}
 
 // TestMain removes the large fixtures after the tests.
-func TestMain(m *testing.M) {
-	code := m.Run()
-	testutil.RemoveScriptDirs()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { testutil.Main(m) }
 
 // roiTensor wraps RoI rows (batch index, x1, y1, x2, y2) as a [K, 5] tensor.
 func roiTensor(rows []float32) *tensor.Dense {

@@ -1,10 +1,8 @@
 package ops
 
 import (
-	"fmt"
 	"math"
 	"math/rand"
-	"slices"
 	"strings"
 	"testing"
 
@@ -12,95 +10,11 @@ import (
 	"gorgonia.org/tensor"
 
 	"resdet/internal/testutil"
+	"resdet/internal/testutil/gradtest"
 )
 
-// lossGraph is a graph with float32 input nodes, built by the tests.
-type lossGraph struct {
-	g      *G.ExprGraph
-	inputs []*G.Node
-}
-
-func newLossGraph(shapes [][]int, datas [][]float32) lossGraph {
-	g := G.NewGraph()
-	lg := lossGraph{g: g}
-	for i, s := range shapes {
-		v := tensor.New(tensor.WithShape(s...), tensor.WithBacking(slices.Clone(datas[i])))
-		lg.inputs = append(lg.inputs, G.NewTensor(g, tensor.Float32, len(s), G.WithShape(s...),
-			G.WithName(fmt.Sprintf("in%d", i)), G.WithValue(v)))
-	}
-	return lg
-}
-
-// run evaluates the scalar nodes outs and the gradient of their sum w.r.t.
-// every input.
-func (lg lossGraph) run(t *testing.T, outs ...*G.Node) ([]float64, [][]float32) {
-	t.Helper()
-	total := outs[0]
-	for _, o := range outs[1:] {
-		var err error
-		if total, err = G.Add(total, o); err != nil {
-			t.Fatal(err)
-		}
-	}
-	grads, err := G.Grad(total, lg.inputs...)
-	if err != nil {
-		t.Fatalf("Grad: %v", err)
-	}
-	vm := G.NewTapeMachine(lg.g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		t.Fatalf("run: %v", err)
-	}
-	vals := make([]float64, len(outs))
-	for i, o := range outs {
-		v, err := Scalar(o.Value())
-		if err != nil {
-			t.Fatal(err)
-		}
-		vals[i] = float64(v)
-	}
-	gs := make([][]float32, len(grads))
-	for i, gn := range grads {
-		gs[i] = slices.Clone(gn.Value().Data().([]float32))
-	}
-	return vals, gs
-}
-
-// expectLossClose reports values of got and want differing by more than
-// atol + rtol*|want| and returns the largest absolute difference.
-func expectLossClose(t *testing.T, what string, got, want []float32, rtol, atol float64) float64 {
-	t.Helper()
-	if len(got) != len(want) {
-		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
-	}
-	worst, bad := 0.0, 0
-	for i := range got {
-		d := math.Abs(float64(got[i]) - float64(want[i]))
-		if d > atol+rtol*math.Abs(float64(want[i])) || math.IsNaN(d) {
-			if bad < 5 {
-				t.Errorf("%s[%d] = %v, want %v", what, i, got[i], want[i])
-			}
-			bad++
-		}
-		worst = max(worst, d)
-	}
-	if bad > 0 {
-		t.Errorf("%s: %d of %d values differ (max abs diff %g)", what, bad, len(got), worst)
-	}
-	return worst
-}
-
-func expectLossScalar(t *testing.T, what string, got, want, rtol float64) {
-	t.Helper()
-	if rel := math.Abs(got-want) / math.Abs(want); !(rel <= rtol) {
-		t.Errorf("%s = %.9g, torch %.9g (relative diff %.3g, bound %.3g)", what, got, want, rel, rtol)
-	} else {
-		t.Logf("%s = %.9g, torch %.9g (relative diff %.3g, bound %.3g)", what, got, want, rel, rtol)
-	}
-}
-
 func TestLossOpsMatchTorch(t *testing.T) {
-	cases := loadFixture(t, "losses.json")
+	cases := fixtures.Load(t, "losses.json")
 	build := map[string]func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error){
 		"bce": func(t *testing.T, c testutil.FixtureCase, x *G.Node) (*G.Node, error) {
 			y, _ := c.F32(t, "target")
@@ -124,34 +38,18 @@ func TestLossOpsMatchTorch(t *testing.T) {
 				t.Fatalf("no case %s in losses.json", name)
 			}
 			x, shape := c.F32(t, "x")
-			lg := newLossGraph([][]int{shape}, [][]float32{x})
-			loss, err := build[name](t, c, lg.inputs[0])
+			lg := gradtest.NewGraph([][]int{shape}, [][]float32{x})
+			loss, err := build[name](t, c, lg.Inputs[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			vals, grads := lg.run(t, loss)
-			expectLossScalar(t, "loss", vals[0], c.Num(t, "value"), 1e-6)
+			vals, grads := lg.Run(t, loss)
+			testutil.ExpectScalarRel(t, "loss", vals[0], c.Num(t, "value"), 1e-6)
 			want, _ := c.F32(t, "grad")
-			d := expectLossClose(t, "grad", grads[0], want, 1e-5, 1e-7)
+			d := testutil.ExpectClose(t, "grad", grads[0], want, 1e-5, 1e-7)
 			t.Logf("grad: max abs diff %g (bound 1e-7 + 1e-5*|torch|)", d)
 		})
 	}
-}
-
-// lossNumericGrad returns central differences of f at x (in place, restored),
-// step eps, for the elements probe.
-func lossNumericGrad(x []float32, probe []int, eps float32, f func() float64) []float64 {
-	out := make([]float64, len(probe))
-	for k, i := range probe {
-		v := x[i]
-		x[i] = v + eps
-		up := f()
-		x[i] = v - eps
-		down := f()
-		x[i] = v
-		out[k] = (up - down) / float64(2*eps)
-	}
-	return out
 }
 
 // TestLossGradFiniteDifference checks the analytic gradients of the loss
@@ -159,87 +57,20 @@ func lossNumericGrad(x []float32, probe []int, eps float32, f func() float64) []
 // through the graph.
 func TestLossGradFiniteDifference(t *testing.T) {
 	r := rand.New(rand.NewSource(1))
-	randn := func(n int, s float64) []float32 {
-		v := make([]float32, n)
-		for i := range v {
-			v[i] = float32(r.NormFloat64() * s)
-		}
-		return v
-	}
-	tests := []struct {
-		name   string
-		shapes [][]int
-		scale  float64
-		build  func(in []*G.Node) ([]*G.Node, error)
-	}{
-		{"bce", [][]int{{4, 5}}, 2, func(in []*G.Node) ([]*G.Node, error) {
+	gradtest.CheckFiniteDifferences(t, r, []gradtest.Case{
+		{Name: "bce", Shapes: [][]int{{4, 5}}, Scale: 2, Build: func(in []*G.Node) ([]*G.Node, error) {
 			n, err := BCEWithLogitsLoss(in[0], []int{0, 3, 3, 7, 19, 11}, []float32{1, 0, 1, 0.25, 0, 1})
 			return []*G.Node{n}, err
 		}},
-		{"smooth_l1", [][]int{{3, 4}}, 1, func(in []*G.Node) ([]*G.Node, error) {
+		{Name: "smooth_l1", Shapes: [][]int{{3, 4}}, Scale: 1, Build: func(in []*G.Node) ([]*G.Node, error) {
 			n, err := SmoothL1Loss(in[0], []int{1, 2, 5, 8, 8, 11}, []float32{0.5, -1, 0, 2, 0.1, -0.3}, 0.5, 3)
 			return []*G.Node{n}, err
 		}},
-		{"cross_entropy", [][]int{{5, 4}}, 2, func(in []*G.Node) ([]*G.Node, error) {
+		{Name: "cross_entropy", Shapes: [][]int{{5, 4}}, Scale: 2, Build: func(in []*G.Node) ([]*G.Node, error) {
 			n, err := CrossEntropyLoss(in[0], []int{0, 3, 1, 1, 2})
 			return []*G.Node{n}, err
 		}},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			datas := make([][]float32, len(tc.shapes))
-			for i, s := range tc.shapes {
-				datas[i] = randn(tensor.Shape(s).TotalSize(), tc.scale)
-			}
-			lg := newLossGraph(tc.shapes, datas)
-			outs, err := tc.build(lg.inputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, grads := lg.run(t, outs...)
-			// Forward-only graph for the differences, sharing the input values.
-			fg := newLossGraph(tc.shapes, datas)
-			fouts, err := tc.build(fg.inputs)
-			if err != nil {
-				t.Fatal(err)
-			}
-			vm := G.NewTapeMachine(fg.g)
-			defer vm.Close()
-			forward := func() float64 {
-				vm.Reset()
-				if err := vm.RunAll(); err != nil {
-					t.Fatal(err)
-				}
-				var s float64
-				for _, o := range fouts {
-					v, _ := Scalar(o.Value())
-					s += float64(v)
-				}
-				return s
-			}
-			var nonzero int
-			for i, in := range fg.inputs {
-				x := in.Value().Data().([]float32)
-				probe := make([]int, len(x))
-				for j := range probe {
-					probe[j] = j
-				}
-				num := lossNumericGrad(x, probe, 1e-2, forward)
-				for j, v := range num {
-					ana := float64(grads[i][j])
-					if math.Abs(ana-v) > 2e-3+2e-2*math.Abs(v) {
-						t.Errorf("input %d element %d: analytic %.6g, numeric %.6g", i, j, ana, v)
-					}
-					if ana != 0 {
-						nonzero++
-					}
-				}
-			}
-			if nonzero == 0 {
-				t.Errorf("all gradients are zero: the check tests nothing")
-			}
-		})
-	}
+	})
 }
 
 func TestLossRejectsBadInput(t *testing.T) {
@@ -273,16 +104,16 @@ func TestLossRejectsBadInput(t *testing.T) {
 // TestLossNodesNotMerged checks that two losses of the same input with
 // different targets stay two nodes (gorgonia merges equal op hashes).
 func TestLossNodesNotMerged(t *testing.T) {
-	lg := newLossGraph([][]int{{4}}, [][]float32{{0.5, -1, 2, 0}})
-	a, err := BCEWithLogitsLoss(lg.inputs[0], []int{0, 1}, []float32{1, 0})
+	lg := gradtest.NewGraph([][]int{{4}}, [][]float32{{0.5, -1, 2, 0}})
+	a, err := BCEWithLogitsLoss(lg.Inputs[0], []int{0, 1}, []float32{1, 0})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := BCEWithLogitsLoss(lg.inputs[0], []int{0, 1}, []float32{0, 1})
+	b, err := BCEWithLogitsLoss(lg.Inputs[0], []int{0, 1}, []float32{0, 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	vals, _ := lg.run(t, a, b)
+	vals, _ := lg.Run(t, a, b)
 	if vals[0] == vals[1] {
 		t.Errorf("both losses are %v: nodes merged", vals[0])
 	}
@@ -325,41 +156,41 @@ func TestReselect(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			lg := newLossGraph([][]int{tc.shape}, [][]float32{x})
-			l, err := tc.build(lg.inputs[0])
+			lg := gradtest.NewGraph([][]int{tc.shape}, [][]float32{x})
+			l, err := tc.build(lg.Inputs[0])
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := tc.sel(l); err != nil {
 				t.Fatal(err)
 			}
-			got, gotGrad := lg.run(t, l)
-			wg := newLossGraph([][]int{tc.shape}, [][]float32{x})
-			w, err := tc.want(wg.inputs[0])
+			got, gotGrad := lg.Run(t, l)
+			wg := gradtest.NewGraph([][]int{tc.shape}, [][]float32{x})
+			w, err := tc.want(wg.Inputs[0])
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, wantGrad := wg.run(t, w)
+			want, wantGrad := wg.Run(t, w)
 			if math.Abs(got[0]-want[0]) > 1e-6*math.Abs(want[0]) {
 				t.Errorf("loss %v after Reselect, %v built with that selection", got[0], want[0])
 			}
-			d := expectLossClose(t, "grad", gotGrad[0], wantGrad[0], 1e-6, 1e-7)
+			d := testutil.ExpectClose(t, "grad", gotGrad[0], wantGrad[0], 1e-6, 1e-7)
 			t.Logf("loss %v, want %v; grad max abs diff %g", got[0], want[0], d)
 		})
 	}
 }
 
 func TestReselectRejectsBadSelection(t *testing.T) {
-	lg := newLossGraph([][]int{{2, 3}}, [][]float32{make([]float32, 6)})
-	bce, err := BCEWithLogitsLoss(lg.inputs[0], []int{0}, []float32{1})
+	lg := gradtest.NewGraph([][]int{{2, 3}}, [][]float32{make([]float32, 6)})
+	bce, err := BCEWithLogitsLoss(lg.Inputs[0], []int{0}, []float32{1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ce, err := CrossEntropyLoss(lg.inputs[0], []int{0, 1})
+	ce, err := CrossEntropyLoss(lg.Inputs[0], []int{0, 1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	sl1, err := SmoothL1Loss(lg.inputs[0], nil, nil, 1, 1)
+	sl1, err := SmoothL1Loss(lg.Inputs[0], nil, nil, 1, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +199,7 @@ func TestReselectRejectsBadSelection(t *testing.T) {
 		err  error
 		want string
 	}{
-		{"not a loss", Reselect(lg.inputs[0], []int{0}, []float32{1}, 1), "not a loss"},
+		{"not a loss", Reselect(lg.Inputs[0], []int{0}, []float32{1}, 1), "not a loss"},
 		{"bce empty", Reselect(bce, nil, nil, 0), "no elements"},
 		{"bce range", Reselect(bce, []int{6}, []float32{1}, 0), "offset 6"},
 		{"bce lengths", Reselect(bce, []int{1, 2}, []float32{1}, 0), "2 offsets but 1"},
@@ -385,7 +216,7 @@ func TestReselectRejectsBadSelection(t *testing.T) {
 		})
 	}
 	// The failed calls left the selections as built.
-	vals, _ := lg.run(t, bce, ce)
+	vals, _ := lg.Run(t, bce, ce)
 	if want := math.Log1p(1); math.Abs(vals[0]-want) > 1e-6 {
 		t.Errorf("BCE after failed Reselects = %v, want %v", vals[0], want)
 	}

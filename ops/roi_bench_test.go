@@ -31,15 +31,7 @@ func cpuTime() time.Duration {
 // `/usr/bin/python3 testdata/gen_fixtures.py bench DIR` also times
 // torchvision with (2 threads; its roi_align kernels are single-threaded).
 func BenchmarkRoIAlignC4(b *testing.B) {
-	rois := loadFixtureB(b, "bench_rois.json")
-	g := roiGeom{N: 1, C: 1024, H: 38, W: 63, K: len(rois) / 5, OH: 14, OW: 14}
-	r := rand.New(rand.NewSource(1))
-	feat := make([]float32, g.N*g.C*g.H*g.W)
-	for i := range feat {
-		feat[i] = float32(r.NormFloat64())
-	}
-	y := make([]float32, g.K*g.C*g.OH*g.OW)
-	gf := make([]float32, len(feat))
+	g, rois, feat, y, gf := benchC4(b)
 	for i := range y {
 		y[i] = 1
 	}
@@ -62,15 +54,7 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 }
 
 func BenchmarkRoIPoolC4(b *testing.B) {
-	rois := loadFixtureB(b, "bench_rois.json")
-	g := roiGeom{N: 1, C: 1024, H: 38, W: 63, K: len(rois) / 5, OH: 14, OW: 14}
-	r := rand.New(rand.NewSource(1))
-	feat := make([]float32, g.N*g.C*g.H*g.W)
-	for i := range feat {
-		feat[i] = float32(r.NormFloat64())
-	}
-	y := make([]float32, g.K*g.C*g.OH*g.OW)
-	gf := make([]float32, len(feat))
+	g, rois, feat, y, gf := benchC4(b)
 	o := DefaultRoIPoolOpts()
 	roiPoolForward(g, o, feat, rois, y)
 	gy := make([]float32, len(y))
@@ -92,9 +76,24 @@ func BenchmarkRoIPoolC4(b *testing.B) {
 	})
 }
 
+// benchC4 returns the RoI benchmarks' geometry (300 RoIs of bench_rois.json
+// on a [1, 1024, 38, 63] map, 14x14 output), the RoIs [K, 5], a seeded
+// random feature map, and zeroed outputs y [K, 1024, 14, 14] and feature
+// gradients gf (the map's size).
+func benchC4(b *testing.B) (g roiGeom, rois, feat, y, gf []float32) {
+	rois = loadFixtureB(b, "bench_rois.json")
+	g = roiGeom{N: 1, C: 1024, H: 38, W: 63, K: len(rois) / 5, OH: 14, OW: 14}
+	r := rand.New(rand.NewSource(1))
+	feat = make([]float32, g.N*g.C*g.H*g.W)
+	for i := range feat {
+		feat[i] = float32(r.NormFloat64())
+	}
+	return g, rois, feat, make([]float32, g.K*g.C*g.OH*g.OW), make([]float32, len(feat))
+}
+
 // loadFixtureB reads the "rois" array of the first case of a fixture.
 func loadFixtureB(b *testing.B, name string) []float32 {
-	for _, c := range loadFixture(b, name) {
+	for _, c := range fixtures.Load(b, name) {
 		v, _ := c.F32(b, "rois")
 		return v
 	}

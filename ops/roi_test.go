@@ -76,8 +76,8 @@ func maxAbsDiff(t *testing.T, what string, a, b []float32) (diff, scale float64)
 	return diff, scale
 }
 
-func TestRoIAlignParity(t *testing.T) { testRoIAlignParity(t, loadFixture(t, "roi_align.json")) }
-func TestRoIPoolParity(t *testing.T)  { testRoIPoolParity(t, loadFixture(t, "roi_pool.json")) }
+func TestRoIAlignParity(t *testing.T) { testRoIAlignParity(t, fixtures.Load(t, "roi_align.json")) }
+func TestRoIPoolParity(t *testing.T)  { testRoIPoolParity(t, fixtures.Load(t, "roi_pool.json")) }
 
 // TestLargeParity compares with torchvision on C4-sized inputs generated
 // at test time: RoIAlign/RoIPool of 200 RoIs on [2, 64, 38, 50].
@@ -85,7 +85,7 @@ func TestLargeParity(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	dir := largeFixtures(t)
+	dir := fixtures.Large(t)
 	t.Run("RoIAlign", func(t *testing.T) { testRoIAlignParity(t, testutil.LoadFixture(t, dir, "roi_align.json")) })
 	t.Run("RoIPool", func(t *testing.T) { testRoIPoolParity(t, testutil.LoadFixture(t, dir, "roi_pool.json")) })
 }

@@ -416,17 +416,7 @@ func (u *unpickler) run() (any, error) {
 			}
 			u.push(int64(v))
 		case opLong1, opLong4:
-			var n uint64
-			if op == opLong1 {
-				b, err := u.readByte()
-				if err != nil {
-					return nil, err
-				}
-				n = uint64(b)
-			} else if n, err = u.readU32(); err != nil {
-				return nil, err
-			}
-			b, err := u.read(n)
+			b, err := u.readCounted(op, opLong1, opLong4)
 			if err != nil {
 				return nil, err
 			}
@@ -438,11 +428,7 @@ func (u *unpickler) run() (any, error) {
 			}
 			u.push(math.Float64frombits(binary.BigEndian.Uint64(b)))
 		case opShortBinUni, opBinUnicode, opBinUnicode8:
-			n, err := u.readLen(op, opShortBinUni, opBinUnicode)
-			if err != nil {
-				return nil, err
-			}
-			b, err := u.read(n)
+			b, err := u.readCounted(op, opShortBinUni, opBinUnicode)
 			if err != nil {
 				return nil, err
 			}
@@ -450,21 +436,13 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 		case opShortBinBytes, opBinBytes, opBinBytes8, opByteArray8:
-			n, err := u.readLen(op, opShortBinBytes, opBinBytes)
-			if err != nil {
-				return nil, err
-			}
-			b, err := u.read(n)
+			b, err := u.readCounted(op, opShortBinBytes, opBinBytes)
 			if err != nil {
 				return nil, err
 			}
 			u.push(pyBytes(b))
 		case opShortBinString, opBinString:
-			n, err := u.readLen(op, opShortBinString, opBinString)
-			if err != nil {
-				return nil, err
-			}
-			b, err := u.read(n)
+			b, err := u.readCounted(op, opShortBinString, opBinString)
 			if err != nil {
 				return nil, err
 			}
@@ -544,14 +522,8 @@ func (u *unpickler) run() (any, error) {
 				return nil, err
 			}
 		case opBinPut, opLongBinPut:
-			var idx uint64
-			if op == opBinPut {
-				b, err := u.readByte()
-				if err != nil {
-					return nil, err
-				}
-				idx = uint64(b)
-			} else if idx, err = u.readU32(); err != nil {
+			idx, err := u.readLen(op, opBinPut, opLongBinPut)
+			if err != nil {
 				return nil, err
 			}
 			v, err := u.top()
@@ -566,14 +538,8 @@ func (u *unpickler) run() (any, error) {
 			}
 			u.memo[uint64(len(u.memo))] = v
 		case opBinGet, opLongBinGet:
-			var idx uint64
-			if op == opBinGet {
-				b, err := u.readByte()
-				if err != nil {
-					return nil, err
-				}
-				idx = uint64(b)
-			} else if idx, err = u.readU32(); err != nil {
+			idx, err := u.readLen(op, opBinGet, opLongBinGet)
+			if err != nil {
 				return nil, err
 			}
 			v, ok := u.memo[idx]
@@ -638,8 +604,10 @@ func (u *unpickler) run() (any, error) {
 	}
 }
 
-// readLen reads the length field of a string opcode: 1 byte for short, 4 for normal,
-// 8 for the protocol-4 forms.
+// readLen reads the unsigned little-endian length (or memo index) field of
+// op: 1 byte when op is short, 4 when it is normal, 8 otherwise (the
+// protocol-4 forms). BINSTRING's 4-byte length is signed and must not be
+// negative.
 func (u *unpickler) readLen(op, short, normal byte) (uint64, error) {
 	switch op {
 	case short:
@@ -660,6 +628,16 @@ func (u *unpickler) readLen(op, short, normal byte) (uint64, error) {
 		return u.readU32()
 	}
 	return u.readU64()
+}
+
+// readCounted reads the length field of op (readLen) and then that many
+// bytes.
+func (u *unpickler) readCounted(op, short, normal byte) ([]byte, error) {
+	n, err := u.readLen(op, short, normal)
+	if err != nil {
+		return nil, err
+	}
+	return u.read(n)
 }
 
 // decodeLong decodes a little-endian two's-complement integer (LONG1, LONG4).

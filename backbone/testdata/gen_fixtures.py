@@ -40,9 +40,7 @@ are random. So BN is far from the identity.
 """
 import argparse
 import copy
-import json
 import os
-import struct
 import sys
 import types
 
@@ -51,21 +49,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
 
-
-def write_safetensors(path, d):
-    header, blobs, off = {}, [], 0
-    for k, t in d.items():
-        b = t.detach().float().contiguous().numpy().astype("<f4").tobytes()
-        header[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
 
 
 def shortcut_a(x, out_c, stride):
@@ -327,7 +312,7 @@ def main(argv=None):
                 outs["grad." + name] = p.grad
                 err = (p32[name].grad.double() - p.grad).abs().max() / p.grad.abs().max()
                 outs["grad32err." + name] = err.reshape(1)
-    write_safetensors(os.path.join(a.out, "io.safetensors"), outs)
+    resdet_fixtures.write_safetensors(os.path.join(a.out, "io.safetensors"), outs, as_float32=True)
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ default 352/576, padded 352x480: both sides/32 odd, so P6's anchor strides are
 import argparse
 import json
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -49,6 +50,9 @@ from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor
 from torchvision.models.detection.faster_rcnn import fasterrcnn_resnet50_fpn_v2
 from torchvision.ops import FrozenBatchNorm2d
 from torchvision.models.detection._utils import overwrite_eps
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
 
 IMAGES = (("img0.png", 640, 480), ("img1.jpg", 420, 300), ("img2.png", 700, 350))
 
@@ -65,43 +69,13 @@ def build(arch, min_size, max_size):
 
 
 def make_image(g, w, h):
-    """A smooth random RGB image with flat rectangles, uint8 [H, W, 3]."""
-    ys = torch.linspace(0, 1, h).view(h, 1, 1)
-    xs = torch.linspace(0, 1, w).view(1, w, 1)
-    a = torch.rand(1, 1, 3, generator=g)
-    b = torch.rand(1, 1, 3, generator=g)
-    img = 255 * (0.5 + 0.25 * torch.sin(6 * xs * a + 4 * ys * b + a))
-    img = img.expand(h, w, 3).clone()
-    for _ in range(10):
-        x1, y1 = int(torch.randint(0, w - 16, (1,), generator=g)), int(torch.randint(0, h - 16, (1,), generator=g))
-        x2 = min(w, x1 + int(torch.randint(16, max(17, w // 2), (1,), generator=g)))
-        y2 = min(h, y1 + int(torch.randint(16, max(17, h // 2), (1,), generator=g)))
-        img[y1:y2, x1:x2] = 255 * torch.rand(3, generator=g)
-    img += 12 * torch.randn(h, w, 3, generator=g)
-    return img.clamp(0, 255).round().to(torch.uint8)
+    """A smooth random RGB image with 10 flat rectangles, uint8 [H, W, 3]."""
+    return resdet_fixtures.make_image(g, w, h, rects=10, min_side=16, noise=12)
 
 
 def calibrate(model, xs, g):
     """Sets every batch norm's statistics from its input on the images xs."""
-    hooks = []
-
-    def pre(mod, inp):
-        v = inp[0].detach()
-        c = v.shape[1]
-        mean = v.transpose(0, 1).reshape(c, -1).mean(1)
-        var = v.transpose(0, 1).reshape(c, -1).var(1) + 1e-3
-        mod.running_mean.copy_(mean + 0.1 * var.sqrt() * torch.randn(c, generator=g))
-        mod.running_var.copy_(var * (0.5 + torch.rand(c, generator=g)))
-        mod.weight.copy_(0.5 + torch.rand(c, generator=g))
-        mod.bias.copy_(0.2 * torch.randn(c, generator=g))
-
-    for m in model.modules():
-        if isinstance(m, (FrozenBatchNorm2d, nn.BatchNorm2d)):
-            hooks.append(m.register_forward_pre_hook(pre))
-    with torch.no_grad():
-        model(xs)
-    for h in hooks:
-        h.remove()
+    resdet_fixtures.calibrate(model, xs, g, (FrozenBatchNorm2d, nn.BatchNorm2d))
 
 
 def rescale_heads(model, xs, g):

@@ -32,6 +32,7 @@ little-endian float32) and OUTDIR/ref.json:
 import argparse
 import json
 import os
+import sys
 
 import torch
 import torch.nn as nn
@@ -41,6 +42,9 @@ from torchvision.models.detection import FasterRCNN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor
 from torchvision.models.detection.rpn import AnchorGenerator
 from torchvision.ops import FrozenBatchNorm2d, MultiScaleRoIAlign
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
 
 
 class MeanHW(nn.Module):
@@ -76,43 +80,13 @@ def build(depth, classes, min_size, max_size, norm_layer=FrozenBatchNorm2d, anch
 
 
 def make_image(g, w, h):
-    """A smooth random RGB image with a few flat rectangles, uint8 [H, W, 3]."""
-    ys = torch.linspace(0, 1, h).view(h, 1, 1)
-    xs = torch.linspace(0, 1, w).view(1, w, 1)
-    a = torch.rand(1, 1, 3, generator=g)
-    b = torch.rand(1, 1, 3, generator=g)
-    img = 255 * (0.5 + 0.25 * torch.sin(6 * xs * a + 4 * ys * b + a))
-    img = img.expand(h, w, 3).clone()
-    for _ in range(6):
-        x1, y1 = int(torch.randint(0, w - 8, (1,), generator=g)), int(torch.randint(0, h - 8, (1,), generator=g))
-        x2 = min(w, x1 + int(torch.randint(8, max(9, w // 2), (1,), generator=g)))
-        y2 = min(h, y1 + int(torch.randint(8, max(9, h // 2), (1,), generator=g)))
-        img[y1:y2, x1:x2] = 255 * torch.rand(3, generator=g)
-    img += 20 * torch.randn(h, w, 3, generator=g)
-    return img.clamp(0, 255).round().to(torch.uint8)
+    """A smooth random RGB image with 6 flat rectangles, uint8 [H, W, 3]."""
+    return resdet_fixtures.make_image(g, w, h, rects=6, min_side=8, noise=20)
 
 
 def calibrate(model, x, g):
     """Sets every FrozenBatchNorm2d's statistics from its input on x."""
-    hooks = []
-
-    def pre(mod, inp):
-        v = inp[0].detach()
-        c = v.shape[1]
-        mean = v.transpose(0, 1).reshape(c, -1).mean(1)
-        var = v.transpose(0, 1).reshape(c, -1).var(1) + 1e-3
-        mod.running_mean.copy_(mean + 0.1 * var.sqrt() * torch.randn(c, generator=g))
-        mod.running_var.copy_(var * (0.5 + torch.rand(c, generator=g)))
-        mod.weight.copy_(0.5 + torch.rand(c, generator=g))
-        mod.bias.copy_(0.2 * torch.randn(c, generator=g))
-
-    for m in model.modules():
-        if isinstance(m, FrozenBatchNorm2d):
-            hooks.append(m.register_forward_pre_hook(pre))
-    with torch.no_grad():
-        model([x])
-    for h in hooks:
-        h.remove()
+    resdet_fixtures.calibrate(model, [x], g, FrozenBatchNorm2d)
 
 
 def rescale_heads(model, x, g):

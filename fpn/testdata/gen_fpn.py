@@ -20,33 +20,18 @@ c2..c5, the outputs p2..p6 (torchvision's "0".."3", "pool"), loss weights
 w2..w6, the input gradients grad.c2..grad.c5 and, for every parameter with a
 gradient, "grad.<state name>" of loss = sum_i sum(p_i * w_i).
 """
-import json
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
+
 PREFIX = "backbone.fpn."
 IN_CHANNELS = [16, 32, 64, 128]
-
-
-def write_safetensors(path, d):
-    header, blobs, off = {}, [], 0
-    for k, t in d.items():
-        b = t.detach().float().contiguous().numpy().astype("<f4").tobytes()
-        header[k] = {"dtype": "F32", "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
 
 
 def down(s):
@@ -115,7 +100,7 @@ def gen(outdir, name, variant, size, channels, seed):
         io["w%d" % (i + 2)] = wt
     for k, p in fpn.named_parameters():
         io["grad." + PREFIX + k] = p.grad
-    write_safetensors(os.path.join(d, "io.safetensors"), io)
+    resdet_fixtures.write_safetensors(os.path.join(d, "io.safetensors"), io, as_float32=True)
 
     state = {}
     for k, v in fpn.state_dict().items():

@@ -5,7 +5,8 @@
 // commit, generated once per test binary), locating the fixtures in ../shared
 // beside the clone (SharedDir), reading the base64 fixtures written by
 // the torch scripts of box, ops and detection (LoadFixture, their one
-// reader), comparing float32 tensors (MaxRelErr), and the resource figures
+// reader), comparing float32 tensors (MaxRelErr, ExpectClose) and scalars
+// (ExpectScalarRel), and the resource figures
 // benchmarks report (CPUSeconds, PeakRSSMB, ReportRun).
 //
 // Missing optional tools skip the tests that need them, with a message
@@ -16,4 +17,9 @@
 //
 // It is imported only by _test.go files and imports only the standard
 // library.
+//
+// Its Python counterpart, resdet_fixtures.py in this folder, holds what the
+// torch scripts in */testdata share (safetensors and raw float32 writers,
+// the detector references' synthetic images and batch-norm calibration);
+// the scripts import it by adding this folder to sys.path.
 package testutil

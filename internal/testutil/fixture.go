@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 )
 
@@ -51,6 +52,44 @@ func LoadFixture(t testing.TB, dir, name string) map[string]FixtureCase {
 		cases[k] = FixtureCase{file: path, name: k, fields: fields}
 	}
 	return cases
+}
+
+// Fixtures names one torch script's fixtures for a package's tests: the
+// files committed in Dir, which `Script Args... Dir` rewrites when *Update
+// is set (the package's -update flag; nil: never), and those too large to
+// commit, which `Script large TMPDIR` writes at test time.
+type Fixtures struct {
+	Script string
+	Args   []string
+	Dir    string
+	Update *bool
+}
+
+// Load reads the fixture Dir/name with LoadFixture, rerunning the script
+// first (once per process) when *f.Update is set.
+func (f Fixtures) Load(t testing.TB, name string) map[string]FixtureCase {
+	t.Helper()
+	if f.Update != nil && *f.Update {
+		Regenerate(t, f.Script, append(slices.Clone(f.Args), f.Dir)...)
+	}
+	return LoadFixture(t, f.Dir, name)
+}
+
+// Large returns the folder where `Script large` wrote the fixtures too
+// large to commit (ScriptDir: run once per test binary, skipping as Python
+// does; Main removes it after the tests).
+func (f Fixtures) Large(t testing.TB) string {
+	t.Helper()
+	return ScriptDir(t, f.Script, "large")
+}
+
+// Main is the TestMain of packages that use ScriptDir (or Fixtures.Large):
+// it runs the tests, removes the folders ScriptDir made and exits with the
+// tests' code.
+func Main(m *testing.M) {
+	code := m.Run()
+	RemoveScriptDirs()
+	os.Exit(code)
 }
 
 // Raw returns the JSON of field, failing the test if the case has none.

@@ -29,6 +29,7 @@ func (f *fakeTB) Fatalf(format string, args ...any) {
 func (f *fakeTB) Errorf(format string, args ...any) {
 	f.failed = fmt.Sprintf(format, args...)
 }
+func (f *fakeTB) Logf(format string, args ...any) {}
 func (f *fakeTB) Fatal(args ...any) {
 	f.failed = fmt.Sprint(args...)
 	panic(f)
@@ -181,6 +182,7 @@ func TestScripts(t *testing.T) {
 		"if sys.argv[1] == 'fail':\n    sys.exit('bad argument')\n" +
 		"if sys.argv[1] == 'write':\n    open(sys.argv[2], 'w').write(sys.stdin.read() or 'none')\n" +
 		"if sys.argv[1] == 'dir':\n    open(sys.argv[-1] + '/f.txt', 'a').write(sys.argv[2])\n" +
+		"if sys.argv[1] in ('fixture', 'large'):\n    open(sys.argv[-1] + '/f.json', 'w').write('{\"c\": {\"n\": 1}}')\n" +
 		"print(json.dumps({'arg': sys.argv[1], 'sum': sum(range(5))}))\n"
 	if err := os.WriteFile(script, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
@@ -243,6 +245,21 @@ func TestScripts(t *testing.T) {
 	}
 	if d4 := ScriptDir(t, script, "dir", "x"); d4 == d1 {
 		t.Errorf("ScriptDir after RemoveScriptDirs returned the removed folder")
+	}
+
+	// Fixtures: Load runs `script fixture DIR` first only when *Update is
+	// set; Large reads what `script large TMPDIR` wrote.
+	upd := false
+	fx := Fixtures{Script: script, Args: []string{"fixture"}, Dir: t.TempDir(), Update: &upd}
+	if f := run(func(tb testing.TB) { fx.Load(tb, "f.json") }); !strings.Contains(f.failed, "f.json") {
+		t.Errorf("Fixtures.Load without -update ran the script (failure %q, want the missing f.json)", f.failed)
+	}
+	upd = true
+	if c := fx.Load(t, "f.json")["c"]; !c.Has("n") {
+		t.Errorf("Fixtures.Load with -update: case c is %+v, want field n", c)
+	}
+	if c := LoadFixture(t, fx.Large(t), "f.json")["c"]; !c.Has("n") {
+		t.Errorf("Fixtures.Large: case c is %+v, want field n", c)
 	}
 	RemoveScriptDirs()
 }
@@ -318,6 +335,49 @@ func TestMaxRelErr(t *testing.T) {
 				t.Errorf("MaxRelErr = %g, want %g", e, tc.err)
 			}
 		})
+	}
+}
+
+// TestExpectClose: ExpectClose and ExpectScalarRel pass values within the
+// bounds and fail values beyond them, NaN and (ExpectClose) a length
+// mismatch; ExpectClose returns the largest absolute difference.
+func TestExpectClose(t *testing.T) {
+	nan := float32(math.NaN())
+	for _, tc := range []struct {
+		name      string
+		got, want []float32
+		fail      bool
+		worst     float64 // -1: not checked
+	}{
+		{name: "within atol", got: []float32{1, 2.0625}, want: []float32{1, 2}, worst: 0.0625},
+		{name: "within rtol", got: []float32{101}, want: []float32{100}, worst: 1},
+		{name: "beyond", got: []float32{1, 2.5}, want: []float32{1, 2}, fail: true, worst: 0.5},
+		{name: "NaN", got: []float32{nan}, want: []float32{1}, fail: true, worst: -1},
+		{name: "length", got: []float32{1}, want: []float32{1, 2}, fail: true, worst: -1},
+	} {
+		var worst float64
+		f := run(func(tb testing.TB) { worst = ExpectClose(tb, "x", tc.got, tc.want, 0.01, 0.1) })
+		if failed := f.failed != ""; failed != tc.fail {
+			t.Errorf("ExpectClose %s: failed %v (%q), want %v", tc.name, failed, f.failed, tc.fail)
+		}
+		if tc.worst >= 0 && worst != tc.worst {
+			t.Errorf("ExpectClose %s = %g, want %g", tc.name, worst, tc.worst)
+		}
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want float64
+		fail      bool
+	}{
+		{"equal", 2, 2, false},
+		{"within", 2.001, 2, false},
+		{"beyond", 2.1, 2, true},
+		{"NaN", math.NaN(), 2, true},
+	} {
+		f := run(func(tb testing.TB) { ExpectScalarRel(tb, "loss", tc.got, tc.want, 1e-3) })
+		if failed := f.failed != ""; failed != tc.fail {
+			t.Errorf("ExpectScalarRel %s: failed %v (%q), want %v", tc.name, failed, f.failed, tc.fail)
+		}
 	}
 }
 

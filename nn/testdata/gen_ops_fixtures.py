@@ -6,11 +6,13 @@ For every case it writes OUTDIR/<case>.json ({"tensor": shape, ...}) and one
 OUTDIR/<case>.<tensor>.bin per tensor (float32, little endian, row-major).
 Gradients are those of the loss sum(out * w) for the stored weight tensor w.
 """
-import json
 import os
 import sys
 
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
 
 torch.manual_seed(20261127)
 torch.set_num_threads(1)
@@ -18,14 +20,7 @@ OUT = sys.argv[1]
 
 
 def save(case, **tensors):
-    shapes = {}
-    for name, t in tensors.items():
-        t = t.detach().to(torch.float32).contiguous()
-        shapes[name] = list(t.shape)
-        with open(os.path.join(OUT, "%s.%s.bin" % (case, name)), "wb") as f:
-            f.write(t.numpy().astype("<f4").tobytes())
-    with open(os.path.join(OUT, case + ".json"), "w") as f:
-        json.dump(shapes, f)
+    resdet_fixtures.save_bins(OUT, case, **tensors)
 
 
 def leaf(t):

@@ -7,12 +7,14 @@ Same format as gen_ops_fixtures.py: OUTDIR/<case>.json ({"tensor": shape})
 and OUTDIR/<case>.<tensor>.bin (float32, little endian, row-major).
 Gradients are those of the loss sum(out * w) for the stored weight tensor w.
 """
-import json
 import os
 import sys
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
 
 torch.manual_seed(20261202)
 torch.set_num_threads(1)
@@ -20,14 +22,7 @@ OUT = sys.argv[1]
 
 
 def save(case, **tensors):
-    shapes = {}
-    for name, t in tensors.items():
-        t = t.detach().to(torch.float32).contiguous()
-        shapes[name] = list(t.shape)
-        with open(os.path.join(OUT, "%s.%s.bin" % (case, name)), "wb") as f:
-            f.write(t.numpy().astype("<f4").tobytes())
-    with open(os.path.join(OUT, case + ".json"), "w") as f:
-        json.dump(shapes, f)
+    resdet_fixtures.save_bins(OUT, case, **tensors)
 
 
 # name: (input shape, output size). "float32" cases are sizes where torch's

@@ -16,11 +16,13 @@ Files:
 import collections
 import json
 import os
-import struct
 import sys
 
 import numpy as np
 import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "internal", "testutil"))
+import resdet_fixtures  # noqa: E402
 
 
 def tensors():
@@ -38,25 +40,6 @@ def tensors():
     return d
 
 
-def write_safetensors(path, d):
-    codes = {torch.float32: ("F32", "<f4"), torch.float64: ("F64", "<f8"),
-             torch.int64: ("I64", "<i8"), torch.float16: ("F16", "<f2")}
-    header, blobs, off = {"__metadata__": {"format": "pt"}}, [], 0
-    for k, t in d.items():
-        code, npt = codes[t.dtype]
-        b = t.contiguous().numpy().astype(npt).tobytes()
-        header[k] = {"dtype": code, "shape": list(t.shape), "data_offsets": [off, off + len(b)]}
-        blobs.append(b)
-        off += len(b)
-    h = json.dumps(header).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(h)))
-        f.write(h)
-        for b in blobs:
-            f.write(b)
-
-
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -68,7 +51,7 @@ def main():
     bad["epoch"] = 3
     torch.save(bad, os.path.join(out, "not_tensor.pth"))
     torch.save(torch.nn.Linear(2, 2), os.path.join(out, "module.pth"))
-    write_safetensors(os.path.join(out, "state.safetensors"), d)
+    resdet_fixtures.write_safetensors(os.path.join(out, "state.safetensors"), d, metadata={"format": "pt"})
     exp = {k: {"shape": list(t.shape), "data": t.double().flatten().tolist()} for k, t in d.items()}
     with open(os.path.join(out, "expected.json"), "w") as f:
         json.dump(exp, f)
