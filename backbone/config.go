@@ -115,21 +115,23 @@ type Config struct {
 	Inference bool
 	// BF16 runs every convolution in bfloat16 (nn.ConvOpts.BF16: inputs and
 	// weights rounded to bf16, accumulation and bias in float32). With
-	// Inference and FrozenBN the folded weights are converted once, on the
-	// first run (nn.ConvOpts.ConstWeights), and the activations between the
-	// convolutions of a stage (and from the stem's convolution through its
-	// max pooling) are bf16 in channels-last order (nn.ToBlockedBF16,
+	// FrozenBN the activations between the convolutions of a stage (in
+	// inference also from the stem's convolution through its max pooling)
+	// are bf16 in channels-last order (nn.ToBlockedBF16,
 	// nn.ConvOpts.BlockedBF16): each convolution writes its output, the
 	// residual add and ReLU included, in bf16 and the next reads it as it
 	// is, as torch's autocast does with channels_last tensors; a stage's
 	// output goes back to float32 NCHW (nn.FromBlocked) for what follows
 	// (RoI pooling, the FPN neck), and the C4 box head averages res5's bf16
-	// output directly. Otherwise (training) the float32 weights stay the master copy and are
-	// rounded to bf16 on every run, the convolutions' gradients are
-	// computed in bf16 with float32 results, and batch norm (frozen: the
-	// float32 scale applied to the weights before rounding; trainable: its
-	// own op) stays float32. New fails on a CPU without bf16
-	// (nn.BF16Supported).
+	// output directly. With Inference the folded weights are converted
+	// once, on the first run (nn.ConvOpts.ConstWeights). In training the
+	// float32 weights stay the master copy and are rounded to bf16 on every
+	// run, the activations saved for the backward pass are those bf16
+	// tensors (half the memory of float32), the gradients are float32
+	// (computed by bf16 convolutions with float32 accumulation), and batch
+	// norm (frozen: the float32 scale applied to the weights before
+	// rounding; trainable: its own op, with float32 NCHW activations) stays
+	// float32. New fails on a CPU without bf16 (nn.BF16Supported).
 	BF16 bool
 	// Train: with TrainableBN, normalise with batch statistics and update the running
 	// averages (torch's train mode). Ignored with FrozenBN.

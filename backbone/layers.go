@@ -76,19 +76,19 @@ func newConv(g *G.ExprGraph, name string, cs convShape, fused bool, rng *rand.Ra
 
 // opts returns the convolution options; blockedIn/blockedOut say whether x and y
 // are in the chain layout: oneDNN's blocked layout (nChw16c on AVX-512, nChw8c on
-// AVX2: nn.CPU().Block; see nn.ToBlocked), or for bf16 inference the bf16 chain
-// layout (nn.ToBlockedBF16).
+// AVX2: nn.CPU().Block; see nn.ToBlocked), or in bf16 the bf16 chain layout
+// (nn.ToBlockedBF16).
 func (c *conv) opts(blockedIn, blockedOut bool) nn.ConvOpts {
 	cs := c.cs
 	return nn.ConvOpts{Stride: [2]int{cs.stride, cs.stride}, Pad: [2]int{cs.pad, cs.pad},
 		Dilation: [2]int{cs.dilation, cs.dilation}, Groups: cs.groups,
 		NoInputGrad: c.noInputGrad, BlockedIn: blockedIn, BlockedOut: blockedOut,
 		BF16: c.bf16, ConstWeights: c.bf16 && c.constW,
-		BlockedBF16: c.bf16 && c.constW && (blockedIn || blockedOut)}
+		BlockedBF16: c.bf16 && (blockedIn || blockedOut)}
 }
 
-// toBlocked converts x (NCHW float32) to the chain layout: bf16 for bf16 inference
-// (nn.ToBlockedBF16), else float32 blocked (nn.ToBlocked). nn.FromBlocked converts
+// toBlocked converts x (NCHW float32) to the chain layout: bf16 when the convolutions
+// run in bf16 (nn.ToBlockedBF16), else float32 blocked (nn.ToBlocked). nn.FromBlocked converts
 // either back.
 func toBlocked(x *G.Node, bf16 bool) (*G.Node, error) {
 	if bf16 {
@@ -284,7 +284,7 @@ type Block struct {
 	padW                    *param    // option A: fixed 0/1 [OutC, InC, 1, 1] selection, or nil
 	plain                   bool
 	blocked                 bool // frozen BN: activations between convolutions in the blocked layout
-	bf16Chain               bool // bf16 inference: the blocked layout is the bf16 chain layout (nn.ToBlockedBF16)
+	bf16Chain               bool // bf16: the blocked layout is the bf16 chain layout (nn.ToBlockedBF16)
 }
 
 // blockSpec is the geometry of one block.
@@ -297,7 +297,7 @@ type blockSpec struct {
 func newBlock(g *G.ExprGraph, name string, kind BlockKind, bs blockSpec, cfg Config, blocked bool, rng *rand.Rand) *Block {
 	inC, width, outC, stride := bs.inC, bs.width, bs.outC, bs.stride
 	b := &Block{Name: name, Kind: kind, InC: inC, OutC: outC, Stride: stride, Width: width, Groups: bs.groups,
-		Dilation: bs.dilation, plain: cfg.Plain, blocked: blocked, bf16Chain: blocked && cfg.bf16() && cfg.fused()}
+		Dilation: bs.dilation, plain: cfg.Plain, blocked: blocked, bf16Chain: blocked && cfg.bf16()}
 	cb := func(i int, cs convShape) *convBN {
 		return newConvBN(g, fmt.Sprintf("%s.conv%d", name, i), fmt.Sprintf("%s.bn%d", name, i), cs, cfg, rng)
 	}
@@ -373,7 +373,8 @@ func (b *Block) forward(x *G.Node, blk bool) (*G.Node, error) {
 			return nil, err
 		}
 	case b.padW != nil:
-		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{b.Stride, b.Stride}, BlockedIn: blk, BlockedOut: blk})
+		bf16 := blk && b.bf16Chain
+		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{b.Stride, b.Stride}, BlockedIn: blk, BlockedOut: blk, BF16: bf16, BlockedBF16: bf16})
 		if err != nil {
 			return nil, fmt.Errorf("%s: option A shortcut: %w", b.Name, err)
 		}

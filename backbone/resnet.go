@@ -224,7 +224,7 @@ func (r *ResNet) stem(x *G.Node) (*G.Node, error) {
 		}
 	}
 	if blk && !blkConv {
-		y, err = toBlocked(y, r.conv1.conv.bf16 && r.conv1.conv.constW)
+		y, err = toBlocked(y, r.conv1.conv.bf16)
 	}
 	return y, err
 }

@@ -61,14 +61,19 @@ type ConvOpts struct {
 	// exceed 32 MiB runs on chunks of the batch (convChunkBytes).
 	BF16 bool
 
-	// BlockedBF16 (with BF16, for inference: no gradient) makes the blocked
-	// tensors (x if BlockedIn; y and residual if BlockedOut) bfloat16 in
-	// channels-last order (oneDNN's acdb, the layout of ToBlockedBF16),
-	// nodes of dtype BFloat16, instead of float32 nChw16c. The convolution
-	// then reads and writes them as they are: no reorder and no arena copy,
-	// half the bytes per activation, and the residual add and ReLU run on
-	// the bf16 destination (as torch's autocast with channels_last
-	// tensors: bf16 in, bf16 out). Accumulation and the bias stay float32.
+	// BlockedBF16 (with BF16) makes the blocked tensors (x if BlockedIn; y
+	// and residual if BlockedOut) bfloat16 in channels-last order (oneDNN's
+	// acdb, the layout of ToBlockedBF16), nodes of dtype BFloat16, instead
+	// of float32 nChw16c. The convolution then reads and writes them as
+	// they are: no reorder and no arena copy, half the bytes per
+	// activation, and the residual add and ReLU run on the bf16 destination
+	// (as torch's autocast with channels_last tensors: bf16 in, bf16 out).
+	// Accumulation and the bias stay float32. Gradients of the chain's
+	// values are float32 in the f32 blocked layout (nChw<Block>c, as with
+	// BlockedIn/BlockedOut alone); what training saves for the backward
+	// pass (x for the weight gradient, y for the ReLU mask) is bf16, half
+	// the bytes of an f32 chain. The results are those of the f32 chain
+	// with BF16, up to the rounding of y to bf16.
 	BlockedBF16 bool
 
 	// NoInputGrad declares that x needs no gradient (e.g. the image going into
@@ -489,9 +494,6 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 		return nil, fmt.Errorf("nn: %v: SymDiff got %d inputs, want %d", op, len(in), op.Arity())
 	}
 	g := op.geom
-	if g.ChainBF16 {
-		return nil, fmt.Errorf("nn: %v: no gradient: a bf16 chain (ConvOpts.BlockedBF16) is for inference", op)
-	}
 	dy := grad
 	if dy.Graph() == nil { // a constant output gradient from G.Backpropagate
 		dy = output.Graph().AddNode(dy)
@@ -503,7 +505,13 @@ func (op convOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	// (convReLUGradOp.UnsafeDo): no memory beyond the pool's. (Masking in
 	// each backward op instead kept an arena copy of the largest masked
 	// dy for good: 196 MiB on the R101-C4 training step.)
-	if op.relu {
+	// In a bf16 chain the output is bf16 and dy float32 nChw<Block>c: the
+	// mask is written into dy's buffer instead (convReLUGradBF16Op).
+	if op.relu && g.yBF16() {
+		if dy, err = G.ApplyOp(convReLUGradBF16Op{shape: g.Y, block: g.Block}, dy, output); err != nil {
+			return nil, err
+		}
+	} else if op.relu {
 		if dy, err = G.ApplyOp(convReLUGradOp{shape: g.Y}, output, dy); err != nil {
 			return nil, err
 		}
@@ -575,15 +583,28 @@ func (op convBwdDataOp) String() string {
 
 // convBwdWeightsOp computes dw [OutC, C/Groups, KH, KW] from x and dy (and
 // scale [OutC] if scaled: the forward weights were w*scale[o], so the
-// gradient w.r.t. w is multiplied by scale[o]).
+// gradient w.r.t. w is multiplied by scale[o]). In a bf16 chain
+// (geom.ChainBF16) x is a BFloat16 chain value if BlockedIn, and dy (like
+// convBwdDataOp's dy and dx) is float32 nChw<Block>c: the gradient of a
+// bf16 chain value is float32 in the f32 chain layout.
 type convBwdWeightsOp struct {
 	HostOp
 	geom   convGeom
 	scaled bool
 }
 
-func (op convBwdWeightsOp) Arity() int    { return convBwdDataOp(op).Arity() }
-func (op convBwdWeightsOp) Type() hm.Type { return convBwdDataOp(op).Type() }
+func (op convBwdWeightsOp) Arity() int { return convBwdDataOp(op).Arity() }
+func (op convBwdWeightsOp) Type() hm.Type {
+	if !op.geom.xBF16() {
+		return convBwdDataOp(op).Type()
+	}
+	// x is a bf16 chain value; dy, scale and dw are float32.
+	ts := []hm.Type{chainType(true), chainType(false)}
+	if op.scaled {
+		ts = append(ts, G.TensorType{Dims: 1, Of: tensor.Float32})
+	}
+	return hm.NewFnType(append(ts, chainType(false))...)
+}
 func (op convBwdWeightsOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
 	return tensor.Shape(op.geom.W[:]).Clone(), nil
 }
@@ -607,11 +628,11 @@ func (op convBwdDataOp) bwd(kind int, name string, prealloc G.Value, in []G.Valu
 	if len(in) != op.Arity() {
 		return nil, fmt.Errorf("nn: %s: got %d inputs, want %d", name, len(in), op.Arity())
 	}
-	aName, aShape, outShape := "w", g.W[:], g.X[:]
+	aName, aShape, outShape, aBF16 := "w", g.W[:], g.X[:], false
 	if kind == dnnlBwdWeights {
-		aName, aShape, outShape = "x", g.X[:], g.W[:]
+		aName, aShape, outShape, aBF16 = "x", g.X[:], g.W[:], g.xBF16()
 	}
-	a, err := convData(name, aName, in[0], aShape)
+	a, err := actData(name, aName, in[0], aShape, aBF16)
 	if err != nil {
 		return nil, err
 	}
@@ -805,3 +826,80 @@ func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 func (op convReLUGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convReLUGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convReLUGradOp) String() string        { return fmt.Sprintf("Conv2dReLUGrad{%v}", op.shape) }
+
+// convReLUGradBF16Op computes dy * (y > 0) for the output y of a
+// convolution in a bf16 chain: inputs dy [N, C, H, W] (float32,
+// nChw<block>c: a chain value's gradient) and y (BFloat16, the chain's
+// channels-last layout); the result is laid out like dy. y > 0 is tested on
+// its bf16 value, which has the float32's sign (0 and NaN are not > 0).
+type convReLUGradBF16Op struct {
+	HostOp
+	shape [4]int
+	block int
+}
+
+func (op convReLUGradBF16Op) Arity() int { return 2 }
+func (op convReLUGradBF16Op) Type() hm.Type {
+	return hm.NewFnType(chainType(false), chainType(true), chainType(false))
+}
+func (op convReLUGradBF16Op) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.shape[:]).Clone(), nil
+}
+func (op convReLUGradBF16Op) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+
+// UnsafeDo writes the result into dy's memory (in[0]): the Executor runs it
+// so when this op is dy's last reader (y, in bf16, is too small to hold it).
+func (op convReLUGradBF16Op) UnsafeDo(in ...G.Value) (G.Value, error) {
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", op, len(in))
+	}
+	return op.UsePreallocDo(in[0], in...)
+}
+
+func (op convReLUGradBF16Op) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	name := op.String()
+	if len(in) != 2 {
+		return nil, fmt.Errorf("nn: %s: got %d inputs, want 2", name, len(in))
+	}
+	dy, err := convData(name, "dy", in[0], op.shape[:])
+	if err != nil {
+		return nil, err
+	}
+	yw, err := actData(name, "y", in[1], op.shape[:], true)
+	if err != nil {
+		return nil, err
+	}
+	n, c, hw, b := op.shape[0], op.shape[1], op.shape[2]*op.shape[3], op.block
+	if b <= 0 || c%b != 0 {
+		return nil, fmt.Errorf("nn: %s: channel block %d does not divide %d channels", name, b, c)
+	}
+	y := bf16Of(yw, n*c*hw)
+	// dx may be dy itself (UnsafeDo): each element reads dy[i] before
+	// writing dx[i]. Run (n, cb) of dy is [hw, b]; its element (p, j) is
+	// channel cb*b+j at position p, y[(n*hw + p)*c + cb*b + j].
+	out, dx := convOut(prealloc, op.shape[:])
+	cbs := c / b
+	parallelFor(n*cbs, func(lo, hi int) {
+		for q := lo; q < hi; q++ {
+			i, cb := q/cbs, q%cbs
+			d, g := dx[q*hw*b:(q+1)*hw*b], dy[q*hw*b:(q+1)*hw*b]
+			for p := 0; p < hw; p++ {
+				ys := y[(i*hw+p)*c+cb*b : (i*hw+p)*c+cb*b+b]
+				for j, h := range ys {
+					// Positive bf16: sign clear, not zero, at most +Inf.
+					if h != 0 && h <= 0x7f80 {
+						d[p*b+j] = g[p*b+j]
+					} else {
+						d[p*b+j] = 0
+					}
+				}
+			}
+		}
+	})
+	return out, nil
+}
+func (op convReLUGradBF16Op) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op convReLUGradBF16Op) Hashcode() uint32      { return convHash(op) }
+func (op convReLUGradBF16Op) String() string {
+	return fmt.Sprintf("Conv2dReLUGradBF16{%v %d}", op.shape, op.block)
+}

@@ -23,13 +23,16 @@ func ToBlocked(x *G.Node) (*G.Node, error) { return convLayout("ToBlocked", x, t
 // order, element (n, c, h, w) at ((n*H + h)*W + w)*C + c (oneDNN's acdb),
 // as a BFloat16 node of the same shape. C must be a multiple of 16. Use it
 // in front of a chain of bf16 convolutions with ConvOpts.BlockedBF16 and
-// convert back with FromBlocked. For inference: no gradient.
+// convert back with FromBlocked. Differentiable: the gradient of the bf16
+// chain value is float32 nChw<B>c (as ToBlocked's output), and that of x
+// is the same gradient converted to NCHW (rounding passes gradients
+// through unchanged).
 func ToBlockedBF16(x *G.Node) (*G.Node, error) { return convLayout("ToBlockedBF16", x, true, true) }
 
 // FromBlocked converts x [N, C, H, W] from nChw<B>c back to NCHW (the inverse
 // of ToBlocked), or a BFloat16 x from the bf16 chain layout to float32 NCHW
-// (the inverse of ToBlockedBF16 up to its rounding; no gradient).
-// Differentiable for float32 x.
+// (the inverse of ToBlockedBF16 up to its rounding). Differentiable; the
+// gradient of a BFloat16 x is float32 nChw<B>c.
 func FromBlocked(x *G.Node) (*G.Node, error) {
 	return convLayout("FromBlocked", x, false, x.Dtype() == BFloat16)
 }
@@ -110,10 +113,11 @@ func (op convLayoutOp) String() string {
 	return fmt.Sprintf("FromBlocked{%v %d}", op.shape, op.block)
 }
 func (op convLayoutOp) DiffWRT(n int) []bool { return []bool{true} }
+
+// SymDiff converts the gradient the other way. The gradient of a bf16
+// chain value is float32 nChw<block>c (see ConvOpts.BlockedBF16), so both
+// directions of a bf16 conversion have the float32 conversion as gradient.
 func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if op.bf16 {
-		return nil, fmt.Errorf("nn: %v: no gradient: a bf16 chain is for inference", op)
-	}
 	if grad.Graph() == nil {
 		grad = output.Graph().AddNode(grad)
 	}

@@ -376,10 +376,12 @@ typedef struct {
 } rd_conv_params;
 
 // rd_act_md describes a 4-D activation of dims d: f32 nchw, or (chained)
-// the chain layout of c: f32 nChw<blk>c or bf16 acdb.
-static int rd_act_md(dnnl_memory_desc_t *md, const dnnl_dim_t *d, int chained, const rd_conv_params *c) {
+// the chain layout of c: f32 nChw<blk>c, or bf16 acdb for the values of a
+// bf16 chain. The gradients of a bf16 chain's values (diff) are f32
+// nChw<blk>c, as in an f32 chain.
+static int rd_act_md(dnnl_memory_desc_t *md, const dnnl_dim_t *d, int chained, int diff, const rd_conv_params *c) {
 	if (!chained) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nchw);
-	if (c->act_bf16) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_bf16, dnnl_acdb);
+	if (c->act_bf16 && !diff) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_bf16, dnnl_acdb);
 	return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, c->blk == 8 ? dnnl_nChw8c : dnnl_nChw16c);
 }
 
@@ -390,8 +392,8 @@ static int rd_reorder_create(rd_prim **out, const rd_conv_params *c) {
 	dnnl_memory_desc_t from, to;
 	dnnl_dims_t xd = {0};
 	for (int i = 0; i < 4; i++) xd[i] = c->x[i];
-	if ((s = rd_act_md(&from, xd, c->blk_in, c))) return s;
-	if ((s = rd_act_md(&to, xd, c->blk_out, c))) return s;
+	if ((s = rd_act_md(&from, xd, c->blk_in, 0, c))) return s;
+	if ((s = rd_act_md(&to, xd, c->blk_out, 0, c))) return s;
 	rd_prim *p = calloc(1, sizeof(rd_prim));
 	s = dnnl_reorder_primitive_desc_create(&p->pd, &from, rd_eng, &to, rd_eng, NULL);
 	if (!s) s = rd_add_arg(p, DNNL_ARG_FROM, 0, 0, &from);
@@ -415,8 +417,8 @@ static int rd_maxpool_create(rd_prim **out, const rd_conv_params *c) {
 		padl[i] = c->pad[i];
 		padr[i] = (c->y[2 + i] - 1) * c->stride[i] + k[i] - c->x[2 + i] - c->pad[i];
 	}
-	if ((s = rd_act_md(&ux, xd, c->blk_in, c))) return s;
-	if ((s = rd_act_md(&uy, yd, c->blk_out, c))) return s;
+	if ((s = rd_act_md(&ux, xd, c->blk_in, 0, c))) return s;
+	if ((s = rd_act_md(&uy, yd, c->blk_out, 0, c))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&py, 4, yd, uy.data_type, dnnl_format_tag_any))) return s;
 	dnnl_pooling_v2_desc_t pdesc;
 	if ((s = dnnl_pooling_v2_forward_desc_init(&pdesc, dnnl_forward_inference, dnnl_pooling_max, &ux, &py,
@@ -471,14 +473,17 @@ static int rd_conv_create(rd_prim **out, const rd_conv_params *c) {
 	// weights bf16, dst f32, or bf16 if the user's dst is (a bf16 chain).
 	// bf16 backward data: weights and diff_dst bf16, diff_src f32; bf16
 	// backward weights: src and diff_dst bf16, diff_weights f32
-	// (accumulated in f32). The user buffers are f32 except in a bf16
-	// chain; the argument reorders convert where the layouts differ.
+	// (accumulated in f32). The user buffers are f32 except the values of
+	// a bf16 chain (bf16 acdb: forward src and dst, backward-weights src;
+	// their gradients are f32 nChw<blk>c); the argument reorders convert
+	// where the layouts differ.
 	dnnl_data_type_t lt = c->bf16 ? dnnl_bf16 : dnnl_f32;
 	dnnl_data_type_t xt = lt, wt = lt, yt = dnnl_f32;
 	if (c->bf16 && c->kind == RD_BWD_DATA) { xt = dnnl_f32; yt = dnnl_bf16; }
 	if (c->bf16 && c->kind == RD_BWD_WEIGHTS) { wt = dnnl_f32; yt = dnnl_bf16; }
-	if ((s = rd_act_md(&ux, xd, c->blk_in, c))) return s;
-	if ((s = rd_act_md(&uy, yd, c->blk_out, c))) return s;
+	// x is a gradient in backward data, y in both backward kinds.
+	if ((s = rd_act_md(&ux, xd, c->blk_in, c->kind == RD_BWD_DATA, c))) return s;
+	if ((s = rd_act_md(&uy, yd, c->blk_out, c->kind != RD_FWD, c))) return s;
 	if (c->kind == RD_FWD && uy.data_type == dnnl_bf16) yt = dnnl_bf16;
 	if ((s = dnnl_memory_desc_init_by_tag(&uw, wnd, wd, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw))) return s;
 	if ((s = dnnl_memory_desc_init_by_tag(&ub, 1, bd, dnnl_f32, dnnl_x))) return s;
@@ -987,14 +992,14 @@ const convChunkBytes = 32 << 20
 
 // chunkSize returns how many samples (of the batch d.geom.X[0]) one call
 // of p, d's primitive for the whole batch, should take: the whole batch
-// unless d is a bf16 convolution without packed weights (constW), outside a
-// bf16 chain (ConvOpts.BlockedBF16), whose call needs more than
-// convChunkBytes (or d.chunk is set). Must run on p's lane.
+// unless d is a bf16 convolution without packed weights (constW) whose
+// call needs more than convChunkBytes (or d.chunk is set). Must run on p's
+// lane.
 func (d dnnlConv) chunkSize(p *C.rd_prim, constW bool) int {
 	n := d.geom.X[0]
 	bf16 := d.geom.BF16 && (d.kind == dnnlFwd || d.kind == dnnlBwdData || d.kind == dnnlBwdWeights)
-	if !bf16 || constW || d.geom.ChainBF16 || n == 1 {
-		return n // a bf16 chain has no activation copies to bound
+	if !bf16 || constW || n == 1 {
+		return n
 	}
 	if d.chunk > 0 {
 		return min(d.chunk, n)
@@ -1009,29 +1014,36 @@ func (d dnnlConv) chunkSize(p *C.rd_prim, constW bool) int {
 
 // chunkPtrs returns the arguments ptrs (in run's order) and the residual res
 // (nil: none) of the chunk of the batch that starts at sample lo: x, y, dx,
-// dy and the residual moved to sample lo (NCHW and nChw<blk>c both keep a
-// sample's float32 values together), the weights and bias unchanged. For backward
+// dy and the residual moved to sample lo (NCHW, nChw<blk>c and the bf16
+// chain's acdb all keep a sample's values together; a bf16 chain's values
+// take 2 bytes, gradients 4), the weights and bias unchanged. For backward
 // weights the chunk after the first writes its gradient into RD_ARENA_W,
 // which the caller adds to the gradient.
 func (d dnnlConv) chunkPtrs(ptrs [4]unsafe.Pointer, res unsafe.Pointer, lo int) ([4]unsafe.Pointer, unsafe.Pointer, error) {
 	g := d.geom
-	xs, ys := uintptr(lo*g.X[1]*g.X[2]*g.X[3]*4), uintptr(lo*g.Y[1]*g.Y[2]*g.Y[3]*4)
+	at := func(p unsafe.Pointer, s [4]int, value, bf16 bool) unsafe.Pointer {
+		size := 4
+		if value && bf16 {
+			size = 2
+		}
+		return unsafe.Add(p, lo*s[1]*s[2]*s[3]*size)
+	}
 	q := ptrs
 	switch d.kind {
 	case dnnlFwd: // x, w, [b], y
-		q[0] = unsafe.Add(q[0], xs)
+		q[0] = at(q[0], g.X, true, g.xBF16())
 		last := 2
 		if d.bias {
 			last = 3
 		}
-		q[last] = unsafe.Add(q[last], ys)
+		q[last] = at(q[last], g.Y, true, g.yBF16())
 		if res != nil {
-			res = unsafe.Add(res, ys)
+			res = at(res, g.Y, true, g.yBF16())
 		}
 	case dnnlBwdData: // w, dy, dx
-		q[1], q[2] = unsafe.Add(q[1], ys), unsafe.Add(q[2], xs)
+		q[1], q[2] = at(q[1], g.Y, false, false), at(q[2], g.X, false, false)
 	case dnnlBwdWeights: // x, dy, dw
-		q[0], q[1] = unsafe.Add(q[0], xs), unsafe.Add(q[1], ys)
+		q[0], q[1] = at(q[0], g.X, true, g.xBF16()), at(q[1], g.Y, false, false)
 		if lo > 0 {
 			w := C.rd_w_buf(C.int64_t(g.W[0] * g.W[1] * g.W[2] * g.W[3]))
 			if w == nil {

@@ -295,8 +295,8 @@ func GlobalAvgPool(x *G.Node) (*G.Node, error) {
 // blocked like x. It saves the FromBlocked copy of x (and ToBlocked of the
 // gradient) at the end of a blocked chain, e.g. the C4 box head's res5 on
 // 512 RoIs: [512, 2048, 7, 7], 196 MiB each. A BFloat16 x (the bf16 chain
-// layout, ToBlockedBF16) gives the float32 means of its bf16 values, for
-// inference (no gradient).
+// layout, ToBlockedBF16) gives the float32 means of its bf16 values; its
+// gradient is float32 blocked (nChw16c or nChw8c), as a bf16 chain value's.
 func GlobalAvgPoolBlocked(x *G.Node) (*G.Node, error) {
 	if x.Dtype() == BFloat16 {
 		s := x.Shape()
@@ -427,10 +427,11 @@ func (op *gapOp) WriteHash(h hash.Hash) { writeHash(h, op.String()) }
 func (op *gapOp) Hashcode() uint32      { return hashOf(op.String()) }
 func (op *gapOp) DiffWRT(int) []bool    { return []bool{true} }
 func (op *gapOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error) {
-	if op.bf16 {
-		return nil, fmt.Errorf("nn: %s: no gradient: a bf16 chain is for inference", op)
+	block := op.block
+	if op.bf16 { // the gradient of a bf16 chain value: float32 blocked
+		block = CPU().Block
 	}
-	dx, err := G.ApplyOp(&gapGradOp{shape: op.shape, block: op.block}, grad)
+	dx, err := G.ApplyOp(&gapGradOp{shape: op.shape, block: block}, grad)
 	if err != nil {
 		return nil, fmt.Errorf("nn: GlobalAvgPool gradient: %w", err)
 	}
