@@ -3,7 +3,10 @@ package nn
 import (
 	"math"
 	"math/rand"
+	"runtime"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	G "gorgonia.org/gorgonia"
 )
@@ -158,5 +161,76 @@ func TestExecutorPoolParts(t *testing.T) {
 			t.Errorf("run %d: pool %d bytes, want at most %d (c and d as parts of a's buffer)", run, st.PoolBytes, limit)
 		}
 		t.Logf("run %d: %+v", run, st)
+	}
+}
+
+// TestExecutorFreesGrownBuffers runs a stage with small intermediates and
+// then one sharing its pool whose values are too large for them: the second
+// grows the first's free buffers, and their old memory must become garbage
+// at once (no header or value of either executor still pointing at it) and
+// be collected during the run once collectDropped bytes were given up.
+func TestExecutorFreesGrownBuffers(t *testing.T) {
+	defer func(v int64) { collectDropped = v }(collectDropped)
+	collectDropped = 1
+	rng := rand.New(rand.NewSource(4))
+	must := mustNode(t)
+	g := G.NewGraph()
+	param := func(name string, shape ...int) *G.Node { return randParam(g, rng, name, shape...) }
+	x := param("x", 10, 16)
+	out1 := must(Linear(must(ReLU(must(Linear(x, param("w1", 64, 16), nil)))), param("w2", 8, 64), nil))
+	in2 := param("in2", 10, 8)
+	out2 := must(Linear(must(ReLU(must(Linear(in2, param("w3", 4000, 8), nil)))), param("w4", 4, 4000), nil))
+	e1, err := NewExecutor(g, out1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e1.Close()
+	e2, err := NewExecutor(g, out2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	if err := e2.SharePool(e1); err != nil {
+		t.Fatal(err)
+	}
+	if err := e1.Run(); err != nil {
+		t.Fatal(err)
+	}
+	var collected atomic.Int32
+	old := map[*poolBuf]*float32{}
+	for _, b := range e1.pool.bufs {
+		if b.free() && b.parent == nil && b.carved == 0 {
+			old[b] = &b.data[0]
+			runtime.SetFinalizer(&b.data[0], func(*float32) { collected.Add(1) })
+		}
+	}
+	if len(old) == 0 {
+		t.Fatal("stage 1 left no free buffer")
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	forced := ms.NumForcedGC
+	if err := e2.Run(); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&ms)
+	if ms.NumForcedGC == forced {
+		t.Error("stage 2 gave up buffers and ran no garbage collection")
+	}
+	grown := 0
+	for b, p := range old {
+		if &b.data[0] != p {
+			grown++
+		}
+	}
+	if grown == 0 {
+		t.Fatal("stage 2 grew none of stage 1's free buffers")
+	}
+	for i := 0; i < 100 && int(collected.Load()) < grown; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if n := int(collected.Load()); n < grown {
+		t.Errorf("%d of the %d grown buffers' old memory collected", n, grown)
 	}
 }
