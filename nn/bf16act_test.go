@@ -290,38 +290,14 @@ func TestBF16ChainGrad(t *testing.T) {
 		if bf16 {
 			to = ToBlockedBF16
 		}
-		xb, err := to(x)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y1, err := Conv2dBN(xb, pw1, node("scale1", sc1, mid), psh1, nil, o3, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y2, err := Conv2dFused(y1, pw2, pb2, xb, o, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		mean, err := GlobalAvgPoolBlocked(y2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		y1n, err := FromBlocked(y1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		l1, err := G.Sum(G.Must(G.HadamardProd(mean, node("r1", r1, n, c))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		l2, err := G.Sum(G.Must(G.HadamardProd(y1n, node("r2", r2, n, mid, h, w))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		loss, err := G.Add(l1, l2)
-		if err != nil {
-			t.Fatal(err)
-		}
+		must := mustNode(t)
+		xb := must(to(x))
+		y1 := must(Conv2dBN(xb, pw1, node("scale1", sc1, mid), psh1, nil, o3, true))
+		y2 := must(Conv2dFused(y1, pw2, pb2, xb, o, true))
+		mean := must(GlobalAvgPoolBlocked(y2))
+		l1 := must(G.Sum(G.Must(G.HadamardProd(mean, node("r1", r1, n, c)))))
+		l2 := must(G.Sum(G.Must(G.HadamardProd(must(FromBlocked(y1)), node("r2", r2, n, mid, h, w)))))
+		loss := must(G.Add(l1, l2))
 		wrt := []*G.Node{x, pw1, psh1, pw2, pb2}
 		grads, err := G.Grad(loss, wrt...)
 		if err != nil {

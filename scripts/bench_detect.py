@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Detector benchmarks, Go next to torch: issue 12's speed and memory targets.
 
-Usage: /usr/bin/python3 scripts/bench_detect.py [--iters N] [--threads T]
+Usage: /usr/bin/python3 scripts/bench_detect.py [--iters N] [--threads T] [--torch-malloc default|keep]
            [--case NAME ...] [--fpn-dir DIR] [--flop-per-cycle F]
 
 Cases (one process per case and side, torch first, then Go, never at the same
@@ -73,8 +73,26 @@ def go_bench(pkg, name, iters, threads, env_extra, flops=True):
     return r
 
 
-def torch_script(args):
-    out = subprocess.run([PY] + args, cwd=ROOT, check=True, capture_output=True, text=True).stdout
+# torch_env's glibc settings for --torch-malloc keep: no mmap for large
+# blocks and no trimming, so that torch's allocator keeps the memory it frees
+# instead of handing it to the kernel and faulting it in again on the next
+# step (on machines where a page fault is slow, 2026-12-03: 7-13 us per 4 KiB
+# page, torch's R101-C4 steps took 2-4x as long with glibc's defaults; its
+# peak RSS grows instead).
+MALLOC_KEEP = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "100000000000"}
+
+
+def torch_env(malloc):
+    """The environment of torch's side: glibc's defaults (malloc "default")
+    or MALLOC_KEEP (malloc "keep")."""
+    if malloc not in ("default", "keep"):
+        raise SystemExit("--torch-malloc: %r, want default or keep" % malloc)
+    return dict(os.environ, **(MALLOC_KEEP if malloc == "keep" else {}))
+
+
+def torch_script(args, malloc="default"):
+    out = subprocess.run([PY] + args, cwd=ROOT, env=torch_env(malloc), check=True, capture_output=True,
+                         text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return {"s": r["ms_mean"] / 1000, "cpu": r["cpu_s_per_image"], "mb": r["peak_rss_mb"], "flops": r["flops"]}
 
@@ -95,11 +113,11 @@ def run_case(case, a, state):
             state["fpn"] = fpn_dir(a.fpn_dir)
         d = state["fpn"][0]
         t = torch_script(["checkpoint/testdata/bench_tv_fpn.py", d, "--iters", str(a.iters),
-                          "--threads", str(a.threads)])
+                          "--threads", str(a.threads)], a.torch_malloc)
         g = go_bench("checkpoint", "BenchmarkDetectFPN", a.iters, a.threads, {"RESDET_TVFPN_DIR": d})
     else:
         t = torch_script(["detection/testdata/bench_d2_c4.py", "--height", "800", "--width", "1333",
-                          "--iters", str(a.iters), "--threads", str(a.threads)])
+                          "--iters", str(a.iters), "--threads", str(a.threads)], a.torch_malloc)
         g = go_bench("detection", "BenchmarkDetectD2C4", a.iters, a.threads, {})
     return t, g
 
@@ -117,6 +135,10 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--case", nargs="*", default=CASES, choices=CASES)
+    ap.add_argument("--torch-malloc", default="default", choices=["default", "keep"],
+                    help="glibc settings of torch's side: its defaults, or keep (no mmap, no trim: "
+                         "freed memory is reused, not faulted in again; faster where page faults are "
+                         "slow, larger peak RSS)")
     ap.add_argument("--fpn-dir", help="a folder gen_tv_fpn.py --arch v1 --min-size 800 --max-size 1333 wrote "
                                       "(default: generated into a temporary folder)")
     ap.add_argument("--flop-per-cycle", type=float, default=64, help="fp32 FLOP per cycle and core (see above)")
@@ -124,6 +146,7 @@ def main():
     peak = a.threads * cpu_mhz() / 1000 * a.flop_per_cycle
     print("fp32 peak: %d threads x %.2f GHz x %g FLOP/cycle = %.0f GFLOP/s" % (
         a.threads, cpu_mhz() / 1000, a.flop_per_cycle, peak))
+    print("torch's glibc malloc: %s" % a.torch_malloc)
     print("%-20s %7s %7s | %7s %7s %5s | %7s %7s %5s | %6s %6s %5s | %6s %6s %5s %5s" % (
         "case", "go GF", "th GF", "go s", "torch s", "ratio", "go cpu", "th cpu", "ratio",
         "go MB", "th MB", "ratio", "go GF/s", "th GF/s", "go %", "th %"))

@@ -2,7 +2,7 @@
 """Training-step benchmarks, Go next to torch: issue 13's R50-FPN target and
 issue 14's fp32 memory target.
 
-Usage: /usr/bin/python3 scripts/bench_train.py [--iters N] [--threads T] [--case NAME ...]
+Usage: /usr/bin/python3 scripts/bench_train.py [--iters N] [--threads T] [--case NAME ...] [--torch-malloc default|keep]
 
 Cases (one process per case and side, torch first, then Go, never at the same
 time, so that the peak RSS is per case):
@@ -33,16 +33,17 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_detect import PY, ROOT, go_bench  # noqa: E402
+from bench_detect import PY, ROOT, go_bench, torch_env  # noqa: E402
 
 CASES = {"r101_c4_600x800": ("r101_c4", "BenchmarkTrainStepR101"),
          "r101_c4_600x800_bf16": ("r101_c4", "BenchmarkTrainStepR101BF16"),
          "r50_fpn_800x1333": ("r50_fpn", "BenchmarkTrainStepFPN")}
 
 
-def torch_train(case, iters, threads):
+def torch_train(case, iters, threads, malloc):
     out = subprocess.run([PY, "scripts/bench_train_torchvision.py", case, "--iters", str(iters),
-                          "--threads", str(threads)], cwd=ROOT, check=True, capture_output=True, text=True).stdout
+                          "--threads", str(threads)], cwd=ROOT, env=torch_env(malloc), check=True,
+                         capture_output=True, text=True).stdout
     r = json.loads(out.strip().splitlines()[-1])
     return {"s": r["s_per_iter"], "cpu": r["cpu_s_per_iter"], "mb": r["peak_rss_mb"]}
 
@@ -52,14 +53,17 @@ def main():
     ap.add_argument("--iters", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--case", nargs="*", default=list(CASES), choices=list(CASES))
+    ap.add_argument("--torch-malloc", default="default", choices=["default", "keep"],
+                    help="as in scripts/bench_detect.py")
     a = ap.parse_args()
     print("%-18s | %7s %7s %5s | %7s %7s %5s | %6s %6s %5s" % (
         "case", "go s", "torch s", "ratio", "go cpu", "th cpu", "ratio", "go MB", "th MB", "ratio"))
+    print("torch's glibc malloc: %s" % a.torch_malloc)
     torch = {}  # torch's figures per torch case: the bf16 case compares with the fp32 run
     for case in a.case:
         tcase, bench = CASES[case]
         if tcase not in torch:
-            torch[tcase] = torch_train(tcase, a.iters, a.threads)
+            torch[tcase] = torch_train(tcase, a.iters, a.threads, a.torch_malloc)
         t = torch[tcase]
         try:
             g = go_bench("detection", bench, a.iters, a.threads, {}, flops=False)
