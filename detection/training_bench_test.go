@@ -21,7 +21,7 @@ import (
 // alone in its process). The torchvision side is
 // scripts/bench_train_torchvision.py r101_c4; scripts/bench_train.py (make
 // bench-train) runs both sides and prints the ratios.
-func BenchmarkTrainStepR101(b *testing.B) { benchTrainStepR101(b, nn.PrecisionFP32) }
+func BenchmarkTrainStepR101(b *testing.B) { benchTrainStepR101(b, nn.PrecisionFP32, 800) }
 
 // BenchmarkTrainStepR101BF16 is BenchmarkTrainStepR101 in mixed precision
 // (TrainBuild.Precision bf16: convolutions forward and backward in bf16,
@@ -34,17 +34,30 @@ func BenchmarkTrainStepR101(b *testing.B) { benchTrainStepR101(b, nn.PrecisionFP
 func BenchmarkTrainStepR101BF16(b *testing.B) {
 	_, err := nn.PrecisionBF16.ResolveTraining()
 	testutil.BF16(b, err)
-	benchTrainStepR101(b, nn.PrecisionBF16)
+	benchTrainStepR101(b, nn.PrecisionBF16, 800)
 }
 
-func benchTrainStepR101(b *testing.B, p nn.Precision) {
+// BenchmarkTrainStepR101At1000 and BenchmarkTrainStepR101At1000BF16 are
+// the two above on a 600x1000 image, the size of issue 14's time target;
+// their torch counterpart is scripts/bench_train_torchvision.py
+// r101_c4_1000.
+func BenchmarkTrainStepR101At1000(b *testing.B) { benchTrainStepR101(b, nn.PrecisionFP32, 1000) }
+
+func BenchmarkTrainStepR101At1000BF16(b *testing.B) {
+	_, err := nn.PrecisionBF16.ResolveTraining()
+	testutil.BF16(b, err)
+	benchTrainStepR101(b, nn.PrecisionBF16, 1000)
+}
+
+// benchTrainStepR101 runs the R101-C4 step on a 600 x width image.
+func benchTrainStepR101(b *testing.B, p nn.Precision, width int) {
 	cfg := DefaultConfig("r101-c4", DefaultClassNames(20))
 	m, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), FreezeAt: 2, Precision: p})
 	if err != nil {
 		b.Fatal(err)
 	}
 	benchScaleLastBN(b, m)
-	img := benchTrainImage(800, 600, rand.New(rand.NewSource(2)),
+	img := benchTrainImage(width, 600, rand.New(rand.NewSource(2)),
 		[]box.Box{{X1: 50, Y1: 60, X2: 300, Y2: 400}, {X1: 400, Y1: 100, X2: 700, Y2: 300}, {X1: 200, Y1: 350, X2: 450, Y2: 580}},
 		[]int{3, 7, 12})
 	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)

@@ -13,6 +13,9 @@ time, so that the peak RSS is per case):
                      step (issue 14: <= 0.5x on AMX). Go:
                      BenchmarkTrainStepR101BF16; skipped (a line saying so)
                      on a CPU without bf16 instructions.
+  r101_c4_600x1000, r101_c4_600x1000_bf16  the same two on a 600x1000 image, the
+                     size of issue 14's time target (bf16 <= 0.5x torch's
+                     fp32 step on AMX).
   r50_fpn_800x1333   torchvision's fasterrcnn_resnet50_fpn v1 (frozen BN,
                      trainable_backbone_layers=3), 91 classes, one 800x1333
                      image. Go: BenchmarkTrainStepFPN.
@@ -37,6 +40,8 @@ from bench_detect import PY, ROOT, go_bench, torch_env  # noqa: E402
 
 CASES = {"r101_c4_600x800": ("r101_c4", "BenchmarkTrainStepR101"),
          "r101_c4_600x800_bf16": ("r101_c4", "BenchmarkTrainStepR101BF16"),
+         "r101_c4_600x1000": ("r101_c4_1000", "BenchmarkTrainStepR101At1000"),
+         "r101_c4_600x1000_bf16": ("r101_c4_1000", "BenchmarkTrainStepR101At1000BF16"),
          "r50_fpn_800x1333": ("r50_fpn", "BenchmarkTrainStepFPN")}
 
 
@@ -56,9 +61,9 @@ def main():
     ap.add_argument("--torch-malloc", default="default", choices=["default", "keep"],
                     help="as in scripts/bench_detect.py")
     a = ap.parse_args()
+    print("torch's glibc malloc: %s" % a.torch_malloc)
     print("%-18s | %7s %7s %5s | %7s %7s %5s | %6s %6s %5s" % (
         "case", "go s", "torch s", "ratio", "go cpu", "th cpu", "ratio", "go MB", "th MB", "ratio"))
-    print("torch's glibc malloc: %s" % a.torch_malloc)
     torch = {}  # torch's figures per torch case: the bf16 case compares with the fp32 run
     for case in a.case:
         tcase, bench = CASES[case]

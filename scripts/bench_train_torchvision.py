@@ -53,7 +53,7 @@ def scale_last_bn(r):
             m.bn3.weight.fill_(0.1)
 
 
-def r101_c4():
+def r101_c4(width=800):
     r = torchvision.models.resnet101(weights=None, norm_layer=FrozenBatchNorm2d)
     scale_last_bn(r)
     body = torch.nn.Sequential(r.conv1, r.bn1, r.relu, r.maxpool, r.layer1, r.layer2, r.layer3)
@@ -66,10 +66,10 @@ def r101_c4():
         box_roi_pool=MultiScaleRoIAlign(["0"], 14, sampling_ratio=0),
         box_head=Res5Head(r.layer4), box_predictor=FastRCNNPredictor(2048, 21),
         min_size=600, max_size=1000)
-    img = torch.randn(3, 600, 800)
+    img = torch.randn(3, 600, width)
     tgt = {"boxes": torch.tensor([[50., 60., 300., 400.], [400., 100., 700., 300.], [200., 350., 450., 580.]]),
            "labels": torch.tensor([3, 7, 12])}
-    return model, img, tgt, "R101-C4 600x800"
+    return model, img, tgt, "R101-C4 600x%d" % width
 
 
 def r50_fpn():
@@ -84,7 +84,7 @@ def r50_fpn():
     return model, img, tgt, "R50-FPN 800x1333"
 
 
-CASES = {"r101_c4": r101_c4, "r50_fpn": r50_fpn}
+CASES = {"r101_c4": r101_c4, "r101_c4_1000": lambda: r101_c4(1000), "r50_fpn": r50_fpn}
 
 
 def main():
