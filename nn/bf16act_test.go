@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"fmt"
 	"math"
 	"math/rand"
 	"strings"
@@ -369,5 +370,94 @@ func TestBF16ChainErrors(t *testing.T) {
 	}
 	if _, err := ToBlockedBF16(xb); err == nil {
 		t.Errorf("ToBlockedBF16 of a BFloat16 node: no error")
+	}
+}
+
+// TestConvReLUGradBF16 checks the bf16 chain's ReLU gradient against a
+// direct evaluation, element by element, on shapes with several channel
+// blocks and several position tiles (the last one partial), with y holding
+// the bf16 values where the mask is decided by the bits: +0, -0, the
+// smallest positive and negative subnormals, +Inf, -Inf and NaNs. Both
+// into a new tensor and in place (UnsafeDo, the executor's way).
+func TestConvReLUGradBF16(t *testing.T) {
+	special := []uint16{0x0000, 0x8000, 0x0001, 0x8001, 0x7f80, 0xff80, 0x7fc0, 0xffc0, 0x3f80, 0xbf80}
+	for _, tc := range []struct{ n, c, h, w, block int }{
+		{1, 16, 3, 5, 16},
+		{2, 512, 13, 11, 16}, // 64 positions a tile: 3 tiles, the last partial
+		{3, 1024, 7, 7, 8},
+	} {
+		t.Run(fmt.Sprintf("%dx%dx%dx%d_b%d", tc.n, tc.c, tc.h, tc.w, tc.block), func(t *testing.T) {
+			n, c, hw, b := tc.n, tc.c, tc.h*tc.w, tc.block
+			shape := []int{n, c, tc.h, tc.w}
+			rng := rand.New(rand.NewSource(int64(c)))
+			yb := make([]uint16, n*c*hw) // channels-last: ((i*hw + p)*c + ch)
+			for k := range yb {
+				if rng.Intn(4) == 0 {
+					yb[k] = special[rng.Intn(len(special))]
+				} else {
+					yb[k] = uint16(math.Float32bits(float32(rng.NormFloat64())) >> 16)
+				}
+			}
+			dy := randSlice(rng, n*c*hw) // nChw<b>c: (((i*c/b + cb)*hw + p)*b + j)
+			want := make([]float32, len(dy))
+			for i := 0; i < n; i++ {
+				for ch := 0; ch < c; ch++ {
+					for p := 0; p < hw; p++ {
+						k := ((i*c/b+ch/b)*hw+p)*b + ch%b
+						if math.Float32frombits(uint32(yb[(i*hw+p)*c+ch])<<16) > 0 {
+							want[k] = dy[k]
+						}
+					}
+				}
+			}
+			op := convReLUGradBF16Op{shape: [4]int(shape), block: b}
+			for _, inPlace := range []bool{false, true} {
+				yt := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]uint16(nil), yb...)))
+				dyt := tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float32(nil), dy...)))
+				var got G.Value
+				var err error
+				if inPlace {
+					got, err = op.UnsafeDo(dyt, yt)
+				} else {
+					got, err = op.Do(dyt, yt)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				gd := got.Data().([]float32)
+				if inPlace && &gd[0] != &dyt.Float32s()[0] {
+					t.Error("UnsafeDo did not write into dy")
+				}
+				for k := range want {
+					if math.Float32bits(gd[k]) != math.Float32bits(want[k]) {
+						t.Fatalf("in place %v: dx[%d] = %v, want %v", inPlace, k, gd[k], want[k])
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestPositiveMask checks the branch-free ReLU masks against v > 0: every
+// bf16 value, and float32 values at the edges (zeros, subnormals, the
+// largest finite values, infinities, NaNs, the int32 wrap-around at -0)
+// plus a stride through all 2^32 bit patterns.
+func TestPositiveMask(t *testing.T) {
+	for h := 0; h < 1<<16; h++ {
+		want := math.Float32frombits(uint32(h)<<16) > 0
+		if got := positiveMaskBF16(uint16(h)); got != map[bool]uint32{true: ^uint32(0), false: 0}[want] {
+			t.Fatalf("positiveMaskBF16(%#04x) = %#x, want all ones %v", h, got, want)
+		}
+	}
+	bits := []uint32{0, 1, 0x007fffff, 0x00800000, 0x7f7fffff, 0x7f800000, 0x7f800001, 0x7fc00000, 0x7fffffff,
+		0x80000000, 0x80000001, 0xff800000, 0xffc00000, 0xffffffff}
+	for b := uint64(0); b < 1<<32; b += 65537 {
+		bits = append(bits, uint32(b))
+	}
+	for _, b := range bits {
+		want := math.Float32frombits(b) > 0
+		if got := positiveMask(math.Float32frombits(b)); got != map[bool]uint32{true: ^uint32(0), false: 0}[want] {
+			t.Fatalf("positiveMask(bits %#08x) = %#x, want all ones %v", b, got, want)
+		}
 	}
 }

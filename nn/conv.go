@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"hash"
 	"hash/fnv"
+	"math"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -814,11 +815,7 @@ func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 	parallelFor(len(dx)/4096+1, func(lo, hi int) {
 		lo, hi = lo*4096, min(hi*4096, len(dx))
 		for i := lo; i < hi; i++ {
-			if y[i] > 0 {
-				dx[i] = dy[i]
-			} else {
-				dx[i] = 0
-			}
+			dx[i] = math.Float32frombits(math.Float32bits(dy[i]) & positiveMask(y[i]))
 		}
 	})
 	return out, nil
@@ -826,6 +823,24 @@ func (op convReLUGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 func (op convReLUGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convReLUGradOp) Hashcode() uint32      { return convHash(op) }
 func (op convReLUGradOp) String() string        { return fmt.Sprintf("Conv2dReLUGrad{%v}", op.shape) }
+
+// positiveMask returns all ones if v > 0 and zero otherwise (zeros and NaNs
+// included), without a branch: ReLU masks are random, and a branch on them
+// mispredicts about half the time. v > 0 holds for the bit patterns 1 to
+// 0x7f800000 (+Inf); below them lies +0, above them the NaNs and, as int32,
+// every value with the sign set is negative (-0 wraps to the largest int32
+// in the first term and is caught by the second).
+func positiveMask(v float32) uint32 {
+	b := int32(math.Float32bits(v))
+	return ^uint32(((b - 1) | (0x7f800000 - b)) >> 31)
+}
+
+// positiveMaskBF16 is positiveMask of a bf16 value h: positive for 1 to
+// 0x7f80.
+func positiveMaskBF16(h uint16) uint32 {
+	b := int32(h)
+	return ^uint32(((b - 1) | (0x7f80 - b)) >> 31)
+}
 
 // convReLUGradBF16Op computes dy * (y > 0) for the output y of a
 // convolution in a bf16 chain: inputs dy [N, C, H, W] (float32,
@@ -876,21 +891,25 @@ func (op convReLUGradBF16Op) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.V
 	y := bf16Of(yw, n*c*hw)
 	// dx may be dy itself (UnsafeDo): each element reads dy[i] before
 	// writing dx[i]. Run (n, cb) of dy is [hw, b]; its element (p, j) is
-	// channel cb*b+j at position p, y[(n*hw + p)*c + cb*b + j].
+	// channel cb*b+j at position p, y[(n*hw + p)*c + cb*b + j]. The work
+	// goes in tiles of positions whose y rows (about 64 KiB) stay in cache
+	// while every channel block reads them.
 	out, dx := convOut(prealloc, op.shape[:])
 	cbs := c / b
-	parallelFor(n*cbs, func(lo, hi int) {
+	tile := max(1, (64<<10)/(2*c))
+	tiles := (hw + tile - 1) / tile
+	parallelFor(n*tiles, func(lo, hi int) {
 		for q := lo; q < hi; q++ {
-			i, cb := q/cbs, q%cbs
-			d, g := dx[q*hw*b:(q+1)*hw*b], dy[q*hw*b:(q+1)*hw*b]
-			for p := 0; p < hw; p++ {
-				ys := y[(i*hw+p)*c+cb*b : (i*hw+p)*c+cb*b+b]
-				for j, h := range ys {
-					// Positive bf16: sign clear, not zero, at most +Inf.
-					if h != 0 && h <= 0x7f80 {
-						d[p*b+j] = g[p*b+j]
-					} else {
-						d[p*b+j] = 0
+			i, p0 := q/tiles, q%tiles*tile
+			p1 := min(p0+tile, hw)
+			for cb := 0; cb < cbs; cb++ {
+				base := (i*cbs + cb) * hw * b
+				d, g := dx[base+p0*b:base+p1*b], dy[base+p0*b:base+p1*b]
+				for p := p0; p < p1; p++ {
+					ys := y[(i*hw+p)*c+cb*b : (i*hw+p)*c+cb*b+b]
+					dp, gp := d[(p-p0)*b:(p-p0+1)*b], g[(p-p0)*b:(p-p0+1)*b]
+					for j, h := range ys {
+						dp[j] = math.Float32frombits(math.Float32bits(gp[j]) & positiveMaskBF16(h))
 					}
 				}
 			}
