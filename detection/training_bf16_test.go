@@ -44,9 +44,8 @@ func trainBF16OK(t *testing.T) {
 // the bf16 chain also stores every convolution's output in bf16 (the
 // residual stream included): R18-C4 losses within 1.0e-3, gradients mean
 // 1.7e-2, worst 5.6e-2; R50-DC5 losses within 8.3e-5, gradients mean
-// 4.9e-2, worst 0.12. A
-// fp32 step on the same images with 1 % of their pixels redrawn must fail
-// both gradient bounds.
+// 4.9e-2, worst 0.12. A fp32 step on the same images with 1 % of their
+// pixels redrawn must fail both gradient bounds.
 func TestTrainerBF16Step(t *testing.T) {
 	trainBF16OK(t)
 	for _, tc := range []struct {
