@@ -443,9 +443,15 @@ func TestConvReLUGradBF16(t *testing.T) {
 // largest finite values, infinities, NaNs, the int32 wrap-around at -0)
 // plus a stride through all 2^32 bit patterns.
 func TestPositiveMask(t *testing.T) {
+	mask := func(positive bool) uint32 {
+		if positive {
+			return ^uint32(0)
+		}
+		return 0
+	}
 	for h := 0; h < 1<<16; h++ {
 		want := math.Float32frombits(uint32(h)<<16) > 0
-		if got := positiveMaskBF16(uint16(h)); got != map[bool]uint32{true: ^uint32(0), false: 0}[want] {
+		if got := positiveMaskBF16(uint16(h)); got != mask(want) {
 			t.Fatalf("positiveMaskBF16(%#04x) = %#x, want all ones %v", h, got, want)
 		}
 	}
@@ -456,7 +462,7 @@ func TestPositiveMask(t *testing.T) {
 	}
 	for _, b := range bits {
 		want := math.Float32frombits(b) > 0
-		if got := positiveMask(math.Float32frombits(b)); got != map[bool]uint32{true: ^uint32(0), false: 0}[want] {
+		if got := positiveMask(math.Float32frombits(b)); got != mask(want) {
 			t.Fatalf("positiveMask(bits %#08x) = %#x, want all ones %v", b, got, want)
 		}
 	}

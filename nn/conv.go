@@ -835,11 +835,10 @@ func positiveMask(v float32) uint32 {
 	return ^uint32(((b - 1) | (0x7f800000 - b)) >> 31)
 }
 
-// positiveMaskBF16 is positiveMask of a bf16 value h: positive for 1 to
-// 0x7f80.
+// positiveMaskBF16 is positiveMask of the bf16 value h (a float32's top
+// half).
 func positiveMaskBF16(h uint16) uint32 {
-	b := int32(h)
-	return ^uint32(((b - 1) | (0x7f80 - b)) >> 31)
+	return positiveMask(math.Float32frombits(uint32(h) << 16))
 }
 
 // convReLUGradBF16Op computes dy * (y > 0) for the output y of a
