@@ -2,7 +2,7 @@
 """Detector benchmarks, Go next to torch: issue 12's speed and memory targets.
 
 Usage: /usr/bin/python3 scripts/bench_detect.py [--iters N] [--threads T] [--torch-malloc default|keep]
-           [--case NAME ...] [--fpn-dir DIR] [--flop-per-cycle F]
+           [--case NAME ...] [--fpn-dir DIR] [--c4-dir DIR] [--flop-per-cycle F]
 
 Cases (one process per case and side, torch first, then Go, never at the same
 time, so that the peak RSS is per case):
@@ -12,6 +12,16 @@ time, so that the peak RSS is per case):
                         800/1333: the same weights and image on both sides).
                         torch: checkpoint/testdata/bench_tv_fpn.py; Go:
                         BenchmarkDetectFPN (checkpoint).
+  r101_c4_800x1333      our C4 construction (issue 6's: torchvision's FasterRCNN on
+                        a ResNet-101 trunk with the res5 box head), 80 classes,
+                        seeded random weights and a 1333x800 PNG written by
+                        detection/testdata/gen_fasterrcnn.py (frozen BN
+                        calibrated on it; the RPN keeps 233 proposals), read,
+                        transformed and detected as `detect` does. torch:
+                        cmd/detect/testdata/bench_torchvision.py; Go:
+                        BenchmarkDetect/align (cmd/detect).
+  r101_c4_800x1333_bf16 the same, Go in bf16 (BenchmarkDetect/align-bf16; skipped
+                        on a CPU without bf16) beside torch's fp32 run.
   d2_r101_c4_800x1333   Detectron2's R101-C4 construction, 80 classes, random
                         weights, one blank 1333x800 input (no padding), which
                         keeps 1000 proposals on both sides. torch:
@@ -56,7 +66,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
 
-CASES = ["tv_r50_fpn_800x1333", "d2_r101_c4_800x1333", "d2_r101_c4_800x1333_bf16", "d2_r101_c4_800x1333_bf16_vs_bf16"]
+CASES = ["tv_r50_fpn_800x1333", "r101_c4_800x1333", "r101_c4_800x1333_bf16", "d2_r101_c4_800x1333", "d2_r101_c4_800x1333_bf16", "d2_r101_c4_800x1333_bf16_vs_bf16"]
 
 
 def go_bench(pkg, name, iters, threads, env_extra, flops=True):
@@ -105,24 +115,41 @@ def torch_script(args, malloc="default"):
     return {"s": r["ms_mean"] / 1000, "cpu": r["cpu_s_per_image"], "mb": r["peak_rss_mb"], "flops": r["flops"]}
 
 
-def fpn_dir(given):
+def generated_dir(given, what, script):
+    """Returns (folder, temporary folder or None): given, or a temporary
+    folder script (a list: the generator and its arguments after the
+    folder) writes."""
     if given:
         return given, None
-    tmp = tempfile.TemporaryDirectory(prefix="resdet-bench-fpn-")
-    print("generating the FPN weights and image (gen_tv_fpn.py, a few minutes) in %s" % tmp.name, flush=True)
-    subprocess.run([PY, "checkpoint/testdata/gen_tv_fpn.py", tmp.name, "--arch", "v1", "--min-size", "800",
-                    "--max-size", "1333"], cwd=ROOT, check=True, capture_output=True)
+    tmp = tempfile.TemporaryDirectory(prefix="resdet-bench-")
+    print("generating the %s weights and image (%s, a few minutes) in %s" % (what, script[0], tmp.name), flush=True)
+    subprocess.run([PY, script[0], tmp.name] + script[1:], cwd=ROOT, check=True, capture_output=True)
     return tmp.name, tmp
+
+
+FPN_GEN = ["checkpoint/testdata/gen_tv_fpn.py", "--arch", "v1", "--min-size", "800", "--max-size", "1333"]
+C4_GEN = ["detection/testdata/gen_fasterrcnn.py", "--depth", "101", "--classes", "80", "--image", "1333x800",
+          "--min-size", "800", "--max-size", "1333", "--seed", "2"]
 
 
 def run_case(case, a, state):
     if case == "tv_r50_fpn_800x1333":
         if "fpn" not in state:
-            state["fpn"] = fpn_dir(a.fpn_dir)
+            state["fpn"] = generated_dir(a.fpn_dir, "FPN", FPN_GEN)
         d = state["fpn"][0]
         t = torch_script(["checkpoint/testdata/bench_tv_fpn.py", d, "--iters", str(a.iters),
                           "--threads", str(a.threads)], a.torch_malloc)
         g = go_bench("checkpoint", "BenchmarkDetectFPN", a.iters, a.threads, {"RESDET_TVFPN_DIR": d})
+    elif case.startswith("r101_c4_"):
+        if "c4" not in state:
+            state["c4"] = generated_dir(a.c4_dir, "C4", C4_GEN)
+        d = state["c4"][0]
+        if "c4 torch" not in state:  # the bf16 case compares with the fp32 case's torch run
+            state["c4 torch"] = torch_script(["cmd/detect/testdata/bench_torchvision.py", d, "--iters",
+                                              str(a.iters), "--threads", str(a.threads)], a.torch_malloc)
+        t = state["c4 torch"]
+        bench = "BenchmarkDetect/align-bf16" if case.endswith("_bf16") else "BenchmarkDetect/align"
+        g = go_bench("cmd/detect", bench, a.iters, a.threads, {"RESDET_FRCNN_DIR": d})
     else:
         args = ["detection/testdata/bench_d2_c4.py", "--height", "800", "--width", "1333",
                 "--iters", str(a.iters), "--threads", str(a.threads)]
@@ -156,6 +183,8 @@ def main():
                          "slow, larger peak RSS)")
     ap.add_argument("--fpn-dir", help="a folder gen_tv_fpn.py --arch v1 --min-size 800 --max-size 1333 wrote "
                                       "(default: generated into a temporary folder)")
+    ap.add_argument("--c4-dir", help="a folder gen_fasterrcnn.py %s wrote (default: generated into a "
+                                     "temporary folder)" % " ".join(C4_GEN[1:]))
     ap.add_argument("--flop-per-cycle", type=float, default=64, help="fp32 FLOP per cycle and core (see above)")
     a = ap.parse_args()
     peak = a.threads * cpu_mhz() / 1000 * a.flop_per_cycle
@@ -181,9 +210,10 @@ def main():
                 g["cpu"] / t["cpu"], g["mb"], t["mb"], g["mb"] / t["mb"], gfs, tfs,
                 100 * gfs / peak if peak else 0, 100 * tfs / peak if peak else 0), flush=True)
     finally:
-        tmp = state.get("fpn", (None, None))[1]
-        if tmp is not None:
-            tmp.cleanup()
+        for key in ("fpn", "c4"):
+            tmp = state.get(key, (None, None))[1]
+            if tmp is not None:
+                tmp.cleanup()
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"syscall"
 	"testing"
 
 	"resdet/checkpoint"
@@ -14,6 +13,7 @@ import (
 	"resdet/detection"
 	"resdet/inference"
 	"resdet/internal/testutil"
+	"resdet/nn"
 )
 
 // benchDir returns a directory written by detection/testdata/gen_fasterrcnn.py:
@@ -31,13 +31,18 @@ func benchDir(b *testing.B) string {
 
 // BenchmarkDetect times what detect does per image: read the PNG, normalise
 // and resize it (imageio), and Predict, on issue 6's construction (a
-// torchvision .pth) at VOC size (500x375 -> 800x600). It reports the peak
-// RSS of the process (weights included; run it alone for that figure) and the
-// CPU seconds per image (user+system, all threads):
+// torchvision .pth) at VOC size (500x375 -> 800x600), or at the sizes of
+// $RESDET_FRCNN_DIR's ref.json. Its cases: align and pool (the RoI op, fp32)
+// and align-bf16 (detection.Options.Precision bf16; skipped on a CPU without
+// bf16). It reports the peak RSS of the process (VmHWM, weights included;
+// run one case alone for that figure), the CPU seconds per image
+// (user+system, all threads) and GFLOP/s (Predict's convolution and linear
+// FLOPs over wall time):
 //
-//	RESDET_FRCNN_DIR=/tmp/frcnn go test ./cmd/detect -run '^$' -bench Detect/align -benchtime 5x
+//	RESDET_FRCNN_DIR=/tmp/frcnn go test ./cmd/detect -run '^$' -bench 'Detect/align$' -benchtime 5x
 //
 // The torchvision side: cmd/detect/testdata/bench_torchvision.py DIR.
+// scripts/bench_detect.py's r101_c4_800x1333 cases run both at 800x1333.
 func BenchmarkDetect(b *testing.B) {
 	dir := benchDir(b)
 	var ref struct {
@@ -58,23 +63,35 @@ func BenchmarkDetect(b *testing.B) {
 	if err := json.Unmarshal(data, &sizes); err != nil {
 		b.Fatal(err)
 	}
-	for _, op := range []string{detection.RoIOpAlign, detection.RoIOpPool} {
-		b.Run(op, func(b *testing.B) {
+	cases := []struct {
+		name, op  string
+		precision nn.Precision
+	}{
+		{"align", detection.RoIOpAlign, nn.PrecisionFP32},
+		{"pool", detection.RoIOpPool, nn.PrecisionFP32},
+		{"align-bf16", detection.RoIOpAlign, nn.PrecisionBF16},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			if c.precision == nn.PrecisionBF16 {
+				testutil.BF16(b, nn.BF16Error())
+			}
 			cfg := detection.DefaultConfig(fmt.Sprintf("r%d-c4", ref.Depth), nil)
 			cfg.Transform.MinSize, cfg.Transform.MaxSize = sizes.MinSize, sizes.MaxSize
-			cfg.RoIOp.Op = op
-			m, err := checkpoint.LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
+			cfg.RoIOp.Op = c.op
+			m, err := checkpoint.LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{Precision: c.precision})
 			if err != nil {
 				b.Fatal(err)
 			}
 			defer m.Close()
+			b.Logf("precision %s (%s); oneDNN ISA %s", m.Precision, m.Precision.Reason, nn.CPU().ISA)
 			debug.FreeOSMemory() // the loaded state dict is garbage now
 			tr := imageio.Transform{MinSize: cfg.Transform.MinSize, MaxSize: cfg.Transform.MaxSize, Norm: imageio.Normalization(cfg.Transform.Norm)}
 			img := filepath.Join(dir, "image.png")
 			if _, _, _, err := inference.DetectFile(m, tr, img, 50); err != nil { // warm-up: builds the graphs
 				b.Fatal(err)
 			}
-			cpu0 := cpuTime()
+			cpu0 := testutil.CPUSeconds()
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if _, _, _, err := inference.DetectFile(m, tr, img, 50); err != nil {
@@ -82,21 +99,7 @@ func BenchmarkDetect(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			b.ReportMetric((cpuTime()-cpu0)/float64(b.N), "CPU-s/op")
-			var ru syscall.Rusage
-			if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err == nil {
-				b.ReportMetric(float64(ru.Maxrss)/1024, "peak-RSS-MB")
-			}
+			testutil.ReportRun(b, cpu0, m.PredictFLOPs())
 		})
 	}
-}
-
-// cpuTime returns the process's user+system CPU seconds (less sensitive to
-// other processes on a shared machine than wall time).
-func cpuTime() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
 }

@@ -8,9 +8,11 @@ DIR is written by detection/testdata/gen_fasterrcnn.py (model.pth, image.png,
 ref.json give the depth, class count and sizes). Each iteration reads the PNG
 (PIL), converts it to a float tensor and runs model([x]) under no_grad, as
 `detect` reads, transforms and runs an image. One warm-up run is not timed.
-Prints one JSON line: ms per image (mean and min), CPU seconds per image
-(user+system, all threads), peak RSS of the process
-(ru_maxrss, includes the weights) and the RSS before the first run.
+The warm-up run also counts the convolution and linear FLOPs
+(scripts/torch_flops.py) and the RPN's proposals. Prints one JSON line: ms per
+image (mean and min), CPU seconds per image (user+system, all threads), peak
+RSS of the process (ru_maxrss, includes the weights), the RSS before the
+first run, the FLOPs of one image and the proposal and detection counts.
 """
 import argparse
 import json
@@ -25,6 +27,9 @@ from PIL import Image
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../detection/testdata"))
 import gen_fasterrcnn  # noqa: E402
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "../../../scripts"))
+from torch_flops import count_flops  # noqa: E402
 
 
 def rss_mb():
@@ -56,7 +61,10 @@ def main():
             return model([x])[0]
 
     before = rss_mb()
-    once()
+    proposals = []
+    hook = model.rpn.register_forward_hook(lambda mod, inp, out: proposals.append(len(out[0][0])))
+    flops = count_flops(model, once)
+    hook.remove()
     times = []
     cpu0 = time.process_time()
     for _ in range(a.iters):
@@ -67,7 +75,8 @@ def main():
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"torch": torch.__version__, "threads": a.threads, "roi_op": a.roi_op,
                       "ms_mean": 1000 * sum(times) / len(times), "ms_min": 1000 * min(times), "cpu_s_per_image": cpu,
-                      "peak_rss_mb": peak, "rss_before_mb": before, "detections": len(out["boxes"])}))
+                      "peak_rss_mb": peak, "rss_before_mb": before, "flops": flops, "proposals": proposals[0],
+                      "detections": len(out["boxes"])}))
 
 
 if __name__ == "__main__":
