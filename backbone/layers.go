@@ -427,11 +427,17 @@ func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
 }
 
 // ForwardMean applies the blocks, then the mean over H and W (global average
-// pooling). x: [N, Blocks[0].InC, H, W] (NCHW). Returns [N, Out.Channels].
-// Same values as Forward then nn.GlobalAvgPool, but a blocked stage pools
-// its blocked output directly (nn.GlobalAvgPoolBlocked): no NCHW copy of
-// the stage's output, nor of its gradient.
+// pooling). x: [N, Blocks[0].InC, H, W] (NCHW float32; or, for a stage
+// that runs as a bf16 chain (BF16Chain), a value already in the chain
+// layout, nn.BFloat16, such as ops.RoIAlignBF16's output). Returns
+// [N, Out.Channels]. Same values as Forward then nn.GlobalAvgPool, but a
+// blocked stage pools its blocked output directly
+// (nn.GlobalAvgPoolBlocked): no NCHW copy of the stage's output, nor of its
+// gradient.
 func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
+	if x.Dtype() == nn.BFloat16 && !s.BF16Chain() {
+		return nil, fmt.Errorf("backbone: %s: input %v is a bf16 chain value, but the stage does not run as a bf16 chain", s.Name, x.Shape())
+	}
 	if len(s.Blocks) == 0 || !s.Blocks[0].blocked {
 		y, err := s.forward(x, false)
 		if err != nil {
@@ -439,15 +445,26 @@ func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
 		}
 		return nn.GlobalAvgPool(y)
 	}
-	xb, err := toBlocked(x, s.Blocks[0].bf16Chain)
-	if err != nil {
-		return nil, err
+	xb := x
+	if x.Dtype() != nn.BFloat16 {
+		var err error
+		if xb, err = toBlocked(x, s.Blocks[0].bf16Chain); err != nil {
+			return nil, err
+		}
 	}
 	y, err := s.forward(xb, true)
 	if err != nil {
 		return nil, err
 	}
 	return nn.GlobalAvgPoolBlocked(y)
+}
+
+// BF16Chain reports whether the stage runs as a bf16 chain (bf16
+// convolutions with frozen BN, Config.BF16): its activations are bf16
+// channels-last between convolutions (nn.ToBlockedBF16), and ForwardMean
+// takes its input in that layout too. False for a nil stage.
+func (s *Stage) BF16Chain() bool {
+	return s != nil && len(s.Blocks) > 0 && s.Blocks[0].blocked && s.Blocks[0].bf16Chain
 }
 
 func (s *Stage) forward(x *G.Node, blk bool) (*G.Node, error) {

@@ -198,15 +198,19 @@ func buildParts(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, 
 	in := featureName(cfg.Arch)
 	spec := bb.OutputShapes()[in]
 	var box BoxHead = &Res5Head{Res5: bb.Res5()}
+	// A bf16 res5 head with frozen BN reads RoIAlign's output in its own
+	// layout.
+	pooler := &SingleLevelPooler{In: in, Op: cfg.RoIOp, BF16: cfg.RoIOp.Op == RoIOpAlign && bb.Res5().BF16Chain()}
 	if ArchDC5(cfg.Arch) {
 		box = NewFCHead(g, spec.Channels, cfg.RoIOp.Size, cfg.FCDim, rng)
+		pooler.BF16 = false
 	}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
 	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,
 		Head: NewRPNHead(g, spec.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}
 	m.RoIHeads = &RoIHeads{
 		Config:    cfg.RoIHeads,
-		Pooler:    &SingleLevelPooler{In: in, Op: cfg.RoIOp},
+		Pooler:    pooler,
 		BoxHead:   box,
 		Predictor: NewFastRCNNPredictorBoxes(g, box.OutChannels(), len(cfg.Classes)+1, cfg.RoIHeads.boxClasses(len(cfg.Classes)+1), rng),
 	}

@@ -78,6 +78,13 @@ func TestPrecisionOption(t *testing.T) {
 			if m.Backbone.Config.BF16 != tc.wantBF16 {
 				t.Errorf("backbone: BF16 %v, want %v", m.Backbone.Config.BF16, tc.wantBF16)
 			}
+			// The C4 res5 head (frozen BN: a bf16 chain) takes RoIAlign's
+			// output in the chain layout; DC5's FC head takes float32.
+			if p, ok := m.RoIHeads.Pooler.(*SingleLevelPooler); ok {
+				if want := tc.wantBF16 && !ArchDC5(tc.arch); p.BF16 != want {
+					t.Errorf("RoI pooler: BF16 %v, want %v", p.BF16, want)
+				}
+			}
 		})
 	}
 }

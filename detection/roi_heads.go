@@ -66,9 +66,15 @@ type RoIPooler interface {
 type SingleLevelPooler struct {
 	In string
 	Op RoIOpConfig
+	// BF16 (RoIAlign only) writes the pooled features in the bf16 chain
+	// layout (ops.RoIAlignBF16) for a box head that runs as a bf16 chain
+	// (Res5Head on a bf16 backbone with frozen BN): no float32 copy and no
+	// conversion between the pooler and the head.
+	BF16 bool
 }
 
-// Pool implements RoIPooler: [K, C, Op.Size, Op.Size].
+// Pool implements RoIPooler: [K, C, Op.Size, Op.Size] (float32 NCHW, or
+// with BF16 an nn.BFloat16 chain value).
 func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error) {
 	f, err := featureNamed(feats, p.In)
 	if err != nil {
@@ -79,8 +85,13 @@ func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error)
 	if p.Op.Op == RoIOpPool {
 		y, err = ops.RoIPool(f.Map, rois, ops.RoIPoolOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale})
 	} else {
-		y, err = ops.RoIAlign(f.Map, rois, ops.RoIAlignOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale,
-			SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned})
+		o := ops.RoIAlignOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale,
+			SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned}
+		if p.BF16 {
+			y, err = ops.RoIAlignBF16(f.Map, rois, o)
+		} else {
+			y, err = ops.RoIAlign(f.Map, rois, o)
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("detection: RoI %s: %w", p.Op.Op, err)

@@ -88,3 +88,27 @@ func actOut(prealloc G.Value, shape []int, bf16 bool) (*tensor.Dense, []float32)
 
 // bf16Value returns the float32 value of the bfloat16 bits h.
 func bf16Value(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// RoundBF16 returns the bfloat16 bits of x rounded to nearest, ties to
+// even, as oneDNN's float32 -> bf16 conversion rounds (ToBlockedBF16): a
+// NaN stays a quiet NaN of the same sign, infinities and values that round
+// beyond the largest bf16 become infinities. Subnormal x round like the
+// rest; oneDNN's conversion on AVX512-BF16 CPUs (vcvtneps2bf16) flushes
+// them to a zero of their sign instead, a difference below 1.2e-38.
+func RoundBF16(x float32) uint16 {
+	b := math.Float32bits(x)
+	if b&0x7fffffff > 0x7f800000 { // NaN: keep the sign and top bits, set the quiet bit
+		return uint16(b>>16) | 0x40
+	}
+	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
+}
+
+// BF16Tensor returns the output tensor of an op writing a bf16 chain value
+// (BFloat16, channels-last) of the given shape, and its values: prealloc if
+// it fits (dense, BFloat16, that shape, not a view), else a new tensor.
+// Ops outside this package that write chain values (ops.RoIAlignBF16) use
+// it so that the Executor's pooled buffers are reused.
+func BF16Tensor(prealloc G.Value, shape []int) (*tensor.Dense, []uint16) {
+	d, _ := actOut(prealloc, shape, true)
+	return d, d.Uint16s()
+}

@@ -9,6 +9,8 @@ import (
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/testutil"
 )
 
 // bf16ChainRef is a float64 model of a bf16 chain: every stored activation
@@ -464,6 +466,52 @@ func TestPositiveMask(t *testing.T) {
 		want := math.Float32frombits(b) > 0
 		if got := positiveMask(math.Float32frombits(b)); got != mask(want) {
 			t.Fatalf("positiveMask(bits %#08x) = %#x, want all ones %v", b, got, want)
+		}
+	}
+}
+
+// TestRoundBF16 checks RoundBF16 against oneDNN's conversion
+// (ToBlockedBF16) on ties to even and odd, values next to them, the
+// largest finite values (one rounds to infinity), infinities, NaNs, zeros
+// and random normal values: the bits must agree (NaNs: both NaN).
+func TestRoundBF16(t *testing.T) {
+	testutil.BF16(t, BF16Error())
+	bits := []uint32{0, 0x80000000, 0x3f808000, 0x3f818000, 0x3f808001, 0x3f807fff, 0xbf808000, 0xbf818000,
+		0x7f7fffff, 0x7f7f7fff, 0x7f7f8000, 0xff7fffff, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000,
+		0x7f800001, 0x00800000, 0x00808000, 0x00818000}
+	r := rand.New(rand.NewSource(1))
+	for len(bits) < 16*64 {
+		bits = append(bits, math.Float32bits(float32(r.NormFloat64()*math.Exp(r.NormFloat64()*10))))
+	}
+	const C = 16
+	W := len(bits) / C
+	x := make([]float32, len(bits))
+	for i, b := range bits {
+		x[i] = math.Float32frombits(b)
+	}
+	g := G.NewGraph()
+	xn := G.NewTensor(g, tensor.Float32, 4, G.WithShape(1, C, 1, W), G.WithName("x"),
+		G.WithValue(tensor.New(tensor.WithShape(1, C, 1, W), tensor.WithBacking(x))))
+	y, err := ToBlockedBF16(xn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yv G.Value
+	G.Read(y, &yv)
+	m := G.NewTapeMachine(g)
+	defer m.Close()
+	if err := m.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	dnnl := yv.(*tensor.Dense).Uint16s()
+	for c := 0; c < C; c++ {
+		for w := 0; w < W; w++ {
+			v := x[c*W+w]
+			got, want := RoundBF16(v), dnnl[w*C+c]
+			gotNaN, wantNaN := math.IsNaN(float64(bf16Value(got))), math.IsNaN(float64(bf16Value(want)))
+			if got != want && !(gotNaN && wantNaN) {
+				t.Errorf("RoundBF16(%g, bits %#08x) = %#04x, oneDNN %#04x", v, math.Float32bits(v), got, want)
+			}
 		}
 	}
 }

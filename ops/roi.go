@@ -81,7 +81,8 @@ type roiKernel interface {
 	// check returns an error for RoIs the kernel refuses (after the
 	// batch-index and finiteness checks).
 	check(op string, rois []float32, k int) error
-	forward(g roiGeom, v roiValues, out []float32)
+	// forward writes out; buf is the op's scratch (nil: allocate).
+	forward(g roiGeom, v roiValues, out []float32, buf *scratch)
 	// gradInputs lists the inputs of the gradient op, in order.
 	gradInputs() []roiInput
 	backward(g roiGeom, v roiValues, gradFeat []float32)
@@ -94,7 +95,7 @@ func applyRoI(k roiKernel, feat, rois *G.Node, oh, ow int, scale float32) (*G.No
 	if err != nil {
 		return nil, err
 	}
-	return G.ApplyOp(roiOp{g: g, k: k}, feat, rois)
+	return G.ApplyOp(roiOp{g: g, k: k, buf: new(scratch)}, feat, rois)
 }
 
 // roiShapes checks the node shapes and the options common to the RoI ops
@@ -160,8 +161,9 @@ func (g roiGeom) values(name string, k roiKernel, ins []roiInput, in []G.Value) 
 // [K, C, OH, OW].
 type roiOp struct {
 	nn.HostOp
-	g roiGeom
-	k roiKernel
+	g   roiGeom
+	k   roiKernel
+	buf *scratch // the kernel's buffer between runs
 }
 
 func (op roiOp) Arity() int { return 2 }
@@ -181,7 +183,7 @@ func (op roiOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) 
 		return nil, err
 	}
 	out, y := outTensor(prealloc, op.g.outShape())
-	op.k.forward(op.g, v, y)
+	op.k.forward(op.g, v, y, op.buf)
 	return out, nil
 }
 func (op roiOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

@@ -3,8 +3,12 @@ package ops
 import (
 	"fmt"
 	"math"
+	"sync"
 
+	"gonum.org/v1/gonum/blas/blas32"
 	G "gorgonia.org/gorgonia"
+
+	"resdet/nn"
 )
 
 // RoIAlignOpts are the parameters of RoIAlign, named as in
@@ -44,8 +48,12 @@ func (o RoIAlignOpts) String() string {
 // clamped to it. The gradient flows to feat only: rois are treated as
 // constants (approximate joint training). The forward pass is parallel over
 // RoIs, the backward pass over channels, with nn.Threads() goroutines; the
-// backward pass adds the contributions to each feature cell in the order of
-// torchvision's kernel.
+// forward pass computes torchvision's sums in its order, value for value
+// (on a channels-last copy of feat, which the op keeps between runs:
+// N*C*H*W floats), and the backward pass adds the contributions to each
+// feature cell in the order of torchvision's kernel. With non-finite
+// features the outputs may differ from torchvision's where it multiplies
+// an infinity by a zero weight.
 //
 // RoIAlign returns an error naming the shapes if feat is not 4-D, rois not
 // [K, 5] with K >= 1, or the output size or scale is not positive. When run,
@@ -190,13 +198,191 @@ func bilinear(y, x float32, h, w int, fh, fw float32) alignSample {
 }
 
 // roiAlignForward computes out [K, C, OH, OW] from feat and rois.
-func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32) {
-	hw, bins := g.H*g.W, g.OH*g.OW
+func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *scratch) {
+	bins := g.OH * g.OW
+	alignForward(g, o, feat, rois, buf, func(k, c0, c1 int, s *alignScratch) binWriter {
+		n := c1 - c0
+		if cap(s.rows) < bins*n {
+			s.rows = make([]float32, bins*n)
+		}
+		rows := s.rows[:bins*n]
+		return binWriter{
+			bin: func(bin int, v []float32, count float32) {
+				divide(v, count)
+				copy(rows[bin*n:(bin+1)*n], v)
+			},
+			done: func() {
+				// rows [bins, n] -> out[k, c0:c1, :, :]
+				transpose(out[(k*g.C+c0)*bins:(k*g.C+c1)*bins], bins, rows, n, bins, n)
+			},
+		}
+	})
+}
+
+// binWriter receives one RoI's output for a range of channels: bin(b, v,
+// count) for every bin b in order, v holding the bin's sums over its
+// samples (scratch: the writer may overwrite it, as divide does) and count
+// its sample count (the divisor), then done (if not nil).
+type binWriter struct {
+	bin  func(b int, v []float32, count float32)
+	done func()
+}
+
+// alignForward runs RoIAlign's forward pass on feat [N, C, H, W] (NCHW) and
+// rois: for each RoI k and channel range [c0, c1) it calls out for the
+// writer of the result (s is the calling goroutine's scratch), from up to
+// nn.Threads() goroutines at once. It works on a channels-last copy of
+// feat (in buf), so that a sampling point's four cells are four runs of contiguous
+// channels, combined by gonum's vector kernels (alignBins).
+func alignForward(g roiGeom, o RoIAlignOpts, feat, rois []float32, buf *scratch, out func(k, c0, c1 int, s *alignScratch) binWriter) {
+	hw := g.H * g.W
+	last := buf.take(g.N * hw * g.C)
+	defer buf.release()
+	for n := 0; n < g.N; n++ {
+		src, dst := feat[n*g.C*hw:(n+1)*g.C*hw], last[n*hw*g.C:(n+1)*hw*g.C]
+		parallelRanges(hw, func(lo, hi int) { transpose(dst[lo*g.C:hi*g.C], g.C, src[lo:], hw, g.C, hi-lo) })
+	}
+	scr := make([]alignScratch, nn.Threads())
 	roiAlignItems(g.K, g.C,
 		func(k int, buf []alignSample) alignPlan { return o.plan(rois[5*k:5*k+5], g.H, g.W, buf) },
-		func(k int, p *alignPlan, c0, c1 int) {
-			alignChannels(p, feat[p.batch*g.C*hw:(p.batch+1)*g.C*hw], out[k*g.C*bins:(k+1)*g.C*bins], hw, bins, c0, c1)
+		func(worker, k int, p *alignPlan, c0, c1 int) {
+			s := &scr[worker]
+			w := out(k, c0, c1, s)
+			alignBins(p, last[p.batch*hw*g.C:(p.batch+1)*hw*g.C], g.C, c0, c1, g.OH*g.OW, s, w.bin)
+			if w.done != nil {
+				w.done()
+			}
 		})
+}
+
+// alignScratch is one goroutine's buffers for alignBins and its writers.
+type alignScratch struct{ v, tmp, rows []float32 }
+
+// alignBins computes channels [c0, c1) of one RoI's output from its plan p
+// and src, the RoI's image channels-last ([H*W, C]), and hands each bin's
+// sums to put, with the count to divide them by.
+//
+// The arithmetic is torchvision's float32 kernel's, value for value: each
+// sample's four weighted cells are summed in order (((w0*a + w1*b) + w2*c)
+// + w3*d), each product and sum rounded to float32, the samples are added
+// to the bin's sum in order, and the sum is divided by the sample count
+// (put's part). gonum's axpy (blas32, SSE on amd64: a multiply, then an
+// add) does the first two over all channels at once. Samples outside the
+// map are skipped rather than added as zeros, and the bin's first sample
+// is summed into the bin's zeroed sum directly: both give the same sums
+// (x + 0 = x but for the sign of a zero, and a bin's sum is never -0).
+func alignBins(p *alignPlan, src []float32, C, c0, c1, bins int, s *alignScratch, put func(bin int, v []float32, count float32)) {
+	n := c1 - c0
+	if cap(s.v) < n {
+		s.v, s.tmp = make([]float32, n), make([]float32, n)
+	}
+	v, tmp := s.v[:n], s.tmp[:n]
+	ns := p.gh * p.gw
+	count := float32(max(ns, 1))
+	for bin := range bins {
+		clear(v)
+		first := true
+		for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+			if !sp.ok {
+				continue
+			}
+			acc := v
+			if !first {
+				acc = tmp
+				clear(tmp)
+			}
+			for i, cell := range sp.p {
+				off := int(cell) * C
+				blas.Saxpy(n, sp.w[i], src[off+c0:off+c1], 1, acc, 1)
+			}
+			if !first {
+				blas.Saxpy(n, 1, tmp, 1, v, 1)
+			}
+			first = false
+		}
+		put(bin, v, count)
+	}
+}
+
+// divide sets v[c] = v[c] / count for every c: nothing to do for count 1,
+// and a multiplication by 1/count for a power of two count (the same
+// correctly rounded quotient, and several times faster than a division).
+func divide(v []float32, count float32) {
+	switch {
+	case count == 1:
+	case math.Float32bits(count)&0x7fffff == 0: // a power of two
+		inv := 1 / count
+		for c := range v {
+			v[c] *= inv
+		}
+	default:
+		for c := range v {
+			v[c] /= count
+		}
+	}
+}
+
+// blas is gonum's BLAS, for its assembly vector kernels.
+var blas = blas32.Implementation()
+
+// transpose writes the rows x cols matrix src (row stride ss) transposed
+// into dst (cols x rows, row stride ds): dst[j*ds+i] = src[i*ss+j]. It
+// works in tiles of 16 columns by 8 rows, so that each tile reads eight
+// runs of 16 values and writes 16 runs of eight.
+func transpose(dst []float32, ds int, src []float32, ss, rows, cols int) {
+	const tc, tr = 16, 8
+	for j0 := 0; j0 < cols; j0 += tc {
+		j1 := min(j0+tc, cols)
+		i := 0
+		for ; i+tr <= rows; i += tr {
+			r0 := src[i*ss+j0 : i*ss+j1]
+			r1 := src[(i+1)*ss+j0 : (i+1)*ss+j1][:len(r0)]
+			r2 := src[(i+2)*ss+j0 : (i+2)*ss+j1][:len(r0)]
+			r3 := src[(i+3)*ss+j0 : (i+3)*ss+j1][:len(r0)]
+			r4 := src[(i+4)*ss+j0 : (i+4)*ss+j1][:len(r0)]
+			r5 := src[(i+5)*ss+j0 : (i+5)*ss+j1][:len(r0)]
+			r6 := src[(i+6)*ss+j0 : (i+6)*ss+j1][:len(r0)]
+			r7 := src[(i+7)*ss+j0 : (i+7)*ss+j1][:len(r0)]
+			for j := range r0 {
+				d := dst[(j0+j)*ds+i : (j0+j)*ds+i+tr]
+				d[0], d[1], d[2], d[3], d[4], d[5], d[6], d[7] = r0[j], r1[j], r2[j], r3[j], r4[j], r5[j], r6[j], r7[j]
+			}
+		}
+		for ; i < rows; i++ {
+			for j := j0; j < j1; j++ {
+				dst[j*ds+i] = src[i*ss+j]
+			}
+		}
+	}
+}
+
+// scratch is a float32 buffer an op keeps between its runs (RoIAlign's
+// channels-last copy of its map: a RoI op runs once per image and box
+// chunk, and a new buffer each time would be garbage of the map's size).
+// A nil *scratch allocates on every take.
+type scratch struct {
+	mu  sync.Mutex // held from take to release
+	buf []float32
+}
+
+// take returns the buffer grown to n values (contents undefined); release
+// it when done.
+func (s *scratch) take(n int) []float32 {
+	if s == nil {
+		return make([]float32, n)
+	}
+	s.mu.Lock()
+	if cap(s.buf) < n {
+		s.buf = make([]float32, n)
+	}
+	return s.buf[:n]
+}
+
+// release ends the use take began.
+func (s *scratch) release() {
+	if s != nil {
+		s.mu.Unlock()
+	}
 }
 
 // roiAlignItems runs the forward pass of K RoIs of C channels in parallel
@@ -204,7 +390,7 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32) {
 // channels when there are many RoIs, fewer when there are few, so that
 // every goroutine has work. For each item, run gets the RoI's sampling plan,
 // which plan computes (reusing buf) once per RoI and goroutine.
-func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run func(k int, p *alignPlan, c0, c1 int)) {
+func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run func(worker, k int, p *alignPlan, c0, c1 int)) {
 	blocks := 1
 	if t := workers(K * C); K < 8*t {
 		blocks = min(C, (8*t+K-1)/K)
@@ -224,46 +410,8 @@ func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run 
 			s.plan = plan(k, s.plan.samples)
 			s.k = k
 		}
-		run(k, &s.plan, b*C/blocks, (b+1)*C/blocks)
+		run(worker, k, &s.plan, b*C/blocks, (b+1)*C/blocks)
 	})
-}
-
-// alignChannels computes channels [c0, c1) of one RoI's output from its
-// plan p: src is the RoI's image [C, H, W] (hw = H*W), dst its output
-// [C, OH, OW] (bins = OH*OW).
-func alignChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
-	ns := p.gh * p.gw
-	count := float32(max(ns, 1))
-	c := c0
-	// Four channels at a time share each sample's weights and offsets.
-	for ; c+4 <= c1; c += 4 {
-		p0, p1, p2, p3 := planes4(src, c*hw, hw)
-		d0, d1, d2, d3 := planes4(dst, c*bins, bins)
-		for bin := range d0 {
-			var v0, v1, v2, v3 float32
-			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-				i0, i1, i2, i3 := sp.p[0], sp.p[1], sp.p[2], sp.p[3]
-				w0, w1, w2, w3 := sp.w[0], sp.w[1], sp.w[2], sp.w[3]
-				v0 += float32(float32(float32(w0*p0[i0])+float32(w1*p0[i1]))+float32(w2*p0[i2])) + float32(w3*p0[i3])
-				v1 += float32(float32(float32(w0*p1[i0])+float32(w1*p1[i1]))+float32(w2*p1[i2])) + float32(w3*p1[i3])
-				v2 += float32(float32(float32(w0*p2[i0])+float32(w1*p2[i1]))+float32(w2*p2[i2])) + float32(w3*p2[i3])
-				v3 += float32(float32(float32(w0*p3[i0])+float32(w1*p3[i1]))+float32(w2*p3[i2])) + float32(w3*p3[i3])
-			}
-			d0[bin], d1[bin], d2[bin], d3[bin] = v0/count, v1/count, v2/count, v3/count
-		}
-	}
-	for ; c < c1; c++ {
-		plane := src[c*hw : (c+1)*hw]
-		out := dst[c*bins : (c+1)*bins]
-		for bin := range out {
-			var v float32
-			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-				v += float32(float32(float32(sp.w[0]*plane[sp.p[0]])+float32(sp.w[1]*plane[sp.p[1]]))+
-					float32(sp.w[2]*plane[sp.p[2]])) + float32(sp.w[3]*plane[sp.p[3]])
-			}
-			out[bin] = v / count
-		}
-	}
 }
 
 // roiAlignBackward computes gradFeat [N, C, H, W] (overwritten) from
@@ -332,8 +480,8 @@ func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 in
 
 func (o RoIAlignOpts) name() string { return "RoIAlign" }
 
-func (o RoIAlignOpts) forward(g roiGeom, v roiValues, out []float32) {
-	roiAlignForward(g, o, v.feat, v.rois, out)
+func (o RoIAlignOpts) forward(g roiGeom, v roiValues, out []float32, buf *scratch) {
+	roiAlignForward(g, o, v.feat, v.rois, out, buf)
 }
 
 // gradInputs: the gradient needs the RoIs and the output gradient only.

@@ -179,7 +179,7 @@ func (op multiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 			lv := op.g.levels[levels[k]]
 			return opts[levels[k]].plan(rois[5*k:5*k+5], lv.H, lv.W, buf)
 		},
-		func(k int, p *alignPlan, c0, c1 int) {
+		func(_, k int, p *alignPlan, c0, c1 int) {
 			lv := op.g.levels[levels[k]]
 			hw := lv.H * lv.W
 			alignChannels(p, feats[levels[k]][p.batch*C*hw:(p.batch+1)*C*hw], y[k*C*bins:(k+1)*C*bins], hw, bins, c0, c1)
@@ -267,4 +267,46 @@ func (op multiAlignGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op multiAlignGradOp) Hashcode() uint32      { return hashOf(op) }
 func (op multiAlignGradOp) String() string {
 	return fmt.Sprintf("MultiLevelRoIAlignGrad{level=%d %v}", op.level, op.g)
+}
+
+// alignChannels computes channels [c0, c1) of one RoI's output from its
+// plan p: src is the RoI's image [C, H, W] (hw = H*W), dst its output
+// [C, OH, OW] (bins = OH*OW). The same arithmetic as alignBins, on NCHW
+// maps, four channels at a time: MultiLevelRoIAlign's kernel. The FPN's
+// maps are large next to what its 7x7 output samples from them (P2..P5 of
+// a 1333x800 image hold 23M values), so the channels-last copy alignBins
+// needs would cost more than it saves.
+func alignChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
+	ns := p.gh * p.gw
+	count := float32(max(ns, 1))
+	c := c0
+	// Four channels at a time share each sample's weights and offsets.
+	for ; c+4 <= c1; c += 4 {
+		p0, p1, p2, p3 := planes4(src, c*hw, hw)
+		d0, d1, d2, d3 := planes4(dst, c*bins, bins)
+		for bin := range d0 {
+			var v0, v1, v2, v3 float32
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				i0, i1, i2, i3 := sp.p[0], sp.p[1], sp.p[2], sp.p[3]
+				w0, w1, w2, w3 := sp.w[0], sp.w[1], sp.w[2], sp.w[3]
+				v0 += float32(float32(float32(w0*p0[i0])+float32(w1*p0[i1]))+float32(w2*p0[i2])) + float32(w3*p0[i3])
+				v1 += float32(float32(float32(w0*p1[i0])+float32(w1*p1[i1]))+float32(w2*p1[i2])) + float32(w3*p1[i3])
+				v2 += float32(float32(float32(w0*p2[i0])+float32(w1*p2[i1]))+float32(w2*p2[i2])) + float32(w3*p2[i3])
+				v3 += float32(float32(float32(w0*p3[i0])+float32(w1*p3[i1]))+float32(w2*p3[i2])) + float32(w3*p3[i3])
+			}
+			d0[bin], d1[bin], d2[bin], d3[bin] = v0/count, v1/count, v2/count, v3/count
+		}
+	}
+	for ; c < c1; c++ {
+		plane := src[c*hw : (c+1)*hw]
+		out := dst[c*bins : (c+1)*bins]
+		for bin := range out {
+			var v float32
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				v += float32(float32(float32(sp.w[0]*plane[sp.p[0]])+float32(sp.w[1]*plane[sp.p[1]]))+
+					float32(sp.w[2]*plane[sp.p[2]])) + float32(sp.w[3]*plane[sp.p[3]])
+			}
+			out[bin] = v / count
+		}
+	}
 }

@@ -27,7 +27,8 @@ func cpuTime() time.Duration {
 }
 
 // BenchmarkRoIAlignC4 times RoIAlign of 300 RoIs from a [1, 1024, 38, 63]
-// map to 14x14 (adaptive sampling), forward and backward, on the RoIs that
+// map to 14x14 (adaptive sampling), forward (float32 NCHW, and
+// RoIAlignBF16's bf16 chain output) and backward, on the RoIs that
 // `/usr/bin/python3 testdata/gen_fixtures.py bench DIR` also times
 // torchvision with (2 threads; its roi_align kernels are single-threaded).
 func BenchmarkRoIAlignC4(b *testing.B) {
@@ -39,9 +40,18 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 		o := DefaultRoIAlignOpts()
 		o.Aligned = aligned
 		b.Run(fmt.Sprintf("forward/aligned=%v", aligned), func(b *testing.B) {
+			buf := new(scratch)
 			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
-				roiAlignForward(g, o, feat, rois, y)
+				roiAlignForward(g, o, feat, rois, y, buf)
+			}
+		})
+		b.Run(fmt.Sprintf("forward-bf16/aligned=%v", aligned), func(b *testing.B) {
+			y16 := make([]uint16, len(y))
+			op := alignBF16Op{g: g, o: o, buf: new(scratch)}
+			defer reportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				op.forward(feat, rois, y16)
 			}
 		})
 		b.Run(fmt.Sprintf("backward/aligned=%v", aligned), func(b *testing.B) {

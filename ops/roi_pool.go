@@ -188,7 +188,7 @@ func (o RoIPoolOpts) name() string { return "RoIPool" }
 
 func (o RoIPoolOpts) check(string, []float32, int) error { return nil }
 
-func (o RoIPoolOpts) forward(g roiGeom, v roiValues, out []float32) {
+func (o RoIPoolOpts) forward(g roiGeom, v roiValues, out []float32, _ *scratch) {
 	roiPoolForward(g, o, v.feat, v.rois, out)
 }
 
