@@ -415,8 +415,9 @@ func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run 
 }
 
 // roiAlignBackward computes gradFeat [N, C, H, W] (overwritten) from
-// gradOut [K, C, OH, OW].
-func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float32) {
+// gradOut [K, C, OH, OW], in blocks of block channels (1: NCHW; see
+// alignBackwardChannels).
+func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float32, block int) {
 	clear(gradFeat)
 	hw, bins := g.H*g.W, g.OH*g.OW
 	// Workers own disjoint channel ranges and visit the RoIs in order, so
@@ -426,27 +427,36 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 		for k := 0; k < g.K; k++ {
 			p := o.plan(rois[5*k:5*k+5], g.H, g.W, buf)
 			buf = p.samples
-			alignBackwardChannels(&p, gradOut[k*g.C*bins:(k+1)*g.C*bins], gradFeat[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1)
+			alignBackwardChannels(&p, gradOut[k*g.C*bins:(k+1)*g.C*bins], gradFeat[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1, block)
 		}
 	})
 }
 
 // alignBackwardChannels adds channels [c0, c1) of one RoI's contribution to
 // the feature gradient, from its plan p: src is the RoI's output gradient
-// [C, OH, OW] (bins = OH*OW), dst the gradient of its image [C, H, W]
-// (hw = H*W).
-func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
+// [C, OH, OW] (bins = OH*OW) in blocks of block channels (1: NCHW; B: the
+// chain gradient's nChw<B>c, channel c of bin b at
+// ((c/B)*bins + b)*B + c%B), dst the gradient of its image [C, H, W]
+// (hw = H*W). Each contribution is float32(g*w) / count, as torchvision's.
+func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1, block int) {
 	ns := p.gh * p.gw
 	if ns == 0 {
 		return
 	}
 	count := float32(ns)
+	at := func(c, bin int) int { return (c/block*bins+bin)*block + c%block }
 	c := c0
 	for ; c+4 <= c1; c += 4 {
 		q0, q1, q2, q3 := planes4(dst, c*hw, hw)
-		s0, s1, s2, s3 := planes4(src, c*bins, bins)
-		for bin := range s0 {
-			g0, g1, g2, g3 := s0[bin], s1[bin], s2[bin], s3[bin]
+		for bin := range bins {
+			var g0, g1, g2, g3 float32
+			if i := at(c, bin); block == 1 {
+				g0, g1, g2, g3 = src[i], src[i+bins], src[i+2*bins], src[i+3*bins]
+			} else if c%block+4 <= block {
+				g0, g1, g2, g3 = src[i], src[i+1], src[i+2], src[i+3]
+			} else {
+				g0, g1, g2, g3 = src[i], src[at(c+1, bin)], src[at(c+2, bin)], src[at(c+3, bin)]
+			}
 			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
 				if !sp.ok {
 					continue
@@ -463,8 +473,8 @@ func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 in
 	}
 	for ; c < c1; c++ {
 		plane := dst[c*hw : (c+1)*hw]
-		grad := src[c*bins : (c+1)*bins]
-		for bin, gv := range grad {
+		for bin := range bins {
+			gv := src[at(c, bin)]
 			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
 				if !sp.ok {
 					continue
@@ -488,5 +498,5 @@ func (o RoIAlignOpts) forward(g roiGeom, v roiValues, out []float32, buf *scratc
 func (o RoIAlignOpts) gradInputs() []roiInput { return []roiInput{inRoIs, inGrad} }
 
 func (o RoIAlignOpts) backward(g roiGeom, v roiValues, gradFeat []float32) {
-	roiAlignBackward(g, o, v.rois, v.grad, gradFeat)
+	roiAlignBackward(g, o, v.rois, v.grad, gradFeat, 1)
 }

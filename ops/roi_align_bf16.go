@@ -22,8 +22,9 @@ import (
 // multiple of 16, as for every chain value.
 //
 // Differentiable with respect to feat: the gradient of a chain value is
-// float32 nChw<B>c (nn.ConvOpts.BlockedBF16), which the gradient converts to
-// NCHW (nn.FromBlocked) before RoIAlign's own gradient op.
+// float32 nChw<B>c (nn.ConvOpts.BlockedBF16), which RoIAlign's backward
+// pass reads as it is; the map's gradient is NCHW, the values and order of
+// RoIAlign's.
 func RoIAlignBF16(feat, rois *G.Node, o RoIAlignOpts) (*G.Node, error) {
 	g, err := roiShapes("RoIAlignBF16", feat, rois, o.OutH, o.OutW, o.SpatialScale)
 	if err != nil {
@@ -89,8 +90,8 @@ func (op alignBF16Op) String() string        { return fmt.Sprintf("RoIAlignBF16{
 // DiffWRT: differentiable with respect to feat, not rois.
 func (op alignBF16Op) DiffWRT(n int) []bool { return []bool{true, false} }
 
-// SymDiff returns the gradient of feat (NCHW) and nil for rois: grad
-// (float32 nChw<B>c) converted to NCHW, then RoIAlign's gradient op.
+// SymDiff returns the gradient of feat (NCHW) and nil for rois, from grad
+// (float32 nChw<B>c, the chain's gradient layout) as it is.
 func (op alignBF16Op) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if len(in) != 2 {
 		return nil, fmt.Errorf("ops: %v: SymDiff got %d inputs, want 2", op, len(in))
@@ -98,13 +99,47 @@ func (op alignBF16Op) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	if grad.Graph() == nil {
 		grad = output.Graph().AddNode(grad)
 	}
-	gy, err := nn.FromBlocked(grad)
-	if err != nil {
-		return nil, fmt.Errorf("ops: %v: gradient: %w", op, err)
+	if s := grad.Shape(); grad.Dtype() != tensor.Float32 || !s.Eq(tensor.Shape(op.g.outShape())) {
+		return nil, fmt.Errorf("ops: %v: gradient %v %v, want float32 %v (nChw<B>c)", op, grad.Dtype(), s, op.g.outShape())
 	}
-	df, err := G.ApplyOp(roiGradOp{g: op.g, k: op.o}, in[1], gy)
+	df, err := G.ApplyOp(alignBF16GradOp{g: op.g, o: op.o, block: nn.CPU().Block}, in[1], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{df, nil}, nil
+}
+
+// alignBF16GradOp computes the gradient of RoIAlignBF16's feat [N, C, H, W]
+// (NCHW) from rois [K, 5] and the output's gradient [K, C, OH, OW] in
+// nChw<block>c: RoIAlign's backward pass reading the blocked layout, with
+// no NCHW copy of the gradient.
+type alignBF16GradOp struct {
+	nn.HostOp
+	g     roiGeom
+	o     RoIAlignOpts
+	block int
+}
+
+func (op alignBF16GradOp) Arity() int { return 2 }
+func (op alignBF16GradOp) Type() hm.Type {
+	return hm.NewFnType(G.TensorType{Dims: 2, Of: tensor.Float32}, G.TensorType{Dims: 4, Of: tensor.Float32},
+		G.TensorType{Dims: 4, Of: tensor.Float32})
+}
+func (op alignBF16GradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
+	return tensor.Shape(op.g.featShape()), nil
+}
+func (op alignBF16GradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
+func (op alignBF16GradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
+	v, err := op.g.values(op.String(), op.o, []roiInput{inRoIs, inGrad}, in)
+	if err != nil {
+		return nil, err
+	}
+	out, gx := outTensor(prealloc, op.g.featShape())
+	roiAlignBackward(op.g, op.o, v.rois, v.grad, gx, op.block)
+	return out, nil
+}
+func (op alignBF16GradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
+func (op alignBF16GradOp) Hashcode() uint32      { return hashOf(op) }
+func (op alignBF16GradOp) String() string {
+	return fmt.Sprintf("RoIAlignBF16Grad{%v %v block=%d}", op.o, op.g, op.block)
 }

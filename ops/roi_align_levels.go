@@ -258,7 +258,7 @@ func (op multiAlignGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 			}
 			p := o.plan(rois[5*k:5*k+5], g.H, g.W, buf)
 			buf = p.samples
-			alignBackwardChannels(&p, gy[k*g.C*bins:(k+1)*g.C*bins], gx[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1)
+			alignBackwardChannels(&p, gy[k*g.C*bins:(k+1)*g.C*bins], gx[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1, 1)
 		}
 	})
 	return out, nil

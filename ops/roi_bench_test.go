@@ -57,7 +57,7 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 		b.Run(fmt.Sprintf("backward/aligned=%v", aligned), func(b *testing.B) {
 			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
-				roiAlignBackward(g, o, rois, y, gf)
+				roiAlignBackward(g, o, rois, y, gf, 1)
 			}
 		})
 	}
