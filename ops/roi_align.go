@@ -207,10 +207,7 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *
 		}
 		rows := s.rows[:bins*n]
 		return binWriter{
-			bin: func(bin int, v []float32, count float32) {
-				divide(v, count)
-				copy(rows[bin*n:(bin+1)*n], v)
-			},
+			bin: func(bin int, v []float32, count float32) { divide(rows[bin*n:(bin+1)*n], v, count) },
 			done: func() {
 				// rows [bins, n] -> out[k, c0:c1, :, :]
 				transpose(out[(k*g.C+c0)*bins:(k*g.C+c1)*bins], bins, rows, n, bins, n)
@@ -221,8 +218,8 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *
 
 // binWriter receives one RoI's output for a range of channels: bin(b, v,
 // count) for every bin b in order, v holding the bin's sums over its
-// samples (scratch: the writer may overwrite it, as divide does) and count
-// its sample count (the divisor), then done (if not nil).
+// samples (scratch: the writer may overwrite it) and count its sample
+// count (the divisor), then done (if not nil).
 type binWriter struct {
 	bin  func(b int, v []float32, count float32)
 	done func()
@@ -232,8 +229,8 @@ type binWriter struct {
 // rois: for each RoI k and channel range [c0, c1) it calls out for the
 // writer of the result (s is the calling goroutine's scratch), from up to
 // nn.Threads() goroutines at once. It works on a channels-last copy of
-// feat (in buf), so that a sampling point's four cells are four runs of contiguous
-// channels, combined by gonum's vector kernels (alignBins).
+// feat (in buf), so that a sampling point's four cells are four runs of
+// contiguous channels, combined by gonum's vector kernels (alignBins).
 func alignForward(g roiGeom, o RoIAlignOpts, feat, rois []float32, buf *scratch, out func(k, c0, c1 int, s *alignScratch) binWriter) {
 	hw := g.H * g.W
 	last := buf.take(g.N * hw * g.C)
@@ -304,20 +301,23 @@ func alignBins(p *alignPlan, src []float32, C, c0, c1, bins int, s *alignScratch
 	}
 }
 
-// divide sets v[c] = v[c] / count for every c: nothing to do for count 1,
-// and a multiplication by 1/count for a power of two count (the same
-// correctly rounded quotient, and several times faster than a division).
-func divide(v []float32, count float32) {
+// divide sets dst[c] = src[c] / count for every c (dst and src of the same
+// length; they may be the same slice): a copy for count 1, and a
+// multiplication by 1/count for a power of two count (the same correctly
+// rounded quotient, and several times faster than a division).
+func divide(dst, src []float32, count float32) {
+	dst = dst[:len(src)]
 	switch {
 	case count == 1:
+		copy(dst, src)
 	case math.Float32bits(count)&0x7fffff == 0: // a power of two
 		inv := 1 / count
-		for c := range v {
-			v[c] *= inv
+		for c, x := range src {
+			dst[c] = x * inv
 		}
 	default:
-		for c := range v {
-			v[c] /= count
+		for c, x := range src {
+			dst[c] = x / count
 		}
 	}
 }

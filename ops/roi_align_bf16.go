@@ -75,7 +75,7 @@ func (op alignBF16Op) forward(feat, rois []float32, y []uint16) {
 		return binWriter{bin: func(bin int, v []float32, count float32) {
 			dst := y[(k*bins+bin)*C+c0 : (k*bins+bin)*C+c1]
 			dst = dst[:len(v)]
-			divide(v, count)
+			divide(v, v, count)
 			for c, x := range v {
 				dst[c] = nn.RoundBF16(x)
 			}

@@ -105,8 +105,8 @@ func TestDivide(t *testing.T) {
 		if count > 64 && count&(count-1) != 0 {
 			continue
 		}
-		v := append([]float32(nil), xs...)
-		divide(v, float32(count))
+		v := make([]float32, len(xs))
+		divide(v, xs, float32(count))
 		for i, x := range xs {
 			if want := x / float32(count); math.Float32bits(v[i]) != math.Float32bits(want) {
 				t.Fatalf("divide(%g (bits %#08x), %d) = %g, want %g", x, math.Float32bits(x), count, v[i], want)
