@@ -198,13 +198,13 @@ func buildParts(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, 
 	in := featureName(cfg.Arch)
 	spec := bb.OutputShapes()[in]
 	var box BoxHead = &Res5Head{Res5: bb.Res5()}
-	// A bf16 res5 head with frozen BN reads RoIAlign's output in its own
-	// layout.
-	pooler := &SingleLevelPooler{In: in, Op: cfg.RoIOp, BF16: cfg.RoIOp.Op == RoIOpAlign && bb.Res5().BF16Chain()}
 	if ArchDC5(cfg.Arch) {
 		box = NewFCHead(g, spec.Channels, cfg.RoIOp.Size, cfg.FCDim, rng)
-		pooler.BF16 = false
 	}
+	// A res5 head running as a bf16 chain (frozen BN) reads RoIAlign's
+	// output in its own layout.
+	res5, ok := box.(*Res5Head)
+	pooler := &SingleLevelPooler{In: in, Op: cfg.RoIOp, BF16: ok && cfg.RoIOp.Op == RoIOpAlign && res5.Res5.BF16Chain()}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
 	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,
 		Head: NewRPNHead(g, spec.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}

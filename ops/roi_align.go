@@ -233,13 +233,12 @@ type binWriter struct {
 // contiguous channels, combined by gonum's vector kernels (alignBins).
 func alignForward(g roiGeom, o RoIAlignOpts, feat, rois []float32, buf *scratch, out func(k, c0, c1 int, s *alignScratch) binWriter) {
 	hw := g.H * g.W
-	last := buf.take(g.N * hw * g.C)
+	last, scr := buf.take(g.N * hw * g.C)
 	defer buf.release()
 	for n := 0; n < g.N; n++ {
 		src, dst := feat[n*g.C*hw:(n+1)*g.C*hw], last[n*hw*g.C:(n+1)*hw*g.C]
 		parallelRanges(hw, func(lo, hi int) { transpose(dst[lo*g.C:hi*g.C], g.C, src[lo:], hw, g.C, hi-lo) })
 	}
-	scr := make([]alignScratch, nn.Threads())
 	roiAlignItems(g.K, g.C,
 		func(k int, buf []alignSample) alignPlan { return o.plan(rois[5*k:5*k+5], g.H, g.W, buf) },
 		func(worker, k int, p *alignPlan, c0, c1 int) {
@@ -356,26 +355,30 @@ func transpose(dst []float32, ds int, src []float32, ss, rows, cols int) {
 	}
 }
 
-// scratch is a float32 buffer an op keeps between its runs (RoIAlign's
-// channels-last copy of its map: a RoI op runs once per image and box
-// chunk, and a new buffer each time would be garbage of the map's size).
-// A nil *scratch allocates on every take.
+// scratch is what an op keeps between its runs (a RoI op runs once per
+// image and box chunk, and new buffers each time would be garbage of the
+// map's size): RoIAlign's channels-last copy of its map, and each
+// goroutine's alignScratch. A nil *scratch allocates on every take.
 type scratch struct {
-	mu  sync.Mutex // held from take to release
-	buf []float32
+	mu      sync.Mutex // held from take to release
+	buf     []float32
+	workers []alignScratch
 }
 
-// take returns the buffer grown to n values (contents undefined); release
-// it when done.
-func (s *scratch) take(n int) []float32 {
+// take returns the buffer grown to n values (contents undefined) and one
+// alignScratch per goroutine (nn.Threads()); release them when done.
+func (s *scratch) take(n int) ([]float32, []alignScratch) {
 	if s == nil {
-		return make([]float32, n)
+		return make([]float32, n), make([]alignScratch, nn.Threads())
 	}
 	s.mu.Lock()
 	if cap(s.buf) < n {
 		s.buf = make([]float32, n)
 	}
-	return s.buf[:n]
+	if t := nn.Threads(); len(s.workers) < t {
+		s.workers = append(s.workers, make([]alignScratch, t-len(s.workers))...)
+	}
+	return s.buf[:n], s.workers
 }
 
 // release ends the use take began.
@@ -450,12 +453,10 @@ func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1, b
 		q0, q1, q2, q3 := planes4(dst, c*hw, hw)
 		for bin := range bins {
 			var g0, g1, g2, g3 float32
-			if i := at(c, bin); block == 1 {
+			if i := c*bins + bin; block == 1 { // NCHW
 				g0, g1, g2, g3 = src[i], src[i+bins], src[i+2*bins], src[i+3*bins]
-			} else if c%block+4 <= block {
-				g0, g1, g2, g3 = src[i], src[i+1], src[i+2], src[i+3]
 			} else {
-				g0, g1, g2, g3 = src[i], src[at(c+1, bin)], src[at(c+2, bin)], src[at(c+3, bin)]
+				g0, g1, g2, g3 = src[at(c, bin)], src[at(c+1, bin)], src[at(c+2, bin)], src[at(c+3, bin)]
 			}
 			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
 				if !sp.ok {

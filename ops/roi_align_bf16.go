@@ -102,44 +102,25 @@ func (op alignBF16Op) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	if s := grad.Shape(); grad.Dtype() != tensor.Float32 || !s.Eq(tensor.Shape(op.g.outShape())) {
 		return nil, fmt.Errorf("ops: %v: gradient %v %v, want float32 %v (nChw<B>c)", op, grad.Dtype(), s, op.g.outShape())
 	}
-	df, err := G.ApplyOp(alignBF16GradOp{g: op.g, o: op.o, block: nn.CPU().Block}, in[1], grad)
+	df, err := G.ApplyOp(roiGradOp{g: op.g, k: blockedGradAlign{RoIAlignOpts: op.o, block: nn.CPU().Block}}, in[1], grad)
 	if err != nil {
 		return nil, err
 	}
 	return G.Nodes{df, nil}, nil
 }
 
-// alignBF16GradOp computes the gradient of RoIAlignBF16's feat [N, C, H, W]
-// (NCHW) from rois [K, 5] and the output's gradient [K, C, OH, OW] in
-// nChw<block>c: RoIAlign's backward pass reading the blocked layout, with
-// no NCHW copy of the gradient.
-type alignBF16GradOp struct {
-	nn.HostOp
-	g     roiGeom
-	o     RoIAlignOpts
+// blockedGradAlign is RoIAlign whose output gradient comes in nChw<block>c
+// (the chain's gradient layout): as a roiKernel, RoIAlignBF16's gradient
+// op (roiGradOp), which reads that layout as it is, with no NCHW copy.
+type blockedGradAlign struct {
+	RoIAlignOpts
 	block int
 }
 
-func (op alignBF16GradOp) Arity() int { return 2 }
-func (op alignBF16GradOp) Type() hm.Type {
-	return hm.NewFnType(G.TensorType{Dims: 2, Of: tensor.Float32}, G.TensorType{Dims: 4, Of: tensor.Float32},
-		G.TensorType{Dims: 4, Of: tensor.Float32})
+func (k blockedGradAlign) name() string { return "RoIAlignBF16" }
+func (k blockedGradAlign) String() string {
+	return fmt.Sprintf("%v grad-block=%d", k.RoIAlignOpts, k.block)
 }
-func (op alignBF16GradOp) InferShape(...G.DimSizer) (tensor.Shape, error) {
-	return tensor.Shape(op.g.featShape()), nil
-}
-func (op alignBF16GradOp) Do(in ...G.Value) (G.Value, error) { return op.UsePreallocDo(nil, in...) }
-func (op alignBF16GradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, error) {
-	v, err := op.g.values(op.String(), op.o, []roiInput{inRoIs, inGrad}, in)
-	if err != nil {
-		return nil, err
-	}
-	out, gx := outTensor(prealloc, op.g.featShape())
-	roiAlignBackward(op.g, op.o, v.rois, v.grad, gx, op.block)
-	return out, nil
-}
-func (op alignBF16GradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
-func (op alignBF16GradOp) Hashcode() uint32      { return hashOf(op) }
-func (op alignBF16GradOp) String() string {
-	return fmt.Sprintf("RoIAlignBF16Grad{%v %v block=%d}", op.o, op.g, op.block)
+func (k blockedGradAlign) backward(g roiGeom, v roiValues, gradFeat []float32) {
+	roiAlignBackward(g, k.RoIAlignOpts, v.rois, v.grad, gradFeat, k.block)
 }
