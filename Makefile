@@ -9,7 +9,7 @@ FUZZSCALE ?= 1
 
 export GOFLAGS := -mod=mod
 
-.PHONY: deps demo test vet unit fuzz bench-data bench-eval bench-ops bench-engine bench-backbone bench-roi bench-detect bench-train
+.PHONY: deps demo test vet unit fuzz bench-data bench-eval bench-ops bench-engine bench-backbone bench-roi bench-detect bench-train bench-bf16
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -73,3 +73,19 @@ bench-detect: deps
 bench-train: deps
 	/usr/bin/python3 scripts/bench_train.py --iters 3
 	$(GO) test ./detection -run '^$$' -bench 'TrainStepDemo' -benchtime 3x
+
+# Issue 14's measurements (run them on an AMX machine): which oneDNN kernels
+# our bf16 detection, torch's bf16 detection and our bf16 training step use
+# (AMX or not), then the bf16 detection and training benchmarks beside
+# torch's fp32 (and bf16) runs, 2 threads each, torch with --torch-malloc keep.
+bench-bf16: deps
+	@echo "bf16 flags in /proc/cpuinfo (per CPU; AMX needs amx_bf16 and amx_tile):"; grep -o 'amx_bf16\|amx_tile\|avx512_bf16' /proc/cpuinfo | sort | uniq -c; true
+	RESDET_THREADS=2 /usr/bin/python3 scripts/onednn_kernels.py --label "resdet bf16 detection, Detectron2 R101-C4 1333x800" -- \
+		$(GO) test ./detection -run '^$$' -bench '^BenchmarkDetectD2C4BF16$$' -benchtime 1x
+	/usr/bin/python3 scripts/onednn_kernels.py --label "torch bf16 detection (autocast, channels_last)" -- \
+		/usr/bin/python3 detection/testdata/bench_d2_c4.py --bf16 --channels-last --threads 2
+	RESDET_THREADS=2 /usr/bin/python3 scripts/onednn_kernels.py --label "resdet bf16 training step, R101-C4 600x800" -- \
+		$(GO) test ./detection -run '^$$' -bench '^BenchmarkTrainStepR101BF16$$' -benchtime 1x
+	/usr/bin/python3 scripts/bench_detect.py --torch-malloc keep --case r101_c4_800x1333 r101_c4_800x1333_bf16 \
+		d2_r101_c4_800x1333 d2_r101_c4_800x1333_bf16 d2_r101_c4_800x1333_bf16_vs_bf16
+	/usr/bin/python3 scripts/bench_train.py --torch-malloc keep --case r101_c4_600x1000 r101_c4_600x1000_bf16

@@ -8,6 +8,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/vec"
 )
 
 // BFloat16 is the dtype of the activations of a bf16 chain (ToBlockedBF16,
@@ -94,14 +96,9 @@ func bf16Value(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) 
 // NaN stays a quiet NaN of the same sign, infinities and values that round
 // beyond the largest bf16 become infinities. Subnormal x round like the
 // rest; oneDNN's conversion on AVX512-BF16 CPUs (vcvtneps2bf16) flushes
-// them to a zero of their sign instead, a difference below 1.2e-38.
-func RoundBF16(x float32) uint16 {
-	b := math.Float32bits(x)
-	if b&0x7fffffff > 0x7f800000 { // NaN: keep the sign and top bits, set the quiet bit
-		return uint16(b>>16) | 0x40
-	}
-	return uint16((b + 0x7fff + (b>>16)&1) >> 16)
-}
+// them to a zero of their sign instead, a difference below 1.2e-38. It is
+// vec.RoundBF16, whose vector form (vec.DivBF16) ops.RoIAlignBF16 uses.
+func RoundBF16(x float32) uint16 { return vec.RoundBF16(x) }
 
 // BF16Tensor returns the output tensor of an op writing a bf16 chain value
 // (BFloat16, channels-last) of the given shape, and its values: prealloc if

@@ -85,7 +85,8 @@ type roiKernel interface {
 	forward(g roiGeom, v roiValues, out []float32, buf *scratch)
 	// gradInputs lists the inputs of the gradient op, in order.
 	gradInputs() []roiInput
-	backward(g roiGeom, v roiValues, gradFeat []float32)
+	// backward writes gradFeat; buf is the op's scratch (nil: allocate).
+	backward(g roiGeom, v roiValues, gradFeat []float32, buf *scratch)
 }
 
 // applyRoI checks the node shapes and the options common to the RoI ops
@@ -232,7 +233,7 @@ func (op roiGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, err
 		return nil, err
 	}
 	out, gx := outTensor(prealloc, op.g.featShape())
-	op.k.backward(op.g, v, gx)
+	op.k.backward(op.g, v, gx, op.buf)
 	return out, nil
 }
 func (op roiGradOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
@@ -277,10 +278,16 @@ func parallelItems(n int, f func(worker, item int)) {
 // parallelRanges splits [0, n) into workers(n) contiguous ranges and calls
 // f(lo, hi) on each concurrently.
 func parallelRanges(n int, f func(lo, hi int)) {
+	parallelWorkers(n, func(_, lo, hi int) { f(lo, hi) })
+}
+
+// parallelWorkers is parallelRanges with the worker's index (0 to
+// workers(n)-1) passed to f, for per-goroutine scratch.
+func parallelWorkers(n int, f func(worker, lo, hi int)) {
 	t := workers(n)
 	if t <= 1 {
 		if n > 0 {
-			f(0, n)
+			f(0, 0, n)
 		}
 		return
 	}
@@ -290,7 +297,7 @@ func parallelRanges(n int, f func(lo, hi int)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f(lo, hi)
+			f(w, lo, hi)
 		}()
 	}
 	wg.Wait()

@@ -5,9 +5,9 @@ import (
 	"math"
 	"sync"
 
-	"gonum.org/v1/gonum/blas/blas32"
 	G "gorgonia.org/gorgonia"
 
+	"resdet/internal/vec"
 	"resdet/nn"
 )
 
@@ -207,7 +207,7 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *
 		}
 		rows := s.rows[:bins*n]
 		return binWriter{
-			bin: func(bin int, v []float32, count float32) { divide(rows[bin*n:(bin+1)*n], v, count) },
+			bin: func(bin int, v []float32, count float32) { vec.Div(rows[bin*n:(bin+1)*n], v, count) },
 			done: func() {
 				// rows [bins, n] -> out[k, c0:c1, :, :]
 				transpose(out[(k*g.C+c0)*bins:(k*g.C+c1)*bins], bins, rows, n, bins, n)
@@ -230,7 +230,7 @@ type binWriter struct {
 // writer of the result (s is the calling goroutine's scratch), from up to
 // nn.Threads() goroutines at once. It works on a channels-last copy of
 // feat (in buf), so that a sampling point's four cells are four runs of
-// contiguous channels, combined by gonum's vector kernels (alignBins).
+// contiguous channels, combined by vec.Bilerp (alignBins).
 func alignForward(g roiGeom, o RoIAlignOpts, feat, rois []float32, buf *scratch, out func(k, c0, c1 int, s *alignScratch) binWriter) {
 	hw := g.H * g.W
 	last, scr := buf.take(g.N * hw * g.C)
@@ -252,7 +252,7 @@ func alignForward(g roiGeom, o RoIAlignOpts, feat, rois []float32, buf *scratch,
 }
 
 // alignScratch is one goroutine's buffers for alignBins and its writers.
-type alignScratch struct{ v, tmp, rows []float32 }
+type alignScratch struct{ v, rows []float32 }
 
 // alignBins computes channels [c0, c1) of one RoI's output from its plan p
 // and src, the RoI's image channels-last ([H*W, C]), and hands each bin's
@@ -261,68 +261,36 @@ type alignScratch struct{ v, tmp, rows []float32 }
 // The arithmetic is torchvision's float32 kernel's, value for value: each
 // sample's four weighted cells are summed in order (((w0*a + w1*b) + w2*c)
 // + w3*d), each product and sum rounded to float32, the samples are added
-// to the bin's sum in order, and the sum is divided by the sample count
-// (put's part). gonum's axpy (blas32, SSE on amd64: a multiply, then an
-// add) does the first two over all channels at once. Samples outside the
-// map are skipped rather than added as zeros, and the bin's first sample
-// is summed into the bin's zeroed sum directly: both give the same sums
-// (x + 0 = x but for the sign of a zero, and a bin's sum is never -0).
+// to the bin's sum (starting at 0) in order, and the sum is divided by the
+// sample count (put's part). vec.Bilerp does a sample over all channels at
+// once. Samples outside the map are skipped rather than added as zeros
+// (x + 0 = x but for the sign of a zero, and a bin's sum, 0 + val, is never
+// -0); a bin with none has the sum 0.
 func alignBins(p *alignPlan, src []float32, C, c0, c1, bins int, s *alignScratch, put func(bin int, v []float32, count float32)) {
 	n := c1 - c0
 	if cap(s.v) < n {
-		s.v, s.tmp = make([]float32, n), make([]float32, n)
+		s.v = make([]float32, n)
 	}
-	v, tmp := s.v[:n], s.tmp[:n]
+	v := s.v[:n]
 	ns := p.gh * p.gw
 	count := float32(max(ns, 1))
 	for bin := range bins {
-		clear(v)
-		first := true
-		for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+		add := false
+		for i := range p.samples[bin*ns : (bin+1)*ns] {
+			sp := &p.samples[bin*ns+i]
 			if !sp.ok {
 				continue
 			}
-			acc := v
-			if !first {
-				acc = tmp
-				clear(tmp)
-			}
-			for i, cell := range sp.p {
-				off := int(cell) * C
-				blas.Saxpy(n, sp.w[i], src[off+c0:off+c1], 1, acc, 1)
-			}
-			if !first {
-				blas.Saxpy(n, 1, tmp, 1, v, 1)
-			}
-			first = false
+			a, b, c, d := int(sp.p[0])*C, int(sp.p[1])*C, int(sp.p[2])*C, int(sp.p[3])*C
+			vec.Bilerp(v, src[a+c0:a+c1], src[b+c0:b+c1], src[c+c0:c+c1], src[d+c0:d+c1], &sp.w, add)
+			add = true
+		}
+		if !add {
+			clear(v)
 		}
 		put(bin, v, count)
 	}
 }
-
-// divide sets dst[c] = src[c] / count for every c (dst and src of the same
-// length; they may be the same slice): a copy for count 1, and a
-// multiplication by 1/count for a power of two count (the same correctly
-// rounded quotient, and several times faster than a division).
-func divide(dst, src []float32, count float32) {
-	dst = dst[:len(src)]
-	switch {
-	case count == 1:
-		copy(dst, src)
-	case math.Float32bits(count)&0x7fffff == 0: // a power of two
-		inv := 1 / count
-		for c, x := range src {
-			dst[c] = x * inv
-		}
-	default:
-		for c, x := range src {
-			dst[c] = x / count
-		}
-	}
-}
-
-// blas is gonum's BLAS, for its assembly vector kernels.
-var blas = blas32.Implementation()
 
 // transpose writes the rows x cols matrix src (row stride ss) transposed
 // into dst (cols x rows, row stride ds): dst[j*ds+i] = src[i*ss+j]. It
@@ -418,73 +386,77 @@ func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run 
 }
 
 // roiAlignBackward computes gradFeat [N, C, H, W] (overwritten) from
-// gradOut [K, C, OH, OW], in blocks of block channels (1: NCHW; see
-// alignBackwardChannels).
-func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float32, block int) {
-	clear(gradFeat)
+// gradOut [K, C, OH, OW], in blocks of block channels (1: NCHW; B: the
+// chain gradient's nChw<B>c, see gradRows). buf is the op's scratch (nil:
+// allocate).
+//
+// It accumulates a channels-last gradient [N, H*W, C] (in buf): each
+// sample's share of its bin's gradient, float32(g*w) / count as in
+// torchvision's kernel, is added to its four cells over a run of channels
+// at once (vec.AddMulDiv), and the result is transposed into gradFeat.
+// Workers own disjoint channel ranges and visit the RoIs, bins, samples
+// and cells in the kernel's order, so every cell of every channel receives
+// its contributions in torchvision's order: the sums are its, to the bit.
+func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float32, block int, buf *scratch) {
 	hw, bins := g.H*g.W, g.OH*g.OW
-	// Workers own disjoint channel ranges and visit the RoIs in order, so
-	// every feature cell receives its contributions in the kernel's order.
-	parallelRanges(g.C, func(c0, c1 int) {
-		var buf []alignSample
-		for k := 0; k < g.K; k++ {
-			p := o.plan(rois[5*k:5*k+5], g.H, g.W, buf)
-			buf = p.samples
-			alignBackwardChannels(&p, gradOut[k*g.C*bins:(k+1)*g.C*bins], gradFeat[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1, block)
+	last, scr := buf.take(g.N * hw * g.C)
+	defer buf.release()
+	clear(last)
+	parallelWorkers(g.C, func(worker, c0, c1 int) {
+		n := c1 - c0
+		s := &scr[worker]
+		if cap(s.rows) < bins*n {
+			s.rows = make([]float32, bins*n)
+		}
+		rows := s.rows[:bins*n]
+		var samples []alignSample
+		for k := range g.K {
+			p := o.plan(rois[5*k:5*k+5], g.H, g.W, samples)
+			samples = p.samples
+			ns := p.gh * p.gw
+			if ns == 0 {
+				continue
+			}
+			count := float32(ns)
+			gradRows(rows, gradOut[k*g.C*bins:(k+1)*g.C*bins], bins, c0, c1, block)
+			dst := last[p.batch*hw*g.C : (p.batch+1)*hw*g.C]
+			for bin := range bins {
+				gb := rows[bin*n : (bin+1)*n]
+				for i := range ns {
+					sp := &p.samples[bin*ns+i]
+					if !sp.ok {
+						continue
+					}
+					for j, cell := range sp.p {
+						off := int(cell) * g.C
+						vec.AddMulDiv(dst[off+c0:off+c1], gb, sp.w[j], count)
+					}
+				}
+			}
 		}
 	})
+	for b := range g.N {
+		src, dst := last[b*hw*g.C:(b+1)*hw*g.C], gradFeat[b*g.C*hw:(b+1)*g.C*hw]
+		parallelRanges(hw, func(lo, hi int) { transpose(dst[lo:], hw, src[lo*g.C:hi*g.C], g.C, hi-lo, g.C) })
+	}
 }
 
-// alignBackwardChannels adds channels [c0, c1) of one RoI's contribution to
-// the feature gradient, from its plan p: src is the RoI's output gradient
-// [C, OH, OW] (bins = OH*OW) in blocks of block channels (1: NCHW; B: the
-// chain gradient's nChw<B>c, channel c of bin b at
-// ((c/B)*bins + b)*B + c%B), dst the gradient of its image [C, H, W]
-// (hw = H*W). Each contribution is float32(g*w) / count, as torchvision's.
-func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1, block int) {
-	ns := p.gh * p.gw
-	if ns == 0 {
+// gradRows writes channels [c0, c1) of one RoI's output gradient src [C,
+// OH, OW] (bins = OH*OW values per channel) into rows [bins, c1-c0]: a
+// bin's gradient over the channels, contiguous. src is in blocks of block
+// channels: 1 is NCHW; B is nChw<B>c, channel c of bin b at
+// ((c/B)*bins + b)*B + c%B.
+func gradRows(rows, src []float32, bins, c0, c1, block int) {
+	n := c1 - c0
+	if block == 1 {
+		transpose(rows, n, src[c0*bins:], bins, n, bins)
 		return
 	}
-	count := float32(ns)
-	at := func(c, bin int) int { return (c/block*bins+bin)*block + c%block }
-	c := c0
-	for ; c+4 <= c1; c += 4 {
-		q0, q1, q2, q3 := planes4(dst, c*hw, hw)
+	for cb := c0 / block; cb*block < c1; cb++ {
+		cs, ce := max(c0, cb*block), min(c1, (cb+1)*block)
 		for bin := range bins {
-			var g0, g1, g2, g3 float32
-			if i := c*bins + bin; block == 1 { // NCHW
-				g0, g1, g2, g3 = src[i], src[i+bins], src[i+2*bins], src[i+3*bins]
-			} else {
-				g0, g1, g2, g3 = src[at(c, bin)], src[at(c+1, bin)], src[at(c+2, bin)], src[at(c+3, bin)]
-			}
-			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-				if !sp.ok {
-					continue
-				}
-				for j := 0; j < 4; j++ {
-					i, w := sp.p[j], sp.w[j]
-					q0[i] += float32(g0*w) / count
-					q1[i] += float32(g1*w) / count
-					q2[i] += float32(g2*w) / count
-					q3[i] += float32(g3*w) / count
-				}
-			}
-		}
-	}
-	for ; c < c1; c++ {
-		plane := dst[c*hw : (c+1)*hw]
-		for bin := range bins {
-			gv := src[at(c, bin)]
-			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
-				if !sp.ok {
-					continue
-				}
-				plane[sp.p[0]] += float32(gv*sp.w[0]) / count
-				plane[sp.p[1]] += float32(gv*sp.w[1]) / count
-				plane[sp.p[2]] += float32(gv*sp.w[2]) / count
-				plane[sp.p[3]] += float32(gv*sp.w[3]) / count
-			}
+			at := (cb*bins+bin)*block + cs - cb*block
+			copy(rows[bin*n+cs-c0:bin*n+ce-c0], src[at:at+ce-cs])
 		}
 	}
 }
@@ -498,6 +470,6 @@ func (o RoIAlignOpts) forward(g roiGeom, v roiValues, out []float32, buf *scratc
 // gradInputs: the gradient needs the RoIs and the output gradient only.
 func (o RoIAlignOpts) gradInputs() []roiInput { return []roiInput{inRoIs, inGrad} }
 
-func (o RoIAlignOpts) backward(g roiGeom, v roiValues, gradFeat []float32) {
-	roiAlignBackward(g, o, v.rois, v.grad, gradFeat, 1)
+func (o RoIAlignOpts) backward(g roiGeom, v roiValues, gradFeat []float32, buf *scratch) {
+	roiAlignBackward(g, o, v.rois, v.grad, gradFeat, 1, buf)
 }

@@ -8,6 +8,7 @@ import (
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 
+	"resdet/internal/vec"
 	"resdet/nn"
 )
 
@@ -73,12 +74,7 @@ func (op alignBF16Op) forward(feat, rois []float32, y []uint16) {
 	C, bins := op.g.C, op.g.OH*op.g.OW
 	alignForward(op.g, op.o, feat, rois, op.buf, func(k, c0, c1 int, _ *alignScratch) binWriter {
 		return binWriter{bin: func(bin int, v []float32, count float32) {
-			dst := y[(k*bins+bin)*C+c0 : (k*bins+bin)*C+c1]
-			dst = dst[:len(v)]
-			divide(v, v, count)
-			for c, x := range v {
-				dst[c] = nn.RoundBF16(x)
-			}
+			vec.DivBF16(y[(k*bins+bin)*C+c0:(k*bins+bin)*C+c1], v, count)
 		}}
 	})
 }
@@ -102,7 +98,7 @@ func (op alignBF16Op) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error)
 	if s := grad.Shape(); grad.Dtype() != tensor.Float32 || !s.Eq(tensor.Shape(op.g.outShape())) {
 		return nil, fmt.Errorf("ops: %v: gradient %v %v, want float32 %v (nChw<B>c)", op, grad.Dtype(), s, op.g.outShape())
 	}
-	df, err := G.ApplyOp(roiGradOp{g: op.g, k: blockedGradAlign{RoIAlignOpts: op.o, block: nn.CPU().Block}}, in[1], grad)
+	df, err := G.ApplyOp(roiGradOp{g: op.g, k: blockedGradAlign{RoIAlignOpts: op.o, block: nn.CPU().Block}, buf: op.buf}, in[1], grad)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +117,6 @@ func (k blockedGradAlign) name() string { return "RoIAlignBF16" }
 func (k blockedGradAlign) String() string {
 	return fmt.Sprintf("%v grad-block=%d", k.RoIAlignOpts, k.block)
 }
-func (k blockedGradAlign) backward(g roiGeom, v roiValues, gradFeat []float32) {
-	roiAlignBackward(g, k.RoIAlignOpts, v.rois, v.grad, gradFeat, k.block)
+func (k blockedGradAlign) backward(g roiGeom, v roiValues, gradFeat []float32, buf *scratch) {
+	roiAlignBackward(g, k.RoIAlignOpts, v.rois, v.grad, gradFeat, k.block, buf)
 }

@@ -258,7 +258,7 @@ func (op multiAlignGradOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Val
 			}
 			p := o.plan(rois[5*k:5*k+5], g.H, g.W, buf)
 			buf = p.samples
-			alignBackwardChannels(&p, gy[k*g.C*bins:(k+1)*g.C*bins], gx[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1, 1)
+			alignBackwardChannels(&p, gy[k*g.C*bins:(k+1)*g.C*bins], gx[p.batch*g.C*hw:(p.batch+1)*g.C*hw], hw, bins, c0, c1)
 		}
 	})
 	return out, nil
@@ -307,6 +307,55 @@ func alignChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
 					float32(sp.w[2]*plane[sp.p[2]])) + float32(sp.w[3]*plane[sp.p[3]])
 			}
 			out[bin] = v / count
+		}
+	}
+}
+
+// alignBackwardChannels adds channels [c0, c1) of one RoI's contribution to
+// the feature gradient, from its plan p: src is the RoI's output gradient
+// [C, OH, OW] (bins = OH*OW), dst the gradient of its image [C, H, W] (hw =
+// H*W), both NCHW. Each contribution is float32(g*w) / count, as
+// torchvision's. MultiLevelRoIAlign's backward pass uses it; RoIAlign's
+// (roiAlignBackward) is its channels-last form, checked against it.
+func alignBackwardChannels(p *alignPlan, src, dst []float32, hw, bins, c0, c1 int) {
+	ns := p.gh * p.gw
+	if ns == 0 {
+		return
+	}
+	count := float32(ns)
+	c := c0
+	for ; c+4 <= c1; c += 4 {
+		q0, q1, q2, q3 := planes4(dst, c*hw, hw)
+		for bin := range bins {
+			i := c*bins + bin
+			g0, g1, g2, g3 := src[i], src[i+bins], src[i+2*bins], src[i+3*bins]
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				if !sp.ok {
+					continue
+				}
+				for j := 0; j < 4; j++ {
+					i, w := sp.p[j], sp.w[j]
+					q0[i] += float32(g0*w) / count
+					q1[i] += float32(g1*w) / count
+					q2[i] += float32(g2*w) / count
+					q3[i] += float32(g3*w) / count
+				}
+			}
+		}
+	}
+	for ; c < c1; c++ {
+		plane := dst[c*hw : (c+1)*hw]
+		for bin := range bins {
+			gv := src[c*bins+bin]
+			for _, sp := range p.samples[bin*ns : (bin+1)*ns] {
+				if !sp.ok {
+					continue
+				}
+				plane[sp.p[0]] += float32(gv*sp.w[0]) / count
+				plane[sp.p[1]] += float32(gv*sp.w[1]) / count
+				plane[sp.p[2]] += float32(gv*sp.w[2]) / count
+				plane[sp.p[3]] += float32(gv*sp.w[3]) / count
+			}
 		}
 	}
 }

@@ -55,9 +55,19 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("backward/aligned=%v", aligned), func(b *testing.B) {
+			buf := new(scratch)
 			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
-				roiAlignBackward(g, o, rois, y, gf, 1)
+				roiAlignBackward(g, o, rois, y, gf, 1, buf)
+			}
+		})
+		b.Run(fmt.Sprintf("backward-blocked/aligned=%v", aligned), func(b *testing.B) {
+			// The bf16 head's gradient layout (nChw16c), as RoIAlignBF16's
+			// gradient reads it; the values do not matter here.
+			buf := new(scratch)
+			defer reportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				roiAlignBackward(g, o, rois, y, gf, 16, buf)
 			}
 		})
 	}

@@ -196,6 +196,6 @@ func (o RoIPoolOpts) forward(g roiGeom, v roiValues, out []float32, _ *scratch) 
 // map and the forward output.
 func (o RoIPoolOpts) gradInputs() []roiInput { return []roiInput{inFeat, inRoIs, inOutput, inGrad} }
 
-func (o RoIPoolOpts) backward(g roiGeom, v roiValues, gradFeat []float32) {
+func (o RoIPoolOpts) backward(g roiGeom, v roiValues, gradFeat []float32, _ *scratch) {
 	roiPoolBackward(g, o, v.feat, v.rois, v.out, v.grad, gradFeat)
 }

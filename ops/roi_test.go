@@ -191,7 +191,7 @@ func TestRoIAlignGradientFiniteDifferences(t *testing.T) {
 				return s
 			}
 			grad := make([]float32, len(feat))
-			roiAlignBackward(g, o, rois, gy, grad, 1)
+			roiAlignBackward(g, o, rois, gy, grad, 1, nil)
 			const eps = 0.25
 			var worst float64
 			nonzero := 0

@@ -10,7 +10,7 @@ import (
 // section does: a package may import only packages at a lower level.
 // Packages on one line share a level and may import each other.
 var order = [][]string{
-	{"box", "internal/atomicfile", "internal/cli", "internal/cli/clitest", "internal/testutil", "internal/testutil/gradtest", "internal/layering", "internal/mpi"},
+	{"box", "internal/atomicfile", "internal/cli", "internal/cli/clitest", "internal/testutil", "internal/testutil/gradtest", "internal/layering", "internal/mpi", "internal/vec"},
 	{"format", "format/coco", "format/voc", "format/classlist"},
 	{"weights"},
 	{"nn"},
