@@ -427,44 +427,78 @@ func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
 }
 
 // ForwardMean applies the blocks, then the mean over H and W (global average
-// pooling). x: [N, Blocks[0].InC, H, W] (NCHW float32; or, for a stage
-// that runs as a bf16 chain (BF16Chain), a value already in the chain
-// layout, nn.BFloat16, such as ops.RoIAlignBF16's output). Returns
+// pooling). x: [N, Blocks[0].InC, H, W], NCHW float32. Returns
 // [N, Out.Channels]. Same values as Forward then nn.GlobalAvgPool, but a
 // blocked stage pools its blocked output directly
 // (nn.GlobalAvgPoolBlocked): no NCHW copy of the stage's output, nor of its
 // gradient.
 func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
-	if x.Dtype() == nn.BFloat16 && !s.BF16Chain() {
-		return nil, fmt.Errorf("backbone: %s: input %v is a bf16 chain value, but the stage does not run as a bf16 chain", s.Name, x.Shape())
+	if x.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("backbone: %s: input %v is %s, want float32 NCHW (ForwardMeanBlocked takes the blocked layout)", s.Name, x.Shape(), dtypeName(x.Dtype()))
 	}
-	if len(s.Blocks) == 0 || !s.Blocks[0].blocked {
+	if !s.Blocked() {
 		y, err := s.forward(x, false)
 		if err != nil {
 			return nil, err
 		}
 		return nn.GlobalAvgPool(y)
 	}
-	xb := x
-	if x.Dtype() != nn.BFloat16 {
-		var err error
-		if xb, err = toBlocked(x, s.Blocks[0].bf16Chain); err != nil {
-			return nil, err
-		}
+	xb, err := toBlocked(x, s.BF16Chain())
+	if err != nil {
+		return nil, err
 	}
-	y, err := s.forward(xb, true)
+	return s.ForwardMeanBlocked(xb)
+}
+
+// ForwardMeanBlocked is ForwardMean on x already in the stage's blocked
+// layout (a stage with Blocked): the bf16 chain value (nn.BFloat16,
+// nn.ToBlockedBF16's layout) for a stage running as a bf16 chain
+// (BF16Chain), else float32 nChw<B>c (nn.ToBlocked's layout), such as the
+// outputs of ops.RoIAlignBF16 and ops.RoIAlignBlocked: no conversion in
+// front of the first convolution, and x's gradient in the same blocked
+// layout (float32 nChw<B>c either way).
+func (s *Stage) ForwardMeanBlocked(x *G.Node) (*G.Node, error) {
+	if !s.Blocked() {
+		return nil, fmt.Errorf("backbone: %s: input %v in the blocked layout, but the stage runs on NCHW", s.Name, x.Shape())
+	}
+	want := tensor.Dtype(tensor.Float32)
+	if s.BF16Chain() {
+		want = nn.BFloat16
+	}
+	if x.Dtype() != want {
+		return nil, fmt.Errorf("backbone: %s: blocked input %v is %s, want %s (the stage's blocked layout)", s.Name, x.Shape(), dtypeName(x.Dtype()), dtypeName(want))
+	}
+	y, err := s.forward(x, true)
 	if err != nil {
 		return nil, err
 	}
 	return nn.GlobalAvgPoolBlocked(y)
 }
 
+// dtypeName names a node's dtype in errors: nn.BFloat16 (stored as
+// uint16) as bf16.
+func dtypeName(d tensor.Dtype) string {
+	if d == nn.BFloat16 {
+		return "bf16 (nn.BFloat16)"
+	}
+	return d.String()
+}
+
+// Blocked reports whether the stage keeps its activations in oneDNN's
+// blocked layout between convolutions (frozen BN with channel counts that
+// are multiples of 16): float32 nChw<B>c, or the bf16 chain layout when
+// BF16Chain. False for a nil stage.
+func (s *Stage) Blocked() bool {
+	return s != nil && len(s.Blocks) > 0 && s.Blocks[0].blocked
+}
+
 // BF16Chain reports whether the stage runs as a bf16 chain (bf16
 // convolutions with frozen BN, Config.BF16): its activations are bf16
-// channels-last between convolutions (nn.ToBlockedBF16), and ForwardMean
-// takes its input in that layout too. False for a nil stage.
+// channels-last between convolutions (nn.ToBlockedBF16), and
+// ForwardMeanBlocked takes its input in that layout. False for a nil
+// stage.
 func (s *Stage) BF16Chain() bool {
-	return s != nil && len(s.Blocks) > 0 && s.Blocks[0].blocked && s.Blocks[0].bf16Chain
+	return s.Blocked() && s.Blocks[0].bf16Chain
 }
 
 func (s *Stage) forward(x *G.Node, blk bool) (*G.Node, error) {

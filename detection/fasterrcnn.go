@@ -197,14 +197,18 @@ func buildParts(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, 
 	}
 	in := featureName(cfg.Arch)
 	spec := bb.OutputShapes()[in]
-	var box BoxHead = &Res5Head{Res5: bb.Res5()}
+	// A res5 head on the blocked layout (frozen BN) reads RoIAlign's output
+	// in that layout (the bf16 chain's in bf16).
+	pooler := &SingleLevelPooler{In: in, Op: cfg.RoIOp}
+	var box BoxHead
 	if ArchDC5(cfg.Arch) {
 		box = NewFCHead(g, spec.Channels, cfg.RoIOp.Size, cfg.FCDim, rng)
+	} else {
+		res5 := bb.Res5()
+		pooler.Blocked = res5.Blocked()
+		pooler.BF16 = pooler.Blocked && res5.BF16Chain()
+		box = &Res5Head{Res5: res5, Blocked: pooler.Blocked}
 	}
-	// A res5 head running as a bf16 chain (frozen BN) reads RoIAlign's
-	// output in its own layout.
-	res5, ok := box.(*Res5Head)
-	pooler := &SingleLevelPooler{In: in, Op: cfg.RoIOp, BF16: ok && cfg.RoIOp.Op == RoIOpAlign && res5.Res5.BF16Chain()}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
 	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,
 		Head: NewRPNHead(g, spec.Channels, cfg.RPN.Anchors.NumAnchors(), rng)}

@@ -78,11 +78,16 @@ func TestPrecisionOption(t *testing.T) {
 			if m.Backbone.Config.BF16 != tc.wantBF16 {
 				t.Errorf("backbone: BF16 %v, want %v", m.Backbone.Config.BF16, tc.wantBF16)
 			}
-			// The C4 res5 head (frozen BN: a bf16 chain) takes RoIAlign's
-			// output in the chain layout; DC5's FC head takes float32.
+			// The C4 res5 head (frozen BN: the blocked layout, a bf16
+			// chain in bf16) takes RoIAlign's output in its layout; DC5's
+			// FC head takes float32 NCHW.
 			if p, ok := m.RoIHeads.Pooler.(*SingleLevelPooler); ok {
-				if want := tc.wantBF16 && !ArchDC5(tc.arch); p.BF16 != want {
-					t.Errorf("RoI pooler: BF16 %v, want %v", p.BF16, want)
+				c4 := !ArchDC5(tc.arch)
+				if p.Blocked != c4 || p.BF16 != (c4 && tc.wantBF16) {
+					t.Errorf("RoI pooler: blocked %v, bf16 %v; want %v, %v", p.Blocked, p.BF16, c4, c4 && tc.wantBF16)
+				}
+				if h, ok := m.RoIHeads.BoxHead.(*Res5Head); ok != c4 || ok && h.Blocked != p.Blocked {
+					t.Errorf("box head %T (blocked input %v), pooler blocked %v", m.RoIHeads.BoxHead, ok && h.Blocked, p.Blocked)
 				}
 			}
 		})

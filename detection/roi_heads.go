@@ -66,15 +66,18 @@ type RoIPooler interface {
 type SingleLevelPooler struct {
 	In string
 	Op RoIOpConfig
-	// BF16 (RoIAlign only) writes the pooled features in the bf16 chain
-	// layout (ops.RoIAlignBF16) for a box head that runs as a bf16 chain
-	// (Res5Head on a bf16 backbone with frozen BN): no float32 copy and no
-	// conversion between the pooler and the head.
-	BF16 bool
+	// Blocked writes the pooled features in the layout of a box head that
+	// runs on oneDNN's blocked layout (Res5Head with Blocked: a res5 stage
+	// with frozen BN): float32 nChw<B>c, or with BF16 the bf16 chain layout
+	// (a res5 stage running as a bf16 chain). RoIAlign writes it directly
+	// (ops.RoIAlignBlocked, ops.RoIAlignBF16: no NCHW copy and no
+	// conversion); RoIPool's NCHW output is converted (nn.ToBlocked,
+	// nn.ToBlockedBF16).
+	Blocked, BF16 bool
 }
 
-// Pool implements RoIPooler: [K, C, Op.Size, Op.Size] (float32 NCHW, or
-// with BF16 an nn.BFloat16 chain value).
+// Pool implements RoIPooler: [K, C, Op.Size, Op.Size] (float32 NCHW; with
+// Blocked float32 nChw<B>c, or with BF16 too an nn.BFloat16 chain value).
 func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error) {
 	f, err := featureNamed(feats, p.In)
 	if err != nil {
@@ -84,12 +87,21 @@ func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error)
 	var y *G.Node
 	if p.Op.Op == RoIOpPool {
 		y, err = ops.RoIPool(f.Map, rois, ops.RoIPoolOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale})
+		switch {
+		case err == nil && p.Blocked && p.BF16:
+			y, err = nn.ToBlockedBF16(y)
+		case err == nil && p.Blocked:
+			y, err = nn.ToBlocked(y)
+		}
 	} else {
 		o := ops.RoIAlignOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale,
 			SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned}
-		if p.BF16 {
+		switch {
+		case p.Blocked && p.BF16:
 			y, err = ops.RoIAlignBF16(f.Map, rois, o)
-		} else {
+		case p.Blocked:
+			y, err = ops.RoIAlignBlocked(f.Map, rois, o)
+		default:
 			y, err = ops.RoIAlign(f.Map, rois, o)
 		}
 	}
@@ -112,11 +124,18 @@ type BoxHead interface {
 // backbone's) and the mean over H and W.
 type Res5Head struct {
 	Res5 *backbone.Stage
+	// Blocked says the pooled features come in Res5's blocked layout
+	// (SingleLevelPooler.Blocked; Res5.ForwardMeanBlocked), else NCHW.
+	Blocked bool
 }
 
 // Forward implements BoxHead: [K, C4, OH, OW] -> [K, C5].
 func (h *Res5Head) Forward(pooled *G.Node) (*G.Node, error) {
-	y, err := h.Res5.ForwardMean(pooled)
+	forward := h.Res5.ForwardMean
+	if h.Blocked {
+		forward = h.Res5.ForwardMeanBlocked
+	}
+	y, err := forward(pooled)
 	if err != nil {
 		return nil, fmt.Errorf("detection: box head res5 and mean: %w", err)
 	}

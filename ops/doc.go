@@ -10,8 +10,10 @@
 // Ops run on the host (nn.HostOp) and are parallel over nn.Threads()
 // goroutines where that pays. Inputs are float32, NCHW, dense, row-major.
 // RoIAlign samples a channels-last copy of its map with the AVX2 kernels
-// of internal/vec; RoIAlignBF16 is the same op writing its output as a bf16 chain
-// value (nn.ToBlockedBF16's layout) for a box head running in bf16.
+// of internal/vec; RoIAlignBlocked and RoIAlignBF16 are the same op
+// writing its output in the layout of a box head on oneDNN's blocked
+// layout: float32 nChw<B>c (nn.ToBlocked's) and the bf16 chain's
+// (nn.ToBlockedBF16's).
 // A RoI tensor is [K, 5]: (batch index, x1, y1, x2, y2) in input-image
 // pixels, which SpatialScale maps to feature cells.
 //

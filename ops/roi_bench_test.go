@@ -48,10 +48,17 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 		})
 		b.Run(fmt.Sprintf("forward-bf16/aligned=%v", aligned), func(b *testing.B) {
 			y16 := make([]uint16, len(y))
-			op := alignBF16Op{g: g, o: o, buf: new(scratch)}
+			op := alignBlockedOp{g: g, o: o, bf16: true, block: 16, buf: new(scratch)}
 			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
-				op.forward(feat, rois, y16)
+				op.forwardBF16(feat, rois, y16)
+			}
+		})
+		b.Run(fmt.Sprintf("forward-blocked/aligned=%v", aligned), func(b *testing.B) {
+			op := alignBlockedOp{g: g, o: o, block: 16, buf: new(scratch)}
+			defer reportCPU(b)()
+			for i := 0; i < b.N; i++ {
+				op.forward(feat, rois, y)
 			}
 		})
 		b.Run(fmt.Sprintf("backward/aligned=%v", aligned), func(b *testing.B) {
