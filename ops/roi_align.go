@@ -202,10 +202,7 @@ func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *
 	bins := g.OH * g.OW
 	alignForward(g, o, feat, rois, buf, func(k, c0, c1 int, s *alignScratch) binWriter {
 		n := c1 - c0
-		if cap(s.rows) < bins*n {
-			s.rows = make([]float32, bins*n)
-		}
-		rows := s.rows[:bins*n]
+		rows := s.rowBuf(bins * n)
 		return binWriter{
 			bin: func(bin int, v []float32, count float32) { vec.Div(rows[bin*n:(bin+1)*n], v, count) },
 			done: func() {
@@ -253,6 +250,15 @@ func alignForward(g roiGeom, o RoIAlignOpts, feat, rois []float32, buf *scratch,
 
 // alignScratch is one goroutine's buffers for alignBins and its writers.
 type alignScratch struct{ v, rows []float32 }
+
+// rowBuf returns the rows buffer (a RoI's bins by its channel range, for
+// the writers and the backward pass) grown to n values, contents undefined.
+func (s *alignScratch) rowBuf(n int) []float32 {
+	if cap(s.rows) < n {
+		s.rows = make([]float32, n)
+	}
+	return s.rows[:n]
+}
 
 // alignBins computes channels [c0, c1) of one RoI's output from its plan p
 // and src, the RoI's image channels-last ([H*W, C]), and hands each bin's
@@ -405,10 +411,7 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 	parallelWorkers(g.C, func(worker, c0, c1 int) {
 		n := c1 - c0
 		s := &scr[worker]
-		if cap(s.rows) < bins*n {
-			s.rows = make([]float32, bins*n)
-		}
-		rows := s.rows[:bins*n]
+		rows := s.rowBuf(bins * n)
 		var samples []alignSample
 		for k := range g.K {
 			p := o.plan(rois[5*k:5*k+5], g.H, g.W, samples)

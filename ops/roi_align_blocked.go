@@ -117,10 +117,7 @@ func (op alignBlockedOp) forward(feat, rois []float32, y []float32) {
 	C, bins := op.g.C, op.g.OH*op.g.OW
 	alignForward(op.g, op.o, feat, rois, op.buf, func(k, c0, c1 int, s *alignScratch) binWriter {
 		n := c1 - c0
-		if cap(s.rows) < bins*n {
-			s.rows = make([]float32, bins*n)
-		}
-		rows := s.rows[:bins*n]
+		rows := s.rowBuf(bins * n)
 		return binWriter{
 			bin:  func(bin int, v []float32, count float32) { vec.Div(rows[bin*n:(bin+1)*n], v, count) },
 			done: func() { blockRows(y[k*C*bins:(k+1)*C*bins], rows, bins, c0, c1, op.block) },
