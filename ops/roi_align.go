@@ -197,18 +197,19 @@ func bilinear(y, x float32, h, w int, fh, fw float32) alignSample {
 	}
 }
 
-// roiAlignForward computes out [K, C, OH, OW] from feat and rois.
-func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *scratch) {
+// roiAlignForward computes out [K, C, OH, OW] from feat and rois, in
+// blocks of block channels (1: NCHW; B: nChw<B>c, RoIAlignBlocked's
+// output). A RoI's bins go to rows [bins, c1-c0] first, then to out in
+// runs (blockRows): written bin by bin, each bin would touch every channel
+// plane (or block) of the RoI.
+func roiAlignForward(g roiGeom, o RoIAlignOpts, feat, rois, out []float32, buf *scratch, block int) {
 	bins := g.OH * g.OW
 	alignForward(g, o, feat, rois, buf, func(k, c0, c1 int, s *alignScratch) binWriter {
 		n := c1 - c0
 		rows := s.rowBuf(bins * n)
 		return binWriter{
-			bin: func(bin int, v []float32, count float32) { vec.Div(rows[bin*n:(bin+1)*n], v, count) },
-			done: func() {
-				// rows [bins, n] -> out[k, c0:c1, :, :]
-				transpose(out[(k*g.C+c0)*bins:(k*g.C+c1)*bins], bins, rows, n, bins, n)
-			},
+			bin:  func(bin int, v []float32, count float32) { vec.Div(rows[bin*n:(bin+1)*n], v, count) },
+			done: func() { blockRows(out[k*g.C*bins:(k+1)*g.C*bins], rows, bins, c0, c1, block, false) },
 		}
 	})
 }
@@ -393,7 +394,7 @@ func roiAlignItems(K, C int, plan func(k int, buf []alignSample) alignPlan, run 
 
 // roiAlignBackward computes gradFeat [N, C, H, W] (overwritten) from
 // gradOut [K, C, OH, OW], in blocks of block channels (1: NCHW; B: the
-// chain gradient's nChw<B>c, see gradRows). buf is the op's scratch (nil:
+// chain gradient's nChw<B>c, see blockRows). buf is the op's scratch (nil:
 // allocate).
 //
 // It accumulates a channels-last gradient [N, H*W, C] (in buf): each
@@ -421,7 +422,7 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 				continue
 			}
 			count := float32(ns)
-			gradRows(rows, gradOut[k*g.C*bins:(k+1)*g.C*bins], bins, c0, c1, block)
+			blockRows(gradOut[k*g.C*bins:(k+1)*g.C*bins], rows, bins, c0, c1, block, true)
 			dst := last[p.batch*hw*g.C : (p.batch+1)*hw*g.C]
 			for bin := range bins {
 				gb := rows[bin*n : (bin+1)*n]
@@ -444,22 +445,32 @@ func roiAlignBackward(g roiGeom, o RoIAlignOpts, rois, gradOut, gradFeat []float
 	}
 }
 
-// gradRows writes channels [c0, c1) of one RoI's output gradient src [C,
-// OH, OW] (bins = OH*OW values per channel) into rows [bins, c1-c0]: a
-// bin's gradient over the channels, contiguous. src is in blocks of block
-// channels: 1 is NCHW; B is nChw<B>c, channel c of bin b at
-// ((c/B)*bins + b)*B + c%B.
-func gradRows(rows, src []float32, bins, c0, c1, block int) {
+// blockRows copies channels [c0, c1) of one RoI's values between rows
+// [bins, c1-c0] (a bin's channels contiguous) and t [C, OH, OW] (bins =
+// OH*OW) in blocks of block channels (1: NCHW; B: nChw<B>c, channel c of
+// bin b at ((c/B)*bins + b)*B + c%B): from t into rows with gather (an
+// output gradient, for the backward pass), else from rows into t (the
+// forward pass's output).
+func blockRows(t, rows []float32, bins, c0, c1, block int, gather bool) {
 	n := c1 - c0
 	if block == 1 {
-		transpose(rows, n, src[c0*bins:], bins, n, bins)
+		if gather {
+			transpose(rows, n, t[c0*bins:c1*bins], bins, n, bins)
+		} else {
+			transpose(t[c0*bins:c1*bins], bins, rows, n, bins, n)
+		}
 		return
 	}
 	for cb := c0 / block; cb*block < c1; cb++ {
 		cs, ce := max(c0, cb*block), min(c1, (cb+1)*block)
 		for bin := range bins {
 			at := (cb*bins+bin)*block + cs - cb*block
-			copy(rows[bin*n+cs-c0:bin*n+ce-c0], src[at:at+ce-cs])
+			blk, row := t[at:at+ce-cs], rows[bin*n+cs-c0:bin*n+ce-c0]
+			if gather {
+				copy(row, blk)
+			} else {
+				copy(blk, row)
+			}
 		}
 	}
 }
@@ -467,7 +478,7 @@ func gradRows(rows, src []float32, bins, c0, c1, block int) {
 func (o RoIAlignOpts) name() string { return "RoIAlign" }
 
 func (o RoIAlignOpts) forward(g roiGeom, v roiValues, out []float32, buf *scratch) {
-	roiAlignForward(g, o, v.feat, v.rois, out, buf)
+	roiAlignForward(g, o, v.feat, v.rois, out, buf, 1)
 }
 
 // gradInputs: the gradient needs the RoIs and the output gradient only.

@@ -94,7 +94,7 @@ func (op alignBlockedOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value
 		return out, nil
 	}
 	out, y := outTensor(prealloc, op.g.outShape())
-	op.forward(v.feat, v.rois, y)
+	roiAlignForward(op.g, op.o, v.feat, v.rois, y, op.buf, op.block)
 	return out, nil
 }
 
@@ -107,36 +107,6 @@ func (op alignBlockedOp) forwardBF16(feat, rois []float32, y []uint16) {
 			vec.DivBF16(y[(k*bins+bin)*C+c0:(k*bins+bin)*C+c1], v, count)
 		}}
 	})
-}
-
-// forward writes y [K, C/B, OH, OW, B] (B = op.block) from feat and rois.
-// A RoI's bins go to rows [bins, c1-c0] first, then each channel block's
-// run of bins*B values is written in order (blockRows): sequential writes,
-// where writing each bin's blocks in place would touch every run per bin.
-func (op alignBlockedOp) forward(feat, rois []float32, y []float32) {
-	C, bins := op.g.C, op.g.OH*op.g.OW
-	alignForward(op.g, op.o, feat, rois, op.buf, func(k, c0, c1 int, s *alignScratch) binWriter {
-		n := c1 - c0
-		rows := s.rowBuf(bins * n)
-		return binWriter{
-			bin:  func(bin int, v []float32, count float32) { vec.Div(rows[bin*n:(bin+1)*n], v, count) },
-			done: func() { blockRows(y[k*C*bins:(k+1)*C*bins], rows, bins, c0, c1, op.block) },
-		}
-	})
-}
-
-// blockRows is gradRows the other way: it writes rows [bins, c1-c0] (a
-// bin's channels [c0, c1) contiguous) into channels [c0, c1) of dst [C,
-// OH, OW] in nChw<block>c (channel c of bin b at ((c/B)*bins + b)*B + c%B).
-func blockRows(dst, rows []float32, bins, c0, c1, block int) {
-	n := c1 - c0
-	for cb := c0 / block; cb*block < c1; cb++ {
-		cs, ce := max(c0, cb*block), min(c1, (cb+1)*block)
-		for bin := range bins {
-			at := (cb*bins+bin)*block + cs - cb*block
-			copy(dst[at:at+ce-cs], rows[bin*n+cs-c0:bin*n+ce-c0])
-		}
-	}
 }
 
 func (op alignBlockedOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }

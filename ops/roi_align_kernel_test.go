@@ -45,7 +45,7 @@ func TestAlignBinsEqualsNCHWKernel(t *testing.T) {
 			}
 			rois := randRoIs(r, g.K, g.N, 4*float32(g.W), 4*float32(g.H))
 			got := make([]float32, g.K*g.C*g.OH*g.OW)
-			roiAlignForward(g, o, feat, rois, got, nil)
+			roiAlignForward(g, o, feat, rois, got, nil, 1)
 			want := make([]float32, len(got))
 			hw, bins := g.H*g.W, g.OH*g.OW
 			for k := 0; k < g.K; k++ {

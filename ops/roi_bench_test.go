@@ -43,7 +43,7 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 			buf := new(scratch)
 			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
-				roiAlignForward(g, o, feat, rois, y, buf)
+				roiAlignForward(g, o, feat, rois, y, buf, 1)
 			}
 		})
 		b.Run(fmt.Sprintf("forward-bf16/aligned=%v", aligned), func(b *testing.B) {
@@ -55,10 +55,10 @@ func BenchmarkRoIAlignC4(b *testing.B) {
 			}
 		})
 		b.Run(fmt.Sprintf("forward-blocked/aligned=%v", aligned), func(b *testing.B) {
-			op := alignBlockedOp{g: g, o: o, block: 16, buf: new(scratch)}
+			buf := new(scratch)
 			defer reportCPU(b)()
 			for i := 0; i < b.N; i++ {
-				op.forward(feat, rois, y)
+				roiAlignForward(g, o, feat, rois, y, buf, 16)
 			}
 		})
 		b.Run(fmt.Sprintf("backward/aligned=%v", aligned), func(b *testing.B) {

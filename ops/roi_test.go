@@ -183,7 +183,7 @@ func TestRoIAlignGradientFiniteDifferences(t *testing.T) {
 			}
 			loss := func(f []float32) float64 {
 				y := make([]float32, len(gy))
-				roiAlignForward(g, o, f, rois, y, nil)
+				roiAlignForward(g, o, f, rois, y, nil, 1)
 				var s float64
 				for i := range y {
 					s += float64(y[i]) * float64(gy[i])
