@@ -99,9 +99,17 @@ func CPU() CPUInfo {
 // it, building a bf16 convolution fails with an error saying so.
 func BF16Supported() bool { return CPU().BF16 }
 
-// AMXSupported reports whether this CPU has AMX tiles with bf16 and the
-// operating system enables them.
-func AMXSupported() bool { return CPU().AMX }
+// AMXInUse reports whether oneDNN runs its AMX kernels here: the CPU has
+// AMX (c.AMX) and oneDNN's effective ISA is avx512_core_amx. oneDNN counts
+// AMX only once Linux has granted the process the tile-data state
+// (arch_prctl ARCH_REQ_XCOMP_PERM, which oneDNN 2.6 requests itself), and
+// ONEDNN_MAX_CPU_ISA can cap it below AMX; in either case a bf16
+// convolution runs the AVX512-BF16 (or emulated) kernels instead.
+func (c CPUInfo) AMXInUse() bool { return c.AMX && c.ISA == "avx512_core_amx" }
+
+// AMXSupported reports whether oneDNN runs its AMX kernels on this CPU
+// (CPUInfo.AMXInUse): what Precision auto decides on.
+func AMXSupported() bool { return CPU().AMXInUse() }
 
 // checkBF16 returns the error of a bf16 convolution on a CPU without it.
 func checkBF16() error {

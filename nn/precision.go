@@ -19,8 +19,10 @@ const (
 	// PrecisionBF16 asks for bf16 on any CPU where oneDNN implements it
 	// (AVX-512 and up, see BF16Supported); elsewhere Resolve fails.
 	PrecisionBF16 Precision = "bf16"
-	// PrecisionAuto is bf16 where the CPU has AMX tiles with bf16 (where
-	// issue 14 measured a 9-10x faster convolution), float32 elsewhere.
+	// PrecisionAuto is bf16 where oneDNN runs AMX tiles with bf16
+	// (CPUInfo.AMXInUse; where issue 14 measured a 9-10x faster
+	// convolution), float32 elsewhere, including on an AMX CPU whose tiles
+	// oneDNN cannot use.
 	// Without AMX, on an AVX512-BF16 CPU (AMD Zen 4,
 	// brgconv:avx512_core_bf16), ResNet-101's convolutions at 600x1000 on
 	// one thread took 0.68-0.74x the CPU-seconds of float32
@@ -74,8 +76,10 @@ func (p Precision) resolveOn(c CPUInfo) (PrecisionChoice, error) {
 		return PrecisionChoice{BF16: true, Reason: "asked for; " + bf16Kind(c)}, nil
 	case PrecisionAuto:
 		switch {
-		case c.AMX && c.BF16:
+		case c.AMXInUse() && c.BF16:
 			return PrecisionChoice{BF16: true, Reason: "auto: this CPU has AMX (oneDNN ISA " + c.ISA + ")"}, nil
+		case c.AMX && c.BF16:
+			return PrecisionChoice{Reason: "auto: " + bf16Kind(c) + "; bf16 only if asked for"}, nil
 		case c.BF16:
 			return PrecisionChoice{Reason: "auto: no AMX on this CPU (" + bf16Kind(c) + "; bf16 only if asked for)"}, nil
 		}
@@ -87,8 +91,11 @@ func (p Precision) resolveOn(c CPUInfo) (PrecisionChoice, error) {
 // bf16Kind says how this CPU runs bf16 convolutions.
 func bf16Kind(c CPUInfo) string {
 	switch {
-	case c.AMX:
+	case c.AMXInUse():
 		return "AMX tiles"
+	case c.AMX:
+		return "this CPU has AMX but oneDNN does not use it (oneDNN ISA " + c.ISA +
+			": Linux refused the tile state, or ONEDNN_MAX_CPU_ISA caps it)"
 	case c.AVX512BF16:
 		return "AVX512-BF16 without AMX"
 	}

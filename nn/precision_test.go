@@ -39,6 +39,9 @@ var (
 	avx512 = CPUInfo{ISA: "avx512_core", AVX512: true, BF16: true, Block: 16}
 	zen4   = CPUInfo{ISA: "avx512_core_bf16", AVX512: true, AVX512BF16: true, BF16: true, Block: 16}
 	spr    = CPUInfo{ISA: "avx512_core_amx", AVX512: true, AVX512BF16: true, AMX: true, BF16: true, Block: 16}
+	// sprCapped is spr where oneDNN does not use the tiles (Linux refused
+	// the tile state, or ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16).
+	sprCapped = CPUInfo{ISA: "avx512_core_bf16", AVX512: true, AVX512BF16: true, AMX: true, BF16: true, Block: 16}
 )
 
 // TestPrecisionResolve decides every precision on four kinds of CPU: bf16
@@ -62,6 +65,8 @@ func TestPrecisionResolve(t *testing.T) {
 		{name: "auto on AVX2", p: PrecisionAuto, cpu: avx2, wantReason: "no bf16 on this CPU (oneDNN ISA avx2)"},
 		{name: "auto on AVX512-BF16", p: PrecisionAuto, cpu: zen4, wantReason: "no AMX"},
 		{name: "auto on AMX", p: PrecisionAuto, cpu: spr, wantBF16: true, wantReason: "has AMX"},
+		{name: "auto on AMX unused by oneDNN", p: PrecisionAuto, cpu: sprCapped, wantReason: "oneDNN does not use it (oneDNN ISA avx512_core_bf16"},
+		{name: "bf16 on AMX unused by oneDNN", p: PrecisionBF16, cpu: sprCapped, wantBF16: true, wantReason: "oneDNN does not use it"},
 		{name: "unknown", p: "fp8", cpu: spr, wantErr: true},
 	}
 	for _, tc := range tests {
@@ -224,6 +229,8 @@ func TestPrecisionResolveTraining(t *testing.T) {
 		{name: "auto on AVX-512", p: PrecisionAuto, cpu: avx512, wantReason: "no AMX"},
 		{name: "auto on AVX512-BF16", p: PrecisionAuto, cpu: zen4, wantReason: "no AMX"},
 		{name: "auto on AMX", p: PrecisionAuto, cpu: spr, wantBF16: true, wantReason: "has AMX"},
+		{name: "auto on AMX unused by oneDNN", p: PrecisionAuto, cpu: sprCapped, wantReason: "oneDNN does not use it (oneDNN ISA avx512_core_bf16"},
+		{name: "bf16 on AMX unused by oneDNN", p: PrecisionBF16, cpu: sprCapped, wantBF16: true, wantReason: "oneDNN does not use it"},
 		{name: "unknown", p: "fp8", cpu: spr, wantErr: "fp8"},
 	}
 	for _, tc := range tests {
