@@ -122,8 +122,9 @@ type Config struct {
 	// residual add and ReLU included, in bf16 and the next reads it as it
 	// is, as torch's autocast does with channels_last tensors; a stage's
 	// output goes back to float32 NCHW (nn.FromBlocked) for what follows
-	// (RoI pooling, the FPN neck), and the C4 box head averages res5's bf16
-	// output directly. With Inference the folded weights are converted
+	// (RoI pooling, the FPN neck), Outputs also hands out the bf16 value
+	// itself (Feature.Chain, which the RPN head reads), and the C4 box head
+	// averages res5's bf16 output directly. With Inference the folded weights are converted
 	// once, on the first run (nn.ConvOpts.ConstWeights). In training the
 	// float32 weights stay the master copy and are rounded to bf16 on every
 	// run, the activations saved for the backward pass are those bf16

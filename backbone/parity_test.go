@@ -147,6 +147,17 @@ func parityErrors(t *testing.T, dir string, cfg Config, tape bool) map[string]fl
 				t.Errorf("Outputs %s: ShapeSpec %+v, OutputShapes says %+v", f.Name, f.Shape, r.OutputShapes()[f.Name])
 			}
 			outs, names = append(outs, f.Node), append(names, f.Name)
+			// Chain: the same map in the stages' layout, iff they ran blocked.
+			if (f.Chain != nil) != r.blk {
+				t.Errorf("Outputs %s: Chain %v, want one iff the stages run in a blocked chain (%v)", f.Name, f.Chain, r.blk)
+			}
+			if f.Chain != nil {
+				back, err := nn.FromBlocked(f.Chain)
+				if err != nil {
+					t.Fatal(err)
+				}
+				outs, names = append(outs, back), append(names, f.Name)
+			}
 		}
 	}
 	if tape {

@@ -130,6 +130,16 @@ type Feature struct {
 	// rounded as torch's convolutions round (H'-1 = (H-1)/Shape.Stride for the
 	// stages, integer division), likewise W'.
 	Node *G.Node
+	// Chain is the same map in the layout the stages ran in, when they ran
+	// in a blocked chain (frozen BN, channels multiples of 16; nil
+	// otherwise): float32 nChw<B>c (nn.ToBlocked's layout), or with
+	// Config.BF16 bfloat16 channels-last (nn.ToBlockedBF16's, a BFloat16
+	// node). Convolutions that read that layout (nn.ConvOpts.BlockedIn, with
+	// BlockedBF16 for a BFloat16 Chain) take it as it is, where Node costs a
+	// conversion to NCHW and, inside the convolution, back. Node is
+	// nn.FromBlocked(Chain): a graph may use either or both, and the
+	// gradients of both reach the stage.
+	Chain *G.Node
 }
 
 // Outputs runs the stem and the stages up to the deepest output asked for, in one
@@ -164,13 +174,15 @@ func (r *ResNet) Outputs(x *G.Node, names ...string) ([]Feature, error) {
 		if !ok {
 			return nil
 		}
+		f := Feature{Name: names[i], Shape: shapes[names[i]], Node: y}
 		if r.blk {
 			var err error
-			if y, err = nn.FromBlocked(y); err != nil {
+			if f.Node, err = nn.FromBlocked(y); err != nil {
 				return err
 			}
+			f.Chain = y
 		}
-		out[i] = Feature{Name: names[i], Shape: shapes[names[i]], Node: y}
+		out[i] = f
 		return nil
 	}
 	y, err := r.stem(x)

@@ -20,6 +20,13 @@ type Feature struct {
 	Name string
 	Map  *G.Node
 	Spec backbone.ShapeSpec
+	// Chain, if not nil, is Map in the layout of the backbone's blocked
+	// chain (backbone.Feature.Chain: float32 nChw<B>c, or bf16
+	// channels-last as a BFloat16 node). The RPN head's first convolution
+	// reads it as it is when its precision matches (RPNHead.Forward);
+	// everything else reads Map.
+	// The neck's outputs have none.
+	Chain *G.Node
 }
 
 // featureNamed returns the feature named name, or an error listing the

@@ -224,7 +224,7 @@ func TestTrainGraphGrad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	obj, dlt, err := m.RPN.Head.Forward(feats[0].Map)
+	obj, dlt, err := m.RPN.Head.Forward(feats[0])
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -340,7 +340,7 @@ func (h *ConvFCHead) refold() {
 func backboneFeatures(fs []backbone.Feature) []Feature {
 	out := make([]Feature, len(fs))
 	for i, f := range fs {
-		out[i] = Feature{Name: f.Name, Map: f.Node, Spec: f.Shape}
+		out[i] = Feature{Name: f.Name, Map: f.Node, Spec: f.Shape, Chain: f.Chain}
 	}
 	return out
 }

@@ -143,7 +143,7 @@ func (r *RegionProposalNetwork) forwardLevels(feats []Feature, b *batch) (*rpnOu
 		if err != nil {
 			return nil, fmt.Errorf("detection: RPN: %w", err)
 		}
-		obj, dlt, err := r.Head.Forward(f.Map)
+		obj, dlt, err := r.Head.Forward(f)
 		if err != nil {
 			return nil, fmt.Errorf("detection: RPN level %q: %w", name, err)
 		}

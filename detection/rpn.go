@@ -33,7 +33,7 @@ type RPNHead struct {
 	// BF16 runs the 3x3 convolutions in bfloat16 (New and NewTrainable set
 	// it from the precision): weights converted once for inference, rounded
 	// on every run and gradients in bf16 for training. The two 1x1
-	// predictions (objectness, deltas) stay float32.
+	// predictions (objectness, deltas) stay float32 (see Forward).
 	BF16 bool
 	varW bool // the weights change between runs (training): see setPrecision
 }
@@ -77,23 +77,47 @@ func NewRPNHeadDepth(g *G.ExprGraph, inC, numAnchors, convDepth int, rng *rand.R
 	return h
 }
 
-// Forward builds the head on feat [N, C, Hi, Wi] (NCHW). It returns the
-// objectness logits [N, A, Hi, Wi] and the deltas [N, 4A, Hi, Wi].
-func (h *RPNHead) Forward(feat *G.Node) (objectness, deltas *G.Node, err error) {
-	if s := feat.Shape(); len(s) != 4 || s[1] != h.InC {
-		return nil, nil, fmt.Errorf("detection: RPN head: feature shape %v, want [N, %d, Hi, Wi]", s, h.InC)
+// Forward builds the head on f's map [N, C, Hi, Wi] (NCHW, or f.Chain's
+// layout when the head can read it: see below). It returns the objectness
+// logits [N, A, Hi, Wi] and the deltas [N, 4A, Hi, Wi], float32 NCHW.
+//
+// Layouts: when C is a multiple of 16, the 3x3 convolutions write the
+// blocked layout of their precision (float32 nChw<B>c, or with BF16 the
+// bf16 chain's channels-last), and the first one reads f.Chain instead of
+// f.Map if its dtype matches the head's precision (a bf16 chain with BF16,
+// a float32 one without): no conversion to NCHW and back on the way. The
+// 1x1 predictions are float32 convolutions on the float32 blocked layout:
+// with BF16 the activation is converted to it (nn.BlockedFloat32), so that
+// their weights stay float32 (running them in bf16 lowered the AP of
+// checkpoint's TestBF16AccuracyD2C4 from 0.900 to 0.886). With C not a
+// multiple of 16 everything is NCHW.
+func (h *RPNHead) Forward(f Feature) (objectness, deltas *G.Node, err error) {
+	if s := f.Map.Shape(); len(s) != 4 || s[1] != h.InC {
+		return nil, nil, fmt.Errorf("detection: RPN head: feature %q shape %v, want [N, %d, Hi, Wi]", f.Name, s, h.InC)
 	}
-	t := feat
+	blocked := h.InC%16 == 0
+	t, tBlocked := f.Map, false
+	if c := f.Chain; blocked && c != nil && (c.Dtype() == nn.BFloat16) == h.BF16 {
+		t, tBlocked = c, true
+	}
 	for i, w := range h.convs {
-		var err error
-		if t, err = nn.Conv2dFused(t, w.node, h.convBs[i].node, nil, nn.ConvOpts{Pad: [2]int{1, 1}, BF16: h.BF16, ConstWeights: h.BF16 && !h.varW}, true); err != nil {
+		o := nn.ConvOpts{Pad: [2]int{1, 1}, BF16: h.BF16, ConstWeights: h.BF16 && !h.varW,
+			BlockedIn: tBlocked, BlockedOut: blocked, BlockedBF16: h.BF16 && (tBlocked || blocked)}
+		if t, err = nn.Conv2dFused(t, w.node, h.convBs[i].node, nil, o, true); err != nil {
 			return nil, nil, fmt.Errorf("detection: RPN head conv %d: %w", i, err)
 		}
+		tBlocked = blocked
 	}
-	if objectness, err = nn.Conv2d(t, h.cls.node, h.clsB.node, nn.ConvOpts{}); err != nil {
+	if h.BF16 && tBlocked {
+		if t, err = nn.BlockedFloat32(t); err != nil {
+			return nil, nil, fmt.Errorf("detection: RPN head: %w", err)
+		}
+	}
+	pred := nn.ConvOpts{BlockedIn: tBlocked}
+	if objectness, err = nn.Conv2d(t, h.cls.node, h.clsB.node, pred); err != nil {
 		return nil, nil, fmt.Errorf("detection: RPN head cls_logits: %w", err)
 	}
-	if deltas, err = nn.Conv2d(t, h.bbox.node, h.bboxB.node, nn.ConvOpts{}); err != nil {
+	if deltas, err = nn.Conv2d(t, h.bbox.node, h.bboxB.node, pred); err != nil {
 		return nil, nil, fmt.Errorf("detection: RPN head bbox_pred: %w", err)
 	}
 	return objectness, deltas, nil
@@ -145,7 +169,7 @@ func (r *RegionProposalNetwork) forward(feats []Feature, b *batch) (*rpnOutputs,
 	if err != nil {
 		return nil, fmt.Errorf("detection: RPN: %w", err)
 	}
-	obj, dlt, err := r.Head.Forward(f.Map)
+	obj, dlt, err := r.Head.Forward(f)
 	if err != nil {
 		return nil, err
 	}

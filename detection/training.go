@@ -42,11 +42,12 @@ type TrainBuild struct {
 	// box head included), the RPN head's 3x3 and the box heads' layers
 	// (DC5's fc1/fc2, FPN's TwoMLPHead or ConvFCHead) run forward and
 	// backward in bf16 (nn.ConvOpts.BF16, nn.LinearOpts.BF16: operands
-	// rounded to bf16, float32 accumulation, float32 activations and
-	// gradients between ops); the parameters stay float32 (the optimiser's master
-	// copy, rounded to bf16 on every run), as do batch norm, the FPN neck,
-	// the RPN's 1x1 predictions, the box predictor and the losses. The
-	// weights (State, checkpoints) are float32 whatever the precision.
+	// rounded to bf16, float32 accumulation and gradients; activations
+	// bf16 inside the backbone's stages and out of the RPN head's 3x3,
+	// float32 elsewhere); the parameters stay float32 (the optimiser's
+	// master copy, rounded to bf16 on every run), as do batch norm, the FPN
+	// neck, the RPN's 1x1 predictions, the box predictor and the losses. The weights (State, checkpoints) are
+	// float32 whatever the precision.
 	Precision nn.Precision
 }
 

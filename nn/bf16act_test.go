@@ -515,3 +515,70 @@ func TestRoundBF16(t *testing.T) {
 		}
 	}
 }
+
+// TestBlockedFloat32 converts a bf16 chain value to float32 nChw<B>c: every
+// element at its blocked offset with its bf16 value, and the gradient
+// passed through to x unchanged (through ToBlockedBF16's and FromBlocked's
+// own). A float32 input is refused.
+func TestBlockedFloat32(t *testing.T) {
+	convSkipWithoutBF16(t)
+	const n, c, h, w = 2, 32, 5, 7
+	r := rand.New(rand.NewSource(9))
+	xs, cs := make([]float32, n*c*h*w), make([]float32, n*c*h*w)
+	for i := range xs {
+		xs[i], cs[i] = float32(r.NormFloat64()), float32(r.NormFloat64())
+	}
+	g := G.NewGraph()
+	x := G.NewTensor(g, G.Float32, 4, G.WithShape(n, c, h, w), G.WithName("x"),
+		G.WithValue(tensor.New(tensor.WithShape(n, c, h, w), tensor.WithBacking(xs))))
+	coef := G.NewTensor(g, G.Float32, 4, G.WithShape(n, c, h, w), G.WithName("coef"),
+		G.WithValue(tensor.New(tensor.WithShape(n, c, h, w), tensor.WithBacking(cs))))
+	if _, err := BlockedFloat32(x); err == nil || !strings.Contains(err.Error(), "want uint16") {
+		t.Errorf("BlockedFloat32 of a float32 node: err %v, want a dtype error", err)
+	}
+	chain, err := ToBlockedBF16(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wide, err := BlockedFloat32(chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if wide.Dtype() != tensor.Float32 {
+		t.Fatalf("dtype %v, want float32", wide.Dtype())
+	}
+	y, err := FromBlocked(wide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := G.Must(G.Sum(G.Must(G.HadamardProd(y, coef))))
+	if _, err := G.Grad(loss, x); err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g, G.BindDualValues(x))
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	b := CPU().Block
+	blocked := wide.Value().Data().([]float32)
+	for i, v := range xs {
+		in, ic, ih, iw := i/(c*h*w), i/(h*w)%c, i/w%h, i%w
+		want := bf16Round(v)
+		if got := blocked[((in*c/b+ic/b)*h*w+ih*w+iw)*b+ic%b]; got != want {
+			t.Fatalf("blocked (%d, %d, %d, %d) = %g, want %g", in, ic, ih, iw, got, want)
+		}
+		if got := y.Value().Data().([]float32)[i]; got != want {
+			t.Fatalf("NCHW (%d, %d, %d, %d) = %g, want %g", in, ic, ih, iw, got, want)
+		}
+	}
+	gx, err := x.Grad()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range gx.Data().([]float32) {
+		if v != cs[i] {
+			t.Fatalf("dx[%d] = %g, want %g", i, v, cs[i])
+		}
+	}
+}

@@ -37,16 +37,32 @@ func FromBlocked(x *G.Node) (*G.Node, error) {
 	return convLayout("FromBlocked", x, false, x.Dtype() == BFloat16)
 }
 
+// BlockedFloat32 converts x [N, C, H, W], a value of a bf16 chain (a
+// BFloat16 node in ToBlockedBF16's layout), to float32 in ToBlocked's
+// layout nChw<B>c, for float32 convolutions with ConvOpts.BlockedIn after
+// a bf16 chain: one reorder, where FromBlocked followed by a convolution
+// on NCHW input makes two. Differentiable: the gradient of a bf16 chain
+// value is float32 nChw<B>c already, so it passes through as it is.
+func BlockedFloat32(x *G.Node) (*G.Node, error) {
+	return convLayoutApply("BlockedFloat32", x, convLayoutOp{widen: true, bf16: true}, BFloat16)
+}
+
 func convLayout(name string, x *G.Node, toBlocked, bf16 bool) (*G.Node, error) {
-	s := x.Shape()
 	want := tensor.Float32
 	if bf16 && !toBlocked {
 		want = BFloat16
 	}
+	return convLayoutApply(name, x, convLayoutOp{toBlocked: toBlocked, bf16: bf16}, want)
+}
+
+// convLayoutApply applies op, completed with x's shape and this CPU's
+// block, to x of dtype want.
+func convLayoutApply(name string, x *G.Node, op convLayoutOp, want tensor.Dtype) (*G.Node, error) {
+	s := x.Shape()
 	if len(s) != 4 || s[1]%convBlock != 0 || x.Dtype() != want {
 		return nil, fmt.Errorf("nn: %s: x %v %v: want %v [N, C, H, W] with C divisible by %d", name, s, x.Dtype(), want, convBlock)
 	}
-	op := convLayoutOp{toBlocked: toBlocked, block: CPU().Block, bf16: bf16}
+	op.block = CPU().Block
 	copy(op.shape[:], s)
 	y, err := G.ApplyOp(op, x)
 	if err != nil {
@@ -56,25 +72,35 @@ func convLayout(name string, x *G.Node, toBlocked, bf16 bool) (*G.Node, error) {
 }
 
 // convLayoutOp converts between NCHW and nChw<block>c, or (bf16) between
-// float32 NCHW and the bf16 chain layout.
+// float32 NCHW and the bf16 chain layout, or (widen) from the bf16 chain
+// layout to float32 nChw<block>c.
 type convLayoutOp struct {
 	HostOp
 	shape     [4]int
 	toBlocked bool
 	block     int
 	bf16      bool
+	widen     bool // bf16 chain -> float32 nChw<block>c (bf16 is set too)
 }
 
-// geom is the reorder's geometry.
+// geom is the reorder's geometry. A widening one is blocked on both sides
+// (dnnl.go's reorder then writes the float32 layout of a chain value's
+// gradient).
 func (op convLayoutOp) geom() convGeom {
+	if op.widen {
+		return convGeom{X: op.shape, BlockedIn: true, BlockedOut: true, Block: op.block, ChainBF16: true}
+	}
 	return convGeom{X: op.shape, BlockedIn: !op.toBlocked, BlockedOut: op.toBlocked, Block: op.block, ChainBF16: op.bf16}
 }
+
+// bf16In and bf16Out say whether the op's input and output are BFloat16.
+func (op convLayoutOp) bf16In() bool  { return op.geom().xBF16() }
+func (op convLayoutOp) bf16Out() bool { return op.geom().yBF16() && !op.widen }
 
 func (op convLayoutOp) Arity() int { return 1 }
 func (op convLayoutOp) Type() hm.Type {
 	if op.bf16 {
-		g := op.geom()
-		return hm.NewFnType(chainType(g.xBF16()), chainType(g.yBF16()))
+		return hm.NewFnType(chainType(op.bf16In()), chainType(op.bf16Out()))
 	}
 	return hm.NewFnType(convTensorType(4), convTensorType(4))
 }
@@ -87,13 +113,12 @@ func (op convLayoutOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	if len(in) != 1 {
 		return nil, fmt.Errorf("nn: %s: got %d inputs, want 1", name, len(in))
 	}
-	g := op.geom()
-	x, err := actData(name, "x", in[0], op.shape[:], g.xBF16())
+	x, err := actData(name, "x", in[0], op.shape[:], op.bf16In())
 	if err != nil {
 		return nil, err
 	}
-	out, y := actOut(prealloc, op.shape[:], g.yBF16())
-	d := dnnlConv{kind: dnnlReorder, geom: g}
+	out, y := actOut(prealloc, op.shape[:], op.bf16Out())
+	d := dnnlConv{kind: dnnlReorder, geom: op.geom()}
 	if err := d.run([][]float32{x, y}, convExtra{}); err != nil {
 		return nil, fmt.Errorf("nn: %s: %w", name, err)
 	}
@@ -103,6 +128,8 @@ func (op convLayoutOp) WriteHash(h hash.Hash) { fmt.Fprint(h, op.String()) }
 func (op convLayoutOp) Hashcode() uint32      { return convHash(op) }
 func (op convLayoutOp) String() string {
 	switch {
+	case op.widen:
+		return fmt.Sprintf("BlockedFloat32{%v %d}", op.shape, op.block)
 	case op.bf16 && op.toBlocked:
 		return fmt.Sprintf("ToBlockedBF16{%v}", op.shape)
 	case op.bf16:
@@ -117,9 +144,13 @@ func (op convLayoutOp) DiffWRT(n int) []bool { return []bool{true} }
 // SymDiff converts the gradient the other way. The gradient of a bf16
 // chain value is float32 nChw<block>c (see ConvOpts.BlockedBF16), so both
 // directions of a bf16 conversion have the float32 conversion as gradient.
+// A widening op's gradient is grad itself.
 func (op convLayoutOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error) {
 	if grad.Graph() == nil {
 		grad = output.Graph().AddNode(grad)
+	}
+	if op.widen {
+		return G.Nodes{grad}, nil
 	}
 	g, err := G.ApplyOp(convLayoutOp{shape: op.shape, toBlocked: !op.toBlocked, block: op.block}, grad)
 	if err != nil {

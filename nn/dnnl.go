@@ -386,14 +386,16 @@ static int rd_act_md(dnnl_memory_desc_t *md, const dnnl_dim_t *d, int chained, i
 }
 
 // rd_reorder_create builds a layout conversion of an x-shaped tensor from
-// rd_act_md(blk_in) to rd_act_md(blk_out). Arguments: from, to.
+// rd_act_md(blk_in) to rd_act_md(blk_out); from a bf16 chain value to a
+// bf16 chain value it converts to the float32 chain layout instead (the
+// layout of the value's gradient). Arguments: from, to.
 static int rd_reorder_create(rd_prim **out, const rd_conv_params *c) {
 	dnnl_status_t s;
 	dnnl_memory_desc_t from, to;
 	dnnl_dims_t xd = {0};
 	for (int i = 0; i < 4; i++) xd[i] = c->x[i];
 	if ((s = rd_act_md(&from, xd, c->blk_in, 0, c))) return s;
-	if ((s = rd_act_md(&to, xd, c->blk_out, 0, c))) return s;
+	if ((s = rd_act_md(&to, xd, c->blk_out, c->blk_in && c->blk_out, c))) return s;
 	rd_prim *p = calloc(1, sizeof(rd_prim));
 	s = dnnl_reorder_primitive_desc_create(&p->pd, &from, rd_eng, &to, rd_eng, NULL);
 	if (!s) s = rd_add_arg(p, DNNL_ARG_FROM, 0, 0, &from);
