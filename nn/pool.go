@@ -10,6 +10,8 @@ import (
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
+
+	"resdet/internal/vec"
 )
 
 // MaxPool2d returns the maximum over kernel×kernel windows moved by stride,
@@ -402,9 +404,7 @@ func (op *gapOp) doBF16(prealloc G.Value, vals []G.Value) (G.Value, error) {
 			clear(acc)
 			run := x[i*hw*c : (i+1)*hw*c]
 			for p := 0; p < hw; p++ {
-				for j, h := range run[p*c : (p+1)*c] {
-					acc[j] += float64(bf16Value(h))
-				}
+				vec.AccumBF16(acc, run[p*c:(p+1)*c])
 			}
 			for j, s := range acc {
 				y[i*c+j] = float32(s / float64(hw))

@@ -29,7 +29,8 @@ func BenchmarkMaxPool2d(b *testing.B) {
 }
 
 // BenchmarkGlobalAvgPool times the classifier pooling of ResNet-50 at 224x224
-// and of the C5 map at 600x1000.
+// and of the C5 map at 600x1000, and the bf16 C4 box head's mean over one
+// chunk of 256 RoIs (res5's bf16 chain output).
 func BenchmarkGlobalAvgPool(b *testing.B) {
 	rng := rand.New(rand.NewSource(5))
 	for _, s := range []tensor.Shape{{8, 2048, 7, 7}, {1, 2048, 19, 32}} {
@@ -38,4 +39,13 @@ func BenchmarkGlobalAvgPool(b *testing.B) {
 			benchOp(b, &gapOp{shape: s}, int64(4*s.TotalSize()), x)
 		})
 	}
+	s := tensor.Shape{256, 2048, 7, 7}
+	h := make([]uint16, s.TotalSize())
+	for i := range h {
+		h[i] = RoundBF16(float32(rng.NormFloat64()))
+	}
+	x := tensor.New(tensor.WithShape(s...), tensor.WithBacking(h))
+	b.Run(fmt.Sprintf("fwd-bf16/%v", s), func(b *testing.B) {
+		benchOp(b, &gapOp{shape: s, bf16: true}, int64(2*s.TotalSize()), x)
+	})
 }

@@ -1,7 +1,9 @@
 // Package vec holds the float32 vector kernels of the engine's Go-side ops
 // (RoIAlign's sampling, its division by the sample count and its bf16
 // output): AVX2 assembly on amd64 CPUs that have AVX2, plain Go elsewhere
-// and for the last len%8 (Bilerp, Div) or len%16 (DivBF16) elements.
+// and for the last len%8 (Bilerp, Div, AccumBF16) or len%16 (DivBF16)
+// elements. The C4 box head's mean over a RoI's positions sums with
+// AccumBF16.
 //
 // Every kernel gives the bits of its plain Go form, element for element:
 // the assembly multiplies and adds separately (no fused multiply-add), in
@@ -79,12 +81,16 @@ func pow2(q float32) bool {
 }
 
 // Div sets dst[i] = src[i] / q (IEEE division, correctly rounded). dst and
-// src may be the same slice; src must be at least as long as dst.
+// src may be the same slice; src must be at least as long as dst. A
+// power-of-two q takes a multiplication by 1/q, which gives the same bits.
 func Div(dst, src []float32, q float32) {
 	n := checkLen("Div", len(dst), len(src))
 	i := vectorPart(n, 8)
-	if i > 0 {
-		divAVX2(&dst[0], &src[0], i, q)
+	switch {
+	case i > 0 && pow2(q):
+		divAVX2(&dst[0], &src[0], i, 1/q, true)
+	case i > 0:
+		divAVX2(&dst[0], &src[0], i, q, false)
 	}
 	for ; i < n; i++ {
 		dst[i] = src[i] / q
@@ -92,15 +98,35 @@ func Div(dst, src []float32, q float32) {
 }
 
 // DivBF16 sets dst[i] = RoundBF16(src[i] / q): the quotient in float32,
-// then rounded to bf16. src must be at least as long as dst.
+// then rounded to bf16. src must be at least as long as dst. A
+// power-of-two q takes a multiplication by 1/q, which gives the same bits.
 func DivBF16(dst []uint16, src []float32, q float32) {
 	n := checkLen("DivBF16", len(dst), len(src))
 	i := vectorPart(n, 16)
-	if i > 0 {
-		divBF16AVX2(&dst[0], &src[0], i, q)
+	switch {
+	case i > 0 && pow2(q):
+		divBF16AVX2(&dst[0], &src[0], i, 1/q, true)
+	case i > 0:
+		divBF16AVX2(&dst[0], &src[0], i, q, false)
 	}
 	for ; i < n; i++ {
 		dst[i] = RoundBF16(src[i] / q)
+	}
+}
+
+// AccumBF16 adds the bfloat16 values x[i] (bits, as RoundBF16 returns
+// them) to acc[i] in float64: acc[i] += float64(x[i]) for every i. The
+// widening is exact and each sum is rounded to float64 as Go's scalar
+// addition rounds it, so a run of calls sums in the order of the calls. x
+// must be at least as long as acc.
+func AccumBF16(acc []float64, x []uint16) {
+	n := checkLen("AccumBF16", len(acc), len(x))
+	i := vectorPart(n, 8)
+	if i > 0 {
+		accumBF16AVX2(&acc[0], &x[0], i)
+	}
+	for ; i < n; i++ {
+		acc[i] += float64(math.Float32frombits(uint32(x[i]) << 16))
 	}
 }
 

@@ -60,13 +60,16 @@ done:
 	VZEROUPPER
 	RET
 
-// func divAVX2(dst, src *float32, n int, q float32)
-TEXT ·divAVX2(SB), NOSPLIT, $0-28
+// func divAVX2(dst, src *float32, n int, q float32, mul bool)
+TEXT ·divAVX2(SB), NOSPLIT, $0-29
 	MOVQ    dst+0(FP), DI
 	MOVQ    src+8(FP), SI
 	MOVQ    n+16(FP), CX
 	VBROADCASTSS q+24(FP), Y0
+	MOVBLZX mul+28(FP), DX
 	XORQ    AX, AX
+	TESTQ   DX, DX
+	JNZ     divmulloop
 
 divloop:
 	CMPQ    AX, CX
@@ -76,6 +79,14 @@ divloop:
 	VMOVUPS Y1, (DI)(AX*4)
 	ADDQ    $8, AX
 	JMP     divloop
+
+divmulloop:
+	CMPQ    AX, CX
+	JGE     divdone
+	VMULPS  (SI)(AX*4), Y0, Y1  // src * (1/q)
+	VMOVUPS Y1, (DI)(AX*4)
+	ADDQ    $8, AX
+	JMP     divmulloop
 
 divdone:
 	VZEROUPPER
@@ -140,12 +151,13 @@ GLOBL bf16c<>(SB), RODATA|NOPTR, $20
 	VPCMPGTD Y11, u, u;    \
 	VPBLENDVB u, t, y, y
 
-// func divBF16AVX2(dst *uint16, src *float32, n int, q float32)
-TEXT ·divBF16AVX2(SB), NOSPLIT, $0-28
+// func divBF16AVX2(dst *uint16, src *float32, n int, q float32, mul bool)
+TEXT ·divBF16AVX2(SB), NOSPLIT, $0-29
 	MOVQ    dst+0(FP), DI
 	MOVQ    src+8(FP), SI
 	MOVQ    n+16(FP), CX
 	VBROADCASTSS q+24(FP), Y0
+	MOVBLZX mul+28(FP), DX
 	VPBROADCASTD bf16c<>+0(SB), Y8
 	VPBROADCASTD bf16c<>+4(SB), Y9
 	VPBROADCASTD bf16c<>+8(SB), Y10
@@ -157,9 +169,18 @@ bf16loop:
 	CMPQ    AX, CX
 	JGE     bf16done
 	VMOVUPS (SI)(AX*4), Y1
-	VDIVPS  Y0, Y1, Y1
 	VMOVUPS 32(SI)(AX*4), Y2
+	TESTQ   DX, DX
+	JNZ     bf16mul
+	VDIVPS  Y0, Y1, Y1
 	VDIVPS  Y0, Y2, Y2
+	JMP     bf16round
+
+bf16mul:
+	VMULPS  Y0, Y1, Y1          // * (1/q)
+	VMULPS  Y0, Y2, Y2
+
+bf16round:
 	ROUND16(Y1, Y3, Y5, Y6)
 	ROUND16(Y2, Y4, Y5, Y6)
 	VPACKUSDW Y4, Y3, Y3       // 128-bit lanes: [Y3 lo, Y4 lo], [Y3 hi, Y4 hi]
@@ -169,5 +190,31 @@ bf16loop:
 	JMP     bf16loop
 
 bf16done:
+	VZEROUPPER
+	RET
+
+// func accumBF16AVX2(acc *float64, x *uint16, n int)
+TEXT ·accumBF16AVX2(SB), NOSPLIT, $0-24
+	MOVQ    acc+0(FP), DI
+	MOVQ    x+8(FP), SI
+	MOVQ    n+16(FP), CX
+	XORQ    AX, AX
+
+accloop:
+	CMPQ    AX, CX
+	JGE     accdone
+	VPMOVZXWD (SI)(AX*2), Y1    // 8 bf16 -> 8 dwords
+	VPSLLD  $16, Y1, Y1         // -> their float32 bits
+	VEXTRACTI128 $1, Y1, X3
+	VCVTPS2PD X1, Y2            // lanes 0-3 as float64 (exact)
+	VCVTPS2PD X3, Y3            // lanes 4-7
+	VADDPD  (DI)(AX*8), Y2, Y2  // acc + x
+	VADDPD  32(DI)(AX*8), Y3, Y3
+	VMOVUPD Y2, (DI)(AX*8)
+	VMOVUPD Y3, 32(DI)(AX*8)
+	ADDQ    $8, AX
+	JMP     accloop
+
+accdone:
 	VZEROUPPER
 	RET

@@ -124,11 +124,26 @@ func TestBilerpFirstSampleZero(t *testing.T) {
 	}
 }
 
+// divisors are the q of the division tests: powers of two (a
+// multiplication by 1/q in the kernels) up to the ends of the normal range,
+// where 1/q is subnormal or q is, and other values.
+var divisors = []float32{1, 2, 4, 16, 0.5, 3, 6, 7, 9, 1 << 12, 0, -2, -3, float32(math.Inf(1)),
+	math.Float32frombits(1), 0x1p-126, 0x1p-127, 0x1p126, 0x1p127}
+
+// tinyToo replaces every fourth element of x, from the third, by a tiny
+// normal or subnormal value, whose quotient by q may be subnormal or zero.
+func tinyToo(r *rand.Rand, x []float32) []float32 {
+	for i := 2; i < len(x); i += 4 {
+		x[i] = float32(r.NormFloat64() * 0x1p-120)
+	}
+	return x
+}
+
 func TestDiv(t *testing.T) {
 	r := rand.New(rand.NewSource(2))
 	for _, n := range lengths {
-		for _, q := range []float32{1, 2, 3, 4, 0.5, 7, 1 << 12, 0, -3, float32(math.Inf(1)), math.Float32frombits(1)} {
-			src := inputs(r, n)
+		for _, q := range divisors {
+			src := tinyToo(r, inputs(r, n))
 			got := make([]float32, n)
 			Div(got, src, q)
 			inPlace := append([]float32(nil), src...)
@@ -193,8 +208,8 @@ func TestPow2(t *testing.T) {
 func TestDivBF16(t *testing.T) {
 	r := rand.New(rand.NewSource(3))
 	for _, n := range lengths {
-		for _, q := range []float32{1, 4, 3, 0.5, 1 << 12} {
-			src := inputs(r, n)
+		for _, q := range divisors {
+			src := tinyToo(r, inputs(r, n))
 			got := make([]uint16, n)
 			DivBF16(got, src, q)
 			for i, x := range src {
@@ -204,6 +219,42 @@ func TestDivBF16(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAccumBF16 sums runs of bf16 values (the top halves of the special
+// float32 values, NaNs and subnormals included, and random ones) into
+// float64 accumulators over several calls, as the C4 head's mean does, and
+// compares every accumulator with the plain Go form's and with the formula.
+func TestAccumBF16(t *testing.T) {
+	r := rand.New(rand.NewSource(5))
+	for _, n := range lengths {
+		got, goForm, want := make([]float64, n), make([]float64, n), make([]float64, n)
+		for call := range 5 {
+			x := make([]uint16, n)
+			for i, v := range inputs(r, n) {
+				x[i] = uint16(math.Float32bits(v) >> 16)
+				if call == 4 && i%5 == 1 { // large magnitudes: sums that round
+					x[i] = uint16(math.Float32bits(float32(r.NormFloat64()*1e30)) >> 16)
+				}
+			}
+			AccumBF16(got, x)
+			withGo(func() { AccumBF16(goForm, x) })
+			for i, h := range x {
+				want[i] += float64(math.Float32frombits(uint32(h) << 16))
+			}
+		}
+		for i := range got {
+			if !same64(got[i], want[i]) || !same64(goForm[i], want[i]) {
+				t.Fatalf("n=%d, element %d: %g (%#016x), Go form %g, want %g (%#016x)", n, i,
+					got[i], math.Float64bits(got[i]), goForm[i], want[i], math.Float64bits(want[i]))
+			}
+		}
+	}
+}
+
+// same64 is same32 for float64.
+func same64(a, b float64) bool {
+	return math.Float64bits(a) == math.Float64bits(b) || a != a && b != b
 }
 
 // TestRoundBF16 checks the scalar rounding against values worked out by
@@ -243,6 +294,7 @@ func TestPanicsOnShortInputs(t *testing.T) {
 		"Div":       func() { Div(make([]float32, 9), make([]float32, 8), 2) },
 		"AddMulDiv": func() { AddMulDiv(make([]float32, 9), make([]float32, 8), 1, 4) },
 		"DivBF16":   func() { DivBF16(make([]uint16, 17), make([]float32, 16), 2) },
+		"AccumBF16": func() { AccumBF16(make([]float64, 9), make([]uint16, 8)) },
 	} {
 		func() {
 			defer func() {
@@ -263,6 +315,18 @@ func BenchmarkBilerp(b *testing.B) {
 	b.SetBytes(4 * 5 * n)
 	for b.Loop() {
 		Bilerp(dst, a, c1, c2, c3, &w, true)
+	}
+}
+
+func BenchmarkAccumBF16(b *testing.B) {
+	const n = 2048
+	acc, x := make([]float64, n), make([]uint16, n)
+	for i, v := range inputs(rand.New(rand.NewSource(1)), n) {
+		x[i] = uint16(math.Float32bits(v) >> 16)
+	}
+	b.SetBytes(2 * n)
+	for b.Loop() {
+		AccumBF16(acc, x)
 	}
 }
 
