@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"slices"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -70,20 +71,18 @@ func runRPNHead(t *testing.T, c int, bf16, train, withChain bool) rpnHeadRun {
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	out := rpnHeadRun{obj: clone(values(obj)), dlt: clone(values(dlt)), readsMap: reaches(obj, nchw) || reaches(dlt, nchw)}
+	out := rpnHeadRun{obj: slices.Clone(values(obj)), dlt: slices.Clone(values(dlt)), readsMap: reaches(obj, nchw) || reaches(dlt, nchw)}
 	if train {
 		for i, p := range []*[]float32{&out.dx, &out.dw} {
 			gv, err := wrt[i].Grad()
 			if err != nil {
 				t.Fatal(err)
 			}
-			*p = clone(gv.Data().([]float32))
+			*p = slices.Clone(gv.Data().([]float32))
 		}
 	}
 	return out
 }
-
-func clone(v []float32) []float32 { return append([]float32(nil), v...) }
 
 // reaches says whether target is n or one of its inputs, transitively.
 func reaches(n, target *G.Node) bool {

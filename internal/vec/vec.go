@@ -60,15 +60,22 @@ func bilerpGo(dst, a, b, c, d []float32, w *[4]float32, add bool) {
 func AddMulDiv(dst, x []float32, w, q float32) {
 	n := checkLen("AddMulDiv", len(dst), len(x))
 	i := vectorPart(n, 8)
-	switch {
-	case i > 0 && pow2(q):
-		addMulDivAVX2(&dst[0], &x[0], i, w, 1/q, true)
-	case i > 0:
-		addMulDivAVX2(&dst[0], &x[0], i, w, q, false)
+	if i > 0 {
+		d, mul := divisor(q)
+		addMulDivAVX2(&dst[0], &x[0], i, w, d, mul)
 	}
 	for ; i < n; i++ {
 		dst[i] += float32(x[i]*w) / q
 	}
+}
+
+// divisor is what the assembly kernels divide by: 1/q and mul = true for
+// a power-of-two q (pow2), which they then multiply by, else q itself.
+func divisor(q float32) (d float32, mul bool) {
+	if pow2(q) {
+		return 1 / q, true
+	}
+	return q, false
 }
 
 // pow2 reports whether q is a normal positive power of two. Its reciprocal
@@ -86,11 +93,9 @@ func pow2(q float32) bool {
 func Div(dst, src []float32, q float32) {
 	n := checkLen("Div", len(dst), len(src))
 	i := vectorPart(n, 8)
-	switch {
-	case i > 0 && pow2(q):
-		divAVX2(&dst[0], &src[0], i, 1/q, true)
-	case i > 0:
-		divAVX2(&dst[0], &src[0], i, q, false)
+	if i > 0 {
+		d, mul := divisor(q)
+		divAVX2(&dst[0], &src[0], i, d, mul)
 	}
 	for ; i < n; i++ {
 		dst[i] = src[i] / q
@@ -103,11 +108,9 @@ func Div(dst, src []float32, q float32) {
 func DivBF16(dst []uint16, src []float32, q float32) {
 	n := checkLen("DivBF16", len(dst), len(src))
 	i := vectorPart(n, 16)
-	switch {
-	case i > 0 && pow2(q):
-		divBF16AVX2(&dst[0], &src[0], i, 1/q, true)
-	case i > 0:
-		divBF16AVX2(&dst[0], &src[0], i, q, false)
+	if i > 0 {
+		d, mul := divisor(q)
+		divBF16AVX2(&dst[0], &src[0], i, d, mul)
 	}
 	for ; i < n; i++ {
 		dst[i] = RoundBF16(src[i] / q)
