@@ -7,7 +7,9 @@
 // 4.2 (6n+2 layers, 16/32/64 filters, option A shortcuts). Options are fields of Config:
 //
 //   - StrideIn1x1: the stride of res3..res5's first block on its 1x1 conv1 (Detectron2's
-//     MSRA models) instead of the 3x3 (torchvision).
+//     MSRA models) instead of the 3x3 (torchvision). Such a stage reads every other row
+//     and column of its input (Stage.InputStride), and ForwardMeanFrom takes just those
+//     (StageInput.Strided): the C4 box head pools only them.
 //   - Groups, WidthPerGroup: ResNeXt (ResNeXt-101 32x8d: 32 groups of 8 channels in
 //     res2's 3x3, 256 channels), and wide or narrow bottlenecks; Res2OutChannels narrows
 //     the stage outputs (Detectron2's WIDTH_PER_GROUP and RES2_OUT_CHANNELS).

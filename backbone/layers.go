@@ -239,19 +239,30 @@ func (cb *convBN) weight() []float32 {
 // is one oneDNN convolution (BN folded, residual and ReLU as post-ops), x and y in
 // nChw16c if blockedIn / blockedOut (residual in y's layout). Trainable BN needs NCHW.
 func (cb *convBN) forward(x, residual *G.Node, relu, blockedIn, blockedOut bool) (*G.Node, error) {
+	return cb.forwardStride(x, residual, relu, blockedIn, blockedOut, false)
+}
+
+// forwardStride is forward; with unit, the convolution runs with stride 1 on an
+// input already subsampled at its stride (a 1x1 convolution without padding reads
+// nothing else: see Stage.InputStride).
+func (cb *convBN) forwardStride(x, residual *G.Node, relu, blockedIn, blockedOut, unit bool) (*G.Node, error) {
 	c := cb.conv
+	o := c.opts(blockedIn, blockedOut)
+	if unit {
+		o.Stride = [2]int{1, 1}
+	}
 	var y *G.Node
 	var err error
 	switch {
 	case c.b != nil: // inference: folded weights and bias
-		y, err = nn.Conv2dFused(x, c.w.node, c.b.node, residual, c.opts(blockedIn, blockedOut), relu)
+		y, err = nn.Conv2dFused(x, c.w.node, c.b.node, residual, o, relu)
 	case cb.bn.norm == FrozenBN: // training: weights learnable, scale/shift constant
-		y, err = nn.Conv2dBN(x, c.w.node, cb.bn.scale.node, cb.bn.shift.node, residual, c.opts(blockedIn, blockedOut), relu)
+		y, err = nn.Conv2dBN(x, c.w.node, cb.bn.scale.node, cb.bn.shift.node, residual, o, relu)
 	default:
 		if blockedIn || blockedOut {
 			panic("backbone: trainable BN in blocked layout")
 		}
-		if y, err = nn.Conv2d(x, c.w.node, nil, c.opts(false, false)); err != nil {
+		if y, err = nn.Conv2d(x, c.w.node, nil, o); err != nil {
 			break
 		}
 		return cb.bn.forward(y, residual, relu)
@@ -339,7 +350,7 @@ func newBlock(g *G.ExprGraph, name string, kind BlockKind, bs blockSpec, cfg Con
 // Forward applies the block. x: [N, InC, H, W] (NCHW). Returns [N, OutC, H', W'] with
 // H' = (H-1)/Stride + 1 (integer division), likewise W'.
 func (b *Block) Forward(x *G.Node) (*G.Node, error) {
-	return inBlocked(x, b.blocked, b.bf16Chain, func(x *G.Node) (*G.Node, error) { return b.forward(x, b.blocked) })
+	return inBlocked(x, b.blocked, b.bf16Chain, func(x *G.Node) (*G.Node, error) { return b.forward(x, b.blocked, false) })
 }
 
 // inBlocked runs f on x converted to the blocked layout (the bf16 chain layout if bf16)
@@ -359,22 +370,45 @@ func inBlocked(x *G.Node, blocked, bf16 bool, f func(*G.Node) (*G.Node, error)) 
 	return nn.FromBlocked(y)
 }
 
-// forward applies the block to x in the blocked layout (blk) or NCHW.
-func (b *Block) forward(x *G.Node, blk bool) (*G.Node, error) {
+// inputStride returns the block's stride if it reads only every Stride-th row and
+// column of its input: its first convolution and its shortcut (if any) are 1x1
+// without padding, of stride Stride (a Bottleneck with the stride in its 1x1). Else 1.
+func (b *Block) inputStride() int {
+	c1 := b.convs[0].conv.cs
+	if b.Stride == 1 || c1.k != 1 || c1.stride != b.Stride || c1.pad != 0 {
+		return 1
+	}
+	if !b.plain && b.proj == nil && b.padW == nil { // identity: reads every position
+		return 1
+	}
+	return b.Stride
+}
+
+// forward applies the block to x in the blocked layout (blk) or NCHW. With strided, x
+// holds only the rows and columns the block reads (inputStride > 1 required): its
+// strided 1x1 convolutions run with stride 1, and the output has x's size.
+func (b *Block) forward(x *G.Node, blk, strided bool) (*G.Node, error) {
 	if s := x.Shape(); len(s) != 4 || s[1] != b.InC {
 		return nil, fmt.Errorf("%s: input shape %v, want [N, %d, H, W]", b.Name, s, b.InC)
+	}
+	stride := b.Stride
+	if strided {
+		if b.inputStride() == 1 {
+			return nil, fmt.Errorf("%s: input given at stride %d, but the block reads every position (stride on its 3x3, or an identity shortcut)", b.Name, b.Stride)
+		}
+		stride = 1
 	}
 	var short *G.Node
 	var err error
 	switch {
 	case b.plain:
 	case b.proj != nil:
-		if short, err = b.proj.forward(x, nil, false, blk, blk); err != nil {
+		if short, err = b.proj.forwardStride(x, nil, false, blk, blk, strided); err != nil {
 			return nil, err
 		}
 	case b.padW != nil:
 		bf16 := blk && b.bf16Chain
-		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{b.Stride, b.Stride}, BlockedIn: blk, BlockedOut: blk, BF16: bf16, BlockedBF16: bf16})
+		short, err = nn.Conv2d(x, b.padW.node, nil, nn.ConvOpts{Stride: [2]int{stride, stride}, BlockedIn: blk, BlockedOut: blk, BF16: bf16, BlockedBF16: bf16})
 		if err != nil {
 			return nil, fmt.Errorf("%s: option A shortcut: %w", b.Name, err)
 		}
@@ -388,12 +422,12 @@ func (b *Block) forward(x *G.Node, blk bool) (*G.Node, error) {
 		if i == last {
 			res = short
 		}
-		if y, err = cb.forward(y, res, true, blk, blk); err != nil {
+		if y, err = cb.forwardStride(y, res, true, blk, blk, strided && i == 0); err != nil {
 			return nil, err
 		}
 	}
 	s := y.Shape()
-	wantH, wantW := (x.Shape()[2]-1)/b.Stride+1, (x.Shape()[3]-1)/b.Stride+1
+	wantH, wantW := (x.Shape()[2]-1)/stride+1, (x.Shape()[3]-1)/stride+1
 	if s[0] != x.Shape()[0] || s[1] != b.OutC || s[2] != wantH || s[3] != wantW {
 		return nil, fmt.Errorf("%s: output shape %v, want [%d, %d, %d, %d]", b.Name, s, x.Shape()[0], b.OutC, wantH, wantW)
 	}
@@ -423,7 +457,34 @@ type Stage struct {
 // pooled RoI features for Res5. Returns NCHW.
 func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
 	blk := len(s.Blocks) > 0 && s.Blocks[0].blocked
-	return inBlocked(x, blk, blk && s.Blocks[0].bf16Chain, func(x *G.Node) (*G.Node, error) { return s.forward(x, blk) })
+	return inBlocked(x, blk, blk && s.Blocks[0].bf16Chain, func(x *G.Node) (*G.Node, error) { return s.forward(x, blk, false) })
+}
+
+// InputStride returns s > 1 when the stage's first block reads only the rows and
+// columns 0, s, 2s, ... of its input: a Bottleneck with its stride s on the 1x1
+// conv1 (Config.StrideIn1x1, Detectron2's construction) and a projection (or
+// option A) shortcut, both 1x1 without padding. Otherwise 1 (stride 1, the stride
+// on the 3x3: torchvision's construction). A C4 box head then pools only those
+// positions (ops.RoIAlignOpts.Step) and passes StageInput.Strided.
+func (s *Stage) InputStride() int {
+	if s == nil || len(s.Blocks) == 0 {
+		return 1
+	}
+	return s.Blocks[0].inputStride()
+}
+
+// StageInput says how ForwardMeanFrom's input is given.
+type StageInput struct {
+	// Blocked: in the stage's blocked layout (see ForwardMeanBlocked), else float32
+	// NCHW (see ForwardMean).
+	Blocked bool
+	// Strided: only the rows and columns the first block reads, every
+	// InputStride()-th: [N, C, H', W'] for the full input's [N, C, H, W], H' =
+	// (H-1)/InputStride()+1, likewise W'. The first block's 1x1 convolutions then
+	// run with stride 1: the same outputs as on the full input, and the same
+	// gradients for the parameters and for the positions given (the others get
+	// none). An error if InputStride() is 1.
+	Strided bool
 }
 
 // ForwardMean applies the blocks, then the mean over H and W (global average
@@ -433,21 +494,7 @@ func (s *Stage) Forward(x *G.Node) (*G.Node, error) {
 // (nn.GlobalAvgPoolBlocked): no NCHW copy of the stage's output, nor of its
 // gradient.
 func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
-	if x.Dtype() != tensor.Float32 {
-		return nil, fmt.Errorf("backbone: %s: input %v is %s, want float32 NCHW (ForwardMeanBlocked takes the blocked layout)", s.Name, x.Shape(), dtypeName(x.Dtype()))
-	}
-	if !s.Blocked() {
-		y, err := s.forward(x, false)
-		if err != nil {
-			return nil, err
-		}
-		return nn.GlobalAvgPool(y)
-	}
-	xb, err := toBlocked(x, s.BF16Chain())
-	if err != nil {
-		return nil, err
-	}
-	return s.ForwardMeanBlocked(xb)
+	return s.ForwardMeanFrom(x, StageInput{})
 }
 
 // ForwardMeanBlocked is ForwardMean on x already in the stage's blocked
@@ -458,7 +505,32 @@ func (s *Stage) ForwardMean(x *G.Node) (*G.Node, error) {
 // front of the first convolution, and x's gradient in the same blocked
 // layout (float32 nChw<B>c either way).
 func (s *Stage) ForwardMeanBlocked(x *G.Node) (*G.Node, error) {
-	if !s.Blocked() {
+	return s.ForwardMeanFrom(x, StageInput{Blocked: true})
+}
+
+// ForwardMeanFrom is ForwardMean (in.Blocked false) or ForwardMeanBlocked (true)
+// on an input given as in says: with in.Strided, only the positions the first
+// block reads.
+func (s *Stage) ForwardMeanFrom(x *G.Node, in StageInput) (*G.Node, error) {
+	if in.Strided && s.InputStride() == 1 {
+		return nil, fmt.Errorf("backbone: %s: input %v given strided, but the first block reads every position (stride on its 3x3, or stride 1)", s.Name, x.Shape())
+	}
+	if !in.Blocked {
+		if x.Dtype() != tensor.Float32 {
+			return nil, fmt.Errorf("backbone: %s: input %v is %s, want float32 NCHW (ForwardMeanBlocked takes the blocked layout)", s.Name, x.Shape(), dtypeName(x.Dtype()))
+		}
+		if !s.Blocked() {
+			y, err := s.forward(x, false, in.Strided)
+			if err != nil {
+				return nil, err
+			}
+			return nn.GlobalAvgPool(y)
+		}
+		var err error
+		if x, err = toBlocked(x, s.BF16Chain()); err != nil {
+			return nil, err
+		}
+	} else if !s.Blocked() {
 		return nil, fmt.Errorf("backbone: %s: input %v in the blocked layout, but the stage runs on NCHW", s.Name, x.Shape())
 	}
 	want := tensor.Dtype(tensor.Float32)
@@ -468,7 +540,7 @@ func (s *Stage) ForwardMeanBlocked(x *G.Node) (*G.Node, error) {
 	if x.Dtype() != want {
 		return nil, fmt.Errorf("backbone: %s: blocked input %v is %s, want %s (the stage's blocked layout)", s.Name, x.Shape(), dtypeName(x.Dtype()), dtypeName(want))
 	}
-	y, err := s.forward(x, true)
+	y, err := s.forward(x, true, in.Strided)
 	if err != nil {
 		return nil, err
 	}
@@ -501,10 +573,12 @@ func (s *Stage) BF16Chain() bool {
 	return s.Blocked() && s.Blocks[0].bf16Chain
 }
 
-func (s *Stage) forward(x *G.Node, blk bool) (*G.Node, error) {
+// forward applies the blocks to x in the blocked layout (blk) or NCHW; strided:
+// x holds only the positions the first block reads (StageInput.Strided).
+func (s *Stage) forward(x *G.Node, blk, strided bool) (*G.Node, error) {
 	var err error
-	for _, b := range s.Blocks {
-		if x, err = b.forward(x, blk); err != nil {
+	for i, b := range s.Blocks {
+		if x, err = b.forward(x, blk, strided && i == 0); err != nil {
 			return nil, err
 		}
 	}

@@ -193,7 +193,7 @@ func (r *ResNet) Outputs(x *G.Node, names ...string) ([]Feature, error) {
 		return nil, err
 	}
 	for i, st := range r.Stages[:last] {
-		if y, err = st.forward(y, r.blk); err != nil {
+		if y, err = st.forward(y, r.blk, false); err != nil {
 			return nil, err
 		}
 		if err := emit(i+1, y); err != nil {
@@ -277,7 +277,7 @@ func (r *ResNet) run(x *G.Node, stages int) (*G.Node, error) {
 	}
 	blk := r.blk
 	for _, st := range r.Stages[:stages] {
-		if y, err = st.forward(y, blk); err != nil {
+		if y, err = st.forward(y, blk, false); err != nil {
 			return nil, err
 		}
 	}

@@ -214,7 +214,13 @@ func buildParts(cfg Config, bcfg backbone.Config, rng *rand.Rand) (*FasterRCNN, 
 		res5 := bb.Res5()
 		pooler.Blocked = res5.Blocked()
 		pooler.BF16 = pooler.Blocked && res5.BF16Chain()
-		box = &Res5Head{Res5: res5, Blocked: pooler.Blocked}
+		// Detectron2's res5 (stride on the 1x1) reads every other pooled
+		// row and column: RoIAlign computes only those.
+		strided := cfg.RoIOp.Op == RoIOpAlign && res5.InputStride() > 1
+		if strided {
+			pooler.Step = res5.InputStride()
+		}
+		box = &Res5Head{Res5: res5, Input: backbone.StageInput{Blocked: pooler.Blocked, Strided: strided}}
 	}
 	m := &FasterRCNN{Config: cfg, Backbone: bb, g: g}
 	m.RPN = &RegionProposalNetwork{Config: cfg.RPN, In: in,

@@ -86,8 +86,8 @@ func TestPrecisionOption(t *testing.T) {
 				if p.Blocked != c4 || p.BF16 != (c4 && tc.wantBF16) {
 					t.Errorf("RoI pooler: blocked %v, bf16 %v; want %v, %v", p.Blocked, p.BF16, c4, c4 && tc.wantBF16)
 				}
-				if h, ok := m.RoIHeads.BoxHead.(*Res5Head); ok != c4 || ok && h.Blocked != p.Blocked {
-					t.Errorf("box head %T (blocked input %v), pooler blocked %v", m.RoIHeads.BoxHead, ok && h.Blocked, p.Blocked)
+				if h, ok := m.RoIHeads.BoxHead.(*Res5Head); ok != c4 || ok && h.Input.Blocked != p.Blocked {
+					t.Errorf("box head %T (blocked input %v), pooler blocked %v", m.RoIHeads.BoxHead, ok && h.Input.Blocked, p.Blocked)
 				}
 			}
 		})

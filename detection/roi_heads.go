@@ -74,10 +74,16 @@ type SingleLevelPooler struct {
 	// conversion); RoIPool's NCHW output is converted (nn.ToBlocked,
 	// nn.ToBlockedBF16).
 	Blocked, BF16 bool
+	// Step > 1 (align only) pools only the bins (Step*i, Step*j) of the
+	// Op.Size grid, all that a box head whose first convolutions are 1x1 of
+	// stride Step reads (Res5Head with Input.Strided; ops.RoIAlignOpts.Step):
+	// [K, C, (Size-1)/Step+1, same]. 0 or 1: every bin.
+	Step int
 }
 
 // Pool implements RoIPooler: [K, C, Op.Size, Op.Size] (float32 NCHW; with
-// Blocked float32 nChw<B>c, or with BF16 too an nn.BFloat16 chain value).
+// Blocked float32 nChw<B>c, or with BF16 too an nn.BFloat16 chain value;
+// with Step every Step-th bin).
 func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error) {
 	f, err := featureNamed(feats, p.In)
 	if err != nil {
@@ -85,6 +91,9 @@ func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error)
 	}
 	scale := 1 / float32(f.Spec.Stride)
 	var y *G.Node
+	if p.Step > 1 && p.Op.Op != RoIOpAlign {
+		return nil, fmt.Errorf("detection: RoI pooler: Step %d with %s: only %s computes a subset of its bins", p.Step, p.Op.Op, RoIOpAlign)
+	}
 	if p.Op.Op == RoIOpPool {
 		y, err = ops.RoIPool(f.Map, rois, ops.RoIPoolOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale})
 		switch {
@@ -95,7 +104,7 @@ func (p *SingleLevelPooler) Pool(feats []Feature, rois *G.Node) (*G.Node, error)
 		}
 	} else {
 		o := ops.RoIAlignOpts{OutH: p.Op.Size, OutW: p.Op.Size, SpatialScale: scale,
-			SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned}
+			SamplingRatio: p.Op.SamplingRatio, Aligned: p.Op.Aligned, Step: p.Step}
 		switch {
 		case p.Blocked && p.BF16:
 			y, err = ops.RoIAlignBF16(f.Map, rois, o)
@@ -124,18 +133,16 @@ type BoxHead interface {
 // backbone's) and the mean over H and W.
 type Res5Head struct {
 	Res5 *backbone.Stage
-	// Blocked says the pooled features come in Res5's blocked layout
-	// (SingleLevelPooler.Blocked; Res5.ForwardMeanBlocked), else NCHW.
-	Blocked bool
+	// Input says how the pooled features come: in Res5's blocked layout
+	// (SingleLevelPooler.Blocked), else NCHW; only the positions res5's
+	// first block reads (Strided: SingleLevelPooler.Step =
+	// Res5.InputStride()), else all.
+	Input backbone.StageInput
 }
 
 // Forward implements BoxHead: [K, C4, OH, OW] -> [K, C5].
 func (h *Res5Head) Forward(pooled *G.Node) (*G.Node, error) {
-	forward := h.Res5.ForwardMean
-	if h.Blocked {
-		forward = h.Res5.ForwardMeanBlocked
-	}
-	y, err := forward(pooled)
+	y, err := h.Res5.ForwardMeanFrom(pooled, h.Input)
 	if err != nil {
 		return nil, fmt.Errorf("detection: box head res5 and mean: %w", err)
 	}

@@ -13,7 +13,9 @@
 // of internal/vec; RoIAlignBlocked and RoIAlignBF16 are the same op
 // writing its output in the layout of a box head on oneDNN's blocked
 // layout: float32 nChw<B>c (nn.ToBlocked's) and the bf16 chain's
-// (nn.ToBlockedBF16's).
+// (nn.ToBlockedBF16's). RoIAlignOpts.Step computes every Step-th bin
+// only, all that a strided 1x1 convolution reads of the output (Detectron2's
+// C4 res5 head).
 // A RoI tensor is [K, 5]: (batch index, x1, y1, x2, y2) in input-image
 // pixels, which SpatialScale maps to feature cells.
 //

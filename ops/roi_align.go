@@ -25,6 +25,15 @@ type RoIAlignOpts struct {
 	// (Detectron2's ROIAlignV2); false is torchvision's default and
 	// Faster R-CNN's, which also forces malformed RoIs to at least 1x1 cell.
 	Aligned bool
+	// Step > 1 computes only the bins (Step*i, Step*j) of the OutH x OutW
+	// grid: the output is [K, C, (OutH-1)/Step+1, (OutW-1)/Step+1], the
+	// values of those bins in the full output, bit for bit (bin sizes and
+	// the adaptive sampling grid stay those of OutH x OutW). That is all a
+	// stride-Step 1x1 convolution without padding reads of the full output
+	// (the first block of a res5 box head with its stride on the 1x1,
+	// Detectron2's construction), at a Step^2-th of the work and memory, in
+	// the forward and the backward pass. 0 or 1: every bin.
+	Step int
 }
 
 // DefaultRoIAlignOpts returns the C4 head's RoIAlign as torchvision's
@@ -35,13 +44,41 @@ func DefaultRoIAlignOpts() RoIAlignOpts {
 }
 
 func (o RoIAlignOpts) String() string {
-	return fmt.Sprintf("%dx%d scale=%v sampling=%d aligned=%v", o.OutH, o.OutW, o.SpatialScale, o.SamplingRatio, o.Aligned)
+	s := fmt.Sprintf("%dx%d scale=%v sampling=%d aligned=%v", o.OutH, o.OutW, o.SpatialScale, o.SamplingRatio, o.Aligned)
+	if o.Step > 1 {
+		s += fmt.Sprintf(" step=%d", o.Step)
+	}
+	return s
+}
+
+// OutSize returns the output's bins per RoI, OH x OW: OutH x OutW, or with
+// Step > 1 every Step-th of them, (OutH-1)/Step+1 x (OutW-1)/Step+1.
+func (o RoIAlignOpts) OutSize() (oh, ow int) {
+	s := o.step()
+	return (o.OutH-1)/s + 1, (o.OutW-1)/s + 1
+}
+
+// step returns Step, at least 1.
+func (o RoIAlignOpts) step() int { return max(o.Step, 1) }
+
+// shapes is roiShapes for RoIAlign's options: it also rejects a negative
+// Step, and sizes the output by OutSize.
+func (o RoIAlignOpts) shapes(op string, feat, rois *G.Node, scale float32) (roiGeom, error) {
+	if o.Step < 0 {
+		return roiGeom{}, fmt.Errorf("ops: %s: Step = %d, want >= 0", op, o.Step)
+	}
+	if o.OutH < 1 || o.OutW < 1 {
+		return roiGeom{}, fmt.Errorf("ops: %s: output size %dx%d, want >= 1x1", op, o.OutH, o.OutW)
+	}
+	oh, ow := o.OutSize()
+	return roiShapes(op, feat, rois, oh, ow, scale)
 }
 
 // RoIAlign extracts a fixed-size feature for each RoI by bilinear sampling
 // and averaging, with the semantics of torchvision.ops.roi_align (its CPU
 // kernel, float32): feat is [N, C, H, W], rois [K, 5] (batch index, x1, y1,
-// x2, y2 in input-image pixels); the result is [K, C, OutH, OutW].
+// x2, y2 in input-image pixels); the result is [K, C, OutH, OutW] (with
+// Step > 1, its bins (Step*i, Step*j) only: [K, C, OutSize()]).
 //
 // Each output bin averages a grid of sampling points; a point more than one
 // cell outside the map contributes 0, one within a cell of the border is
@@ -56,11 +93,16 @@ func (o RoIAlignOpts) String() string {
 // an infinity by a zero weight.
 //
 // RoIAlign returns an error naming the shapes if feat is not 4-D, rois not
-// [K, 5] with K >= 1, or the output size or scale is not positive. When run,
+// [K, 5] with K >= 1, the output size or scale is not positive or Step is
+// negative. When run,
 // the op returns an error for a RoI whose batch index is not an integer in
 // [0, N) (torchvision truncates it) or that has a non-finite coordinate.
 func RoIAlign(feat, rois *G.Node, o RoIAlignOpts) (*G.Node, error) {
-	return applyRoI(o, feat, rois, o.OutH, o.OutW, o.SpatialScale)
+	g, err := o.shapes(o.name(), feat, rois, o.SpatialScale)
+	if err != nil {
+		return nil, err
+	}
+	return G.ApplyOp(roiOp{g: g, k: o, buf: new(scratch)}, feat, rois)
 }
 
 // alignSample is one bilinear sampling point: the four neighbouring cells
@@ -72,8 +114,8 @@ type alignSample struct {
 	ok bool
 }
 
-// alignPlan is the sampling plan of one RoI, shared by all channels:
-// OutH*OutW bins of gh*gw samples each.
+// alignPlan is the sampling plan of one RoI, shared by all channels: the
+// output's bins (OutSize) of gh*gw samples each.
 type alignPlan struct {
 	batch   int
 	gh, gw  int
@@ -143,7 +185,8 @@ func (o RoIAlignOpts) checkRoI(op string, i int, roi []float32) error {
 // reusing buf. The arithmetic follows the float32 kernel step by step.
 func (o RoIAlignOpts) plan(roi []float32, h, w int, buf []alignSample) alignPlan {
 	sh, sw, bh, bw, gh, gw := o.grid(roi)
-	n := o.OutH * o.OutW * gh * gw
+	oh, ow := o.OutSize()
+	n := oh * ow * gh * gw
 	if cap(buf) < n {
 		buf = make([]alignSample, n)
 	}
@@ -151,9 +194,10 @@ func (o RoIAlignOpts) plan(roi []float32, h, w int, buf []alignSample) alignPlan
 	fgh, fgw := float32(gh), float32(gw)
 	fh, fw := float32(h), float32(w)
 	i := 0
-	for ph := 0; ph < o.OutH; ph++ {
+	step := o.step()
+	for ph := 0; ph < o.OutH; ph += step {
 		y0 := sh + float32(float32(ph)*bh)
-		for pw := 0; pw < o.OutW; pw++ {
+		for pw := 0; pw < o.OutW; pw += step {
 			x0 := sw + float32(float32(pw)*bw)
 			for iy := 0; iy < gh; iy++ {
 				y := y0 + float32(float32(float32(iy)+0.5)*bh)/fgh

@@ -13,9 +13,9 @@ import (
 )
 
 // RoIAlignBF16 is RoIAlign with its output in the layout of a bf16 chain
-// (nn.ToBlockedBF16): an nn.BFloat16 node [K, C, OutH, OutW] whose element
-// (k, c, h, w), rounded to nearest even (nn.RoundBF16), is at
-// ((k*OutH + h)*OutW + w)*C + c. The values are RoIAlign's, rounded: the
+// (nn.ToBlockedBF16): an nn.BFloat16 node [K, C, OH, OW] (o.OutSize) whose
+// element (k, c, h, w), rounded to nearest even (nn.RoundBF16), is at
+// ((k*OH + h)*OW + w)*C + c. The values are RoIAlign's, rounded: the
 // same as nn.ToBlockedBF16 of RoIAlign's output, without the float32
 // output and its reorder. A box head that runs as a bf16 chain (the res5
 // head of a bf16 detector, backbone.Stage.ForwardMeanBlocked) takes it as
@@ -33,7 +33,8 @@ func RoIAlignBF16(feat, rois *G.Node, o RoIAlignOpts) (*G.Node, error) {
 // RoIAlignBlocked is RoIAlign with its output in oneDNN's blocked layout
 // for this CPU (float32 nChw<B>c, B = nn.CPU().Block, the layout of
 // nn.ToBlocked's output): element (k, c, h, w) at
-// ((k*C/B + c/B)*OutH*OutW + h*OutW + w)*B + c%B. The values are
+// ((k*C/B + c/B)*OH*OW + h*OW + w)*B + c%B ([K, C, OH, OW] = o.OutSize).
+// The values are
 // RoIAlign's, bit for bit, without its NCHW output and the reorder to the
 // blocked layout: the input of a float32 blocked box head (the res5 head
 // of a detector with frozen BN, backbone.Stage.ForwardMeanBlocked). C must
@@ -44,7 +45,7 @@ func RoIAlignBlocked(feat, rois *G.Node, o RoIAlignOpts) (*G.Node, error) {
 }
 
 func roiAlignBlocked(name string, feat, rois *G.Node, o RoIAlignOpts, bf16 bool) (*G.Node, error) {
-	g, err := roiShapes(name, feat, rois, o.OutH, o.OutW, o.SpatialScale)
+	g, err := o.shapes(name, feat, rois, o.SpatialScale)
 	if err != nil {
 		return nil, err
 	}

@@ -22,7 +22,7 @@ import (
 // differ), scales[l] the spatial scale of map l (1/stride), rois [K, 5]
 // (batch index, x1, y1, x2, y2 in input-image pixels) and levels [K] the
 // index in [0, L) of each RoI's map (float32 holding integers). Row k of the
-// result [K, C, OutH, OutW] is RoIAlign(feats[levels[k]], rois[k]) with o
+// result [K, C, OH, OW] (o.OutSize) is RoIAlign(feats[levels[k]], rois[k]) with o
 // at scale scales[levels[k]], bit for bit: each RoI is pooled once, on its
 // own map. o.SpatialScale must be 0 (the scales are per level).
 //
@@ -46,7 +46,7 @@ func MultiLevelRoIAlign(feats []*G.Node, scales []float32, rois, levels *G.Node,
 	}
 	mg := multiAlignGeom{o: o}
 	for l, f := range feats {
-		g, err := roiShapes(fmt.Sprintf("%s map %d", op, l), f, rois, o.OutH, o.OutW, scales[l])
+		g, err := o.shapes(fmt.Sprintf("%s map %d", op, l), f, rois, scales[l])
 		if err != nil {
 			return nil, err
 		}
@@ -71,7 +71,7 @@ type alignLevel struct {
 }
 
 // multiAlignGeom is the geometry of a multi-level RoIAlign: L maps [N, C,
-// Hl, Wl], K RoIs, output [K, C, OutH, OutW]; o.SpatialScale is unused.
+// Hl, Wl], K RoIs, output [K, C, o.OutSize()]; o.SpatialScale is unused.
 type multiAlignGeom struct {
 	N, C, K int
 	levels  []alignLevel
@@ -87,14 +87,18 @@ func (g multiAlignGeom) opts(l int) RoIAlignOpts {
 
 // geom returns the single-map geometry of level l.
 func (g multiAlignGeom) geom(l int) roiGeom {
-	return roiGeom{N: g.N, C: g.C, H: g.levels[l].H, W: g.levels[l].W, K: g.K, OH: g.o.OutH, OW: g.o.OutW}
+	oh, ow := g.o.OutSize()
+	return roiGeom{N: g.N, C: g.C, H: g.levels[l].H, W: g.levels[l].W, K: g.K, OH: oh, OW: ow}
 }
 
-func (g multiAlignGeom) outShape() []int { return []int{g.K, g.C, g.o.OutH, g.o.OutW} }
+func (g multiAlignGeom) outShape() []int {
+	oh, ow := g.o.OutSize()
+	return []int{g.K, g.C, oh, ow}
+}
 
 func (g multiAlignGeom) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%dx%d sampling=%d aligned=%v N=%d C=%d K=%d levels=", g.o.OutH, g.o.OutW, g.o.SamplingRatio, g.o.Aligned, g.N, g.C, g.K)
+	fmt.Fprintf(&b, "%dx%d sampling=%d aligned=%v step=%d N=%d C=%d K=%d levels=", g.o.OutH, g.o.OutW, g.o.SamplingRatio, g.o.Aligned, g.o.step(), g.N, g.C, g.K)
 	for _, l := range g.levels {
 		fmt.Fprintf(&b, "[%dx%d scale=%v]", l.H, l.W, l.Scale)
 	}
@@ -173,7 +177,8 @@ func (op multiAlignOp) UsePreallocDo(prealloc G.Value, in ...G.Value) (G.Value, 
 	for l := range opts {
 		opts[l] = op.g.opts(l)
 	}
-	C, bins := op.g.C, op.g.o.OutH*op.g.o.OutW
+	oh, ow := op.g.o.OutSize()
+	C, bins := op.g.C, oh*ow
 	roiAlignItems(op.g.K, C,
 		func(k int, buf []alignSample) alignPlan {
 			lv := op.g.levels[levels[k]]
@@ -216,7 +221,7 @@ func (op multiAlignOp) SymDiff(in G.Nodes, output, grad *G.Node) (G.Nodes, error
 }
 
 // multiAlignGradOp computes the gradient of map level [N, C, Hl, Wl] from
-// rois [K, 5], levels [K] and the output gradient [K, C, OutH, OutW].
+// rois [K, 5], levels [K] and the output gradient [K, C, o.OutSize()].
 type multiAlignGradOp struct {
 	nn.HostOp
 	g     multiAlignGeom
