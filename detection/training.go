@@ -53,10 +53,16 @@ type TrainBuild struct {
 
 // NewTrainable builds a detector whose backbone convolutions are learnable
 // (Learnables lists them with the heads'), for Trainer. It returns an error
-// if cfg is not valid.
+// if cfg is not valid, or has Detectron2's predictor layout
+// (RoIHeadsConfig.BackgroundLast): the trainer's losses take torchvision's,
+// background first, to which checkpoint.ReadInit moves a Detectron2
+// file's predictor rows.
 func NewTrainable(cfg Config, o TrainBuild) (*FasterRCNN, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
+	}
+	if cfg.RoIHeads.BackgroundLast {
+		return nil, fmt.Errorf("detection: training %s: RoIHeads.BackgroundLast (Detectron2's predictor layout) is for inference; train with the background first (checkpoint.ReadInit converts a Detectron2 detector)", cfg.Arch)
 	}
 	prec, err := resolvePrecisionFor(o.Precision, true)
 	if err != nil {

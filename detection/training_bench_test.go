@@ -83,6 +83,36 @@ func BenchmarkTrainStepFPN(b *testing.B) {
 	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)
 }
 
+// BenchmarkTrainStepD2C4 times one fine-tuning iteration of Detectron2's
+// R50-C4 (the model zoo's faster_rcnn_R_50_C4 construction: stride in the
+// 1x1, ROIAlignV2, frozen BN, stem and res2 frozen, 80 classes, 512 RoIs
+// and 256 anchors per image) on one 1066x800 image with three boxes, in
+// fp32; BenchmarkTrainStepD2C4BF16 in bf16. Metrics as
+// BenchmarkTrainStepR101. No torch counterpart: it times our own changes
+// to the Detectron2 path (its res5 head reads every other pooled row and
+// column, ops.RoIAlignOpts.Step).
+func BenchmarkTrainStepD2C4(b *testing.B) { benchTrainStepD2C4(b, nn.PrecisionFP32) }
+
+func BenchmarkTrainStepD2C4BF16(b *testing.B) {
+	_, err := nn.PrecisionBF16.ResolveTraining()
+	testutil.BF16(b, err)
+	benchTrainStepD2C4(b, nn.PrecisionBF16)
+}
+
+func benchTrainStepD2C4(b *testing.B, p nn.Precision) {
+	cfg := Detectron2Config("r50-c4", DefaultClassNames(80))
+	cfg.RoIHeads.BackgroundLast = false // training's layout, as checkpoint.ReadInit gives it
+	m, err := NewTrainable(cfg, TrainBuild{Rng: rand.New(rand.NewSource(1)), FreezeAt: 2, Precision: p})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchScaleLastBN(b, m)
+	img := benchTrainImage(1066, 800, rand.New(rand.NewSource(2)),
+		[]box.Box{{X1: 80, Y1: 60, X2: 500, Y2: 520}, {X1: 600, Y1: 100, X2: 1000, Y2: 400}, {X1: 300, Y1: 450, X2: 700, Y2: 780}},
+		[]int{1, 18, 62})
+	benchTrainSteps(b, m, TrainerConfig{}, []TrainImage{img}, 1e-4)
+}
+
 // benchScaleLastBN sets every bottleneck's last BN scale (".bn3.weight") to
 // 0.1. Random weights with identity BN make activations grow ~sqrt(2) per
 // block, to non-finite losses; the small scale keeps them O(1) (the

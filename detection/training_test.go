@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand"
 	"slices"
+	"strings"
 	"testing"
 
 	"gorgonia.org/tensor"
@@ -232,4 +233,25 @@ func runStep(t *testing.T, tr *Trainer, batch []TrainImage) stepResult {
 		res.grads[p.(interface{ Name() string }).Name()] = append([]float32(nil), g.(tensor.Tensor).Data().([]float32)...)
 	}
 	return res
+}
+
+// TestNewTrainableBackgroundLast: Detectron2's predictor layout is refused
+// for training with an error naming the field (the losses would otherwise
+// fail at the first step, on the deltas' width); the same configuration
+// with the background first builds.
+func TestNewTrainableBackgroundLast(t *testing.T) {
+	cfg := Detectron2Config("r50-c4", DefaultClassNames(3))
+	cfg.ResNet.WidthPerGroup, cfg.ResNet.Res2OutChannels = 16, 64
+	if !cfg.RoIHeads.BackgroundLast {
+		t.Fatal("Detectron2Config: BackgroundLast false")
+	}
+	if _, err := NewTrainable(cfg, TrainBuild{Norm: backbone.FrozenBN}); err == nil || !strings.Contains(err.Error(), "BackgroundLast") {
+		t.Errorf("error %v, want one naming RoIHeads.BackgroundLast", err)
+	}
+	cfg.RoIHeads.BackgroundLast = false
+	m, err := NewTrainable(cfg, TrainBuild{Norm: backbone.FrozenBN})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
 }
