@@ -10,6 +10,7 @@ import (
 	"resdet/datasets/imageio"
 	"resdet/detection"
 	"resdet/internal/testutil"
+	"resdet/nn"
 )
 
 // BenchmarkDetectFPN times one image through torchvision's
@@ -27,7 +28,16 @@ import (
 // The torchvision side is checkpoint/testdata/bench_tv_fpn.py DIR;
 // scripts/bench_detect.py (make bench-detect) runs both and prints the
 // ratios.
-func BenchmarkDetectFPN(b *testing.B) {
+func BenchmarkDetectFPN(b *testing.B) { benchDetectFPN(b, nn.PrecisionFP32) }
+
+// BenchmarkDetectFPNBF16 is BenchmarkDetectFPN in bf16 (Options.Precision;
+// skipped on a CPU without bf16).
+func BenchmarkDetectFPNBF16(b *testing.B) {
+	testutil.BF16(b, nn.BF16Error())
+	benchDetectFPN(b, nn.PrecisionBF16)
+}
+
+func benchDetectFPN(b *testing.B, p nn.Precision) {
 	// go test calls a benchmark twice with -benchtime Nx (N = 1, then N):
 	// collect the first call's detector so that this one reuses its memory
 	// and the peak RSS is one detector's.
@@ -47,7 +57,7 @@ func BenchmarkDetectFPN(b *testing.B) {
 	}
 	cfg := detection.DefaultConfig(detection.ArchTVR50FPN, nil)
 	cfg.Transform.MinSize, cfg.Transform.MaxSize = ref.MinSize, ref.MaxSize
-	m, err := LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{})
+	m, err := LoadTorchvision(filepath.Join(dir, "model.pth"), cfg, detection.Options{Precision: p})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -121,6 +121,11 @@ type convGeom struct {
 	BlockedOut       bool // y, residual (and dy) in nChw<Block>c
 	Block            int  // channel block of the blocked layout (8 or 16); 0 if neither is blocked
 	ChainBF16        bool // the blocked tensors are bf16 acdb (ConvOpts.BlockedBF16), not f32 nChw<Block>c
+	// NHWC: x and y (and their gradients), where not blocked, are float32
+	// channels-last (acdb) instead of NCHW: a Linear's x [N, In] and y
+	// [N, Out] are [1, In, N, 1] and [1, Out, N, 1] in that layout
+	// (linearOp.conv).
+	NHWC bool
 }
 
 // newConvGeom checks x and w against o and computes the output shape.

@@ -373,14 +373,15 @@ typedef struct {
 	int blk_in, blk_out; // x (resp. y) is in the chain layout instead of f32 nchw
 	int blk;             // channel block of the f32 chain layout: 8 or 16
 	int act_bf16;        // the chain layout is bf16 acdb (nhwc) instead of f32 nChw<blk>c
+	int nhwc;            // activations not in the chain layout are f32 acdb (nhwc) instead of nchw
 } rd_conv_params;
 
-// rd_act_md describes a 4-D activation of dims d: f32 nchw, or (chained)
+// rd_act_md describes a 4-D activation of dims d: f32 nchw (nhwc if c->nhwc), or (chained)
 // the chain layout of c: f32 nChw<blk>c, or bf16 acdb for the values of a
 // bf16 chain. The gradients of a bf16 chain's values (diff) are f32
 // nChw<blk>c, as in an f32 chain.
 static int rd_act_md(dnnl_memory_desc_t *md, const dnnl_dim_t *d, int chained, int diff, const rd_conv_params *c) {
-	if (!chained) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nchw);
+	if (!chained) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, c->nhwc ? dnnl_acdb : dnnl_nchw);
 	if (c->act_bf16 && !diff) return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_bf16, dnnl_acdb);
 	return dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, c->blk == 8 ? dnnl_nChw8c : dnnl_nChw16c);
 }
@@ -817,6 +818,7 @@ func (d dnnlConv) params() C.rd_conv_params {
 	c.blk_out = convBool(g.BlockedOut)
 	c.blk = C.int(g.Block)
 	c.act_bf16 = convBool(g.ChainBF16)
+	c.nhwc = convBool(g.NHWC)
 	return c
 }
 

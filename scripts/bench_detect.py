@@ -12,6 +12,8 @@ time, so that the peak RSS is per case):
                         800/1333: the same weights and image on both sides).
                         torch: checkpoint/testdata/bench_tv_fpn.py; Go:
                         BenchmarkDetectFPN (checkpoint).
+  tv_r50_fpn_800x1333_bf16  the same, Go in bf16 (BenchmarkDetectFPNBF16; skipped on
+                        a CPU without bf16) beside torch's fp32 run.
   r101_c4_800x1333      our C4 construction (issue 6's: torchvision's FasterRCNN on
                         a ResNet-101 trunk with the res5 box head), 80 classes,
                         seeded random weights and a 1333x800 PNG written by
@@ -66,7 +68,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = "/usr/bin/python3"
 
-CASES = ["tv_r50_fpn_800x1333", "r101_c4_800x1333", "r101_c4_800x1333_bf16", "d2_r101_c4_800x1333", "d2_r101_c4_800x1333_bf16", "d2_r101_c4_800x1333_bf16_vs_bf16"]
+CASES = ["tv_r50_fpn_800x1333", "tv_r50_fpn_800x1333_bf16", "r101_c4_800x1333", "r101_c4_800x1333_bf16", "d2_r101_c4_800x1333", "d2_r101_c4_800x1333_bf16", "d2_r101_c4_800x1333_bf16_vs_bf16"]
 
 
 def go_bench(pkg, name, iters, threads, env_extra, flops=True):
@@ -133,13 +135,16 @@ C4_GEN = ["detection/testdata/gen_fasterrcnn.py", "--depth", "101", "--classes",
 
 
 def run_case(case, a, state):
-    if case == "tv_r50_fpn_800x1333":
+    if case.startswith("tv_r50_fpn_"):
         if "fpn" not in state:
             state["fpn"] = generated_dir(a.fpn_dir, "FPN", FPN_GEN)
         d = state["fpn"][0]
-        t = torch_script(["checkpoint/testdata/bench_tv_fpn.py", d, "--iters", str(a.iters),
-                          "--threads", str(a.threads)], a.torch_malloc)
-        g = go_bench("checkpoint", "BenchmarkDetectFPN", a.iters, a.threads, {"RESDET_TVFPN_DIR": d})
+        if "fpn torch" not in state:  # the bf16 case compares with the fp32 case's torch run
+            state["fpn torch"] = torch_script(["checkpoint/testdata/bench_tv_fpn.py", d, "--iters", str(a.iters),
+                                               "--threads", str(a.threads)], a.torch_malloc)
+        t = state["fpn torch"]
+        bench = "BenchmarkDetectFPNBF16" if case.endswith("_bf16") else "BenchmarkDetectFPN"
+        g = go_bench("checkpoint", bench, a.iters, a.threads, {"RESDET_TVFPN_DIR": d})
     elif case.startswith("r101_c4_"):
         if "c4" not in state:
             state["c4"] = generated_dir(a.c4_dir, "C4", C4_GEN)
