@@ -81,11 +81,7 @@ func TestRoIAlignStep(t *testing.T) {
 				}
 				r := rand.New(rand.NewSource(int64(tc.k)))
 				shape := []int{tc.n, tc.c, tc.h, tc.w}
-				feat := make([]float32, tc.n*tc.c*tc.h*tc.w)
-				for i := range feat {
-					feat[i] = float32(r.NormFloat64())
-				}
-				rois := randRoIs(r, tc.k, tc.n, 8*float32(tc.w), 8*float32(tc.h))
+				feat, rois := randRoIProblem(r, shape, tc.k, 0.125)
 				full := tc.o
 				full.Step = 0
 				s := tc.o.Step

@@ -144,6 +144,16 @@ func testRoIPoolParity(t *testing.T, cases map[string]testutil.FixtureCase) {
 
 // randRoIs returns k RoIs over an image of iw x ih pixels, some partly or
 // wholly outside and some degenerate, with batch indices below n.
+// randRoIProblem returns a standard normal feature map of shape [N, C, H,
+// W] and k RoIs (randRoIs) on the image it covers at scale.
+func randRoIProblem(r *rand.Rand, shape []int, k int, scale float32) (feat, rois []float32) {
+	feat = make([]float32, shape[0]*shape[1]*shape[2]*shape[3])
+	for i := range feat {
+		feat[i] = float32(r.NormFloat64())
+	}
+	return feat, randRoIs(r, k, shape[0], float32(shape[3])/scale, float32(shape[2])/scale)
+}
+
 func randRoIs(r *rand.Rand, k, n int, iw, ih float32) []float32 {
 	out := make([]float32, 0, 5*k)
 	for i := 0; i < k; i++ {
